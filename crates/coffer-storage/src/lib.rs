@@ -1,0 +1,107 @@
+//! Physical storage for Coffer.
+//!
+//! A [`Backend`] stores opaque byte values under string keys. It knows nothing
+//! of encryption: everything the core writes has already passed the barrier.
+//! Keys are `/`-separated paths, like Vault's physical storage.
+
+use async_trait::async_trait;
+
+pub mod memory;
+pub mod sqlite;
+
+pub use memory::MemoryBackend;
+pub use sqlite::SqliteBackend;
+
+/// Errors a storage backend can return.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The underlying database failed.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// The backend is closed or its worker has stopped.
+    #[error("storage backend is unavailable")]
+    Unavailable,
+}
+
+/// Result type of storage operations.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// One operation of an atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Write `value` under `key`, replacing what was there.
+    Put {
+        /// Storage key.
+        key: String,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Remove `key`; removing an absent key is not an error.
+    Delete {
+        /// Storage key.
+        key: String,
+    },
+}
+
+/// A key-value store with durable, atomic writes.
+///
+/// Every acknowledged write (a returned `Ok`) must survive a process kill and,
+/// as far as the backend can promise it, power loss.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Reads the value under `key`, or `None` when absent.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Writes `value` under `key`.
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
+        self.write_batch(vec![Op::Put {
+            key: key.to_string(),
+            value,
+        }])
+        .await
+    }
+
+    /// Deletes `key`; deleting an absent key succeeds.
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.write_batch(vec![Op::Delete {
+            key: key.to_string(),
+        }])
+        .await
+    }
+
+    /// Lists the direct children of `prefix`, Vault style: a key `prefix + "a"`
+    /// gives `"a"`, a key `prefix + "b/c"` gives `"b/"`. Sorted, without
+    /// duplicates. `prefix` is normally empty or ends in `/`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Returns every full key that starts with `prefix`, sorted.
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Applies all `ops` atomically and durably: either all are visible, or none.
+    async fn write_batch(&self, ops: Vec<Op>) -> Result<()>;
+}
+
+/// Derives the Vault-style directory listing of `prefix` from full keys.
+///
+/// Shared by backends that can only enumerate full keys.
+pub fn children_of<'a>(prefix: &str, keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for key in keys {
+        let Some(rest) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let child = match rest.find('/') {
+            Some(i) => &rest[..=i],
+            None => rest,
+        };
+        if out.last().map(String::as_str) != Some(child) {
+            out.push(child.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
