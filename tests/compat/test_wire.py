@@ -1,0 +1,336 @@
+"""Raw wire checks with `requests`: envelope, error shape and codes, methods, tokens, hostile input."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+from conftest import uid
+
+ENVELOPE = ("request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth", "mount_type")
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+
+
+def assert_error(r, code):
+    """Status is `code` and the body is Vault's {"errors": [...]}."""
+    assert r.status_code == code, (r.status_code, r.text[:500])
+    body = r.json()
+    assert isinstance(body.get("errors"), list), body
+
+
+def raw_http(addr: str, method: str, target: str, token: str | None, body: bytes | None = None, headers=None):
+    """Send a request with an exact, unnormalised target (for '..' and '//')."""
+    parts = urlsplit(addr)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    hdrs = dict(headers or {})
+    if token:
+        hdrs["X-Vault-Token"] = token
+    if body is not None:
+        hdrs.setdefault("Content-Type", "application/json")
+    conn.request(method, target, body=body, headers=hdrs)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+# --- envelope -------------------------------------------------------------------------------
+
+
+def test_read_envelope(raw):
+    path = uid()
+    assert raw("POST", f"secret/data/{path}", json={"data": {"k": "v"}}).status_code == 200
+    r = raw("GET", f"secret/data/{path}")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    body = r.json()
+    for key in ENVELOPE:
+        assert key in body, (key, body)
+    assert body["lease_id"] == ""
+    assert body["renewable"] is False
+    assert body["lease_duration"] == 0
+    assert body["wrap_info"] is None
+    assert body["auth"] is None
+    assert body["mount_type"] == "kv"
+    assert isinstance(body["request_id"], str) and body["request_id"]
+    assert body["data"]["data"] == {"k": "v"}
+
+
+def test_write_envelope_and_distinct_request_ids(raw):
+    path = uid()
+    r1 = raw("POST", f"secret/data/{path}", json={"data": {"k": "v"}})
+    r2 = raw("PUT", f"secret/data/{path}", json={"data": {"k": "w"}})  # PUT == POST
+    for r in (r1, r2):
+        assert r.status_code == 200, r.text
+        for key in ENVELOPE:
+            assert key in r.json(), key
+    assert r1.json()["request_id"] != r2.json()["request_id"]
+    assert r2.json()["data"]["version"] == 2
+
+
+def test_no_content_answers_have_no_body(raw):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"k": "v"}})
+    r = raw("DELETE", f"secret/data/{path}")
+    assert r.status_code == 204
+    assert r.content == b""
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+def test_missing_or_bad_token_is_403(raw):
+    path = uid()
+    assert_error(raw("GET", f"secret/data/{path}", token=None), 403)
+    assert_error(raw("GET", f"secret/data/{path}", token="not-a-real-token"), 403)
+    assert_error(raw("POST", f"secret/data/{path}", token="not-a-real-token", json={"data": {"a": "b"}}), 403)
+    assert_error(raw("LIST", "secret/metadata/", token=None), 403)
+
+
+def test_bearer_authorization_works_like_x_vault_token(raw, dev_server):
+    path = uid()
+    bearer = {"Authorization": f"Bearer {dev_server.token}"}
+    r = raw("POST", f"secret/data/{path}", token=None, headers=bearer, json={"data": {"via": "bearer"}})
+    assert r.status_code == 200, r.text
+    r = raw("GET", f"secret/data/{path}", token=None, headers=bearer)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["data"] == {"via": "bearer"}
+    bad = {"Authorization": "Bearer not-a-real-token"}
+    assert_error(raw("GET", f"secret/data/{path}", token=None, headers=bad), 403)
+
+
+# --- listing --------------------------------------------------------------------------------
+
+
+def test_list_method_and_get_list_true_agree(raw):
+    base = uid("dir")
+    for p in ("x", "y/z"):
+        raw("POST", f"secret/data/{base}/{p}", json={"data": {"a": "b"}})
+    r1 = raw("LIST", f"secret/metadata/{base}")
+    r2 = raw("GET", f"secret/metadata/{base}", params={"list": "true"})
+    r3 = raw("GET", f"secret/metadata/{base}/", params={"list": "true"})
+    for r in (r1, r2, r3):
+        assert r.status_code == 200, r.text
+        assert sorted(r.json()["data"]["keys"]) == ["x", "y/"]
+    assert_error(raw("LIST", f"secret/metadata/{uid('none')}"), 404)
+
+
+# --- PATCH (JSON merge patch) ---------------------------------------------------------------
+
+
+def test_merge_patch(raw):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1", "b": "2", "obj": {"x": 1, "y": 2}}})
+    patch = {"data": {"b": None, "c": "3", "obj": {"y": None, "z": 3}}}
+    r = raw("PATCH", f"secret/data/{path}", headers=MERGE_PATCH, data=json.dumps(patch))
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["version"] == 2
+    got = raw("GET", f"secret/data/{path}").json()["data"]["data"]
+    assert got == {"a": "1", "c": "3", "obj": {"x": 1, "z": 3}}
+
+
+def test_merge_patch_cas(raw):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1"}})
+    bad = {"options": {"cas": 7}, "data": {"a": "2"}}
+    assert_error(raw("PATCH", f"secret/data/{path}", headers=MERGE_PATCH, data=json.dumps(bad)), 400)
+    good = {"options": {"cas": 1}, "data": {"a": "2"}}
+    r = raw("PATCH", f"secret/data/{path}", headers=MERGE_PATCH, data=json.dumps(good))
+    assert r.status_code == 200, r.text
+
+
+def test_merge_patch_of_missing_secret_is_404(raw):
+    r = raw("PATCH", f"secret/data/{uid('missing')}", headers=MERGE_PATCH, data=json.dumps({"data": {"a": "1"}}))
+    assert_error(r, 404)
+
+
+def test_merge_patch_of_deleted_version_is_404(raw):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1"}})
+    raw("DELETE", f"secret/data/{path}")
+    r = raw("PATCH", f"secret/data/{path}", headers=MERGE_PATCH, data=json.dumps({"data": {"a": "2"}}))
+    assert_error(r, 404)
+
+
+def test_patch_needs_merge_patch_content_type(raw):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1"}})
+    r = raw("PATCH", f"secret/data/{path}", json={"data": {"a": "2"}})  # application/json
+    assert_error(r, 415)
+    assert raw("GET", f"secret/data/{path}").json()["data"]["data"] == {"a": "1"}
+
+
+def test_metadata_patch(raw):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1"}})
+    raw("POST", f"secret/metadata/{path}", json={"max_versions": 4, "custom_metadata": {"a": "1", "b": "2"}})
+    patch = {"custom_metadata": {"b": None, "c": "3"}}
+    r = raw("PATCH", f"secret/metadata/{path}", headers=MERGE_PATCH, data=json.dumps(patch))
+    assert r.status_code == 204, r.text
+    md = raw("GET", f"secret/metadata/{path}").json()["data"]
+    assert md["custom_metadata"] == {"a": "1", "c": "3"}
+    assert md["max_versions"] == 4
+
+
+def test_subkeys(raw):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1", "obj": {"x": "1", "y": {"z": "2"}}}})
+    r = raw("GET", f"secret/subkeys/{path}")
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["subkeys"] == {"a": None, "obj": {"x": None, "y": {"z": None}}}
+    assert data["metadata"]["version"] == 1
+    r = raw("GET", f"secret/subkeys/{path}", params={"depth": "1"})
+    assert r.json()["data"]["subkeys"] == {"a": None, "obj": None}
+    assert_error(raw("GET", f"secret/subkeys/{uid('missing')}"), 404)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def test_missing_is_404_with_errors(raw):
+    r = raw("GET", f"secret/data/{uid('missing')}")
+    assert r.status_code == 404
+    assert r.json()["errors"] == []
+    assert_error(raw("GET", f"{uid('nomount')}/anything"), 404)
+
+
+def test_malformed_json_is_400(raw):
+    path = uid()
+    for body in (b"{", b"{\"data\": {\"a\": }", b"not json", b"[1,2]", b"\"str\""):
+        r = raw("POST", f"secret/data/{path}", data=body, headers={"Content-Type": "application/json"})
+        assert_error(r, 400)
+    assert_error(raw("GET", f"secret/data/{path}"), 404)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": "not-an-object"},
+        {"data": ["a", "b"]},
+        {"data": {"a": "1"}, "options": {"cas": "not-a-number"}},
+        {"data": {"a": "1"}, "options": "nope"},
+    ],
+)
+def test_wrong_types_in_data_write_are_400(raw, body):
+    assert_error(raw("POST", f"secret/data/{uid()}", json=body), 400)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"max_versions": "many"},
+        {"cas_required": "perhaps"},
+        {"delete_version_after": "soon"},
+        {"custom_metadata": "flat"},
+    ],
+)
+def test_wrong_types_in_metadata_write_are_400(raw, body):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1"}})
+    assert_error(raw("POST", f"secret/metadata/{path}", json=body), 400)
+
+
+@pytest.mark.parametrize("body", [{"versions": ["x"]}, {"versions": {"a": 1}}, {}])
+def test_wrong_version_lists_are_400(raw, body):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1"}})
+    assert_error(raw("POST", f"secret/destroy/{path}", json=body), 400)
+
+
+def test_bad_version_query_is_400(raw):
+    path = uid()
+    raw("POST", f"secret/data/{path}", json={"data": {"a": "1"}})
+    assert_error(raw("GET", f"secret/data/{path}", params={"version": "abc"}), 400)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/secret/data/a/../b",
+        "/v1/secret/data/..",
+        "/v1/secret/data/%2e%2e/x",
+        "/v1/secret/../sys/mounts",
+        "/v1/secret/data/a//b",
+        "/v1/secret/data//a",
+    ],
+)
+def test_dot_dot_and_empty_segments_are_400(dev_server, target):
+    for method, body in (("GET", None), ("POST", json.dumps({"data": {"a": "b"}}).encode())):
+        status, data = raw_http(dev_server.addr, method, target, dev_server.token, body)
+        assert status == 400, (method, target, status, data[:300])
+        assert isinstance(json.loads(data)["errors"], list)
+
+
+def test_invalid_utf8_body_is_400(raw):
+    path = uid()
+    body = b'{"data": {"k": "\xff\xfe bad"}}'
+    r = raw("POST", f"secret/data/{path}", data=body, headers={"Content-Type": "application/json"})
+    assert_error(r, 400)
+    assert_error(raw("GET", f"secret/data/{path}"), 404)
+
+
+def test_invalid_utf8_path_is_400(dev_server):
+    for method in ("GET", "POST"):
+        body = json.dumps({"data": {"a": "b"}}).encode() if method == "POST" else None
+        status, data = raw_http(dev_server.addr, method, "/v1/secret/data/bad%FF%FEname", dev_server.token, body)
+        assert status == 400, (method, status, data[:300])
+        assert isinstance(json.loads(data)["errors"], list)
+
+
+def test_oversized_body_is_rejected(raw):
+    # Vault's default max_request_size is 32 MiB; send a little more.
+    big = b'{"data": {"k": "' + b"x" * (33 * 1024 * 1024) + b'"}}'
+    path = uid()
+    r = raw("POST", f"secret/data/{path}", data=big, headers={"Content-Type": "application/json"})
+    assert r.status_code in (400, 413), (r.status_code, r.text[:300])
+    assert isinstance(r.json()["errors"], list)
+    assert_error(raw("GET", f"secret/data/{path}"), 404)
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("DELETE", "sys/seal-status"),
+        ("POST", "sys/seal-status"),
+        ("DELETE", "sys/init"),
+        ("DELETE", "secret/config"),
+        ("LIST", "secret/config"),
+        ("DELETE", "sys/key-status"),
+    ],
+)
+def test_unsupported_method_is_405(raw, method, path):
+    assert_error(raw(method, path, json={} if method == "POST" else None), 405)
+
+
+def test_unknown_http_method_is_405(raw):
+    assert_error(raw("BREW", f"secret/data/{uid()}"), 405)
+
+
+@pytest.mark.parametrize(
+    "method,path,body,headers",
+    [
+        ("POST", "sys/init", b"\x00\x01garbage", {"Content-Type": "application/json"}),
+        ("PUT", "sys/unseal", b"{\"key\": 12}", {"Content-Type": "application/json"}),
+        ("POST", "sys/mounts/xx", b"{\"type\": 5}", {"Content-Type": "application/json"}),
+        ("POST", "sys/mounts/secret/tune", b"{\"max_lease_ttl\": \"forever\"}", {"Content-Type": "application/json"}),
+        ("POST", "secret/config", b"{\"max_versions\": {}}", {"Content-Type": "application/json"}),
+        ("POST", "secret/data/x", b"{\"data\": {}}" * 3, {"Content-Type": "application/json"}),
+        ("GET", "secret/data/x?version=-1", None, {}),
+        ("GET", "secret/data/x?version=99999999999999999999999", None, {}),
+        ("PATCH", "secret/data/x", b"[]", MERGE_PATCH),
+        ("POST", "secret/data/" + "a/" * 500 + "b", b"{\"data\": {}}", {"Content-Type": "application/json"}),
+    ],
+)
+def test_hostile_input_never_5xx(raw, method, path, body, headers):
+    r = raw(method, path, data=body, headers=headers)
+    assert r.status_code < 500, (method, path, r.status_code, r.text[:300])
+    if r.status_code >= 400:
+        assert isinstance(r.json().get("errors"), list), r.text[:300]
+
+
+def test_server_still_healthy_after_hostile_input(raw):
+    assert raw("GET", "sys/health", token=None).status_code == 200
