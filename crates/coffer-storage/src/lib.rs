@@ -105,3 +105,13 @@ pub fn children_of<'a>(prefix: &str, keys: impl IntoIterator<Item = &'a str>) ->
     out.dedup();
     out
 }
+
+/// The smallest key past every key under the directory `prefix + name + "/"`.
+///
+/// `'0'` is the byte right after `'/'`, so in byte order every key that starts
+/// with `prefix + name + "/"` sorts below the returned key and nothing between
+/// them has another prefix. Backends use it to skip a directory's contents
+/// when listing.
+pub(crate) fn dir_skip_key(prefix: &str, name: &str) -> String {
+    format!("{prefix}{name}0")
+}

@@ -1,0 +1,90 @@
+//! In-memory backend: a `BTreeMap` behind a lock.
+//!
+//! Used by `coffer server --dev` and by tests. Nothing survives the process,
+//! so the durability promise of [`Backend`] holds only for the process's life.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use crate::{dir_skip_key, Backend, Op, Result};
+
+/// A [`Backend`] that keeps everything in process memory.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    map: RwLock<BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryBackend {
+    /// Creates an empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.map.read().get(key).cloned())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let map = self.map.read();
+        let mut out = Vec::new();
+        // Walk the sorted keys, jumping over each directory's contents once
+        // its name has been seen.
+        let mut cursor = prefix.to_string();
+        loop {
+            let mut next_cursor = None;
+            for key in map
+                .range::<str, _>((Bound::Included(cursor.as_str()), Bound::Unbounded))
+                .map(|(k, _)| k)
+            {
+                let Some(rest) = key.strip_prefix(prefix) else {
+                    break;
+                };
+                match rest.find('/') {
+                    Some(i) => {
+                        out.push(rest[..=i].to_string());
+                        next_cursor = Some(dir_skip_key(prefix, &rest[..i]));
+                        break;
+                    }
+                    None if rest.is_empty() => {}
+                    None => out.push(rest.to_string()),
+                }
+            }
+            match next_cursor {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let map = self.map.read();
+        Ok(map
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    async fn write_batch(&self, ops: Vec<Op>) -> Result<()> {
+        let mut map = self.map.write();
+        for op in ops {
+            match op {
+                Op::Put { key, value } => {
+                    map.insert(key, value);
+                }
+                Op::Delete { key } => {
+                    map.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+}

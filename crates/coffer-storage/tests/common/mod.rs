@@ -1,0 +1,303 @@
+//! Conformance suite every [`Backend`] must pass.
+//!
+//! Each function takes a fresh, empty backend. `tests/conformance.rs` runs
+//! the whole suite against every backend of the crate; a new backend only
+//! needs one more `conformance!` line there.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use coffer_storage::{children_of, Backend, Op};
+
+fn put(key: &str, value: &[u8]) -> Op {
+    Op::Put {
+        key: key.to_string(),
+        value: value.to_vec(),
+    }
+}
+
+fn del(key: &str) -> Op {
+    Op::Delete {
+        key: key.to_string(),
+    }
+}
+
+async fn put_all<B: Backend>(b: &B, keys: &[&str]) {
+    for k in keys {
+        b.put(k, k.as_bytes().to_vec()).await.unwrap();
+    }
+}
+
+/// get/put/delete round trips, overwrite, empty values, absent keys.
+pub async fn get_put_delete<B: Backend>(b: B) {
+    assert_eq!(b.get("missing").await.unwrap(), None);
+    b.put("k", b"one".to_vec()).await.unwrap();
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"one"[..]));
+    b.put("k", b"two".to_vec()).await.unwrap();
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"two"[..]));
+
+    // An empty value is present, not absent.
+    b.put("empty", Vec::new()).await.unwrap();
+    assert_eq!(b.get("empty").await.unwrap(), Some(Vec::new()));
+
+    // Binary values come back byte for byte.
+    let bin: Vec<u8> = (0..=255u8).collect();
+    b.put("bin", bin.clone()).await.unwrap();
+    assert_eq!(b.get("bin").await.unwrap(), Some(bin));
+
+    b.delete("k").await.unwrap();
+    assert_eq!(b.get("k").await.unwrap(), None);
+    // Deleting an absent key succeeds.
+    b.delete("k").await.unwrap();
+    b.delete("never-existed").await.unwrap();
+    assert_eq!(b.get("empty").await.unwrap(), Some(Vec::new()));
+
+    // Keys are exact: no prefix or case folding.
+    b.put("Case", b"x".to_vec()).await.unwrap();
+    assert_eq!(b.get("case").await.unwrap(), None);
+    assert_eq!(b.get("Cas").await.unwrap(), None);
+}
+
+/// Vault-style listing: direct children, nested directories as `name/`.
+pub async fn list_children<B: Backend>(b: B) {
+    assert!(b.list("").await.unwrap().is_empty());
+    put_all(
+        &b,
+        &[
+            "a", "b/c", "b/d", "b/e/f", "b/e/g/h", "bb", "c/", "dir-1", "dir/x", "dir/y/z", "dir0",
+        ],
+    )
+    .await;
+    assert_eq!(
+        b.list("").await.unwrap(),
+        ["a", "b/", "bb", "c/", "dir-1", "dir/", "dir0"]
+    );
+    assert_eq!(b.list("b/").await.unwrap(), ["c", "d", "e/"]);
+    assert_eq!(b.list("b/e/").await.unwrap(), ["f", "g/"]);
+    assert_eq!(b.list("b/e/g/").await.unwrap(), ["h"]);
+    assert_eq!(b.list("dir/").await.unwrap(), ["x", "y/"]);
+    assert!(b.list("nope/").await.unwrap().is_empty());
+    // A key equal to the prefix is not its own child.
+    assert!(b.list("c/").await.unwrap().is_empty());
+    b.put("b/", b"self".to_vec()).await.unwrap();
+    assert_eq!(b.list("b/").await.unwrap(), ["c", "d", "e/"]);
+
+    // A directory disappears with its last key.
+    b.delete("b/e/f").await.unwrap();
+    b.delete("b/e/g/h").await.unwrap();
+    assert_eq!(b.list("b/").await.unwrap(), ["c", "d"]);
+    // A name can be both a leaf and a directory.
+    b.put("b/c/inner", b"x".to_vec()).await.unwrap();
+    assert_eq!(b.list("b/").await.unwrap(), ["c", "c/", "d"]);
+}
+
+/// Full-key prefix scans, including the empty prefix.
+pub async fn keys_with_prefix<B: Backend>(b: B) {
+    assert!(b.keys_with_prefix("").await.unwrap().is_empty());
+    put_all(&b, &["x/2", "x/1", "x/sub/3", "xy", "y", "x"]).await;
+    assert_eq!(
+        b.keys_with_prefix("").await.unwrap(),
+        ["x", "x/1", "x/2", "x/sub/3", "xy", "y"]
+    );
+    assert_eq!(
+        b.keys_with_prefix("x/").await.unwrap(),
+        ["x/1", "x/2", "x/sub/3"]
+    );
+    assert_eq!(
+        b.keys_with_prefix("x").await.unwrap(),
+        ["x", "x/1", "x/2", "x/sub/3", "xy"]
+    );
+    assert_eq!(b.keys_with_prefix("x/sub/3").await.unwrap(), ["x/sub/3"]);
+    assert!(b.keys_with_prefix("z").await.unwrap().is_empty());
+    assert!(b.keys_with_prefix("x/sub/3/").await.unwrap().is_empty());
+}
+
+/// A batch applies in order and as a whole.
+pub async fn write_batch<B: Backend>(b: B) {
+    b.put("old", b"1".to_vec()).await.unwrap();
+    b.write_batch(vec![
+        put("p/a", b"a"),
+        put("p/b", b"b"),
+        del("old"),
+        put("p/c", b"c1"),
+        del("p/c"),
+        del("p/d"),
+        put("p/d", b"d"),
+        put("p/a", b"a2"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(b.get("old").await.unwrap(), None);
+    assert_eq!(b.get("p/a").await.unwrap().as_deref(), Some(&b"a2"[..]));
+    assert_eq!(b.get("p/b").await.unwrap().as_deref(), Some(&b"b"[..]));
+    assert_eq!(b.get("p/c").await.unwrap(), None);
+    assert_eq!(b.get("p/d").await.unwrap().as_deref(), Some(&b"d"[..]));
+    assert_eq!(
+        b.keys_with_prefix("p/").await.unwrap(),
+        ["p/a", "p/b", "p/d"]
+    );
+    // An empty batch is a no-op.
+    b.write_batch(Vec::new()).await.unwrap();
+    assert_eq!(b.keys_with_prefix("").await.unwrap().len(), 3);
+}
+
+/// Non-ASCII keys: stored exactly, sorted by UTF-8 bytes, listed by segment.
+pub async fn unicode_keys<B: Backend>(b: B) {
+    let keys = [
+        "ключ/значение",
+        "ключ/вложенный/x",
+        "日本/語",
+        "emoji/🔑",
+        "é",
+        "e\u{301}",
+        "z",
+    ];
+    put_all(&b, &keys).await;
+    for k in keys {
+        assert_eq!(
+            b.get(k).await.unwrap().as_deref(),
+            Some(k.as_bytes()),
+            "{k}"
+        );
+    }
+    let mut sorted: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    sorted.sort();
+    assert_eq!(b.keys_with_prefix("").await.unwrap(), sorted);
+    assert_eq!(b.list("ключ/").await.unwrap(), ["вложенный/", "значение"]);
+    assert_eq!(b.list("emoji/").await.unwrap(), ["🔑"]);
+    // Composed and decomposed forms are distinct keys.
+    assert_eq!(b.get("é").await.unwrap().as_deref(), Some("é".as_bytes()));
+    assert_eq!(
+        b.list("").await.unwrap(),
+        ["emoji/", "e\u{301}", "z", "é", "ключ/", "日本/"]
+    );
+}
+
+/// Values of 1 MiB and more round-trip intact.
+pub async fn large_values<B: Backend>(b: B) {
+    for (i, len) in [1 << 20, (1 << 20) + 7, 4 << 20].into_iter().enumerate() {
+        let value: Vec<u8> = (0..len).map(|n| (n * 31 + i) as u8).collect();
+        let key = format!("big/{i}");
+        b.put(&key, value.clone()).await.unwrap();
+        assert_eq!(b.get(&key).await.unwrap(), Some(value));
+    }
+    assert_eq!(b.list("big/").await.unwrap(), ["0", "1", "2"]);
+}
+
+/// Many tasks write at once; every write is visible afterwards.
+pub async fn concurrent_writes<B: Backend>(b: B) {
+    const TASKS: usize = 32;
+    const PER_TASK: usize = 40;
+    let b = Arc::new(b);
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let b = Arc::clone(&b);
+        handles.push(tokio::spawn(async move {
+            for i in 0..PER_TASK {
+                let key = format!("c/{t:02}/{i:03}");
+                if i % 5 == 0 {
+                    b.write_batch(vec![
+                        put(&key, key.as_bytes()),
+                        put(&format!("{key}.b"), b"b"),
+                    ])
+                    .await
+                    .unwrap();
+                } else {
+                    b.put(&key, key.clone().into_bytes()).await.unwrap();
+                }
+                // A task sees its own acknowledged write at once.
+                assert_eq!(b.get(&key).await.unwrap().as_deref(), Some(key.as_bytes()));
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let keys = b.keys_with_prefix("c/").await.unwrap();
+    assert_eq!(keys.len(), TASKS * PER_TASK + TASKS * PER_TASK / 5);
+    for t in 0..TASKS {
+        for i in 0..PER_TASK {
+            let key = format!("c/{t:02}/{i:03}");
+            assert_eq!(b.get(&key).await.unwrap().as_deref(), Some(key.as_bytes()));
+        }
+    }
+    assert_eq!(b.list("c/").await.unwrap().len(), TASKS);
+}
+
+/// Readers running beside a writer never see half of a batch.
+pub async fn batches_are_atomic_to_readers<B: Backend>(b: B) {
+    const KEYS: usize = 10;
+    const ROUNDS: usize = 60;
+    let b = Arc::new(b);
+    let writer = {
+        let b = Arc::clone(&b);
+        tokio::spawn(async move {
+            for round in 0..ROUNDS {
+                let keys = (0..KEYS).map(|i| format!("atom/{i}"));
+                let ops = if round % 2 == 0 {
+                    keys.map(|k| put(&k, b"v")).collect()
+                } else {
+                    keys.map(|k| del(&k)).collect()
+                };
+                b.write_batch(ops).await.unwrap();
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() || reads < 50 {
+        let n = b.keys_with_prefix("atom/").await.unwrap().len();
+        assert!(n == 0 || n == KEYS, "saw {n} of {KEYS} keys of one batch");
+        reads += 1;
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    assert!(b.keys_with_prefix("atom/").await.unwrap().is_empty());
+}
+
+/// Applies `ops` (as batches) to the backend and to a model map, then checks
+/// every read operation against the model.
+pub async fn matches_model<B: Backend>(b: &B, batches: Vec<Vec<Op>>) {
+    let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for batch in batches {
+        for op in &batch {
+            match op {
+                Op::Put { key, value } => {
+                    model.insert(key.clone(), value.clone());
+                }
+                Op::Delete { key } => {
+                    model.remove(key);
+                }
+            }
+        }
+        b.write_batch(batch).await.unwrap();
+    }
+    let all: Vec<String> = model.keys().cloned().collect();
+    assert_eq!(b.keys_with_prefix("").await.unwrap(), all);
+    // Every prefix of every key, plus a few that match nothing.
+    let mut prefixes: Vec<String> = vec![String::new(), "zz/".into(), "/".into()];
+    for k in &all {
+        for (i, _) in k.char_indices() {
+            prefixes.push(k[..i].to_string());
+        }
+        prefixes.push(k.clone());
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    for p in &prefixes {
+        let expect: Vec<String> = all
+            .iter()
+            .filter(|k| k.starts_with(p.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(
+            b.keys_with_prefix(p).await.unwrap(),
+            expect,
+            "keys_with_prefix({p:?})"
+        );
+        let children = children_of(p, all.iter().map(String::as_str));
+        assert_eq!(b.list(p).await.unwrap(), children, "list({p:?})");
+        assert_eq!(b.get(p).await.unwrap(), model.get(p).cloned(), "get({p:?})");
+    }
+}

@@ -1,0 +1,70 @@
+//! Runs the conformance suite in `common` against every backend.
+
+mod common;
+
+use coffer_storage::{MemoryBackend, Op};
+use proptest::prelude::*;
+
+/// Generates one `#[tokio::test]` per suite function for a backend.
+/// `$make` evaluates to `(backend, guard)`; the guard lives as long as the test.
+macro_rules! conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            conformance!(@case $make; get_put_delete, list_children, keys_with_prefix,
+                write_batch, unicode_keys, large_values, concurrent_writes,
+                batches_are_atomic_to_readers);
+        }
+    };
+    (@case $make:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let (backend, _guard) = $make;
+                crate::common::$case(backend).await;
+            }
+        )*
+    };
+}
+
+conformance!(memory, (MemoryBackend::new(), ()));
+
+/// Keys built from a few segments, so that prefixes and directories collide often.
+fn key() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec!["a", "b", "ab", "a/", "b/", "/", "-", "0", "é", "日"]),
+        1..5,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (key(), prop::collection::vec(any::<u8>(), 0..8))
+            .prop_map(|(key, value)| Op::Put { key, value }),
+        1 => key().prop_map(|key| Op::Delete { key }),
+    ]
+}
+
+fn batches() -> impl Strategy<Value = Vec<Vec<Op>>> {
+    prop::collection::vec(prop::collection::vec(op(), 0..6), 1..8)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn memory_matches_model(batches in batches()) {
+        runtime().block_on(common::matches_model(&MemoryBackend::new(), batches));
+    }
+}
