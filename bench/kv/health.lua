@@ -1,0 +1,2 @@
+-- sys/health baseline (no token needed).
+dofile(os.getenv("BENCH_DIR") .. "/common.lua")
