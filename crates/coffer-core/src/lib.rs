@@ -1,1 +1,23 @@
-//! coffer-core
+//! Coffer's core: barrier, seal, router and mounts, tokens, engines.
+//!
+//! The core knows nothing of HTTP: it takes a [`Request`] and answers a
+//! [`Response`] or an [`Error`]; the HTTP layer translates Vault's wire
+//! format. Start reading at [`core::Core::handle`].
+
+pub mod barrier;
+pub mod core;
+pub mod engine;
+pub mod engines;
+pub mod error;
+pub mod mounts;
+pub mod policy;
+pub mod request;
+pub mod seal;
+mod sys;
+pub mod token;
+pub mod util;
+
+pub use crate::core::{Core, CoreConfig, InitResult};
+pub use error::{Error, Result};
+pub use request::{Operation, Request, Response};
+pub use sys::decode_key;

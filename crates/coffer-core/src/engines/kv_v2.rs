@@ -1,0 +1,702 @@
+//! KV version 2: versioned secrets with Vault's semantics.
+//!
+//! Storage layout inside the mount's view:
+//! - `config`: the mount-wide defaults (max_versions, cas_required, delete_version_after);
+//! - `metadata/<path>`: a [`KeyMetadata`] per secret (listing walks these);
+//! - `versions/<sha256(path)>/<n>`: the data of version `n`.
+//!
+//! A version's data and its metadata are written in one atomic batch, under a
+//! per-path lock, so readers never see one without the other.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tokio::sync::Mutex;
+
+use crate::barrier::{to_json, BarrierOp};
+use crate::engine::{Engine, EngineCtx};
+use crate::util::{format_duration, merge_patch, now, rfc3339, Params};
+use crate::{Error, Operation, Request, Response, Result};
+
+/// Versions kept when neither the key nor the mount sets a limit.
+const DEFAULT_MAX_VERSIONS: u64 = 10;
+/// Vault's limits on custom metadata.
+const MAX_CUSTOM_KEYS: usize = 64;
+const MAX_CUSTOM_KEY_LEN: usize = 128;
+const MAX_CUSTOM_VALUE_LEN: usize = 512;
+const LOCK_STRIPES: usize = 256;
+
+/// Mount-wide defaults (`config` endpoint).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KvConfig {
+    /// Versions kept per key (0: 10).
+    #[serde(default)]
+    pub max_versions: u64,
+    /// Whether every write must carry `cas`.
+    #[serde(default)]
+    pub cas_required: bool,
+    /// Seconds after which new versions are soft-deleted (0: never).
+    #[serde(default)]
+    pub delete_version_after: u64,
+}
+
+/// Metadata of one version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionMeta {
+    /// When the version was written.
+    pub created_time: DateTime<Utc>,
+    /// When it was (or will be) soft-deleted.
+    #[serde(default)]
+    pub deletion_time: Option<DateTime<Utc>>,
+    /// Whether its data was destroyed.
+    #[serde(default)]
+    pub destroyed: bool,
+}
+
+impl VersionMeta {
+    /// Whether the version reads as deleted at `at`.
+    fn is_deleted(&self, at: &DateTime<Utc>) -> bool {
+        self.deletion_time.is_some_and(|t| t <= *at)
+    }
+
+    fn to_json(&self, version: u64, custom: &Value) -> Value {
+        json!({
+            "created_time": rfc3339(&self.created_time),
+            "custom_metadata": custom,
+            "deletion_time": self.deletion_time.as_ref().map(rfc3339).unwrap_or_default(),
+            "destroyed": self.destroyed,
+            "version": version,
+        })
+    }
+}
+
+/// Metadata of one secret: its versions and settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyMetadata {
+    /// Versions still known, by number.
+    pub versions: BTreeMap<u64, VersionMeta>,
+    /// The latest version number (0 before the first write).
+    pub current_version: u64,
+    /// The oldest version kept, once pruning has happened (0 before).
+    pub oldest_version: u64,
+    /// When the metadata was created.
+    pub created_time: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_time: DateTime<Utc>,
+    /// Versions kept for this key (0: mount default).
+    pub max_versions: u64,
+    /// Whether writes to this key must carry `cas`.
+    pub cas_required: bool,
+    /// Seconds after which new versions are soft-deleted (0: mount default).
+    pub delete_version_after: u64,
+    /// User-supplied string pairs.
+    #[serde(default)]
+    pub custom_metadata: Option<BTreeMap<String, String>>,
+}
+
+impl KeyMetadata {
+    fn new(at: DateTime<Utc>) -> Self {
+        KeyMetadata {
+            versions: BTreeMap::new(),
+            current_version: 0,
+            oldest_version: 0,
+            created_time: at,
+            updated_time: at,
+            max_versions: 0,
+            cas_required: false,
+            delete_version_after: 0,
+            custom_metadata: None,
+        }
+    }
+
+    fn custom_json(&self) -> Value {
+        match &self.custom_metadata {
+            Some(m) => json!(m),
+            None => Value::Null,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let custom = self.custom_json();
+        let versions: Map<String, Value> = self
+            .versions
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    json!({
+                        "created_time": rfc3339(&v.created_time),
+                        "deletion_time": v.deletion_time.as_ref().map(rfc3339).unwrap_or_default(),
+                        "destroyed": v.destroyed,
+                    }),
+                )
+            })
+            .collect();
+        json!({
+            "cas_required": self.cas_required,
+            "created_time": rfc3339(&self.created_time),
+            "current_version": self.current_version,
+            "custom_metadata": custom,
+            "delete_version_after": format_duration(self.delete_version_after),
+            "max_versions": self.max_versions,
+            "oldest_version": self.oldest_version,
+            "updated_time": rfc3339(&self.updated_time),
+            "versions": versions,
+        })
+    }
+}
+
+/// The KV v2 engine of one mount.
+pub struct KvV2 {
+    locks: Vec<Mutex<()>>,
+}
+
+impl Default for KvV2 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn meta_key(path: &str) -> String {
+    format!("metadata/{path}")
+}
+
+fn version_key(path: &str, version: u64) -> String {
+    format!("{}{version}", version_prefix(path))
+}
+
+fn version_prefix(path: &str) -> String {
+    format!(
+        "versions/{}/",
+        coffer_crypto::hash::sha256_hex(path.as_bytes())
+    )
+}
+
+/// The sub-endpoints of a KV v2 mount.
+enum Endpoint<'a> {
+    Config,
+    Data(&'a str),
+    Metadata(&'a str),
+    Delete(&'a str),
+    Undelete(&'a str),
+    Destroy(&'a str),
+    Subkeys(&'a str),
+}
+
+fn parse_endpoint(path: &str) -> Result<Endpoint<'_>> {
+    if path == "config" {
+        return Ok(Endpoint::Config);
+    }
+    let (head, rest) = path.split_once('/').unwrap_or((path, ""));
+    let ep = match head {
+        "data" => Endpoint::Data(rest),
+        "metadata" => return Ok(Endpoint::Metadata(rest)),
+        "delete" => Endpoint::Delete(rest),
+        "undelete" => Endpoint::Undelete(rest),
+        "destroy" => Endpoint::Destroy(rest),
+        "subkeys" => Endpoint::Subkeys(rest),
+        _ => return Err(Error::NotFound),
+    };
+    if rest.is_empty() || rest.ends_with('/') {
+        return Err(Error::UnsupportedOperation);
+    }
+    Ok(ep)
+}
+
+impl KvV2 {
+    /// A new engine instance.
+    pub fn new() -> Self {
+        KvV2 {
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn lock_for(&self, path: &str) -> &Mutex<()> {
+        let h = coffer_crypto::hash::sha256(path.as_bytes());
+        &self.locks[usize::from(h[0]) % LOCK_STRIPES]
+    }
+
+    async fn config(ctx: &EngineCtx<'_>) -> Result<KvConfig> {
+        Ok(ctx.view.get_json("config").await?.unwrap_or_default())
+    }
+
+    async fn metadata(ctx: &EngineCtx<'_>, path: &str) -> Result<Option<KeyMetadata>> {
+        ctx.view.get_json(&meta_key(path)).await
+    }
+
+    async fn read_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        let p = Params(&req.data);
+        let meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
+        let version = match p.u64("version")? {
+            None | Some(0) => meta.current_version,
+            Some(v) => v,
+        };
+        let vmeta = meta.versions.get(&version).ok_or(Error::NotFound)?;
+        let meta_json = vmeta.to_json(version, &meta.custom_json());
+        if vmeta.destroyed || vmeta.is_deleted(&now()) {
+            return Ok(
+                Response::data(json!({"data": null, "metadata": meta_json})).with_status(404)
+            );
+        }
+        let data: Value = ctx
+            .view
+            .get_json(&version_key(path, version))
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok(Response::data(json!({"data": data, "metadata": meta_json})))
+    }
+
+    /// Writes `data` as a new version, after the check-and-set rules.
+    async fn write_version(
+        &self,
+        ctx: &EngineCtx<'_>,
+        path: &str,
+        meta: Option<KeyMetadata>,
+        data: &Value,
+        cas: Option<u64>,
+    ) -> Result<Response> {
+        let config = Self::config(ctx).await?;
+        let at = now();
+        let mut meta = meta.unwrap_or_else(|| KeyMetadata::new(at));
+        if (config.cas_required || meta.cas_required) && cas.is_none() {
+            return Err(Error::bad("check-and-set parameter required for this call"));
+        }
+        if let Some(cas) = cas {
+            if cas != meta.current_version {
+                return Err(Error::bad(
+                    "check-and-set parameter did not match the current version",
+                ));
+            }
+        }
+        let version = meta.current_version + 1;
+        let dva = if meta.delete_version_after > 0 {
+            meta.delete_version_after
+        } else {
+            config.delete_version_after
+        };
+        let vmeta = VersionMeta {
+            created_time: at,
+            deletion_time: (dva > 0)
+                .then(|| at + Duration::seconds(i64::try_from(dva).unwrap_or(i64::MAX / 2))),
+            destroyed: false,
+        };
+        meta.versions.insert(version, vmeta.clone());
+        meta.current_version = version;
+        meta.updated_time = at;
+        let mut ops = vec![BarrierOp::Put(version_key(path, version), to_json(data)?)];
+        let max = [meta.max_versions, config.max_versions, DEFAULT_MAX_VERSIONS]
+            .into_iter()
+            .find(|m| *m > 0)
+            .unwrap_or(DEFAULT_MAX_VERSIONS);
+        while meta.versions.len() as u64 > max {
+            if let Some((&old, _)) = meta.versions.iter().next() {
+                meta.versions.remove(&old);
+                ops.push(BarrierOp::Delete(version_key(path, old)));
+            }
+            meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
+        }
+        ops.push(BarrierOp::Put(meta_key(path), to_json(&meta)?));
+        ctx.view.write_batch(ops).await?;
+        Ok(Response::data(vmeta.to_json(version, &meta.custom_json())))
+    }
+
+    async fn put_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        let p = Params(&req.data);
+        let data = match req.data.get("data") {
+            Some(v @ Value::Object(_)) => v,
+            None | Some(Value::Null) => return Err(Error::bad("no data provided")),
+            Some(_) => return Err(Error::bad("data: expected a JSON object")),
+        };
+        let cas = match p.object("options")? {
+            Some(o) => Params(o).u64("cas")?,
+            None => None,
+        };
+        let _guard = self.lock_for(path).lock().await;
+        let meta = Self::metadata(ctx, path).await?;
+        self.write_version(ctx, path, meta, data, cas).await
+    }
+
+    async fn patch_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        let p = Params(&req.data);
+        let patch = match req.data.get("data") {
+            Some(v @ Value::Object(_)) => v,
+            None | Some(Value::Null) => return Err(Error::bad("no data provided")),
+            Some(_) => return Err(Error::bad("data: expected a JSON object")),
+        };
+        let cas = match p.object("options")? {
+            Some(o) => Params(o).u64("cas")?,
+            None => None,
+        };
+        let _guard = self.lock_for(path).lock().await;
+        let meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
+        let current = meta
+            .versions
+            .get(&meta.current_version)
+            .ok_or(Error::NotFound)?;
+        if current.destroyed || current.is_deleted(&now()) {
+            return Err(Error::NotFound);
+        }
+        let mut data: Value = ctx
+            .view
+            .get_json(&version_key(path, meta.current_version))
+            .await?
+            .ok_or(Error::NotFound)?;
+        merge_patch(&mut data, patch);
+        let result = self.write_version(ctx, path, Some(meta), &data, cas).await;
+        zeroize_value(&mut data);
+        result
+    }
+
+    async fn delete_latest(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Response> {
+        let _guard = self.lock_for(path).lock().await;
+        let Some(mut meta) = Self::metadata(ctx, path).await? else {
+            return Ok(Response::empty());
+        };
+        let at = now();
+        let current = meta.current_version;
+        if let Some(v) = meta.versions.get_mut(&current) {
+            if !v.destroyed && !v.is_deleted(&at) {
+                v.deletion_time = Some(at);
+                meta.updated_time = at;
+                ctx.view.put_json(&meta_key(path), &meta).await?;
+            }
+        }
+        Ok(Response::empty())
+    }
+
+    /// delete/, undelete/ and destroy/ with a `versions` list.
+    async fn change_versions(
+        &self,
+        ctx: &EngineCtx<'_>,
+        req: &Request,
+        path: &str,
+        action: VersionAction,
+    ) -> Result<Response> {
+        let versions = Params(&req.data)
+            .u64_list("versions")?
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::bad("no version number provided"))?;
+        let _guard = self.lock_for(path).lock().await;
+        let Some(mut meta) = Self::metadata(ctx, path).await? else {
+            return Ok(Response::empty());
+        };
+        let at = now();
+        let mut ops = Vec::new();
+        for n in versions {
+            let Some(v) = meta.versions.get_mut(&n) else {
+                continue;
+            };
+            match action {
+                VersionAction::Delete => {
+                    if !v.destroyed && !v.is_deleted(&at) {
+                        v.deletion_time = Some(at);
+                    }
+                }
+                VersionAction::Undelete => {
+                    if !v.destroyed {
+                        v.deletion_time = None;
+                    }
+                }
+                VersionAction::Destroy => {
+                    if !v.destroyed {
+                        v.destroyed = true;
+                        ops.push(BarrierOp::Delete(version_key(path, n)));
+                    }
+                }
+            }
+        }
+        meta.updated_time = at;
+        ops.push(BarrierOp::Put(meta_key(path), to_json(&meta)?));
+        ctx.view.write_batch(ops).await?;
+        Ok(Response::empty())
+    }
+
+    async fn read_subkeys(
+        &self,
+        ctx: &EngineCtx<'_>,
+        req: &Request,
+        path: &str,
+    ) -> Result<Response> {
+        let depth = Params(&req.data).u64("depth")?.unwrap_or(0);
+        let resp = self.read_data(ctx, req, path).await?;
+        if resp.status == Some(404) {
+            return Ok(resp);
+        }
+        let mut body = resp.data.unwrap_or(Value::Null);
+        let subkeys = subkeys_of(&body["data"], depth, 1);
+        zeroize_value(&mut body["data"]);
+        Ok(Response::data(json!({
+            "subkeys": subkeys,
+            "metadata": body["metadata"].take(),
+        })))
+    }
+
+    async fn write_metadata(
+        &self,
+        ctx: &EngineCtx<'_>,
+        req: &Request,
+        path: &str,
+        patch: bool,
+    ) -> Result<Response> {
+        let p = Params(&req.data);
+        let max_versions = p.u64("max_versions")?;
+        let cas_required = p.bool("cas_required")?;
+        let dva = p.duration("delete_version_after")?;
+        let custom = match req.data.get("custom_metadata") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::Object(m)) => Some(Some(m)),
+            Some(_) => return Err(Error::bad("custom_metadata: expected an object")),
+        };
+        let _guard = self.lock_for(path).lock().await;
+        let existing = Self::metadata(ctx, path).await?;
+        if patch && existing.is_none() {
+            return Err(Error::NotFound);
+        }
+        let at = now();
+        let mut meta = existing.unwrap_or_else(|| KeyMetadata::new(at));
+        if let Some(m) = max_versions {
+            meta.max_versions = m;
+        }
+        if let Some(c) = cas_required {
+            meta.cas_required = c;
+        }
+        if let Some(d) = dva {
+            meta.delete_version_after = d;
+        }
+        match custom {
+            None => {}
+            Some(None) => meta.custom_metadata = None,
+            Some(Some(m)) => {
+                let mut merged = if patch {
+                    meta.custom_metadata.clone().unwrap_or_default()
+                } else {
+                    BTreeMap::new()
+                };
+                for (k, v) in m {
+                    match v {
+                        Value::String(s) => {
+                            merged.insert(k.clone(), s.clone());
+                        }
+                        Value::Null if patch => {
+                            merged.remove(k);
+                        }
+                        _ => {
+                            return Err(Error::bad(format!(
+                                "custom_metadata: value of key {k:?} must be a string"
+                            )))
+                        }
+                    }
+                }
+                validate_custom(&merged)?;
+                meta.custom_metadata = Some(merged);
+            }
+        }
+        meta.updated_time = at;
+        ctx.view.put_json(&meta_key(path), &meta).await?;
+        Ok(Response::empty())
+    }
+
+    async fn delete_metadata(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Response> {
+        let _guard = self.lock_for(path).lock().await;
+        let mut ops: Vec<BarrierOp> = ctx
+            .view
+            .keys_with_prefix(&version_prefix(path))
+            .await?
+            .into_iter()
+            .map(BarrierOp::Delete)
+            .collect();
+        ops.push(BarrierOp::Delete(meta_key(path)));
+        ctx.view.write_batch(ops).await?;
+        Ok(Response::empty())
+    }
+
+    async fn config_endpoint(&self, ctx: &EngineCtx<'_>, req: &Request) -> Result<Response> {
+        match req.operation {
+            Operation::Read => {
+                let c = Self::config(ctx).await?;
+                Ok(Response::data(json!({
+                    "cas_required": c.cas_required,
+                    "delete_version_after": format_duration(c.delete_version_after),
+                    "max_versions": c.max_versions,
+                })))
+            }
+            Operation::Create | Operation::Update => {
+                let p = Params(&req.data);
+                let mut c = Self::config(ctx).await?;
+                if let Some(m) = p.u64("max_versions")? {
+                    c.max_versions = m;
+                }
+                if let Some(b) = p.bool("cas_required")? {
+                    c.cas_required = b;
+                }
+                if let Some(d) = p.duration("delete_version_after")? {
+                    c.delete_version_after = d;
+                }
+                ctx.view.put_json("config", &c).await?;
+                Ok(Response::empty())
+            }
+            _ => Err(Error::UnsupportedOperation),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum VersionAction {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+fn validate_custom(m: &BTreeMap<String, String>) -> Result<()> {
+    if m.len() > MAX_CUSTOM_KEYS {
+        return Err(Error::bad(format!(
+            "custom_metadata: at most {MAX_CUSTOM_KEYS} keys are allowed"
+        )));
+    }
+    for (k, v) in m {
+        if k.is_empty() || k.len() > MAX_CUSTOM_KEY_LEN {
+            return Err(Error::bad(format!(
+                "custom_metadata: keys must be 1 to {MAX_CUSTOM_KEY_LEN} bytes"
+            )));
+        }
+        if v.len() > MAX_CUSTOM_VALUE_LEN {
+            return Err(Error::bad(format!(
+                "custom_metadata: the value of key {k:?} exceeds {MAX_CUSTOM_VALUE_LEN} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The structure of `data` with every leaf replaced by null, to `depth` levels (0: all).
+fn subkeys_of(data: &Value, depth: u64, level: u64) -> Value {
+    match data {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let inner = if v.is_object() && (depth == 0 || level < depth) {
+                        subkeys_of(v, depth, level + 1)
+                    } else {
+                        Value::Null
+                    };
+                    (k.clone(), inner)
+                })
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+/// Overwrites the strings of a JSON value before it is dropped.
+fn zeroize_value(v: &mut Value) {
+    match v {
+        Value::String(s) => zeroize::Zeroize::zeroize(s),
+        Value::Array(a) => a.iter_mut().for_each(zeroize_value),
+        Value::Object(m) => m.values_mut().for_each(zeroize_value),
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl Engine for KvV2 {
+    async fn exists(
+        &self,
+        ctx: &EngineCtx<'_>,
+        _req: &Request,
+        path: &str,
+    ) -> Result<Option<bool>> {
+        match parse_endpoint(path) {
+            Ok(Endpoint::Data(p)) | Ok(Endpoint::Metadata(p)) if !p.is_empty() => {
+                Ok(Some(Self::metadata(ctx, p).await?.is_some()))
+            }
+            Ok(Endpoint::Config) => Ok(Some(true)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        use Operation::*;
+        let ep = parse_endpoint(path)?;
+        match (ep, req.operation) {
+            (Endpoint::Config, _) => self.config_endpoint(ctx, req).await,
+            (Endpoint::Data(p), Read) => self.read_data(ctx, req, p).await,
+            (Endpoint::Data(p), Create | Update) => self.put_data(ctx, req, p).await,
+            (Endpoint::Data(p), Patch) => self.patch_data(ctx, req, p).await,
+            (Endpoint::Data(p), Delete) => self.delete_latest(ctx, p).await,
+            (Endpoint::Metadata(p), List) => {
+                let dir = if p.is_empty() || p.ends_with('/') {
+                    p.to_string()
+                } else {
+                    format!("{p}/")
+                };
+                Response::list(ctx.view.list(&meta_key(&dir)).await?)
+            }
+            (Endpoint::Metadata(p), _) if p.is_empty() || p.ends_with('/') => {
+                Err(Error::UnsupportedOperation)
+            }
+            (Endpoint::Metadata(p), Read) => {
+                let meta = Self::metadata(ctx, p).await?.ok_or(Error::NotFound)?;
+                Ok(Response::data(meta.to_json()))
+            }
+            (Endpoint::Metadata(p), Create | Update) => {
+                self.write_metadata(ctx, req, p, false).await
+            }
+            (Endpoint::Metadata(p), Patch) => self.write_metadata(ctx, req, p, true).await,
+            (Endpoint::Metadata(p), Delete) => self.delete_metadata(ctx, p).await,
+            (Endpoint::Delete(p), Create | Update) => {
+                self.change_versions(ctx, req, p, VersionAction::Delete)
+                    .await
+            }
+            (Endpoint::Undelete(p), Create | Update) => {
+                self.change_versions(ctx, req, p, VersionAction::Undelete)
+                    .await
+            }
+            (Endpoint::Destroy(p), Create | Update) => {
+                self.change_versions(ctx, req, p, VersionAction::Destroy)
+                    .await
+            }
+            (Endpoint::Subkeys(p), Read) => self.read_subkeys(ctx, req, p).await,
+            _ => Err(Error::UnsupportedOperation),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subkeys_depth() {
+        let d = json!({"a": 1, "b": {"c": {"d": 2}}, "e": [1]});
+        assert_eq!(
+            subkeys_of(&d, 0, 1),
+            json!({"a": null, "b": {"c": {"d": null}}, "e": null})
+        );
+        assert_eq!(
+            subkeys_of(&d, 1, 1),
+            json!({"a": null, "b": null, "e": null})
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        assert!(matches!(
+            parse_endpoint("data/a/b"),
+            Ok(Endpoint::Data("a/b"))
+        ));
+        assert!(matches!(
+            parse_endpoint("metadata/"),
+            Ok(Endpoint::Metadata(""))
+        ));
+        assert!(matches!(parse_endpoint("config"), Ok(Endpoint::Config)));
+        assert!(matches!(parse_endpoint("nope/x"), Err(Error::NotFound)));
+        assert!(matches!(
+            parse_endpoint("data/"),
+            Err(Error::UnsupportedOperation)
+        ));
+    }
+}

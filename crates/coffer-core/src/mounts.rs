@@ -1,0 +1,195 @@
+//! The mount table and the router: which engine answers which path.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::barrier::View;
+use crate::engine::Engine;
+use crate::{Error, Result};
+
+/// Storage key of the mount table (behind the barrier).
+pub const MOUNT_TABLE_KEY: &str = "core/mounts";
+
+/// A mount's tunable settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountConfig {
+    /// Default lease TTL in seconds (0: system default).
+    #[serde(default)]
+    pub default_lease_ttl: u64,
+    /// Maximum lease TTL in seconds (0: system default).
+    #[serde(default)]
+    pub max_lease_ttl: u64,
+    /// Vault's flag, kept for compatibility.
+    #[serde(default)]
+    pub force_no_cache: bool,
+}
+
+/// One entry of the mount table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Mount path with a trailing slash, e.g. `secret/`.
+    pub path: String,
+    /// Engine type: `kv`, `system`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// The mount's accessor, e.g. `kv_1a2b3c4d`.
+    pub accessor: String,
+    /// Unique id; also names the mount's storage prefix.
+    pub uuid: String,
+    /// Tunables.
+    #[serde(default)]
+    pub config: MountConfig,
+    /// Engine options, e.g. `version = "2"` for KV.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Vault's replication flag, kept for compatibility.
+    #[serde(default)]
+    pub local: bool,
+    /// Vault's seal-wrap flag, kept for compatibility.
+    #[serde(default)]
+    pub seal_wrap: bool,
+}
+
+impl MountEntry {
+    /// A new entry with fresh uuid and accessor.
+    pub fn new(path: &str, kind: &str) -> Self {
+        let uuid = coffer_crypto::random::uuid();
+        MountEntry {
+            path: path.to_string(),
+            kind: kind.to_string(),
+            description: String::new(),
+            accessor: format!("{}_{}", kind.replace('-', "_"), &uuid[..8]),
+            uuid,
+            config: MountConfig::default(),
+            options: BTreeMap::new(),
+            local: false,
+            seal_wrap: false,
+        }
+    }
+
+    /// The entry as `GET sys/mounts` shows it.
+    pub fn to_json(&self) -> Value {
+        let options: Value = if self.options.is_empty() {
+            Value::Null
+        } else {
+            json!(self.options)
+        };
+        json!({
+            "accessor": self.accessor,
+            "config": {
+                "default_lease_ttl": self.config.default_lease_ttl,
+                "force_no_cache": self.config.force_no_cache,
+                "max_lease_ttl": self.config.max_lease_ttl,
+            },
+            "description": self.description,
+            "external_entropy_access": false,
+            "local": self.local,
+            "options": options,
+            "plugin_version": "",
+            "running_plugin_version": "",
+            "running_sha256": "",
+            "seal_wrap": self.seal_wrap,
+            "type": self.kind,
+            "uuid": self.uuid,
+        })
+    }
+
+    /// The storage prefix of the mount's data.
+    pub fn storage_prefix(&self) -> String {
+        format!("logical/{}/", self.uuid)
+    }
+}
+
+/// A mounted engine with its entry and storage view.
+#[derive(Clone)]
+pub struct Mounted {
+    /// The mount's entry.
+    pub entry: Arc<MountEntry>,
+    /// The engine.
+    pub engine: Arc<dyn Engine>,
+    /// The engine's storage.
+    pub view: View,
+}
+
+/// Routes paths to mounts by longest prefix.
+#[derive(Clone, Default)]
+pub struct Router {
+    /// Mounts sorted by path length, longest first.
+    mounts: Vec<Mounted>,
+}
+
+impl Router {
+    /// Adds a mount.
+    pub fn insert(&mut self, m: Mounted) {
+        self.mounts.retain(|x| x.entry.path != m.entry.path);
+        self.mounts.push(m);
+        self.mounts
+            .sort_by(|a, b| b.entry.path.len().cmp(&a.entry.path.len()));
+    }
+
+    /// Removes the mount at `path`.
+    pub fn remove(&mut self, path: &str) -> Option<Mounted> {
+        let i = self.mounts.iter().position(|m| m.entry.path == path)?;
+        Some(self.mounts.remove(i))
+    }
+
+    /// The mount answering `path`, and the path relative to it.
+    pub fn route<'a>(&self, path: &'a str) -> Option<(Mounted, &'a str)> {
+        for m in &self.mounts {
+            let mp = m.entry.path.as_str();
+            if let Some(rest) = path.strip_prefix(mp) {
+                return Some((m.clone(), rest));
+            }
+            if mp.strip_suffix('/') == Some(path) {
+                return Some((m.clone(), ""));
+            }
+        }
+        None
+    }
+
+    /// The mount at exactly `path`.
+    pub fn get(&self, path: &str) -> Option<&Mounted> {
+        self.mounts.iter().find(|m| m.entry.path == path)
+    }
+
+    /// All mounts.
+    pub fn entries(&self) -> impl Iterator<Item = &Mounted> {
+        self.mounts.iter()
+    }
+}
+
+/// Checks and normalises a mount path given by a user: no empty or `..`
+/// segments; returns it with one trailing slash.
+pub fn normalize_mount_path(path: &str) -> Result<String> {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty() {
+        return Err(Error::bad("mount path cannot be empty"));
+    }
+    if trimmed
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == ".." || seg == ".")
+    {
+        return Err(Error::bad(format!("invalid mount path {path:?}")));
+    }
+    Ok(format!("{trimmed}/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths() {
+        assert_eq!(normalize_mount_path("secret").unwrap(), "secret/");
+        assert_eq!(normalize_mount_path("/a/b/").unwrap(), "a/b/");
+        assert!(normalize_mount_path("").is_err());
+        assert!(normalize_mount_path("a//b").is_err());
+        assert!(normalize_mount_path("a/../b").is_err());
+    }
+}

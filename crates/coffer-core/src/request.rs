@@ -1,0 +1,151 @@
+//! The core's request and response, free of HTTP.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+/// What a request does, as Vault's logical operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// GET.
+    Read,
+    /// LIST, or GET with `list=true`.
+    List,
+    /// POST/PUT on a path that does not exist yet.
+    Create,
+    /// POST/PUT on an existing path (the transport sends `Update`; the core
+    /// turns it into `Create` when the engine says the path is new).
+    Update,
+    /// PATCH.
+    Patch,
+    /// DELETE.
+    Delete,
+}
+
+impl Operation {
+    /// Vault's lower-case name of the operation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::List => "list",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+        }
+    }
+
+    /// Whether the operation writes (create, update, patch).
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Operation::Create | Operation::Update | Operation::Patch
+        )
+    }
+}
+
+/// A request to the core.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Unique id, echoed as `request_id`.
+    pub id: String,
+    /// The operation.
+    pub operation: Operation,
+    /// The path below `/v1/`, without a leading slash. A trailing slash is kept.
+    pub path: String,
+    /// Request parameters: the JSON body, or for reads and lists the query string.
+    pub data: Map<String, Value>,
+    /// The client token, if one was sent.
+    pub token: Option<Zeroizing<String>>,
+    /// The client's address.
+    pub client_addr: Option<IpAddr>,
+}
+
+impl Request {
+    /// A request with a fresh id and no data or token.
+    pub fn new(operation: Operation, path: impl Into<String>) -> Self {
+        Request {
+            id: coffer_crypto::random::uuid(),
+            operation,
+            path: path.into(),
+            data: Map::new(),
+            token: None,
+            client_addr: None,
+        }
+    }
+
+    /// Sets the token.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Zeroizing::new(token.into()));
+        self
+    }
+
+    /// Sets the data.
+    pub fn with_data(mut self, data: Value) -> Self {
+        if let Value::Object(m) = data {
+            self.data = m;
+        }
+        self
+    }
+}
+
+/// A response from the core, mapped by the transport to Vault's envelope.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// Status code override; by default 200 with a body, 204 without.
+    pub status: Option<u16>,
+    /// The `data` of the envelope.
+    pub data: Option<Value>,
+    /// A body sent as is, without the envelope (sys/health, sys/init, ...).
+    pub raw: Option<Value>,
+    /// The `auth` block of a login or token creation.
+    pub auth: Option<Value>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Lease id of a leased secret.
+    pub lease_id: String,
+    /// Lease duration in seconds.
+    pub lease_duration: u64,
+    /// Whether the lease is renewable.
+    pub renewable: bool,
+    /// Type of the mount that answered.
+    pub mount_type: String,
+}
+
+impl Response {
+    /// A response carrying `data`.
+    pub fn data(data: Value) -> Self {
+        Response {
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    /// An empty response (204).
+    pub fn empty() -> Self {
+        Response::default()
+    }
+
+    /// A body sent without the envelope.
+    pub fn raw(body: Value) -> Self {
+        Response {
+            raw: Some(body),
+            ..Default::default()
+        }
+    }
+
+    /// Sets the status code.
+    pub fn with_status(mut self, code: u16) -> Self {
+        self.status = Some(code);
+        self
+    }
+
+    /// The answer to a LIST: `{"keys": [...]}`, or 404 when there are none.
+    pub fn list(keys: Vec<String>) -> crate::Result<Self> {
+        if keys.is_empty() {
+            return Err(crate::Error::NotFound);
+        }
+        Ok(Response::data(serde_json::json!({ "keys": keys })))
+    }
+}

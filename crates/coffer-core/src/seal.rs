@@ -1,0 +1,281 @@
+//! The seal: initialisation into Shamir key shares, unsealing, sealing.
+//!
+//! Two entries sit outside the barrier: the seal configuration (shares and
+//! threshold, plain JSON) and the keyring, encrypted with the root key. The
+//! root key exists only as Shamir shares held by operators, and in memory
+//! while the server is unsealed (for key rotation); it is zeroized on seal.
+
+use std::sync::Arc;
+
+use coffer_crypto::{shamir, Key, Keyring};
+use coffer_storage::Op;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::barrier::Barrier;
+use crate::{Error, Result};
+
+/// Storage key of the seal configuration (outside the barrier, plain).
+pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
+/// Storage key of the keyring (outside the barrier, sealed by the root key).
+pub const KEYRING_KEY: &str = "core/keyring";
+
+/// The persisted seal configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SealConfig {
+    /// Seal type; always "shamir".
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Number of key shares.
+    pub secret_shares: u32,
+    /// Shares needed to unseal.
+    pub secret_threshold: u32,
+}
+
+/// What an unseal submission led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UnsealProgress {
+    /// More shares are needed; `progress` held so far.
+    Pending {
+        /// Shares held.
+        progress: u32,
+    },
+    /// The barrier is now unsealed.
+    Unsealed,
+}
+
+struct State {
+    config: Option<SealConfig>,
+    parts: Vec<Zeroizing<Vec<u8>>>,
+    nonce: String,
+    root_key: Option<Key>,
+}
+
+/// Initialisation, unseal progress and the in-memory root key.
+pub struct Seal {
+    barrier: Arc<Barrier>,
+    state: Mutex<State>,
+}
+
+impl Seal {
+    /// A seal over `barrier`, reading no storage yet.
+    pub fn new(barrier: Arc<Barrier>) -> Self {
+        Seal {
+            barrier,
+            state: Mutex::new(State {
+                config: None,
+                parts: Vec::new(),
+                nonce: String::new(),
+                root_key: None,
+            }),
+        }
+    }
+
+    /// The seal configuration, or `None` when not initialised.
+    pub async fn config(&self) -> Result<Option<SealConfig>> {
+        if let Some(c) = self.state.lock().config.clone() {
+            return Ok(Some(c));
+        }
+        let raw = self.barrier.backend().get(SEAL_CONFIG_KEY).await?;
+        let config: Option<SealConfig> = match raw {
+            None => None,
+            Some(bytes) => Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Internal(format!("corrupt seal configuration: {e}")))?,
+            ),
+        };
+        if config.is_some() {
+            self.state.lock().config = config.clone();
+        }
+        Ok(config)
+    }
+
+    /// Unseal progress: (shares held, nonce of this attempt).
+    pub fn progress(&self) -> (u32, String) {
+        let s = self.state.lock();
+        (s.parts.len() as u32, s.nonce.clone())
+    }
+
+    /// Initialises: creates the root key and keyring, stores them, and
+    /// returns the key shares and the root key (to create the root token).
+    pub async fn initialize(
+        &self,
+        shares: u32,
+        threshold: u32,
+    ) -> Result<(Vec<Zeroizing<Vec<u8>>>, Key, Keyring)> {
+        shamir::validate(shares, threshold).map_err(|e| Error::bad(e.to_string()))?;
+        if self.config().await?.is_some() {
+            return Err(Error::bad("Vault is already initialized"));
+        }
+        let root = Key::generate();
+        let keyring = Keyring::new(crate::util::now().timestamp());
+        let sealed_keyring = root.seal(&keyring.to_bytes(), KEYRING_KEY.as_bytes());
+        let config = SealConfig {
+            kind: "shamir".into(),
+            secret_shares: shares,
+            secret_threshold: threshold,
+        };
+        let config_bytes = serde_json::to_vec(&config)
+            .map_err(|e| Error::Internal(format!("encode seal config: {e}")))?;
+        self.barrier
+            .backend()
+            .write_batch(vec![
+                Op::Put {
+                    key: KEYRING_KEY.into(),
+                    value: sealed_keyring,
+                },
+                Op::Put {
+                    key: SEAL_CONFIG_KEY.into(),
+                    value: config_bytes,
+                },
+            ])
+            .await?;
+        let parts = shamir::split(root.as_bytes(), shares, threshold)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.state.lock().config = Some(config);
+        Ok((parts, root, keyring))
+    }
+
+    /// Adds one key share; with enough shares, recovers the root key, opens
+    /// the keyring and unseals the barrier. A wrong combination resets progress.
+    pub async fn submit(&self, key: Zeroizing<Vec<u8>>) -> Result<UnsealProgress> {
+        let config = self
+            .config()
+            .await?
+            .ok_or_else(|| Error::bad("Vault is not initialized"))?;
+        if !self.barrier.is_sealed() {
+            return Ok(UnsealProgress::Unsealed);
+        }
+        let parts = {
+            let mut s = self.state.lock();
+            if s.parts.is_empty() {
+                s.nonce = coffer_crypto::random::uuid();
+            }
+            let dup = s
+                .parts
+                .iter()
+                .any(|p| coffer_crypto::hash::constant_time_eq(p, &key));
+            if !dup {
+                s.parts.push(key);
+            }
+            if (s.parts.len() as u32) < config.secret_threshold {
+                return Ok(UnsealProgress::Pending {
+                    progress: s.parts.len() as u32,
+                });
+            }
+            let parts = std::mem::take(&mut s.parts);
+            s.nonce.clear();
+            parts
+        };
+        let root_bytes = shamir::combine(&parts, config.secret_threshold)
+            .map_err(|_| Error::bad("unseal failed: invalid key shares"))?;
+        let root = Key::from_slice(&root_bytes)
+            .map_err(|_| Error::bad("unseal failed: invalid key shares"))?;
+        let keyring = self.open_keyring(&root).await?;
+        self.barrier.unseal(keyring);
+        self.state.lock().root_key = Some(root);
+        Ok(UnsealProgress::Unsealed)
+    }
+
+    /// Unseals directly with the root key (dev mode and initialisation).
+    pub async fn unseal_with_root(&self, root: Key) -> Result<()> {
+        let keyring = self.open_keyring(&root).await?;
+        self.barrier.unseal(keyring);
+        self.state.lock().root_key = Some(root);
+        Ok(())
+    }
+
+    async fn open_keyring(&self, root: &Key) -> Result<Keyring> {
+        let sealed = self
+            .barrier
+            .backend()
+            .get(KEYRING_KEY)
+            .await?
+            .ok_or_else(|| Error::Internal("keyring missing from storage".into()))?;
+        let plain = root
+            .open(&sealed, KEYRING_KEY.as_bytes())
+            .map_err(|_| Error::bad("unseal failed: invalid key shares"))?;
+        Keyring::from_bytes(&plain).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Discards unseal progress.
+    pub fn reset(&self) {
+        let mut s = self.state.lock();
+        s.parts.clear();
+        s.nonce.clear();
+    }
+
+    /// Seals: drops the root key and the keyring.
+    pub fn seal(&self) {
+        let mut s = self.state.lock();
+        s.root_key = None;
+        s.parts.clear();
+        s.nonce.clear();
+        self.barrier.seal();
+    }
+
+    /// Adds a keyring term and stores the keyring; returns the new term.
+    pub async fn rotate(&self) -> Result<u32> {
+        let root = self.state.lock().root_key.clone().ok_or(Error::Sealed)?;
+        let mut keyring = (*self.barrier.keyring()?).clone();
+        let term = keyring.rotate(crate::util::now().timestamp());
+        let sealed = root.seal(&keyring.to_bytes(), KEYRING_KEY.as_bytes());
+        self.barrier.backend().put(KEYRING_KEY, sealed).await?;
+        self.barrier.set_keyring(keyring);
+        Ok(term)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_storage::MemoryBackend;
+
+    #[tokio::test]
+    async fn init_unseal_seal_cycle() {
+        let barrier = Arc::new(Barrier::new(Arc::new(MemoryBackend::new())));
+        let seal = Seal::new(barrier.clone());
+        assert!(seal.config().await.unwrap().is_none());
+        let (parts, _, _) = seal.initialize(5, 3).await.unwrap();
+        assert_eq!(parts.len(), 5);
+        assert!(seal.initialize(5, 3).await.is_err());
+        assert!(barrier.is_sealed());
+        assert_eq!(
+            seal.submit(parts[4].clone()).await.unwrap(),
+            UnsealProgress::Pending { progress: 1 }
+        );
+        // The same share twice does not count twice.
+        assert_eq!(
+            seal.submit(parts[4].clone()).await.unwrap(),
+            UnsealProgress::Pending { progress: 1 }
+        );
+        seal.submit(parts[0].clone()).await.unwrap();
+        assert_eq!(
+            seal.submit(parts[2].clone()).await.unwrap(),
+            UnsealProgress::Unsealed
+        );
+        assert!(!barrier.is_sealed());
+        barrier.put("x", b"y").await.unwrap();
+        assert_eq!(seal.rotate().await.unwrap(), 2);
+        seal.seal();
+        assert!(barrier.is_sealed());
+        for p in &parts[1..4] {
+            seal.submit(p.clone()).await.unwrap();
+        }
+        assert!(!barrier.is_sealed());
+        assert_eq!(barrier.keyring().unwrap().active().term, 2);
+        assert_eq!(barrier.get("x").await.unwrap().unwrap().as_slice(), b"y");
+    }
+
+    #[tokio::test]
+    async fn wrong_shares_fail_and_reset() {
+        let barrier = Arc::new(Barrier::new(Arc::new(MemoryBackend::new())));
+        let seal = Seal::new(barrier.clone());
+        seal.initialize(3, 2).await.unwrap();
+        seal.submit(Zeroizing::new(vec![1u8; 33])).await.unwrap();
+        assert!(seal.submit(Zeroizing::new(vec![2u8; 33])).await.is_err());
+        assert_eq!(seal.progress().0, 0);
+        assert!(barrier.is_sealed());
+    }
+}

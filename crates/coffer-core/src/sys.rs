@@ -1,0 +1,397 @@
+//! The system backend: `sys/` endpoints for seal, health, mounts and keys.
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use crate::core::{Core, VERSION};
+use crate::mounts::{normalize_mount_path, MountEntry};
+use crate::token::TokenEntry;
+use crate::util::{now, rfc3339, Params};
+use crate::{Error, Operation, Request, Response, Result};
+
+/// Mount paths no engine may take.
+const RESERVED: [&str; 4] = ["sys/", "auth/", "cubbyhole/", "identity/"];
+/// The system-wide default and maximum lease TTL (32 days), as Vault's.
+const SYSTEM_TTL: u64 = 2_764_800;
+
+/// Answers the endpoints that need no token (and work while sealed).
+pub(crate) async fn handle_unauthenticated(core: &Core, req: &Request) -> Result<Option<Response>> {
+    let resp = match (req.path.as_str(), req.operation) {
+        ("sys/health", Operation::Read) => health(core, req).await?,
+        ("sys/seal-status", Operation::Read) => Response::raw(core.seal_status().await?),
+        ("sys/init", Operation::Read) => {
+            Response::raw(json!({"initialized": core.is_initialized().await?}))
+        }
+        ("sys/init", Operation::Create | Operation::Update) => init(core, req).await?,
+        ("sys/unseal", Operation::Create | Operation::Update) => unseal(core, req).await?,
+        ("sys/leader", Operation::Read) => {
+            if core.is_sealed() {
+                return Err(Error::Sealed);
+            }
+            Response::raw(json!({
+                "ha_enabled": false,
+                "is_self": false,
+                "active_time": "0001-01-01T00:00:00Z",
+                "leader_address": "",
+                "leader_cluster_address": "",
+                "performance_standby": false,
+                "performance_standby_last_remote_wal": 0,
+            }))
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(resp))
+}
+
+async fn health(core: &Core, req: &Request) -> Result<Response> {
+    let p = Params(&req.data);
+    let code = |name: &str, default: u16| -> Result<u16> {
+        match p.u64(name)? {
+            None => Ok(default),
+            Some(c) if (100..=599).contains(&c) => Ok(c as u16),
+            Some(_) => Err(Error::bad(format!("{name}: invalid status code"))),
+        }
+    };
+    let initialized = core.is_initialized().await?;
+    let sealed = core.is_sealed();
+    let status = if !initialized {
+        code("uninitcode", 501)?
+    } else if sealed {
+        code("sealedcode", 503)?
+    } else {
+        code("activecode", 200)?
+    };
+    let body = json!({
+        "initialized": initialized,
+        "sealed": sealed,
+        "standby": false,
+        "performance_standby": false,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": now().timestamp(),
+        "version": VERSION,
+        "cluster_name": core.config.cluster_name,
+        "cluster_id": core.cluster_id,
+    });
+    Ok(Response::raw(body).with_status(status))
+}
+
+async fn init(core: &Core, req: &Request) -> Result<Response> {
+    let p = Params(&req.data);
+    for unsupported in ["pgp_keys", "root_token_pgp_key"] {
+        if p.has(unsupported)
+            && !matches!(req.data.get(unsupported), Some(Value::Array(a)) if a.is_empty())
+            && req.data.get(unsupported) != Some(&json!(""))
+        {
+            return Err(Error::bad(format!("{unsupported} is not supported")));
+        }
+    }
+    let shares = p
+        .u64("secret_shares")?
+        .ok_or_else(|| Error::bad("secret_shares must be provided"))?;
+    let threshold = p
+        .u64("secret_threshold")?
+        .ok_or_else(|| Error::bad("secret_threshold must be provided"))?;
+    let shares = u32::try_from(shares).map_err(|_| Error::bad("shares must be less than 256"))?;
+    let threshold = u32::try_from(threshold).map_err(|_| Error::bad("invalid secret_threshold"))?;
+    let result = core.initialize(shares, threshold, None).await?;
+    let keys: Vec<String> = result
+        .keys
+        .iter()
+        .map(|k| hex::encode(k.as_slice()))
+        .collect();
+    let keys_b64: Vec<String> = result
+        .keys
+        .iter()
+        .map(|k| STANDARD.encode(k.as_slice()))
+        .collect();
+    tracing::info!(shares, threshold, "store initialised");
+    Ok(Response::raw(json!({
+        "keys": keys,
+        "keys_base64": keys_b64,
+        "root_token": result.root_token.as_str(),
+    })))
+}
+
+/// Decodes an unseal key given as hex or base64.
+pub fn decode_key(s: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let s = s.trim();
+    if let Ok(b) = hex::decode(s) {
+        return Some(Zeroizing::new(b));
+    }
+    STANDARD.decode(s).ok().map(Zeroizing::new)
+}
+
+async fn unseal(core: &Core, req: &Request) -> Result<Response> {
+    let p = Params(&req.data);
+    if p.bool("reset")?.unwrap_or(false) {
+        core.reset_unseal();
+        return Ok(Response::raw(core.seal_status().await?));
+    }
+    let key = p.str("key")?.filter(|k| !k.is_empty()).ok_or_else(|| {
+        Error::bad("'key' must be specified in request body as JSON, or 'reset' set to true")
+    })?;
+    if !core.is_initialized().await? {
+        return Err(Error::bad("Vault is not initialized"));
+    }
+    let key =
+        decode_key(key).ok_or_else(|| Error::bad("'key' must be a valid hex or base64 string"))?;
+    core.unseal(key).await?;
+    Ok(Response::raw(core.seal_status().await?))
+}
+
+/// Handles authenticated `sys/` requests; `rest` is the path below `sys/`.
+pub(crate) async fn handle(
+    core: &Core,
+    req: &Request,
+    rest: &str,
+    _token: &TokenEntry,
+) -> Result<Response> {
+    use Operation::*;
+    match (rest, req.operation) {
+        ("seal", Create | Update) => {
+            core.seal().await;
+            Ok(Response::empty())
+        }
+        ("rotate", Create | Update) => {
+            let term = core.seal.rotate().await?;
+            tracing::info!(term, "encryption key rotated");
+            Ok(Response::empty())
+        }
+        ("key-status", Read) => {
+            let keyring = core.barrier.keyring()?;
+            let active = keyring.active();
+            let installed = chrono::DateTime::from_timestamp(active.install_time, 0)
+                .map(|t| rfc3339(&t))
+                .unwrap_or_default();
+            Ok(Response::data(json!({
+                "term": active.term,
+                "install_time": installed,
+                "encryptions": Value::Null,
+            })))
+        }
+        ("mounts", Read) => list_mounts(core),
+        ("internal/ui/mounts", Read) => {
+            let mut secret = Map::new();
+            for m in core.router.read().entries() {
+                secret.insert(m.entry.path.clone(), m.entry.to_json());
+            }
+            Ok(Response::data(json!({"secret": secret, "auth": {}})))
+        }
+        _ => {
+            if let Some(path) = rest.strip_prefix("internal/ui/mounts/") {
+                return ui_mount(core, path);
+            }
+            if let Some(path) = rest.strip_prefix("mounts/") {
+                if let Some(mount) = path.strip_suffix("/tune") {
+                    return tune(core, req, mount).await;
+                }
+                return match req.operation {
+                    Create | Update => mount(core, req, path).await,
+                    Delete => unmount(core, path).await,
+                    Read => {
+                        let p = normalize_mount_path(path)?;
+                        let router = core.router.read();
+                        let m = router
+                            .get(&p)
+                            .ok_or_else(|| Error::bad(format!("No secret engine mount at {p}")))?;
+                        Ok(Response::data(m.entry.to_json()))
+                    }
+                    _ => Err(Error::UnsupportedOperation),
+                };
+            }
+            Err(Error::UnsupportedPath("unsupported path".into()))
+        }
+    }
+}
+
+fn system_mount_json() -> Value {
+    json!({
+        "accessor": "system_00000000",
+        "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0},
+        "description": "system endpoints used for control, policy and debugging",
+        "external_entropy_access": false,
+        "local": false,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": "",
+        "running_sha256": "",
+        "seal_wrap": true,
+        "type": "system",
+        "uuid": "00000000-0000-0000-0000-000000000000",
+    })
+}
+
+fn list_mounts(core: &Core) -> Result<Response> {
+    let mut all = Map::new();
+    for m in core.router.read().entries() {
+        all.insert(m.entry.path.clone(), m.entry.to_json());
+    }
+    all.insert("sys/".into(), system_mount_json());
+    let mut body = Value::Object(all.clone());
+    let mut resp = Response::data(Value::Object(all));
+    // Vault answers the table both at the top level and under `data`.
+    if let Value::Object(top) = &mut body {
+        top.insert("data".into(), resp.data.take().unwrap_or(Value::Null));
+        top.insert("request_id".into(), json!(coffer_crypto::random::uuid()));
+        top.insert("lease_id".into(), json!(""));
+        top.insert("renewable".into(), json!(false));
+        top.insert("lease_duration".into(), json!(0));
+        top.insert("wrap_info".into(), Value::Null);
+        top.insert("warnings".into(), Value::Null);
+        top.insert("auth".into(), Value::Null);
+    }
+    Ok(Response::raw(body))
+}
+
+fn ui_mount(core: &Core, path: &str) -> Result<Response> {
+    let router = core.router.read();
+    let full = if path.ends_with('/') {
+        path.to_string()
+    } else {
+        format!("{path}/")
+    };
+    let (m, _) = router
+        .route(&full)
+        .ok_or_else(|| Error::bad(format!("no mount found at {path}")))?;
+    let mut j = m.entry.to_json();
+    j["path"] = json!(m.entry.path);
+    Ok(Response::data(j))
+}
+
+async fn mount(core: &Core, req: &Request, path: &str) -> Result<Response> {
+    let path = normalize_mount_path(path)?;
+    if RESERVED.iter().any(|r| path.starts_with(r)) {
+        return Err(Error::bad(format!(
+            "cannot mount under reserved path {path:?}"
+        )));
+    }
+    let p = Params(&req.data);
+    let kind = p
+        .str("type")?
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::bad("type must be provided"))?;
+    let (kind, mut options) = match kind {
+        "kv-v2" => ("kv", [("version".to_string(), "2".to_string())].into()),
+        "kv-v1" => ("kv", [("version".to_string(), "1".to_string())].into()),
+        other => (other, std::collections::BTreeMap::new()),
+    };
+    if let Some(o) = p.object("options")? {
+        for (k, v) in o {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return Err(Error::bad(format!("options.{k}: expected a string"))),
+            };
+            if !(kind == "kv" && k == "version" && options.contains_key("version")) {
+                options.insert(k.clone(), v);
+            }
+        }
+    }
+    let mut entry = MountEntry::new(&path, kind);
+    entry.options = options;
+    entry.description = p.str("description")?.unwrap_or_default().to_string();
+    entry.local = p.bool("local")?.unwrap_or(false);
+    entry.seal_wrap = p.bool("seal_wrap")?.unwrap_or(false);
+    if let Some(c) = p.object("config")? {
+        let cp = Params(c);
+        entry.config.default_lease_ttl = cp.duration("default_lease_ttl")?.unwrap_or(0);
+        entry.config.max_lease_ttl = cp.duration("max_lease_ttl")?.unwrap_or(0);
+        entry.config.force_no_cache = cp.bool("force_no_cache")?.unwrap_or(false);
+    }
+    core.mount(entry).await?;
+    tracing::info!(path = %path, kind, "secrets engine mounted");
+    Ok(Response::empty())
+}
+
+async fn unmount(core: &Core, path: &str) -> Result<Response> {
+    let path = normalize_mount_path(path)?;
+    let _admin = core.admin.lock().await;
+    let mut router = core.router.read().clone();
+    let Some(removed) = router.remove(&path) else {
+        return Ok(Response::empty());
+    };
+    core.save_mounts(&router).await?;
+    *core.router.write() = router;
+    removed.view.delete_prefix("").await?;
+    tracing::info!(path = %path, "secrets engine unmounted");
+    Ok(Response::empty())
+}
+
+async fn tune(core: &Core, req: &Request, path: &str) -> Result<Response> {
+    let path = normalize_mount_path(path)?;
+    match req.operation {
+        Operation::Read => {
+            if path == "sys/" {
+                return Ok(Response::data(json!({
+                    "default_lease_ttl": SYSTEM_TTL, "max_lease_ttl": SYSTEM_TTL,
+                    "force_no_cache": false, "description": "system endpoints used for control, policy and debugging",
+                })));
+            }
+            let router = core.router.read();
+            let m = router
+                .get(&path)
+                .ok_or_else(|| Error::bad(format!("cannot fetch sysview for path {path:?}")))?;
+            let c = &m.entry.config;
+            let or_default = |v: u64| if v == 0 { SYSTEM_TTL } else { v };
+            Ok(Response::data(json!({
+                "default_lease_ttl": or_default(c.default_lease_ttl),
+                "max_lease_ttl": or_default(c.max_lease_ttl),
+                "force_no_cache": c.force_no_cache,
+                "description": m.entry.description,
+                "options": if m.entry.options.is_empty() { Value::Null } else { json!(m.entry.options) },
+            })))
+        }
+        Operation::Create | Operation::Update => {
+            let p = Params(&req.data);
+            let _admin = core.admin.lock().await;
+            let mut router = core.router.read().clone();
+            let current = router
+                .get(&path)
+                .ok_or_else(|| Error::bad(format!("cannot tune {path:?}: no mount there")))?;
+            let mut entry = (*current.entry).clone();
+            if let Some(d) = p.duration("default_lease_ttl")? {
+                entry.config.default_lease_ttl = d;
+            }
+            if let Some(d) = p.duration("max_lease_ttl")? {
+                entry.config.max_lease_ttl = d;
+            }
+            if entry.config.max_lease_ttl > 0
+                && entry.config.default_lease_ttl > entry.config.max_lease_ttl
+            {
+                return Err(Error::bad("default_lease_ttl cannot exceed max_lease_ttl"));
+            }
+            if let Some(d) = p.str("description")? {
+                entry.description = d.to_string();
+            }
+            if let Some(o) = p.object("options")? {
+                for (k, v) in o {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        _ => return Err(Error::bad(format!("options.{k}: expected a string"))),
+                    };
+                    if k == "version" && entry.kind == "kv" {
+                        let old = entry
+                            .options
+                            .get("version")
+                            .map(String::as_str)
+                            .unwrap_or("1");
+                        if v != old && !(old == "1" && v == "2") {
+                            return Err(Error::bad("cannot downgrade a kv mount's version"));
+                        }
+                    }
+                    entry.options.insert(k.clone(), v);
+                }
+            }
+            let mounted = core.mounted(entry)?;
+            router.insert(mounted);
+            core.save_mounts(&router).await?;
+            *core.router.write() = router;
+            Ok(Response::empty())
+        }
+        _ => Err(Error::UnsupportedOperation),
+    }
+}
