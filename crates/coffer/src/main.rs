@@ -6,7 +6,11 @@
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod argv;
+mod client;
 mod cmd;
+mod output;
+mod prompt;
 
 /// Coffer: secrets storage, access, rotation, audit and scanning.
 #[derive(Parser)]
@@ -38,7 +42,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = argv::parse();
     let result = match cli.command {
         Command::Server(a) => cmd::server::run(a),
         Command::Operator(a) => cmd::operator::run(a),

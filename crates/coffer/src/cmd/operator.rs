@@ -1,10 +1,239 @@
-//! Not written yet.
+//! `coffer operator`: init, unseal, seal, key-status and rotate, as
+//! `vault operator` does them over `sys/*`.
 
-/// Arguments.
+use anyhow::Context as _;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::client::{Client, ConnectArgs};
+use crate::output::{self, Format, FormatArgs};
+
+/// Arguments of `coffer operator`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    output: FormatArgs,
+    #[command(subcommand)]
+    command: Command,
+}
 
-/// Runs the command, returning the exit code.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("not implemented yet")
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Initialise the server: generate the root key, split it into unseal keys.
+    Init(InitArgs),
+    /// Provide one unseal key share (prompted without echo when omitted).
+    Unseal(UnsealArgs),
+    /// Seal the server (needs a root or sudo token).
+    Seal,
+    /// Show the current encryption key term and install time.
+    KeyStatus,
+    /// Rotate the encryption key used for new writes (needs sudo).
+    Rotate,
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Number of unseal key shares to create.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    key_shares: u32,
+    /// Number of shares needed to unseal.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    key_threshold: u32,
+    /// Only report whether the server is initialised (exit 0 yes, 2 no).
+    #[arg(long)]
+    status: bool,
+}
+
+#[derive(clap::Args)]
+struct UnsealArgs {
+    /// The unseal key share; read without echo (or from stdin) when omitted.
+    key: Option<String>,
+    /// Discard the shares provided so far.
+    #[arg(long, conflicts_with = "key")]
+    reset: bool,
+}
+
+/// Runs an operator subcommand, returning the exit code.
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let client = args.connect.client()?;
+    let format = args.output.format;
+    match args.command {
+        Command::Init(a) => init(&client, &a, format),
+        Command::Unseal(a) => unseal(&client, a, format),
+        Command::Seal => {
+            client
+                .request(Method::PUT, "sys/seal", None)?
+                .error_for_status()
+                .context("Error sealing")?;
+            println!("Success! Coffer is sealed.");
+            Ok(0)
+        }
+        Command::KeyStatus => {
+            let status = key_status(&client)?;
+            print!("{}", render_key_status(&status, format));
+            Ok(0)
+        }
+        Command::Rotate => {
+            client
+                .request(Method::PUT, "sys/rotate", None)?
+                .error_for_status()
+                .context("Error rotating key")?;
+            let status = key_status(&client)?;
+            if format == Format::Table {
+                println!("Success! Rotated key\n");
+            }
+            print!("{}", render_key_status(&status, format));
+            Ok(0)
+        }
+    }
+}
+
+/// `operator init`: POST sys/init, print the shares and the root token.
+fn init(client: &Client, a: &InitArgs, format: Format) -> anyhow::Result<i32> {
+    if a.status {
+        let resp = client
+            .request(Method::GET, "sys/init", None)?
+            .error_for_status()
+            .context("Error checking init status")?;
+        let initialized = resp
+            .body
+            .as_ref()
+            .and_then(|b| b.get("initialized"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if initialized {
+            println!("Coffer is initialized");
+            return Ok(0);
+        }
+        println!("Coffer is not initialized");
+        return Ok(2);
+    }
+    let body = json!({"secret_shares": a.key_shares, "secret_threshold": a.key_threshold});
+    let resp = client
+        .request(Method::PUT, "sys/init", Some(&body))?
+        .error_for_status()
+        .context("Error initializing")?;
+    let answer = resp.body.unwrap_or(Value::Null);
+    let strings = |k: &str| -> Vec<String> {
+        answer
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let b64 = strings("keys_base64");
+    let hex = strings("keys");
+    let root = answer
+        .get("root_token")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if format == Format::Json {
+        // The shape `vault operator init -format=json` prints.
+        let out = json!({
+            "unseal_keys_b64": b64,
+            "unseal_keys_hex": hex,
+            "unseal_shares": a.key_shares,
+            "unseal_threshold": a.key_threshold,
+            "recovery_keys_b64": [],
+            "recovery_keys_hex": [],
+            "recovery_keys_shares": 0,
+            "recovery_keys_threshold": 0,
+            "root_token": root,
+        });
+        print!("{}", output::json(&out));
+        return Ok(0);
+    }
+    let shown = if b64.is_empty() { &hex } else { &b64 };
+    for (i, key) in shown.iter().enumerate() {
+        println!("Unseal Key {}: {key}", i + 1);
+    }
+    println!("\nInitial Root Token: {root}\n");
+    println!(
+        "Coffer initialized with {} key shares and a key threshold of {}. Please\n\
+         securely distribute the key shares printed above. When Coffer is re-sealed,\n\
+         restarted, or stopped, you must supply at least {} of these keys to unseal it\n\
+         before it can start servicing requests.\n\n\
+         Coffer does not store the generated root key. Without at least {} keys to\n\
+         reconstruct the root key, Coffer will remain permanently sealed!",
+        a.key_shares, a.key_threshold, a.key_threshold, a.key_threshold
+    );
+    Ok(0)
+}
+
+/// `operator unseal`: POST sys/unseal with one share (or `reset`).
+fn unseal(client: &Client, a: UnsealArgs, format: Format) -> anyhow::Result<i32> {
+    let body = if a.reset {
+        json!({"reset": true})
+    } else {
+        let key = match a.key {
+            Some(k) => zeroize::Zeroizing::new(k),
+            None => crate::prompt::secret("Unseal Key (will be hidden): ")
+                .context("Error reading unseal key")?,
+        };
+        if key.is_empty() {
+            eprintln!("No unseal key provided");
+            return Ok(1);
+        }
+        json!({"key": key.as_str()})
+    };
+    let resp = client
+        .request(Method::PUT, "sys/unseal", Some(&body))?
+        .error_for_status()
+        .context("Error unsealing")?;
+    let status = resp.body.unwrap_or(Value::Null);
+    print!("{}", super::status::render_seal_status(&status, format));
+    Ok(0)
+}
+
+/// GET sys/key-status; accepts the fields at the top level or under `data`.
+fn key_status(client: &Client) -> anyhow::Result<Value> {
+    let resp = client
+        .request(Method::GET, "sys/key-status", None)?
+        .error_for_status()
+        .context("Error reading key status")?;
+    resp.body.context("empty answer from sys/key-status")
+}
+
+/// The key status as `vault operator key-status` prints it.
+fn render_key_status(body: &Value, format: Format) -> String {
+    if format == Format::Json {
+        return output::json(body);
+    }
+    let fields = body
+        .get("term")
+        .map(|_| body)
+        .or_else(|| body.get("data"))
+        .unwrap_or(body);
+    let mut rows = Vec::new();
+    for (key, label) in [
+        ("term", "Key Term"),
+        ("install_time", "Install Time"),
+        ("encryptions", "Encryption Count"),
+    ] {
+        if let Some(v) = fields.get(key).filter(|v| !v.is_null()) {
+            rows.push((label.to_owned(), output::value_text(v)));
+        }
+    }
+    output::table(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_status_reads_top_level_or_data() {
+        let top = json!({"term": 2, "install_time": "2026-01-01T00:00:00Z"});
+        let nested = json!({"data": {"term": 2, "install_time": "2026-01-01T00:00:00Z"}});
+        let want = "Key             Value\n---             -----\nKey Term        2\nInstall Time    2026-01-01T00:00:00Z\n";
+        assert_eq!(render_key_status(&top, Format::Table), want);
+        assert_eq!(render_key_status(&nested, Format::Table), want);
+    }
 }

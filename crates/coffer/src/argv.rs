@@ -1,0 +1,143 @@
+//! Command-line compatibility with `vault`: single-dash long flags and exit codes.
+//!
+//! `vault` uses Go's flag package, so its users write `-mount=secret`,
+//! `-format=json` or `-key-shares 3`. clap wants `--mount=secret`. Before
+//! parsing we rewrite a token `-name` or `-name=value` into `--name...` when
+//! `name` is a long flag of the command tree; anything else (short flags, a
+//! lone `-` for stdin, values that merely start with a dash, and every token
+//! after `--`) passes through untouched.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+
+use clap::{CommandFactory, FromArgMatches};
+
+/// Every long flag name (and alias) defined anywhere in the command tree.
+fn long_flag_names(cmd: &clap::Command, names: &mut HashSet<String>) {
+    for arg in cmd.get_arguments() {
+        if let Some(aliases) = arg.get_long_and_visible_aliases() {
+            names.extend(aliases.into_iter().map(str::to_owned));
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        long_flag_names(sub, names);
+    }
+}
+
+/// Rewrites Vault-style single-dash long flags to clap's double-dash form.
+///
+/// Only tokens starting with exactly one `-` followed by at least two
+/// characters whose name (the part before any `=`) is a known long flag are
+/// rewritten; everything after a bare `--` is left alone.
+pub fn normalize<I>(args: I, known: &HashSet<String>) -> Vec<OsString>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for arg in args {
+        if passthrough {
+            out.push(arg);
+            continue;
+        }
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if text == "--" {
+            passthrough = true;
+            out.push(arg);
+            continue;
+        }
+        let rewritten = text
+            .strip_prefix('-')
+            .filter(|rest| !rest.starts_with('-') && rest.chars().count() >= 2)
+            .filter(|rest| known.contains(rest.split('=').next().unwrap_or(rest)))
+            .map(|rest| OsString::from(format!("--{rest}")));
+        out.push(rewritten.unwrap_or(arg));
+    }
+    out
+}
+
+/// Parses the process arguments into `C`, accepting Vault-style flags.
+///
+/// Usage errors exit with code 1 as `vault` does (clap's default is 2, which
+/// `vault` reserves for errors from the server); `--help` and `--version`
+/// exit 0.
+pub fn parse<C: CommandFactory + FromArgMatches>() -> C {
+    let mut cmd = C::command();
+    let mut known = HashSet::new();
+    long_flag_names(&cmd, &mut known);
+    let args = normalize(std::env::args_os(), &known);
+    let parsed = cmd
+        .try_get_matches_from_mut(args)
+        .and_then(|mut m| C::from_arg_matches_mut(&mut m));
+    match parsed {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            // Printing can fail only if the terminal is gone; nothing to do then.
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        let known: HashSet<String> = ["mount", "format", "key-shares", "versions"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        normalize(args.iter().map(OsString::from), &known)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn rewrites_known_single_dash_long_flags() {
+        assert_eq!(
+            norm(&[
+                "coffer",
+                "kv",
+                "get",
+                "-mount=secret",
+                "-format",
+                "json",
+                "foo"
+            ]),
+            [
+                "coffer",
+                "kv",
+                "get",
+                "--mount=secret",
+                "--format",
+                "json",
+                "foo"
+            ]
+        );
+        assert_eq!(norm(&["-key-shares=3"]), ["--key-shares=3"]);
+        assert_eq!(norm(&["-versions=1,2"]), ["--versions=1,2"]);
+    }
+
+    #[test]
+    fn leaves_other_tokens_alone() {
+        // Short flags, a lone dash, unknown names, double-dash forms, values.
+        assert_eq!(
+            norm(&["-h", "-", "-vv", "--mount=x", "key=-mount", "-unknown=1"]),
+            ["-h", "-", "-vv", "--mount=x", "key=-mount", "-unknown=1"]
+        );
+    }
+
+    #[test]
+    fn stops_after_double_dash() {
+        assert_eq!(
+            norm(&["-mount=a", "--", "-mount=b", "-format"]),
+            ["--mount=a", "--", "-mount=b", "-format"]
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Shared helpers of the CLI integration tests: a real `coffer server --dev`
+//! on a free port, and a runner for the `coffer` binary pointed at it.
+
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Path of the binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_coffer");
+
+/// A unique, run-time generated string (for tokens and secret values).
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:x}{nanos:x}{n:x}", std::process::id())
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running dev server, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub addr: String,
+    /// The root token the server was started with.
+    pub token: String,
+    /// Empty home directory for the CLI (so no stray token file is read).
+    pub home: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `coffer server --dev` and waits until `sys/health` answers.
+    pub fn start() -> Server {
+        let port = free_port();
+        let token = unique("root");
+        let addr = format!("http://127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .args(["server", "--dev", "--dev-listen-address"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--dev-root-token-id", &token])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start coffer server --dev");
+        let mut server = Server {
+            child,
+            addr,
+            token,
+            home: tempfile::tempdir().unwrap(),
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&mut self) {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("{}/v1/sys/health", self.addr);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("coffer server --dev exited early: {status}");
+            }
+            if http.get(&url).send().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("coffer server --dev did not answer {url} within 60 s");
+    }
+
+    /// A `coffer` command aimed at this server with the root token.
+    pub fn cmd(&self) -> Command {
+        let mut c = cli(self.home.path());
+        c.env("COFFER_ADDR", &self.addr)
+            .env("COFFER_TOKEN", &self.token);
+        c
+    }
+
+    /// Runs `coffer <args>` against this server.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.cmd().args(args))
+    }
+
+    /// Runs `coffer <args>` with `stdin` fed to it.
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        Run::with_stdin(self.cmd().args(args), stdin)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `coffer` command with a clean environment: no inherited address,
+/// token, TLS or format settings, and `HOME` set to `home`.
+pub fn cli(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    for var in [
+        "COFFER_ADDR",
+        "VAULT_ADDR",
+        "COFFER_TOKEN",
+        "VAULT_TOKEN",
+        "COFFER_CACERT",
+        "VAULT_CACERT",
+        "COFFER_SKIP_VERIFY",
+        "VAULT_SKIP_VERIFY",
+        "COFFER_FORMAT",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("HOME", home);
+    c
+}
+
+/// The outcome of one CLI run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Runs a prepared command with empty stdin.
+    pub fn of(cmd: &mut Command) -> Run {
+        Run::from(cmd.stdin(Stdio::null()).output().unwrap())
+    }
+
+    /// Runs a prepared command with `stdin` as its input.
+    pub fn with_stdin(cmd: &mut Command, stdin: &str) -> Run {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts exit code 0 and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self
+    }
+
+    /// Asserts the exit code and returns self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
+        self
+    }
+
+    /// Standard output parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+}
