@@ -1,18 +1,169 @@
-//! SQLite backend (work in progress: the implementation lands in the next commit).
+//! SQLite backend: the embedded default.
+//!
+//! One file, WAL journal, `synchronous=FULL`, one `kv` table (`key TEXT
+//! PRIMARY KEY, value BLOB`, `WITHOUT ROWID`).
+//!
+//! * Writes go to a single writer thread that owns the only read-write
+//!   connection ([`writer`]). It drains everything queued, applies it in one
+//!   transaction with a savepoint per caller, commits once (one fsync) and
+//!   only then acknowledges each caller: group commit.
+//! * Reads run on tokio's blocking pool over a few read-only connections
+//!   ([`readers`]); WAL lets them proceed while the writer commits.
+//! * Dropping the backend lets the writer finish what is queued, then joins it.
 
-use std::path::Path;
+mod connection;
+mod readers;
+mod writer;
 
-use crate::{Result, StorageError};
+use std::fmt;
+use std::path::{Path, PathBuf};
 
-/// The embedded SQLite backend. Not implemented yet: `open` always fails.
-#[derive(Debug)]
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::{dir_skip_key, Backend, Op, Result, StorageError};
+use readers::Readers;
+use writer::Writer;
+
+/// Durable key-value storage in one SQLite database file.
 pub struct SqliteBackend {
-    _private: (),
+    path: PathBuf,
+    readers: Readers,
+    writer: Writer,
 }
 
 impl SqliteBackend {
-    /// Opens the database at `path`. Not implemented yet: always fails.
-    pub fn open(_path: impl AsRef<Path>) -> Result<Self> {
-        Err(StorageError::Unavailable)
+    /// Opens (creating if needed, with mode 0600) the database at `path`.
+    ///
+    /// The parent directory must exist. Blocks while it opens the file and
+    /// creates the schema, so call it at startup rather than per request.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let conn = connection::open_writer(&path)?;
+        let readers = Readers::open(&path, reader_count())?;
+        let writer = Writer::spawn(conn)?;
+        Ok(Self {
+            path,
+            readers,
+            writer,
+        })
     }
+
+    /// The database file this backend stores into.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many read-only connections to keep: a couple per core, within reason.
+fn reader_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() * 2)
+        .clamp(2, 8)
+}
+
+/// Maps a SQLite error to a storage error. SQLite messages carry no bound
+/// values, and callers add only the key as context.
+fn db_error(context: &str, err: rusqlite::Error) -> StorageError {
+    StorageError::Backend(format!("sqlite {context}: {err}"))
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = key.to_string();
+        self.readers
+            .run(move |conn| {
+                conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")
+                    .and_then(|mut stmt| stmt.query_row([&key], |row| row.get(0)).optional())
+                    .map_err(|e| db_error(&format!("get {key:?}"), e))
+            })
+            .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.to_string();
+        self.readers
+            .run(move |conn| {
+                list_children(conn, &prefix).map_err(|e| db_error(&format!("list {prefix:?}"), e))
+            })
+            .await
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.to_string();
+        self.readers
+            .run(move |conn| {
+                keys_from(conn, &prefix)
+                    .map_err(|e| db_error(&format!("keys_with_prefix {prefix:?}"), e))
+            })
+            .await
+    }
+
+    async fn write_batch(&self, ops: Vec<Op>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.writer.submit(ops).await
+    }
+}
+
+/// Every key starting with `prefix`, sorted (one range scan).
+fn keys_from(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT key FROM kv WHERE key >= ?1 ORDER BY key")?;
+    let mut rows = stmt.query([prefix])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push(key);
+    }
+    Ok(out)
+}
+
+/// The direct children of `prefix`, seeking past each directory's contents.
+///
+/// The queries share one read transaction, so the listing is a consistent
+/// snapshot even while batches commit.
+fn list_children(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
+    let snapshot = conn.unchecked_transaction()?;
+    let mut stmt = snapshot.prepare_cached("SELECT key FROM kv WHERE key >= ?1 ORDER BY key")?;
+    let mut out = Vec::new();
+    let mut cursor = prefix.to_string();
+    loop {
+        let mut rows = stmt.query([&cursor])?;
+        let mut next_cursor = None;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            let Some(rest) = key.strip_prefix(prefix) else {
+                break;
+            };
+            match rest.find('/') {
+                Some(i) => {
+                    out.push(rest[..=i].to_string());
+                    next_cursor = Some(dir_skip_key(prefix, &rest[..i]));
+                    break;
+                }
+                None if rest.is_empty() => {}
+                None => out.push(rest.to_string()),
+            }
+        }
+        match next_cursor {
+            Some(c) => cursor = c,
+            None => break,
+        }
+    }
+    drop(stmt);
+    snapshot.finish()?;
+    Ok(out)
 }

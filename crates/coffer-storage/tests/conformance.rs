@@ -2,7 +2,7 @@
 
 mod common;
 
-use coffer_storage::{MemoryBackend, Op};
+use coffer_storage::{MemoryBackend, Op, SqliteBackend};
 use proptest::prelude::*;
 
 /// Generates one `#[tokio::test]` per suite function for a backend.
@@ -30,6 +30,14 @@ macro_rules! conformance {
 }
 
 conformance!(memory, (MemoryBackend::new(), ()));
+conformance!(sqlite, sqlite_backend());
+
+/// A fresh SQLite backend in a temporary directory (the guard).
+fn sqlite_backend() -> (SqliteBackend, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SqliteBackend::open(dir.path().join("coffer.db")).unwrap();
+    (backend, dir)
+}
 
 /// Keys built from a few segments, so that prefixes and directories collide often.
 fn key() -> impl Strategy<Value = String> {
@@ -66,5 +74,11 @@ proptest! {
     #[test]
     fn memory_matches_model(batches in batches()) {
         runtime().block_on(common::matches_model(&MemoryBackend::new(), batches));
+    }
+
+    #[test]
+    fn sqlite_matches_model(batches in batches()) {
+        let (backend, _dir) = sqlite_backend();
+        runtime().block_on(common::matches_model(&backend, batches));
     }
 }

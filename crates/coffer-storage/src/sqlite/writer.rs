@@ -1,0 +1,213 @@
+//! The writer thread: group commit over the only read-write connection.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::db_error;
+use crate::{Op, Result, StorageError};
+
+/// Most caller batches folded into one transaction.
+const MAX_GROUP: usize = 1024;
+/// Stop adding batches to a group once it holds this many value bytes.
+const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
+
+const PUT_SQL: &str =
+    "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const DELETE_SQL: &str = "DELETE FROM kv WHERE key = ?1";
+
+/// One caller's batch and where to send its outcome.
+struct Request {
+    ops: Vec<Op>,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// Handle to the writer thread. Dropping it lets the thread finish every
+/// queued batch, then waits for it.
+pub(super) struct Writer {
+    queue: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread, which takes ownership of `conn`.
+    pub(super) fn spawn(conn: Connection) -> Result<Self> {
+        let (queue, incoming) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("coffer-sqlite-writer".into())
+            .spawn(move || run(conn, &incoming))
+            .map_err(|e| {
+                StorageError::Backend(format!("sqlite: cannot start writer thread: {e}"))
+            })?;
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `ops` and waits until they are committed (or have failed).
+    pub(super) async fn submit(&self, ops: Vec<Op>) -> Result<()> {
+        let (done, outcome) = oneshot::channel();
+        self.queue
+            .as_ref()
+            .ok_or(StorageError::Unavailable)?
+            .send(Request { ops, done })
+            .map_err(|_| StorageError::Unavailable)?;
+        outcome.await.map_err(|_| StorageError::Unavailable)?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop once it has drained it.
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("sqlite writer thread panicked");
+            }
+        }
+    }
+}
+
+/// The thread's loop: take everything queued, commit it as one group, answer.
+fn run(mut conn: Connection, incoming: &mpsc::Receiver<Request>) {
+    while let Ok(first) = incoming.recv() {
+        let mut bytes = value_bytes(&first.ops);
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            match incoming.try_recv() {
+                Ok(request) => {
+                    bytes += value_bytes(&request.ops);
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        let (batches, waiters): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|r| (r.ops, r.done)).unzip();
+        let outcomes = commit_group(&mut conn, &batches);
+        for (done, outcome) in waiters.into_iter().zip(outcomes) {
+            // The caller may have gone away; its write stands regardless.
+            let _ = done.send(outcome);
+        }
+    }
+}
+
+fn value_bytes(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+        })
+        .sum()
+}
+
+/// Applies every batch in one transaction, each inside its own savepoint so
+/// a failing batch is rolled back alone, and commits once. Returns one
+/// outcome per batch; if the commit itself fails, every batch fails.
+pub(super) fn commit_group(conn: &mut Connection, batches: &[Vec<Op>]) -> Vec<Result<()>> {
+    let attempt = (|| {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcomes: Vec<Result<()>> = batches
+            .iter()
+            .map(|ops| apply_batch(&mut tx, ops).map_err(|e| db_error("write", e)))
+            .collect();
+        tx.commit()?;
+        Ok(outcomes)
+    })();
+    attempt.unwrap_or_else(|e: rusqlite::Error| {
+        let message = db_error("commit", e).to_string();
+        batches
+            .iter()
+            .map(|_| Err(StorageError::Backend(message.clone())))
+            .collect()
+    })
+}
+
+/// Applies one caller's batch all-or-nothing inside `tx`.
+fn apply_batch(tx: &mut Transaction<'_>, ops: &[Op]) -> rusqlite::Result<()> {
+    let savepoint = tx.savepoint()?;
+    {
+        let mut put = savepoint.prepare_cached(PUT_SQL)?;
+        let mut delete = savepoint.prepare_cached(DELETE_SQL)?;
+        for op in ops {
+            match op {
+                Op::Put { key, value } => put.execute(rusqlite::params![key, value])?,
+                Op::Delete { key } => delete.execute([key])?,
+            };
+        }
+    }
+    // Dropping an uncommitted savepoint (on `?` above) rolls it back.
+    savepoint.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::connection::open_writer;
+
+    fn put(key: &str, value: &[u8]) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: value.to_vec(),
+        }
+    }
+
+    fn stored(conn: &Connection, key: &str) -> Option<Vec<u8>> {
+        use rusqlite::OptionalExtension;
+        conn.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .unwrap()
+    }
+
+    #[test]
+    fn failing_batch_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("w.db")).unwrap();
+        // Any insert of the key "poison" fails, like a constraint would.
+        conn.execute_batch(
+            "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.kv WHEN NEW.key = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned key'); END;",
+        )
+        .unwrap();
+        let marker = ["value", "marker", "7f3a"].join("-");
+        let outcomes = commit_group(
+            &mut conn,
+            &[
+                vec![put("a", b"1")],
+                vec![
+                    put("b", marker.as_bytes()),
+                    put("poison", marker.as_bytes()),
+                ],
+                vec![put("c", b"3"), Op::Delete { key: "a".into() }],
+            ],
+        );
+        assert!(outcomes[0].is_ok());
+        let err = outcomes[1].as_ref().unwrap_err().to_string();
+        assert!(err.contains("poisoned key"), "{err}");
+        assert!(!err.contains(&marker), "error leaks a value: {err}");
+        assert!(outcomes[2].is_ok());
+        assert_eq!(stored(&conn, "a"), None);
+        assert_eq!(stored(&conn, "b"), None, "half of the failed batch landed");
+        assert_eq!(stored(&conn, "c").as_deref(), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn failed_commit_fails_every_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut conn = open_writer(&path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_millis(50))
+            .unwrap();
+        // Another connection holds the write lock, so BEGIN IMMEDIATE times out.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let outcomes = commit_group(&mut conn, &[vec![put("a", b"1")], vec![put("b", b"2")]]);
+        assert_eq!(outcomes.len(), 2);
+        assert!(outcomes.iter().all(Result::is_err));
+        other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(stored(&conn, "a"), None);
+    }
+}
