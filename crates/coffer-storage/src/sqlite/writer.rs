@@ -110,10 +110,17 @@ fn value_bytes(ops: &[Op]) -> usize {
 pub(super) fn commit_group(conn: &mut Connection, batches: &[Vec<Op>]) -> Vec<Result<()>> {
     let attempt = (|| {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcomes: Vec<Result<()>> = batches
-            .iter()
-            .map(|ops| apply_batch(&mut tx, ops).map_err(|e| db_error("write", e)))
-            .collect();
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for ops in batches {
+            match apply_batch(&mut tx, ops) {
+                Ok(()) => outcomes.push(Ok(())),
+                // Some errors (I/O, disk full, RAISE(ROLLBACK)) make SQLite
+                // roll back the whole transaction; then nothing in this
+                // group stands, and later batches must not run in autocommit.
+                Err(e) if tx.is_autocommit() => return Err(e),
+                Err(e) => outcomes.push(Err(db_error("write", e))),
+            }
+        }
         tx.commit()?;
         Ok(outcomes)
     })();
@@ -192,6 +199,33 @@ mod tests {
         assert_eq!(stored(&conn, "a"), None);
         assert_eq!(stored(&conn, "b"), None, "half of the failed batch landed");
         assert_eq!(stored(&conn, "c").as_deref(), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn transaction_rolled_back_by_sqlite_fails_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("w.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TEMP TRIGGER doom BEFORE INSERT ON main.kv WHEN NEW.key = 'doom'
+             BEGIN SELECT RAISE(ROLLBACK, 'whole transaction rolled back'); END;",
+        )
+        .unwrap();
+        let outcomes = commit_group(
+            &mut conn,
+            &[
+                vec![put("a", b"1")],
+                vec![put("doom", b"2")],
+                vec![put("c", b"3")],
+            ],
+        );
+        assert_eq!(outcomes.len(), 3);
+        assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");
+        assert_eq!(stored(&conn, "a"), None);
+        assert_eq!(stored(&conn, "c"), None, "a later batch ran in autocommit");
+        assert!(conn.is_autocommit());
+        // The connection is usable afterwards.
+        assert!(commit_group(&mut conn, &[vec![put("d", b"4")]])[0].is_ok());
+        assert_eq!(stored(&conn, "d").as_deref(), Some(&b"4"[..]));
     }
 
     #[test]
