@@ -27,7 +27,9 @@ pub enum StorageError {
 pub type Result<T> = std::result::Result<T, StorageError>;
 
 /// One operation of an atomic batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output shows a value's length, never its bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Op {
     /// Write `value` under `key`, replacing what was there.
     Put {
@@ -41,6 +43,19 @@ pub enum Op {
         /// Storage key.
         key: String,
     },
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Put { key, value } => f
+                .debug_struct("Put")
+                .field("key", key)
+                .field("value", &format_args!("<{} bytes>", value.len()))
+                .finish(),
+            Op::Delete { key } => f.debug_struct("Delete").field("key", key).finish(),
+        }
+    }
 }
 
 /// A key-value store with durable, atomic writes.
@@ -114,4 +129,23 @@ pub fn children_of<'a>(prefix: &str, keys: impl IntoIterator<Item = &'a str>) ->
 /// when listing.
 pub(crate) fn dir_skip_key(prefix: &str, name: &str) -> String {
     format!("{prefix}{name}0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_debug_hides_values() {
+        let marker = ["hidden", "value", "91c2"].join("-");
+        let put = Op::Put {
+            key: "a/b".into(),
+            value: marker.clone().into_bytes(),
+        };
+        let shown = format!("{put:?}");
+        assert_eq!(shown, r#"Put { key: "a/b", value: <17 bytes> }"#);
+        assert!(!shown.contains(&marker));
+        let del = Op::Delete { key: "k".into() };
+        assert_eq!(format!("{del:?}"), r#"Delete { key: "k" }"#);
+    }
 }

@@ -39,6 +39,15 @@ fn missing_directory_is_a_clear_error() {
     );
 }
 
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coffer.db");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    let err = SqliteBackend::open(&path).unwrap_err().to_string();
+    assert!(err.contains("not a database"), "{err}");
+}
+
 #[tokio::test]
 async fn data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
