@@ -1,1 +1,11 @@
-//! coffer-http
+//! Coffer's HTTP layer: Vault's wire format over axum.
+//!
+//! Every `/v1/...` request becomes a core [`coffer_core::Request`]; the core's
+//! answer becomes Vault's JSON envelope or `{"errors": [...]}`. This crate
+//! owns transport concerns only: parsing and limits, TLS, graceful shutdown.
+
+pub mod listener;
+pub mod wire;
+
+pub use listener::{serve, ListenerConfig};
+pub use wire::{app, HttpLimits};

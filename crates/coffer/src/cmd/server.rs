@@ -1,10 +1,346 @@
-//! Not written yet.
+//! `coffer server`: a dev server (`--dev`) or a production one (`--config`).
 
-/// Arguments.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use coffer_core::{Core, CoreConfig};
+use coffer_http::{HttpLimits, ListenerConfig};
+use coffer_storage::{Backend, MemoryBackend, SqliteBackend};
+use serde::Deserialize;
+
+/// Arguments of `coffer server`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "Examples:\n  coffer server --dev\n  coffer server --config coffer.toml")]
+pub struct Args {
+    /// Start an unsealed dev server with KV v2 at secret/ (in memory unless --dev-storage).
+    #[arg(long)]
+    dev: bool,
+    /// Root token id of the dev server (default: generated).
+    #[arg(long, requires = "dev", value_name = "TOKEN")]
+    dev_root_token_id: Option<String>,
+    /// Address the dev server listens on.
+    #[arg(
+        long,
+        requires = "dev",
+        default_value = "127.0.0.1:8200",
+        value_name = "HOST:PORT"
+    )]
+    dev_listen_address: String,
+    /// Keep the dev server's data in this SQLite file instead of memory.
+    #[arg(long, requires = "dev", value_name = "PATH")]
+    dev_storage: Option<PathBuf>,
+    /// Server configuration file (TOML).
+    #[arg(long, conflicts_with = "dev", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info", env = "COFFER_LOG_LEVEL")]
+    log_level: String,
+}
 
-/// Runs the command, returning the exit code.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("not implemented yet")
+/// The server configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    storage: StorageSection,
+    listener: ListenerSection,
+    #[serde(default)]
+    seal: Option<SealSection>,
+    #[serde(default)]
+    cluster_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageSection {
+    sqlite: Option<SqliteSection>,
+    inmem: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqliteSection {
+    path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerSection {
+    tcp: TcpSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpSection {
+    address: String,
+    #[serde(default)]
+    tls_disable: bool,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    /// Largest request body in bytes.
+    max_request_size: Option<usize>,
+    /// Longest request handling time, as a duration ("90s").
+    max_request_duration: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealSection {
+    /// A file of unseal key shares (one per line) submitted at start.
+    unseal_keys_file: Option<PathBuf>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    init_logging(&args.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        if args.dev {
+            run_dev(args).await
+        } else if let Some(path) = args.config.clone() {
+            run_config(&path).await
+        } else {
+            bail!("either --dev or --config FILE is required (see coffer server --help)")
+        }
+    })?;
+    Ok(0)
+}
+
+fn init_logging(level: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn,rustls=warn"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse().with_context(|| {
+        format!("invalid listen address {s:?}: expected HOST:PORT, e.g. 127.0.0.1:8200")
+    })
+}
+
+async fn run_dev(args: Args) -> anyhow::Result<()> {
+    let address = parse_addr(&args.dev_listen_address)?;
+    let (backend, storage_type): (Arc<dyn Backend>, &str) = match &args.dev_storage {
+        Some(p) => (open_sqlite(p)?, "sqlite"),
+        None => (Arc::new(MemoryBackend::new()), "inmem"),
+    };
+    let core = Core::new(
+        backend,
+        CoreConfig {
+            storage_type: storage_type.into(),
+            ..Default::default()
+        },
+    );
+    let setup = core
+        .dev_setup(args.dev_root_token_id.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("dev setup failed: {e}"))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(coffer_http::serve(
+        core.clone(),
+        ListenerConfig {
+            address,
+            tls: None,
+            limits: HttpLimits::default(),
+        },
+        shutdown_signal(),
+        Some(tx),
+    ));
+    let bound = rx.await.unwrap_or(address);
+    println!("==> Coffer server started (dev mode)! Log data will stream in below:\n");
+    println!("    Api Address: http://{bound}");
+    println!("    Storage: {storage_type}");
+    match &setup {
+        Some((key, token)) => {
+            println!(
+                "    Unseal Key: {}",
+                base64::engine::general_purpose::STANDARD.encode(key.as_slice())
+            );
+            println!("    Root Token: {}", token.as_str());
+            println!(
+                "\nWARNING! dev mode is enabled! The server is unsealed, its root token and\n\
+                 unseal key are printed above, and (without --dev-storage) it keeps all data\n\
+                 in memory. Do not run a dev server in production.\n"
+            );
+            println!("    export COFFER_ADDR='http://{bound}'");
+        }
+        None => println!(
+            "    The dev storage was initialised before: the server is sealed.\n    \
+             Unseal it with the key printed at its first start (coffer operator unseal)."
+        ),
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    server.await.context("server task failed")??;
+    Ok(())
+}
+
+fn open_sqlite(path: &Path) -> anyhow::Result<Arc<dyn Backend>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating storage directory {}", dir.display()))?;
+    }
+    let backend = SqliteBackend::open(path)
+        .with_context(|| format!("opening SQLite storage {}", path.display()))?;
+    Ok(Arc::new(backend))
+}
+
+async fn run_config(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration {}", path.display()))?;
+    let config: ConfigFile = toml::from_str(&text)
+        .with_context(|| format!("invalid configuration {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let (backend, storage_type): (Arc<dyn Backend>, &str) =
+        match (&config.storage.sqlite, &config.storage.inmem) {
+            (Some(s), None) => (open_sqlite(&base.join(&s.path))?, "sqlite"),
+            (None, Some(_)) => (Arc::new(MemoryBackend::new()), "inmem"),
+            _ => {
+                bail!("configure exactly one storage backend: [storage.sqlite] or [storage.inmem]")
+            }
+        };
+    let tcp = &config.listener.tcp;
+    let tls = match (tcp.tls_disable, &tcp.tls_cert_file, &tcp.tls_key_file) {
+        (true, _, _) => None,
+        (false, Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+        (false, _, _) => {
+            bail!("listener.tcp: set tls_cert_file and tls_key_file, or tls_disable = true")
+        }
+    };
+    let mut limits = HttpLimits::default();
+    if let Some(n) = tcp.max_request_size {
+        limits.max_request_bytes = n;
+    }
+    if let Some(d) = &tcp.max_request_duration {
+        let secs = coffer_core::util::parse_duration(d).with_context(|| {
+            format!("listener.tcp.max_request_duration: invalid duration {d:?}")
+        })?;
+        limits.request_timeout = Duration::from_secs(secs.max(1));
+    }
+    let mut core_config = CoreConfig {
+        storage_type: storage_type.into(),
+        ..Default::default()
+    };
+    if let Some(name) = config.cluster_name {
+        core_config.cluster_name = name;
+    }
+    let core = Core::new(backend, core_config);
+    if let Some(file) = config
+        .seal
+        .as_ref()
+        .and_then(|s| s.unseal_keys_file.as_ref())
+    {
+        auto_unseal(&core, &base.join(file)).await?;
+    }
+    let address = parse_addr(&tcp.address)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(coffer_http::serve(
+        core.clone(),
+        ListenerConfig {
+            address,
+            tls,
+            limits,
+        },
+        shutdown_signal(),
+        Some(tx),
+    ));
+    if let Ok(bound) = rx.await {
+        println!("==> Coffer server started! Log data will stream in below:\n");
+        println!("    Api Address: {scheme}://{bound}");
+        println!("    Storage: {storage_type}");
+        println!(
+            "    Initialized: {}",
+            core.is_initialized().await.unwrap_or(false)
+        );
+        println!("    Sealed: {}", core.is_sealed());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    server.await.context("server task failed")??;
+    core.seal().await;
+    Ok(())
+}
+
+/// Submits the unseal key shares kept in `file` (one per line, hex or base64).
+///
+/// Trade-off: whoever can read this file and the storage can read every
+/// secret. It buys unattended restarts; keep the file on a separate, root-only
+/// volume, or leave it out and unseal by hand.
+async fn auto_unseal(core: &Core, file: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(file)
+            .with_context(|| format!("reading unseal keys file {}", file.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            bail!(
+                "unseal keys file {} is readable by group or others; chmod 600 it",
+                file.display()
+            );
+        }
+    }
+    if !core
+        .is_initialized()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        tracing::warn!("storage not initialised: the unseal keys file is not used until init");
+        return Ok(());
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file)
+            .with_context(|| format!("reading unseal keys file {}", file.display()))?,
+    );
+    for (i, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let key = coffer_core::decode_key(line)
+            .with_context(|| format!("unseal keys file line {}: not hex or base64", i + 1))?;
+        match core.unseal(key).await {
+            Ok(true) => {
+                tracing::info!("auto-unsealed from the unseal keys file");
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(e) => bail!("auto-unseal failed: {e}"),
+        }
+    }
+    tracing::warn!("the unseal keys file holds fewer shares than the threshold; still sealed");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received, draining requests");
 }

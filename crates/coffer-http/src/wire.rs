@@ -1,0 +1,339 @@
+//! Translation between HTTP and the core: Vault's paths, methods, tokens,
+//! envelope and error bodies.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::Router;
+use coffer_core::{Core, Error, Operation, Request, Response};
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest request body accepted, in bytes (Vault's default: 32 MiB).
+    pub max_request_bytes: usize,
+    /// Longest time the core may take to answer one request.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_request_bytes: 32 * 1024 * 1024,
+            request_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    core: Arc<Core>,
+    limits: HttpLimits,
+}
+
+/// The axum application answering Vault's API for `core`.
+pub fn app(core: Arc<Core>, limits: HttpLimits) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(AppState { core, limits })
+}
+
+/// An error answer in Vault's shape.
+fn error_response(status: u16, errors: Vec<String>) -> HttpResponse {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, axum::Json(json!({ "errors": errors }))).into_response()
+}
+
+fn core_error(e: Error) -> HttpResponse {
+    let status = e.status();
+    if status >= 500 && status != 503 {
+        tracing::error!(error = %e, "request failed");
+    }
+    let retry = match &e {
+        Error::RateLimited { retry_after, .. } => Some(*retry_after),
+        _ => None,
+    };
+    let mut resp = error_response(status, e.messages());
+    if let Some(secs) = retry {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+fn bad(msg: impl Into<String>) -> HttpResponse {
+    error_response(400, vec![msg.into()])
+}
+
+/// Decodes and checks the path below `/v1/`: valid UTF-8 after percent
+/// decoding, no `.` or `..` segments, no empty segments (a single trailing
+/// slash is kept: it matters for LIST).
+pub fn parse_path(raw: &str) -> Result<String, String> {
+    let rest = raw
+        .strip_prefix("/v1/")
+        .ok_or_else(|| "unsupported path: the API lives under /v1/".to_string())?;
+    let decoded = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| "invalid path: not valid UTF-8".to_string())?;
+    let body = decoded.strip_suffix('/').unwrap_or(&decoded);
+    if body.is_empty() {
+        return Err("missing path after /v1/".into());
+    }
+    for seg in body.split('/') {
+        if seg.is_empty() {
+            return Err("invalid path: empty path segment".into());
+        }
+        if seg == "." || seg == ".." {
+            return Err(format!("invalid path: {seg:?} segment"));
+        }
+        if seg.chars().any(|c| c.is_control()) {
+            return Err("invalid path: control character".into());
+        }
+    }
+    Ok(decoded.into_owned())
+}
+
+fn query_map(uri: &Uri) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some(q) = uri.query() {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            out.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+    }
+    out
+}
+
+fn token_of(headers: &HeaderMap) -> Option<Zeroizing<String>> {
+    if let Some(v) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() {
+            return Some(Zeroizing::new(v.to_string()));
+        }
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
+        return Some(Zeroizing::new(rest.trim().to_string()));
+    }
+    None
+}
+
+fn is_merge_patch(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/merge-patch+json")
+        })
+        .unwrap_or(false)
+}
+
+fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(bad(
+            "failed to parse JSON input: the body must be a JSON object",
+        )),
+        Err(e) => Err(bad(format!(
+            "failed to parse JSON input: {}",
+            e.classify_message()
+        ))),
+    }
+}
+
+/// A short description of a JSON error that never quotes the input.
+trait Classify {
+    fn classify_message(&self) -> String;
+}
+
+impl Classify for serde_json::Error {
+    fn classify_message(&self) -> String {
+        let what = match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "invalid data",
+            serde_json::error::Category::Eof => "unexpected end of input",
+        };
+        format!("{what} at line {} column {}", self.line(), self.column())
+    }
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResponse {
+    let path = match parse_path(uri.path()) {
+        Ok(p) => p,
+        Err(msg) if msg.starts_with("unsupported path") => return error_response(404, vec![msg]),
+        Err(msg) => return bad(msg),
+    };
+    let mut query = query_map(&uri);
+    let head = method == Method::HEAD;
+    let operation = match method.as_str() {
+        "GET" | "HEAD" => {
+            let list = query
+                .get("list")
+                .and_then(Value::as_str)
+                .is_some_and(|v| matches!(v, "true" | "1" | "t"));
+            if list {
+                query.remove("list");
+                Operation::List
+            } else {
+                Operation::Read
+            }
+        }
+        "LIST" => Operation::List,
+        "POST" | "PUT" => Operation::Update,
+        "PATCH" => Operation::Patch,
+        "DELETE" => Operation::Delete,
+        _ => return error_response(405, vec!["unsupported operation".into()]),
+    };
+    if operation == Operation::Patch && !is_merge_patch(&headers) {
+        return error_response(
+            415,
+            vec!["PATCH requires Content-Type application/merge-patch+json".into()],
+        );
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, state.limits.max_request_bytes).await {
+        Ok(b) => b,
+        Err(_) => return error_response(413, vec!["http: request body too large".into()]),
+    };
+    let mut data = if operation.is_write() {
+        match parse_body(&bytes) {
+            Ok(m) => m,
+            Err(resp) => return resp,
+        }
+    } else {
+        Map::new()
+    };
+    if matches!(
+        operation,
+        Operation::Read | Operation::List | Operation::Delete
+    ) {
+        data.extend(query);
+    }
+    let req = Request {
+        id: coffer_crypto_uuid(),
+        operation,
+        path: path.clone(),
+        data,
+        token: token_of(&headers),
+        client_addr: Some(peer.ip()),
+    };
+    let request_id = req.id.clone();
+    let result =
+        match tokio::time::timeout(state.limits.request_timeout, state.core.handle(req)).await {
+            Ok(r) => r,
+            Err(_) => return error_response(503, vec!["request timed out".into()]),
+        };
+    let resp = match result {
+        Ok(r) => render(r, request_id),
+        Err(e) => core_error(e),
+    };
+    tracing::debug!(method = %method, path = %path, status = resp.status().as_u16(), "request");
+    if head {
+        let (parts, _) = resp.into_parts();
+        return HttpResponse::from_parts(parts, Body::empty());
+    }
+    resp
+}
+
+fn coffer_crypto_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Renders a core response in Vault's envelope.
+fn render(r: Response, request_id: String) -> HttpResponse {
+    let status = |default: StatusCode| {
+        r.status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(default)
+    };
+    if let Some(raw) = &r.raw {
+        return (status(StatusCode::OK), axum::Json(raw)).into_response();
+    }
+    if r.data.is_none() && r.auth.is_none() && r.warnings.is_empty() {
+        return status(StatusCode::NO_CONTENT).into_response();
+    }
+    let code = status(StatusCode::OK);
+    let warnings = if r.warnings.is_empty() {
+        Value::Null
+    } else {
+        json!(r.warnings)
+    };
+    let body = json!({
+        "request_id": request_id,
+        "lease_id": r.lease_id,
+        "renewable": r.renewable,
+        "lease_duration": r.lease_duration,
+        "data": r.data,
+        "wrap_info": null,
+        "warnings": warnings,
+        "auth": r.auth,
+        "mount_type": r.mount_type,
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path("/v1/secret/data/a").unwrap(), "secret/data/a");
+        assert_eq!(
+            parse_path("/v1/secret/metadata/").unwrap(),
+            "secret/metadata/"
+        );
+        assert_eq!(
+            parse_path("/v1/secret/data/a%20b").unwrap(),
+            "secret/data/a b"
+        );
+        assert!(parse_path("/v1/secret//a").is_err());
+        assert!(parse_path("/v1/secret/../sys").is_err());
+        assert!(parse_path("/v1/secret/%2E%2E/x").is_err());
+        assert!(parse_path("/v1/a/%ff").is_err());
+        assert!(parse_path("/v1/").is_err());
+        assert!(parse_path("/v2/x").is_err());
+    }
+
+    #[test]
+    fn bodies() {
+        assert!(parse_body(b"").unwrap().is_empty());
+        assert!(parse_body(b"{\"a\":1}").is_ok());
+        assert!(parse_body(b"[1]").is_err());
+        assert!(parse_body(b"{bad").is_err());
+    }
+
+    #[test]
+    fn tokens() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(token_of(&h).unwrap().as_str(), "abc");
+        h.insert("x-vault-token", HeaderValue::from_static("xyz"));
+        assert_eq!(token_of(&h).unwrap().as_str(), "xyz");
+    }
+}
