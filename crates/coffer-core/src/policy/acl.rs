@@ -1,7 +1,7 @@
 //! The compiled ACL: a set of policies merged for fast evaluation.
 //!
 //! * Exact patterns live in a `HashMap` and win outright when they match.
-//! * Prefix patterns (`foo/*`, no `+`) live in a byte trie that yields the
+//! * Prefix patterns (`foo/*`, no `+`) live in a radix tree that yields the
 //!   longest matching prefix in one walk over the path.
 //! * `+` patterns are sorted from highest to lowest priority and indexed by
 //!   one literal segment each (the rarest among them), so a lookup only
@@ -21,6 +21,7 @@ use super::capability::{Capability, CapabilitySet, Operation};
 use super::params::{merge_param_map, ParamRules, ParamViolation};
 use super::parse::{PathRule, Policy};
 use super::pattern::{segment_count, Kind, Rank, SegmentShape};
+use super::radix::RadixTree;
 
 /// The merged permissions of one pattern.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,57 +79,8 @@ fn min_some(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// A byte trie answering "longest stored prefix of this path".
-#[derive(Debug, Default)]
-struct PrefixTrie {
-    nodes: Vec<TrieNode>,
-}
-
-#[derive(Debug, Default)]
-struct TrieNode {
-    /// Sorted by byte.
-    edges: Vec<(u8, u32)>,
-    value: Option<u32>,
-}
-
-impl PrefixTrie {
-    fn insert(&mut self, key: &[u8], value: u32) {
-        if self.nodes.is_empty() {
-            self.nodes.push(TrieNode::default());
-        }
-        let mut at = 0usize;
-        for &b in key {
-            at = match self.nodes[at].edges.binary_search_by_key(&b, |e| e.0) {
-                Ok(i) => self.nodes[at].edges[i].1 as usize,
-                Err(i) => {
-                    let next = self.nodes.len();
-                    self.nodes.push(TrieNode::default());
-                    self.nodes[at].edges.insert(i, (b, next as u32));
-                    next
-                }
-            };
-        }
-        self.nodes[at].value = Some(value);
-    }
-
-    fn longest(&self, path: &[u8]) -> Option<u32> {
-        let mut node = self.nodes.first()?;
-        let mut best = node.value;
-        for b in path {
-            match node.edges.binary_search_by_key(b, |e| e.0) {
-                Ok(i) => node = &self.nodes[node.edges[i].1 as usize],
-                Err(_) => break,
-            }
-            if node.value.is_some() {
-                best = node.value;
-            }
-        }
-        best
-    }
-}
-
 /// `+` patterns indexed by one literal segment each.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct SegmentIndex {
     /// Sorted from highest to lowest priority.
     rules: Vec<SegmentRule>,
@@ -214,7 +166,7 @@ impl SegmentIndex {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SegmentRule {
     /// The pattern without its trailing `*`.
     stem: String,
@@ -223,13 +175,13 @@ struct SegmentRule {
 }
 
 /// A token's effective permissions: its policies compiled together.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Acl {
     root: bool,
     exact: HashMap<String, Perms>,
-    /// Prefix stems and their permissions, indexed by the trie.
+    /// Prefix stems and their permissions, indexed by `prefix_tree`.
     prefixes: Vec<(String, Perms)>,
-    prefix_trie: PrefixTrie,
+    prefix_tree: RadixTree,
     segments: SegmentIndex,
 }
 
@@ -350,7 +302,7 @@ impl Acl {
         }
         for stem in prefix_order {
             if let Some(perms) = prefix_perms.remove(stem) {
-                acl.prefix_trie
+                acl.prefix_tree
                     .insert(stem.as_bytes(), acl.prefixes.len() as u32);
                 acl.prefixes.push((stem.to_string(), perms));
             }
@@ -491,8 +443,8 @@ impl Acl {
     /// The best wildcard match: longest prefix vs. first matching `+` rule.
     fn non_exact(&self, path: &str) -> Option<&Perms> {
         let prefix = self
-            .prefix_trie
-            .longest(path.as_bytes())
+            .prefix_tree
+            .longest_prefix(path.as_bytes())
             .and_then(|i| self.prefixes.get(i as usize));
         match (prefix, self.segments.best(path)) {
             (Some((stem, p)), Some(s)) => {

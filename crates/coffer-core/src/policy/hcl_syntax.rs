@@ -157,11 +157,17 @@ fn node(expr: &Expression, lines: &Lines) -> Result<Node, PolicyError> {
             NodeValue::Map(entries)
         }
         Expression::Parenthesis(p) => return node(p.inner(), lines),
-        Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => {
+        Expression::StringTemplate(_) => {
             return Err(PolicyError::new(
                 line,
                 "template interpolation (${...} or %{...}) is not supported; \
                  write $${ for a literal ${",
+            ))
+        }
+        Expression::HeredocTemplate(_) => {
+            return Err(PolicyError::new(
+                line,
+                "heredoc strings are not supported; use a quoted string",
             ))
         }
         _ => {

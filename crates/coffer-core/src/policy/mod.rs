@@ -28,6 +28,7 @@ mod json_syntax;
 mod params;
 mod parse;
 mod pattern;
+mod radix;
 
 #[cfg(test)]
 mod tests;

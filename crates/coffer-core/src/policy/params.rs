@@ -10,6 +10,10 @@
 //!   element is denied. A string is also read as a comma-separated list
 //!   (elements trimmed), as Vault does for its comma-string fields.
 //! * `null` and objects match no listed value.
+//!
+//! One deliberate difference: Vault lets an empty string through any
+//! `allowed_parameters` list (it splits to zero comma-separated elements);
+//! here an empty string must match a listed value like any other string.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

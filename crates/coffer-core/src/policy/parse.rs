@@ -174,12 +174,66 @@ impl Policy {
     }
 }
 
-/// Refuses inputs nested deeper than [`MAX_NESTING`] brackets (strings are
-/// not skipped, which can only over-count).
+/// Refuses inputs nested deeper than [`MAX_NESTING`] brackets, so the
+/// recursive parsers never overflow the stack. Comments are skipped; brackets
+/// inside strings are counted (they may hold `${...}` expressions), which can
+/// only over-count.
 fn check_nesting(text: &str) -> Result<(), PolicyError> {
+    #[derive(PartialEq)]
+    enum State {
+        Code,
+        Str,
+        LineComment,
+        BlockComment,
+    }
+    let mut state = State::Code;
     let mut depth = 0usize;
     let mut line = 1;
-    for b in text.bytes() {
+    let mut bytes = text.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if b == b'\n' {
+            line += 1;
+            if state != State::BlockComment {
+                state = State::Code;
+            }
+            continue;
+        }
+        match state {
+            State::LineComment => continue,
+            State::BlockComment => {
+                if b == b'*' && bytes.peek() == Some(&b'/') {
+                    bytes.next();
+                    state = State::Code;
+                }
+                continue;
+            }
+            State::Str if b == b'\\' => {
+                bytes.next();
+                continue;
+            }
+            State::Str if b == b'"' => {
+                state = State::Code;
+                continue;
+            }
+            State::Code if b == b'"' => {
+                state = State::Str;
+                continue;
+            }
+            State::Code if b == b'#' => {
+                state = State::LineComment;
+                continue;
+            }
+            State::Code if b == b'/' && bytes.peek() == Some(&b'/') => {
+                state = State::LineComment;
+                continue;
+            }
+            State::Code if b == b'/' && bytes.peek() == Some(&b'*') => {
+                bytes.next();
+                state = State::BlockComment;
+                continue;
+            }
+            State::Code | State::Str => {}
+        }
         match b {
             b'{' | b'[' | b'(' => {
                 depth += 1;
@@ -188,7 +242,6 @@ fn check_nesting(text: &str) -> Result<(), PolicyError> {
                 }
             }
             b'}' | b']' | b')' => depth = depth.saturating_sub(1),
-            b'\n' => line += 1,
             _ => {}
         }
     }

@@ -455,6 +455,8 @@ fn parameter_constraints() {
         // comma-separated strings are read as lists
         (Update, "allow/some", json!({"color": "red, blue"}), true),
         (Update, "allow/some", json!({"color": "red,pink"}), false),
+        // an empty string must itself be listed (Vault lets it through)
+        (Update, "allow/some", json!({"color": ""}), false),
         // scalars are stringified on both sides
         (Update, "allow/some", json!({"count": 1}), true),
         (Update, "allow/some", json!({"count": "2"}), true),
@@ -873,6 +875,25 @@ fn oversized_and_deeply_nested_inputs_are_refused() {
     assert!(Policy::parse("j", &deep_json).is_err());
     let big = "#".repeat(2 << 20);
     assert!(err(&big).message().contains("larger"));
+}
+
+#[test]
+fn brackets_in_comments_and_strings_do_not_count_as_nesting() {
+    let sad = ":( ".repeat(100);
+    let text = format!(
+        "# {sad}\n// {sad}\n/* {sad}\n{sad} */\npath \"a/((((\" {{ capabilities = [\"read\"] }} # {sad}\n\
+         path \"http://x/#\" {{ capabilities = [\"list\"] }}\n"
+    );
+    let p = policy("c", &text);
+    assert_eq!(p.rules().len(), 2);
+    assert_eq!(p.rules()[1].pattern.as_str(), "http://x/#");
+}
+
+#[test]
+fn acl_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Acl>();
+    assert_send_sync::<Policy>();
 }
 
 // ---------------------------------------------------------------- formatting
