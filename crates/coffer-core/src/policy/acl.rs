@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::capability::{Capability, CapabilitySet, Operation};
-use super::params::{merge_param_map, ParamRules, ParamViolation};
+use super::params::{merge_param_map, ParamRules, ParamValue, ParamViolation};
 use super::parse::{PathRule, Policy};
 use super::pattern::{segment_count, Kind, Rank, SegmentShape};
 use super::radix::RadixTree;
@@ -69,6 +69,54 @@ impl Perms {
             }
         }
     }
+}
+
+impl Perms {
+    /// This entry as `sys/internal/ui/resultant-acl` shows it.
+    fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        let caps = if self.caps.is_deny() || self.caps.is_empty() {
+            vec![Capability::Deny.as_str()]
+        } else {
+            self.caps.names()
+        };
+        out.insert("capabilities".into(), Value::from(caps));
+        if let Some(ttl) = self.min_wrapping_ttl {
+            out.insert("min_wrapping_ttl".into(), Value::from(ttl.as_secs()));
+        }
+        if let Some(ttl) = self.max_wrapping_ttl {
+            out.insert("max_wrapping_ttl".into(), Value::from(ttl.as_secs()));
+        }
+        for (key, params) in [
+            ("allowed_parameters", &self.params.allowed),
+            ("denied_parameters", &self.params.denied),
+        ] {
+            if !params.is_empty() {
+                let map: Map<String, Value> = params
+                    .iter()
+                    .map(|(name, values)| {
+                        let values = values.iter().map(ParamValue::to_json).collect();
+                        (name.clone(), Value::Array(values))
+                    })
+                    .collect();
+                out.insert(key.into(), Value::Object(map));
+            }
+        }
+        if !self.params.required.is_empty() {
+            out.insert(
+                "required_parameters".into(),
+                Value::from(self.params.required.clone()),
+            );
+        }
+        Value::Object(out)
+    }
+}
+
+/// A JSON object with its keys sorted (stable output).
+fn sorted(map: Map<String, Value>) -> Map<String, Value> {
+    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.into_iter().collect()
 }
 
 /// The smaller of two optional durations, ignoring `None`s.
@@ -361,6 +409,32 @@ impl Acl {
             return vec![Capability::Deny.as_str()];
         }
         caps.names()
+    }
+
+    /// The body of `sys/internal/ui/resultant-acl`, as Vault builds it:
+    /// `root`, then `exact_paths` and `glob_paths` (prefix patterns keyed
+    /// without their `*`) mapping to capabilities (`["deny"]` when denied or
+    /// empty), wrapping TTLs in seconds and parameter constraints. Like
+    /// Vault, `+` patterns are not listed.
+    pub fn resultant_acl(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("root".into(), Value::Bool(self.root));
+        if self.root {
+            return Value::Object(out);
+        }
+        let exact: Map<String, Value> = self
+            .exact
+            .iter()
+            .map(|(path, perms)| (path.clone(), perms.to_json()))
+            .collect();
+        let glob: Map<String, Value> = self
+            .prefixes
+            .iter()
+            .map(|(stem, perms)| (stem.clone(), perms.to_json()))
+            .collect();
+        out.insert("exact_paths".into(), Value::Object(sorted(exact)));
+        out.insert("glob_paths".into(), Value::Object(sorted(glob)));
+        Value::Object(out)
     }
 
     /// Authorizes an operation on `path` with the request's `data`,

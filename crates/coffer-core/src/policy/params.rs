@@ -43,6 +43,17 @@ impl ParamValue {
     }
 }
 
+impl ParamValue {
+    /// The value as JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            ParamValue::String(s) => Value::String(s.clone()),
+            ParamValue::Number(n) => Value::Number(n.clone()),
+            ParamValue::Bool(b) => Value::Bool(*b),
+        }
+    }
+}
+
 impl fmt::Display for ParamValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.as_match_str())

@@ -890,6 +890,57 @@ fn brackets_in_comments_and_strings_do_not_count_as_nesting() {
 }
 
 #[test]
+fn resultant_acl_lists_exact_and_glob_paths() {
+    let a = acl(&[
+        r#"
+        path "secret/data/app" {
+          capabilities = ["read", "update"]
+          allowed_parameters = { "x" = ["a", 1, true] }
+          required_parameters = ["x"]
+          max_wrapping_ttl = "1h"
+        }
+        path "secret/metadata/*" { capabilities = ["list"] }
+        path "secret/+/x" { capabilities = ["read"] }
+        path "sys/*" { capabilities = [] }
+        "#,
+        r#"path "secret/data/app" { capabilities = ["deny"] }"#,
+    ]);
+    assert_eq!(
+        a.resultant_acl(),
+        json!({
+            "root": false,
+            "exact_paths": {
+                "secret/data/app": {"capabilities": ["deny"]}
+            },
+            "glob_paths": {
+                "secret/metadata/": {"capabilities": ["list"]},
+                "sys/": {"capabilities": ["deny"]}
+            }
+        })
+    );
+    let b = acl(&[r#"path "a" {
+          capabilities = ["read", "update"]
+          allowed_parameters = { "x" = ["a", 1, true] }
+          denied_parameters = { "y" = [] }
+          required_parameters = ["x"]
+          min_wrapping_ttl = 60
+          max_wrapping_ttl = "1h"
+        }"#]);
+    assert_eq!(
+        b.resultant_acl()["exact_paths"]["a"],
+        json!({
+            "capabilities": ["read", "update"],
+            "min_wrapping_ttl": 60,
+            "max_wrapping_ttl": 3600,
+            "allowed_parameters": {"x": ["a", 1, true]},
+            "denied_parameters": {"y": []},
+            "required_parameters": ["x"]
+        })
+    );
+    assert_eq!(Acl::root().resultant_acl(), json!({"root": true}));
+}
+
+#[test]
 fn acl_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Acl>();
