@@ -115,11 +115,12 @@ impl Policy {
         if text.len() > MAX_POLICY_BYTES {
             return Err(PolicyError::new(None, "policy is larger than 1 MiB"));
         }
-        check_nesting(text)?;
-        let blocks = if text.trim_start().starts_with('{') {
-            json_syntax::parse(text)?
+        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+        check_nesting(body)?;
+        let blocks = if body.trim_start().starts_with('{') {
+            json_syntax::parse(body)?
         } else {
-            hcl_syntax::parse(text)?
+            hcl_syntax::parse(body)?
         };
         let rules = blocks
             .into_iter()

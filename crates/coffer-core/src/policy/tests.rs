@@ -856,6 +856,20 @@ fn json_policies_parse_like_hcl() {
 }
 
 #[test]
+fn crlf_and_byte_order_mark_are_accepted() {
+    let p = policy(
+        "w",
+        "\u{feff}# windows\r\npath \"a\" {\r\n  capabilities = [\"read\"]\r\n}\r\n",
+    );
+    assert_eq!(p.rules().len(), 1);
+    let j = policy(
+        "j",
+        "\u{feff}{\"path\": {\"a\": {\"capabilities\": [\"read\"]}}}",
+    );
+    assert_eq!(j.rules(), p.rules());
+}
+
+#[test]
 fn empty_policy_grants_nothing() {
     let p = policy("empty", "# nothing here\n");
     assert!(p.rules().is_empty());
