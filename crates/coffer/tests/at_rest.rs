@@ -41,7 +41,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_coffer"))
             .args(args)
             .current_dir(dir)
-            .env("RUST_LOG", "debug")
+            .env("COFFER_LOG_LEVEL", "debug")
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
@@ -383,6 +383,18 @@ fn dev_server_prints_credentials_only_in_its_banner() {
         banner.contains(&token),
         "the dev banner should print the root token:\n{banner}"
     );
+    // The banner also prints the unseal key (base64); it must not reach storage either.
+    let unseal_b64 = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Unseal Key:"))
+        .map(|k| k.trim().to_string())
+        .unwrap_or_else(|| panic!("no `Unseal Key:` line in the dev banner:\n{banner}"));
+    let unseal_hex = hex::encode(
+        base64::engine::general_purpose::STANDARD
+            .decode(&unseal_b64)
+            .unwrap(),
+    );
+    let credentials = vec![token.clone(), unseal_b64, unseal_hex];
     let c = http();
     let needles = write_secrets(&c, &srv.addr, "secret", &token);
 
@@ -394,16 +406,16 @@ fn dev_server_prints_credentials_only_in_its_banner() {
         "no SQLite file written"
     );
     assert_absent("secret", &files, &needles);
-    assert_absent("root token", &files, std::slice::from_ref(&token));
+    assert_absent("credential", &files, &credentials);
     srv.stop();
     let files = storage_files(dir.path(), &srv.log);
     assert_absent("secret", &files, &needles);
-    assert_absent("root token", &files, std::slice::from_ref(&token));
+    assert_absent("credential", &files, &credentials);
 
     let all = srv.output();
     let after_banner = all.get(banner.len()..).unwrap_or("").as_bytes().to_vec();
     let out = vec![("server output".to_string(), all.into_bytes())];
     assert_absent("secret", &out, &needles);
     let later = vec![("output after the banner".to_string(), after_banner)];
-    assert_absent("root token", &later, std::slice::from_ref(&token));
+    assert_absent("credential", &later, &credentials);
 }

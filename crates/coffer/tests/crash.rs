@@ -26,6 +26,8 @@ const WRITERS: usize = 8;
 const MIN_ACKED_BEFORE_KILL: usize = 300;
 /// Upper bound on the whole write phase.
 const WRITE_PHASE_LIMIT: Duration = Duration::from_secs(60);
+/// Kill/restart cycles (each checks every write acknowledged so far).
+const ROUNDS: usize = 3;
 /// Upper bound on writes per thread (the loop stops by itself).
 const MAX_WRITES_PER_THREAD: usize = 20_000;
 
@@ -180,7 +182,7 @@ fn unseal(c: &Client, addr: &str, key: &str) {
 fn writer(
     addr: String,
     token: String,
-    id: usize,
+    prefix: String,
     stop: Arc<AtomicBool>,
     acked: Arc<AtomicUsize>,
 ) -> HashMap<String, String> {
@@ -190,8 +192,8 @@ fn writer(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let path = format!("w{id}/k{i}");
-        let value = format!("{id}-{i}-{}", random_hex(8));
+        let path = format!("{prefix}/k{i}");
+        let value = format!("{prefix}-{i}-{}", random_hex(8));
         let resp = c
             .post(format!("{addr}/v1/kv/data/{path}"))
             .header("X-Vault-Token", &token)
@@ -215,35 +217,22 @@ fn writer(
     done
 }
 
-#[test]
-fn acknowledged_writes_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let (cfg, _db) = write_config(dir.path(), &addr);
-    let log = dir.path().join("server.log");
-    let c = http();
-
-    let mut srv = Server::start(&cfg, &log, &addr);
-    let base = srv.addr.clone();
-    let (key, token) = init_and_unseal(&c, &base);
-    let (s, body) = call(
-        &c,
-        "POST",
-        &format!("{base}/v1/sys/mounts/kv"),
-        Some(&token),
-        Some(&json!({"type": "kv", "options": {"version": "2"}})),
-    );
-    assert!(s == 200 || s == 204, "mount: {s} {body}");
-
+/// Runs the writers against `srv` and SIGKILLs it mid-load; returns what was acknowledged.
+fn write_then_kill(srv: &mut Server, token: &str, round: usize) -> HashMap<String, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..WRITERS)
         .map(|id| {
-            let (a, t, st, ac) = (base.clone(), token.clone(), stop.clone(), acked.clone());
-            thread::spawn(move || writer(a, t, id, st, ac))
+            let (a, t, st, ac) = (
+                srv.addr.clone(),
+                token.to_string(),
+                stop.clone(),
+                acked.clone(),
+            );
+            let prefix = format!("r{round}/w{id}");
+            thread::spawn(move || writer(a, t, prefix, st, ac))
         })
         .collect();
-
     let start = Instant::now();
     while acked.load(Ordering::Relaxed) < MIN_ACKED_BEFORE_KILL
         && start.elapsed() < WRITE_PHASE_LIMIT
@@ -259,53 +248,87 @@ fn acknowledged_writes_survive_kill_9() {
     }
     assert!(
         all.len() >= MIN_ACKED_BEFORE_KILL,
-        "only {} writes acknowledged in {:?}",
-        all.len(),
-        WRITE_PHASE_LIMIT
+        "round {round}: only {} writes acknowledged in {WRITE_PHASE_LIMIT:?}",
+        all.len()
     );
+    all
+}
 
-    let srv2 = Server::start(&cfg, &log, &addr);
-    let (s, st) = call(
-        &c,
-        "GET",
-        &format!("{}/v1/sys/seal-status", srv2.addr),
-        None,
-        None,
-    );
-    assert_eq!(s, 200);
-    assert_eq!(
-        st["sealed"],
-        json!(true),
-        "restarted server must come up sealed"
-    );
-    unseal(&c, &srv2.addr, &key);
-
+/// Reads every acknowledged write back; returns the ones missing or wrong.
+fn lost_writes(
+    c: &Client,
+    addr: &str,
+    token: &str,
+    acked: &HashMap<String, String>,
+) -> Vec<String> {
     let mut lost = Vec::new();
-    for (path, value) in &all {
+    for (path, value) in acked {
         let (s, body) = call(
-            &c,
+            c,
             "GET",
-            &format!("{}/v1/kv/data/{path}", srv2.addr),
-            Some(&token),
+            &format!("{addr}/v1/kv/data/{path}"),
+            Some(token),
             None,
         );
         if s != 200 || body["data"]["data"]["value"].as_str() != Some(value.as_str()) {
             lost.push(format!("{path}: {s}"));
         }
     }
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged writes lost after kill -9: {:?}",
-        lost.len(),
-        all.len(),
-        &lost[..lost.len().min(10)]
+    lost
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let (cfg, _db) = write_config(dir.path(), &addr);
+    let log = dir.path().join("server.log");
+    let c = http();
+
+    let mut srv = Server::start(&cfg, &log, &addr);
+    let (key, token) = init_and_unseal(&c, &srv.addr);
+    let (s, body) = call(
+        &c,
+        "POST",
+        &format!("{}/v1/sys/mounts/kv", srv.addr),
+        Some(&token),
+        Some(&json!({"type": "kv", "options": {"version": "2"}})),
     );
+    assert!(s == 200 || s == 204, "mount: {s} {body}");
+
+    let mut acked = HashMap::new();
+    for round in 0..ROUNDS {
+        acked.extend(write_then_kill(&mut srv, &token, round));
+        srv = Server::start(&cfg, &log, &addr);
+        let (s, st) = call(
+            &c,
+            "GET",
+            &format!("{}/v1/sys/seal-status", srv.addr),
+            None,
+            None,
+        );
+        assert_eq!(s, 200);
+        assert_eq!(
+            st["sealed"],
+            json!(true),
+            "restarted server must come up sealed"
+        );
+        unseal(&c, &srv.addr, &key);
+        let lost = lost_writes(&c, &srv.addr, &token, &acked);
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} of {} acknowledged writes lost after kill -9: {:?}",
+            lost.len(),
+            acked.len(),
+            &lost[..lost.len().min(10)]
+        );
+    }
 
     // The store still takes writes after recovery.
     let (s, _) = call(
         &c,
         "POST",
-        &format!("{}/v1/kv/data/after-crash", srv2.addr),
+        &format!("{}/v1/kv/data/after-crash", srv.addr),
         Some(&token),
         Some(&json!({"data": {"ok": "yes"}})),
     );
