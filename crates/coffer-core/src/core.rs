@@ -2,11 +2,15 @@
 //!
 //! 1. unauthenticated sys endpoints (health, seal status, init, unseal) answer first;
 //! 2. a sealed core refuses everything else (503);
-//! 3. the token is looked up by hash (unknown or expired: 403);
-//! 4. the path is routed: `sys/`, `auth/token/`, or the longest mount prefix;
+//! 3. the path is routed: `sys/`, `auth/token/`, or the longest mount prefix;
+//! 4. the token is looked up by hash (unknown, expired, used up or used from
+//!    outside its bound CIDRs: 403), except on auth methods' login paths;
 //! 5. a write to a path the engine says is new becomes a `create`;
-//! 6. the token's policies must allow the operation;
-//! 7. the handler answers; the mount type is stamped on the response.
+//! 6. the token's policies must allow the operation (deny by default, `deny`
+//!    wins, `sudo` on root-protected paths);
+//! 7. the request is audited; if no enabled device records it, it is refused;
+//! 8. the handler answers; a login's grant becomes a token;
+//! 9. the response is audited, then returned.
 
 use std::sync::Arc;
 
@@ -16,11 +20,15 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
+use crate::abuse::LoginGuard;
+use crate::audit::{AuditBroker, AuditContext};
 use crate::barrier::{Barrier, View};
 use crate::engine::EngineCtx;
 use crate::mounts::{MountEntry, Mounted, Router, MOUNT_TABLE_KEY};
+use crate::policy_store::PolicyStore;
 use crate::seal::{Seal, UnsealProgress};
 use crate::token::{TokenEntry, TokenStore};
+use crate::token_api::{self, TokenSpec};
 use crate::{engines, Error, Operation, Request, Response, Result};
 
 /// The version Coffer reports in seal status and health.
@@ -68,10 +76,15 @@ pub struct Core {
     pub(crate) seal: Seal,
     pub(crate) router: RwLock<Router>,
     pub(crate) tokens: TokenStore,
+    pub(crate) policies: PolicyStore,
+    pub(crate) audit: AuditBroker,
+    pub(crate) logins: LoginGuard,
     pub(crate) config: CoreConfig,
     pub(crate) cluster_id: String,
     /// Serialises init, unseal completion, seal and mount-table changes.
     pub(crate) admin: Mutex<()>,
+    /// Serialises use-count updates of limited-use tokens.
+    pub(crate) admin_tokens: Mutex<()>,
 }
 
 impl Core {
@@ -81,11 +94,15 @@ impl Core {
         Arc::new(Core {
             seal: Seal::new(barrier.clone()),
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
+            policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
+            audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
+            logins: LoginGuard::default(),
             router: RwLock::new(Router::default()),
             barrier,
             config,
             cluster_id: coffer_crypto::random::uuid(),
             admin: Mutex::new(()),
+            admin_tokens: Mutex::new(()),
         })
     }
 
@@ -134,7 +151,13 @@ impl Core {
             UnsealProgress::Pending { .. } => Ok(false),
             UnsealProgress::Unsealed => {
                 let _admin = self.admin.lock().await;
-                if let Err(e) = self.load_mounts().await {
+                let loaded = async {
+                    self.load_mounts().await?;
+                    self.policies.ensure_default().await?;
+                    self.audit.load().await
+                }
+                .await;
+                if let Err(e) = loaded {
                     self.seal.seal();
                     return Err(e);
                 }
@@ -154,6 +177,8 @@ impl Core {
         let _admin = self.admin.lock().await;
         self.seal.seal();
         *self.router.write() = Router::default();
+        self.policies.clear_caches();
+        self.audit.clear();
         tracing::info!("core sealed");
     }
 
@@ -165,6 +190,9 @@ impl Core {
         };
         let mut router = Router::default();
         for entry in entries {
+            if let Some(cfg) = entry.config.user_lockout_config {
+                self.logins.configure(&entry.accessor, cfg);
+            }
             router.insert(self.mounted(entry)?);
         }
         *self.router.write() = router;
@@ -172,7 +200,11 @@ impl Core {
     }
 
     pub(crate) fn mounted(&self, entry: MountEntry) -> Result<Mounted> {
-        let engine = engines::for_mount(&entry)?;
+        let engine = if entry.path.starts_with("auth/") {
+            crate::auth::for_mount(&entry)?
+        } else {
+            engines::for_mount(&entry)?
+        };
         let view = View::new(self.barrier.clone(), entry.storage_prefix());
         Ok(Mounted {
             entry: Arc::new(entry),
@@ -236,9 +268,30 @@ impl Core {
         if self.barrier.is_sealed() {
             return Err(Error::Sealed);
         }
-        let token = self.authenticate(&req).await?;
         let path = req.path.clone();
-        let target = self.resolve(&path)?;
+        let target = match self.resolve(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                let token = self.authenticate(&req).await.ok();
+                return self.refuse(&req, token.as_ref(), None, e).await;
+            }
+        };
+        let mount = match &target {
+            Target::Mount(m, _) => Some(m.entry.clone()),
+            _ => None,
+        };
+        let login = match &target {
+            Target::Mount(m, rel) => m.engine.is_unauthenticated(rel),
+            _ => false,
+        };
+        let token = if login {
+            None
+        } else {
+            match self.authenticate(&req).await {
+                Ok(t) => Some(t),
+                Err(e) => return self.refuse(&req, None, mount.as_deref(), e).await,
+            }
+        };
         if req.operation == Operation::Update {
             if let Target::Mount(m, rel) = &target {
                 let ctx = EngineCtx {
@@ -250,40 +303,239 @@ impl Core {
                 }
             }
         }
-        self.authorize(&token, &req)?;
-        match target {
-            Target::Sys(rest) => crate::sys::handle(self, &req, rest, &token).await,
-            Target::Token(rest) => self.handle_token(&req, rest, &token).await,
-            Target::Mount(m, rel) => {
+        if let Some(t) = &token {
+            if let Err(e) = self.authorize(t, &req, &target).await {
+                return self.refuse(&req, Some(t), mount.as_deref(), e).await;
+            }
+        }
+        // Login throttling: refuse early while the address or identity is locked out.
+        let login_key = match (&target, login) {
+            (Target::Mount(m, rel), true) => {
+                Some((m.entry.accessor.clone(), m.engine.login_identity(&req, rel)))
+            }
+            _ => None,
+        };
+        if let Some((accessor, identity)) = &login_key {
+            if let Err(e) = self
+                .logins
+                .check(req.client_addr, accessor, identity.as_deref())
+            {
+                return self.refuse(&req, None, mount.as_deref(), e).await;
+            }
+        }
+        let ctx = AuditContext {
+            request: &req,
+            token: token.as_ref(),
+            mount: mount.as_deref(),
+        };
+        self.audit
+            .log_request(&ctx, None)
+            .await
+            .map_err(|_| audit_failure())?;
+        let mut result = self.dispatch(&req, target, token.as_ref()).await;
+        if let Some((accessor, identity)) = &login_key {
+            match &result {
+                Ok(_) => self.logins.success(accessor, identity.as_deref()),
+                Err(e) if matches!(e.status(), 400 | 403) => {
+                    self.logins
+                        .failure(req.client_addr, accessor, identity.as_deref())
+                }
+                Err(_) => {}
+            }
+        }
+        if let (Ok(resp), Some(m)) = (&mut result, mount.as_deref()) {
+            if let Some(grant) = resp.grant.take() {
+                match self.mint_login(&req, m, grant).await {
+                    Ok(auth) => resp.auth = Some(auth),
+                    Err(e) => result = Err(e),
+                }
+            }
+        }
+        self.audit
+            .log_response(&ctx, &result)
+            .await
+            .map_err(|_| audit_failure())?;
+        if let Some(t) = &token {
+            self.consume_use(t).await?;
+        }
+        result
+    }
+
+    async fn dispatch(
+        &self,
+        req: &Request,
+        target: Target<'_>,
+        token: Option<&TokenEntry>,
+    ) -> Result<Response> {
+        match (target, token) {
+            (Target::Sys(rest), Some(t)) => crate::sys::handle(self, req, rest, t).await,
+            (Target::Token(rest), Some(t)) => token_api::handle(self, req, rest, t).await,
+            (Target::Mount(m, rel), _) => {
                 let ctx = EngineCtx {
                     view: &m.view,
                     mount: &m.entry,
                 };
-                let mut resp = m.engine.handle(&ctx, &req, rel).await?;
+                let mut resp = m.engine.handle(&ctx, req, rel).await?;
                 resp.mount_type = m.entry.kind.clone();
                 Ok(resp)
             }
+            _ => Err(Error::PermissionDenied),
         }
+    }
+
+    /// Audits a refused request, then returns its error.
+    async fn refuse(
+        &self,
+        req: &Request,
+        token: Option<&TokenEntry>,
+        mount: Option<&MountEntry>,
+        e: Error,
+    ) -> Result<Response> {
+        let ctx = AuditContext {
+            request: req,
+            token,
+            mount,
+        };
+        let result = Err(e);
+        if self
+            .audit
+            .log_request(&ctx, result.as_ref().err())
+            .await
+            .is_err()
+            || self.audit.log_response(&ctx, &result).await.is_err()
+        {
+            return Err(audit_failure());
+        }
+        result
+    }
+
+    /// Turns a login's grant into an orphan token and its `auth` block.
+    async fn mint_login(
+        &self,
+        req: &Request,
+        mount: &MountEntry,
+        grant: crate::AuthGrant,
+    ) -> Result<serde_json::Value> {
+        let name = mount
+            .path
+            .trim_start_matches("auth/")
+            .trim_end_matches('/')
+            .replace('/', "-");
+        let display_name = if grant.display_name.is_empty() {
+            name
+        } else {
+            format!("{name}-{}", grant.display_name)
+        };
+        let spec = TokenSpec {
+            policies: grant.policies,
+            no_default_policy: grant.no_default_policy,
+            meta: grant.metadata,
+            display_name,
+            ttl: grant.ttl,
+            explicit_max_ttl: grant.max_ttl,
+            period: grant.period,
+            num_uses: grant.num_uses,
+            renewable: grant.renewable,
+            parent: None,
+            path: req.path.clone(),
+            bound_cidrs: grant.bound_cidrs,
+            mount_default_ttl: mount.config.default_lease_ttl,
+            mount_max_ttl: mount.config.max_lease_ttl,
+            ..Default::default()
+        };
+        let (token, entry) = token_api::mint(self, spec).await?;
+        Ok(token_api::auth_block(Some(&token), &entry))
     }
 
     async fn authenticate(&self, req: &Request) -> Result<TokenEntry> {
         let token = req.token.as_ref().ok_or(Error::PermissionDenied)?;
-        self.tokens
+        let entry = self
+            .tokens
             .lookup(token)
             .await?
-            .ok_or(Error::PermissionDenied)
+            .ok_or(Error::PermissionDenied)?;
+        if !crate::auth::ip_allowed(req.client_addr, &entry.bound_cidrs) {
+            return Err(Error::PermissionDenied);
+        }
+        Ok(entry)
     }
 
-    /// Decides whether `token` may perform `req`. Root may do everything; the
-    /// built-in default rules let any token look itself up.
-    fn authorize(&self, token: &TokenEntry, req: &Request) -> Result<()> {
-        if token.is_root() {
+    /// Counts one use of a limited-use token; the last use revokes it.
+    async fn consume_use(&self, token: &TokenEntry) -> Result<()> {
+        if token.num_uses == 0 {
             return Ok(());
         }
-        if req.path == "auth/token/lookup-self" && req.operation == Operation::Read {
+        let _guard = self.admin_tokens.lock().await;
+        let Some(mut current) = self.tokens.lookup_hash(&token.id_hash).await? else {
             return Ok(());
+        };
+        if current.num_uses <= 1 {
+            self.revoke_token_tree(&current.id_hash).await?;
+        } else {
+            current.num_uses -= 1;
+            self.tokens.update(&current).await?;
         }
-        Err(Error::PermissionDenied)
+        Ok(())
+    }
+
+    /// Revokes a token and its descendants.
+    pub async fn revoke_token_tree(&self, hash: &str) -> Result<()> {
+        let revoked = self.tokens.revoke_tree(hash).await?;
+        let hashes: Vec<String> = revoked.into_iter().map(|e| e.id_hash).collect();
+        self.after_token_revoked(&hashes).await
+    }
+
+    /// Revokes every token created through paths below `prefix` (an auth mount).
+    pub(crate) async fn revoke_tokens_with_path_prefix(&self, prefix: &str) -> Result<()> {
+        for accessor in self.tokens.accessors().await? {
+            if let Some(e) = self.tokens.lookup_accessor(&accessor).await? {
+                if e.path.starts_with(prefix) {
+                    self.revoke_token_tree(&e.id_hash).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hook run after tokens are revoked (their leases go with them).
+    pub(crate) async fn after_token_revoked(&self, hashes: &[String]) -> Result<()> {
+        if !hashes.is_empty() {
+            tracing::info!(count = hashes.len(), "tokens revoked");
+        }
+        Ok(())
+    }
+
+    /// Decides whether `token` may perform `req`, per its policies.
+    async fn authorize(
+        &self,
+        token: &TokenEntry,
+        req: &Request,
+        target: &Target<'_>,
+    ) -> Result<()> {
+        let acl = self.policies.acl(&token.policies).await?;
+        let op = match req.operation {
+            Operation::Read => crate::policy::Operation::Read,
+            Operation::List => crate::policy::Operation::List,
+            Operation::Create => crate::policy::Operation::Create,
+            Operation::Update => crate::policy::Operation::Update,
+            Operation::Patch => crate::policy::Operation::Patch,
+            Operation::Delete => crate::policy::Operation::Delete,
+        };
+        let kv2 = matches!(target, Target::Mount(m, _)
+            if m.entry.kind == "kv" && m.entry.options.get("version").map(String::as_str) == Some("2"));
+        let result = if kv2 {
+            acl.authorize_without_parameters(op, &req.path)
+        } else {
+            acl.authorize(op, &req.path, Some(&req.data))
+        };
+        let granted = result.map_err(|d| {
+            tracing::debug!(path = %req.path, reason = %d, "request denied");
+            Error::PermissionDenied
+        })?;
+        if crate::sys::requires_sudo(&req.path, req.operation) && !granted.sudo {
+            return Err(Error::PermissionDenied);
+        }
+        Ok(())
     }
 
     fn resolve<'a>(&self, path: &'a str) -> Result<Target<'a>> {
@@ -298,20 +550,6 @@ impl Core {
             None => Err(Error::UnsupportedPath(format!(
                 "no handler for route \"{path}\". route entry not found."
             ))),
-        }
-    }
-
-    async fn handle_token(
-        &self,
-        req: &Request,
-        rest: &str,
-        token: &TokenEntry,
-    ) -> Result<Response> {
-        match (rest, req.operation) {
-            ("lookup-self", Operation::Read) => Ok(Response::data(
-                token.to_lookup_json(req.token.as_ref().map(|t| t.as_str())),
-            )),
-            _ => Err(Error::UnsupportedPath("unsupported path".into())),
         }
     }
 
@@ -343,5 +581,13 @@ impl Core {
             status["cluster_id"] = json!(self.cluster_id);
         }
         Ok(status)
+    }
+}
+
+/// The error Vault answers when no audit device could record a request.
+fn audit_failure() -> Error {
+    Error::Status {
+        code: 500,
+        errors: vec!["failed to audit request".into()],
     }
 }

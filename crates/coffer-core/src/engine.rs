@@ -30,6 +30,18 @@ pub trait Engine: Send + Sync {
         Ok(None)
     }
 
+    /// Whether `path` (relative to the mount) is answered without a token,
+    /// as the login endpoints of auth methods are.
+    fn is_unauthenticated(&self, _path: &str) -> bool {
+        false
+    }
+
+    /// The identity a login request names (a user name, a role id), for
+    /// per-identity rate limiting and lockout. `None` for other paths.
+    fn login_identity(&self, _req: &Request, _path: &str) -> Option<String> {
+        None
+    }
+
     /// Handles `req` for `path`, relative to the mount.
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response>;
 }

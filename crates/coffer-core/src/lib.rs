@@ -4,6 +4,9 @@
 //! [`Response`] or an [`Error`]; the HTTP layer translates Vault's wire
 //! format. Start reading at [`core::Core::handle`].
 
+pub mod abuse;
+pub mod audit;
+pub mod auth;
 pub mod barrier;
 pub mod core;
 pub mod engine;
@@ -11,13 +14,16 @@ pub mod engines;
 pub mod error;
 pub mod mounts;
 pub mod policy;
+pub mod policy_store;
 pub mod request;
 pub mod seal;
 mod sys;
+mod sys_policy;
 pub mod token;
+pub mod token_api;
 pub mod util;
 
 pub use crate::core::{Core, CoreConfig, InitResult};
 pub use error::{Error, Result};
-pub use request::{Operation, Request, Response};
+pub use request::{AuthGrant, Operation, Request, Response};
 pub use sys::decode_key;

@@ -25,6 +25,9 @@ pub struct MountConfig {
     /// Vault's flag, kept for compatibility.
     #[serde(default)]
     pub force_no_cache: bool,
+    /// Login lockout settings of an auth mount (Vault's `user_lockout_config`).
+    #[serde(default)]
+    pub user_lockout_config: Option<crate::abuse::LockoutConfig>,
 }
 
 /// One entry of the mount table.

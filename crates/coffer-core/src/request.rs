@@ -90,6 +90,36 @@ impl Request {
     }
 }
 
+/// What a successful login grants: the core turns it into a token and fills
+/// the response's `auth` block. Auth methods return it in
+/// [`Response::grant`]; they never mint tokens themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthGrant {
+    /// Policies the token gets (`default` is added unless `no_default_policy`).
+    pub policies: Vec<String>,
+    /// Shown in lookups and audit logs; the core prefixes the mount type.
+    pub display_name: String,
+    /// Metadata copied to the token (and the `auth.metadata` answer).
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// TTL in seconds (0: the mount's default).
+    pub ttl: u64,
+    /// Maximum TTL in seconds (0: the mount's maximum).
+    pub max_ttl: u64,
+    /// Period in seconds for periodic tokens (0: none).
+    pub period: u64,
+    /// Uses allowed (0: unlimited).
+    pub num_uses: u64,
+    /// Whether the token may be renewed.
+    pub renewable: bool,
+    /// Client addresses (CIDR blocks) the token may be used from (empty: any).
+    pub bound_cidrs: Vec<String>,
+    /// Leave out the `default` policy.
+    pub no_default_policy: bool,
+    /// The name of the authenticated identity (user name, role name, subject),
+    /// for the audit trail and lockout.
+    pub alias_name: String,
+}
+
 /// A response from the core, mapped by the transport to Vault's envelope.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
@@ -111,6 +141,8 @@ pub struct Response {
     pub renewable: bool,
     /// Type of the mount that answered.
     pub mount_type: String,
+    /// Set by an auth method's login: the core mints the token.
+    pub grant: Option<AuthGrant>,
 }
 
 impl Response {
@@ -131,6 +163,14 @@ impl Response {
     pub fn raw(body: Value) -> Self {
         Response {
             raw: Some(body),
+            ..Default::default()
+        }
+    }
+
+    /// A successful login granting `grant`.
+    pub fn login(grant: AuthGrant) -> Self {
+        Response {
+            grant: Some(grant),
             ..Default::default()
         }
     }

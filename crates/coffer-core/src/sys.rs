@@ -146,7 +146,7 @@ pub(crate) async fn handle(
     core: &Core,
     req: &Request,
     rest: &str,
-    _token: &TokenEntry,
+    token: &TokenEntry,
 ) -> Result<Response> {
     use Operation::*;
     match (rest, req.operation) {
@@ -171,37 +171,47 @@ pub(crate) async fn handle(
                 "encryptions": Value::Null,
             })))
         }
-        ("mounts", Read) => list_mounts(core),
+        ("mounts", Read) => list_mounts(core, false),
+        ("auth", Read) => list_mounts(core, true),
         ("internal/ui/mounts", Read) => {
             let mut secret = Map::new();
+            let mut auth = Map::new();
+            auth.insert("token/".into(), token_mount_json());
             for m in core.router.read().entries() {
-                secret.insert(m.entry.path.clone(), m.entry.to_json());
+                match m.entry.path.strip_prefix("auth/") {
+                    Some(p) => auth.insert(p.to_string(), m.entry.to_json()),
+                    None => secret.insert(m.entry.path.clone(), m.entry.to_json()),
+                };
             }
-            Ok(Response::data(json!({"secret": secret, "auth": {}})))
+            Ok(Response::data(json!({"secret": secret, "auth": auth})))
         }
         _ => {
             if let Some(path) = rest.strip_prefix("internal/ui/mounts/") {
                 return ui_mount(core, path);
             }
-            if let Some(path) = rest.strip_prefix("mounts/") {
-                if let Some(mount) = path.strip_suffix("/tune") {
-                    return tune(core, req, mount).await;
+            for (prefix, auth) in [("mounts/", false), ("auth/", true)] {
+                let Some(path) = rest.strip_prefix(prefix) else {
+                    continue;
+                };
+                if let Some(m) = path.strip_suffix("/tune") {
+                    return tune(core, req, m, auth).await;
                 }
                 return match req.operation {
-                    Create | Update => mount(core, req, path).await,
-                    Delete => unmount(core, path).await,
+                    Create | Update => mount(core, req, path, auth).await,
+                    Delete => unmount(core, path, auth).await,
                     Read => {
                         let p = normalize_mount_path(path)?;
+                        let full = if auth { format!("auth/{p}") } else { p.clone() };
                         let router = core.router.read();
                         let m = router
-                            .get(&p)
-                            .ok_or_else(|| Error::bad(format!("No secret engine mount at {p}")))?;
+                            .get(&full)
+                            .ok_or_else(|| Error::bad(format!("No mount at {p}")))?;
                         Ok(Response::data(m.entry.to_json()))
                     }
                     _ => Err(Error::UnsupportedOperation),
                 };
             }
-            Err(Error::UnsupportedPath("unsupported path".into()))
+            crate::sys_policy::handle(core, req, rest, token).await
         }
     }
 }
@@ -223,12 +233,41 @@ fn system_mount_json() -> Value {
     })
 }
 
-fn list_mounts(core: &Core) -> Result<Response> {
+fn token_mount_json() -> Value {
+    json!({
+        "accessor": "auth_token_00000000",
+        "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0, "token_type": "default-service"},
+        "description": "token based credentials",
+        "external_entropy_access": false,
+        "local": false,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": "",
+        "running_sha256": "",
+        "seal_wrap": false,
+        "type": "token",
+        "uuid": "00000000-0000-0000-0000-000000000001",
+    })
+}
+
+fn list_mounts(core: &Core, auth: bool) -> Result<Response> {
     let mut all = Map::new();
     for m in core.router.read().entries() {
-        all.insert(m.entry.path.clone(), m.entry.to_json());
+        match m.entry.path.strip_prefix("auth/") {
+            Some(p) if auth => {
+                all.insert(p.to_string(), m.entry.to_json());
+            }
+            None if !auth => {
+                all.insert(m.entry.path.clone(), m.entry.to_json());
+            }
+            _ => {}
+        }
     }
-    all.insert("sys/".into(), system_mount_json());
+    if auth {
+        all.insert("token/".into(), token_mount_json());
+    } else {
+        all.insert("sys/".into(), system_mount_json());
+    }
     let mut body = Value::Object(all.clone());
     let mut resp = Response::data(Value::Object(all));
     // Vault answers the table both at the top level and under `data`.
@@ -260,13 +299,20 @@ fn ui_mount(core: &Core, path: &str) -> Result<Response> {
     Ok(Response::data(j))
 }
 
-async fn mount(core: &Core, req: &Request, path: &str) -> Result<Response> {
+async fn mount(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Response> {
     let path = normalize_mount_path(path)?;
-    if RESERVED.iter().any(|r| path.starts_with(r)) {
+    if auth {
+        if path == "token/" {
+            return Err(Error::bad(
+                "token credential backend cannot be instantiated",
+            ));
+        }
+    } else if RESERVED.iter().any(|r| path.starts_with(r)) {
         return Err(Error::bad(format!(
             "cannot mount under reserved path {path:?}"
         )));
     }
+    let path = if auth { format!("auth/{path}") } else { path };
     let p = Params(&req.data);
     let kind = p
         .str("type")?
@@ -302,12 +348,16 @@ async fn mount(core: &Core, req: &Request, path: &str) -> Result<Response> {
         entry.config.force_no_cache = cp.bool("force_no_cache")?.unwrap_or(false);
     }
     core.mount(entry).await?;
-    tracing::info!(path = %path, kind, "secrets engine mounted");
+    tracing::info!(path = %path, kind, "mounted");
     Ok(Response::empty())
 }
 
-async fn unmount(core: &Core, path: &str) -> Result<Response> {
+async fn unmount(core: &Core, path: &str, auth: bool) -> Result<Response> {
     let path = normalize_mount_path(path)?;
+    if auth && path == "token/" {
+        return Err(Error::bad("token credential backend cannot be disabled"));
+    }
+    let path = if auth { format!("auth/{path}") } else { path };
     let _admin = core.admin.lock().await;
     let mut router = core.router.read().clone();
     let Some(removed) = router.remove(&path) else {
@@ -316,12 +366,27 @@ async fn unmount(core: &Core, path: &str) -> Result<Response> {
     core.save_mounts(&router).await?;
     *core.router.write() = router;
     removed.view.delete_prefix("").await?;
-    tracing::info!(path = %path, "secrets engine unmounted");
+    if auth {
+        // Tokens issued through a disabled auth method stop working at once.
+        core.revoke_tokens_with_path_prefix(&path).await?;
+    }
+    tracing::info!(path = %path, "unmounted");
     Ok(Response::empty())
 }
 
-async fn tune(core: &Core, req: &Request, path: &str) -> Result<Response> {
+async fn tune(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Response> {
     let path = normalize_mount_path(path)?;
+    if auth && path == "token/" {
+        return match req.operation {
+            Operation::Read => Ok(Response::data(json!({
+                "default_lease_ttl": SYSTEM_TTL, "max_lease_ttl": SYSTEM_TTL,
+                "force_no_cache": false, "description": "token based credentials",
+                "token_type": "default-service",
+            }))),
+            _ => Err(Error::bad("the token store cannot be tuned")),
+        };
+    }
+    let path = if auth { format!("auth/{path}") } else { path };
     match req.operation {
         Operation::Read => {
             if path == "sys/" {
@@ -336,7 +401,14 @@ async fn tune(core: &Core, req: &Request, path: &str) -> Result<Response> {
                 .ok_or_else(|| Error::bad(format!("cannot fetch sysview for path {path:?}")))?;
             let c = &m.entry.config;
             let or_default = |v: u64| if v == 0 { SYSTEM_TTL } else { v };
+            let lockout = c.user_lockout_config.unwrap_or_default();
             Ok(Response::data(json!({
+                "user_lockout_config": {
+                    "lockout_threshold": lockout.lockout_threshold,
+                    "lockout_duration": lockout.lockout_duration,
+                    "lockout_counter_reset": lockout.lockout_counter_reset,
+                    "disable_lockout": lockout.disable_lockout,
+                },
                 "default_lease_ttl": or_default(c.default_lease_ttl),
                 "max_lease_ttl": or_default(c.max_lease_ttl),
                 "force_no_cache": c.force_no_cache,
@@ -366,6 +438,25 @@ async fn tune(core: &Core, req: &Request, path: &str) -> Result<Response> {
             if let Some(d) = p.str("description")? {
                 entry.description = d.to_string();
             }
+            if let Some(l) = p.object("user_lockout_config")? {
+                let lp = Params(l);
+                let mut cfg = entry.config.user_lockout_config.unwrap_or_default();
+                if let Some(t) = lp.u64("lockout_threshold")? {
+                    cfg.lockout_threshold =
+                        u32::try_from(t).map_err(|_| Error::bad("lockout_threshold too large"))?;
+                }
+                if let Some(d) = lp.duration("lockout_duration")? {
+                    cfg.lockout_duration = d;
+                }
+                if let Some(d) = lp.duration("lockout_counter_reset")? {
+                    cfg.lockout_counter_reset = d;
+                }
+                if let Some(b) = lp.bool("disable_lockout")? {
+                    cfg.disable_lockout = b;
+                }
+                entry.config.user_lockout_config = Some(cfg);
+                core.logins.configure(&entry.accessor, cfg);
+            }
             if let Some(o) = p.object("options")? {
                 for (k, v) in o {
                     let v = match v {
@@ -394,4 +485,34 @@ async fn tune(core: &Core, req: &Request, path: &str) -> Result<Response> {
         }
         _ => Err(Error::UnsupportedOperation),
     }
+}
+
+/// Whether Vault requires `sudo` for `op` on `path` (root-protected paths).
+pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
+    let Some(rest) = path.strip_prefix("sys/") else {
+        return match path.strip_prefix("auth/token/") {
+            Some(t) => {
+                t == "accessors"
+                    || t == "accessors/"
+                    || t.starts_with("revoke-orphan")
+                    || t.starts_with("create-orphan")
+            }
+            None => false,
+        };
+    };
+    let rest = rest.trim_end_matches('/');
+    let write = op != Operation::Read && op != Operation::List;
+    matches!(
+        rest,
+        "seal" | "rotate" | "audit" | "raw" | "step-down" | "leases"
+    ) || rest.starts_with("audit/")
+        || rest.starts_with("audit-hash/")
+        || rest.starts_with("raw/")
+        || (rest.starts_with("auth/") && write)
+        || rest.starts_with("leases/revoke-prefix/")
+        || rest.starts_with("leases/revoke-force/")
+        || rest.starts_with("leases/lookup/")
+        || rest.starts_with("revoke-prefix/")
+        || rest.starts_with("revoke-force/")
+        || rest.starts_with("locked-users")
 }

@@ -3,8 +3,8 @@
 //! Layout inside its view: `id/<sha256(token)>` holds a [`TokenEntry`];
 //! `accessor/<accessor>` holds the hash it points to. A token is
 //! `cfs.` followed by 32 random URL-safe characters (192 bits), so it is
-//! recognisable in leaks and by scanners. Only root tokens and lookups are
-//! built here; the full token API builds on the same entry.
+//! recognisable in leaks and by scanners. `parent/<parent hash>/<child hash>`
+//! links a token to its children, so revoking a parent revokes its tree.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::barrier::{to_json, BarrierOp, View};
 use crate::util::{now, rfc3339};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Prefix of every token Coffer generates.
 pub const TOKEN_PREFIX: &str = "cfs.";
@@ -52,6 +52,22 @@ pub struct TokenEntry {
     /// Whether it may be renewed.
     #[serde(default)]
     pub renewable: bool,
+    /// Explicit maximum TTL in seconds (0: none).
+    #[serde(default)]
+    pub explicit_max_ttl: u64,
+    /// Period in seconds of a periodic token (0: none).
+    #[serde(default)]
+    pub period: u64,
+    /// Hard limit on the token's life from its creation, seconds since the
+    /// epoch (from explicit_max_ttl or the mount's max TTL); renewals stop here.
+    #[serde(default)]
+    pub max_expire_time: Option<i64>,
+    /// Client CIDR blocks the token may be used from.
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
+    /// The token role it was created from, if any.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 impl TokenEntry {
@@ -81,12 +97,15 @@ impl TokenEntry {
             "display_name": self.display_name,
             "entity_id": "",
             "expire_time": self.expire_time.map(fmt),
-            "explicit_max_ttl": 0,
+            "explicit_max_ttl": self.explicit_max_ttl,
             "id": id.unwrap_or(""),
             "issue_time": fmt(self.creation_time),
             "meta": if self.meta.is_empty() { Value::Null } else { json!(self.meta) },
             "num_uses": self.num_uses,
             "orphan": self.parent.is_none(),
+            "period": if self.period > 0 { json!(self.period) } else { Value::Null },
+            "bound_cidrs": if self.bound_cidrs.is_empty() { Value::Null } else { json!(self.bound_cidrs) },
+            "role": self.role.clone().unwrap_or_default(),
             "path": self.path,
             "policies": self.policies,
             "renewable": self.renewable,
@@ -140,21 +159,38 @@ impl TokenStore {
             expire_time: None,
             path: "auth/token/root".into(),
             renewable: false,
+            explicit_max_ttl: 0,
+            period: 0,
+            max_expire_time: None,
+            bound_cidrs: Vec::new(),
+            role: None,
         };
         self.store(&entry).await?;
         Ok(token)
     }
 
-    /// Writes an entry and its accessor index atomically.
+    /// Writes a new entry, its accessor index and its parent link atomically.
     pub async fn store(&self, entry: &TokenEntry) -> Result<()> {
+        let mut ops = vec![
+            BarrierOp::Put(format!("id/{}", entry.id_hash), to_json(entry)?),
+            BarrierOp::Put(
+                format!("accessor/{}", entry.accessor),
+                to_json(&entry.id_hash)?,
+            ),
+        ];
+        if let Some(parent) = &entry.parent {
+            ops.push(BarrierOp::Put(
+                format!("parent/{parent}/{}", entry.id_hash),
+                Zeroizing::new(b"{}".to_vec()),
+            ));
+        }
+        self.view.write_batch(ops).await
+    }
+
+    /// Rewrites an existing entry (renewal, use counts).
+    pub async fn update(&self, entry: &TokenEntry) -> Result<()> {
         self.view
-            .write_batch(vec![
-                BarrierOp::Put(format!("id/{}", entry.id_hash), to_json(entry)?),
-                BarrierOp::Put(
-                    format!("accessor/{}", entry.accessor),
-                    to_json(&entry.id_hash)?,
-                ),
-            ])
+            .put_json(&format!("id/{}", entry.id_hash), entry)
             .await
     }
 
@@ -163,25 +199,145 @@ impl TokenStore {
         if token.is_empty() {
             return Ok(None);
         }
-        let entry: Option<TokenEntry> = self
-            .view
-            .get_json(&format!("id/{}", hash_token(token)))
-            .await?;
+        self.lookup_hash(&hash_token(token)).await
+    }
+
+    /// Looks up a valid token by its hash.
+    pub async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{hash}")).await?;
         let at = now().timestamp();
         Ok(entry.filter(|e| !e.expired(at)))
     }
 
-    /// Revokes a token by hash.
-    pub async fn revoke_hash(&self, hash: &str) -> Result<()> {
+    /// Looks up a valid token by its accessor.
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<TokenEntry>> {
+        if accessor.is_empty() || accessor.contains('/') {
+            return Ok(None);
+        }
+        let hash: Option<String> = self.view.get_json(&format!("accessor/{accessor}")).await?;
+        match hash {
+            Some(h) => self.lookup_hash(&h).await,
+            None => Ok(None),
+        }
+    }
+
+    /// All accessors.
+    pub async fn accessors(&self) -> Result<Vec<String>> {
+        self.view.list("accessor/").await
+    }
+
+    /// Revokes a token and, depth first, every descendant. Returns the
+    /// entries revoked so that the caller can revoke their leases too.
+    pub async fn revoke_tree(&self, hash: &str) -> Result<Vec<TokenEntry>> {
+        let mut revoked = Vec::new();
+        let mut stack = vec![hash.to_string()];
+        let mut order = Vec::new();
+        while let Some(h) = stack.pop() {
+            for child in self.view.list(&format!("parent/{h}/")).await? {
+                stack.push(child.trim_end_matches('/').to_string());
+            }
+            order.push(h);
+        }
+        // Children first, so a crash midway never leaves a live child of a revoked parent.
+        for h in order.into_iter().rev() {
+            if let Some(e) = self.revoke_one(&h).await? {
+                revoked.push(e);
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes only this token; its children become orphans.
+    pub async fn revoke_orphan(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        for child in self.view.list(&format!("parent/{hash}/")).await? {
+            let child = child.trim_end_matches('/');
+            let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{child}")).await?;
+            if let Some(mut e) = entry {
+                e.parent = None;
+                self.update(&e).await?;
+            }
+        }
+        self.revoke_one(hash).await
+    }
+
+    async fn revoke_one(&self, hash: &str) -> Result<Option<TokenEntry>> {
         let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{hash}")).await?;
-        let Some(entry) = entry else {
-            return Err(Error::bad("token not found"));
-        };
-        self.view
-            .write_batch(vec![
-                BarrierOp::Delete(format!("id/{hash}")),
-                BarrierOp::Delete(format!("accessor/{}", entry.accessor)),
-            ])
-            .await
+        let mut ops = vec![BarrierOp::Delete(format!("id/{hash}"))];
+        let children = self
+            .view
+            .keys_with_prefix(&format!("parent/{hash}/"))
+            .await?;
+        ops.extend(children.into_iter().map(BarrierOp::Delete));
+        if let Some(e) = &entry {
+            ops.push(BarrierOp::Delete(format!("accessor/{}", e.accessor)));
+            if let Some(p) = &e.parent {
+                ops.push(BarrierOp::Delete(format!("parent/{p}/{hash}")));
+            }
+        }
+        self.view.write_batch(ops).await?;
+        Ok(entry)
+    }
+
+    /// Removes expired tokens (with their subtrees), dangling accessors and
+    /// parent links. Returns how many tokens were removed.
+    pub async fn tidy(&self) -> Result<usize> {
+        let at = now().timestamp();
+        let mut removed = 0;
+        for key in self.view.list("id/").await? {
+            let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{key}")).await?;
+            if let Some(e) = entry {
+                if e.expired(at) {
+                    removed += self.revoke_tree(&e.id_hash).await?.len();
+                }
+            }
+        }
+        for accessor in self.view.list("accessor/").await? {
+            let hash: Option<String> = self.view.get_json(&format!("accessor/{accessor}")).await?;
+            let live = match &hash {
+                Some(h) => self.view.get(&format!("id/{h}")).await?.is_some(),
+                None => false,
+            };
+            if !live {
+                self.view.delete(&format!("accessor/{accessor}")).await?;
+            }
+        }
+        for parent in self.view.list("parent/").await? {
+            let parent = parent.trim_end_matches('/');
+            if self.view.get(&format!("id/{parent}")).await?.is_none() {
+                for child in self.view.list(&format!("parent/{parent}/")).await? {
+                    let child = child.trim_end_matches('/');
+                    let entry: Option<TokenEntry> =
+                        self.view.get_json(&format!("id/{child}")).await?;
+                    if let Some(e) = entry {
+                        // A child whose parent vanished is revoked, as Vault's tidy does.
+                        removed += self.revoke_tree(&e.id_hash).await?.len();
+                    }
+                }
+                self.view
+                    .delete_prefix(&format!("parent/{parent}/"))
+                    .await?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Stores a token role.
+    pub async fn put_role(&self, name: &str, role: &Value) -> Result<()> {
+        self.view.put_json(&format!("role/{name}"), role).await
+    }
+
+    /// Reads a token role.
+    pub async fn get_role(&self, name: &str) -> Result<Option<Value>> {
+        self.view.get_json(&format!("role/{name}")).await
+    }
+
+    /// Deletes a token role.
+    pub async fn delete_role(&self, name: &str) -> Result<()> {
+        self.view.delete(&format!("role/{name}")).await
+    }
+
+    /// Names of token roles.
+    pub async fn list_roles(&self) -> Result<Vec<String>> {
+        self.view.list("role/").await
     }
 }

@@ -1,0 +1,244 @@
+//! Login abuse controls: failed logins are rate limited per client address
+//! (429 with Retry-After) and an identity is locked out after a threshold of
+//! failures (Vault's user lockout). Lockouts answer "permission denied", like
+//! a wrong password, so they reveal nothing more than Vault does.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Failed logins an address may make per window before it is throttled.
+const ADDRESS_FAILURES_PER_WINDOW: u32 = 20;
+/// The window of the per-address limit.
+const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
+/// Entries kept before expired ones are swept.
+const SWEEP_AT: usize = 10_000;
+
+/// Vault's `user_lockout_config` of an auth mount.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockoutConfig {
+    /// Failures that lock an identity out.
+    pub lockout_threshold: u32,
+    /// How long a lockout lasts, in seconds.
+    pub lockout_duration: u64,
+    /// Seconds after which the failure count starts over.
+    pub lockout_counter_reset: u64,
+    /// Turns lockout off.
+    pub disable_lockout: bool,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        // Vault's defaults.
+        LockoutConfig {
+            lockout_threshold: 5,
+            lockout_duration: 15 * 60,
+            lockout_counter_reset: 15 * 60,
+            disable_lockout: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Counter {
+    failures: u32,
+    first: Instant,
+    locked_until: Option<Instant>,
+}
+
+/// Tracks failed logins in memory.
+#[derive(Default)]
+pub struct LoginGuard {
+    addresses: Mutex<HashMap<IpAddr, Counter>>,
+    identities: Mutex<HashMap<(String, String), Counter>>,
+    configs: Mutex<HashMap<String, LockoutConfig>>,
+}
+
+impl LoginGuard {
+    /// Sets the lockout configuration of the auth mount with `accessor`.
+    pub fn configure(&self, accessor: &str, config: LockoutConfig) {
+        self.configs.lock().insert(accessor.to_string(), config);
+    }
+
+    fn config(&self, accessor: &str) -> LockoutConfig {
+        self.configs
+            .lock()
+            .get(accessor)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Refuses a login attempt while its address is throttled or its identity locked.
+    pub fn check(
+        &self,
+        addr: Option<IpAddr>,
+        accessor: &str,
+        identity: Option<&str>,
+    ) -> Result<()> {
+        let now = Instant::now();
+        if let Some(ip) = addr {
+            if let Some(c) = self.addresses.lock().get(&ip) {
+                let elapsed = now.duration_since(c.first);
+                if elapsed < ADDRESS_WINDOW && c.failures >= ADDRESS_FAILURES_PER_WINDOW {
+                    let retry = (ADDRESS_WINDOW - elapsed).as_secs().max(1);
+                    return Err(Error::RateLimited {
+                        message: "too many failed login attempts; try again later".into(),
+                        retry_after: retry,
+                    });
+                }
+            }
+        }
+        if let Some(id) = identity {
+            let cfg = self.config(accessor);
+            if cfg.disable_lockout {
+                return Ok(());
+            }
+            let key = (accessor.to_string(), id.to_string());
+            if let Some(c) = self.identities.lock().get(&key) {
+                if c.locked_until.is_some_and(|t| t > now) {
+                    return Err(Error::PermissionDenied);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a failed login.
+    pub fn failure(&self, addr: Option<IpAddr>, accessor: &str, identity: Option<&str>) {
+        let now = Instant::now();
+        if let Some(ip) = addr {
+            let mut map = self.addresses.lock();
+            if map.len() > SWEEP_AT {
+                map.retain(|_, c| now.duration_since(c.first) < ADDRESS_WINDOW);
+            }
+            let c = map.entry(ip).or_insert(Counter {
+                failures: 0,
+                first: now,
+                locked_until: None,
+            });
+            if now.duration_since(c.first) >= ADDRESS_WINDOW {
+                *c = Counter {
+                    failures: 0,
+                    first: now,
+                    locked_until: None,
+                };
+            }
+            c.failures = c.failures.saturating_add(1);
+        }
+        if let Some(id) = identity {
+            let cfg = self.config(accessor);
+            if cfg.disable_lockout || cfg.lockout_threshold == 0 {
+                return;
+            }
+            let reset = Duration::from_secs(cfg.lockout_counter_reset);
+            let mut map = self.identities.lock();
+            if map.len() > SWEEP_AT {
+                map.retain(|_, c| {
+                    now.duration_since(c.first) < reset || c.locked_until.is_some_and(|t| t > now)
+                });
+            }
+            let c = map
+                .entry((accessor.to_string(), id.to_string()))
+                .or_insert(Counter {
+                    failures: 0,
+                    first: now,
+                    locked_until: None,
+                });
+            let lock_over = c.locked_until.is_some_and(|t| t <= now);
+            if now.duration_since(c.first) >= reset || lock_over {
+                *c = Counter {
+                    failures: 0,
+                    first: now,
+                    locked_until: None,
+                };
+            }
+            c.failures = c.failures.saturating_add(1);
+            if c.failures >= cfg.lockout_threshold {
+                c.locked_until = Some(now + Duration::from_secs(cfg.lockout_duration));
+                tracing::warn!(
+                    mount = accessor,
+                    "login identity locked out after repeated failures"
+                );
+            }
+        }
+    }
+
+    /// Clears an identity's failures after a successful login.
+    pub fn success(&self, accessor: &str, identity: Option<&str>) {
+        if let Some(id) = identity {
+            self.identities
+                .lock()
+                .remove(&(accessor.to_string(), id.to_string()));
+        }
+    }
+
+    /// Lifts every lockout of a mount (`sys/locked-users/:accessor/unlock`).
+    pub fn unlock(&self, accessor: &str, identity: &str) {
+        self.identities
+            .lock()
+            .remove(&(accessor.to_string(), identity.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_locks_after_threshold() {
+        let g = LoginGuard::default();
+        g.configure(
+            "m",
+            LockoutConfig {
+                lockout_threshold: 3,
+                ..Default::default()
+            },
+        );
+        for _ in 0..2 {
+            g.failure(None, "m", Some("alice"));
+            assert!(g.check(None, "m", Some("alice")).is_ok());
+        }
+        g.failure(None, "m", Some("alice"));
+        assert!(matches!(
+            g.check(None, "m", Some("alice")),
+            Err(Error::PermissionDenied)
+        ));
+        assert!(g.check(None, "m", Some("bob")).is_ok());
+        g.unlock("m", "alice");
+        assert!(g.check(None, "m", Some("alice")).is_ok());
+    }
+
+    #[test]
+    fn address_is_rate_limited() {
+        let g = LoginGuard::default();
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        for i in 0..ADDRESS_FAILURES_PER_WINDOW {
+            g.failure(Some(ip), "m", Some(&format!("u{i}")));
+        }
+        match g.check(Some(ip), "m", Some("new")) {
+            Err(Error::RateLimited { retry_after, .. }) => assert!(retry_after >= 1),
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn success_resets() {
+        let g = LoginGuard::default();
+        g.configure(
+            "m",
+            LockoutConfig {
+                lockout_threshold: 2,
+                ..Default::default()
+            },
+        );
+        g.failure(None, "m", Some("a"));
+        g.success("m", Some("a"));
+        g.failure(None, "m", Some("a"));
+        assert!(g.check(None, "m", Some("a")).is_ok());
+    }
+}

@@ -1,0 +1,98 @@
+//! Auth methods: engines mounted under `auth/` whose login endpoints answer
+//! without a token and return an [`crate::AuthGrant`] that the core turns
+//! into a token.
+
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::mounts::MountEntry;
+use crate::{Error, Result};
+
+/// Creates the engine of an auth mount, or refuses an unknown type.
+pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
+    match entry.kind.as_str() {
+        other => Err(Error::bad(format!("unknown auth method type {other:?}"))),
+    }
+}
+
+/// Parses a list of CIDR blocks (or bare addresses) as Vault's
+/// `token_bound_cidrs` / `secret_id_bound_cidrs` accept them.
+pub fn parse_cidrs(items: &[String]) -> Result<Vec<(std::net::IpAddr, u8)>> {
+    items.iter().map(|s| parse_cidr(s)).collect()
+}
+
+fn parse_cidr(s: &str) -> Result<(std::net::IpAddr, u8)> {
+    let s = s.trim();
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| Error::bad(format!("invalid CIDR block {s:?}")))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| Error::bad(format!("invalid CIDR block {s:?}")))?,
+        None => max,
+    };
+    Ok((ip, len))
+}
+
+/// Whether `ip` lies in one of `cidrs` (an empty list allows any address).
+pub fn ip_allowed(ip: Option<std::net::IpAddr>, cidrs: &[String]) -> bool {
+    if cidrs.is_empty() {
+        return true;
+    }
+    let Some(ip) = ip else {
+        return false;
+    };
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    cidrs
+        .iter()
+        .filter_map(|c| parse_cidr(c).ok())
+        .any(|(net, len)| match (net, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(len))
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(len))
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        let c = vec!["10.0.0.0/8".to_string(), "192.168.1.7".to_string()];
+        assert!(ip_allowed(ip("10.1.2.3"), &c));
+        assert!(ip_allowed(ip("192.168.1.7"), &c));
+        assert!(!ip_allowed(ip("192.168.1.8"), &c));
+        assert!(ip_allowed(ip("::ffff:10.0.0.1"), &c));
+        assert!(ip_allowed(None, &[]));
+        assert!(!ip_allowed(None, &c));
+        assert!(parse_cidrs(&["10.0.0.0/33".into()]).is_err());
+        assert!(parse_cidrs(&["nope".into()]).is_err());
+    }
+}

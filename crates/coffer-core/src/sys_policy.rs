@@ -1,0 +1,167 @@
+//! `sys/` endpoints for policies and capabilities: `policies/acl`, the legacy
+//! `policy`, `capabilities`, `capabilities-self`, `capabilities-accessor`,
+//! and `locked-users` unlocks.
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use serde_json::{json, Map, Value};
+
+use crate::core::Core;
+use crate::token::TokenEntry;
+use crate::util::Params;
+use crate::{Error, Operation, Request, Response, Result};
+
+/// Handles the policy and capability endpoints; `rest` is below `sys/`.
+pub(crate) async fn handle(
+    core: &Core,
+    req: &Request,
+    rest: &str,
+    token: &TokenEntry,
+) -> Result<Response> {
+    use Operation::*;
+    let op = req.operation;
+    match rest {
+        "policies/acl" | "policies/acl/" if op == List || op == Read => {
+            Response::list(core.policies.list().await?)
+        }
+        "policy" | "policy/" if op == Read || op == List => {
+            let names = core.policies.list().await?;
+            Ok(with_top_level(json!({"policies": names, "keys": names})))
+        }
+        "capabilities-self" if matches!(op, Create | Update) => {
+            capabilities(core, req, token).await
+        }
+        "capabilities" if matches!(op, Create | Update) => {
+            let params = Params(&req.data);
+            let t = params
+                .str("token")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::bad("missing token"))?;
+            let entry = core
+                .tokens
+                .lookup(t)
+                .await?
+                .ok_or_else(|| Error::bad("invalid token"))?;
+            capabilities(core, req, &entry).await
+        }
+        "capabilities-accessor" if matches!(op, Create | Update) => {
+            let params = Params(&req.data);
+            let a = params
+                .str("accessor")?
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| Error::bad("missing accessor"))?;
+            let entry = core
+                .tokens
+                .lookup_accessor(a)
+                .await?
+                .ok_or_else(|| Error::bad("invalid accessor"))?;
+            capabilities(core, req, &entry).await
+        }
+        _ => {
+            if let Some(name) = rest.strip_prefix("policies/acl/") {
+                return acl_policy(core, req, name, false).await;
+            }
+            if let Some(name) = rest.strip_prefix("policy/") {
+                return acl_policy(core, req, name, true).await;
+            }
+            if let Some(tail) = rest.strip_prefix("locked-users/") {
+                // locked-users/:mount_accessor/unlock/:alias_identifier
+                let parts: Vec<&str> = tail.splitn(3, '/').collect();
+                if let [accessor, "unlock", alias] = parts.as_slice() {
+                    if matches!(op, Create | Update) {
+                        core.logins.unlock(accessor, alias);
+                        return Ok(Response::empty());
+                    }
+                }
+            }
+            Err(Error::UnsupportedPath("unsupported path".into()))
+        }
+    }
+}
+
+/// A raw body holding `data` both at the top level and under `data`, as
+/// Vault's legacy sys endpoints answer.
+fn with_top_level(data: Value) -> Response {
+    let mut body = data.clone();
+    if let Value::Object(m) = &mut body {
+        m.insert("data".into(), data);
+        m.insert("request_id".into(), json!(coffer_crypto::random::uuid()));
+        m.insert("lease_id".into(), json!(""));
+        m.insert("renewable".into(), json!(false));
+        m.insert("lease_duration".into(), json!(0));
+        m.insert("wrap_info".into(), Value::Null);
+        m.insert("warnings".into(), Value::Null);
+        m.insert("auth".into(), Value::Null);
+    }
+    Response::raw(body)
+}
+
+async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Result<Response> {
+    let name = crate::policy_store::normalize_name(name)?;
+    match req.operation {
+        Operation::Read => {
+            let raw = core
+                .policies
+                .read_raw(&name)
+                .await?
+                .ok_or(Error::NotFound)?;
+            if legacy {
+                Ok(with_top_level(json!({"name": name, "rules": raw})))
+            } else {
+                Ok(Response::data(json!({"name": name, "policy": raw})))
+            }
+        }
+        Operation::Create | Operation::Update => {
+            let p = Params(&req.data);
+            let text = p
+                .str("policy")?
+                .or(p.str("rules")?)
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| Error::bad("'policy' parameter not supplied or empty"))?;
+            // Vault accepts the policy base64-encoded too.
+            let decoded = match STANDARD.decode(text.trim()) {
+                Ok(bytes) if !text.contains('"') => String::from_utf8(bytes).ok(),
+                _ => None,
+            };
+            core.policies
+                .write(&name, decoded.as_deref().unwrap_or(text))
+                .await?;
+            tracing::info!(policy = %name, "policy written");
+            Ok(Response::empty())
+        }
+        Operation::Delete => {
+            core.policies.delete(&name).await?;
+            tracing::info!(policy = %name, "policy deleted");
+            Ok(Response::empty())
+        }
+        _ => Err(Error::UnsupportedOperation),
+    }
+}
+
+async fn capabilities(core: &Core, req: &Request, token: &TokenEntry) -> Result<Response> {
+    let p = Params(&req.data);
+    let mut paths = p.str_list("paths")?.unwrap_or_default();
+    if paths.is_empty() {
+        if let Some(path) = p.str("path")?.filter(|s| !s.is_empty()) {
+            paths.push(path.to_string());
+        }
+    }
+    if paths.is_empty() {
+        return Err(Error::bad("missing paths"));
+    }
+    let acl = core.policies.acl(&token.policies).await?;
+    let mut out = Map::new();
+    let mut all: Vec<&'static str> = Vec::new();
+    for path in &paths {
+        let path = path.trim_start_matches('/');
+        let caps = acl.capability_names(path);
+        for c in &caps {
+            if !all.contains(c) {
+                all.push(c);
+            }
+        }
+        out.insert(path.to_string(), json!(caps));
+    }
+    all.sort_unstable();
+    out.insert("capabilities".into(), json!(all));
+    Ok(with_top_level(Value::Object(out)))
+}

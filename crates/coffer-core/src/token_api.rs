@@ -1,0 +1,625 @@
+//! The token store's API under `auth/token/`, as Vault's: create (also
+//! orphan and from a role), lookup, renew and revoke by token, self or
+//! accessor, roles, accessors and tidy. Minting lives here too, for logins.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use crate::core::Core;
+use crate::policy::Capability;
+use crate::token::{generate_token, hash_token, TokenEntry};
+use crate::util::{now, Params};
+use crate::{Error, Operation, Request, Response, Result};
+
+/// The system-wide default and maximum token TTL (32 days), as Vault's.
+pub const SYSTEM_MAX_TTL: u64 = 2_764_800;
+
+/// Everything needed to mint a token.
+#[derive(Debug, Default, Clone)]
+pub struct TokenSpec {
+    /// Requested id (root callers only).
+    pub id: Option<Zeroizing<String>>,
+    /// Policies, before `default` is added.
+    pub policies: Vec<String>,
+    /// Leave out `default`.
+    pub no_default_policy: bool,
+    /// Metadata.
+    pub meta: BTreeMap<String, String>,
+    /// Display name.
+    pub display_name: String,
+    /// Requested TTL (0: default).
+    pub ttl: u64,
+    /// Explicit max TTL (0: none).
+    pub explicit_max_ttl: u64,
+    /// Period (0: none).
+    pub period: u64,
+    /// Uses (0: unlimited).
+    pub num_uses: u64,
+    /// Renewable.
+    pub renewable: bool,
+    /// Parent hash; `None` for an orphan.
+    pub parent: Option<String>,
+    /// Creating path, e.g. `auth/token/create` or `auth/userpass/login/alice`.
+    pub path: String,
+    /// Bound CIDR blocks.
+    pub bound_cidrs: Vec<String>,
+    /// Token role name.
+    pub role: Option<String>,
+    /// Mount default TTL (0: system).
+    pub mount_default_ttl: u64,
+    /// Mount max TTL (0: system).
+    pub mount_max_ttl: u64,
+}
+
+/// Lower-cases, trims, sorts and de-duplicates policy names; adds `default`
+/// unless asked not to or the set holds `root`.
+pub fn sanitize_policies(policies: &[String], add_default: bool) -> Vec<String> {
+    let mut out: Vec<String> = policies
+        .iter()
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if add_default && !out.iter().any(|p| p == "root") {
+        out.push("default".into());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Mints a token from `spec` and stores it; returns the token and its entry.
+pub async fn mint(core: &Core, spec: TokenSpec) -> Result<(Zeroizing<String>, TokenEntry)> {
+    let policies = sanitize_policies(&spec.policies, !spec.no_default_policy);
+    let created = now().timestamp();
+    let max_ttl = if spec.mount_max_ttl > 0 {
+        spec.mount_max_ttl
+    } else {
+        SYSTEM_MAX_TTL
+    };
+    let default_ttl = if spec.mount_default_ttl > 0 {
+        spec.mount_default_ttl.min(max_ttl)
+    } else {
+        max_ttl
+    };
+    let is_root = policies.iter().any(|p| p == "root");
+    let (ttl, max_expire) = if spec.period > 0 {
+        let ttl = if spec.explicit_max_ttl > 0 {
+            spec.period.min(spec.explicit_max_ttl)
+        } else {
+            spec.period
+        };
+        (
+            ttl,
+            (spec.explicit_max_ttl > 0).then(|| created + secs(spec.explicit_max_ttl)),
+        )
+    } else if is_root && spec.ttl == 0 && spec.explicit_max_ttl == 0 {
+        (0, None)
+    } else {
+        let cap = if spec.explicit_max_ttl > 0 {
+            spec.explicit_max_ttl.min(max_ttl)
+        } else {
+            max_ttl
+        };
+        let ttl = if spec.ttl > 0 { spec.ttl } else { default_ttl }.min(cap);
+        (ttl, Some(created + secs(cap)))
+    };
+    let token = match spec.id {
+        Some(id) if !id.is_empty() => id,
+        _ => generate_token(),
+    };
+    let id_hash = hash_token(&token);
+    if core.tokens.lookup_hash(&id_hash).await?.is_some() {
+        return Err(Error::bad("cannot create a token with a duplicate ID"));
+    }
+    let entry = TokenEntry {
+        id_hash,
+        accessor: coffer_crypto::random::token_string(24),
+        policies,
+        parent: spec.parent,
+        display_name: spec.display_name,
+        meta: spec.meta,
+        num_uses: spec.num_uses,
+        creation_time: created,
+        ttl,
+        expire_time: (ttl > 0).then(|| created + secs(ttl)),
+        path: spec.path,
+        renewable: spec.renewable && ttl > 0,
+        explicit_max_ttl: spec.explicit_max_ttl,
+        period: spec.period,
+        max_expire_time: max_expire,
+        bound_cidrs: spec.bound_cidrs,
+        role: spec.role,
+    };
+    core.tokens.store(&entry).await?;
+    Ok((token, entry))
+}
+
+fn secs(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX / 4)
+}
+
+/// The `auth` block answered after a token is created or renewed.
+pub fn auth_block(token: Option<&str>, e: &TokenEntry) -> Value {
+    let token_policies: Vec<&String> = e.policies.iter().collect();
+    json!({
+        "client_token": token.unwrap_or(""),
+        "accessor": e.accessor,
+        "policies": e.policies,
+        "token_policies": token_policies,
+        "identity_policies": null,
+        "metadata": if e.meta.is_empty() { Value::Null } else { json!(e.meta) },
+        "lease_duration": remaining_ttl(e),
+        "renewable": e.renewable,
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": e.parent.is_none(),
+        "mfa_requirement": null,
+        "num_uses": e.num_uses,
+    })
+}
+
+fn remaining_ttl(e: &TokenEntry) -> i64 {
+    e.expire_time
+        .map(|t| (t - now().timestamp()).max(0))
+        .unwrap_or(0)
+}
+
+fn string_map(v: Option<&Map<String, Value>>, name: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    if let Some(m) = v {
+        for (k, v) in m {
+            match v {
+                Value::String(s) => {
+                    out.insert(k.clone(), s.clone());
+                }
+                _ => return Err(Error::bad(format!("{name}: values must be strings"))),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the caller holds sudo on the request path (or is root).
+async fn caller_sudo(core: &Core, req: &Request, caller: &TokenEntry) -> Result<bool> {
+    if caller.is_root() {
+        return Ok(true);
+    }
+    let acl = core.policies.acl(&caller.policies).await?;
+    Ok(acl.capabilities(&req.path).contains(Capability::Sudo))
+}
+
+/// Handles `auth/token/<rest>`.
+pub async fn handle(
+    core: &Core,
+    req: &Request,
+    rest: &str,
+    caller: &TokenEntry,
+) -> Result<Response> {
+    use Operation::*;
+    let p = Params(&req.data);
+    let op = req.operation;
+    let write = matches!(op, Create | Update);
+    match rest {
+        "create" | "create-orphan" if write => {
+            create(core, req, caller, rest == "create-orphan", None).await
+        }
+        "lookup-self" if matches!(op, Read | Create | Update) => Ok(lookup_answer(
+            caller,
+            req.token.as_deref().map(String::as_str),
+        )),
+        "lookup" if matches!(op, Create | Update | Read) => {
+            let token = p
+                .str("token")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::bad("missing token"))?;
+            let entry = core.tokens.lookup(token).await?.ok_or_else(bad_token)?;
+            Ok(lookup_answer(&entry, Some(token)))
+        }
+        "lookup-accessor" if write => {
+            let entry = by_accessor(core, &p).await?;
+            Ok(lookup_answer(&entry, None))
+        }
+        "renew-self" if write => {
+            renew(
+                core,
+                caller.clone(),
+                &p,
+                req.token.as_deref().map(String::as_str),
+            )
+            .await
+        }
+        "renew" if write => {
+            let token = p
+                .str("token")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::bad("missing token"))?;
+            let entry = core.tokens.lookup(token).await?.ok_or_else(bad_token)?;
+            renew(core, entry, &p, Some(token)).await
+        }
+        "renew-accessor" if write => {
+            let entry = by_accessor(core, &p).await?;
+            renew(core, entry, &p, None).await
+        }
+        "revoke-self" if write => {
+            core.revoke_token_tree(&caller.id_hash).await?;
+            Ok(Response::empty())
+        }
+        "revoke" if write => {
+            let token = p
+                .str("token")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::bad("missing token"))?;
+            core.revoke_token_tree(&hash_token(token)).await?;
+            Ok(Response::empty())
+        }
+        "revoke-accessor" if write => {
+            let entry = by_accessor(core, &p).await?;
+            core.revoke_token_tree(&entry.id_hash).await?;
+            Ok(Response::empty())
+        }
+        "revoke-orphan" if write => {
+            let token = p
+                .str("token")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::bad("missing token"))?;
+            let hash = hash_token(token);
+            core.tokens
+                .lookup_hash(&hash)
+                .await?
+                .ok_or_else(|| Error::bad("token to revoke not found"))?;
+            core.tokens.revoke_orphan(&hash).await?;
+            core.after_token_revoked(std::slice::from_ref(&hash))
+                .await?;
+            Ok(Response::empty())
+        }
+        "accessors" | "accessors/" if op == List => Response::list(core.tokens.accessors().await?),
+        "tidy" if write => {
+            let removed = core.tokens.tidy().await?;
+            let mut r = Response::data(json!({ "tokens_removed": removed }));
+            r.warnings.push("Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs.".into());
+            Ok(r)
+        }
+        "roles" | "roles/" if op == List => Response::list(core.tokens.list_roles().await?),
+        _ => {
+            if let Some(role) = rest.strip_prefix("create/") {
+                if !write {
+                    return Err(Error::UnsupportedOperation);
+                }
+                let role = valid_name(role)?;
+                let def = core
+                    .tokens
+                    .get_role(role)
+                    .await?
+                    .ok_or_else(|| Error::bad(format!("unknown role {role}")))?;
+                return create(core, req, caller, false, Some((role, def))).await;
+            }
+            if let Some(role) = rest.strip_prefix("roles/") {
+                let role = valid_name(role)?;
+                return roles(core, req, role).await;
+            }
+            if rest.starts_with("lookup/") && op == Read {
+                return Err(Error::bad(
+                    "use auth/token/lookup with a token in the request body",
+                ));
+            }
+            Err(Error::UnsupportedPath("unsupported path".into()))
+        }
+    }
+}
+
+fn valid_name(name: &str) -> Result<&str> {
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::bad("invalid role name"));
+    }
+    Ok(name)
+}
+
+fn bad_token() -> Error {
+    Error::Status {
+        code: 403,
+        errors: vec!["bad token".into()],
+    }
+}
+
+async fn by_accessor(core: &Core, p: &Params<'_>) -> Result<TokenEntry> {
+    let accessor = p
+        .str("accessor")?
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| Error::bad("missing accessor"))?;
+    core.tokens
+        .lookup_accessor(accessor)
+        .await?
+        .ok_or_else(|| Error::bad("invalid accessor"))
+}
+
+fn lookup_answer(e: &TokenEntry, id: Option<&str>) -> Response {
+    Response::data(e.to_lookup_json(id))
+}
+
+async fn renew(
+    core: &Core,
+    mut entry: TokenEntry,
+    p: &Params<'_>,
+    token: Option<&str>,
+) -> Result<Response> {
+    if entry.expire_time.is_none() {
+        // Tokens without a TTL (root) have nothing to renew.
+        let mut r = Response::empty();
+        r.auth = Some(auth_block(token, &entry));
+        return Ok(r);
+    }
+    if !entry.renewable {
+        return Err(Error::bad("lease is not renewable"));
+    }
+    let at = now().timestamp();
+    let increment = p.duration("increment")?.unwrap_or(0);
+    let ttl = if entry.period > 0 {
+        entry.period
+    } else if increment > 0 {
+        increment
+    } else {
+        entry.ttl
+    };
+    let mut expire = at + secs(ttl);
+    if let Some(max) = entry.max_expire_time {
+        expire = expire.min(max);
+    }
+    entry.expire_time = Some(expire);
+    core.tokens.update(&entry).await?;
+    let mut r = Response::empty();
+    r.auth = Some(auth_block(token, &entry));
+    if let Some(max) = entry.max_expire_time {
+        if at + secs(ttl) > max {
+            r.warnings
+                .push("TTL of the token was capped by its maximum TTL".into());
+        }
+    }
+    Ok(r)
+}
+
+async fn create(
+    core: &Core,
+    req: &Request,
+    caller: &TokenEntry,
+    orphan_path: bool,
+    role: Option<(&str, Value)>,
+) -> Result<Response> {
+    let p = Params(&req.data);
+    let sudo = caller_sudo(core, req, caller).await?;
+    if let Some(t) = p.str("type")? {
+        if !t.is_empty() && t != "service" && t != "default" {
+            return Err(Error::bad(format!(
+                "unsupported token type {t:?}: only service tokens are supported"
+            )));
+        }
+    }
+    let no_parent = p.bool("no_parent")?.unwrap_or(false);
+    if no_parent && !sudo {
+        return Err(Error::bad(
+            "root or sudo privileges required to create orphan token",
+        ));
+    }
+    let id = p.str("id")?.filter(|s| !s.is_empty());
+    if id.is_some() && !caller.is_root() {
+        return Err(Error::bad(
+            "root or sudo privileges required to specify token id",
+        ));
+    }
+    let requested = p.str_list("policies")?.unwrap_or_default();
+    let requested: Vec<String> = sanitize_policies(&requested, false);
+    let caller_policies = &caller.policies;
+    let mut period = p.duration("period")?.unwrap_or(0);
+    if period > 0 && !sudo && role.is_none() {
+        return Err(Error::bad(
+            "root or sudo privileges required to create periodic token",
+        ));
+    }
+    let mut explicit_max = p.duration("explicit_max_ttl")?.unwrap_or(0);
+    let mut renewable = p.bool("renewable")?.unwrap_or(true);
+    let mut orphan = orphan_path || no_parent;
+    let mut no_default = p.bool("no_default_policy")?.unwrap_or(false);
+    let mut bound_cidrs = Vec::new();
+    let mut num_uses = p.u64("num_uses")?.unwrap_or(0);
+    let mut path = if orphan_path {
+        "auth/token/create-orphan".to_string()
+    } else {
+        "auth/token/create".to_string()
+    };
+    let policies: Vec<String> = if let Some((name, def)) = &role {
+        let rp = Params(
+            def.as_object()
+                .ok_or_else(|| Error::Internal("corrupt token role".into()))?,
+        );
+        let allowed = rp.str_list("allowed_policies")?.unwrap_or_default();
+        let disallowed = rp.str_list("disallowed_policies")?.unwrap_or_default();
+        let policies = if requested.is_empty() {
+            if allowed.is_empty() {
+                caller_policies
+                    .iter()
+                    .filter(|p| *p != "root")
+                    .cloned()
+                    .collect()
+            } else {
+                allowed.clone()
+            }
+        } else {
+            requested.clone()
+        };
+        for pol in &policies {
+            if disallowed.contains(pol) {
+                return Err(Error::bad(format!(
+                    "token policies ({pol}) must not include disallowed policies"
+                )));
+            }
+            if !allowed.is_empty() && !allowed.contains(pol) && pol != "default" {
+                return Err(Error::bad(format!(
+                    "token policies ({pol}) must be subset of the role's allowed policies"
+                )));
+            }
+            if allowed.is_empty()
+                && !caller.is_root()
+                && !caller_policies.contains(pol)
+                && pol != "default"
+            {
+                return Err(Error::bad("child policies must be subset of parent"));
+            }
+        }
+        if rp.bool("orphan")?.unwrap_or(false) {
+            orphan = true;
+        }
+        let role_period = rp.duration("token_period")?.unwrap_or(0);
+        if role_period > 0 {
+            period = role_period;
+        }
+        let role_max = rp.duration("token_explicit_max_ttl")?.unwrap_or(0);
+        if role_max > 0 {
+            explicit_max = if explicit_max > 0 {
+                explicit_max.min(role_max)
+            } else {
+                role_max
+            };
+        }
+        if !rp.bool("renewable")?.unwrap_or(true) {
+            renewable = false;
+        }
+        if rp.bool("token_no_default_policy")?.unwrap_or(false) {
+            no_default = true;
+        }
+        let role_uses = rp.u64("token_num_uses")?.unwrap_or(0);
+        if role_uses > 0 && (num_uses == 0 || role_uses < num_uses) {
+            num_uses = role_uses;
+        }
+        bound_cidrs = rp.str_list("token_bound_cidrs")?.unwrap_or_default();
+        path = format!("auth/token/create/{name}");
+        if let Some(suffix) = rp.str("path_suffix")?.filter(|s| !s.is_empty()) {
+            path = format!("{path}/{suffix}");
+        }
+        policies
+    } else if requested.is_empty() {
+        caller_policies.clone()
+    } else {
+        if !caller.is_root() {
+            for pol in &requested {
+                if pol == "root" || (!caller_policies.contains(pol) && pol != "default") {
+                    return Err(Error::bad("child policies must be subset of parent"));
+                }
+            }
+        }
+        requested
+    };
+    let display = p.str("display_name")?.unwrap_or("").trim().to_lowercase();
+    let display_name = if display.is_empty() {
+        "token".to_string()
+    } else {
+        format!("token-{display}")
+    };
+    let spec = TokenSpec {
+        id: id.map(|s| Zeroizing::new(s.to_string())),
+        policies,
+        no_default_policy: no_default,
+        meta: string_map(p.object("meta")?, "meta")?,
+        display_name,
+        ttl: p.duration("ttl")?.or(p.duration("lease")?).unwrap_or(0),
+        explicit_max_ttl: explicit_max,
+        period,
+        num_uses,
+        renewable,
+        parent: (!orphan).then(|| caller.id_hash.clone()),
+        path,
+        bound_cidrs,
+        role: role.map(|(n, _)| n.to_string()),
+        mount_default_ttl: 0,
+        mount_max_ttl: 0,
+    };
+    let (token, entry) = mint(core, spec).await?;
+    let mut r = Response::empty();
+    r.auth = Some(auth_block(Some(&token), &entry));
+    Ok(r)
+}
+
+async fn roles(core: &Core, req: &Request, name: &str) -> Result<Response> {
+    match req.operation {
+        Operation::Read => {
+            let def = core.tokens.get_role(name).await?.ok_or(Error::NotFound)?;
+            Ok(Response::data(def))
+        }
+        Operation::Delete => {
+            core.tokens.delete_role(name).await?;
+            Ok(Response::empty())
+        }
+        Operation::Create | Operation::Update => {
+            let p = Params(&req.data);
+            let existing = core
+                .tokens
+                .get_role(name)
+                .await?
+                .unwrap_or_else(|| json!({}));
+            let e = Params(
+                existing
+                    .as_object()
+                    .ok_or_else(|| Error::Internal("corrupt token role".into()))?,
+            );
+            let list = |k: &str| -> Result<Vec<String>> {
+                Ok(match p.str_list(k)? {
+                    Some(v) => sanitize_policies(&v, false),
+                    None => e.str_list(k)?.unwrap_or_default(),
+                })
+            };
+            let dur = |k: &str, alt: &str| -> Result<u64> {
+                Ok(p.duration(k)?
+                    .or(p.duration(alt)?)
+                    .or(e.duration(k)?)
+                    .unwrap_or(0))
+            };
+            let flag =
+                |k: &str, d: bool| -> Result<bool> { Ok(p.bool(k)?.or(e.bool(k)?).unwrap_or(d)) };
+            let cidrs = p
+                .str_list("token_bound_cidrs")?
+                .or(e.str_list("token_bound_cidrs")?)
+                .unwrap_or_default();
+            crate::auth::parse_cidrs(&cidrs)?;
+            let token_type = p
+                .str("token_type")?
+                .or(e.str("token_type")?)
+                .unwrap_or("service")
+                .to_string();
+            if !matches!(
+                token_type.as_str(),
+                "service" | "default" | "default-service"
+            ) {
+                return Err(Error::bad("only service tokens are supported"));
+            }
+            let def = json!({
+                "name": name,
+                "allowed_policies": list("allowed_policies")?,
+                "disallowed_policies": list("disallowed_policies")?,
+                "orphan": flag("orphan", false)?,
+                "renewable": flag("renewable", true)?,
+                "token_period": dur("token_period", "period")?,
+                "token_explicit_max_ttl": dur("token_explicit_max_ttl", "explicit_max_ttl")?,
+                "token_no_default_policy": flag("token_no_default_policy", false)?,
+                "token_num_uses": p.u64("token_num_uses")?.or(e.u64("token_num_uses")?).unwrap_or(0),
+                "token_bound_cidrs": cidrs,
+                "path_suffix": p.str("path_suffix")?.or(e.str("path_suffix")?).unwrap_or(""),
+                "token_type": token_type,
+            });
+            core.tokens.put_role(name, &def).await?;
+            Ok(Response::empty())
+        }
+        _ => Err(Error::UnsupportedOperation),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_sanitized() {
+        let p = sanitize_policies(&["B".into(), " a ".into(), "a".into()], true);
+        assert_eq!(p, vec!["a", "b", "default"]);
+        assert_eq!(sanitize_policies(&["root".into()], true), vec!["root"]);
+    }
+}
