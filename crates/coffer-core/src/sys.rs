@@ -211,6 +211,9 @@ pub(crate) async fn handle(
                     _ => Err(Error::UnsupportedOperation),
                 };
             }
+            if rest == "audit" || rest.starts_with("audit/") || rest.starts_with("audit-hash/") {
+                return crate::audit::handle_sys(core, req, rest, token).await;
+            }
             crate::sys_policy::handle(core, req, rest, token).await
         }
     }

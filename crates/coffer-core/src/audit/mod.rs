@@ -5,6 +5,7 @@
 //! and access records plug in behind it.
 
 use crate::barrier::View;
+use crate::core::Core;
 use crate::mounts::MountEntry;
 use crate::token::TokenEntry;
 use crate::{Request, Response, Result};
@@ -57,4 +58,14 @@ impl AuditBroker {
     ) -> Result<()> {
         Ok(())
     }
+}
+
+/// Handles `sys/audit`, `sys/audit/:path` and `sys/audit-hash/:path`.
+pub(crate) async fn handle_sys(
+    _core: &Core,
+    _req: &Request,
+    _rest: &str,
+    _token: &TokenEntry,
+) -> Result<Response> {
+    Err(crate::Error::UnsupportedPath("unsupported path".into()))
 }
