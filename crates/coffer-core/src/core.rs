@@ -24,6 +24,7 @@ use crate::abuse::LoginGuard;
 use crate::audit::{AuditBroker, AuditContext};
 use crate::barrier::{Barrier, View};
 use crate::engine::EngineCtx;
+use crate::expiration::Expiration;
 use crate::mounts::{MountEntry, Mounted, Router, MOUNT_TABLE_KEY};
 use crate::policy_store::PolicyStore;
 use crate::seal::{Seal, UnsealProgress};
@@ -78,6 +79,7 @@ pub struct Core {
     pub(crate) tokens: TokenStore,
     pub(crate) policies: PolicyStore,
     pub(crate) audit: AuditBroker,
+    pub(crate) leases: Expiration,
     pub(crate) logins: LoginGuard,
     pub(crate) config: CoreConfig,
     pub(crate) cluster_id: String,
@@ -96,6 +98,7 @@ impl Core {
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
             policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
             audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
+            leases: Expiration::new(View::new(barrier.clone(), "sys/expire/")),
             logins: LoginGuard::default(),
             router: RwLock::new(Router::default()),
             barrier,
@@ -154,6 +157,7 @@ impl Core {
                 let loaded = async {
                     self.load_mounts().await?;
                     self.policies.ensure_default().await?;
+                    self.leases.load().await?;
                     self.audit.load().await
                 }
                 .await;
@@ -178,6 +182,7 @@ impl Core {
         self.seal.seal();
         *self.router.write() = Router::default();
         self.policies.clear_caches();
+        self.leases.clear();
         self.audit.clear();
         tracing::info!("core sealed");
     }
@@ -343,13 +348,29 @@ impl Core {
                 Err(_) => {}
             }
         }
+        let mut failure = None;
         if let (Ok(resp), Some(m)) = (&mut result, mount.as_deref()) {
             if let Some(grant) = resp.grant.take() {
                 match self.mint_login(&req, m, grant).await {
                     Ok(auth) => resp.auth = Some(auth),
-                    Err(e) => result = Err(e),
+                    Err(e) => failure = Some(e),
                 }
             }
+            if let Some(lease) = resp.lease.take() {
+                let token_hash = token.as_ref().map(|t| t.id_hash.as_str());
+                match self.leases.register(&req.path, m, token_hash, &lease).await {
+                    Ok(entry) => {
+                        resp.lease_id = entry.lease_id;
+                        resp.lease_duration =
+                            u64::try_from(entry.expire_time - entry.issue_time).unwrap_or(0);
+                        resp.renewable = entry.renewable;
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+        }
+        if let Some(e) = failure {
+            result = Err(e);
         }
         self.audit
             .log_response(&ctx, &result)
@@ -499,6 +520,9 @@ impl Core {
 
     /// Hook run after tokens are revoked (their leases go with them).
     pub(crate) async fn after_token_revoked(&self, hashes: &[String]) -> Result<()> {
+        for h in hashes {
+            self.leases.revoke_token(self, h).await?;
+        }
         if !hashes.is_empty() {
             tracing::info!(count = hashes.len(), "tokens revoked");
         }
@@ -551,6 +575,35 @@ impl Core {
                 "no handler for route \"{path}\". route entry not found."
             ))),
         }
+    }
+
+    /// Starts the background work of this node: expired leases are revoked
+    /// every second, expired tokens tidied every five minutes. Runs while the
+    /// process lives; does nothing while sealed.
+    pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                n += 1;
+                if core.is_sealed() {
+                    continue;
+                }
+                if let Err(e) = core.leases.revoke_due(&core).await {
+                    tracing::warn!(error = %e, "lease expiry pass failed");
+                }
+                if n % 300 == 0 {
+                    match core.tokens.tidy().await {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "expired tokens tidied"),
+                        Err(e) => tracing::warn!(error = %e, "token tidy failed"),
+                    }
+                }
+            }
+        })
     }
 
     /// The seal status as `sys/seal-status` answers it.

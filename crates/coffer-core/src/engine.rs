@@ -42,6 +42,26 @@ pub trait Engine: Send + Sync {
         None
     }
 
+    /// Revokes a lease this engine issued (drops the credential). `internal`
+    /// is what the engine put in its [`crate::request::LeaseRequest`].
+    async fn revoke_lease(
+        &self,
+        _ctx: &EngineCtx<'_>,
+        _internal: &serde_json::Value,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Extends a lease this engine issued to `ttl` seconds from now.
+    async fn renew_lease(
+        &self,
+        _ctx: &EngineCtx<'_>,
+        _internal: &serde_json::Value,
+        _ttl: u64,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Handles `req` for `path`, relative to the mount.
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response>;
 }

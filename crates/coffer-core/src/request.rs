@@ -120,6 +120,21 @@ pub struct AuthGrant {
     pub alias_name: String,
 }
 
+/// A lease an engine asks for when it hands out a credential that must end
+/// (a dynamic database login). The core registers it, revokes it through the
+/// engine when it expires or its token is revoked, and fills `lease_id`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeaseRequest {
+    /// TTL in seconds (0: the mount's default).
+    pub ttl: u64,
+    /// Maximum TTL in seconds (0: the mount's maximum).
+    pub max_ttl: u64,
+    /// Whether the lease may be renewed.
+    pub renewable: bool,
+    /// Engine data needed to renew or revoke (never returned to clients).
+    pub internal: Value,
+}
+
 /// A response from the core, mapped by the transport to Vault's envelope.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
@@ -143,6 +158,8 @@ pub struct Response {
     pub mount_type: String,
     /// Set by an auth method's login: the core mints the token.
     pub grant: Option<AuthGrant>,
+    /// Set by an engine handing out a leased credential.
+    pub lease: Option<LeaseRequest>,
 }
 
 impl Response {

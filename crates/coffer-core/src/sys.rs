@@ -211,6 +211,11 @@ pub(crate) async fn handle(
                     _ => Err(Error::UnsupportedOperation),
                 };
             }
+            if crate::sys_leases::is_lease_path(rest) {
+                if let Some(resp) = crate::sys_leases::handle(core, req, rest).await? {
+                    return Ok(resp);
+                }
+            }
             if rest == "audit" || rest.starts_with("audit/") || rest.starts_with("audit-hash/") {
                 return crate::audit::handle_sys(core, req, rest, token).await;
             }

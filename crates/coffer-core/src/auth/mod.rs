@@ -2,6 +2,8 @@
 //! without a token and return an [`crate::AuthGrant`] that the core turns
 //! into a token.
 
+pub mod token_params;
+
 use std::sync::Arc;
 
 use crate::engine::Engine;

@@ -145,6 +145,7 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
         .dev_setup(args.dev_root_token_id.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("dev setup failed: {e}"))?;
+    core.spawn_background();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(coffer_http::serve(
         core.clone(),
@@ -244,6 +245,7 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
     }
     let address = parse_addr(&tcp.address)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    core.spawn_background();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(coffer_http::serve(
         core.clone(),

@@ -1,0 +1,309 @@
+//! The expiration manager: leases of dynamic credentials.
+//!
+//! An engine answering with a [`crate::LeaseRequest`] gets a lease whose id
+//! starts with the request path (so `revoke-prefix` works), tied to the token
+//! that asked. A lease is revoked through its engine when it expires (checked
+//! every second by the background task, and at unseal for leases that ended
+//! while the server was down), when its token is revoked, or on request.
+//!
+//! Layout in its view: `id/<lease id>` holds a [`LeaseEntry`];
+//! `token/<token hash>/<sha256(lease id)>` indexes leases by token.
+
+use std::collections::BTreeSet;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::barrier::{to_json, BarrierOp, View};
+use crate::core::Core;
+use crate::engine::EngineCtx;
+use crate::util::{now, rfc3339};
+use crate::{Error, LeaseRequest, Result};
+
+/// System default and maximum lease TTL (32 days), as Vault's.
+const SYSTEM_TTL: u64 = 2_764_800;
+
+/// A stored lease.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseEntry {
+    /// The lease id: `<request path>/<uuid>`.
+    pub lease_id: String,
+    /// The mount that issued it.
+    pub mount_path: String,
+    /// Hash of the token that asked for it.
+    pub token_hash: Option<String>,
+    /// Issue time, seconds since the epoch.
+    pub issue_time: i64,
+    /// Expiry, seconds since the epoch.
+    pub expire_time: i64,
+    /// Last renewal, if any.
+    pub last_renewal: Option<i64>,
+    /// Renewals never extend past this.
+    pub max_expire_time: i64,
+    /// Whether renewals are allowed.
+    pub renewable: bool,
+    /// Engine data to revoke or renew with.
+    pub internal: Value,
+}
+
+impl LeaseEntry {
+    /// The lease as `sys/leases/lookup` shows it.
+    pub fn to_json(&self) -> Value {
+        let fmt = |t: i64| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| rfc3339(&d))
+                .unwrap_or_default()
+        };
+        json!({
+            "id": self.lease_id,
+            "issue_time": fmt(self.issue_time),
+            "expire_time": fmt(self.expire_time),
+            "last_renewal": self.last_renewal.map(fmt),
+            "renewable": self.renewable,
+            "ttl": (self.expire_time - now().timestamp()).max(0),
+        })
+    }
+}
+
+/// Leases and their expiry queue.
+pub struct Expiration {
+    view: View,
+    queue: Mutex<BTreeSet<(i64, String)>>,
+}
+
+fn token_index_key(token_hash: &str, lease_id: &str) -> String {
+    format!(
+        "token/{token_hash}/{}",
+        coffer_crypto::hash::sha256_hex(lease_id.as_bytes())
+    )
+}
+
+fn secs(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX / 4)
+}
+
+impl Expiration {
+    /// A manager over `view`.
+    pub fn new(view: View) -> Self {
+        Expiration {
+            view,
+            queue: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Loads every lease's expiry into the queue (after unseal).
+    pub async fn load(&self) -> Result<()> {
+        let mut queue = BTreeSet::new();
+        for key in self.view.keys_with_prefix("id/").await? {
+            let rel = key.trim_start_matches("id/");
+            if let Some(e) = self
+                .view
+                .get_json::<LeaseEntry>(&format!("id/{rel}"))
+                .await?
+            {
+                queue.insert((e.expire_time, e.lease_id));
+            }
+        }
+        *self.queue.lock() = queue;
+        Ok(())
+    }
+
+    /// Empties the queue (on seal).
+    pub fn clear(&self) {
+        self.queue.lock().clear();
+    }
+
+    /// Registers a lease for a response of `mount_path` to `request_path`.
+    pub async fn register(
+        &self,
+        request_path: &str,
+        mount: &crate::mounts::MountEntry,
+        token_hash: Option<&str>,
+        req: &LeaseRequest,
+    ) -> Result<LeaseEntry> {
+        let at = now().timestamp();
+        let mount_max = if mount.config.max_lease_ttl > 0 {
+            mount.config.max_lease_ttl
+        } else {
+            SYSTEM_TTL
+        };
+        let max = if req.max_ttl > 0 {
+            req.max_ttl.min(mount_max)
+        } else {
+            mount_max
+        };
+        let default = if mount.config.default_lease_ttl > 0 {
+            mount.config.default_lease_ttl
+        } else {
+            SYSTEM_TTL
+        };
+        let ttl = if req.ttl > 0 { req.ttl } else { default }.min(max);
+        let entry = LeaseEntry {
+            lease_id: format!(
+                "{}/{}",
+                request_path.trim_end_matches('/'),
+                coffer_crypto::random::token_string(24)
+            ),
+            mount_path: mount.path.clone(),
+            token_hash: token_hash.map(str::to_string),
+            issue_time: at,
+            expire_time: at + secs(ttl),
+            last_renewal: None,
+            max_expire_time: at + secs(max),
+            renewable: req.renewable,
+            internal: req.internal.clone(),
+        };
+        let mut ops = vec![BarrierOp::Put(
+            format!("id/{}", entry.lease_id),
+            to_json(&entry)?,
+        )];
+        if let Some(h) = &entry.token_hash {
+            ops.push(BarrierOp::Put(
+                token_index_key(h, &entry.lease_id),
+                to_json(&entry.lease_id)?,
+            ));
+        }
+        self.view.write_batch(ops).await?;
+        self.queue
+            .lock()
+            .insert((entry.expire_time, entry.lease_id.clone()));
+        Ok(entry)
+    }
+
+    /// Looks a lease up.
+    pub async fn lookup(&self, lease_id: &str) -> Result<Option<LeaseEntry>> {
+        if lease_id.is_empty() {
+            return Ok(None);
+        }
+        self.view.get_json(&format!("id/{lease_id}")).await
+    }
+
+    /// Lease ids directly below `prefix` (Vault-style listing).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.view.list(&format!("id/{prefix}")).await
+    }
+
+    /// Renews a lease by `increment` seconds (0: its original TTL), capped by its max.
+    pub async fn renew(&self, core: &Core, lease_id: &str, increment: u64) -> Result<LeaseEntry> {
+        let mut entry = self
+            .lookup(lease_id)
+            .await?
+            .ok_or_else(|| Error::bad("lease not found"))?;
+        if !entry.renewable {
+            return Err(Error::bad("lease is not renewable"));
+        }
+        let at = now().timestamp();
+        let original = (entry.expire_time - entry.last_renewal.unwrap_or(entry.issue_time)).max(1);
+        let want = if increment > 0 {
+            secs(increment)
+        } else {
+            original
+        };
+        let expire = (at + want).min(entry.max_expire_time);
+        let ttl = u64::try_from((expire - at).max(0)).unwrap_or(0);
+        if let Some(m) = core.router.read().get(&entry.mount_path).cloned() {
+            let ctx = EngineCtx {
+                view: &m.view,
+                mount: &m.entry,
+            };
+            m.engine.renew_lease(&ctx, &entry.internal, ttl).await?;
+        }
+        self.queue
+            .lock()
+            .remove(&(entry.expire_time, entry.lease_id.clone()));
+        entry.expire_time = expire;
+        entry.last_renewal = Some(at);
+        self.view
+            .put_json(&format!("id/{}", entry.lease_id), &entry)
+            .await?;
+        self.queue
+            .lock()
+            .insert((entry.expire_time, entry.lease_id.clone()));
+        Ok(entry)
+    }
+
+    /// Revokes one lease through its engine; with `force`, drops the lease
+    /// even when the engine fails (Vault's revoke-force).
+    pub async fn revoke(&self, core: &Core, lease_id: &str, force: bool) -> Result<()> {
+        let Some(entry) = self.lookup(lease_id).await? else {
+            return Ok(());
+        };
+        let mounted = core.router.read().get(&entry.mount_path).cloned();
+        if let Some(m) = mounted {
+            let ctx = EngineCtx {
+                view: &m.view,
+                mount: &m.entry,
+            };
+            if let Err(e) = m.engine.revoke_lease(&ctx, &entry.internal).await {
+                if !force {
+                    return Err(Error::bad(format!("failed to revoke lease: {e}")));
+                }
+                tracing::warn!(lease = %entry.lease_id, error = %e, "forced lease revocation; the credential may remain");
+            }
+        }
+        let mut ops = vec![BarrierOp::Delete(format!("id/{}", entry.lease_id))];
+        if let Some(h) = &entry.token_hash {
+            ops.push(BarrierOp::Delete(token_index_key(h, &entry.lease_id)));
+        }
+        self.view.write_batch(ops).await?;
+        self.queue
+            .lock()
+            .remove(&(entry.expire_time, entry.lease_id.clone()));
+        tracing::info!(lease = %entry.lease_id, "lease revoked");
+        Ok(())
+    }
+
+    /// Revokes every lease whose id starts with `prefix`.
+    pub async fn revoke_prefix(&self, core: &Core, prefix: &str, force: bool) -> Result<usize> {
+        let keys = self.view.keys_with_prefix(&format!("id/{prefix}")).await?;
+        let mut n = 0;
+        for key in keys {
+            self.revoke(core, key.trim_start_matches("id/"), force)
+                .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Revokes the leases of a token.
+    pub async fn revoke_token(&self, core: &Core, token_hash: &str) -> Result<()> {
+        let prefix = format!("token/{token_hash}/");
+        for key in self.view.keys_with_prefix(&prefix).await? {
+            let lease: Option<String> = self.view.get_json(&key).await?;
+            match lease {
+                Some(id) => self.revoke(core, &id, true).await?,
+                None => self.view.delete(&key).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes every lease whose time is up; returns how many.
+    pub async fn revoke_due(&self, core: &Core) -> Result<usize> {
+        let at = now().timestamp();
+        let due: Vec<String> = {
+            let q = self.queue.lock();
+            q.iter()
+                .take_while(|(t, _)| *t <= at)
+                .map(|(_, id)| id.clone())
+                .collect()
+        };
+        let mut n = 0;
+        for id in due {
+            match self.revoke(core, &id, false).await {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    // Keep the lease and retry later; the credential must not outlive it silently.
+                    tracing::warn!(lease = %id, error = %e, "expired lease could not be revoked; will retry");
+                    let mut q = self.queue.lock();
+                    if let Some(item) = q.iter().find(|(_, l)| *l == id).cloned() {
+                        q.remove(&item);
+                        q.insert((at + 30, id));
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+}
