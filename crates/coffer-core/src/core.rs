@@ -595,6 +595,16 @@ impl Core {
                 if let Err(e) = core.leases.revoke_due(&core).await {
                     tracing::warn!(error = %e, "lease expiry pass failed");
                 }
+                let mounts: Vec<_> = core.router.read().entries().cloned().collect();
+                for m in mounts {
+                    let ctx = EngineCtx {
+                        view: &m.view,
+                        mount: &m.entry,
+                    };
+                    if let Err(e) = m.engine.periodic(&ctx).await {
+                        tracing::warn!(mount = %m.entry.path, error = %e, "engine background pass failed");
+                    }
+                }
                 if n % 300 == 0 {
                     match core.tokens.tidy().await {
                         Ok(0) => {}

@@ -62,6 +62,13 @@ pub trait Engine: Send + Sync {
         Ok(())
     }
 
+    /// Background work of the engine (e.g. rotating due static database
+    /// roles), called about once a second by the node running background
+    /// work, never while sealed. Should return quickly when idle.
+    async fn periodic(&self, _ctx: &EngineCtx<'_>) -> Result<()> {
+        Ok(())
+    }
+
     /// Handles `req` for `path`, relative to the mount.
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response>;
 }

@@ -1,5 +1,6 @@
 //! Secrets engines that can be mounted.
 
+pub mod database;
 pub mod kv_v1;
 pub mod kv_v2;
 
@@ -17,6 +18,7 @@ pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
             None | Some("1") | Some("") => Ok(Arc::new(kv_v1::KvV1)),
             Some(v) => Err(Error::bad(format!("unsupported kv version {v:?}"))),
         },
+        "database" => Ok(Arc::new(database::Database::new())),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
         ))),

@@ -1,0 +1,145 @@
+//! The database secrets engine for PostgreSQL, as Vault's
+//! `postgresql-database-plugin`: connections (`config/:name`), dynamic roles
+//! whose credentials are real database users under a lease (`roles/:name`,
+//! `creds/:name`), static roles whose password Coffer rotates
+//! (`static-roles/:name`, `static-creds/:name`, `rotate-role/:name`), and
+//! root rotation (`rotate-root/:name`).
+//!
+//! Storage in the mount's view (behind the barrier): `config/<name>`,
+//! `role/<name>`, `static-role/<name>`. Leases are the core's; their internal
+//! data names the user, never its password.
+
+mod config;
+mod credgen;
+mod pg;
+mod roles;
+mod schedule;
+mod secret;
+mod static_roles;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::engine::{Engine, EngineCtx};
+use crate::{Error, Request, Response, Result};
+
+/// The database engine of one mount.
+#[derive(Default)]
+pub struct Database {
+    /// Serializes password changes (static rotations, root rotation, config
+    /// writes) so two never race on one user.
+    rotation: Mutex<()>,
+}
+
+impl Database {
+    /// A new engine.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Checks a role or connection name (Vault's generic name pattern: word
+/// characters, `-` and `.`, not starting or ending with `-` or `.`).
+fn validate_name(name: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    if name.len() > 128
+        || !name.chars().all(ok_char)
+        || !edge(name.chars().next())
+        || !edge(name.chars().last())
+    {
+        return Err(Error::bad(format!("invalid name {name:?}")));
+    }
+    Ok(())
+}
+
+/// Splits `path` into its first segment and the rest (`roles/x` → ("roles", "x")).
+fn split(path: &str) -> (&str, &str) {
+    let path = path.trim_end_matches('/');
+    match path.split_once('/') {
+        Some((head, rest)) => (head, rest),
+        None => (path, ""),
+    }
+}
+
+#[async_trait]
+impl Engine for Database {
+    async fn exists(
+        &self,
+        ctx: &EngineCtx<'_>,
+        _req: &Request,
+        path: &str,
+    ) -> Result<Option<bool>> {
+        let key = match split(path) {
+            ("config", n) if !n.is_empty() => format!("config/{n}"),
+            ("roles", n) if !n.is_empty() => format!("role/{n}"),
+            ("static-roles", n) if !n.is_empty() => format!("static-role/{n}"),
+            _ => return Ok(None),
+        };
+        Ok(Some(ctx.view.get(&key).await?.is_some()))
+    }
+
+    async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        let (head, name) = split(path);
+        match head {
+            "config" => {
+                let _g = self.rotation.lock().await;
+                config::handle(ctx, req, name).await
+            }
+            "reset" => config::reset(ctx, req, name).await,
+            "rotate-root" => {
+                let _g = self.rotation.lock().await;
+                config::rotate_root(ctx, req, name).await
+            }
+            "roles" => roles::handle(ctx, req, name).await,
+            "creds" => roles::creds(ctx, req, name).await,
+            "static-roles" => {
+                let _g = self.rotation.lock().await;
+                static_roles::handle(ctx, req, name).await
+            }
+            "static-creds" => static_roles::creds(ctx, req, name).await,
+            "rotate-role" => {
+                let _g = self.rotation.lock().await;
+                static_roles::rotate_role(ctx, req, name).await
+            }
+            _ => Err(Error::UnsupportedPath(format!(
+                "unsupported path: {path:?}"
+            ))),
+        }
+    }
+
+    async fn revoke_lease(&self, ctx: &EngineCtx<'_>, internal: &Value) -> Result<()> {
+        roles::revoke(ctx, internal).await
+    }
+
+    async fn renew_lease(&self, ctx: &EngineCtx<'_>, internal: &Value, ttl: u64) -> Result<()> {
+        roles::renew(ctx, internal, ttl).await
+    }
+
+    async fn periodic(&self, ctx: &EngineCtx<'_>) -> Result<()> {
+        // Skip this pass rather than wait behind a request's rotation.
+        let Ok(_g) = self.rotation.try_lock() else {
+            return Ok(());
+        };
+        static_roles::rotate_due(ctx).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "my-role", "r.1", "x_y", "_a"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a/b", "a b", "a\"b", ".a"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(split("roles/x"), ("roles", "x"));
+        assert_eq!(split("roles/"), ("roles", ""));
+        assert_eq!(split("config"), ("config", ""));
+    }
+}

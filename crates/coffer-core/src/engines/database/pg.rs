@@ -1,0 +1,263 @@
+//! Talking to PostgreSQL: connecting from a templated connection URL,
+//! rendering statements, running them in a transaction, and turning driver
+//! errors into messages that never carry a password.
+//!
+//! One short-lived connection is opened per operation (no pool): the engine's
+//! operations are infrequent and this keeps state out of the engine.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio_postgres::{Client, NoTls};
+use zeroize::Zeroizing;
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Stand-in substituted for `{{username}}`/`{{password}}` before parsing a
+/// connection URL; the real values are then set on the parsed config, so no
+/// escaping of URL or key=value syntax is needed.
+const PLACEHOLDER: &str = "coffer-placeholder";
+
+/// A failure talking to PostgreSQL; the message is already scrubbed of secrets.
+#[derive(Debug)]
+pub struct PgError {
+    /// What went wrong, without any secret value.
+    pub message: String,
+    /// The SQLSTATE code when the server answered with an error.
+    pub code: Option<String>,
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl PgError {
+    /// Whether the server refused the credentials (SQLSTATE 28P01 or 28000).
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self.code.as_deref(), Some("28P01") | Some("28000"))
+    }
+
+    fn from_driver(e: &tokio_postgres::Error, secrets: &[&str]) -> Self {
+        let (message, code) = match e.as_db_error() {
+            Some(db) => {
+                let mut m = format!("{}: {}", db.severity(), db.message());
+                if let Some(d) = db.detail() {
+                    m.push_str(&format!(" ({d})"));
+                }
+                (m, Some(db.code().code().to_string()))
+            }
+            None => (e.to_string(), None),
+        };
+        PgError {
+            message: scrub(&message, secrets),
+            code,
+        }
+    }
+}
+
+/// Replaces every occurrence of each secret in `msg` with `[redacted]`.
+pub fn scrub(msg: &str, secrets: &[&str]) -> String {
+    let mut out = msg.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 3) {
+        out = out.replace(*s, "[redacted]");
+    }
+    out
+}
+
+/// Replaces `{{key}}` with its value for each pair, as Vault's query helper does.
+pub fn render(template: &str, vars: &[(&str, &str)]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(template.to_string());
+    for (k, v) in vars {
+        let pat = format!("{{{{{k}}}}}");
+        if out.contains(&pat) {
+            out = Zeroizing::new(out.replace(&pat, v));
+        }
+    }
+    out
+}
+
+/// Expands one configured statement the way Vault does: a base64 value is
+/// decoded first; a JSON array of strings becomes several statements.
+pub fn expand_statement(stmt: &str) -> Vec<String> {
+    let trimmed = stmt.trim();
+    if trimmed.is_empty() {
+        return Vec::new();
+    }
+    let text = base64::engine::general_purpose::STANDARD
+        .decode(trimmed)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_else(|| trimmed.to_string());
+    match serde_json::from_str::<Vec<String>>(&text) {
+        Ok(list) => list,
+        Err(_) => vec![text],
+    }
+}
+
+/// Opens a connection from a connection URL (URL or key=value form) whose
+/// `{{username}}`/`{{password}}` placeholders take `username`/`password`.
+pub async fn connect(url: &str, username: &str, password: &str) -> Result<Client, PgError> {
+    let secrets = [password];
+    let templated_user = url.contains("{{username}}");
+    let templated_pass = url.contains("{{password}}");
+    let plain = url
+        .replace("{{username}}", PLACEHOLDER)
+        .replace("{{password}}", PLACEHOLDER);
+    let mut config: tokio_postgres::Config = plain.parse().map_err(|_| PgError {
+        message: "invalid connection_url: expected a postgres:// URL or key=value pairs".into(),
+        code: None,
+    })?;
+    if templated_user {
+        config.user(username);
+    }
+    if templated_pass {
+        config.password(password);
+    }
+    config.connect_timeout(CONNECT_TIMEOUT);
+    if config.get_application_name().is_none() {
+        config.application_name("coffer");
+    }
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| PgError::from_driver(&e, &secrets))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %PgError::from_driver(&e, &[]), "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Checks that the connection answers.
+pub async fn ping(client: &Client) -> Result<(), PgError> {
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map(|_| ())
+        .map_err(|e| PgError::from_driver(&e, &[]))
+}
+
+/// Runs `statements`, rendered with `vars`, in one transaction; commits only
+/// if every statement succeeds. Values in `vars` are scrubbed from errors.
+pub async fn exec_in_txn(
+    client: &mut Client,
+    statements: &[String],
+    vars: &[(&str, &str)],
+) -> Result<(), PgError> {
+    let secrets: Vec<&str> = vars.iter().map(|(_, v)| *v).collect();
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| PgError::from_driver(&e, &secrets))?;
+    for stmt in statements {
+        for query in expand_statement(stmt) {
+            let sql = render(&query, vars);
+            tx.batch_execute(&sql)
+                .await
+                .map_err(|e| PgError::from_driver(&e, &secrets))?;
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(|e| PgError::from_driver(&e, &secrets))
+}
+
+/// Runs `statements` one by one outside a transaction, ignoring failures
+/// (used for best-effort rollback statements).
+pub async fn exec_best_effort(client: &Client, statements: &[String], vars: &[(&str, &str)]) {
+    let secrets: Vec<&str> = vars.iter().map(|(_, v)| *v).collect();
+    for stmt in statements {
+        for query in expand_statement(stmt) {
+            if let Err(e) = client.batch_execute(&render(&query, vars)).await {
+                tracing::warn!(error = %PgError::from_driver(&e, &secrets), "rollback statement failed");
+            }
+        }
+    }
+}
+
+/// Whether a role named `name` exists.
+pub async fn role_exists(client: &Client, name: &str) -> Result<bool, PgError> {
+    client
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+            &[&name],
+        )
+        .await
+        .map(|r| r.is_some())
+        .map_err(|e| PgError::from_driver(&e, &[]))
+}
+
+/// Quotes an identifier for SQL (`"` doubled).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Stops `name` from logging in again and ends its open sessions, so a
+/// revoked credential is cut off at once. Best effort: needs superuser or
+/// `pg_signal_backend`; failures are logged, not returned.
+pub async fn lock_out(client: &Client, name: &str) {
+    let nologin = format!("ALTER ROLE {} NOLOGIN", quote_ident(name));
+    if let Err(e) = client.batch_execute(&nologin).await {
+        tracing::warn!(error = %PgError::from_driver(&e, &[]), "could not disable login before revocation");
+    }
+    let kill = "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+                WHERE usename = $1 AND pid <> pg_catalog.pg_backend_pid()";
+    if let Err(e) = client.query(kill, &[&name]).await {
+        tracing::warn!(error = %PgError::from_driver(&e, &[]), "could not end sessions before revocation");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_replaces_every_placeholder() {
+        let out = render(
+            "CREATE ROLE \"{{name}}\" PASSWORD '{{password}}'; GRANT x TO \"{{name}}\"",
+            &[("name", "v-a"), ("password", "pw")],
+        );
+        assert_eq!(
+            out.as_str(),
+            "CREATE ROLE \"v-a\" PASSWORD 'pw'; GRANT x TO \"v-a\""
+        );
+        assert_eq!(render("{{other}}", &[("name", "x")]).as_str(), "{{other}}");
+    }
+
+    #[test]
+    fn statements_expand_like_vault() {
+        assert_eq!(expand_statement("  "), Vec::<String>::new());
+        assert_eq!(expand_statement("SELECT 1;"), vec!["SELECT 1;"]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode("SELECT 2;");
+        assert_eq!(expand_statement(&b64), vec!["SELECT 2;"]);
+        assert_eq!(
+            expand_statement(r#"["SELECT 3", "SELECT 4"]"#),
+            vec!["SELECT 3", "SELECT 4"]
+        );
+    }
+
+    #[test]
+    fn scrub_hides_secrets() {
+        let pw = "abc".to_string() + "XYZ123";
+        let msg = format!("syntax error at or near \"{pw}\"");
+        let out = scrub(&msg, &[&pw]);
+        assert!(!out.contains(&pw));
+        assert!(out.contains("[redacted]"));
+    }
+
+    #[test]
+    fn quote_ident_doubles_quotes() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[tokio::test]
+    async fn bad_url_is_rejected_without_echo() {
+        let pw = "s3cret".to_string() + "Value";
+        let err = connect("host=x port=notaport", "u", &pw).await.unwrap_err();
+        assert!(!err.message.contains(&pw));
+        assert!(err.message.contains("invalid connection_url"));
+    }
+}
