@@ -202,7 +202,8 @@ impl Expiration {
         };
         let expire = (at + want).min(entry.max_expire_time);
         let ttl = u64::try_from((expire - at).max(0)).unwrap_or(0);
-        if let Some(m) = core.router.read().get(&entry.mount_path).cloned() {
+        let mounted = core.router.read().get(&entry.mount_path).cloned();
+        if let Some(m) = mounted {
             let ctx = EngineCtx {
                 view: &m.view,
                 mount: &m.entry,

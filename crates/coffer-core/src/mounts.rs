@@ -133,7 +133,7 @@ impl Router {
         self.mounts.retain(|x| x.entry.path != m.entry.path);
         self.mounts.push(m);
         self.mounts
-            .sort_by(|a, b| b.entry.path.len().cmp(&a.entry.path.len()));
+            .sort_by_key(|m| std::cmp::Reverse(m.entry.path.len()));
     }
 
     /// Removes the mount at `path`.

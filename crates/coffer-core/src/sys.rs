@@ -39,6 +39,9 @@ pub(crate) async fn handle_unauthenticated(core: &Core, req: &Request) -> Result
                 "performance_standby_last_remote_wal": 0,
             }))
         }
+        ("sys/health" | "sys/seal-status" | "sys/init" | "sys/unseal" | "sys/leader", _) => {
+            return Err(Error::UnsupportedOperation)
+        }
         _ => return Ok(None),
     };
     Ok(Some(resp))
@@ -73,6 +76,7 @@ async fn health(core: &Core, req: &Request) -> Result<Response> {
         "version": VERSION,
         "cluster_name": core.config.cluster_name,
         "cluster_id": core.cluster_id,
+        "audit_devices": core.audit.health_json(),
     });
     Ok(Response::raw(body).with_status(status))
 }
@@ -216,7 +220,11 @@ pub(crate) async fn handle(
                     return Ok(resp);
                 }
             }
-            if rest == "audit" || rest.starts_with("audit/") || rest.starts_with("audit-hash/") {
+            if rest == "audit"
+                || rest.starts_with("audit/")
+                || rest.starts_with("audit-hash/")
+                || rest.starts_with("coffer/access")
+            {
                 return crate::audit::handle_sys(core, req, rest, token).await;
             }
             crate::sys_policy::handle(core, req, rest, token).await

@@ -73,10 +73,30 @@ pub(crate) async fn handle(
                     }
                 }
             }
+            if KNOWN.contains(&rest.trim_end_matches('/')) {
+                return Err(Error::UnsupportedOperation);
+            }
             Err(Error::UnsupportedPath("unsupported path".into()))
         }
     }
 }
+
+/// Exact `sys/` paths that exist: another method on them answers 405, not 404.
+const KNOWN: [&str; 13] = [
+    "seal",
+    "rotate",
+    "key-status",
+    "mounts",
+    "auth",
+    "audit",
+    "internal/ui/mounts",
+    "policy",
+    "policies/acl",
+    "capabilities",
+    "capabilities-self",
+    "capabilities-accessor",
+    "leases/lookup",
+];
 
 /// A raw body holding `data` both at the top level and under `data`, as
 /// Vault's legacy sys endpoints answer.

@@ -213,9 +213,9 @@ async fn handle(
             vec!["PATCH requires Content-Type application/merge-patch+json".into()],
         );
     }
-    let bytes: Bytes = match axum::body::to_bytes(body, state.limits.max_request_bytes).await {
+    let bytes: Bytes = match read_body(body, state.limits.max_request_bytes).await {
         Ok(b) => b,
-        Err(_) => return error_response(413, vec!["http: request body too large".into()]),
+        Err(resp) => return resp,
     };
     let mut data = if operation.is_write() {
         match parse_body(&bytes) {
@@ -255,6 +255,37 @@ async fn handle(
         return HttpResponse::from_parts(parts, Body::empty());
     }
     resp
+}
+
+/// Reads the body up to `limit` bytes. A larger body is drained (up to four
+/// times the limit) before the 413 answer, so that the client reads the
+/// answer instead of a connection reset.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpResponse> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut seen: usize = 0;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(bad("failed to read the request body"));
+        };
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            buf = Vec::new();
+            if seen > limit.saturating_mul(4) {
+                break;
+            }
+            continue;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if seen > limit {
+        return Err(error_response(
+            413,
+            vec!["http: request body too large".into()],
+        ));
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn coffer_crypto_uuid() -> String {
