@@ -1,10 +1,448 @@
-//! Not written yet.
+//! `coffer scan`: find secrets in files, directories, standard input, git
+//! history or the staged changes, report them (human, JSON, SARIF, JUnit,
+//! CSV), keep a baseline, install a pre-commit hook, and move what was found
+//! into a Coffer server (`--import`, `--rewrite`).
+//!
+//! Exit codes: 0 clean, 1 findings, 2 error.
 
-/// Arguments.
-#[derive(clap::Args)]
-pub struct Args {}
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use coffer_scan::baseline::Baseline;
+use coffer_scan::git::Range;
+use coffer_scan::remediate::{self, Placement};
+use coffer_scan::report::{self, Format, ReportContext};
+use coffer_scan::walk::{Progress, ScanOptions};
+use coffer_scan::{Config, Finding, Scanner};
+use serde_json::json;
+
+/// Configuration files looked for in the scanned root, in this order.
+const AUTO_CONFIGS: &[&str] = &[".coffer-scan.toml", ".gitleaks.toml"];
+
+/// Arguments of `coffer scan`.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+
+    /// Files or directories to scan (`-` reads standard input); with
+    /// `--git` or `--staged`, the repository. Default: `.`.
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+
+    /// Scan the git history of the repository (each unique blob once).
+    #[arg(long)]
+    git: bool,
+
+    /// With --git: only commits after REV (REV..HEAD).
+    #[arg(long, value_name = "REV", requires = "git", conflicts_with = "all")]
+    since: Option<String>,
+
+    /// With --git: every ref, not only HEAD's history.
+    #[arg(long, requires = "git")]
+    all: bool,
+
+    /// Scan only the lines the staged changes add (for pre-commit hooks).
+    #[arg(long, conflicts_with = "git")]
+    staged: bool,
+
+    /// Rules and allowlists (Coffer or gitleaks TOML). Default: the first of
+    /// .coffer-scan.toml and .gitleaks.toml in the scanned root, else the
+    /// built-in rules.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Ignore the findings recorded in this baseline file.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+
+    /// Write every current finding to this baseline file.
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
+
+    /// Report format: human, json, sarif, junit or csv.
+    #[arg(long, short = 'f', default_value = "human")]
+    format: String,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Show secrets in clear in the report.
+    #[arg(long)]
+    no_redact: bool,
+
+    /// Scan files that .gitignore and .ignore exclude.
+    #[arg(long)]
+    no_ignore: bool,
+
+    /// Skip files (and blobs) larger than this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 100)]
+    max_file_size: u64,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j')]
+    threads: Option<usize>,
+
+    /// Never show the progress line.
+    #[arg(long)]
+    no_progress: bool,
+
+    /// Write each finding's value to the server under MOUNT/PREFIX (KV v2)
+    /// and print the edit replacing it with a coffer:// reference.
+    #[arg(long, value_name = "MOUNT/PREFIX")]
+    import: Option<String>,
+
+    /// With --import: apply the edits (only for values stored successfully).
+    #[arg(long, requires = "import")]
+    rewrite: bool,
+
+    /// Print the rules (id and description) and exit.
+    #[arg(long)]
+    list_rules: bool,
+
+    /// Print the rules' keywords, one a line, and exit (for benchmarks).
+    #[arg(long, hide = true)]
+    print_keywords: bool,
+}
+
+/// Subcommands of `coffer scan`.
+#[derive(clap::Subcommand, Debug)]
+enum Action {
+    /// Write a git pre-commit hook running `coffer scan --staged`.
+    InstallHook {
+        /// The repository (default: the current one).
+        repo: Option<PathBuf>,
+        /// Replace an existing pre-commit hook.
+        #[arg(long)]
+        force: bool,
+    },
+}
 
 /// Runs the command, returning the exit code.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(Action::InstallHook { repo, force }) = &args.action {
+        return install_hook(repo.as_deref().unwrap_or(Path::new(".")), *force);
+    }
+    if let Some(n) = args.threads {
+        coffer_scan::walk::set_threads(n)
+            .map_err(anyhow::Error::msg)
+            .context("configuring threads")?;
+    }
+    // Parsed here rather than by clap so that a bad value is an error (exit
+    // 2), not a usage error (exit 1, which means "findings" to CI).
+    let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
+    let root = scan_root(&args);
+    let config = load_config(args.config.as_deref(), &root)?;
+    let scanner = Scanner::new(&config)?;
+    if args.list_rules {
+        for r in scanner.rules() {
+            println!("{:40} {}", r.id, r.description);
+        }
+        return Ok(0);
+    }
+    if args.print_keywords {
+        for k in scanner.keywords() {
+            println!("{k}");
+        }
+        return Ok(0);
+    }
+
+    let progress = Arc::new(Progress::default());
+    let ticker = ProgressLine::start(&progress, !args.no_progress);
+    let result = scan(&args, &scanner, &progress);
+    ticker.stop();
+    let mut findings = result?;
+    if let Some(p) = &args.write_baseline {
+        Baseline::from_findings(&findings)
+            .save(p)
+            .with_context(|| format!("writing baseline {}", p.display()))?;
+    }
+    if let Some(p) = &args.baseline {
+        Baseline::load(p)?.filter(&mut findings);
+    }
+
+    let mut import_failed = false;
+    if let Some(target) = &args.import {
+        import_failed = import(&findings, target, args.rewrite, format, &args)?;
+    }
+
+    let ctx = ReportContext {
+        rules: scanner.rules(),
+        reveal: args.no_redact,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    match &args.output {
+        Some(p) => {
+            let mut f =
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            report::write(format, &findings, &ctx, &mut f)?;
+            f.flush()?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            report::write(format, &findings, &ctx, &mut out)?;
+            out.flush()?;
+        }
+    }
+    if import_failed {
+        bail!("some values could not be stored; their literals were left in place");
+    }
+    Ok(if findings.is_empty() { 0 } else { 1 })
+}
+
+/// The directory configs are discovered in.
+fn scan_root(args: &Args) -> PathBuf {
+    match args.paths.first() {
+        Some(p) if p.as_os_str() != "-" && p.is_dir() => p.clone(),
+        Some(p) if p.as_os_str() != "-" => p
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn load_config(explicit: Option<&Path>, root: &Path) -> anyhow::Result<Config> {
+    if let Some(p) = explicit {
+        return Ok(Config::load(p)?);
+    }
+    for name in AUTO_CONFIGS {
+        let p = root.join(name);
+        if p.is_file() {
+            return Ok(Config::load(&p)?);
+        }
+    }
+    Ok(Config::builtin()?)
+}
+
+fn scan(args: &Args, scanner: &Scanner, progress: &Progress) -> anyhow::Result<Vec<Finding>> {
+    let max = args.max_file_size.saturating_mul(1 << 20);
+    if args.git || args.staged {
+        let repo = match args.paths.as_slice() {
+            [] => PathBuf::from("."),
+            [one] => one.clone(),
+            _ => bail!("--git and --staged take at most one repository"),
+        };
+        if args.staged {
+            return Ok(coffer_scan::git::scan_staged(scanner, &repo, progress)?);
+        }
+        let range = match (&args.since, args.all) {
+            (Some(rev), _) => Range::Since(rev.clone()),
+            (None, true) => Range::All,
+            (None, false) => Range::Head,
+        };
+        return Ok(coffer_scan::git::scan_history(
+            scanner, &repo, &range, max, progress,
+        )?);
+    }
+    let opts = ScanOptions {
+        respect_gitignore: !args.no_ignore,
+        max_file_size: max,
+    };
+    let mut findings = Vec::new();
+    let mut paths = Vec::new();
+    for p in &args.paths {
+        if p.as_os_str() == "-" {
+            let stdin = std::io::stdin();
+            findings.extend(coffer_scan::walk::scan_reader(
+                scanner,
+                "<stdin>",
+                stdin.lock(),
+                progress,
+            )?);
+        } else {
+            paths.push(p.clone());
+        }
+    }
+    if args.paths.is_empty() {
+        paths.push(PathBuf::from("."));
+    }
+    if !paths.is_empty() {
+        findings.extend(coffer_scan::walk::scan_paths(
+            scanner, &paths, &opts, progress,
+        )?);
+    }
+    Ok(findings)
+}
+
+/// A progress line on standard error, refreshed while a scan runs, shown
+/// only when standard error is a terminal.
+struct ProgressLine {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressLine {
+    fn start(progress: &Arc<Progress>, enabled: bool) -> ProgressLine {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !enabled || !std::io::stderr().is_terminal() {
+            return ProgressLine { stop, handle: None };
+        }
+        let (p, s) = (Arc::clone(progress), Arc::clone(&stop));
+        let handle = std::thread::spawn(move || {
+            let mut shown = false;
+            let mut ticks = 0u32;
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                ticks += 1;
+                // Only long scans get a progress line.
+                if ticks >= 5 && ticks % 2 == 1 {
+                    let files = p.files.load(Ordering::Relaxed);
+                    let mb = p.bytes.load(Ordering::Relaxed) as f64 / 1e6;
+                    let found = p.findings.load(Ordering::Relaxed);
+                    eprint!("\rscanning: {files} files, {mb:.1} MB, {found} findings   ");
+                    shown = true;
+                }
+            }
+            if shown {
+                eprint!("\r{:60}\r", "");
+            }
+        });
+        ProgressLine {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The pre-commit hook script `install-hook` writes.
+const HOOK: &str = "#!/bin/sh\n# Installed by `coffer scan install-hook`: refuse commits that add secrets.\n# Bypass once with `git commit --no-verify`; allow a line with a `coffer:allow` comment.\nexec coffer scan --staged --no-progress\n";
+
+fn install_hook(repo: &Path, force: bool) -> anyhow::Result<i32> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "--git-path", "hooks"])
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        bail!("{} is not in a git repository", repo.display());
+    }
+    let hooks = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let hooks = if hooks.is_absolute() {
+        hooks
+    } else {
+        repo.join(hooks)
+    };
+    std::fs::create_dir_all(&hooks).with_context(|| format!("creating {}", hooks.display()))?;
+    let path = hooks.join("pre-commit");
+    if path.exists() && !force {
+        let existing = std::fs::read_to_string(&path).unwrap_or_default();
+        if existing == HOOK {
+            println!("pre-commit hook already installed at {}", path.display());
+            return Ok(0);
+        }
+        bail!("{} exists; use --force to replace it", path.display());
+    }
+    std::fs::write(&path, HOOK).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    println!("installed pre-commit hook at {}", path.display());
+    Ok(0)
+}
+
+/// Stores each finding's value in the server, prints (and with `rewrite`
+/// applies) the edits. Returns true when some store write failed.
+fn import(
+    findings: &[Finding],
+    target: &str,
+    rewrite: bool,
+    format: Format,
+    args: &Args,
+) -> anyhow::Result<bool> {
+    let (mount, prefix) = remediate::parse_target(target).map_err(anyhow::Error::msg)?;
+    let client = crate::client::Client::from_env().context("connecting to the Coffer server")?;
+    let human = format == Format::Human && args.output.is_none();
+    let say = |line: String| {
+        if human {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    };
+    let mut stored: Vec<(&Finding, Placement)> = Vec::new();
+    let mut failed = false;
+    for f in findings.iter().filter(|f| !f.secret.is_empty()) {
+        let place = remediate::place(f, &mount, &prefix);
+        match store(&client, f, &place) {
+            Ok(()) => {
+                say(format!(
+                    "stored {}:{} ({}) at {}/{}",
+                    f.path, f.line, f.rule_id, place.mount, place.path
+                ));
+                stored.push((f, place));
+            }
+            Err(e) => {
+                failed = true;
+                say(format!(
+                    "not stored {}:{} ({}): {e:#}",
+                    f.path, f.line, f.rule_id
+                ));
+            }
+        }
+    }
+    let edits = remediate::edits_by_file(stored.iter().map(|(f, p)| (*f, p)));
+    for (f, p) in &stored {
+        if f.commit.is_none() && f.path != "<stdin>" {
+            say(format!(
+                "edit {}:{}:{}: replace {} with {}",
+                f.path,
+                f.line,
+                f.column,
+                f.redacted(),
+                p.reference()
+            ));
+        }
+    }
+    if rewrite {
+        for (file, file_edits) in &edits {
+            match remediate::apply_file(Path::new(file), file_edits) {
+                Ok(()) => say(format!("rewrote {file} ({} edits)", file_edits.len())),
+                Err(e) => {
+                    failed = true;
+                    say(format!("not rewritten {file}: {e}"));
+                }
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// Writes one value (KV v2 data, then lifecycle metadata).
+fn store(client: &crate::client::Client, f: &Finding, place: &Placement) -> anyhow::Result<()> {
+    let mut data = serde_json::Map::new();
+    data.insert(place.key.clone(), json!(f.secret.as_str()));
+    let body = json!({ "data": data });
+    client.write(&format!("{}/data/{}", place.mount, place.path), &body)?;
+    let origin = if f.vendor.is_some() {
+        "third_party"
+    } else {
+        "internal"
+    };
+    let meta = json!({"custom_metadata": {
+        "secret_type": f.secret_type,
+        "origin": origin,
+        "vendor": f.vendor.clone().unwrap_or_default(),
+        "rule": f.rule_id,
+        "found_in": format!("{}:{}", f.path, f.line),
+    }});
+    client.write(&format!("{}/metadata/{}", place.mount, place.path), &meta)?;
+    Ok(())
 }

@@ -1,0 +1,371 @@
+//! Noise control: compiled allowlists, inline `coffer:allow` markers and the
+//! placeholder filter of generic detectors.
+
+use crate::config::{AllowlistSpec, ConfigError};
+use regex::bytes::Regex as BytesRegex;
+use regex::Regex;
+
+/// What an allowlist regex is matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegexTarget {
+    /// The captured secret.
+    Secret,
+    /// The whole regex match.
+    Match,
+    /// The whole line holding the secret.
+    Line,
+}
+
+/// A compiled allowlist.
+#[derive(Debug, Clone)]
+pub struct Allowlist {
+    and: bool,
+    commits: Vec<String>,
+    paths: Vec<Regex>,
+    regexes: Vec<BytesRegex>,
+    target: RegexTarget,
+    stopwords: Vec<String>,
+    /// Rules it applies to (all when empty); global allowlists only.
+    pub target_rules: Vec<String>,
+}
+
+/// The facts an allowlist is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// File path.
+    pub path: &'a str,
+    /// Commit, when known.
+    pub commit: Option<&'a str>,
+    /// The secret.
+    pub secret: &'a [u8],
+    /// The whole match.
+    pub matched: &'a [u8],
+    /// The line(s) holding the secret.
+    pub line: &'a [u8],
+}
+
+impl Allowlist {
+    /// Compiles an allowlist; `owner` names it in errors.
+    pub fn compile(spec: &AllowlistSpec, owner: &str) -> Result<Allowlist, ConfigError> {
+        let err = |message: String| ConfigError::Rule {
+            rule: owner.to_string(),
+            message,
+        };
+        let target = match spec.regex_target.as_deref() {
+            None | Some("") | Some("secret") => RegexTarget::Secret,
+            Some("match") => RegexTarget::Match,
+            Some("line") => RegexTarget::Line,
+            Some(other) => return Err(err(format!("unknown regexTarget {other:?}"))),
+        };
+        let and = match spec.condition.as_deref() {
+            None | Some("") => false,
+            Some(c) if c.eq_ignore_ascii_case("or") => false,
+            Some(c) if c.eq_ignore_ascii_case("and") => true,
+            Some(other) => return Err(err(format!("unknown condition {other:?}"))),
+        };
+        let paths = spec
+            .paths
+            .iter()
+            .map(|p| Regex::new(p).map_err(|e| err(format!("allowlist path regex: {e}"))))
+            .collect::<Result<_, _>>()?;
+        let regexes = spec
+            .regexes
+            .iter()
+            .map(|p| compile_bytes_regex(p).map_err(|e| err(format!("allowlist regex: {e}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(Allowlist {
+            and,
+            commits: spec.commits.clone(),
+            paths,
+            regexes,
+            target,
+            stopwords: spec.stopwords.iter().map(|s| s.to_lowercase()).collect(),
+            target_rules: spec.target_rules.clone(),
+        })
+    }
+
+    /// True when the allowlist has only path criteria (and so can skip a
+    /// whole file before it is read).
+    pub fn paths_only(&self) -> bool {
+        !self.paths.is_empty()
+            && self.commits.is_empty()
+            && self.regexes.is_empty()
+            && self.stopwords.is_empty()
+    }
+
+    /// True when `path` matches one of the path regexes.
+    pub fn path_matches(&self, path: &str) -> bool {
+        self.paths.iter().any(|r| r.is_match(path))
+    }
+
+    /// True when the candidate is allowed.
+    pub fn allows(&self, c: &Candidate<'_>) -> bool {
+        let mut checks: [Option<bool>; 4] = [None; 4];
+        if !self.commits.is_empty() {
+            checks[0] = Some(c.commit.is_some_and(|id| {
+                self.commits
+                    .iter()
+                    .any(|x| !x.is_empty() && id.starts_with(x.as_str()))
+            }));
+        }
+        if !self.paths.is_empty() {
+            checks[1] = Some(self.path_matches(c.path));
+        }
+        if !self.regexes.is_empty() {
+            let hay = match self.target {
+                RegexTarget::Secret => c.secret,
+                RegexTarget::Match => c.matched,
+                RegexTarget::Line => c.line,
+            };
+            checks[2] = Some(self.regexes.iter().any(|r| r.is_match(hay)));
+        }
+        if !self.stopwords.is_empty() {
+            let lower = String::from_utf8_lossy(c.secret).to_lowercase();
+            checks[3] = Some(self.stopwords.iter().any(|w| lower.contains(w.as_str())));
+        }
+        let mut given = checks.iter().flatten().peekable();
+        if given.peek().is_none() {
+            return false;
+        }
+        if self.and {
+            given.all(|&b| b)
+        } else {
+            given.any(|&b| b)
+        }
+    }
+}
+
+/// Compiles a bytes regex with Go's ASCII semantics for `\w`, `\b` and
+/// `(?i)` (as gitleaks' RE2 has), falling back to Unicode mode for patterns
+/// that need it.
+pub fn compile_bytes_regex(pattern: &str) -> Result<BytesRegex, regex::Error> {
+    let build = |unicode: bool| {
+        regex::bytes::RegexBuilder::new(pattern)
+            .unicode(unicode)
+            .size_limit(64 << 20)
+            .dfa_size_limit(16 << 20)
+            .build()
+    };
+    build(false).or_else(|_| build(true))
+}
+
+/// True when `line` carries an inline `coffer:allow` or `gitleaks:allow`.
+pub fn inline_allowed(line: &[u8]) -> bool {
+    memchr::memmem::find(line, b"coffer:allow").is_some()
+        || memchr::memmem::find(line, b"gitleaks:allow").is_some()
+}
+
+/// Words that mark a value as a placeholder, not a credential.
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "example",
+    "xxxx",
+    "changeme",
+    "change_me",
+    "change-me",
+    "your-",
+    "your_",
+    "yourapi",
+    "placeholder",
+    "dummy",
+    "redacted",
+    "replace",
+    "insert",
+    "todo",
+    "fixme",
+    "sample",
+    "fake",
+    "foobar",
+    "notreal",
+    "not-a-",
+    "not_a_",
+    "mysecret",
+    "my-secret",
+    "mypassword",
+    "secret123",
+    "password123",
+    "1234567",
+    "abcdef1",
+    "qwerty",
+    "lorem",
+    "<",
+    ">",
+    "${",
+    "{{",
+    "}}",
+    "%(",
+    "$(",
+    "process.env",
+    "os.environ",
+    "getenv",
+];
+
+/// True when `secret` looks like a placeholder. `generic` applies the full
+/// list; specific rules only drop obvious documentation values.
+pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
+    let lower = String::from_utf8_lossy(secret).to_lowercase();
+    if lower.contains("example") || lower.contains("xxxxxx") || lower.contains("******") {
+        return true;
+    }
+    let run = repeated_run(secret);
+    if !generic {
+        return run * 2 >= secret.len();
+    }
+    if run >= 8 {
+        return true;
+    }
+    if secret.starts_with(b"$") || secret.starts_with(b"%") || secret.starts_with(b"@") {
+        return true;
+    }
+    if repeated_run(secret) >= 4 && repeated_run(secret) * 3 >= secret.len() {
+        return true;
+    }
+    if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) {
+        return true;
+    }
+    // A credential mixes letters and digits; words, paths, URLs, UUIDs and
+    // identifiers are not credentials.
+    let has_digit = secret.iter().any(u8::is_ascii_digit);
+    let has_alpha = secret.iter().any(u8::is_ascii_alphabetic);
+    !(has_digit && has_alpha)
+        || lower.starts_with("http")
+        || lower.starts_with('/')
+        || lower.starts_with("./")
+        || is_uuid(secret)
+        || looks_like_identifier(secret)
+}
+
+/// True for a canonical UUID (8-4-4-4-12 hex digits).
+fn is_uuid(s: &[u8]) -> bool {
+    s.len() == 36
+        && s.iter().enumerate().all(|(i, &b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// True for names such as `db_password_v2`, `SECRET_KEY_NAME`,
+/// `apiKeyProd1` or `user.auth-token`: two or more words joined by `_`, `-`,
+/// `.` or camel case, each word all lower-case, all capitals, or a capital
+/// followed by lower-case letters, optionally ending in up to two digits, and
+/// each word of three letters or more holding a vowel.
+fn looks_like_identifier(s: &[u8]) -> bool {
+    let mut words = 0;
+    for part in s.split(|b| matches!(b, b'_' | b'-' | b'.')) {
+        if part.is_empty() {
+            continue;
+        }
+        let digits = part.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 2 {
+            return false;
+        }
+        let letters = &part[..part.len() - digits];
+        if letters.is_empty() || !letters.iter().all(u8::is_ascii_alphabetic) {
+            return false;
+        }
+        if letters.len() == 1 && digits > 0 {
+            words += 1; // v2, x1
+            continue;
+        }
+        if letters.iter().all(u8::is_ascii_uppercase) {
+            if !word_like(letters) {
+                return false;
+            }
+            words += 1;
+            continue;
+        }
+        // Camel case: split before each capital.
+        let mut start = 0;
+        for i in 1..=letters.len() {
+            if i == letters.len() || letters[i].is_ascii_uppercase() {
+                let w = &letters[start..i];
+                if w.len() < 2 || !word_like(w) || !w[1..].iter().all(u8::is_ascii_lowercase) {
+                    return false;
+                }
+                words += 1;
+                start = i;
+            }
+        }
+    }
+    words >= 2
+}
+
+/// Length of the longest run of one repeated byte.
+fn repeated_run(s: &[u8]) -> usize {
+    let mut best = 0;
+    let mut run = 0;
+    let mut prev = None;
+    for &b in s {
+        if Some(b) == prev {
+            run += 1;
+        } else {
+            run = 1;
+            prev = Some(b);
+        }
+        best = best.max(run);
+    }
+    best
+}
+
+/// A word of three letters or more holds a vowel.
+fn word_like(w: &[u8]) -> bool {
+    w.len() < 3 || w.iter().any(|b| b"aeiouyAEIOUY".contains(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand<'a>(secret: &'a [u8], path: &'a str) -> Candidate<'a> {
+        Candidate {
+            path,
+            commit: None,
+            secret,
+            matched: secret,
+            line: secret,
+        }
+    }
+
+    #[test]
+    fn or_and_conditions() {
+        let mut spec = AllowlistSpec {
+            paths: vec![r"^tests/".into()],
+            stopwords: vec!["fixture".into()],
+            ..Default::default()
+        };
+        let or = Allowlist::compile(&spec, "t").unwrap();
+        assert!(or.allows(&cand(b"abc", "tests/a.rs")));
+        assert!(or.allows(&cand(b"my-FIXTURE-1", "src/a.rs")));
+        assert!(!or.allows(&cand(b"abc", "src/a.rs")));
+        spec.condition = Some("AND".into());
+        let and = Allowlist::compile(&spec, "t").unwrap();
+        assert!(!and.allows(&cand(b"abc", "tests/a.rs")));
+        assert!(and.allows(&cand(b"fixture", "tests/a.rs")));
+    }
+
+    #[test]
+    fn placeholders() {
+        assert!(is_placeholder(b"AKIAIOSFODNN7EXAMPLE", false));
+        assert!(is_placeholder(b"${API_TOKEN}", true));
+        assert!(is_placeholder(b"your-api-key-here", true));
+        assert!(is_placeholder(b"aaaaaaaaaaaa", true));
+        assert!(!is_placeholder(b"q8Zr2LmX0pWv7Tn4", true));
+        assert!(is_placeholder(b"secret/app/db", true));
+        assert!(is_placeholder(
+            b"550e8400-e29b-41d4-a716-446655440000",
+            true
+        ));
+        assert!(is_placeholder(b"django_secret_key_v2", true));
+        assert!(is_placeholder(b"apiKeyProd1", true));
+        assert!(is_placeholder(b"SECRET_KEY_NAME", true));
+        assert!(!is_placeholder(b"aaE2QQUlED3FQZAa8ipS2vzrVATxs1N2", true));
+        assert!(!is_placeholder(b"raR_VeNPXSZV6vGcZPWX", true));
+        assert!(!is_placeholder(b"9fK2mQ7xLp3Rt8Vw", true));
+    }
+
+    #[test]
+    fn inline_marker() {
+        assert!(inline_allowed(b"let k = \"abc\"; // coffer:allow"));
+        assert!(inline_allowed(b"k = abc # gitleaks:allow"));
+        assert!(!inline_allowed(b"k = abc"));
+    }
+}

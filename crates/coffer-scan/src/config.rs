@@ -1,0 +1,296 @@
+//! Rule and allowlist definitions.
+//!
+//! Coffer's rule file is gitleaks' configuration format (`[[rules]]` with
+//! `id`, `description`, `regex`, `secretGroup`, `entropy`, `keywords`,
+//! `path`, `allowlists`; a global `[allowlist]` or `[[allowlists]]`;
+//! `[extend]` with `useDefault`, `path`, `disabledRules`) plus a few optional
+//! fields of its own (`context`/`secret` to build a vendor-assignment regex,
+//! `secretType`, `vendor`, `generic`, `window`, `example`, `negative`).
+//! A gitleaks configuration therefore loads as is.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The built-in rules, embedded at build time.
+pub const BUILTIN_RULES: &str = include_str!("../rules/default.toml");
+
+/// Errors loading or compiling a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse.
+    #[error("parsing config {origin}: {message}")]
+    Parse {
+        /// Where the TOML came from.
+        origin: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A rule or allowlist is invalid (bad regex, missing field, ...).
+    #[error("rule {rule}: {message}")]
+    Rule {
+        /// The rule id (or `allowlist`).
+        rule: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `[extend]` chains nest too deeply (or loop).
+    #[error("config extends nest more than 4 deep")]
+    ExtendDepth,
+}
+
+/// One allowlist as written in TOML.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AllowlistSpec {
+    /// Free text.
+    pub description: String,
+    /// `OR` (default: any criterion allows) or `AND` (all given criteria).
+    pub condition: Option<String>,
+    /// Commit ids to ignore.
+    pub commits: Vec<String>,
+    /// Regexes over the file path.
+    pub paths: Vec<String>,
+    /// Regexes over `regexTarget`.
+    pub regexes: Vec<String>,
+    /// `secret` (default), `match` or `line`.
+    pub regex_target: Option<String>,
+    /// Substrings which, found in the secret, allow it.
+    pub stopwords: Vec<String>,
+    /// Global allowlists only: the rules it applies to (all when empty).
+    pub target_rules: Vec<String>,
+}
+
+/// One rule as written in TOML.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RuleSpec {
+    /// Unique id.
+    pub id: String,
+    /// What it finds.
+    pub description: String,
+    /// The regex; the secret is `secretGroup` (or the first group, or the
+    /// whole match).
+    pub regex: Option<String>,
+    /// Capture group holding the secret.
+    pub secret_group: Option<usize>,
+    /// Minimum Shannon entropy of the secret.
+    pub entropy: Option<f64>,
+    /// Literals (case-insensitive) one of which must occur for the regex to
+    /// run.
+    pub keywords: Vec<String>,
+    /// Regex over the path: the rule applies only to matching files (a rule
+    /// with a path and no regex reports the file itself).
+    pub path: Option<String>,
+    /// Free-form tags (SARIF).
+    pub tags: Vec<String>,
+    /// Older gitleaks single allowlist.
+    pub allowlist: Option<AllowlistSpec>,
+    /// Allowlists of this rule.
+    pub allowlists: Vec<AllowlistSpec>,
+    /// Coffer: identifiers (vendor names) for a generated assignment regex
+    /// `<context>... = <secret>`; also used as keywords.
+    pub context: Vec<String>,
+    /// Coffer: the secret's own pattern, used with `context`.
+    pub secret: Option<String>,
+    /// Coffer: lifecycle type (api_key, token, password, ssh_key,
+    /// certificate, db_credential, other).
+    pub secret_type: Option<String>,
+    /// Coffer: vendor name.
+    pub vendor: Option<String>,
+    /// Coffer: a generic detector; loses to a specific rule on overlap and
+    /// gets the placeholder filter.
+    pub generic: bool,
+    /// Coffer: bytes after a keyword hit the regex may reach (default: to
+    /// the end of the line). Rules loaded from a user's configuration
+    /// without it search the whole file when a keyword occurs, as gitleaks
+    /// does.
+    pub window: Option<usize>,
+    /// Coffer: a test example template (see [`crate::template`]).
+    pub example: Option<String>,
+    /// Coffer: a near-miss template that must not be found.
+    pub negative: Option<String>,
+    /// Set by the loader: the rule came from Coffer's built-in set.
+    #[serde(skip)]
+    pub builtin: bool,
+}
+
+/// `[extend]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExtendSpec {
+    /// Start from the built-in rules.
+    pub use_default: bool,
+    /// Start from another configuration file.
+    pub path: Option<String>,
+    /// Rule ids to drop from the base.
+    pub disabled_rules: Vec<String>,
+}
+
+/// A configuration file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConfigFile {
+    /// Free text.
+    pub title: Option<String>,
+    /// What this file extends.
+    pub extend: Option<ExtendSpec>,
+    /// Rules.
+    pub rules: Vec<RuleSpec>,
+    /// Older gitleaks single global allowlist.
+    pub allowlist: Option<AllowlistSpec>,
+    /// Global allowlists.
+    pub allowlists: Vec<AllowlistSpec>,
+}
+
+/// A resolved configuration: rules and global allowlists, extends applied.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Rules in priority order.
+    pub rules: Vec<RuleSpec>,
+    /// Global allowlists.
+    pub allowlists: Vec<AllowlistSpec>,
+}
+
+impl Config {
+    /// The built-in rules and default allowlists.
+    pub fn builtin() -> Result<Config, ConfigError> {
+        let mut cfg = Config::from_toml_str(BUILTIN_RULES, "built-in rules", None)?;
+        for r in &mut cfg.rules {
+            r.builtin = true;
+        }
+        Ok(cfg)
+    }
+
+    /// Loads a configuration file (Coffer or gitleaks format).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_depth(path, 0)
+    }
+
+    fn load_depth(path: &Path, depth: usize) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let file = parse_file(&text, &path.display().to_string())?;
+        let dir = path.parent().map(Path::to_path_buf);
+        Self::resolve(file, dir, depth)
+    }
+
+    /// Parses configuration text. Relative `[extend] path`s resolve against
+    /// `base_dir`.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        base_dir: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let file = parse_file(text, origin)?;
+        Self::resolve(file, base_dir, 0)
+    }
+
+    fn resolve(
+        file: ConfigFile,
+        base_dir: Option<PathBuf>,
+        depth: usize,
+    ) -> Result<Config, ConfigError> {
+        if depth > 4 {
+            return Err(ConfigError::ExtendDepth);
+        }
+        let mut base = Config::default();
+        if let Some(ext) = &file.extend {
+            if ext.use_default {
+                base = Config::builtin()?;
+            } else if let Some(p) = &ext.path {
+                let p = match &base_dir {
+                    Some(d) => d.join(p),
+                    None => PathBuf::from(p),
+                };
+                base = Config::load_depth(&p, depth + 1)?;
+            }
+            base.rules.retain(|r| !ext.disabled_rules.contains(&r.id));
+        }
+        // New rules keep their order and go before the base's generic
+        // detectors, so that a specific custom rule wins an overlap.
+        let insert_at = base
+            .rules
+            .iter()
+            .position(|r| r.generic)
+            .unwrap_or(base.rules.len());
+        let mut added = Vec::new();
+        for mut rule in file.rules {
+            if let Some(a) = rule.allowlist.take() {
+                rule.allowlists.insert(0, a);
+            }
+            match base.rules.iter_mut().find(|r| r.id == rule.id) {
+                Some(existing) => merge_rule(existing, rule),
+                None => added.push(rule),
+            }
+        }
+        base.rules.splice(insert_at..insert_at, added);
+        if let Some(a) = file.allowlist {
+            base.allowlists.push(a);
+        }
+        base.allowlists.extend(file.allowlists);
+        Ok(base)
+    }
+}
+
+fn parse_file(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// gitleaks' extend semantics: fields the custom rule sets override, its
+/// allowlists and keywords are added.
+fn merge_rule(existing: &mut RuleSpec, new: RuleSpec) {
+    if !new.description.is_empty() {
+        existing.description = new.description;
+    }
+    if new.regex.is_some() {
+        existing.regex = new.regex;
+        existing.context.clear();
+        existing.secret = None;
+    }
+    if new.secret_group.is_some() {
+        existing.secret_group = new.secret_group;
+    }
+    if new.entropy.is_some() {
+        existing.entropy = new.entropy;
+    }
+    if new.path.is_some() {
+        existing.path = new.path;
+    }
+    for k in new.keywords {
+        if !existing.keywords.contains(&k) {
+            existing.keywords.push(k);
+        }
+    }
+    existing.tags.extend(new.tags);
+    existing.allowlists.extend(new.allowlists);
+    if new.secret_type.is_some() {
+        existing.secret_type = new.secret_type;
+    }
+    if new.vendor.is_some() {
+        existing.vendor = new.vendor;
+    }
+}
+
+/// Builds the regex of a `context` rule: an identifier containing one of the
+/// context words, an optional type annotation, an assignment operator, then
+/// the secret, ended by a quote, space, separator or end of line.
+pub fn context_regex(context: &[String], secret: &str) -> String {
+    let ids: Vec<String> = context.iter().map(|c| regex::escape(c)).collect();
+    format!(
+        r#"(?i)(?:{ids})[\w.-]{{0,25}}(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{{1,30}})?[\s'"`\]]{{0,3}}(?:=|>|:{{1,3}}=|\|\|=?|:|=>|\?=|,|<-)[\s'"`=]{{0,5}}({secret})(?:[`'"\s;,)<&]|\\[nrt]|$)"#,
+        ids = ids.join("|"),
+    )
+}

@@ -1,0 +1,115 @@
+//! A finding: one secret found by one rule at one place.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// The commit a secret was introduced in (history and staged scans).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Full commit id.
+    pub commit: String,
+    /// Author name.
+    pub author: String,
+    /// Author e-mail.
+    pub email: String,
+    /// Author date, RFC 3339.
+    pub date: String,
+}
+
+/// One secret found by one rule.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Rule id, e.g. `aws-access-key-id`.
+    pub rule_id: String,
+    /// Rule description.
+    pub description: String,
+    /// Path of the file (or `<stdin>`), relative to the scanned root where
+    /// there is one, with `/` separators.
+    pub path: String,
+    /// 1-based line of the secret's first byte.
+    pub line: usize,
+    /// 1-based byte column of the secret's first byte.
+    pub column: usize,
+    /// 1-based line of the secret's last byte.
+    pub end_line: usize,
+    /// 1-based byte column just past the secret's last byte.
+    pub end_column: usize,
+    /// Byte offset of the secret in the scanned content.
+    pub start: usize,
+    /// Byte offset just past the secret.
+    pub end: usize,
+    /// The secret itself; never logged, shown only with `--no-redact`.
+    pub secret: Zeroizing<String>,
+    /// Shannon entropy of the secret.
+    pub entropy: f64,
+    /// Lifecycle type for the store (api_key, token, password, ...).
+    pub secret_type: String,
+    /// Vendor issuing the credential, when known.
+    pub vendor: Option<String>,
+    /// Commit that introduced it (history and staged scans only).
+    pub commit: Option<CommitInfo>,
+}
+
+impl Finding {
+    /// A stable identity for baselines: rule, path and a hash of the secret,
+    /// but not the line, so that moving a line keeps the finding known.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.rule_id, &self.path, self.secret.as_bytes())
+    }
+
+    /// The secret as shown when redacting: a short prefix (at most a quarter
+    /// of the secret, never more than 4 bytes) followed by asterisks.
+    pub fn redacted(&self) -> String {
+        redact(&self.secret)
+    }
+
+    /// The secret as it should be shown: redacted unless `reveal`.
+    pub fn shown(&self, reveal: bool) -> String {
+        if reveal {
+            self.secret.to_string()
+        } else {
+            self.redacted()
+        }
+    }
+}
+
+/// Hex SHA-256 (first 32 hex digits) of rule, path and secret.
+pub fn fingerprint(rule_id: &str, path: &str, secret: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    h.update([0]);
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(secret);
+    let digest = h.finalize();
+    hex::encode(&digest[..16])
+}
+
+/// Redacts a secret, keeping a prefix of at most 4 characters and at most a
+/// quarter of its length.
+pub fn redact(secret: &str) -> String {
+    let keep = (secret.chars().count() / 4).min(4);
+    let prefix: String = secret.chars().take(keep).collect();
+    format!("{prefix}*****")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_keeps_little() {
+        assert_eq!(redact("abc"), "*****");
+        assert_eq!(redact("abcdefgh"), "ab*****");
+        assert_eq!(redact("abcdefghijklmnopqrstu"), "abcd*****");
+    }
+
+    #[test]
+    fn fingerprint_ignores_line() {
+        let a = fingerprint("r", "p", b"s");
+        assert_eq!(a, fingerprint("r", "p", b"s"));
+        assert_ne!(a, fingerprint("r", "p2", b"s"));
+        assert_eq!(a.len(), 32);
+    }
+}

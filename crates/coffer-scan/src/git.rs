@@ -1,0 +1,367 @@
+//! Git history and staged content, read through the `git` CLI.
+//!
+//! `git log --raw` lists, commit by commit from the oldest, every blob a
+//! commit introduced; each unique blob is remembered with the first commit,
+//! author, date and path that brought it in. `git cat-file --batch` then
+//! streams each unique blob once, and the blobs are scanned in parallel. A
+//! secret kept across many edits of a file is reported once, at the commit
+//! that introduced it.
+
+use crate::engine::Scanner;
+use crate::finding::{CommitInfo, Finding};
+use crate::walk::{has_binary_extension, sort_findings, Progress};
+use crate::Error;
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+/// Which commits to scan.
+#[derive(Debug, Clone)]
+pub enum Range {
+    /// Everything reachable from HEAD.
+    Head,
+    /// Everything reachable from any ref.
+    All,
+    /// Commits after REV, up to HEAD (`REV..HEAD`).
+    Since(String),
+}
+
+/// A blob and where it first appeared.
+#[derive(Debug, Clone)]
+struct BlobOrigin {
+    path: String,
+    commit: Option<Arc<CommitInfo>>,
+    /// Added line ranges (staged scans): findings elsewhere are dropped.
+    added: Option<Vec<(usize, usize)>>,
+}
+
+fn git(repo: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(repo).arg("-c").arg("core.quotePath=false");
+    c
+}
+
+fn run_git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
+    let out = git(repo)
+        .args(args)
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Git(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// The top of the work tree containing `path`.
+pub fn toplevel(path: &Path) -> Result<PathBuf, Error> {
+    let out = run_git(path, &["rev-parse", "--show-toplevel"])?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&out).trim()))
+}
+
+/// Scans a repository's history.
+pub fn scan_history(
+    scanner: &Scanner,
+    repo: &Path,
+    range: &Range,
+    max_blob: u64,
+    progress: &Progress,
+) -> Result<Vec<Finding>, Error> {
+    let mut args = vec![
+        "log",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        "--reverse",
+        "--diff-merges=first-parent",
+        "--format=%x01%H%x02%an%x02%ae%x02%aI",
+    ];
+    let spec;
+    match range {
+        Range::Head => args.push("HEAD"),
+        Range::All => args.push("--all"),
+        Range::Since(rev) => {
+            spec = format!("{rev}..HEAD");
+            args.push(&spec);
+        }
+    }
+    args.push("--");
+    let log = run_git(repo, &args)?;
+    let blobs = parse_log(&log);
+    scan_blobs(scanner, repo, blobs, max_blob, progress)
+}
+
+/// Parses `git log --raw` output into blobs in order of first appearance.
+fn parse_log(log: &[u8]) -> Vec<(String, BlobOrigin)> {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    let mut commit: Option<Arc<CommitInfo>> = None;
+    for line in log.split(|&b| b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"\x01") {
+            let text = String::from_utf8_lossy(rest);
+            let mut parts = text.split('\x02');
+            let info = CommitInfo {
+                commit: parts.next().unwrap_or_default().to_string(),
+                author: parts.next().unwrap_or_default().to_string(),
+                email: parts.next().unwrap_or_default().to_string(),
+                date: parts.next().unwrap_or_default().to_string(),
+            };
+            commit = Some(Arc::new(info));
+        } else if line.starts_with(b":") {
+            if let Some((sha, path)) = parse_raw_line(line) {
+                if seen.insert(sha.clone()) {
+                    out.push((
+                        sha,
+                        BlobOrigin {
+                            path,
+                            commit: commit.clone(),
+                            added: None,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `:100644 100644 <old> <new> M\t<path>` → (new blob, path); None for
+/// deletions, submodules and symlinks.
+fn parse_raw_line(line: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(line);
+    let (meta, path) = text.split_once('\t')?;
+    let mut f = meta[1..].split(' ');
+    let _old_mode = f.next()?;
+    let new_mode = f.next()?;
+    let _old = f.next()?;
+    let new = f.next()?;
+    if new.bytes().all(|b| b == b'0') || !new_mode.starts_with("100") {
+        return None;
+    }
+    // A rename/copy line carries "old\tnew"; keep the new path.
+    let path = path.rsplit('\t').next().unwrap_or(path);
+    Some((new.to_string(), unquote(path)))
+}
+
+/// Undoes git's C-style quoting of unusual paths.
+fn unquote(p: &str) -> String {
+    match p.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => inner.replace("\\\"", "\"").replace("\\\\", "\\"),
+        None => p.to_string(),
+    }
+}
+
+/// Streams blobs with `git cat-file --batch` and scans them in parallel.
+fn scan_blobs(
+    scanner: &Scanner,
+    repo: &Path,
+    blobs: Vec<(String, BlobOrigin)>,
+    max_blob: u64,
+    progress: &Progress,
+) -> Result<Vec<Finding>, Error> {
+    let wanted: Vec<(usize, String, BlobOrigin)> = blobs
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (_, o))| !scanner.path_excluded(&o.path))
+        .map(|(i, (s, o))| (i, s, o))
+        .collect();
+    let mut child = git(repo)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::Git(format!("cannot run git cat-file: {e}")))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::Git("no stdin".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Git("no stdout".into()))?;
+    let ids: Vec<String> = wanted.iter().map(|(_, s, _)| s.clone()).collect();
+    let writer = std::thread::spawn(move || {
+        for id in ids {
+            if writeln!(stdin, "{id}").is_err() {
+                break;
+            }
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(64);
+    let n = wanted.len();
+    let reader = std::thread::spawn(move || -> Result<(), Error> {
+        let mut r = BufReader::with_capacity(1 << 20, stdout);
+        let mut header = Vec::new();
+        for i in 0..n {
+            header.clear();
+            if r.read_until(b'\n', &mut header)
+                .map_err(|e| Error::io("git cat-file", e))?
+                == 0
+            {
+                return Err(Error::Git("cat-file ended early".into()));
+            }
+            let h = String::from_utf8_lossy(&header);
+            let mut parts = h.split_whitespace();
+            let _id = parts.next();
+            let kind = parts.next().unwrap_or("missing");
+            if kind == "missing" {
+                continue;
+            }
+            let size: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let mut buf = Vec::new();
+            (&mut r)
+                .take(size)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io("git cat-file", e))?;
+            let mut nl = [0u8; 1];
+            r.read_exact(&mut nl)
+                .map_err(|e| Error::io("git cat-file", e))?;
+            if kind == "blob" && size <= max_blob && tx.send((i, buf)).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let origins: Vec<&BlobOrigin> = wanted.iter().map(|(_, _, o)| o).collect();
+    let order: Vec<usize> = wanted.iter().map(|(i, _, _)| *i).collect();
+    let mut found: Vec<(usize, Finding)> = rx
+        .into_iter()
+        .par_bridge()
+        .flat_map_iter(|(i, data)| {
+            let o = origins[i];
+            let mut f = if has_binary_extension(Path::new(&o.path)) {
+                scanner.scan(&o.path, b"\0")
+            } else {
+                scanner.scan(&o.path, &data)
+            };
+            if let Some(added) = &o.added {
+                f.retain(|x| added.iter().any(|&(a, b)| x.line >= a && x.line < b));
+            }
+            for x in &mut f {
+                x.commit = o.commit.as_deref().cloned();
+            }
+            progress.record(data.len(), f.len());
+            let at = order[i];
+            f.into_iter().map(move |x| (at, x))
+        })
+        .collect();
+    let _ = writer.join();
+    let read_result = reader
+        .join()
+        .map_err(|_| Error::Git("blob reader panicked".into()))?;
+    let _ = child.wait();
+    read_result?;
+    // One report per (rule, path, secret): the earliest commit wins.
+    found.sort_by_key(|(i, f)| (*i, f.line, f.column));
+    let mut seen = HashSet::new();
+    let mut findings: Vec<Finding> = found
+        .into_iter()
+        .filter(|(_, f)| seen.insert(f.fingerprint()))
+        .map(|(_, f)| f)
+        .collect();
+    scanner.retain_commit_allowed(&mut findings);
+    sort_findings(&mut findings);
+    Ok(findings)
+}
+
+/// Scans what is staged in the index: only lines the commit would add.
+pub fn scan_staged(
+    scanner: &Scanner,
+    repo: &Path,
+    progress: &Progress,
+) -> Result<Vec<Finding>, Error> {
+    let raw = run_git(
+        repo,
+        &[
+            "diff",
+            "--cached",
+            "--raw",
+            "--no-abbrev",
+            "--no-renames",
+            "--diff-filter=AM",
+        ],
+    )?;
+    let patch = run_git(
+        repo,
+        &[
+            "diff",
+            "--cached",
+            "--no-renames",
+            "--diff-filter=AM",
+            "-U0",
+            "--no-color",
+            "--no-ext-diff",
+        ],
+    )?;
+    let added = parse_added_lines(&patch);
+    let mut blobs = Vec::new();
+    for line in raw.split(|&b| b == b'\n') {
+        if let Some((sha, path)) = parse_raw_line(line) {
+            let ranges = added.get(&path).cloned().unwrap_or_default();
+            blobs.push((
+                sha,
+                BlobOrigin {
+                    path,
+                    commit: None,
+                    added: Some(ranges),
+                },
+            ));
+        }
+    }
+    scan_blobs(scanner, repo, blobs, u64::MAX, progress)
+}
+
+/// Maps each file of a `-U0` patch to its added line ranges [start, end).
+fn parse_added_lines(patch: &[u8]) -> HashMap<String, Vec<(usize, usize)>> {
+    let mut out: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+    let mut current: Option<String> = None;
+    for line in patch.split(|&b| b == b'\n') {
+        if let Some(p) = line.strip_prefix(b"+++ ") {
+            let p = String::from_utf8_lossy(p);
+            let p = unquote(p.trim_end());
+            current = p.strip_prefix("b/").map(str::to_string);
+        } else if line.starts_with(b"@@ ") {
+            let text = String::from_utf8_lossy(line);
+            let Some(plus) = text.split(' ').find(|t| t.starts_with('+')) else {
+                continue;
+            };
+            let mut nums = plus[1..].split(',');
+            let start: usize = nums.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let count: usize = nums.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+            if let Some(file) = &current {
+                out.entry(file.clone())
+                    .or_default()
+                    .push((start, start + count));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_lines() {
+        let l = b":000000 100644 0000000000000000000000000000000000000000 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391 A\tsrc/a b.rs";
+        let (sha, path) = parse_raw_line(l).unwrap();
+        assert_eq!(sha, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+        assert_eq!(path, "src/a b.rs");
+        let del = b":100644 000000 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391 0000000000000000000000000000000000000000 D\tx";
+        assert!(parse_raw_line(del).is_none());
+    }
+
+    #[test]
+    fn added_ranges() {
+        let p = b"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,0 +2,3 @@\n+a\n@@ -9 +12 @@\n";
+        let m = parse_added_lines(p);
+        assert_eq!(m["x"], vec![(2, 5), (12, 13)]);
+    }
+}

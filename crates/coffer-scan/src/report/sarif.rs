@@ -1,0 +1,89 @@
+//! SARIF 2.1.0 output, as GitHub code scanning reads it.
+
+use super::ReportContext;
+use crate::finding::Finding;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+pub(super) fn write(
+    findings: &[Finding],
+    ctx: &ReportContext<'_>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    // Only the rules that produced results are listed (the full set is
+    // hundreds of entries); ruleIndex points into this list.
+    let used: Vec<&crate::engine::Rule> = ctx
+        .rules
+        .iter()
+        .filter(|r| findings.iter().any(|f| f.rule_id == r.id))
+        .collect();
+    let index: HashMap<&str, usize> = used
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
+    let rules: Vec<Value> = used
+        .iter()
+        .map(|r| {
+            let mut tags = vec![Value::from("security"), Value::from("secret")];
+            tags.extend(r.tags.iter().map(|t| Value::from(t.as_str())));
+            json!({
+                "id": r.id,
+                "name": r.id,
+                "shortDescription": {"text": r.description},
+                "defaultConfiguration": {"level": "error"},
+                "properties": {"tags": tags, "secretType": r.secret_type},
+            })
+        })
+        .collect();
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let mut res = json!({
+                "ruleId": f.rule_id,
+                "level": "error",
+                "message": {"text": format!("{} ({}): {}", f.description, f.rule_id, f.shown(ctx.reveal))},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": f.path},
+                        "region": {
+                            "startLine": f.line,
+                            "startColumn": f.column,
+                            "endLine": f.end_line,
+                            "endColumn": f.end_column.max(f.column),
+                        }
+                    }
+                }],
+                "partialFingerprints": {"secretFingerprint/v1": f.fingerprint()},
+            });
+            if let Some(obj) = res.as_object_mut() {
+                if let Some(&i) = index.get(f.rule_id.as_str()) {
+                    obj.insert("ruleIndex".into(), i.into());
+                }
+                if let Some(c) = &f.commit {
+                    obj.insert(
+                        "properties".into(),
+                        json!({"commit": c.commit, "author": c.author, "email": c.email, "date": c.date}),
+                    );
+                }
+            }
+            res
+        })
+        .collect();
+    let doc = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "coffer-scan",
+                "informationUri": "https://github.com/coffer/coffer",
+                "semanticVersion": ctx.version,
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}

@@ -1,0 +1,181 @@
+//! Table-driven rule tests: every built-in rule finds its example and misses
+//! its near miss. Examples are templates expanded at run time, so the
+//! repository holds no credential.
+
+use coffer_scan::template::{expand, Rng};
+use coffer_scan::{Config, Scanner};
+
+fn scanner() -> (Config, Scanner) {
+    let cfg = Config::builtin().unwrap();
+    let s = Scanner::new(&cfg).unwrap();
+    (cfg, s)
+}
+
+#[test]
+fn at_least_150_rules_with_ids_and_descriptions() {
+    let (cfg, _) = scanner();
+    assert!(cfg.rules.len() >= 150, "{} rules", cfg.rules.len());
+    for r in &cfg.rules {
+        assert!(!r.id.is_empty() && !r.description.is_empty(), "{r:?}");
+        assert!(r.secret_type.is_some(), "{} has no secretType", r.id);
+    }
+}
+
+#[test]
+fn every_rule_finds_its_example_and_misses_its_negative() {
+    let (cfg, scanner) = scanner();
+    let mut failures = Vec::new();
+    for (i, rule) in cfg.rules.iter().enumerate() {
+        if rule.regex.is_none() && rule.secret.is_none() {
+            continue; // path rules: tested below
+        }
+        let Some(example) = &rule.example else {
+            failures.push(format!("{}: no example", rule.id));
+            continue;
+        };
+        for seed in 0..5u64 {
+            let mut rng = Rng::new(seed * 1000 + i as u64);
+            let text = expand(example, &mut rng, 1.0);
+            let content = format!("// config\n{text}\n");
+            let found = scanner.scan("src/settings.txt", content.as_bytes());
+            let hit = found.iter().find(|f| f.rule_id == rule.id);
+            match hit {
+                None => failures.push(format!(
+                    "{}: example not found in {text:?} (found {:?})",
+                    rule.id,
+                    found.iter().map(|f| f.rule_id.clone()).collect::<Vec<_>>()
+                )),
+                Some(f) => {
+                    if !text.contains(f.secret.as_str()) || f.secret.is_empty() || f.line != 2 {
+                        failures.push(format!("{}: bad secret span or line {}", rule.id, f.line));
+                    }
+                }
+            }
+            let mut rng = Rng::new(seed * 1000 + i as u64);
+            let negative = match &rule.negative {
+                Some(n) => expand(n, &mut rng, 1.0),
+                None => expand(example, &mut rng, 0.5),
+            };
+            let found = scanner.scan("src/settings.txt", negative.as_bytes());
+            if found.iter().any(|f| f.rule_id == rule.id) {
+                failures.push(format!("{}: negative found", rule.id));
+            }
+        }
+    }
+    failures.dedup();
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn path_rules_report_key_stores() {
+    let (_, scanner) = scanner();
+    let found = scanner.scan("certs/server.p12", b"\x30\x82\x00\x00binary");
+    assert!(found.iter().any(|f| f.rule_id == "pkcs12-file"));
+    let found = scanner.scan("certs/server.pem.txt", b"\x30\x82\x00\x00binary");
+    assert!(found.is_empty());
+}
+
+#[test]
+fn generic_detector_ignores_placeholders_and_identifiers() {
+    let (_, scanner) = scanner();
+    for line in [
+        "api_key = \"${API_KEY}\"",
+        "api_key = \"<your-api-key>\"",
+        "API_KEY=changeme123456",
+        "api_key: your-api-key-here-1",
+        "token = \"xxxxxxxxxxxxxxxx\"",
+        "secret = \"aaaaaaaaaaaaaaaaaaaa\"",
+        "password = os.environ[\"DB_PASSWORD\"]",
+        "token = get_token(user_id)",
+        "api_key = config.api_key_value2",
+        "public_key = \"AAAAC3NzaC1lZDI1NTE5AAAAIO0s8nW2y\"",
+        "primary_key = \"users_pk_2024_id\"",
+        "SECRET_KEY_NAME = \"django_secret_key_v2\"",
+        "cache_key = \"v1-deps-9f8e7d6c5b4a\"",
+        "\"key\": \"550e8400-e29b-41d4-a716-446655440000\"",
+        "token_url = \"https://auth.internal/oauth2/token\"",
+    ] {
+        let found = scanner.scan("app/config.py", line.as_bytes());
+        assert!(
+            found.is_empty(),
+            "{line:?} -> {:?}",
+            found.iter().map(|f| &f.rule_id).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn inline_allow_comment_suppresses() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(3);
+    let tok = expand("ghp_<<alnum:36>>", &mut rng, 1.0);
+    assert_eq!(
+        scanner
+            .scan("a.py", format!("t = \"{tok}\"\n").as_bytes())
+            .len(),
+        1
+    );
+    assert!(scanner
+        .scan(
+            "a.py",
+            format!("t = \"{tok}\"  # coffer:allow\n").as_bytes()
+        )
+        .is_empty());
+    assert!(scanner
+        .scan(
+            "a.py",
+            format!("t = \"{tok}\"  // gitleaks:allow\n").as_bytes()
+        )
+        .is_empty());
+}
+
+#[test]
+fn default_path_allowlist_skips_lock_files() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(4);
+    let tok = expand("ghp_<<alnum:36>>", &mut rng, 1.0);
+    let content = format!("x = \"{tok}\"\n");
+    assert!(scanner
+        .scan("web/package-lock.json", content.as_bytes())
+        .is_empty());
+    assert!(scanner
+        .scan("vendor/lib/a.go", content.as_bytes())
+        .is_empty());
+    assert!(scanner
+        .scan("static/app.min.js", content.as_bytes())
+        .is_empty());
+    assert_eq!(scanner.scan("web/app.js", content.as_bytes()).len(), 1);
+}
+
+#[test]
+fn line_and_column_are_one_based() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(5);
+    let tok = expand("AKIA<<base32:16>>", &mut rng, 1.0);
+    let content = format!("a\nb\n  key = {tok}\n");
+    let f = scanner.scan("x", content.as_bytes());
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].line, f[0].column), (3, 9));
+    assert_eq!(f[0].secret.as_str(), tok);
+}
+
+#[test]
+fn never_panics_on_odd_input() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(9);
+    for len in [0usize, 1, 2, 7, 100, 5000] {
+        let data: Vec<u8> = (0..len).map(|_| (rng.next_u64() & 0xff) as u8).collect();
+        let _ = scanner.scan("bin", &data);
+        let mut text = data.clone();
+        text.retain(|&b| b != 0);
+        let _ = scanner.scan("text", &text);
+        let mut kw = b"ghp_ AKIA -----BEGIN PRIVATE KEY----- password= key: ".to_vec();
+        kw.extend_from_slice(&text);
+        let _ = scanner.scan("kw", &kw);
+    }
+}
