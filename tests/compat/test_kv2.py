@@ -335,3 +335,20 @@ def test_delete_metadata_and_all_versions(kv):
 def test_write_to_a_disabled_or_missing_mount_is_404(client):
     with pytest.raises(exceptions.InvalidPath):
         client.secrets.kv.v2.create_or_update_secret("x", {"a": "1"}, mount_point=uid("nomount"))
+
+
+def test_delete_version_after_expires_versions(kv):
+    import time
+
+    path = uid()
+    kv.update_metadata(path, delete_version_after="2s")
+    meta = kv.create_or_update_secret(path, {"a": "1"})["data"]
+    # Vault sets the future deletion time on the version at write time.
+    assert RFC3339.match(meta["deletion_time"]), meta
+    assert read(kv, path)["data"]["data"] == {"a": "1"}
+    time.sleep(3)
+    with pytest.raises(exceptions.InvalidPath) as e:
+        read(kv, path)
+    assert e.value.json["data"]["metadata"]["version"] == 1
+    assert e.value.json["data"]["metadata"]["deletion_time"] != ""
+    assert e.value.json["data"]["metadata"]["destroyed"] is False
