@@ -2,6 +2,7 @@
 //! without a token and return an [`crate::AuthGrant`] that the core turns
 //! into a token.
 
+pub mod approle;
 pub mod token_params;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::{Error, Result};
 /// Creates the engine of an auth mount, or refuses an unknown type.
 pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
     match entry.kind.as_str() {
+        "approle" => Ok(Arc::new(approle::AppRole::new())),
         other => Err(Error::bad(format!("unknown auth method type {other:?}"))),
     }
 }
