@@ -352,3 +352,60 @@ def test_delete_version_after_expires_versions(kv):
     assert e.value.json["data"]["metadata"]["version"] == 1
     assert e.value.json["data"]["metadata"]["deletion_time"] != ""
     assert e.value.json["data"]["metadata"]["destroyed"] is False
+
+
+def test_soft_deleted_and_destroyed_keys_stay_listed(kv):
+    base = uid("dir")
+    kv.create_or_update_secret(f"{base}/soft", {"a": "1"})
+    kv.create_or_update_secret(f"{base}/hard", {"a": "1"})
+    kv.delete_latest_version_of_secret(f"{base}/soft")
+    kv.destroy_secret_versions(f"{base}/hard", versions=[1])
+    # Only a metadata delete removes a key from listings.
+    assert sorted(kv.list_secrets(base)["data"]["keys"]) == ["hard", "soft"]
+
+
+def test_list_is_sorted(kv):
+    base = uid("dir")
+    names = ["zeta", "alpha", "Mid", "beta/", "0num"]
+    for n in names:
+        kv.create_or_update_secret(f"{base}/{n.rstrip('/')}{'/x' if n.endswith('/') else ''}", {"a": "1"})
+    keys = kv.list_secrets(base)["data"]["keys"]
+    assert keys == sorted(keys)
+    assert set(keys) == set(names)
+
+
+def test_values_round_trip_exactly(kv):
+    path = uid()
+    data = {
+        "unicode": "pässwörd-🔑-密码",
+        "empty": "",
+        "int": 42,
+        "float": 1.5,
+        "bool": True,
+        "null": None,
+        "list": [1, "two", {"three": 3}],
+        "nested": {"a": {"b": {"c": "d"}}},
+        "quote\"key": "line\nbreak\ttab",
+    }
+    kv.create_or_update_secret(path, data)
+    assert read(kv, path)["data"]["data"] == data
+
+
+def test_custom_metadata_limits(client):
+    # Vault: at most 64 keys, keys up to 128 bytes, values up to 512 bytes.
+    path = uid()
+    client.secrets.kv.v2.create_or_update_secret(path, {"a": "1"})
+    kv = client.secrets.kv.v2
+    with pytest.raises(exceptions.InvalidRequest):
+        kv.update_metadata(path, custom_metadata={f"k{i}": "v" for i in range(65)})
+    with pytest.raises(exceptions.InvalidRequest):
+        kv.update_metadata(path, custom_metadata={"k" * 129: "v"})
+    with pytest.raises(exceptions.InvalidRequest):
+        kv.update_metadata(path, custom_metadata={"k": "v" * 513})
+    kv.update_metadata(path, custom_metadata={f"k{i}": "v" * 512 for i in range(64)})
+    assert len(kv.read_secret_metadata(path)["data"]["custom_metadata"]) == 64
+
+
+def test_write_without_data_is_400(client):
+    r = client.adapter.post(f"/v1/secret/data/{uid()}", json={"options": {}}, raise_exception=False)
+    assert r.status_code == 400, r.text

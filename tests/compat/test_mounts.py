@@ -141,3 +141,20 @@ def test_rotate_then_seal_unseal_and_restart_reads_old_and_new(unsealed_prod):
     for path, v in (("old", "1"), ("new", "2")):
         got = c.secrets.kv.v2.read_secret_version(path, mount_point="kv", raise_on_deleted_version=True)
         assert got["data"]["data"] == {"v": v}
+
+
+def test_nested_mount_path(client):
+    path = f"{uid('team')}/kv"
+    client.sys.enable_secrets_engine("kv-v2", path=path)
+    assert f"{path}/" in client.sys.list_mounted_secrets_engines()["data"]
+    client.secrets.kv.v2.create_or_update_secret("a", {"k": "v"}, mount_point=path)
+    got = client.secrets.kv.v2.read_secret_version("a", mount_point=path, raise_on_deleted_version=True)
+    assert got["data"]["data"] == {"k": "v"}
+    client.sys.disable_secrets_engine(path)
+
+
+def test_overlapping_mount_is_400(client):
+    with pytest.raises(exceptions.InvalidRequest):
+        client.sys.enable_secrets_engine("kv-v2", path=f"secret/{uid('inner')}")
+    with pytest.raises(exceptions.InvalidRequest):
+        client.sys.enable_secrets_engine("kv-v2", path="sys")

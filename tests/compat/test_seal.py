@@ -283,3 +283,27 @@ def test_health_rejects_a_non_numeric_code(dev_server):
 def test_health_wrong_method_is_405(dev_server):
     r = requests.delete(f"{dev_server.addr}/v1/sys/health", timeout=10)
     assert r.status_code == 405, r.text
+
+
+def test_unseal_without_key_or_reset_is_400(prod_server):
+    c = prod_server.client()
+    c.sys.initialize(secret_shares=1, secret_threshold=1)
+    r = requests.put(prod_server.url("sys/unseal"), json={}, timeout=10)
+    assert r.status_code == 400, r.text
+    assert isinstance(r.json()["errors"], list)
+
+
+def test_unseal_on_an_unsealed_server_reports_status(dev_server):
+    r = requests.put(dev_server.url("sys/unseal"), json={"key": secrets.token_hex(32)}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["sealed"] is False
+
+
+def test_seal_status_while_sealed_has_vault_fields(prod_server):
+    c = prod_server.client()
+    init = c.sys.initialize(secret_shares=3, secret_threshold=2)
+    st = c.sys.submit_unseal_key(init["keys"][0])
+    for field in ("type", "initialized", "sealed", "t", "n", "progress", "nonce", "version"):
+        assert field in st, (field, st)
+    assert st["type"] == "shamir"
+    assert st["nonce"], "Vault reports the unseal attempt's nonce while progress > 0"

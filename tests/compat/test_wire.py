@@ -334,3 +334,38 @@ def test_hostile_input_never_5xx(raw, method, path, body, headers):
 
 def test_server_still_healthy_after_hostile_input(raw):
     assert raw("GET", "sys/health", token=None).status_code == 200
+
+
+def test_random_garbage_never_5xx(raw):
+    """A bounded, seeded fuzz pass: random methods, paths, query strings and bodies."""
+    import random
+
+    rng = random.Random(20261128)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "LIST", "HEAD"]
+    m = uid("fuzz")  # its own mount, so config writes cannot disturb other tests
+    assert raw("POST", f"sys/mounts/{m}", json={"type": "kv", "options": {"version": "2"}}).status_code == 204
+    prefixes = [f"{m}/data/", f"{m}/metadata/", f"{m}/delete/", f"{m}/destroy/", f"{m}/undelete/",
+                f"{m}/config", f"{m}/subkeys/", "sys/mounts/", "sys/seal-status", "sys/health",
+                "sys/key-status", "sys/init", "sys/unseal", "auth/token/lookup-self", ""]
+    alphabet = "abcXYZ019-_.~%/?&=+ "
+    for i in range(300):
+        method = rng.choice(methods)
+        path = rng.choice(prefixes) + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+        path = path.replace("..", ".x")  # '..' has its own test; keep the fuzz paths single-dot
+        kind = rng.randint(0, 3)
+        if kind == 0:
+            body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))
+        elif kind == 1:
+            body = json.dumps({"data": {"k": rng.random()}, "options": {"cas": rng.choice([0, 1, -5, "x", None])},
+                               "versions": rng.choice([[1], [], "1", None, [-1]]),
+                               "max_versions": rng.choice([1, -1, "x", None, 2**40])}).encode()
+        elif kind == 2:
+            body = json.dumps(rng.choice([[], 0, "s", None, {"data": None}])).encode()
+        else:
+            body = None
+        hdrs = {"Content-Type": rng.choice(["application/json", "application/merge-patch+json", "text/plain"])}
+        r = raw(method, path, data=body, headers=hdrs)
+        assert r.status_code < 500, (i, method, path, body[:80] if body else None, r.status_code, r.text[:200])
+        if r.status_code >= 400 and method != "HEAD":
+            assert isinstance(r.json().get("errors"), list), (i, method, path, r.text[:200])
+    assert raw("GET", "sys/health", token=None).status_code == 200
