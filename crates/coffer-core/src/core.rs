@@ -179,11 +179,11 @@ impl Core {
     /// Seals the core: keys are dropped, mounts unloaded.
     pub async fn seal(&self) {
         let _admin = self.admin.lock().await;
+        self.audit.clear().await; // closing checkpoints while the barrier is open
         self.seal.seal();
         *self.router.write() = Router::default();
         self.policies.clear_caches();
         self.leases.clear();
-        self.audit.clear();
         tracing::info!("core sealed");
     }
 

@@ -34,6 +34,8 @@ enum Command {
     Login(cmd::login::Args),
     /// Find secrets in files, directories and git history.
     Scan(cmd::scan::Args),
+    /// Verify audit logs; who read a secret; secrets nobody read.
+    Audit(cmd::audit::Args),
     /// Print a shell completion script.
     Completion {
         /// The shell to generate completions for.
@@ -50,6 +52,7 @@ fn main() {
         Command::Kv(a) => cmd::kv::run(a),
         Command::Login(a) => cmd::login::run(a),
         Command::Scan(a) => cmd::scan::run(a),
+        Command::Audit(a) => cmd::audit::run(a),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
             Ok(0)

@@ -1,14 +1,53 @@
 //! The audit broker: every authenticated request and its response go
 //! through here before the client sees an answer.
 //!
-//! This is the seam the request path calls; the devices, hashing, chaining
-//! and access records plug in behind it.
+//! * Devices (`sys/audit/:path`): file, stdout, socket (TCP/UDP) and syslog,
+//!   with Vault's options (`hmac_accessor`, `log_raw`, `elide_list_responses`,
+//!   `prefix`). Entries are Vault's JSON lines with every string value
+//!   HMAC'd under a per-device salt ([`hashing`], [`entry`]).
+//! * Tamper evidence ([`chain`]): each line carries `seq` and the hash of
+//!   the line before; a checkpoint signed with the broker's Ed25519 key is
+//!   written when a device starts, every `checkpoint_interval` entries, on
+//!   SIGHUP before the file is reopened, and on seal. [`verify`] checks a
+//!   log offline.
+//! * Fail closed: with devices enabled, a request is refused unless at
+//!   least one device wrote its entry.
+//! * Lifecycle events ([`events`]) and access records ([`access`]).
+//!
+//! Storage (all behind the barrier, view `sys/audit/`): `config` (the
+//! device table with salts), `signing-key` (PKCS#8), `state/<sha256(path)>`
+//! (chain state saved at checkpoints), `access/<sha256(secret path)>`.
+
+pub mod access;
+mod readers;
+mod api;
+pub mod chain;
+pub mod config;
+pub mod device;
+pub mod entry;
+pub mod events;
+pub mod hashing;
+mod readers;
+pub mod signer;
+pub mod sink;
+pub mod verify;
+
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::{json, Map, Value};
 
 use crate::barrier::View;
 use crate::core::Core;
 use crate::mounts::MountEntry;
 use crate::token::TokenEntry;
-use crate::{Request, Response, Result};
+use crate::{Error, Operation, Request, Response, Result};
+use chain::ChainState;
+use config::DeviceConfig;
+use device::Device;
+use signer::Signer;
+
+pub(crate) use api::handle_sys;
 
 /// What the request path knows about one request when it audits it.
 pub struct AuditContext<'a> {
@@ -20,52 +59,265 @@ pub struct AuditContext<'a> {
     pub mount: Option<&'a MountEntry>,
 }
 
+const CONFIG_KEY: &str = "config";
+const SIGNING_KEY: &str = "signing-key";
+
 /// Dispatches audit entries to the enabled devices.
 pub struct AuditBroker {
-    #[allow(dead_code)]
     view: View,
+    devices: RwLock<Vec<Arc<Device>>>,
+    signer: RwLock<Option<Arc<Signer>>>,
+    access: access::Recorder,
+    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Serialises enabling and disabling devices.
+    admin: tokio::sync::Mutex<()>,
 }
 
 impl AuditBroker {
     /// A broker keeping its configuration in `view`.
     pub fn new(view: View) -> Self {
-        AuditBroker { view }
+        AuditBroker {
+            view,
+            devices: RwLock::new(Vec::new()),
+            signer: RwLock::new(None),
+            access: access::Recorder::default(),
+            flusher: Mutex::new(None),
+            admin: tokio::sync::Mutex::new(()),
+        }
     }
 
-    /// Loads the enabled devices after unseal.
+    /// Loads the signing key and the enabled devices after unseal, resumes
+    /// each device's chain with a signed checkpoint and records `unsealed`.
+    /// A device that cannot write stays enabled and shows as failing.
     pub async fn load(&self) -> Result<()> {
+        let signer = Arc::new(self.load_signer().await?);
+        *self.signer.write() = Some(signer.clone());
+        let mut devices = Vec::new();
+        for cfg in self.stored_configs().await? {
+            let path = cfg.path.clone();
+            let stored: Option<ChainState> = self.view.get_json(&state_key(&path)).await?;
+            let dev = match Device::new(cfg, ChainState::default()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(device = %path, error = %e, "audit device not loaded");
+                    continue;
+                }
+            };
+            // Where the log ends: the file's last line, else the saved state.
+            dev.set_chain(dev.chain_from_file().or(stored).unwrap_or_default());
+            let reason = if dev.chain().seq == 0 {
+                "start"
+            } else {
+                "resume"
+            };
+            if let Ok(state) = dev.checkpoint(reason, &signer) {
+                self.save_state(&path, &state).await;
+            }
+            devices.push(Arc::new(dev));
+        }
+        *self.devices.write() = devices;
+        let _ = self.event(events::names::UNSEALED, None, json!({})).await;
+        let recorder = self.access.clone();
+        let view = self.view.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(access::FLUSH_INTERVAL).await;
+                if let Err(e) = recorder.flush(&view).await {
+                    tracing::warn!(error = %e, "access records not saved; retrying");
+                }
+            }
+        });
+        if let Some(old) = self.flusher.lock().replace(task) {
+            old.abort();
+        }
         Ok(())
     }
 
-    /// Closes the devices on seal.
-    pub fn clear(&self) {}
+    /// On seal (before the barrier closes): records `sealed`, writes a
+    /// closing checkpoint on every device, saves chain states and access
+    /// records, and drops the devices and the key.
+    pub async fn clear(&self) {
+        if let Some(task) = self.flusher.lock().take() {
+            task.abort();
+        }
+        let _ = self.event(events::names::SEALED, None, json!({})).await;
+        let signer = self.signer.read().clone();
+        let devices = std::mem::take(&mut *self.devices.write());
+        if let Some(signer) = signer {
+            for d in &devices {
+                if let Ok(state) = d.checkpoint("seal", &signer) {
+                    self.save_state(&d.config.path, &state).await;
+                }
+            }
+        }
+        if let Err(e) = self.access.flush(&self.view).await {
+            tracing::warn!(error = %e, "access records not saved at seal");
+        }
+        *self.signer.write() = None;
+    }
+
+    /// Writes a `rotate` checkpoint to every file device and reopens its
+    /// file: send SIGHUP after moving the log away (log rotation).
+    pub fn reopen(&self) {
+        let Some(signer) = self.signer.read().clone() else {
+            return;
+        };
+        for d in self.devices.read().iter() {
+            d.reopen(&signer);
+        }
+        tracing::info!("audit files reopened");
+    }
 
     /// Records a request before it is handled. An error refuses the request.
-    pub async fn log_request(
-        &self,
-        _ctx: &AuditContext<'_>,
-        _error: Option<&crate::Error>,
-    ) -> Result<()> {
-        Ok(())
+    pub async fn log_request(&self, ctx: &AuditContext<'_>, error: Option<&Error>) -> Result<()> {
+        self.write_all(|d| d.renderer().request_entry(ctx, error))
+            .await
     }
 
-    /// Records the response (or error) before it is returned. An error
+    /// Records the response (or error) before it is returned, then the
+    /// lifecycle event it amounts to, and notes secret reads. An error
     /// replaces the answer: nothing unrecorded reaches the client.
     pub async fn log_response(
         &self,
-        _ctx: &AuditContext<'_>,
-        _result: &Result<Response>,
+        ctx: &AuditContext<'_>,
+        result: &Result<Response>,
     ) -> Result<()> {
+        self.write_all(|d| d.renderer().response_entry(ctx, result))
+            .await?;
+        if let Some((name, details)) = events::derive(ctx, result) {
+            self.write_all(|d| {
+                d.renderer()
+                    .event_entry(name, ctx.token, Some(ctx), &details)
+            })
+            .await?;
+        }
+        if let (Ok(_), Some(token), Some(path)) = (result, ctx.token, secret_read(ctx)) {
+            self.access.note(&path, token);
+        }
         Ok(())
+    }
+
+    /// Records a lifecycle event (`events::names`) by `actor` with
+    /// `details` (names, paths, versions: never secret values). Fails when
+    /// devices are enabled and none recorded it.
+    pub async fn event(
+        &self,
+        name: &str,
+        actor: Option<&TokenEntry>,
+        details: Value,
+    ) -> Result<()> {
+        self.write_all(|d| d.renderer().event_entry(name, actor, None, &details))
+            .await
+    }
+
+    /// Writes the entry `build` makes for each device to each device;
+    /// succeeds when no device is enabled or at least one wrote it.
+    async fn write_all(&self, build: impl Fn(&Device) -> Map<String, Value>) -> Result<()> {
+        let devices = self.devices.read().clone();
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let Some(signer) = self.signer.read().clone() else {
+            return Err(Error::Internal("audit broker not loaded".into()));
+        };
+        let mut written = 0;
+        for d in &devices {
+            match d.write(build(d), &signer) {
+                Ok(Some(state)) => {
+                    written += 1;
+                    self.save_state(&d.config.path, &state).await;
+                }
+                Ok(None) => written += 1,
+                Err(_) => {}
+            }
+        }
+        if written == 0 {
+            tracing::error!("no audit device could record an entry: refusing the request");
+            return Err(Error::Internal("no audit device recorded the entry".into()));
+        }
+        Ok(())
+    }
+
+    /// Health of every device, for `sys/health`: `{"<path>": {...}}`.
+    pub fn health_json(&self) -> Value {
+        let devices = self.devices.read();
+        let mut m = Map::new();
+        for d in devices.iter() {
+            m.insert(d.config.path.clone(), d.health_json());
+        }
+        Value::Object(m)
+    }
+
+    async fn load_signer(&self) -> Result<Signer> {
+        if let Some(pkcs8) = self.view.get(SIGNING_KEY).await? {
+            return Signer::from_pkcs8(&pkcs8);
+        }
+        let (signer, pkcs8) = Signer::generate()?;
+        self.view.put(SIGNING_KEY, &pkcs8).await?;
+        Ok(signer)
+    }
+
+    async fn stored_configs(&self) -> Result<Vec<DeviceConfig>> {
+        Ok(self.view.get_json(CONFIG_KEY).await?.unwrap_or_default())
+    }
+
+    async fn save_state(&self, path: &str, state: &ChainState) {
+        if let Err(e) = self.view.put_json(&state_key(path), state).await {
+            tracing::warn!(device = %path, error = %e, "audit chain state not saved");
+        }
+    }
+
+    fn device(&self, path: &str) -> Option<Arc<Device>> {
+        self.devices
+            .read()
+            .iter()
+            .find(|d| d.config.path == path)
+            .cloned()
+    }
+
+    fn signer(&self) -> Result<Arc<Signer>> {
+        self.signer.read().clone().ok_or(Error::Sealed)
     }
 }
 
-/// Handles `sys/audit`, `sys/audit/:path` and `sys/audit-hash/:path`.
-pub(crate) async fn handle_sys(
-    _core: &Core,
-    _req: &Request,
-    _rest: &str,
-    _token: &TokenEntry,
-) -> Result<Response> {
-    Err(crate::Error::UnsupportedPath("unsupported path".into()))
+impl Core {
+    /// Reopens the audit files (on SIGHUP, for log rotation).
+    pub fn reopen_audit(&self) {
+        self.audit.reopen();
+    }
+
+    /// Records a lifecycle event in the audit trail (see
+    /// [`events::names`]); rotators and revocation call this.
+    pub async fn audit_event(
+        &self,
+        name: &str,
+        actor: Option<&TokenEntry>,
+        details: Value,
+    ) -> Result<()> {
+        self.audit.event(name, actor, details).await
+    }
+}
+
+/// The storage key of a device's chain state.
+fn state_key(path: &str) -> String {
+    format!("state/{}", coffer_crypto::hash::sha256_hex(path.as_bytes()))
+}
+
+/// The secret a request reads, if it is a KV read (`data/` of KV v2, any
+/// key of KV v1): its API path.
+fn secret_read(ctx: &AuditContext<'_>) -> Option<String> {
+    let m = ctx.mount.filter(|m| m.kind == "kv")?;
+    if ctx.request.operation != Operation::Read {
+        return None;
+    }
+    let path = ctx.request.path.as_str();
+    let rel = path.strip_prefix(m.path.as_str())?;
+    if rel.is_empty() || rel.ends_with('/') {
+        return None;
+    }
+    let v2 = m.options.get("version").map(String::as_str) == Some("2");
+    if v2 && !rel.starts_with("data/") {
+        return None;
+    }
+    Some(path.to_string())
 }

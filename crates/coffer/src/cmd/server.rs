@@ -182,7 +182,9 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    tokio::spawn(crate::cmd::audit::reopen_on_sighup(core.clone()));
     server.await.context("server task failed")??;
+    core.seal().await; // closing audit checkpoints
     Ok(())
 }
 
@@ -269,6 +271,7 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
+    tokio::spawn(crate::cmd::audit::reopen_on_sighup(core.clone()));
     server.await.context("server task failed")??;
     core.seal().await;
     Ok(())

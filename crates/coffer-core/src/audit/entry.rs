@@ -1,0 +1,243 @@
+//! Audit entries in Vault's JSON shape (`type`, `time`, `auth`, `request`,
+//! `response`, `error`), built for one device (its salt and options).
+
+use serde_json::{json, Map, Value};
+
+use super::config::Options;
+use super::hashing::Hasher;
+use super::AuditContext;
+use crate::token::TokenEntry;
+use crate::util::{now, rfc3339};
+use crate::{Operation, Response, Result};
+
+/// How one device renders entries.
+pub struct Renderer<'a> {
+    /// The device's hasher.
+    pub hasher: &'a Hasher,
+    /// The device's options.
+    pub options: &'a Options,
+}
+
+impl Renderer<'_> {
+    fn accessor(&self, accessor: &str) -> Value {
+        if self.options.hmac_accessor {
+            self.hasher.string(accessor)
+        } else {
+            Value::from(accessor)
+        }
+    }
+
+    /// The `auth` block of the token that made a request.
+    fn auth(&self, ctx: &AuditContext<'_>) -> Value {
+        let Some(t) = ctx.token else {
+            return json!({"token_type": "", "policies": null, "metadata": null, "display_name": ""});
+        };
+        let client_token = ctx
+            .request
+            .token
+            .as_ref()
+            .map(|tok| self.hasher.string(tok))
+            .unwrap_or(Value::from(""));
+        json!({
+            "client_token": client_token,
+            "accessor": self.accessor(&t.accessor),
+            "display_name": t.display_name,
+            "policies": t.policies,
+            "token_policies": t.policies,
+            "metadata": if t.meta.is_empty() { Value::Null } else { json!(t.meta) },
+            "entity_id": "",
+            "token_type": "service",
+            "token_ttl": t.ttl,
+            "token_issue_time": chrono::DateTime::from_timestamp(t.creation_time, 0)
+                .map(|d| rfc3339(&d)).unwrap_or_default(),
+        })
+    }
+
+    /// The `request` block.
+    fn request(&self, ctx: &AuditContext<'_>) -> Value {
+        let r = ctx.request;
+        let data = if r.data.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(self.hasher.map(&r.data))
+        };
+        let (mount_type, mount_point, mount_accessor) = match ctx.mount {
+            Some(m) => (m.kind.clone(), m.path.clone(), m.accessor.clone()),
+            None if r.path.starts_with("sys/") => ("system".into(), "sys/".into(), String::new()),
+            None if r.path.starts_with("auth/token/") => {
+                ("token".into(), "auth/token/".into(), String::new())
+            }
+            None => (String::new(), String::new(), String::new()),
+        };
+        let mut out = json!({
+            "id": r.id,
+            "operation": r.operation.as_str(),
+            "mount_type": mount_type,
+            "mount_point": mount_point,
+            "mount_accessor": mount_accessor,
+            "namespace": {"id": "root"},
+            "path": r.path,
+            "data": data,
+            "remote_address": r.client_addr.map(|a| a.to_string()).unwrap_or_default(),
+        });
+        if let (Some(tok), Some(t)) = (&r.token, ctx.token) {
+            out["client_token"] = self.hasher.string(tok);
+            out["client_token_accessor"] = self.accessor(&t.accessor);
+        }
+        out
+    }
+
+    /// A request entry.
+    pub fn request_entry(
+        &self,
+        ctx: &AuditContext<'_>,
+        error: Option<&crate::Error>,
+    ) -> Map<String, Value> {
+        entry([
+            ("type", json!("request")),
+            ("auth", self.auth(ctx)),
+            ("request", self.request(ctx)),
+            (
+                "error",
+                json!(error.map(|e| e.to_string()).unwrap_or_default()),
+            ),
+        ])
+    }
+
+    /// A response entry.
+    pub fn response_entry(
+        &self,
+        ctx: &AuditContext<'_>,
+        result: &Result<Response>,
+    ) -> Map<String, Value> {
+        let (response, error) = match result {
+            Ok(resp) => (self.response(ctx, resp), String::new()),
+            Err(e) => (Value::Null, e.to_string()),
+        };
+        entry([
+            ("type", json!("response")),
+            ("auth", self.auth(ctx)),
+            ("request", self.request(ctx)),
+            ("response", response),
+            ("error", json!(error)),
+        ])
+    }
+
+    /// The `response` block of a successful answer.
+    fn response(&self, ctx: &AuditContext<'_>, resp: &Response) -> Value {
+        let mut data = resp.data.as_ref().or(resp.raw.as_ref()).cloned();
+        if self.options.elide_list_responses && ctx.request.operation == Operation::List {
+            if let Some(Value::Object(m)) = &mut data {
+                for key in ["keys", "key_info"] {
+                    let count = match m.get(key) {
+                        Some(Value::Array(a)) => a.len(),
+                        Some(Value::Object(o)) => o.len(),
+                        _ => continue,
+                    };
+                    m.insert(key.into(), json!(count));
+                }
+            }
+        }
+        let data = data.map(|d| self.hasher.value(&d)).unwrap_or(Value::Null);
+        let mut out = json!({
+            "mount_type": if resp.mount_type.is_empty() {
+                ctx.mount.map(|m| m.kind.clone()).unwrap_or_default()
+            } else { resp.mount_type.clone() },
+            "data": data,
+        });
+        if let Some(auth) = &resp.auth {
+            out["auth"] = self.response_auth(auth);
+        }
+        if !resp.lease_id.is_empty() {
+            out["secret"] = json!({"lease_id": resp.lease_id});
+        }
+        if !resp.warnings.is_empty() {
+            out["warnings"] = json!(resp.warnings);
+        }
+        out
+    }
+
+    /// A login's or token creation's `auth` block: token and accessor
+    /// hashed, the rest (policies, metadata, TTLs) as it is.
+    fn response_auth(&self, auth: &Value) -> Value {
+        let mut out = auth.clone();
+        if let Value::Object(m) = &mut out {
+            if let Some(Value::String(t)) = m.get("client_token") {
+                let h = self.hasher.string(t);
+                m.insert("client_token".into(), h);
+            }
+            if let Some(Value::String(a)) = m.get("accessor") {
+                let h = self.accessor(a);
+                m.insert("accessor".into(), h);
+            }
+        }
+        out
+    }
+
+    /// A lifecycle event entry: `event` names it, `details` describe it
+    /// (names and paths only, never secret values).
+    pub fn event_entry(
+        &self,
+        event: &str,
+        actor: Option<&TokenEntry>,
+        request: Option<&AuditContext<'_>>,
+        details: &Value,
+    ) -> Map<String, Value> {
+        let auth = match actor {
+            Some(t) => json!({
+                "accessor": self.accessor(&t.accessor),
+                "display_name": t.display_name,
+                "policies": t.policies,
+            }),
+            None => Value::Null,
+        };
+        let request = match request {
+            Some(ctx) => json!({
+                "id": ctx.request.id,
+                "operation": ctx.request.operation.as_str(),
+                "path": ctx.request.path,
+                "remote_address": ctx.request.client_addr.map(|a| a.to_string()).unwrap_or_default(),
+            }),
+            None => Value::Null,
+        };
+        entry([
+            ("type", json!("event")),
+            ("event", json!(event)),
+            ("auth", auth),
+            ("request", request),
+            ("details", details.clone()),
+        ])
+    }
+}
+
+/// A checkpoint entry (before its chain members and signature).
+pub fn checkpoint_entry(
+    reason: &str,
+    device: &str,
+    key_id: &str,
+    public_key: &str,
+) -> Map<String, Value> {
+    entry([
+        ("type", json!("checkpoint")),
+        (
+            "checkpoint",
+            json!({
+                "reason": reason,
+                "device": device,
+                "algorithm": "ed25519",
+                "key_id": key_id,
+                "public_key": public_key,
+            }),
+        ),
+    ])
+}
+
+/// `time` followed by `members`.
+fn entry<const N: usize>(members: [(&str, Value); N]) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("time".into(), json!(rfc3339(&now())));
+    for (k, v) in members {
+        m.insert(k.into(), v);
+    }
+    m
+}
