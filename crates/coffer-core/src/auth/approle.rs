@@ -24,7 +24,8 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
-use self::role::{field_endpoint, valid_name, Role};
+pub(crate) use self::role::valid_name;
+use self::role::{field_endpoint, Role};
 use self::secret_id::{AccessorEntry, SecretId};
 use crate::barrier::{to_json, BarrierOp, View};
 use crate::engine::{Engine, EngineCtx};

@@ -4,6 +4,7 @@
 
 pub mod approle;
 pub mod token_params;
+pub mod userpass;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use crate::{Error, Result};
 pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
     match entry.kind.as_str() {
         "approle" => Ok(Arc::new(approle::AppRole::new())),
+        "userpass" => Ok(Arc::new(userpass::UserPass::new())),
         other => Err(Error::bad(format!("unknown auth method type {other:?}"))),
     }
 }

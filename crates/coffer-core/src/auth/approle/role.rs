@@ -50,7 +50,7 @@ impl Default for Role {
 
 /// Whether `name` is a valid role name (Vault's `GenericNameRegex`: word
 /// characters, `-`, `.` and `@`, starting and ending with a word character).
-pub(super) fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     !name.is_empty()
         && name.len() < MAX_NAME_LEN
