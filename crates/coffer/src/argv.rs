@@ -59,20 +59,26 @@ where
     out
 }
 
+/// Parses `args` (program name first) into `C`, accepting Vault-style flags.
+pub fn try_parse_from<C, I>(args: I) -> Result<C, clap::Error>
+where
+    C: CommandFactory + FromArgMatches,
+    I: IntoIterator<Item = OsString>,
+{
+    let mut cmd = C::command();
+    let mut known = HashSet::new();
+    long_flag_names(&cmd, &mut known);
+    let mut matches = cmd.try_get_matches_from_mut(normalize(args, &known))?;
+    C::from_arg_matches_mut(&mut matches)
+}
+
 /// Parses the process arguments into `C`, accepting Vault-style flags.
 ///
 /// Usage errors exit with code 1 as `vault` does (clap's default is 2, which
 /// `vault` reserves for errors from the server); `--help` and `--version`
 /// exit 0.
 pub fn parse<C: CommandFactory + FromArgMatches>() -> C {
-    let mut cmd = C::command();
-    let mut known = HashSet::new();
-    long_flag_names(&cmd, &mut known);
-    let args = normalize(std::env::args_os(), &known);
-    let parsed = cmd
-        .try_get_matches_from_mut(args)
-        .and_then(|mut m| C::from_arg_matches_mut(&mut m));
-    match parsed {
+    match try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
@@ -131,6 +137,41 @@ mod tests {
             norm(&["-h", "-", "-vv", "--mount=x", "key=-mount", "-unknown=1"]),
             ["-h", "-", "-vv", "--mount=x", "key=-mount", "-unknown=1"]
         );
+    }
+
+    #[test]
+    fn command_tree_is_consistent() {
+        // Catches clashing flags (e.g. a subcommand's -version and clap's).
+        crate::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn vault_style_command_lines_parse() {
+        let ok = |line: &str| {
+            let args = line.split(' ').map(OsString::from);
+            if let Err(e) = try_parse_from::<crate::Cli, _>(args) {
+                panic!("{line}: {e}");
+            }
+        };
+        ok("coffer kv get -mount=secret -version=2 -field=a -format=json app");
+        ok("coffer kv put -cas=0 secret/app a=b c=@f -");
+        ok("coffer kv patch -method=rw -remove-data=a secret/app b=c");
+        ok("coffer kv delete -versions=1,2 -versions 3 secret/app");
+        ok("coffer kv metadata put -cas-required -max-versions=3 secret/app");
+        ok("coffer kv metadata put -cas-required=false -custom-metadata=a=b secret/app");
+        ok("coffer kv rollback -version=1 secret/app");
+        ok("coffer operator init -key-shares=1 -key-threshold=1 -format=json");
+        ok("coffer operator unseal -reset");
+        ok("coffer status -address=http://127.0.0.1:1");
+        ok("coffer login -format=json -");
+        let bad = |line: &str| {
+            let args = line.split(' ').map(OsString::from);
+            assert!(try_parse_from::<crate::Cli, _>(args).is_err(), "{line}");
+        };
+        bad("coffer kv get");
+        bad("coffer kv get -version=x secret/a");
+        bad("coffer status -format=yaml");
+        bad("coffer operator unseal -reset KEY");
     }
 
     #[test]

@@ -41,12 +41,23 @@ pub struct ConnectArgs {
     /// Server address [default: $COFFER_ADDR, $VAULT_ADDR or https://127.0.0.1:8200].
     #[arg(long, global = true, value_name = "URL")]
     pub address: Option<String>,
+    /// PEM file of the CA to trust [default: $COFFER_CACERT or $VAULT_CACERT].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the server's certificate (testing only).
+    #[arg(long, global = true)]
+    pub tls_skip_verify: bool,
 }
 
 impl ConnectArgs {
     /// Builds a client from these flags and the environment.
     pub fn client(&self) -> Result<Client> {
-        Client::new(Config::from_env(self.address.as_deref())?)
+        let mut config = Config::from_env(self.address.as_deref())?;
+        if let Some(ca) = &self.ca_cert {
+            config.ca_cert = Some(ca.clone());
+        }
+        config.skip_verify |= self.tls_skip_verify;
+        Client::new(config)
     }
 }
 

@@ -21,7 +21,7 @@ fn put_then_get_in_table_json_and_field_forms() {
         .ok();
     assert!(
         put.stdout
-            .starts_with("==== Secret Path ====\nsecret/data/app/db\n\n"),
+            .starts_with("=== Secret Path ===\nsecret/data/app/db\n\n"),
         "{put:#?}"
     );
     assert!(put.stdout.contains("\nversion            1\n"), "{put:#?}");
@@ -258,7 +258,7 @@ fn metadata_put_get_delete() {
     let t = s.run(&["kv", "metadata", "get", "secret/m"]).ok();
     assert!(
         t.stdout
-            .starts_with("== Metadata Path ==\nsecret/metadata/m\n\n"),
+            .starts_with("= Metadata Path =\nsecret/metadata/m\n\n"),
         "{t:#?}"
     );
     assert!(t.stdout.contains("\ncurrent_version         2\n"), "{t:#?}");

@@ -29,6 +29,7 @@ enum Command {
     /// Write a new version: key=value pairs, key=@file, @file.json, or - (JSON on stdin).
     Put(data::PutArgs),
     /// Read the latest (or a given) version.
+    #[command(disable_version_flag = true)]
     Get(data::GetArgs),
     /// Change some keys, keeping the others (a new version).
     Patch(data::PatchArgs),
@@ -41,6 +42,7 @@ enum Command {
     /// Permanently remove the data of the given versions.
     Destroy(versions::VersionsArgs),
     /// Write an older version's data as the newest version.
+    #[command(disable_version_flag = true)]
     Rollback(data::RollbackArgs),
     /// Read, write or delete a secret's metadata (and all its versions).
     #[command(subcommand)]

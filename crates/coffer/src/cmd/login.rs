@@ -24,7 +24,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let token = match args.token {
         Some(t) if t != "-" => Zeroizing::new(t.trim().to_owned()),
-        _ => crate::prompt::secret("Token (will be hidden): ").context("Error reading token")?,
+        _ => crate::prompt::secret("Token (will be hidden): ").context("reading the token")?,
     };
     if token.is_empty() {
         eprintln!("No token provided");
@@ -34,9 +34,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let resp = client.request(Method::GET, "auth/token/lookup-self", None)?;
     let looked_up = match resp.status {
         404 | 405 => None,
-        _ => Some(resp.error_for_status().context("Error authenticating")?),
+        _ => Some(resp.error_for_status().context("authenticating")?),
     };
-    let path = client::write_token_file(&token).context("Error storing the token")?;
+    let path = client::write_token_file(&token).context("storing the token")?;
     let Some(resp) = looked_up else {
         println!(
             "Success! Token stored in {} (the server does not support token lookup).",

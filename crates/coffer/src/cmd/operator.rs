@@ -66,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             client
                 .request(Method::PUT, "sys/seal", None)?
                 .error_for_status()
-                .context("Error sealing")?;
+                .context("sealing")?;
             println!("Success! Coffer is sealed.");
             Ok(0)
         }
@@ -79,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             client
                 .request(Method::PUT, "sys/rotate", None)?
                 .error_for_status()
-                .context("Error rotating key")?;
+                .context("rotating the key")?;
             let status = key_status(&client)?;
             if format == Format::Table {
                 println!("Success! Rotated key\n");
@@ -96,7 +96,7 @@ fn init(client: &Client, a: &InitArgs, format: Format) -> anyhow::Result<i32> {
         let resp = client
             .request(Method::GET, "sys/init", None)?
             .error_for_status()
-            .context("Error checking init status")?;
+            .context("checking the init status")?;
         let initialized = resp
             .body
             .as_ref()
@@ -114,7 +114,7 @@ fn init(client: &Client, a: &InitArgs, format: Format) -> anyhow::Result<i32> {
     let resp = client
         .request(Method::PUT, "sys/init", Some(&body))?
         .error_for_status()
-        .context("Error initializing")?;
+        .context("initializing")?;
     let answer = resp.body.unwrap_or(Value::Null);
     let strings = |k: &str| -> Vec<String> {
         answer
@@ -175,7 +175,7 @@ fn unseal(client: &Client, a: UnsealArgs, format: Format) -> anyhow::Result<i32>
         let key = match a.key {
             Some(k) => zeroize::Zeroizing::new(k),
             None => crate::prompt::secret("Unseal Key (will be hidden): ")
-                .context("Error reading unseal key")?,
+                .context("reading the unseal key")?,
         };
         if key.is_empty() {
             eprintln!("No unseal key provided");
@@ -186,7 +186,7 @@ fn unseal(client: &Client, a: UnsealArgs, format: Format) -> anyhow::Result<i32>
     let resp = client
         .request(Method::PUT, "sys/unseal", Some(&body))?
         .error_for_status()
-        .context("Error unsealing")?;
+        .context("unsealing")?;
     let status = resp.body.unwrap_or(Value::Null);
     print!("{}", super::status::render_seal_status(&status, format));
     Ok(0)
@@ -197,7 +197,7 @@ fn key_status(client: &Client) -> anyhow::Result<Value> {
     let resp = client
         .request(Method::GET, "sys/key-status", None)?
         .error_for_status()
-        .context("Error reading key status")?;
+        .context("reading the key status")?;
     resp.body.context("empty answer from sys/key-status")
 }
 

@@ -49,15 +49,35 @@ impl Server {
     pub fn start() -> Server {
         let port = free_port();
         let token = unique("root");
-        let addr = format!("http://127.0.0.1:{port}");
+        let listen = format!("127.0.0.1:{port}");
+        Server::spawn(
+            &[
+                "server",
+                "--dev",
+                "--dev-listen-address",
+                &listen,
+                "--dev-root-token-id",
+                &token,
+            ],
+            format!("http://{listen}"),
+            token.clone(),
+        )
+    }
+
+    /// Starts `coffer server --config <file>` (listening at `addr`) and waits
+    /// until it answers; `token` is empty until someone initialises it.
+    pub fn start_config(config: &Path, addr: String) -> Server {
+        let config = config.to_str().unwrap().to_owned();
+        Server::spawn(&["server", "--config", &config], addr, String::new())
+    }
+
+    fn spawn(args: &[&str], addr: String, token: String) -> Server {
         let child = Command::new(BIN)
-            .args(["server", "--dev", "--dev-listen-address"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--dev-root-token-id", &token])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start coffer server --dev");
+            .expect("start coffer server");
         let mut server = Server {
             child,
             addr,
@@ -69,22 +89,24 @@ impl Server {
     }
 
     fn wait_healthy(&mut self) {
+        // Only "does it answer" matters here, so any certificate will do.
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
+            .tls_danger_accept_invalid_certs(true)
             .build()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = format!("{}/v1/sys/health", self.addr);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("coffer server --dev exited early: {status}");
+                panic!("coffer server exited early: {status}");
             }
             if http.get(&url).send().is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("coffer server --dev did not answer {url} within 60 s");
+        panic!("coffer server did not answer {url} within 60 s");
     }
 
     /// A `coffer` command aimed at this server with the root token.
