@@ -23,7 +23,9 @@ fn pg_url() -> Option<String> {
     match std::env::var("COFFER_TEST_PG_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            eprintln!("COFFER_TEST_PG_URL is not set: skipping the PostgreSQL database engine test");
+            eprintln!(
+                "COFFER_TEST_PG_URL is not set: skipping the PostgreSQL database engine test"
+            );
             None
         }
     }
@@ -59,7 +61,10 @@ impl Api {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}/v1/{path}", self.addr);
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self.http.request(m, url).header("X-Vault-Token", &self.token);
+        let mut rb = self
+            .http
+            .request(m, url)
+            .header("X-Vault-Token", &self.token);
         if let Some(b) = body {
             rb = rb.json(&b);
         }
@@ -133,7 +138,16 @@ fn parse_pg_url(url: &str) -> PgAddr {
 fn query_as(a: &PgAddr, user: &str, password: &str, sql: &str) -> Result<String, String> {
     let out = Command::new(psql())
         .args(["-X", "-w", "-tA", "-v", "ON_ERROR_STOP=1"])
-        .args(["-h", &a.host, "-p", &a.port.to_string(), "-U", user, "-d", &a.db])
+        .args([
+            "-h",
+            &a.host,
+            "-p",
+            &a.port.to_string(),
+            "-U",
+            user,
+            "-d",
+            &a.db,
+        ])
         .args(["-c", sql])
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
@@ -158,7 +172,11 @@ fn can_login(a: &PgAddr, user: &str, password: &str) -> bool {
 /// Mounts the engine and configures connection `pg` on the shared server.
 fn setup_shared(api: &Api, url: &str) -> PgAddr {
     let a = parse_pg_url(url);
-    api.ok("POST", "sys/mounts/database", Some(json!({"type": "database"})));
+    api.ok(
+        "POST",
+        "sys/mounts/database",
+        Some(json!({"type": "database"})),
+    );
     // Templated URL: trust ignores the password, but the templating is exercised.
     let templated = format!(
         "postgresql://{{{{username}}}}:{{{{password}}}}@{}:{}/{}?sslmode=disable",
@@ -215,7 +233,10 @@ fn dynamic_credentials_log_in_and_stop_after_revocation() {
     let cfg = api.ok("GET", "database/config/pg", None);
     let shown = cfg.to_string();
     assert_eq!(cfg["data"]["plugin_name"], "postgresql-database-plugin");
-    assert!(!shown.contains("\"password\""), "config read shows a password: {shown}");
+    assert!(
+        !shown.contains("\"password\""),
+        "config read shows a password: {shown}"
+    );
     create_dynamic_role(&api, "app", "1h");
 
     let creds = api.ok("GET", "database/creds/app", None);
@@ -292,7 +313,10 @@ fn dynamic_credentials_end_with_their_ttl() {
         "role still present 15 s after a 3 s lease"
     );
     let took = t0.elapsed();
-    assert!(took >= Duration::from_secs(2), "revoked too early: {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "revoked too early: {took:?}"
+    );
     eprintln!("3 s lease: role dropped after {took:?}");
     assert!(!can_login(&a, &user, &pw));
 }
@@ -322,11 +346,86 @@ fn revoking_the_token_revokes_its_credentials() {
 }
 
 #[test]
+fn revocation_ends_sessions_and_handles_owned_objects() {
+    let Some(url) = pg_url() else { return };
+    let server = Server::start();
+    let api = Api::new(&server);
+    let a = setup_shared(&api, &url);
+    api.ok(
+        "POST",
+        "database/roles/owner",
+        Some(json!({
+            "db_name": "pg",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';",
+                "GRANT CREATE ON SCHEMA public TO \"{{name}}\";"
+            ],
+            "default_ttl": "1h",
+        })),
+    );
+    let creds = api.ok("GET", "database/creds/owner", None);
+    let user = creds["data"]["username"].as_str().unwrap().to_string();
+    let pw = creds["data"]["password"].as_str().unwrap().to_string();
+    let lease = creds["lease_id"].as_str().unwrap().to_string();
+    let table = unique("owned").replace('-', "_");
+    query_as(&a, &user, &pw, &format!("CREATE TABLE {table} (id int)")).unwrap();
+    // An open session of the user, still running when the lease is revoked.
+    let mut session = Command::new(psql())
+        .args(["-X", "-w", "-tA", "-h", &a.host, "-p", &a.port.to_string()])
+        .args(["-U", &user, "-d", &a.db, "-c", "SELECT pg_sleep(60)"])
+        .env("PGPASSWORD", &pw)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let active = format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{user}'");
+    assert!(
+        wait_for(Duration::from_secs(10), || query_as(
+            &a, &a.user, "", &active
+        )
+        .unwrap()
+            == "1"),
+        "the user's session did not start"
+    );
+    let t0 = Instant::now();
+    api.ok("PUT", "sys/leases/revoke", Some(json!({"lease_id": lease})));
+    assert!(
+        !role_exists(&a, "", &user),
+        "role owning a table was not dropped"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || session
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "the user's open session survived revocation"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    let _ = session.kill();
+    let owner = query_as(
+        &a,
+        &a.user,
+        "",
+        &format!("SELECT tableowner FROM pg_tables WHERE tablename = '{table}'"),
+    )
+    .unwrap();
+    assert_eq!(
+        owner, a.user,
+        "the user's table goes to the connecting user"
+    );
+    query_as(&a, &a.user, "", &format!("DROP TABLE {table}")).unwrap();
+}
+
+#[test]
 fn unreachable_database_is_refused_without_leaking_the_password() {
     let Some(_url) = pg_url() else { return };
     let server = Server::start();
     let api = Api::new(&server);
-    api.ok("POST", "sys/mounts/database", Some(json!({"type": "database"})));
+    api.ok(
+        "POST",
+        "sys/mounts/database",
+        Some(json!({"type": "database"})),
+    );
     let secret = unique("Pw");
     let port = free_port();
     let (s, v) = api.call(
@@ -401,7 +500,11 @@ impl Cluster {
                 format!("--pwfile={}", pwfile.display()),
             ],
         );
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let cluster = Cluster {
             dir,
@@ -483,7 +586,11 @@ fn static_roles_and_root_rotation_change_real_passwords() {
 
     let server = Server::start();
     let api = Api::new(&server);
-    api.ok("POST", "sys/mounts/database", Some(json!({"type": "database"})));
+    api.ok(
+        "POST",
+        "sys/mounts/database",
+        Some(json!({"type": "database"})),
+    );
     let templated = format!(
         "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres",
         cluster.port
@@ -528,8 +635,14 @@ fn static_roles_and_root_rotation_change_real_passwords() {
     assert_eq!(c1["rotation_period"], 3600);
     assert!(c1["ttl"].as_i64().unwrap() > 3500);
     assert_ne!(p1, initial);
-    assert!(!can_login(&a, "app_static", &initial), "old password still works");
-    assert!(can_login(&a, "app_static", &p1), "new password does not work");
+    assert!(
+        !can_login(&a, "app_static", &initial),
+        "old password still works"
+    );
+    assert!(
+        can_login(&a, "app_static", &p1),
+        "new password does not work"
+    );
 
     // rotate-role: a new password; the previous one stops working.
     api.ok("POST", "database/rotate-role/st", None);
@@ -540,7 +653,10 @@ fn static_roles_and_root_rotation_change_real_passwords() {
     assert!(can_login(&a, "app_static", &p2));
     let role = api.ok("GET", "database/static-roles/st", None);
     assert_eq!(role["data"]["username"], "app_static");
-    assert!(!role.to_string().contains(&p2), "static role read shows the password");
+    assert!(
+        !role.to_string().contains(&p2),
+        "static role read shows the password"
+    );
 
     // The background pass rotates a role whose period is short.
     api.ok(
@@ -564,7 +680,10 @@ fn static_roles_and_root_rotation_change_real_passwords() {
         }),
         "no background rotation within 20 s of a 5 s period"
     );
-    eprintln!("5 s period: rotated by the background pass after {:?}", t0.elapsed());
+    eprintln!(
+        "5 s period: rotated by the background pass after {:?}",
+        t0.elapsed()
+    );
     assert!(!can_login(&a, "app_fast", &f1));
     assert!(can_login(&a, "app_fast", &f2));
     let (s, v) = api.call(
@@ -576,7 +695,10 @@ fn static_roles_and_root_rotation_change_real_passwords() {
 
     // rotate-root: the configured superuser password changes; Coffer keeps working.
     api.ok("POST", "database/rotate-root/priv", None);
-    assert!(!can_login(&a, "postgres", &su), "old root password still works");
+    assert!(
+        !can_login(&a, "postgres", &su),
+        "old root password still works"
+    );
     api.ok("POST", "database/rotate-role/st", None);
     let p3 = api.ok("GET", "database/static-creds/st", None)["data"]["password"]
         .as_str()

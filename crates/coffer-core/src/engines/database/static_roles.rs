@@ -369,6 +369,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_interrupted_rotation_is_due_at_once() {
+        let at = now();
+        let mut r = StaticRole {
+            db_name: "db".into(),
+            username: "u".into(),
+            rotation_statements: Vec::new(),
+            cadence: Cadence::Period(3600),
+            password: SecretString::default(),
+            pending_password: None,
+            last_vault_rotation: at,
+            next_rotation: at + chrono::Duration::seconds(3600),
+            failures: 0,
+            last_error: None,
+        };
+        assert!(!r.is_due(at));
+        assert_eq!(r.ttl(at), 3600);
+        assert!(r.is_due(at + chrono::Duration::seconds(3600)));
+        r.pending_password = Some(credgen::password());
+        assert!(r.is_due(at));
+        let stored = serde_json::to_string(&r).unwrap();
+        let back: StaticRole = serde_json::from_str(&stored).unwrap();
+        assert!(back.is_due(at), "the pending password survives storage");
+    }
+
+    #[test]
     fn usernames_are_checked() {
         assert!(validate_username("app_user").is_ok());
         assert!(validate_username("").is_err());
