@@ -391,6 +391,11 @@ impl Core {
         match (target, token) {
             (Target::Sys(rest), Some(t)) => crate::sys::handle(self, req, rest, t).await,
             (Target::Token(rest), Some(t)) => token_api::handle(self, req, rest, t).await,
+            (Target::Mount(m, rel), _)
+                if m.engine.as_kv2().is_some() && crate::lifecycle::is_lifecycle_path(rel) =>
+            {
+                crate::lifecycle::handle(&m, req, rel).await
+            }
             (Target::Mount(m, rel), _) => {
                 let ctx = EngineCtx {
                     view: &m.view,
@@ -586,11 +591,25 @@ impl Core {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut n: u64 = 0;
+            let rotations = Arc::new(tokio::sync::Semaphore::new(
+                crate::lifecycle::MAX_CONCURRENT_ROTATIONS,
+            ));
+            let mut first_unsealed_pass = true;
             loop {
                 tick.tick().await;
                 n += 1;
                 if core.is_sealed() {
+                    first_unsealed_pass = true;
                     continue;
+                }
+                if first_unsealed_pass || n % 5 == 0 {
+                    if let Err(e) =
+                        crate::lifecycle::schedule_pass(&core, &rotations, first_unsealed_pass)
+                            .await
+                    {
+                        tracing::warn!(error = %e, "rotation scheduler pass failed");
+                    }
+                    first_unsealed_pass = false;
                 }
                 if let Err(e) = core.leases.revoke_due(&core).await {
                     tracing::warn!(error = %e, "lease expiry pass failed");

@@ -69,6 +69,12 @@ pub trait Engine: Send + Sync {
         Ok(())
     }
 
+    /// The KV v2 engine behind this mount, if it is one: the lifecycle
+    /// (staged rotation) works through its API.
+    fn as_kv2(&self) -> Option<&crate::engines::kv_v2::KvV2> {
+        None
+    }
+
     /// Handles `req` for `path`, relative to the mount.
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response>;
 }

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod engines;
 pub mod error;
 pub mod expiration;
+pub mod lifecycle;
 pub mod mounts;
 pub mod policy;
 pub mod policy_store;

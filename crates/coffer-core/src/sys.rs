@@ -215,6 +215,15 @@ pub(crate) async fn handle(
                     _ => Err(Error::UnsupportedOperation),
                 };
             }
+            match (rest, req.operation) {
+                ("coffer/inventory", Read | List) => {
+                    return crate::lifecycle::inventory(core, req).await
+                }
+                ("coffer/revoke-compromised", Create | Update) => {
+                    return crate::lifecycle::revoke_compromised(core, req, token).await
+                }
+                _ => {}
+            }
             if crate::sys_leases::is_lease_path(rest) {
                 if let Some(resp) = crate::sys_leases::handle(core, req, rest).await? {
                     return Ok(resp);

@@ -19,7 +19,6 @@
 //! (chain state saved at checkpoints), `access/<sha256(secret path)>`.
 
 pub mod access;
-mod readers;
 mod api;
 pub mod chain;
 pub mod config;

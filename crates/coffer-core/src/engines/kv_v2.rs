@@ -95,6 +95,11 @@ pub struct KeyMetadata {
     /// User-supplied string pairs.
     #[serde(default)]
     pub custom_metadata: Option<BTreeMap<String, String>>,
+    /// Rotation stage labels (`current`, `previous`, `pending`) and the
+    /// versions they sit on. Empty until a staged rotation first runs; then a
+    /// plain read returns the `current` version, not the latest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stages: BTreeMap<String, u64>,
 }
 
 impl KeyMetadata {
@@ -109,7 +114,25 @@ impl KeyMetadata {
             cas_required: false,
             delete_version_after: 0,
             custom_metadata: None,
+            stages: BTreeMap::new(),
         }
+    }
+
+    /// The version a plain read returns: the `current` stage if staged
+    /// rotation has labelled one, else the latest.
+    pub fn effective_current(&self) -> u64 {
+        self.stages
+            .get("current")
+            .copied()
+            .unwrap_or(self.current_version)
+    }
+
+    fn labels_of(&self, version: u64) -> Vec<&str> {
+        self.stages
+            .iter()
+            .filter(|(_, v)| **v == version)
+            .map(|(k, _)| k.as_str())
+            .collect()
     }
 
     fn custom_json(&self) -> Value {
@@ -135,7 +158,7 @@ impl KeyMetadata {
                 )
             })
             .collect();
-        json!({
+        let mut out = json!({
             "cas_required": self.cas_required,
             "created_time": rfc3339(&self.created_time),
             "current_version": self.current_version,
@@ -145,7 +168,21 @@ impl KeyMetadata {
             "oldest_version": self.oldest_version,
             "updated_time": rfc3339(&self.updated_time),
             "versions": versions,
-        })
+        });
+        if !self.stages.is_empty() {
+            out["stages"] = json!(self.stages);
+            if let Value::Object(vs) = &mut out["versions"] {
+                for (n, v) in vs.iter_mut() {
+                    if let Ok(n) = n.parse::<u64>() {
+                        let labels = self.labels_of(n);
+                        if !labels.is_empty() {
+                            v["stages"] = json!(labels);
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -230,12 +267,20 @@ impl KvV2 {
     async fn read_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let p = Params(&req.data);
         let meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
-        let version = match p.u64("version")? {
-            None | Some(0) => meta.current_version,
-            Some(v) => v,
+        let version = match (p.u64("version")?, p.str("stage")?) {
+            (Some(v), _) if v > 0 => v,
+            (_, Some(stage)) if !stage.is_empty() => match stage {
+                "current" => meta.effective_current(),
+                other => *meta.stages.get(other).ok_or(Error::NotFound)?,
+            },
+            _ => meta.effective_current(),
         };
         let vmeta = meta.versions.get(&version).ok_or(Error::NotFound)?;
-        let meta_json = vmeta.to_json(version, &meta.custom_json());
+        let mut meta_json = vmeta.to_json(version, &meta.custom_json());
+        let labels = meta.labels_of(version);
+        if !labels.is_empty() {
+            meta_json["stages"] = json!(labels);
+        }
         if vmeta.destroyed || vmeta.is_deleted(&now()) {
             return Ok(
                 Response::data(json!({"data": null, "metadata": meta_json})).with_status(404)
@@ -257,6 +302,7 @@ impl KvV2 {
         meta: Option<KeyMetadata>,
         data: &Value,
         cas: Option<u64>,
+        pending: bool,
     ) -> Result<Response> {
         let config = Self::config(ctx).await?;
         let at = now();
@@ -284,6 +330,17 @@ impl KvV2 {
             destroyed: false,
         };
         meta.versions.insert(version, vmeta.clone());
+        if pending {
+            let current = meta.effective_current();
+            if current > 0 {
+                meta.stages.insert("current".into(), current);
+            }
+            meta.stages.insert("pending".into(), version);
+        } else if !meta.stages.is_empty() {
+            let previous = meta.effective_current();
+            meta.stages.insert("previous".into(), previous);
+            meta.stages.insert("current".into(), version);
+        }
         meta.current_version = version;
         meta.updated_time = at;
         let mut ops = vec![BarrierOp::Put(version_key(path, version), to_json(data)?)];
@@ -292,10 +349,18 @@ impl KvV2 {
             .find(|m| *m > 0)
             .unwrap_or(DEFAULT_MAX_VERSIONS);
         while meta.versions.len() as u64 > max {
-            if let Some((&old, _)) = meta.versions.iter().next() {
-                meta.versions.remove(&old);
-                ops.push(BarrierOp::Delete(version_key(path, old)));
-            }
+            // The oldest version without a stage label goes; labelled ones stay.
+            let labelled: Vec<u64> = meta.stages.values().copied().collect();
+            let Some(old) = meta
+                .versions
+                .keys()
+                .copied()
+                .find(|v| !labelled.contains(v))
+            else {
+                break;
+            };
+            meta.versions.remove(&old);
+            ops.push(BarrierOp::Delete(version_key(path, old)));
             meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
         }
         ops.push(BarrierOp::Put(meta_key(path), to_json(&meta)?));
@@ -316,7 +381,7 @@ impl KvV2 {
         };
         let _guard = self.lock_for(path).lock().await;
         let meta = Self::metadata(ctx, path).await?;
-        self.write_version(ctx, path, meta, data, cas).await
+        self.write_version(ctx, path, meta, data, cas, false).await
     }
 
     async fn patch_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
@@ -332,20 +397,20 @@ impl KvV2 {
         };
         let _guard = self.lock_for(path).lock().await;
         let meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
-        let current = meta
-            .versions
-            .get(&meta.current_version)
-            .ok_or(Error::NotFound)?;
+        let base = meta.effective_current();
+        let current = meta.versions.get(&base).ok_or(Error::NotFound)?;
         if current.destroyed || current.is_deleted(&now()) {
             return Err(Error::NotFound);
         }
         let mut data: Value = ctx
             .view
-            .get_json(&version_key(path, meta.current_version))
+            .get_json(&version_key(path, base))
             .await?
             .ok_or(Error::NotFound)?;
         merge_patch(&mut data, patch);
-        let result = self.write_version(ctx, path, Some(meta), &data, cas).await;
+        let result = self
+            .write_version(ctx, path, Some(meta), &data, cas, false)
+            .await;
         zeroize_value(&mut data);
         result
     }
@@ -544,6 +609,117 @@ impl KvV2 {
     }
 }
 
+/// Staged writes for rotation: a pending version beside the current one,
+/// then promotion or discard. Each takes the same per-path lock as writes.
+impl KvV2 {
+    /// Reads the version carrying `stage` (`None`: what a plain read returns).
+    pub async fn read_stage(
+        &self,
+        ctx: &EngineCtx<'_>,
+        path: &str,
+        stage: Option<&str>,
+    ) -> Result<Option<(u64, Value)>> {
+        let Some(meta) = Self::metadata(ctx, path).await? else {
+            return Ok(None);
+        };
+        let version = match stage {
+            None | Some("current") => meta.effective_current(),
+            Some(s) => match meta.stages.get(s) {
+                Some(v) => *v,
+                None => return Ok(None),
+            },
+        };
+        let Some(vm) = meta.versions.get(&version) else {
+            return Ok(None);
+        };
+        if vm.destroyed || vm.is_deleted(&now()) {
+            return Ok(None);
+        }
+        let data: Option<Value> = ctx.view.get_json(&version_key(path, version)).await?;
+        Ok(data.map(|d| (version, d)))
+    }
+
+    /// The stage labels of `path`.
+    pub async fn stages(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<BTreeMap<String, u64>> {
+        Ok(Self::metadata(ctx, path)
+            .await?
+            .map(|m| m.stages)
+            .unwrap_or_default())
+    }
+
+    /// Writes `data` as a new version labelled `pending`; the current label
+    /// stays where it was, so readers keep getting the current value.
+    pub async fn write_pending(
+        &self,
+        ctx: &EngineCtx<'_>,
+        path: &str,
+        data: &Value,
+    ) -> Result<u64> {
+        let _guard = self.lock_for(path).lock().await;
+        let meta = Self::metadata(ctx, path).await?;
+        if meta
+            .as_ref()
+            .is_some_and(|m| m.stages.contains_key("pending"))
+        {
+            return Err(Error::Status {
+                code: 409,
+                errors: vec![format!("a rotation of {path} is already in flight")],
+            });
+        }
+        let resp = self
+            .write_version(ctx, path, meta, data, None, true)
+            .await?;
+        resp.data
+            .as_ref()
+            .and_then(|d| d["version"].as_u64())
+            .ok_or_else(|| Error::Internal("pending version missing".into()))
+    }
+
+    /// Moves `current` to the pending version and `previous` to the old
+    /// current. Fails if the pending version is not `expected`.
+    pub async fn promote_pending(
+        &self,
+        ctx: &EngineCtx<'_>,
+        path: &str,
+        expected: u64,
+    ) -> Result<(u64, u64)> {
+        let _guard = self.lock_for(path).lock().await;
+        let mut meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
+        if meta.stages.get("pending") != Some(&expected) {
+            return Err(Error::bad("the pending version changed during rotation"));
+        }
+        let old = meta.effective_current();
+        meta.stages.remove("pending");
+        meta.stages.insert("previous".into(), old);
+        meta.stages.insert("current".into(), expected);
+        meta.updated_time = now();
+        ctx.view.put_json(&meta_key(path), &meta).await?;
+        Ok((old, expected))
+    }
+
+    /// Destroys the pending version and removes its label (rollback).
+    pub async fn discard_pending(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Option<u64>> {
+        let _guard = self.lock_for(path).lock().await;
+        let Some(mut meta) = Self::metadata(ctx, path).await? else {
+            return Ok(None);
+        };
+        let Some(pending) = meta.stages.remove("pending") else {
+            return Ok(None);
+        };
+        if let Some(v) = meta.versions.get_mut(&pending) {
+            v.destroyed = true;
+        }
+        meta.updated_time = now();
+        ctx.view
+            .write_batch(vec![
+                BarrierOp::Delete(version_key(path, pending)),
+                BarrierOp::Put(meta_key(path), to_json(&meta)?),
+            ])
+            .await?;
+        Ok(Some(pending))
+    }
+}
+
 #[derive(Clone, Copy)]
 enum VersionAction {
     Delete,
@@ -603,6 +779,10 @@ fn zeroize_value(v: &mut Value) {
 
 #[async_trait]
 impl Engine for KvV2 {
+    fn as_kv2(&self) -> Option<&KvV2> {
+        Some(self)
+    }
+
     async fn exists(
         &self,
         ctx: &EngineCtx<'_>,

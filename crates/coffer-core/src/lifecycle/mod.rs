@@ -1,0 +1,474 @@
+//! The secret lifecycle, beyond Vault: owners, types and origins, rotation
+//! cadence, staged rotation with rollback, certificate expiry, the inventory,
+//! and emergency revocation of a compromised secret.
+//!
+//! API (Coffer's own, in Vault's style; the paths sit inside each KV v2
+//! mount, so ACL policies cover them like `data/` and `metadata/`):
+//! - `<mount>/lifecycle/<path>`: GET, POST (merge fields), DELETE; LIST `<mount>/lifecycle/<dir>`;
+//! - `<mount>/rotate/<path>`: POST rotates now;
+//! - `sys/coffer/inventory`: GET every managed secret with its status,
+//!   filtered by `status` (due, overdue, failing, ...), `owner`, `type`, `origin`;
+//! - `sys/coffer/revoke-compromised`: POST `{path, reason, since}`.
+
+pub mod cert;
+pub mod model;
+mod pg;
+pub mod rotate;
+pub mod rotators;
+pub mod store;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::core::Core;
+use crate::engine::EngineCtx;
+use crate::mounts::Mounted;
+use crate::token::TokenEntry;
+use crate::util::{now, rfc3339, Params};
+use crate::{Error, Operation, Request, Response, Result};
+use model::{Lifecycle, Rotation, Status, ROTATORS, SECRET_TYPES};
+
+/// Most rotations the scheduler runs at once.
+pub const MAX_CONCURRENT_ROTATIONS: usize = 4;
+
+/// Whether `rel` (relative to a KV v2 mount) is a lifecycle endpoint.
+pub fn is_lifecycle_path(rel: &str) -> bool {
+    rel.starts_with("lifecycle/") || rel == "lifecycle" || rel.starts_with("rotate/")
+}
+
+/// The certificate in the current version of `path`, if any.
+async fn current_cert(m: &Mounted, path: &str) -> Result<Option<model::CertInfo>> {
+    let Some(kv) = m.engine.as_kv2() else {
+        return Ok(None);
+    };
+    let ctx = EngineCtx {
+        view: &m.view,
+        mount: &m.entry,
+    };
+    Ok(kv
+        .read_stage(&ctx, path, None)
+        .await?
+        .and_then(|(_, data)| cert::find_in(&data)))
+}
+
+/// Handles `<mount>/lifecycle/...` and `<mount>/rotate/...`.
+pub async fn handle(m: &Mounted, req: &Request, rel: &str) -> Result<Response> {
+    if let Some(path) = rel.strip_prefix("rotate/") {
+        if !matches!(req.operation, Operation::Create | Operation::Update) {
+            return Err(Error::UnsupportedOperation);
+        }
+        check_path(path)?;
+        let reason = Params(&req.data)
+            .str("reason")?
+            .unwrap_or("requested")
+            .to_string();
+        let out = rotate::rotate(m, path, &reason).await?;
+        let mut r = Response::data(json!({
+            "old_version": out.old_version,
+            "new_version": out.new_version,
+            "rotator": out.rotator,
+        }));
+        r.mount_type = m.entry.kind.clone();
+        return Ok(r);
+    }
+    let path = rel
+        .strip_prefix("lifecycle")
+        .unwrap_or("")
+        .trim_start_matches('/');
+    if req.operation == Operation::List {
+        let dir = if path.is_empty() || path.ends_with('/') {
+            path.to_string()
+        } else {
+            format!("{path}/")
+        };
+        return Response::list(m.view.list(&store::key(&dir)).await?);
+    }
+    check_path(path)?;
+    let mut resp = match req.operation {
+        Operation::Read => {
+            let lc = store::load(&m.view, path).await?.ok_or(Error::NotFound)?;
+            let cert = current_cert(m, path).await?;
+            Response::data(lc.to_json(now(), cert.as_ref()))
+        }
+        Operation::Create | Operation::Update | Operation::Patch => {
+            let _guard = store::lock(&m.entry.uuid, path).await;
+            let mut lc = store::load(&m.view, path).await?.unwrap_or_default();
+            apply(&mut lc, &req.data)?;
+            if lc.created.is_none() {
+                lc.created = Some(now());
+            }
+            store::save(&m.view, path, &lc).await?;
+            tracing::info!(path = %format!("{}{path}", m.entry.path), "lifecycle metadata written");
+            Response::empty()
+        }
+        Operation::Delete => {
+            m.view.delete(&store::key(path)).await?;
+            Response::empty()
+        }
+        Operation::List => unreachable!("handled above"),
+    };
+    resp.mount_type = m.entry.kind.clone();
+    Ok(resp)
+}
+
+fn check_path(path: &str) -> Result<()> {
+    if path.is_empty() || path.ends_with('/') {
+        return Err(Error::bad("a secret path is required"));
+    }
+    Ok(())
+}
+
+/// Merges the fields of a lifecycle write into `lc`, validating each.
+pub fn apply(lc: &mut Lifecycle, data: &Map<String, Value>) -> Result<()> {
+    let p = Params(data);
+    if let Some(v) = p.str("owner")? {
+        lc.owner = v.trim().to_string();
+    }
+    if let Some(v) = p.str("secret_type")?.or(p.str("type")?) {
+        if !SECRET_TYPES.contains(&v) {
+            return Err(Error::bad(format!(
+                "secret_type must be one of {}",
+                SECRET_TYPES.join(", ")
+            )));
+        }
+        lc.secret_type = v.to_string();
+    }
+    if let Some(v) = p.str("origin")? {
+        if !matches!(v, "internal" | "third_party") {
+            return Err(Error::bad("origin must be internal or third_party"));
+        }
+        lc.origin = v.to_string();
+    }
+    if let Some(v) = p.str("vendor")? {
+        lc.vendor = v.trim().to_string();
+        if !lc.vendor.is_empty() && lc.origin.is_empty() {
+            lc.origin = "third_party".into();
+        }
+    }
+    if lc.origin == "third_party" && lc.vendor.is_empty() && p.has("origin") {
+        return Err(Error::bad("a third_party secret needs a vendor"));
+    }
+    if let Some(v) = p.str("description")? {
+        lc.description = v.to_string();
+    }
+    if p.has("expires_at") {
+        lc.expires_at = match p.str("expires_at")? {
+            Some("") | None => None,
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| Error::bad("expires_at must be an RFC 3339 time"))?
+                    .with_timezone(&Utc),
+            ),
+        };
+    }
+    if let Some(v) = p.str_list("lease_prefixes")? {
+        lc.lease_prefixes = v;
+    }
+    if let Some(v) = p.duration("certificate_lead_time")? {
+        lc.certificate_lead_time = Some(v);
+    }
+    match data.get("rotation") {
+        None => {}
+        Some(Value::Null) => lc.rotation = None,
+        Some(Value::Object(r)) => {
+            let rp = Params(r);
+            let mut rot = lc.rotation.clone().unwrap_or(Rotation {
+                rotator: "manual".into(),
+                ..Default::default()
+            });
+            if let Some(period) = r.get("period") {
+                rot.period = match period {
+                    Value::Null => None,
+                    _ => Some(rp.duration("period")?.filter(|p| *p >= 1).ok_or_else(|| {
+                        Error::bad("rotation.period must be a positive duration such as 90d")
+                    })?),
+                };
+            }
+            if let Some(cron) = r.get("cron") {
+                rot.cron = match cron {
+                    Value::Null => None,
+                    Value::String(s) if s.is_empty() => None,
+                    Value::String(s) => {
+                        croner::Cron::new(s)
+                            .with_seconds_optional()
+                            .parse()
+                            .map_err(|e| Error::bad(format!("rotation.cron: {e}")))?;
+                        Some(s.clone())
+                    }
+                    _ => return Err(Error::bad("rotation.cron must be a string")),
+                };
+            }
+            if let Some(w) = r.get("window") {
+                rot.window = match w {
+                    Value::String(s) if !s.is_empty() => {
+                        model::in_window(s, now())?;
+                        Some(s.clone())
+                    }
+                    _ => None,
+                };
+            }
+            if let Some(rotator) = rp.str("rotator")? {
+                if !ROTATORS.contains(&rotator) {
+                    return Err(Error::bad(format!(
+                        "rotation.rotator must be one of {}",
+                        ROTATORS.join(", ")
+                    )));
+                }
+                rot.rotator = rotator.to_string();
+            }
+            if let Some(s) = rp.object("settings")? {
+                rot.settings = s.clone();
+            }
+            rotators::validate(&rot.rotator, &rot.settings)?;
+            if rot.period.is_some() && rot.cron.is_some() {
+                return Err(Error::bad(
+                    "rotation: give a period or a cron expression, not both",
+                ));
+            }
+            lc.rotation = Some(rot);
+        }
+        Some(_) => return Err(Error::bad("rotation must be an object")),
+    }
+    Ok(())
+}
+
+/// One row of the inventory.
+async fn inventory_row(
+    m: &Mounted,
+    path: &str,
+    lc: &Lifecycle,
+    at: DateTime<Utc>,
+) -> Result<Value> {
+    let cert = current_cert(m, path).await?;
+    let status = lc.status(at, cert.as_ref());
+    Ok(json!({
+        "path": format!("{}{path}", m.entry.path),
+        "owner": lc.owner,
+        "secret_type": lc.secret_type,
+        "origin": lc.origin,
+        "vendor": lc.vendor,
+        "status": status.as_str(),
+        "rotator": lc.rotation.as_ref().map(|r| r.rotator.clone()),
+        "next_due": lc.next_due(cert.as_ref()).map(|d| rfc3339(&d)),
+        "last_rotated": lc.state.last_rotated.map(|d| rfc3339(&d)),
+        "last_error": lc.state.last_error,
+        "certificate_not_after": cert.map(|c| rfc3339(&c.not_after)),
+    }))
+}
+
+fn kv2_mounts(core: &Core) -> Vec<Mounted> {
+    core.router
+        .read()
+        .entries()
+        .filter(|m| m.engine.as_kv2().is_some())
+        .cloned()
+        .collect()
+}
+
+/// `GET sys/coffer/inventory`: every secret with lifecycle metadata.
+pub async fn inventory(core: &Core, req: &Request) -> Result<Response> {
+    let p = Params(&req.data);
+    let want_status: Vec<String> = p.str_list("status")?.unwrap_or_default();
+    let mut flags: Vec<&str> = Vec::new();
+    for f in ["due", "overdue", "failing"] {
+        if p.bool(f)?.unwrap_or(false) {
+            flags.push(f);
+        }
+    }
+    let owner = p.str("owner")?.filter(|s| !s.is_empty());
+    let kind = p
+        .str("type")?
+        .or(p.str("secret_type")?)
+        .filter(|s| !s.is_empty());
+    let origin = p.str("origin")?.filter(|s| !s.is_empty());
+    let at = now();
+    let mut rows = Vec::new();
+    for m in kv2_mounts(core) {
+        for path in store::paths(&m.view).await? {
+            let Some(lc) = store::load(&m.view, &path).await? else {
+                continue;
+            };
+            let row = inventory_row(&m, &path, &lc, at).await?;
+            let status = row["status"].as_str().unwrap_or("");
+            // --due also lists overdue secrets: they are due too.
+            let status_ok = (want_status.is_empty() && flags.is_empty())
+                || want_status.iter().any(|s| s == status)
+                || flags
+                    .iter()
+                    .any(|f| *f == status || (*f == "due" && status == "overdue"));
+            if !status_ok
+                || owner.is_some_and(|o| o != lc.owner)
+                || kind.is_some_and(|k| k != lc.secret_type)
+                || origin.is_some_and(|o| o != lc.origin)
+            {
+                continue;
+            }
+            rows.push(row);
+        }
+    }
+    Ok(Response::data(json!({ "secrets": rows })))
+}
+
+/// One pass of the scheduler: rolls back interrupted rotations, then starts
+/// due ones (within their window, after their backoff, with jitter), at most
+/// [`MAX_CONCURRENT_ROTATIONS`] at a time.
+pub async fn schedule_pass(
+    core: &Arc<Core>,
+    semaphore: &Arc<tokio::sync::Semaphore>,
+    first: bool,
+) -> Result<()> {
+    let at = now();
+    for m in kv2_mounts(core) {
+        for path in store::paths(&m.view).await? {
+            let Some(lc) = store::load(&m.view, &path).await? else {
+                continue;
+            };
+            if lc.state.in_flight.is_some() {
+                if first {
+                    // Nothing runs at start: an in-flight record is a rotation the stop interrupted.
+                    rotate::recover(&m, &path).await?;
+                }
+                continue;
+            }
+            let Some(rotation) = &lc.rotation else {
+                continue;
+            };
+            if rotation.rotator == "manual" {
+                continue;
+            }
+            if lc.state.next_attempt.is_some_and(|t| t > at) {
+                continue;
+            }
+            if let Some(w) = &rotation.window {
+                if !model::in_window(w, at).unwrap_or(false) {
+                    continue;
+                }
+            }
+            let cert = current_cert(&m, &path).await?;
+            let Some(due) = lc.next_due(cert.as_ref()) else {
+                continue;
+            };
+            let jitter = jitter_secs(&m.entry.uuid, &path, rotation.period.unwrap_or(3600));
+            if due + chrono::Duration::seconds(jitter) > at {
+                continue;
+            }
+            let Ok(permit) = semaphore.clone().try_acquire_owned() else {
+                return Ok(());
+            };
+            let m2 = m.clone();
+            let core2 = Arc::clone(core);
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _ = core2;
+                if let Err(e) = rotate::rotate(&m2, &path, "scheduled").await {
+                    tracing::debug!(error = %e, "scheduled rotation did not complete");
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A stable per-secret delay spreading rotations of equal cadence: up to
+/// 5% of the period, at most five minutes.
+fn jitter_secs(uuid: &str, path: &str, period: u64) -> i64 {
+    let h = coffer_crypto::hash::sha256(format!("{uuid}/{path}").as_bytes());
+    let span = (period / 20).min(300);
+    if span == 0 {
+        return 0;
+    }
+    (u64::from(u16::from_be_bytes([h[0], h[1]])) % span) as i64
+}
+
+/// `POST sys/coffer/revoke-compromised`: rotates the secret now, revokes the
+/// leases issued from it and the tokens that read it since `since`, and
+/// reports all of it.
+pub async fn revoke_compromised(
+    core: &Core,
+    req: &Request,
+    caller: &TokenEntry,
+) -> Result<Response> {
+    let p = Params(&req.data);
+    let full = p
+        .str("path")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::bad("path is required"))?
+        .trim_start_matches('/')
+        .to_string();
+    let reason = p
+        .str("reason")?
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| Error::bad("reason is required"))?
+        .to_string();
+    let since = match p.str("since")? {
+        None | Some("") => None,
+        Some(s) => Some(match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => {
+                let d = crate::util::parse_duration(s).ok_or_else(|| {
+                    Error::bad("since must be an RFC 3339 time or a duration such as 30d")
+                })?;
+                now() - chrono::Duration::seconds(i64::try_from(d).unwrap_or(i64::MAX / 4_000))
+            }
+        }),
+    };
+    let (m, rel) = {
+        let router = core.router.read();
+        let (m, rel) = router
+            .route(&full)
+            .ok_or_else(|| Error::bad(format!("no mount at {full}")))?;
+        (m, rel.to_string())
+    };
+    if m.engine.as_kv2().is_none() {
+        return Err(Error::bad("compromise revocation works on KV v2 secrets"));
+    }
+    let rel = rel.strip_prefix("data/").unwrap_or(&rel).to_string();
+    let lc = store::load(&m.view, &rel).await?.unwrap_or_default();
+    let mut warnings = Vec::new();
+    let rotated = if lc.rotation.as_ref().is_some_and(|r| r.rotator != "manual") {
+        match rotate::rotate(&m, &rel, &format!("compromised: {reason}")).await {
+            Ok(o) => json!({"old_version": o.old_version, "new_version": o.new_version}),
+            Err(e) => {
+                warnings.push(format!("rotation failed: {e}"));
+                Value::Null
+            }
+        }
+    } else {
+        warnings.push("no rotator configured: rotate the secret by hand".into());
+        Value::Null
+    };
+    let mut leases = 0usize;
+    for prefix in &lc.lease_prefixes {
+        leases += core.leases.revoke_prefix(core, prefix, true).await?;
+    }
+    let data_path = format!("{}data/{rel}", m.entry.path);
+    let readers = core.audit.readers_since(&data_path, since).await?;
+    let mut tokens = Vec::new();
+    for accessor in readers {
+        if accessor == caller.accessor {
+            continue;
+        }
+        if let Some(e) = core.tokens.lookup_accessor(&accessor).await? {
+            core.revoke_token_tree(&e.id_hash).await?;
+            tokens.push(accessor);
+        }
+    }
+    tracing::warn!(path = %data_path, leases, tokens = tokens.len(), "compromised secret revoked");
+    let mut r = Response::data(json!({
+        "path": data_path,
+        "reason": reason,
+        "rotated": rotated,
+        "leases_revoked": leases,
+        "tokens_revoked": tokens,
+        "since": since.map(|t| rfc3339(&t)),
+    }));
+    r.warnings = warnings;
+    Ok(r)
+}
+
+/// Whether a status counts as needing attention (for summaries).
+pub fn needs_attention(s: Status) -> bool {
+    matches!(s, Status::Due | Status::Overdue | Status::Failing)
+}

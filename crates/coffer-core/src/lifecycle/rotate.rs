@@ -1,0 +1,273 @@
+//! Staged rotation of one secret, as AWS Secrets Manager does it: create a
+//! pending version, set it where it is used, test it, then finish (pending
+//! becomes current, current becomes previous). A failed step rolls back
+//! (the pending version is destroyed, current is untouched), records the
+//! reason and schedules a retry with backoff.
+
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+
+use super::model::{InFlight, Lifecycle, RotationRecord};
+use super::rotators::{self, StepInput};
+use super::store;
+use crate::engine::EngineCtx;
+use crate::mounts::Mounted;
+use crate::{Error, Result};
+
+/// What a rotation did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The version current before.
+    pub old_version: u64,
+    /// The version current after.
+    pub new_version: u64,
+    /// The rotator that ran.
+    pub rotator: String,
+}
+
+/// Retry delay after `failures` consecutive failures: 30 s doubling, at most 1 h.
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 30u64.saturating_mul(1u64 << failures.saturating_sub(1).min(7));
+    Duration::seconds(secs.min(3600) as i64)
+}
+
+fn metadata_doc(lc: &Lifecycle) -> Value {
+    json!({
+        "owner": lc.owner,
+        "secret_type": lc.secret_type,
+        "origin": lc.origin,
+        "vendor": lc.vendor,
+        "description": lc.description,
+    })
+}
+
+/// Rotates `path` of the KV v2 mount `m` now. `reason` is recorded.
+pub async fn rotate(m: &Mounted, path: &str, reason: &str) -> Result<Outcome> {
+    let kv = m
+        .engine
+        .as_kv2()
+        .ok_or_else(|| Error::bad("rotation needs a KV v2 mount"))?;
+    let ctx = EngineCtx {
+        view: &m.view,
+        mount: &m.entry,
+    };
+    let _guard = store::lock(&m.entry.uuid, path).await;
+    let mut lc = store::load(&m.view, path).await?.ok_or(Error::NotFound)?;
+    let rotation = lc
+        .rotation
+        .clone()
+        .ok_or_else(|| Error::bad(format!("{path} has no rotation policy")))?;
+    if lc.state.in_flight.is_some() {
+        return Err(Error::Status {
+            code: 409,
+            errors: vec![format!("a rotation of {path} is already in flight")],
+        });
+    }
+    let (current_version, current) = match kv.read_stage(&ctx, path, None).await? {
+        Some((v, d)) => (v, d),
+        None => (0, json!({})),
+    };
+    let full_path = format!("{}{}", m.entry.path, path);
+    lc.state.in_flight = Some(InFlight {
+        step: "create".into(),
+        current_version,
+        pending_version: None,
+        started: Utc::now(),
+    });
+    store::save(&m.view, path, &lc).await?;
+    let meta = metadata_doc(&lc);
+    let mut pending = Value::Null;
+    let mut pending_version = None;
+    let mut set_ran = false;
+    let mut failure: Option<(String, String)> = None;
+    for step in rotators::STEPS {
+        if let Some(f) = lc.state.in_flight.as_mut() {
+            f.step = step.to_string();
+            f.pending_version = pending_version;
+        }
+        store::save(&m.view, path, &lc).await?;
+        let input = StepInput {
+            step,
+            path: &full_path,
+            current: &current,
+            pending: &pending,
+            metadata: &meta,
+            settings: &rotation.settings,
+        };
+        let result = if step == "finish" {
+            match rotators::run_step(&rotation.rotator, &input).await {
+                Ok(_) => match pending_version {
+                    Some(v) => kv.promote_pending(&ctx, path, v).await.map(|_| None),
+                    None => Err(Error::bad("no pending version to finish")),
+                },
+                Err(e) => Err(e),
+            }
+        } else {
+            rotators::run_step(&rotation.rotator, &input).await
+        };
+        match result {
+            Ok(Some(value)) if step == "create" => {
+                pending_version = Some(kv.write_pending(&ctx, path, &value).await?);
+                pending = value;
+            }
+            Ok(_) if step == "create" => {
+                failure = Some((step.into(), "the rotator produced no pending value".into()));
+                break;
+            }
+            Ok(_) => {
+                if step == "set" {
+                    set_ran = true;
+                }
+            }
+            Err(e) => {
+                if step == "set" {
+                    set_ran = true;
+                }
+                failure = Some((step.into(), e.to_string()));
+                break;
+            }
+        }
+    }
+    lc.state.in_flight = None;
+    let at = Utc::now();
+    match failure {
+        None => {
+            let new_version = pending_version.unwrap_or(current_version);
+            lc.state.failures = 0;
+            lc.state.last_error = None;
+            lc.state.next_attempt = None;
+            lc.state.last_rotated = Some(at);
+            lc.record(RotationRecord {
+                at,
+                result: "success".into(),
+                step: None,
+                reason: reason.to_string(),
+                old_version: current_version,
+                new_version,
+                rotator: rotation.rotator.clone(),
+            });
+            store::save(&m.view, path, &lc).await?;
+            tracing::info!(path = %full_path, old_version = current_version, new_version, rotator = %rotation.rotator, "secret rotated");
+            Ok(Outcome {
+                old_version: current_version,
+                new_version,
+                rotator: rotation.rotator,
+            })
+        }
+        Some((step, why)) => {
+            if set_ran {
+                let input = StepInput {
+                    step: "rollback",
+                    path: &full_path,
+                    current: &current,
+                    pending: &pending,
+                    metadata: &meta,
+                    settings: &rotation.settings,
+                };
+                if let Err(e) = rotators::run_step(&rotation.rotator, &input).await {
+                    tracing::warn!(path = %full_path, error = %e, "rotation rollback step failed");
+                }
+            }
+            kv.discard_pending(&ctx, path).await?;
+            lc.state.failures = lc.state.failures.saturating_add(1);
+            lc.state.last_error = Some(format!("step {step}: {why}"));
+            lc.state.next_attempt = Some(at + backoff(lc.state.failures));
+            lc.record(RotationRecord {
+                at,
+                result: "failure".into(),
+                step: Some(step.clone()),
+                reason: why.clone(),
+                old_version: current_version,
+                new_version: current_version,
+                rotator: rotation.rotator.clone(),
+            });
+            store::save(&m.view, path, &lc).await?;
+            tracing::warn!(path = %full_path, step = %step, reason = %why, "rotation failed; current version kept");
+            Err(Error::bad(format!(
+                "rotation of {full_path} failed in step {step}: {why}"
+            )))
+        }
+    }
+}
+
+/// Rolls back a rotation that was interrupted (the server stopped midway):
+/// the pending version is destroyed, the failure recorded, a retry scheduled.
+pub async fn recover(m: &Mounted, path: &str) -> Result<bool> {
+    let Some(kv) = m.engine.as_kv2() else {
+        return Ok(false);
+    };
+    let ctx = EngineCtx {
+        view: &m.view,
+        mount: &m.entry,
+    };
+    let _guard = store::lock(&m.entry.uuid, path).await;
+    let Some(mut lc) = store::load(&m.view, path).await? else {
+        return Ok(false);
+    };
+    let Some(flight) = lc.state.in_flight.take() else {
+        return Ok(false);
+    };
+    if let Some(rotation) = &lc.rotation {
+        if matches!(flight.step.as_str(), "set" | "test" | "finish") {
+            let current = kv
+                .read_stage(&ctx, path, None)
+                .await?
+                .map(|(_, d)| d)
+                .unwrap_or(Value::Null);
+            let pending = kv
+                .read_stage(&ctx, path, Some("pending"))
+                .await?
+                .map(|(_, d)| d)
+                .unwrap_or(Value::Null);
+            let meta = metadata_doc(&lc);
+            let full_path = format!("{}{}", m.entry.path, path);
+            let input = StepInput {
+                step: "rollback",
+                path: &full_path,
+                current: &current,
+                pending: &pending,
+                metadata: &meta,
+                settings: &rotation.settings,
+            };
+            if let Err(e) = rotators::run_step(&rotation.rotator, &input).await {
+                tracing::warn!(path = %full_path, error = %e, "rollback of an interrupted rotation failed");
+            }
+        }
+    }
+    kv.discard_pending(&ctx, path).await?;
+    let at = Utc::now();
+    lc.state.failures = lc.state.failures.saturating_add(1);
+    lc.state.last_error = Some(format!(
+        "step {}: interrupted (the server stopped); rolled back",
+        flight.step
+    ));
+    lc.state.next_attempt = Some(at + backoff(lc.state.failures));
+    let rotator = lc
+        .rotation
+        .as_ref()
+        .map(|r| r.rotator.clone())
+        .unwrap_or_default();
+    lc.record(RotationRecord {
+        at,
+        result: "failure".into(),
+        step: Some(flight.step),
+        reason: "interrupted; rolled back".into(),
+        old_version: flight.current_version,
+        new_version: flight.current_version,
+        rotator,
+    });
+    store::save(&m.view, path, &lc).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::seconds(30));
+        assert_eq!(backoff(2), Duration::seconds(60));
+        assert_eq!(backoff(20), Duration::seconds(3600));
+    }
+}
