@@ -135,6 +135,9 @@ impl Drop for Dev {
     }
 }
 
+/// Reads what one device has logged so far.
+type Output<'a> = Box<dyn Fn() -> String + 'a>;
+
 fn verify(files: &[&Path], key: &str, extra: &[&str]) -> Run {
     let home = tempfile::tempdir().unwrap();
     let mut c = cli(home.path());
@@ -245,7 +248,7 @@ fn secret_values_appear_only_as_hmacs_on_every_device() {
     let read = dev.ok("GET", "secret/data/billing/stripe", None);
     assert_eq!(read["data"]["data"]["api_key"], json!(value));
 
-    let outputs: Vec<(&str, Box<dyn Fn() -> String>)> = vec![
+    let outputs: Vec<(&str, Output<'_>)> = vec![
         ("file", Box::new(|| fs::read_to_string(&file).unwrap())),
         ("net", Box::new(|| tcp_seen.lock().unwrap().clone())),
         ("udp", Box::new(|| udp_seen.lock().unwrap().clone())),
