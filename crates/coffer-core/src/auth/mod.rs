@@ -3,6 +3,7 @@
 //! into a token.
 
 pub mod approle;
+pub mod jwt;
 pub mod token_params;
 pub mod userpass;
 
@@ -17,6 +18,7 @@ pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
     match entry.kind.as_str() {
         "approle" => Ok(Arc::new(approle::AppRole::new())),
         "userpass" => Ok(Arc::new(userpass::UserPass::new())),
+        "jwt" | "oidc" => Ok(Arc::new(jwt::JwtAuth::new())),
         other => Err(Error::bad(format!("unknown auth method type {other:?}"))),
     }
 }

@@ -1,0 +1,231 @@
+//! The mount's configuration (`auth/<mount>/config`): which keys sign the
+//! tokens it accepts, the issuer they must name, and the default role.
+//!
+//! Coffer reaches no network, so the keys are given inline: PEM public keys
+//! in `jwt_validation_pubkeys` (as in Vault) or a JWKS document in `jwks`
+//! (a Coffer field: the document a `jwks_url` would serve, as a JSON object
+//! or a JSON string). `oidc_discovery_url`, `jwks_url` and `jwks_pairs` are
+//! refused with a clear 400.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::keys::{self, KeySet};
+use crate::util::Params;
+use crate::{Error, Result};
+
+/// A stored configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// PEM public keys.
+    pub jwt_validation_pubkeys: Vec<String>,
+    /// An inline JWKS document.
+    pub jwks: Option<Value>,
+    /// Algorithms accepted (empty: every supported one).
+    pub jwt_supported_algs: Vec<String>,
+    /// Required `iss`.
+    pub bound_issuer: String,
+    /// Role used when a login names none.
+    pub default_role: String,
+    /// Vault's flag, kept for reads.
+    pub namespace_in_state: bool,
+    /// OIDC-only settings, kept so reads show what was written.
+    pub oidc_response_mode: String,
+    /// OIDC-only: response types.
+    pub oidc_response_types: Vec<String>,
+}
+
+/// The fields that need a network fetch Coffer cannot make.
+const NETWORK_FIELDS: &[&str] = &["oidc_discovery_url", "jwks_url", "jwks_pairs"];
+
+fn present(data: &Map<String, Value>, name: &str) -> bool {
+    match data.get(name) {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
+}
+
+impl Config {
+    /// Parses and checks a config write (a write replaces the whole config,
+    /// as in Vault). `existing` only supplies `namespace_in_state`.
+    pub fn parse(data: &Map<String, Value>, existing: Option<&Config>) -> Result<Config> {
+        let p = Params(data);
+        for field in NETWORK_FIELDS {
+            if present(data, field) {
+                return Err(Error::bad(format!(
+                    "'{field}' is not supported: Coffer does not fetch keys over the network; \
+                     give the keys inline with 'jwt_validation_pubkeys' (PEM) or 'jwks' (a JWKS document)"
+                )));
+            }
+        }
+        if present(data, "oidc_client_id") || present(data, "oidc_client_secret") {
+            return Err(Error::bad(
+                "'oidc_client_id' and 'oidc_client_secret' are not supported: Coffer has no browser OIDC flow",
+            ));
+        }
+        if present(data, "provider_config") {
+            return Err(Error::bad(
+                "'provider_config' is not supported: provider-specific lookups need network access",
+            ));
+        }
+        let jwks = match data.get("jwks") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => Some(
+                serde_json::from_str::<Value>(s)
+                    .map_err(|_| Error::bad("invalid jwks: not a JSON document"))?,
+            ),
+            Some(v @ Value::Object(_)) => Some(v.clone()),
+            Some(_) => return Err(Error::bad("invalid jwks: expected a JSON Web Key Set")),
+        };
+        let config = Config {
+            jwt_validation_pubkeys: p.str_list("jwt_validation_pubkeys")?.unwrap_or_default(),
+            jwks,
+            jwt_supported_algs: p.str_list("jwt_supported_algs")?.unwrap_or_default(),
+            bound_issuer: p.str("bound_issuer")?.unwrap_or_default().to_string(),
+            default_role: p.str("default_role")?.unwrap_or_default().to_string(),
+            namespace_in_state: p
+                .bool("namespace_in_state")?
+                .unwrap_or_else(|| existing.is_none_or(|c| c.namespace_in_state)),
+            oidc_response_mode: p.str("oidc_response_mode")?.unwrap_or_default().to_string(),
+            oidc_response_types: p.str_list("oidc_response_types")?.unwrap_or_default(),
+        };
+        match (
+            config.jwt_validation_pubkeys.is_empty(),
+            config.jwks.is_none(),
+        ) {
+            (false, true) | (true, false) => {}
+            _ => {
+                return Err(Error::bad(
+                    "exactly one of 'jwt_validation_pubkeys' or 'jwks' must be set",
+                ))
+            }
+        }
+        config.key_set().map_err(Error::bad)?;
+        for alg in &config.jwt_supported_algs {
+            if keys::algorithm(alg).is_none() {
+                return Err(Error::bad(format!(
+                    "invalid jwt_supported_algs: unsupported signing algorithm {alg:?} (supported: {})",
+                    keys::SUPPORTED_ALGS.join(", ")
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The configured keys, parsed. The error is a complete message.
+    pub fn key_set(&self) -> std::result::Result<KeySet, String> {
+        match &self.jwks {
+            Some(doc) => KeySet::from_jwks(doc).map_err(|e| format!("invalid jwks: {e}")),
+            None => KeySet::from_pems(&self.jwt_validation_pubkeys)
+                .map_err(|e| format!("error parsing public key: {e}")),
+        }
+    }
+
+    /// The algorithms a login may use.
+    pub fn algorithms(&self) -> Vec<jsonwebtoken::Algorithm> {
+        let names: Vec<&str> = if self.jwt_supported_algs.is_empty() {
+            keys::SUPPORTED_ALGS.to_vec()
+        } else {
+            self.jwt_supported_algs.iter().map(String::as_str).collect()
+        };
+        names.into_iter().filter_map(keys::algorithm).collect()
+    }
+
+    /// The config as Vault's read shows it (public keys only; nothing here
+    /// is secret, and no client secret is ever stored).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "oidc_discovery_url": "",
+            "oidc_discovery_ca_pem": "",
+            "oidc_client_id": "",
+            "oidc_response_mode": self.oidc_response_mode,
+            "oidc_response_types": self.oidc_response_types,
+            "default_role": self.default_role,
+            "jwt_validation_pubkeys": self.jwt_validation_pubkeys,
+            "jwt_supported_algs": self.jwt_supported_algs,
+            "jwks_url": "",
+            "jwks_pairs": [],
+            "jwks_ca_pem": "",
+            "jwks": self.jwks,
+            "bound_issuer": self.bound_issuer,
+            "provider_config": {},
+            "namespace_in_state": self.namespace_in_state,
+            "unsupported_critical_cert_extensions": [],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwt::testkeys::TestKey;
+
+    fn parse(v: Value) -> Result<Config> {
+        Config::parse(v.as_object().unwrap(), None)
+    }
+
+    fn msg(v: Value) -> String {
+        match parse(v) {
+            Err(Error::BadRequest(m)) => m,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pem_and_jwks_configs() {
+        let k = TestKey::rsa();
+        let c =
+            parse(json!({"jwt_validation_pubkeys": [k.public_pem()], "bound_issuer": "https://i"}))
+                .unwrap();
+        assert_eq!(c.key_set().unwrap().len(), 1);
+        assert!(c.namespace_in_state);
+        assert_eq!(c.algorithms().len(), keys::SUPPORTED_ALGS.len());
+        let doc = json!({"keys": [TestKey::ed().jwk(Some("k1"))]});
+        let c = parse(json!({"jwks": doc.to_string(), "jwt_supported_algs": ["EdDSA"]})).unwrap();
+        assert_eq!(c.jwks, Some(doc.clone()));
+        assert_eq!(c.algorithms(), vec![jsonwebtoken::Algorithm::EdDSA]);
+        let j = c.to_json();
+        assert_eq!(j["jwks"], doc);
+        assert_eq!(j["jwt_validation_pubkeys"], json!([]));
+        assert!(parse(json!({"jwks": doc})).is_ok());
+    }
+
+    #[test]
+    fn refusals() {
+        let pem = TestKey::ec().public_pem();
+        assert!(
+            msg(json!({"oidc_discovery_url": "https://accounts.example"}))
+                .starts_with("'oidc_discovery_url' is not supported")
+        );
+        assert!(msg(json!({"jwks_url": "https://x/keys"})).contains("inline"));
+        assert!(msg(json!({"jwks_pairs": [{"jwks_url": "https://x"}]})).contains("jwks_pairs"));
+        assert_eq!(
+            msg(json!({})),
+            "exactly one of 'jwt_validation_pubkeys' or 'jwks' must be set"
+        );
+        assert_eq!(
+            msg(json!({"jwt_validation_pubkeys": [pem], "jwks": {"keys": []}})),
+            "exactly one of 'jwt_validation_pubkeys' or 'jwks' must be set"
+        );
+        assert!(msg(json!({"jwt_validation_pubkeys": ["nope"]}))
+            .starts_with("error parsing public key"));
+        assert!(msg(json!({"jwks": "{not json"})).starts_with("invalid jwks"));
+        assert!(
+            msg(json!({"jwt_validation_pubkeys": [pem], "jwt_supported_algs": ["HS256"]}))
+                .starts_with("invalid jwt_supported_algs")
+        );
+        assert!(
+            msg(json!({"jwt_validation_pubkeys": [pem], "jwt_supported_algs": ["none"]}))
+                .starts_with("invalid jwt_supported_algs")
+        );
+        assert!(
+            msg(json!({"jwt_validation_pubkeys": [pem], "oidc_client_secret": "s"}))
+                .contains("not supported")
+        );
+    }
+}
