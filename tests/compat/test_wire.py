@@ -364,8 +364,61 @@ def test_random_garbage_never_5xx(raw):
         else:
             body = None
         hdrs = {"Content-Type": rng.choice(["application/json", "application/merge-patch+json", "text/plain"])}
+        # A new connection per request: keep-alive reuse has its own test below.
+        hdrs["Connection"] = "close"
         r = raw(method, path, data=body, headers=hdrs)
         assert r.status_code < 500, (i, method, path, body[:80] if body else None, r.status_code, r.text[:200])
         if r.status_code >= 400 and method != "HEAD":
             assert isinstance(r.json().get("errors"), list), (i, method, path, r.text[:200])
     assert raw("GET", "sys/health", token=None).status_code == 200
+
+
+def _keepalive_trial(addr: str, token: str, method: str, target: str, ctype: str, body: bytes) -> tuple[bytes, bytes]:
+    """Send one request whose body trails its headers (as http clients do), then a second
+    request on the same connection; return both responses' head bytes."""
+    import socket
+    import time
+
+    parts = urlsplit(addr)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nX-Vault-Token: {token}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        s.sendall(head)
+        time.sleep(0.005)
+        s.sendall(body)
+        first = s.recv(65536)
+        if b"\r\nconnection: close" in first.lower():
+            return first, b"(server announced Connection: close)"
+        time.sleep(0.05)
+        try:
+            s.sendall(f"GET /v1/sys/health HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+            second = s.recv(65536)
+        except OSError as e:
+            second = f"{type(e).__name__}".encode()
+        return first, second or b"(connection closed)"
+
+
+@pytest.mark.parametrize(
+    "method,path,ctype",
+    [
+        ("PATCH", "secret/data/ka", "application/json"),  # 415: merge-patch required
+        ("PATCH", "sys/seal-status", "application/json"),  # 405
+        ("POST", "sys/seal-status", "application/json"),  # 405
+        ("POST", "secret/data/ka", "application/json"),  # no token: 403
+    ],
+)
+def test_early_error_keeps_keep_alive_connection_usable(dev_server, method, path, ctype):
+    """An error answered before the body is read must not silently drop a keep-alive
+    connection: either the body is drained and the connection reused, or the response says
+    `Connection: close`. Otherwise pooled clients (hvac, requests, Go) fail their next call."""
+    body = json.dumps({"data": {"a": "b" * 40}}).encode()
+    for _ in range(5):
+        tok = "" if method == "POST" and path == "secret/data/ka" else dev_server.token
+        first, second = _keepalive_trial(dev_server.addr, tok, method, f"/v1/{path}", ctype, body)
+        assert first.startswith(b"HTTP/1.1 4"), first[:200]
+        assert second.startswith(b"HTTP/1.1 200") or second.startswith(b"(server announced"), (
+            first.split(b"\r\n")[0],
+            second[:200],
+        )
