@@ -407,6 +407,10 @@ def _keepalive_trial(addr: str, token: str, method: str, target: str, ctype: str
         ("PATCH", "sys/seal-status", "application/json"),  # 405
         ("POST", "sys/seal-status", "application/json"),  # 405
         ("POST", "secret/data/ka", "application/json"),  # no token: 403
+        ("POST", "secret/data/a/../b", "application/json"),  # 400: '..'
+        ("POST", "secret/data//b", "application/json"),  # 400: empty segment
+        ("POST", "secret/data/bad%FF", "application/json"),  # 400: invalid UTF-8
+        ("BREW", "secret/data/ka", "application/json"),  # 405: unknown method
     ],
 )
 def test_early_error_keeps_keep_alive_connection_usable(dev_server, method, path, ctype):
