@@ -84,8 +84,12 @@ impl SecretId {
         let metadata = parse_metadata(params)?;
         let now = crate::util::now();
         let effective = effective_ttl(ttl, max_ttl);
+        // A TTL too large to represent never expires in practice.
         let expiration_time = (effective > 0)
-            .then(|| now + Duration::seconds(i64::try_from(effective).unwrap_or(i64::MAX / 1000)));
+            .then(|| i64::try_from(effective).ok())
+            .flatten()
+            .and_then(Duration::try_seconds)
+            .and_then(|d| now.checked_add_signed(d));
         Ok(SecretId {
             secret_id_accessor: coffer_crypto::random::uuid(),
             secret_id_num_uses: num_uses,
@@ -247,6 +251,19 @@ mod tests {
             s.to_json()["expiration_time"],
             json!("0001-01-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn huge_ttls_do_not_panic() {
+        let r = role(json!({}));
+        let m = json!({"ttl": u64::MAX}).as_object().cloned().unwrap();
+        let s = SecretId::from_request(&r, &Params(&m), u64::MAX).unwrap();
+        assert!(s.expiration_time.is_none());
+        let m = json!({"ttl": "2562047788015215h"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert!(SecretId::from_request(&r, &Params(&m), u64::MAX).is_ok());
     }
 
     #[test]
