@@ -409,3 +409,62 @@ def test_custom_metadata_limits(client):
 def test_write_without_data_is_400(client):
     r = client.adapter.post(f"/v1/secret/data/{uid()}", json={"options": {}}, raise_exception=False)
     assert r.status_code == 400, r.text
+
+
+def _race(n, fn):
+    """Run fn(i) on n threads at once; return the list of results or exceptions."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def run(i):
+        barrier.wait()
+        try:
+            out[i] = fn(i)
+        except Exception as e:  # noqa: BLE001 - collected and checked by the caller
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+@pytest.mark.parametrize("cas", [0, 1])
+def test_concurrent_cas_writes_have_exactly_one_winner(dev_server, cas):
+    import hvac
+
+    path = uid("race")
+    if cas == 1:
+        hvac.Client(url=dev_server.addr, token=dev_server.token).secrets.kv.v2.create_or_update_secret(
+            path, {"w": "seed"}
+        )
+
+    def write(i):
+        c = hvac.Client(url=dev_server.addr, token=dev_server.token, timeout=30)
+        return c.secrets.kv.v2.create_or_update_secret(path, {"w": str(i)}, cas=cas)
+
+    results = _race(16, write)
+    wins = [r for r in results if isinstance(r, dict)]
+    losses = [r for r in results if isinstance(r, exceptions.InvalidRequest)]
+    assert len(wins) == 1, results
+    assert len(losses) == 15, results
+    md = hvac.Client(url=dev_server.addr, token=dev_server.token).secrets.kv.v2.read_secret_metadata(path)["data"]
+    assert md["current_version"] == cas + 1
+    assert wins[0]["data"]["version"] == cas + 1
+
+
+def test_concurrent_writes_get_distinct_versions(dev_server):
+    import hvac
+
+    path = uid("race")
+
+    def write(i):
+        c = hvac.Client(url=dev_server.addr, token=dev_server.token, timeout=30)
+        return c.secrets.kv.v2.create_or_update_secret(path, {"w": str(i)})["data"]["version"]
+
+    versions = _race(16, write)
+    assert sorted(versions) == list(range(1, 17)), versions
