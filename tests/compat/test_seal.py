@@ -187,6 +187,9 @@ def test_sealed_server_answers_503_to_everything_else(unsealed_prod):
         r = requests.request(method, prod.url(path), headers=hdr, json={"data": {"a": "b"}}, timeout=10)
         assert r.status_code == 503, (method, path, r.status_code, r.text)
         assert isinstance(r.json()["errors"], list) and r.json()["errors"], r.text
+    # hvac maps the 503 to VaultDown.
+    with pytest.raises(exceptions.VaultDown):
+        c.secrets.kv.v2.read_secret_version("x", mount_point="kv", raise_on_deleted_version=True)
     # Unauthenticated too: sealed wins over a missing token.
     r = requests.get(prod.url("kv/data/x"), timeout=10)
     assert r.status_code == 503, r.text
