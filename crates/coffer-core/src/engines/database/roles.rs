@@ -110,6 +110,7 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Respons
     if role.db_name.is_empty() {
         return Err(Error::bad("empty database name attribute"));
     }
+    validate_name(&role.db_name)?;
     if let Some(s) = statements(&p, "creation_statements")? {
         role.creation_statements = s;
     }

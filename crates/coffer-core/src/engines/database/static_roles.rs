@@ -189,6 +189,7 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Respons
         (None, Some(e)) => e.username.clone(),
         (None, None) => String::new(),
     };
+    validate_name(&db_name)?;
     validate_username(&username)?;
     let cfg = config::load(ctx, &db_name)
         .await?
