@@ -51,17 +51,18 @@ pub async fn rotate(m: &Mounted, path: &str, reason: &str) -> Result<Outcome> {
         view: &m.view,
         mount: &m.entry,
     };
-    let _guard = store::lock(&m.entry.uuid, path).await;
+    let in_flight = || Error::Status {
+        code: 409,
+        errors: vec![format!("a rotation of {path} is already in flight")],
+    };
+    let _guard = store::try_lock(&m.entry.uuid, path).ok_or_else(in_flight)?;
     let mut lc = store::load(&m.view, path).await?.ok_or(Error::NotFound)?;
     let rotation = lc
         .rotation
         .clone()
         .ok_or_else(|| Error::bad(format!("{path} has no rotation policy")))?;
     if lc.state.in_flight.is_some() {
-        return Err(Error::Status {
-            code: 409,
-            errors: vec![format!("a rotation of {path} is already in flight")],
-        });
+        return Err(in_flight());
     }
     let (current_version, current) = match kv.read_stage(&ctx, path, None).await? {
         Some((v, d)) => (v, d),

@@ -39,8 +39,17 @@ type Locks = std::sync::Mutex<HashMap<(String, String), Arc<Mutex<()>>>>;
 
 /// Serialises changes to one secret's lifecycle (API writes and rotations).
 pub async fn lock(mount_uuid: &str, path: &str) -> OwnedMutexGuard<()> {
+    mutex_for(mount_uuid, path).lock_owned().await
+}
+
+/// Takes the secret's lock if free: a rotation never queues behind another.
+pub fn try_lock(mount_uuid: &str, path: &str) -> Option<OwnedMutexGuard<()>> {
+    mutex_for(mount_uuid, path).try_lock_owned().ok()
+}
+
+fn mutex_for(mount_uuid: &str, path: &str) -> Arc<Mutex<()>> {
     static LOCKS: OnceLock<Locks> = OnceLock::new();
-    let m = {
+    {
         let mut map = match LOCKS.get_or_init(Default::default).lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -51,6 +60,5 @@ pub async fn lock(mount_uuid: &str, path: &str) -> OwnedMutexGuard<()> {
         map.entry((mount_uuid.to_string(), path.to_string()))
             .or_default()
             .clone()
-    };
-    m.lock_owned().await
+    }
 }

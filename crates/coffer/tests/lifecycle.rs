@@ -1,0 +1,560 @@
+//! The secret lifecycle against a real server: metadata and inventory,
+//! scheduled and on-demand staged rotation, failing rotators, in-flight
+//! refusal, rollback after a crash, certificates, compromise revocation.
+
+mod cli_support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cli_support::{free_port, unique, Server, BIN};
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Calls the API; returns status and JSON body (null when empty).
+fn call(addr: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = http()
+        .request(m, format!("{addr}/v1/{path}"))
+        .header("X-Vault-Token", token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn put_secret(s: &Server, path: &str, data: Value) {
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        &format!("secret/data/{path}"),
+        Some(json!({ "data": data })),
+    );
+    assert_eq!(st, 200, "{body}");
+}
+
+fn read_secret(s: &Server, path: &str, query: &str) -> (u16, Value) {
+    call(
+        &s.addr,
+        &s.token,
+        "GET",
+        &format!("secret/data/{path}{query}"),
+        None,
+    )
+}
+
+fn set_lifecycle(s: &Server, path: &str, body: Value) -> (u16, Value) {
+    call(
+        &s.addr,
+        &s.token,
+        "POST",
+        &format!("secret/lifecycle/{path}"),
+        Some(body),
+    )
+}
+
+fn lifecycle(s: &Server, path: &str) -> Value {
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        &format!("secret/lifecycle/{path}"),
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    body["data"].clone()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn metadata_is_validated_and_listed_in_the_inventory() {
+    let s = Server::start();
+    let path = unique("billing/stripe");
+    put_secret(&s, &path, json!({"api_key": unique("k")}));
+    let (st, body) = set_lifecycle(&s, &path, json!({"secret_type": "api_kee"}));
+    assert_eq!(st, 400, "{body}");
+    assert!(body["errors"][0].as_str().unwrap().contains("secret_type"));
+    let (st, body) = set_lifecycle(
+        &s,
+        &path,
+        json!({"rotation": {"period": "90d", "rotator": "teleport"}}),
+    );
+    assert_eq!(st, 400, "{body}");
+    let (st, body) = set_lifecycle(
+        &s,
+        &path,
+        json!({"rotation": {"cron": "not a cron", "rotator": "manual"}}),
+    );
+    assert_eq!(st, 400, "{body}");
+    let (st, _) = set_lifecycle(
+        &s,
+        &path,
+        json!({
+            "owner": "team-billing", "secret_type": "api_key", "origin": "third_party", "vendor": "stripe",
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"command": ["/bin/true"], "timeout": "10s"}}
+        }),
+    );
+    assert_eq!(st, 204);
+    let lc = lifecycle(&s, &path);
+    assert_eq!(lc["owner"], "team-billing");
+    assert_eq!(lc["vendor"], "stripe");
+    assert_eq!(lc["status"], "ok");
+    assert_eq!(lc["rotation"]["period"], "2160h0m0s");
+    let (st, inv) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        "sys/coffer/inventory?owner=team-billing",
+        None,
+    );
+    assert_eq!(st, 200);
+    let rows = inv["data"]["secrets"].as_array().unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r["path"] == format!("secret/{path}") && r["origin"] == "third_party"));
+    let (_, inv) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        "sys/coffer/inventory?owner=nobody",
+        None,
+    );
+    assert!(inv["data"]["secrets"].as_array().unwrap().is_empty());
+    let (_, inv) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        "sys/coffer/inventory?due=true",
+        None,
+    );
+    assert!(inv["data"]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["path"] != format!("secret/{path}")));
+}
+
+#[test]
+fn the_scheduler_rotates_a_secret_with_a_short_period() {
+    let s = Server::start();
+    let path = unique("app/db");
+    let old = unique("pw");
+    put_secret(&s, &path, json!({"username": "app", "password": old}));
+    let (st, body) = set_lifecycle(
+        &s,
+        &path,
+        json!({
+            "owner": "team-app", "secret_type": "password",
+            "rotation": {"period": "2s", "rotator": "generate", "settings": {"field": "password", "length": 24}}
+        }),
+    );
+    assert_eq!(st, 204, "{body}");
+    wait_until("a scheduled rotation", 30, || {
+        !lifecycle(&s, &path)["state"]["last_rotated"].is_null()
+    });
+    let (st, body) = read_secret(&s, &path, "");
+    assert_eq!(st, 200);
+    let new = body["data"]["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new, old);
+    assert_eq!(new.len(), 24);
+    assert_eq!(
+        body["data"]["data"]["username"], "app",
+        "other fields are kept"
+    );
+    let (_, prev) = read_secret(&s, &path, "?stage=previous");
+    assert_eq!(prev["data"]["data"]["password"], old.as_str());
+    let (_, meta) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        &format!("secret/metadata/{path}"),
+        None,
+    );
+    assert!(
+        meta["data"]["stages"]["current"].as_u64().unwrap()
+            > meta["data"]["stages"]["previous"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn a_failing_rotator_leaves_current_untouched_and_marks_the_secret_failing() {
+    let s = Server::start();
+    let path = unique("vendor/key");
+    let old = unique("v");
+    put_secret(&s, &path, json!({"key": old}));
+    // The command produces a pending value, then fails its test step.
+    let script = "if [ \"$0\" = create ]; then echo '{\"key\":\"pending-value\"}'; fi; [ \"$0\" != test ] || exit 7";
+    let (st, _) = set_lifecycle(
+        &s,
+        &path,
+        json!({
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"command": ["sh", "-c", script]}}
+        }),
+    );
+    assert_eq!(st, 204);
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        &format!("secret/rotate/{path}"),
+        Some(json!({})),
+    );
+    assert_eq!(st, 400, "{body}");
+    let msg = body["errors"][0].as_str().unwrap();
+    assert!(
+        msg.contains("step test") && msg.contains("status 7"),
+        "{msg}"
+    );
+    assert!(!msg.contains("pending-value"));
+    let (_, cur) = read_secret(&s, &path, "");
+    assert_eq!(cur["data"]["data"]["key"], old.as_str());
+    let lc = lifecycle(&s, &path);
+    assert_eq!(lc["status"], "failing");
+    assert_eq!(lc["state"]["failures"], 1);
+    assert!(
+        lc["state"]["next_attempt"].is_string(),
+        "a retry is scheduled"
+    );
+    let (_, meta) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        &format!("secret/metadata/{path}"),
+        None,
+    );
+    assert!(
+        meta["data"]["stages"].get("pending").is_none(),
+        "pending rolled back: {meta}"
+    );
+    let (_, pending) = read_secret(&s, &path, "?stage=pending");
+    assert!(pending["data"].is_null() || pending["errors"].is_array());
+    let (_, inv) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        "sys/coffer/inventory?failing=true",
+        None,
+    );
+    assert!(inv["data"]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["path"] == format!("secret/{path}")));
+}
+
+#[test]
+fn a_command_rotation_stages_versions_and_refuses_a_second_one_in_flight() {
+    let s = Server::start();
+    let path = unique("vendor/token");
+    let old = unique("v");
+    put_secret(&s, &path, json!({"token": old}));
+    let script =
+        "case \"$0\" in create) echo '{\"data\":{\"token\":\"rotated\"}}';; set) sleep 3;; esac";
+    let (st, _) = set_lifecycle(
+        &s,
+        &path,
+        json!({
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"command": ["sh", "-c", script], "timeout": "20s"}}
+        }),
+    );
+    assert_eq!(st, 204);
+    let (addr, token, p2) = (s.addr.clone(), s.token.clone(), path.clone());
+    let first = std::thread::spawn(move || {
+        call(
+            &addr,
+            &token,
+            "POST",
+            &format!("secret/rotate/{p2}"),
+            Some(json!({})),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    // While set runs, readers still get the current value.
+    let (_, cur) = read_secret(&s, &path, "");
+    assert_eq!(cur["data"]["data"]["token"], old.as_str());
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        &format!("secret/rotate/{path}"),
+        Some(json!({})),
+    );
+    assert_eq!(st, 409, "{body}");
+    let (st, body) = first.join().unwrap();
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["old_version"], 1);
+    assert_eq!(body["data"]["new_version"], 2);
+    let (_, cur) = read_secret(&s, &path, "");
+    assert_eq!(cur["data"]["data"]["token"], "rotated");
+    assert_eq!(cur["data"]["metadata"]["stages"][0], "current");
+    let lc = lifecycle(&s, &path);
+    assert_eq!(lc["state"]["history"][0]["result"], "success");
+}
+
+#[test]
+fn a_certificate_falls_due_before_it_expires() {
+    let s = Server::start();
+    let path = unique("tls/api");
+    let mut params = rcgen::CertificateParams::new(vec!["api.example.test".to_string()]).unwrap();
+    params.not_after = {
+        use chrono::Datelike;
+        let d = chrono::Utc::now() + chrono::Duration::days(10);
+        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    put_secret(&s, &path, json!({"certificate": cert.pem()}));
+    let (st, _) = set_lifecycle(
+        &s,
+        &path,
+        json!({"owner": "team-edge", "secret_type": "certificate", "certificate_lead_time": "30d"}),
+    );
+    assert_eq!(st, 204);
+    let lc = lifecycle(&s, &path);
+    assert_eq!(lc["status"], "due", "{lc}");
+    assert!(lc["certificate"]["sans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "api.example.test"));
+    let (_, inv) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        "sys/coffer/inventory?due=true&type=certificate",
+        None,
+    );
+    assert!(inv["data"]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["path"] == format!("secret/{path}")));
+}
+
+#[test]
+fn compromise_revocation_rotates_and_revokes_readers() {
+    let s = Server::start();
+    let path = unique("billing/stripe");
+    let old = unique("sk");
+    put_secret(&s, &path, json!({"api_key": old}));
+    let (st, _) = set_lifecycle(
+        &s,
+        &path,
+        json!({
+            "rotation": {"period": "90d", "rotator": "generate", "settings": {"field": "api_key"}}
+        }),
+    );
+    assert_eq!(st, 204);
+    let policy = format!("path \"secret/data/{path}\" {{ capabilities = [\"read\"] }}");
+    let (st, _) = call(
+        &s.addr,
+        &s.token,
+        "PUT",
+        "sys/policies/acl/reader",
+        Some(json!({"policy": policy})),
+    );
+    assert_eq!(st, 204);
+    let (_, created) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["reader"]})),
+    );
+    let reader = created["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _) = call(
+        &s.addr,
+        &reader,
+        "GET",
+        &format!("secret/data/{path}"),
+        None,
+    );
+    assert_eq!(st, 200);
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        "sys/coffer/revoke-compromised",
+        Some(json!({"path": format!("secret/{path}")})),
+    );
+    assert_eq!(st, 400, "a reason is required: {body}");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        "sys/coffer/revoke-compromised",
+        Some(
+            json!({"path": format!("secret/{path}"), "reason": "key pasted in a public channel", "since": "1h"}),
+        ),
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["tokens_revoked"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"]["rotated"]["new_version"], 2);
+    let (st, _) = call(&s.addr, &reader, "GET", "auth/token/lookup-self", None);
+    assert_eq!(st, 403, "the reader's token is revoked");
+    let (_, cur) = read_secret(&s, &path, "");
+    assert_ne!(cur["data"]["data"]["api_key"], old.as_str());
+}
+
+/// A config-file server on SQLite, for restarts.
+struct Durable {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+impl Durable {
+    fn start(dir: tempfile::TempDir) -> Durable {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("coffer.toml");
+        std::fs::write(&config, format!(
+            "[storage.sqlite]\npath = \"coffer.db\"\n[listener.tcp]\naddress = \"{addr}\"\ntls_disable = true\n"
+        )).unwrap();
+        let child = spawn(&config);
+        let d = Durable {
+            child,
+            addr: format!("http://{addr}"),
+            _dir: dir,
+            config,
+        };
+        d.wait();
+        d
+    }
+
+    fn wait(&self) {
+        wait_until("the server", 60, || {
+            http()
+                .get(format!("{}/v1/sys/health", self.addr))
+                .send()
+                .is_ok()
+        });
+    }
+
+    fn restart_after_kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.config);
+        self.wait();
+    }
+}
+
+fn spawn(config: &Path) -> Child {
+    Command::new(BIN)
+        .args(["server", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_rotation_interrupted_by_a_crash_is_rolled_back_at_restart() {
+    let mut d = Durable::start(tempfile::tempdir().unwrap());
+    let (st, init) = call(
+        &d.addr,
+        "",
+        "PUT",
+        "sys/init",
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    );
+    assert_eq!(st, 200);
+    let key = init["keys"][0].as_str().unwrap().to_string();
+    let root = init["root_token"].as_str().unwrap().to_string();
+    let unseal = |addr: &str| {
+        let (st, _) = call(addr, "", "PUT", "sys/unseal", Some(json!({"key": key})));
+        assert_eq!(st, 200);
+    };
+    unseal(&d.addr);
+    let (st, _) = call(
+        &d.addr,
+        &root,
+        "POST",
+        "sys/mounts/secret",
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert_eq!(st, 204);
+    let old = unique("v");
+    let (st, _) = call(
+        &d.addr,
+        &root,
+        "POST",
+        "secret/data/app/key",
+        Some(json!({"data": {"key": old}})),
+    );
+    assert_eq!(st, 200);
+    let script = "case \"$0\" in create) echo '{\"key\":\"half-rotated\"}';; test) sleep 60;; esac";
+    let (st, _) = call(
+        &d.addr,
+        &root,
+        "POST",
+        "secret/lifecycle/app/key",
+        Some(json!({
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"command": ["sh", "-c", script], "timeout": "120s"}}
+        })),
+    );
+    assert_eq!(st, 204);
+    let (addr, tok) = (d.addr.clone(), root.clone());
+    let _inflight = std::thread::spawn(move || {
+        let _ = http()
+            .post(format!("{addr}/v1/secret/rotate/app/key"))
+            .header("X-Vault-Token", tok)
+            .json(&json!({}))
+            .send();
+    });
+    wait_until("the test step", 30, || {
+        let (_, lc) = call(&d.addr, &root, "GET", "secret/lifecycle/app/key", None);
+        lc["data"]["state"]["in_flight"]["step"] == "test"
+    });
+    d.restart_after_kill9();
+    unseal(&d.addr);
+    wait_until("the rollback", 30, || {
+        let (_, lc) = call(&d.addr, &root, "GET", "secret/lifecycle/app/key", None);
+        lc["data"]["state"]["in_flight"].is_null() && lc["data"]["state"]["failures"] == 1
+    });
+    let (_, lc) = call(&d.addr, &root, "GET", "secret/lifecycle/app/key", None);
+    assert!(lc["data"]["state"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("interrupted"));
+    let (_, cur) = call(&d.addr, &root, "GET", "secret/data/app/key", None);
+    assert_eq!(cur["data"]["data"]["key"], old.as_str());
+    let (_, meta) = call(&d.addr, &root, "GET", "secret/metadata/app/key", None);
+    assert!(meta["data"]["stages"].get("pending").is_none(), "{meta}");
+}
