@@ -669,4 +669,4 @@ impl Engine for AppRole {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

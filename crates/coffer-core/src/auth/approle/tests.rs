@@ -488,3 +488,104 @@ async fn role_id_and_fields() {
         .await
         .is_ok());
 }
+
+/// Odd values for any field: no request may panic the engine.
+pub(crate) fn odd_values() -> Vec<Value> {
+    vec![
+        Value::Null,
+        json!(""),
+        json!(" "),
+        json!(-1),
+        json!(u64::MAX),
+        json!(1.5),
+        json!(true),
+        json!("18446744073709551615h"),
+        json!("9999999999999999999999"),
+        json!("0.0.0.0/0"),
+        json!("::/0"),
+        json!("10.0.0.0/33"),
+        json!(["a", 1, null]),
+        json!([]),
+        json!({"a": {"b": 1}}),
+        json!("{\"k\": [1]}"),
+        json!("x".repeat(5000)),
+        json!("ünïcødé/../.."),
+    ]
+}
+
+#[tokio::test]
+async fn odd_inputs_never_panic() {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    let f = Fixture::new();
+    f.call(Operation::Update, "role/r", json!({}))
+        .await
+        .unwrap();
+    let fields = [
+        "role_id",
+        "secret_id",
+        "secret_id_accessor",
+        "token_policies",
+        "policies",
+        "token_ttl",
+        "token_max_ttl",
+        "token_period",
+        "token_num_uses",
+        "token_type",
+        "token_bound_cidrs",
+        "secret_id_bound_cidrs",
+        "secret_id_ttl",
+        "secret_id_num_uses",
+        "bind_secret_id",
+        "metadata",
+        "cidr_list",
+        "ttl",
+        "num_uses",
+        "local_secret_ids",
+    ];
+    let paths = [
+        "login",
+        "role",
+        "role/r",
+        "role/R",
+        "role/x",
+        "role/r/role-id",
+        "role/r/secret-id",
+        "role/r/custom-secret-id",
+        "role/r/secret-id/lookup",
+        "role/r/secret-id/destroy",
+        "role/r/secret-id-accessor/lookup",
+        "role/r/secret-id-accessor/destroy",
+        "role/r/token-ttl",
+        "role/r/policies",
+        "role/r/period",
+        "tidy/secret-id",
+        "role/-",
+        "role/r/nope/deeper",
+        "",
+        "/",
+        "role//",
+        "login/extra",
+    ];
+    let ops = [
+        Operation::Read,
+        Operation::List,
+        Operation::Update,
+        Operation::Delete,
+        Operation::Patch,
+    ];
+    let values = odd_values();
+    let mut rng = rand::thread_rng();
+    for _ in 0..400 {
+        let mut body = serde_json::Map::new();
+        for _ in 0..rng.gen_range(0..5) {
+            let k = fields.choose(&mut rng).unwrap();
+            body.insert(k.to_string(), values.choose(&mut rng).unwrap().clone());
+        }
+        let path = paths.choose(&mut rng).unwrap();
+        let op = *ops.choose(&mut rng).unwrap();
+        if let Err(e) = f.call(op, path, Value::Object(body)).await {
+            assert!(e.status() < 500 || e.status() == 500 && !e.messages().is_empty());
+        }
+    }
+}

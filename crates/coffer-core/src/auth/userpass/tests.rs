@@ -327,3 +327,59 @@ async fn unknown_users_take_as_long_as_known_ones() {
     let ratio = u.as_secs_f64() / k.as_secs_f64();
     assert!((0.5..2.0).contains(&ratio), "known {k:?} vs unknown {u:?}");
 }
+
+#[tokio::test]
+async fn odd_inputs_never_panic() {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    let f = Fixture::new();
+    f.call(Operation::Update, "users/u", json!({"password": pw("u")}))
+        .await
+        .unwrap();
+    let fields = [
+        "password",
+        "token_policies",
+        "policies",
+        "token_ttl",
+        "ttl",
+        "max_ttl",
+        "token_bound_cidrs",
+        "bound_cidrs",
+        "token_num_uses",
+        "token_type",
+    ];
+    let paths = [
+        "users",
+        "users/u",
+        "users/U",
+        "users/x",
+        "users/u/password",
+        "users/u/policies",
+        "login/u",
+        "login/x",
+        "login",
+        "login/",
+        "users/u/other",
+        "",
+        "users/-",
+    ];
+    let ops = [
+        Operation::Read,
+        Operation::List,
+        Operation::Update,
+        Operation::Delete,
+        Operation::Patch,
+    ];
+    let values = crate::auth::approle::tests::odd_values();
+    let mut rng = rand::thread_rng();
+    for _ in 0..80 {
+        let mut body = serde_json::Map::new();
+        for _ in 0..rng.gen_range(0..4) {
+            let k = fields.choose(&mut rng).unwrap();
+            body.insert(k.to_string(), values.choose(&mut rng).unwrap().clone());
+        }
+        let path = paths.choose(&mut rng).unwrap();
+        let op = *ops.choose(&mut rng).unwrap();
+        let _ = f.call(op, path, Value::Object(body)).await;
+    }
+}
