@@ -30,7 +30,7 @@ fn put_then_get_in_table_json_and_field_forms() {
     let get = s.run(&["kv", "get", "secret/app/db"]).ok();
     assert!(
         get.stdout
-            .contains("=== Data ===\nKey     Value\n---     -----\n"),
+            .contains("==== Data ====\nKey     Value\n---     -----\n"),
         "{get:#?}"
     );
     assert!(

@@ -43,11 +43,16 @@ fn login_stores_the_token_privately_and_later_commands_use_it() {
 #[test]
 fn login_reads_stdin_and_refuses_bad_tokens() {
     let s = Server::start();
+    // A stale, world-readable token file is replaced by a private one.
+    let file = s.home.path().join(".coffer-token");
+    std::fs::write(&file, "stale").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut c = cli(s.home.path());
     c.env("COFFER_ADDR", &s.addr);
     Run::with_stdin(c.args(["login", "-"]), &format!("{}\n", s.token)).ok();
-    let file = s.home.path().join(".coffer-token");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), s.token);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 
     // A wrong token: exit 2, and the stored token is left alone.
     let bad = unique("bad");
