@@ -230,6 +230,7 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
         || lower.starts_with("http")
         || lower.starts_with('/')
         || lower.starts_with("./")
+        || lower.starts_with("eyj") // JWT pieces: the jwt rule owns whole tokens
         || is_uuid(secret)
         || looks_like_identifier(secret)
 }
@@ -247,46 +248,47 @@ fn is_uuid(s: &[u8]) -> bool {
 /// `apiKeyProd1` or `user.auth-token`: two or more words joined by `_`, `-`,
 /// `.` or camel case, each word all lower-case, all capitals, or a capital
 /// followed by lower-case letters, optionally ending in up to two digits, and
-/// each word of three letters or more holding a vowel.
+/// each word of five letters or more holding a vowel, three letters a word
+/// on average.
 fn looks_like_identifier(s: &[u8]) -> bool {
     let mut words = 0;
+    let mut letters = 0;
     for part in s.split(|b| matches!(b, b'_' | b'-' | b'.')) {
-        if part.is_empty() {
-            continue;
+        if part.iter().all(u8::is_ascii_digit) {
+            continue; // "9" in "pkcs-9-at", empty parts
         }
-        let digits = part.iter().rev().take_while(|b| b.is_ascii_digit()).count();
-        if digits > 2 {
-            return false;
-        }
-        let letters = &part[..part.len() - digits];
-        if letters.is_empty() || !letters.iter().all(u8::is_ascii_alphabetic) {
-            return false;
-        }
-        if letters.len() == 1 && digits > 0 {
-            words += 1; // v2, x1
-            continue;
-        }
-        if letters.iter().all(u8::is_ascii_uppercase) {
-            if !word_like(letters) {
+        let mut i = 0;
+        while i < part.len() {
+            let start = i;
+            let upper = part[i..]
+                .iter()
+                .take_while(|b| b.is_ascii_uppercase())
+                .count();
+            i += upper;
+            if upper > 1 && i < part.len() && part[i].is_ascii_lowercase() {
+                i -= 1; // "HTTPServer": the last capital starts the next word
+            } else if upper <= 1 {
+                i += part[i..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_lowercase())
+                    .count();
+            }
+            let word = &part[start..i];
+            let digits = part[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            i += digits;
+            let ok_len = word.len() >= 2 || (word.len() == 1 && digits > 0);
+            if !ok_len || digits > 2 || !word_like(word) {
+                return false;
+            }
+            if i < part.len() && !part[i].is_ascii_alphabetic() {
                 return false;
             }
             words += 1;
-            continue;
-        }
-        // Camel case: split before each capital.
-        let mut start = 0;
-        for i in 1..=letters.len() {
-            if i == letters.len() || letters[i].is_ascii_uppercase() {
-                let w = &letters[start..i];
-                if w.len() < 2 || !word_like(w) || !w[1..].iter().all(u8::is_ascii_lowercase) {
-                    return false;
-                }
-                words += 1;
-                start = i;
-            }
+            letters += word.len();
         }
     }
-    words >= 2
+    // Random strings split into many one- and two-letter "words".
+    words >= 2 && letters >= 3 * words
 }
 
 /// Length of the longest run of one repeated byte.
@@ -306,9 +308,9 @@ fn repeated_run(s: &[u8]) -> usize {
     best
 }
 
-/// A word of three letters or more holds a vowel.
+/// A word of five letters or more holds a vowel.
 fn word_like(w: &[u8]) -> bool {
-    w.len() < 3 || w.iter().any(|b| b"aeiouyAEIOUY".contains(b))
+    w.len() < 5 || w.iter().any(|b| b"aeiouyAEIOUY".contains(b))
 }
 
 #[cfg(test)]
@@ -360,6 +362,7 @@ mod tests {
         assert!(!is_placeholder(b"aaE2QQUlED3FQZAa8ipS2vzrVATxs1N2", true));
         assert!(!is_placeholder(b"raR_VeNPXSZV6vGcZPWX", true));
         assert!(!is_placeholder(b"9fK2mQ7xLp3Rt8Vw", true));
+        assert!(is_placeholder(b"pkcs-9-at-pkcs15Token", true));
     }
 
     #[test]

@@ -114,19 +114,35 @@ impl Scanner {
             }
             rules.push(rule);
         }
+        // The automaton reports leftmost-longest, non-overlapping matches
+        // (several times faster than overlapping search), so a keyword
+        // inside a longer one ("key" in "key-") would go unreported: each
+        // keyword's rules also include those of every keyword it contains.
+        let own = keyword_rules.clone();
+        for (i, p) in patterns.iter().enumerate() {
+            for (j, q) in patterns.iter().enumerate() {
+                if i != j && p.contains(q.as_str()) {
+                    for &r in &own[j] {
+                        if !keyword_rules[i].contains(&r) {
+                            keyword_rules[i].push(r);
+                        }
+                    }
+                }
+            }
+        }
         let ac = if patterns.is_empty() {
             None
         } else {
             Some(
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
+                    .match_kind(MatchKind::LeftmostLongest)
                     .kind(Some(AhoCorasickKind::DFA))
                     .build(&patterns)
                     .or_else(|_| {
                         AhoCorasickBuilder::new()
                             .ascii_case_insensitive(true)
-                            .match_kind(MatchKind::Standard)
+                            .match_kind(MatchKind::LeftmostLongest)
                             .build(&patterns)
                     })
                     .map_err(|e| ConfigError::Rule {
@@ -190,7 +206,7 @@ impl Scanner {
         let mut file_hit = vec![false; self.rules.len()];
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(data) {
+            for m in ac.find_iter(data) {
                 for &r in &self.keyword_rules[m.pattern().as_usize()] {
                     let ri = r as usize;
                     match self.rules[ri].scope {

@@ -99,6 +99,10 @@ fn generic_detector_ignores_placeholders_and_identifiers() {
         "cache_key = \"v1-deps-9f8e7d6c5b4a\"",
         "\"key\": \"550e8400-e29b-41d4-a716-446655440000\"",
         "token_url = \"https://auth.internal/oauth2/token\"",
+        "!CBB_add_asn1(&pkcs8, &private_key, CBS_ASN1_OCTETSTRING) ||",
+        "OPENSSL_memcpy(out, key->key, ED25519_PRIVATE_KEY_SEED_LEN);",
+        ".header(\"sec-websocket-key\", \"6D69KGBOr4Re+Nj6zx9aQA==\")",
+        "if (CBS_peek_asn1_tag(key, CBS_ASN1_CONTEXT_SPECIFIC)) {",
     ] {
         let found = scanner.scan("app/config.py", line.as_bytes());
         assert!(
