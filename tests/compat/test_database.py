@@ -164,6 +164,16 @@ def test_static_role_and_root_rotation_calls(client):
         c2 = client.secrets.database.get_static_credentials("st", mount_point=mount)["data"]
         assert c2["password"] != c1["password"]
         assert c2["last_vault_rotation"] > c1["last_vault_rotation"]
+        # A cron schedule instead of a period (hvac has no parameter for it: raw write).
+        client.write_data(f"{mount}/static-roles/sched", data=dict(
+            db_name="pg", username=name, rotation_schedule="*/30 * * * *", rotation_window="1h"))
+        sched = client.secrets.database.get_static_credentials("sched", mount_point=mount)["data"]
+        assert sched["rotation_schedule"] == "*/30 * * * *" and sched["rotation_window"] == 3600
+        assert sched["rotation_period"] == 0 and 0 <= sched["ttl"] <= 1800
+        with pytest.raises(exceptions.InvalidRequest):
+            client.write_data(f"{mount}/static-roles/both", data=dict(
+                db_name="pg", username=name, rotation_schedule="* * * * *", rotation_period=60))
+        client.secrets.database.delete_static_role("sched", mount_point=mount)
         with pytest.raises(exceptions.InvalidRequest):
             client.secrets.database.create_role(name="st", db_name="pg", creation_statements=CREATION, mount_point=mount)
 

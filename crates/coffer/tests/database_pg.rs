@@ -623,6 +623,16 @@ fn static_roles_and_root_rotation_change_real_passwords() {
         })),
     );
 
+    // A static role for a user that does not exist fails its first rotation and is not kept.
+    let (s, v) = api.call(
+        "POST",
+        "database/static-roles/ghost",
+        Some(json!({"db_name": "priv", "username": "no_such_user", "rotation_period": "1h"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = api.call("GET", "database/static-roles/ghost", None);
+    assert_eq!(s, 404);
+
     // Creating a static role rotates at once.
     api.ok(
         "POST",
