@@ -237,7 +237,9 @@ fn parse_pem(pem: &str) -> Result<VerifyKey, String> {
         .and_then(|rest| rest.split_once("-----"))
         .map(|(label, _)| label)
         .ok_or("expected a PEM-encoded public key")?;
-    if !matches!(label, "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE") {
+    // Refuse any private block anywhere in the text: reads return it as given.
+    if !matches!(label, "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE") || pem.contains("PRIVATE")
+    {
         return Err("expected a PEM public key or certificate (private keys are refused)".into());
     }
     let bytes = pem.as_bytes();
@@ -463,6 +465,11 @@ mod tests {
         ])
         .is_err());
         assert!(KeySet::from_pems(&["garbage".into()]).is_err());
+        let smuggled = format!(
+            "{}-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n",
+            TestKey::ec().public_pem()
+        );
+        assert!(KeySet::from_pems(&[smuggled]).is_err());
         assert!(KeySet::from_jwks(&json!({"keys": [{"kty": "oct", "k": "AAAA"}]})).is_err());
         let mut jwk = TestKey::ec().jwk(None);
         jwk["d"] = json!("AAAA");
