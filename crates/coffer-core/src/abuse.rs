@@ -18,6 +18,8 @@ const ADDRESS_FAILURES_PER_WINDOW: u32 = 20;
 const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
 /// Entries kept before expired ones are swept.
 const SWEEP_AT: usize = 10_000;
+/// Beyond this many tracked identities, only active lockouts are kept.
+const HARD_CAP: usize = 100_000;
 
 /// Vault's `user_lockout_config` of an auth mount.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -141,6 +143,10 @@ impl LoginGuard {
                 map.retain(|_, c| {
                     now.duration_since(c.first) < reset || c.locked_until.is_some_and(|t| t > now)
                 });
+            }
+            if map.len() > HARD_CAP {
+                // Under a spray of made-up identities, forget the oldest rather than grow.
+                map.retain(|_, c| c.locked_until.is_some_and(|t| t > now));
             }
             let c = map
                 .entry((accessor.to_string(), id.to_string()))

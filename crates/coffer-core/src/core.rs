@@ -394,7 +394,7 @@ impl Core {
             (Target::Mount(m, rel), _)
                 if m.engine.as_kv2().is_some() && crate::lifecycle::is_lifecycle_path(rel) =>
             {
-                crate::lifecycle::handle(&m, req, rel).await
+                crate::lifecycle::handle(self, token, &m, req, rel).await
             }
             (Target::Mount(m, rel), _) => {
                 let ctx = EngineCtx {
@@ -458,7 +458,8 @@ impl Core {
             meta: grant.metadata,
             display_name,
             ttl: grant.ttl,
-            explicit_max_ttl: grant.max_ttl,
+            // A role's max TTL caps renewals; unlike explicit_max_ttl it is not shown in lookups.
+            explicit_max_ttl: 0,
             period: grant.period,
             num_uses: grant.num_uses,
             renewable: grant.renewable,
@@ -466,7 +467,11 @@ impl Core {
             path: req.path.clone(),
             bound_cidrs: grant.bound_cidrs,
             mount_default_ttl: mount.config.default_lease_ttl,
-            mount_max_ttl: mount.config.max_lease_ttl,
+            mount_max_ttl: match (grant.max_ttl, mount.config.max_lease_ttl) {
+                (0, m) => m,
+                (g, 0) => g,
+                (g, m) => g.min(m),
+            },
             ..Default::default()
         };
         let (token, entry) = token_api::mint(self, spec).await?;

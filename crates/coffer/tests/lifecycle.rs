@@ -558,3 +558,69 @@ fn a_rotation_interrupted_by_a_crash_is_rolled_back_at_restart() {
     let (_, meta) = call(&d.addr, &root, "GET", "secret/metadata/app/key", None);
     assert!(meta["data"]["stages"].get("pending").is_none(), "{meta}");
 }
+
+#[test]
+fn every_rotation_step_and_result_is_an_audit_event() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "PUT",
+        "sys/audit/file",
+        Some(json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}})),
+    );
+    assert_eq!(st, 204, "{body}");
+    let path = unique("app/key");
+    let old = unique("v");
+    put_secret(&s, &path, json!({"value": old}));
+    let (st, _) = set_lifecycle(
+        &s,
+        &path,
+        json!({"rotation": {"period": "30d", "rotator": "generate"}}),
+    );
+    assert_eq!(st, 204);
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        &format!("secret/rotate/{path}"),
+        Some(json!({"reason": "drill"})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (_, cur) = read_secret(&s, &path, "");
+    let new = cur["data"]["data"]["value"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains(&old) && !text.contains(&new),
+        "no value in clear in the audit log"
+    );
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| {
+            serde_json::from_str::<Value>(
+                l.split_once('{')
+                    .map(|(_, r)| format!("{{{r}"))
+                    .unwrap_or_default()
+                    .as_str(),
+            )
+            .ok()
+        })
+        .filter(|e| e["type"] == "event")
+        .collect();
+    let steps: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.to_string().contains("secret_rotation_step"))
+        .collect();
+    assert_eq!(steps.len(), 4, "create, set, test and finish: {events:?}");
+    let done = events
+        .iter()
+        .find(|e| e.to_string().contains("secret_rotated"))
+        .expect("a rotated event");
+    let d = done.to_string();
+    assert!(
+        d.contains("\"old_version\":1") && d.contains("\"new_version\":2"),
+        "{d}"
+    );
+}

@@ -54,7 +54,13 @@ async fn current_cert(m: &Mounted, path: &str) -> Result<Option<model::CertInfo>
 }
 
 /// Handles `<mount>/lifecycle/...` and `<mount>/rotate/...`.
-pub async fn handle(m: &Mounted, req: &Request, rel: &str) -> Result<Response> {
+pub async fn handle(
+    core: &Core,
+    token: Option<&TokenEntry>,
+    m: &Mounted,
+    req: &Request,
+    rel: &str,
+) -> Result<Response> {
     if let Some(path) = rel.strip_prefix("rotate/") {
         if !matches!(req.operation, Operation::Create | Operation::Update) {
             return Err(Error::UnsupportedOperation);
@@ -64,7 +70,7 @@ pub async fn handle(m: &Mounted, req: &Request, rel: &str) -> Result<Response> {
             .str("reason")?
             .unwrap_or("requested")
             .to_string();
-        let out = rotate::rotate(m, path, &reason).await?;
+        let out = rotate::rotate(core, token, m, path, &reason).await?;
         let mut r = Response::data(json!({
             "old_version": out.old_version,
             "new_version": out.new_version,
@@ -361,8 +367,7 @@ pub async fn schedule_pass(
             let core2 = Arc::clone(core);
             tokio::spawn(async move {
                 let _permit = permit;
-                let _ = core2;
-                if let Err(e) = rotate::rotate(&m2, &path, "scheduled").await {
+                if let Err(e) = rotate::rotate(&core2, None, &m2, &path, "scheduled").await {
                     tracing::debug!(error = %e, "scheduled rotation did not complete");
                 }
             });
@@ -428,7 +433,15 @@ pub async fn revoke_compromised(
     let lc = store::load(&m.view, &rel).await?.unwrap_or_default();
     let mut warnings = Vec::new();
     let rotated = if lc.rotation.as_ref().is_some_and(|r| r.rotator != "manual") {
-        match rotate::rotate(&m, &rel, &format!("compromised: {reason}")).await {
+        match rotate::rotate(
+            core,
+            Some(caller),
+            &m,
+            &rel,
+            &format!("compromised: {reason}"),
+        )
+        .await
+        {
             Ok(o) => json!({"old_version": o.old_version, "new_version": o.new_version}),
             Err(e) => {
                 warnings.push(format!("rotation failed: {e}"));
@@ -456,6 +469,21 @@ pub async fn revoke_compromised(
         }
     }
     tracing::warn!(path = %data_path, leases, tokens = tokens.len(), "compromised secret revoked");
+    // One event links the rotation, the leases and the tokens, with the reason.
+    core.audit_event(
+        "secret_compromised",
+        Some(caller),
+        json!({
+            "path": data_path,
+            "reason": reason,
+            "since": since.map(|t| rfc3339(&t)),
+            "rotated": rotated,
+            "lease_prefixes": lc.lease_prefixes,
+            "leases_revoked": leases,
+            "tokens_revoked": tokens,
+        }),
+    )
+    .await?;
     let mut r = Response::data(json!({
         "path": data_path,
         "reason": reason,

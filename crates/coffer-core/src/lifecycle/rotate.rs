@@ -10,9 +10,17 @@ use serde_json::{json, Value};
 use super::model::{InFlight, Lifecycle, RotationRecord};
 use super::rotators::{self, StepInput};
 use super::store;
+use crate::audit::events::names::SECRET_ROTATED;
+use crate::core::Core;
 use crate::engine::EngineCtx;
 use crate::mounts::Mounted;
+use crate::token::TokenEntry;
 use crate::{Error, Result};
+
+/// Audit event of one rotation step.
+pub const ROTATION_STEP: &str = "secret_rotation_step";
+/// Audit event of a failed (rolled back) rotation.
+pub const ROTATION_FAILED: &str = "secret_rotation_failed";
 
 /// What a rotation did.
 #[derive(Debug, Clone)]
@@ -41,8 +49,16 @@ fn metadata_doc(lc: &Lifecycle) -> Value {
     })
 }
 
-/// Rotates `path` of the KV v2 mount `m` now. `reason` is recorded.
-pub async fn rotate(m: &Mounted, path: &str, reason: &str) -> Result<Outcome> {
+/// Rotates `path` of the KV v2 mount `m` now. `reason` is recorded; every
+/// step and the result are audit events naming the old and new versions.
+/// An audit failure stops the rotation like any failed step.
+pub async fn rotate(
+    core: &Core,
+    actor: Option<&TokenEntry>,
+    m: &Mounted,
+    path: &str,
+    reason: &str,
+) -> Result<Outcome> {
     let kv = m
         .engine
         .as_kv2()
@@ -106,6 +122,19 @@ pub async fn rotate(m: &Mounted, path: &str, reason: &str) -> Result<Outcome> {
         } else {
             rotators::run_step(&rotation.rotator, &input).await
         };
+        let step_event = json!({
+            "path": full_path,
+            "step": step,
+            "result": if result.is_ok() { "success" } else { "failure" },
+            "rotator": rotation.rotator,
+            "old_version": current_version,
+            "pending_version": pending_version,
+            "reason": reason,
+        });
+        let result = match core.audit_event(ROTATION_STEP, actor, step_event).await {
+            Ok(()) => result,
+            Err(e) => Err(e),
+        };
         match result {
             Ok(Some(value)) if step == "create" => {
                 pending_version = Some(kv.write_pending(&ctx, path, &value).await?);
@@ -149,6 +178,12 @@ pub async fn rotate(m: &Mounted, path: &str, reason: &str) -> Result<Outcome> {
             });
             store::save(&m.view, path, &lc).await?;
             tracing::info!(path = %full_path, old_version = current_version, new_version, rotator = %rotation.rotator, "secret rotated");
+            core.audit_event(
+                SECRET_ROTATED,
+                actor,
+                json!({"path": full_path, "old_version": current_version, "new_version": new_version, "rotator": rotation.rotator, "result": "success", "reason": reason}),
+            )
+            .await?;
             Ok(Outcome {
                 old_version: current_version,
                 new_version,
@@ -184,6 +219,12 @@ pub async fn rotate(m: &Mounted, path: &str, reason: &str) -> Result<Outcome> {
             });
             store::save(&m.view, path, &lc).await?;
             tracing::warn!(path = %full_path, step = %step, reason = %why, "rotation failed; current version kept");
+            core.audit_event(
+                ROTATION_FAILED,
+                actor,
+                json!({"path": full_path, "step": step, "why": why, "old_version": current_version, "new_version": current_version, "rotator": rotation.rotator, "result": "rolled back", "reason": reason}),
+            )
+            .await?;
             Err(Error::bad(format!(
                 "rotation of {full_path} failed in step {step}: {why}"
             )))
