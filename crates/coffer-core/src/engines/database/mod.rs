@@ -17,6 +17,8 @@ mod schedule;
 mod secret;
 mod static_roles;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -29,7 +31,7 @@ use crate::{Error, Request, Response, Result};
 pub struct Database {
     /// Serializes password changes (static rotations, root rotation, config
     /// writes) so two never race on one user.
-    rotation: Mutex<()>,
+    rotation: Arc<Mutex<()>>,
 }
 
 impl Database {
@@ -118,11 +120,25 @@ impl Engine for Database {
     }
 
     async fn periodic(&self, ctx: &EngineCtx<'_>) -> Result<()> {
-        // Skip this pass rather than wait behind a request's rotation.
-        let Ok(_g) = self.rotation.try_lock() else {
+        // Skip this pass while a request or an earlier pass is rotating.
+        let Ok(guard) = Arc::clone(&self.rotation).try_lock_owned() else {
             return Ok(());
         };
-        static_roles::rotate_due(ctx).await.map(|_| ())
+        // Run the pass on its own task: an unreachable database must not
+        // hold up the core's background loop (lease expiry) for its timeout.
+        let view = ctx.view.clone();
+        let mount = ctx.mount.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let ctx = EngineCtx {
+                view: &view,
+                mount: &mount,
+            };
+            if let Err(e) = static_roles::rotate_due(&ctx).await {
+                tracing::warn!(mount = %mount.path, error = %e, "static role rotation pass failed");
+            }
+        });
+        Ok(())
     }
 }
 
