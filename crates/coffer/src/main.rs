@@ -32,6 +32,22 @@ enum Command {
     Kv(cmd::kv::Args),
     /// Store a token for later commands (in a 0600 file).
     Login(cmd::login::Args),
+    /// Create, look up, renew and revoke tokens; check their capabilities.
+    Token(cmd::token::Args),
+    /// Write, read, list, delete and format ACL policies.
+    Policy(cmd::policy::Args),
+    /// Enable, disable, list and tune auth methods.
+    Auth(cmd::auth::Args),
+    /// Read any API path (like `vault read`).
+    Read(cmd::generic::ReadArgs),
+    /// Write data to any API path (like `vault write`).
+    Write(cmd::generic::WriteArgs),
+    /// Patch data at any API path with a JSON merge patch (like `vault patch`).
+    Patch(cmd::generic::WriteArgs),
+    /// Delete any API path (like `vault delete`).
+    Delete(cmd::generic::DeleteArgs),
+    /// List the keys under any API path (like `vault list`).
+    List(cmd::generic::ListArgs),
     /// Find secrets in files, directories and git history.
     Scan(cmd::scan::Args),
     /// Verify audit logs; who read a secret; secrets nobody read.
@@ -51,6 +67,14 @@ fn main() {
         Command::Status(a) => cmd::status::run(a),
         Command::Kv(a) => cmd::kv::run(a),
         Command::Login(a) => cmd::login::run(a),
+        Command::Token(a) => cmd::token::run(a),
+        Command::Policy(a) => cmd::policy::run(a),
+        Command::Auth(a) => cmd::auth::run(a),
+        Command::Read(a) => cmd::generic::read(a),
+        Command::Write(a) => cmd::generic::write(a),
+        Command::Patch(a) => cmd::generic::patch(a),
+        Command::Delete(a) => cmd::generic::delete(a),
+        Command::List(a) => cmd::generic::list(a),
         Command::Scan(a) => cmd::scan::run(a),
         Command::Audit(a) => cmd::audit::run(a),
         Command::Completion { shell } => {
