@@ -48,6 +48,12 @@ enum Command {
     Delete(cmd::generic::DeleteArgs),
     /// List the keys under any API path (like `vault list`).
     List(cmd::generic::ListArgs),
+    /// A secret's lifecycle: owner, type, rotation policy; the inventory.
+    Secret(cmd::secret::Args),
+    /// Rotate a managed secret now through its rotator.
+    Rotate(cmd::rotate::Args),
+    /// Respond to a compromised secret: rotate it, revoke its readers and leases.
+    Revoke(cmd::revoke::Args),
     /// Find secrets in files, directories and git history.
     Scan(cmd::scan::Args),
     /// Verify audit logs; who read a secret; secrets nobody read.
@@ -75,6 +81,9 @@ fn main() {
         Command::Patch(a) => cmd::generic::patch(a),
         Command::Delete(a) => cmd::generic::delete(a),
         Command::List(a) => cmd::generic::list(a),
+        Command::Secret(a) => cmd::secret::run(a),
+        Command::Rotate(a) => cmd::rotate::run(a),
+        Command::Revoke(a) => cmd::revoke::run(a),
         Command::Scan(a) => cmd::scan::run(a),
         Command::Audit(a) => cmd::audit::run(a),
         Command::Completion { shell } => {
