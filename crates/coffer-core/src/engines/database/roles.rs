@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::config::{self, statements};
-use super::{credgen, pg, static_roles, validate_name};
+use super::{credgen, pg, schedule, static_roles, validate_name};
 use crate::engine::EngineCtx;
 use crate::util::{now, Params};
 use crate::{Error, LeaseRequest, Operation, Request, Response, Result};
@@ -172,8 +172,7 @@ fn lease_ttls(ctx: &EngineCtx<'_>, role: &Role) -> (u64, u64) {
 
 /// Vault's `{{expiration}}` format.
 fn expiration(ttl: u64) -> String {
-    let secs = i64::try_from(ttl).unwrap_or(i64::MAX / 4);
-    (now() + chrono::Duration::seconds(secs))
+    schedule::add_secs(now(), ttl)
         .format("%Y-%m-%d %H:%M:%S%z")
         .to_string()
 }

@@ -41,8 +41,16 @@ pub fn parse_cron(expr: &str) -> Result<Cron> {
         .map_err(|e| Error::bad(format!("rotation_schedule: invalid cron expression: {e}")))
 }
 
-fn secs(s: u64) -> Duration {
-    Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 4_000))
+/// Longest span added to a time (100 years): larger inputs are capped so
+/// date arithmetic can never overflow.
+const MAX_SPAN: u64 = 100 * 365 * 86_400;
+
+/// `t` plus `s` seconds, with `s` capped at [`MAX_SPAN`]; saturates at the
+/// latest representable time.
+pub fn add_secs(t: DateTime<Utc>, s: u64) -> DateTime<Utc> {
+    let span = Duration::seconds(i64::try_from(s.min(MAX_SPAN)).unwrap_or(0));
+    t.checked_add_signed(span)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Cadence {
@@ -68,19 +76,19 @@ impl Cadence {
     /// The next rotation after a rotation at `last`.
     pub fn next_after(&self, last: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Cadence::Period(p) => last + secs(*p),
+            Cadence::Period(p) => add_secs(last, *p),
             Cadence::Schedule { cron, .. } => parse_cron(cron)
                 .ok()
                 .and_then(|c| c.find_next_occurrence(&last, false).ok())
                 // An expression that never fires again: push it far away.
-                .unwrap_or_else(|| last + Duration::days(3650)),
+                .unwrap_or_else(|| add_secs(last, 3650 * 86_400)),
         }
     }
 
     /// Whether a rotation due at `due` may still run at `at` (inside the window).
     pub fn in_window(&self, due: DateTime<Utc>, at: DateTime<Utc>) -> bool {
         match self {
-            Cadence::Schedule { window, .. } if *window > 0 => at <= due + secs(*window),
+            Cadence::Schedule { window, .. } if *window > 0 => at <= add_secs(due, *window),
             _ => true,
         }
     }
@@ -111,6 +119,16 @@ mod tests {
             t("2026-01-01T01:00:00Z")
         );
         assert!(Cadence::Period(4).validate().is_err());
+    }
+
+    #[test]
+    fn huge_spans_do_not_overflow() {
+        let c = Cadence::Period(u64::MAX);
+        assert!(c.next_after(t("2026-01-01T00:00:00Z")) > t("2100-01-01T00:00:00Z"));
+        assert_eq!(
+            add_secs(DateTime::<Utc>::MAX_UTC, 10),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::config::{self, statements};
-use super::schedule::Cadence;
+use super::schedule::{add_secs, Cadence};
 use super::secret::SecretString;
 use super::{credgen, pg, roles, validate_name};
 use crate::engine::EngineCtx;
@@ -290,7 +290,7 @@ async fn rotate(
                 let backoff = RETRY_BASE
                     .saturating_mul(1_i64 << role.failures.min(10).saturating_sub(1))
                     .min(RETRY_MAX);
-                role.next_rotation = at + chrono::Duration::seconds(backoff);
+                role.next_rotation = add_secs(at, backoff.unsigned_abs());
                 role.last_error = Some(e.to_string());
                 ctx.view.put_json(&key(name), &role).await?;
             }
