@@ -609,3 +609,153 @@ fn lifecycle_events_and_access_records() {
         .unwrap()
         .starts_with("hmac-sha256:"));
 }
+
+/// A config-file server on SQLite that unseals itself from a key file.
+struct Prod {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    addr: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Prod {
+    fn new() -> Prod {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        fs::write(
+            dir.path().join("coffer.toml"),
+            format!(
+                "[storage.sqlite]\npath = \"data.db\"\n\n[listener.tcp]\naddress = \"127.0.0.1:{port}\"\n\
+                 tls_disable = true\n\n[seal]\nunseal_keys_file = \"keys\"\n"
+            ),
+        )
+        .unwrap();
+        // The keys file must exist (0600) from the start; it is filled after init.
+        let keys = dir.path().join("keys");
+        fs::write(&keys, "").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&keys, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        Prod {
+            child: None,
+            dir,
+            addr: format!("http://127.0.0.1:{port}"),
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    fn start(&mut self) {
+        let child = Command::new(BIN)
+            .args(["server", "--config"])
+            .arg(self.dir.path().join("coffer.toml"))
+            .stdout(fs::File::create(self.dir.path().join("out")).unwrap())
+            .stderr(fs::File::create(self.dir.path().join("err")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self
+            .http
+            .get(format!("{}/v1/sys/health", self.addr))
+            .send()
+            .is_err()
+        {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().unwrap());
+            let err = fs::read_to_string(self.dir.path().join("err")).unwrap_or_default();
+            assert!(exited.is_none(), "server exited: {err}");
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server: SIGTERM (clean) or SIGKILL (crash).
+    fn stop(&mut self, signal: &str) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args([signal, &c.id().to_string()])
+                .status()
+                .unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn call(&self, token: &str, method: &str, path: &str, body: Value) -> Value {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .http
+            .request(m, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", token)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{method} {path}: {}",
+            resp.status()
+        );
+        resp.json().unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Prod {
+    fn drop(&mut self) {
+        self.stop("-KILL");
+    }
+}
+
+#[test]
+fn the_chain_survives_clean_restarts_and_crashes() {
+    let mut p = Prod::new();
+    p.start();
+    let init = p.call(
+        "",
+        "PUT",
+        "sys/init",
+        json!({"secret_shares": 1, "secret_threshold": 1}),
+    );
+    let root = init["root_token"].as_str().unwrap().to_string();
+    let key = init["keys"][0].as_str().unwrap().to_string();
+    p.call("", "PUT", "sys/unseal", json!({"key": key}));
+    fs::write(p.dir.path().join("keys"), format!("{key}\n")).unwrap();
+    p.call(&root, "PUT", "sys/mounts/kv", json!({"type": "kv-v2"}));
+    let log = p.dir.path().join("audit.log");
+    p.call(
+        &root,
+        "PUT",
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": log.display().to_string()}}),
+    );
+    let pk = p.call(&root, "GET", "sys/audit/file/verify-key", Value::Null)["data"]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.call(
+        &root,
+        "PUT",
+        "kv/data/a",
+        json!({"data": {"k": unique("v")}}),
+    );
+
+    p.stop("-KILL"); // crash: no closing checkpoint
+    p.start();
+    p.call(&root, "GET", "kv/data/a", Value::Null);
+    p.stop("-TERM"); // clean: sealed with a closing checkpoint
+    p.start();
+    p.call(&root, "GET", "kv/data/a", Value::Null);
+    p.call(&root, "PUT", "sys/seal", Value::Null);
+
+    let r = verify(&[&log], &pk, &["--strict"]).ok();
+    assert!(r.stdout.starts_with("OK: "), "{r:#?}");
+    let reasons: Vec<String> = lines(&log)
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "checkpoint")
+        .map(|v| v["checkpoint"]["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["start", "resume", "seal", "resume", "seal"],
+        "{r:#?}"
+    );
+}
