@@ -18,6 +18,7 @@ pub mod mounts;
 pub mod policy;
 pub mod policy_store;
 pub mod request;
+pub mod routes;
 pub mod seal;
 mod sys;
 mod sys_leases;

@@ -181,6 +181,12 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> HttpResponse {
+    // The body is read before anything is checked: answering while the
+    // client is still sending would break its keep-alive connection.
+    let bytes: Bytes = match read_body(body, state.limits.max_request_bytes).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let path = match parse_path(uri.path()) {
         Ok(p) => p,
         Err(msg) if msg.starts_with("unsupported path") => return error_response(404, vec![msg]),
@@ -213,10 +219,6 @@ async fn handle(
             vec!["PATCH requires Content-Type application/merge-patch+json".into()],
         );
     }
-    let bytes: Bytes = match read_body(body, state.limits.max_request_bytes).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
     let mut data = if operation.is_write() {
         match parse_body(&bytes) {
             Ok(m) => m,

@@ -1,0 +1,190 @@
+//! The table of the API's routes with the capability each needs: the
+//! authorization matrix test walks it, so every route listed here is proven
+//! to refuse a token lacking the capability and to admit one holding it.
+//! A new endpoint gets a row here in the same change.
+
+/// One route: method, a concrete sample path, the capability it needs, and
+/// whether it also needs `sudo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP method (`LIST` for lists).
+    pub method: &'static str,
+    /// A sample path below `/v1/`. `{new}` is replaced by a fresh name, for
+    /// create operations that must hit a path that does not exist yet.
+    pub path: &'static str,
+    /// The capability the operation needs on the path.
+    pub capability: &'static str,
+    /// Whether the path is root-protected (needs `sudo` too).
+    pub sudo: bool,
+}
+
+const fn r(method: &'static str, path: &'static str, capability: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        capability,
+        sudo: false,
+    }
+}
+
+const fn s(method: &'static str, path: &'static str, capability: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        capability,
+        sudo: true,
+    }
+}
+
+/// Mounts the matrix sets up before walking [`CATALOG`]: (path, type, options version).
+pub const MATRIX_MOUNTS: [(&str, &str, &str); 6] = [
+    ("secret", "kv", "2"),
+    ("kv1", "kv", "1"),
+    ("auth/userpass", "userpass", ""),
+    ("auth/approle", "approle", ""),
+    ("auth/jwt", "jwt", ""),
+    ("database", "database", ""),
+];
+
+/// Every authenticated route of the API. Unauthenticated ones (health,
+/// seal-status, init, unseal, leader, logins) are not here: no token is asked.
+pub const CATALOG: &[Route] = &[
+    // sys: mounts, auth methods, policies, keys, capabilities
+    r("GET", "sys/mounts", "read"),
+    r("POST", "sys/mounts/{new}", "update"),
+    r("DELETE", "sys/mounts/secret-gone", "delete"),
+    r("GET", "sys/mounts/secret/tune", "read"),
+    r("POST", "sys/mounts/secret/tune", "update"),
+    r("GET", "sys/auth", "read"),
+    s("POST", "sys/auth/{new}", "update"),
+    s("DELETE", "sys/auth/userpass-gone", "delete"),
+    r("GET", "sys/auth/userpass/tune", "read"),
+    s("POST", "sys/auth/userpass/tune", "update"),
+    r("LIST", "sys/policies/acl", "list"),
+    r("GET", "sys/policies/acl/matrix-fixed", "read"),
+    r("PUT", "sys/policies/acl/{new}", "update"),
+    r("DELETE", "sys/policies/acl/matrix-gone", "delete"),
+    r("GET", "sys/policy", "read"),
+    s("PUT", "sys/rotate", "update"),
+    r("GET", "sys/key-status", "read"),
+    r("POST", "sys/capabilities", "update"),
+    r("POST", "sys/capabilities-accessor", "update"),
+    r("GET", "sys/internal/ui/mounts", "read"),
+    // sys: audit
+    s("GET", "sys/audit", "read"),
+    s("PUT", "sys/audit/{new}", "update"),
+    s("DELETE", "sys/audit/audit-gone", "delete"),
+    // sys: leases
+    r("POST", "sys/leases/lookup", "update"),
+    r("POST", "sys/leases/renew", "update"),
+    r("POST", "sys/leases/revoke", "update"),
+    s(
+        "POST",
+        "sys/leases/revoke-prefix/database/creds/none",
+        "update",
+    ),
+    s(
+        "POST",
+        "sys/leases/revoke-force/database/creds/none",
+        "update",
+    ),
+    s("LIST", "sys/leases/lookup/database/creds/", "list"),
+    // sys: Coffer's lifecycle
+    r("GET", "sys/coffer/inventory", "read"),
+    r("POST", "sys/coffer/revoke-compromised", "update"),
+    // token store
+    r("POST", "auth/token/create", "update"),
+    s("POST", "auth/token/create-orphan", "update"),
+    r("POST", "auth/token/lookup", "update"),
+    r("POST", "auth/token/lookup-accessor", "update"),
+    r("POST", "auth/token/renew", "update"),
+    r("POST", "auth/token/renew-accessor", "update"),
+    r("POST", "auth/token/revoke", "update"),
+    r("POST", "auth/token/revoke-accessor", "update"),
+    s("POST", "auth/token/revoke-orphan", "update"),
+    s("LIST", "auth/token/accessors", "list"),
+    r("LIST", "auth/token/roles", "list"),
+    r("GET", "auth/token/roles/matrix", "read"),
+    r("POST", "auth/token/roles/{new}", "update"),
+    r("DELETE", "auth/token/roles/matrix-gone", "delete"),
+    r("POST", "auth/token/tidy", "update"),
+    // KV v2
+    r("GET", "secret/data/matrix", "read"),
+    r("POST", "secret/data/{new}", "create"),
+    r("POST", "secret/data/matrix", "update"),
+    r("PATCH", "secret/data/matrix", "patch"),
+    r("DELETE", "secret/data/matrix-del", "delete"),
+    r("GET", "secret/metadata/matrix", "read"),
+    r("LIST", "secret/metadata/", "list"),
+    r("POST", "secret/metadata/matrix", "update"),
+    r("DELETE", "secret/metadata/matrix-gone", "delete"),
+    r("POST", "secret/delete/matrix", "update"),
+    r("POST", "secret/undelete/matrix", "update"),
+    r("POST", "secret/destroy/matrix-destroy", "update"),
+    r("GET", "secret/subkeys/matrix", "read"),
+    r("GET", "secret/config", "read"),
+    r("POST", "secret/config", "update"),
+    r("GET", "secret/lifecycle/matrix", "read"),
+    r("POST", "secret/lifecycle/matrix", "update"),
+    r("LIST", "secret/lifecycle/", "list"),
+    r("POST", "secret/rotate/matrix", "update"),
+    // KV v1
+    r("GET", "kv1/matrix", "read"),
+    r("POST", "kv1/{new}", "create"),
+    r("POST", "kv1/matrix", "update"),
+    r("LIST", "kv1/", "list"),
+    r("DELETE", "kv1/matrix-del", "delete"),
+    // auth methods' management endpoints
+    r("POST", "auth/userpass/users/{new}", "create"),
+    r("GET", "auth/userpass/users/matrix", "read"),
+    r("LIST", "auth/userpass/users", "list"),
+    r("DELETE", "auth/userpass/users/matrix-gone", "delete"),
+    r("POST", "auth/approle/role/{new}", "create"),
+    r("GET", "auth/approle/role/matrix", "read"),
+    r("LIST", "auth/approle/role", "list"),
+    r("GET", "auth/approle/role/matrix/role-id", "read"),
+    r("POST", "auth/approle/role/matrix/secret-id", "update"),
+    r("GET", "auth/jwt/config", "read"),
+    r("LIST", "auth/jwt/role", "list"),
+    r("POST", "auth/jwt/role/{new}", "create"),
+    // database engine
+    r("LIST", "database/config", "list"),
+    r("LIST", "database/roles", "list"),
+    r("GET", "database/roles/matrix-none", "read"),
+    r("GET", "database/creds/matrix-none", "read"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sudo_marks_agree_with_the_core() {
+        for route in CATALOG {
+            let op = match (route.method, route.capability) {
+                ("GET", _) => crate::Operation::Read,
+                ("LIST", _) => crate::Operation::List,
+                ("DELETE", _) => crate::Operation::Delete,
+                ("PATCH", _) => crate::Operation::Patch,
+                (_, "create") => crate::Operation::Create,
+                _ => crate::Operation::Update,
+            };
+            assert_eq!(
+                crate::sys::requires_sudo(route.path, op),
+                route.sudo,
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn capabilities_are_known() {
+        for route in CATALOG {
+            assert!(
+                ["read", "list", "create", "update", "patch", "delete"].contains(&route.capability)
+            );
+        }
+    }
+}
