@@ -196,7 +196,7 @@ fn setup_shared(api: &Api, url: &str) -> PgAddr {
     a
 }
 
-fn create_dynamic_role(api: &Api, name: &str, ttl: &str) {
+fn create_dynamic_role(api: &Api, db: &str, name: &str, ttl: &str) {
     api.ok(
         "POST",
         &format!("database/roles/{name}"),
@@ -204,7 +204,7 @@ fn create_dynamic_role(api: &Api, name: &str, ttl: &str) {
             "db_name": "pg",
             "creation_statements": [
                 "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
-                "GRANT CONNECT ON DATABASE \"test\" TO \"{{name}}\";"
+                format!("GRANT CONNECT ON DATABASE \"{db}\" TO \"{{{{name}}}}\";")
             ],
             "default_ttl": ttl,
             "max_ttl": "1h",
@@ -237,7 +237,7 @@ fn dynamic_credentials_log_in_and_stop_after_revocation() {
         !shown.contains("\"password\""),
         "config read shows a password: {shown}"
     );
-    create_dynamic_role(&api, "app", "1h");
+    create_dynamic_role(&api, &a.db, "app", "1h");
 
     let creds = api.ok("GET", "database/creds/app", None);
     let user = creds["data"]["username"].as_str().unwrap().to_string();
@@ -300,7 +300,7 @@ fn dynamic_credentials_end_with_their_ttl() {
     let server = Server::start();
     let api = Api::new(&server);
     let a = setup_shared(&api, &url);
-    create_dynamic_role(&api, "short", "3s");
+    create_dynamic_role(&api, &a.db, "short", "3s");
     let creds = api.ok("GET", "database/creds/short", None);
     assert_eq!(creds["lease_duration"], 3);
     let user = creds["data"]["username"].as_str().unwrap().to_string();
@@ -327,7 +327,7 @@ fn revoking_the_token_revokes_its_credentials() {
     let server = Server::start();
     let api = Api::new(&server);
     let a = setup_shared(&api, &url);
-    create_dynamic_role(&api, "viatoken", "1h");
+    create_dynamic_role(&api, &a.db, "viatoken", "1h");
     let child = api.ok("POST", "auth/token/create", Some(json!({"ttl": "1h"})));
     let child_token = child["auth"]["client_token"].as_str().unwrap().to_string();
     let as_child = api.with_token(&child_token);
