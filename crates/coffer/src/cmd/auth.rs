@@ -282,8 +282,11 @@ pub fn method_login(
                     .context("reading the password")?;
                 fields.insert("password".into(), Zeroizing::new(pw.to_string()));
             }
-            let user = generic::encode(&user);
-            (format!("auth/{mount}/login/{user}"), fields)
+            // The client escapes each path segment; a '/' or '?' would change the path.
+            if user.is_empty() || user.contains(['/', '?', '#']) {
+                return usage("Invalid username: it must not be empty or contain '/', '?' or '#'");
+            }
+            (format!("auth/{mount}/login/{}", user.as_str()), fields)
         }
         "approle" => {
             if !fields.contains_key("role_id") {

@@ -33,7 +33,8 @@ enum Command {
         coffer secret set secret/billing/stripe -owner=payments -type=api_key \\\n      \
             -origin=third_party -vendor=Stripe -expires-at=2027-01-31T00:00:00Z\n  \
         coffer secret set secret/app/db -rotate-every=30d -window=02:00-04:00 \\\n      \
-            -rotator=postgres -setting connection=main -setting username=app\n  \
+            -rotator=postgres -setting role=app \\\n      \
+            -setting connection_url=postgresql://rotator@db.internal/app\n  \
         coffer secret set secret/app/key -rotate-cron=\"0 3 * * 1\" -rotator=command \\\n      \
             -setting 'command=[\"/usr/local/bin/rotate-key\",\"--quiet\"]'")]
     Set(Box<SetArgs>),
@@ -125,6 +126,8 @@ struct SetArgs {
     #[arg(long)]
     rotator: Option<String>,
     /// Rotator setting key=value (repeatable); JSON values are sent as JSON.
+    /// generate: field, length, format, symbols; postgres: connection_url,
+    /// role; command: command (a JSON list), timeout; webhook: url.
     #[arg(long = "setting", value_name = "K=V")]
     settings: Vec<String>,
     /// Lease prefix revoked when the secret is compromised (repeatable).
