@@ -57,7 +57,10 @@ pub fn derive(ctx: &AuditContext<'_>, result: &Result<Response>) -> Option<(&'st
     let resp = match result {
         Ok(r) => r,
         Err(e) => {
-            let login = ctx.token.is_none() && path.starts_with("auth/");
+            // A login path (auth/<mount>/login[/<name>]) answered without a token.
+            let login = ctx.token.is_none()
+                && path.starts_with("auth/")
+                && path.split('/').any(|s| s == "login");
             return (login && matches!(e.status(), 400 | 403 | 429)).then(|| {
                 (LOGIN_FAILED, json!({"path": path, "mount": ctx.mount.map(|m| m.path.clone()), "status": e.status()}))
             });

@@ -9,7 +9,11 @@ use crate::Result;
 impl AuditBroker {
     /// Accessors of the tokens that read `path` at or after `since` (all
     /// recorded readers when `None`).
-    pub async fn readers_since(&self, path: &str, since: Option<DateTime<Utc>>) -> Result<Vec<String>> {
+    pub async fn readers_since(
+        &self,
+        path: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<String>> {
         self.access.flush(&self.view).await?;
         let Some(record) = self.access.get(&self.view, path).await? else {
             return Ok(Vec::new());
