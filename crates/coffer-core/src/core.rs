@@ -607,7 +607,7 @@ impl Core {
                     first_unsealed_pass = true;
                     continue;
                 }
-                if first_unsealed_pass || n % 5 == 0 {
+                if first_unsealed_pass || n.is_multiple_of(5) {
                     if let Err(e) =
                         crate::lifecycle::schedule_pass(&core, &rotations, first_unsealed_pass)
                             .await
@@ -629,7 +629,7 @@ impl Core {
                         tracing::warn!(mount = %m.entry.path, error = %e, "engine background pass failed");
                     }
                 }
-                if n % 300 == 0 {
+                if n.is_multiple_of(300) {
                     match core.tokens.tidy().await {
                         Ok(0) => {}
                         Ok(removed) => tracing::info!(removed, "expired tokens tidied"),

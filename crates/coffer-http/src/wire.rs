@@ -139,20 +139,20 @@ fn is_merge_patch(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, Box<HttpResponse>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
-        Ok(_) => Err(bad(
+        Ok(_) => Err(Box::new(bad(
             "failed to parse JSON input: the body must be a JSON object",
-        )),
-        Err(e) => Err(bad(format!(
+        ))),
+        Err(e) => Err(Box::new(bad(format!(
             "failed to parse JSON input: {}",
             e.classify_message()
-        ))),
+        )))),
     }
 }
 
@@ -185,7 +185,7 @@ async fn handle(
     // client is still sending would break its keep-alive connection.
     let bytes: Bytes = match read_body(body, state.limits.max_request_bytes).await {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let path = match parse_path(uri.path()) {
         Ok(p) => p,
@@ -222,7 +222,7 @@ async fn handle(
     let mut data = if operation.is_write() {
         match parse_body(&bytes) {
             Ok(m) => m,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         }
     } else {
         Map::new()
@@ -262,14 +262,14 @@ async fn handle(
 /// Reads the body up to `limit` bytes. A larger body is drained (up to four
 /// times the limit) before the 413 answer, so that the client reads the
 /// answer instead of a connection reset.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpResponse> {
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Box<HttpResponse>> {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut buf: Vec<u8> = Vec::new();
     let mut seen: usize = 0;
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
-            return Err(bad("failed to read the request body"));
+            return Err(Box::new(bad("failed to read the request body")));
         };
         seen = seen.saturating_add(chunk.len());
         if seen > limit {
@@ -282,10 +282,10 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpResponse> {
         buf.extend_from_slice(&chunk);
     }
     if seen > limit {
-        return Err(error_response(
+        return Err(Box::new(error_response(
             413,
             vec!["http: request body too large".into()],
-        ));
+        )));
     }
     Ok(Bytes::from(buf))
 }

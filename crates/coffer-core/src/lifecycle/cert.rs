@@ -19,7 +19,7 @@ pub fn find_in(data: &Value) -> Option<CertInfo> {
 /// Parses the first certificate of a PEM text.
 pub fn parse_pem(text: &str) -> Option<CertInfo> {
     let start = text.find("-----BEGIN CERTIFICATE-----")?;
-    let (_, pem) = parse_x509_pem(text[start..].as_bytes()).ok()?;
+    let (_, pem) = parse_x509_pem(&text.as_bytes()[start..]).ok()?;
     let (_, cert) = X509Certificate::from_der(&pem.contents).ok()?;
     let not_after = DateTime::<Utc>::from_timestamp(cert.validity().not_after.timestamp(), 0)?;
     let mut sans = Vec::new();
