@@ -248,7 +248,6 @@ pub struct MethodArgs {
 /// stdin is a terminal); approle `role_id=R secret_id=S`; jwt `role=R
 /// jwt=J` (or `jwt=@file`); token `token=T`. Any value may be `@file`.
 /// Usage errors return exit code 1; a refused login is an error (exit 2).
-#[allow(dead_code)] // called by `coffer login` once it takes -method
 pub fn method_login(
     connect: &ConnectArgs,
     format: Format,

@@ -16,13 +16,29 @@ pub struct Args {
     connect: ConnectArgs,
     #[command(flatten)]
     output: FormatArgs,
-    /// The token; `-` reads it from stdin; prompted without echo when omitted.
-    token: Option<String>,
+    #[command(flatten)]
+    method: crate::cmd::auth::MethodArgs,
+    /// The token (`-` reads it from stdin; prompted without echo when
+    /// omitted), or with -method the method's key=value pairs, e.g.
+    /// `username=alice`, `role_id=... secret_id=...`, `role=ci jwt=@token`.
+    args: Vec<String>,
 }
 
 /// Verifies and stores the token, returning the exit code.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let token = match args.token {
+    if args.method.method.as_deref().is_some_and(|m| m != "token") || args.args.len() > 1 {
+        return crate::cmd::auth::method_login(
+            &args.connect,
+            args.output.format,
+            &args.method,
+            &args.args,
+        );
+    }
+    let given = args
+        .args
+        .first()
+        .map(|t| t.strip_prefix("token=").unwrap_or(t).to_string());
+    let token = match given {
         Some(t) if t != "-" => Zeroizing::new(t.trim().to_owned()),
         _ => crate::prompt::secret("Token (will be hidden): ").context("reading the token")?,
     };
