@@ -213,7 +213,12 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
     if run >= 8 {
         return true;
     }
-    if secret.starts_with(b"$") || secret.starts_with(b"%") || secret.starts_with(b"@") {
+    // Variables, format strings, decorators and command-line flags.
+    if secret.starts_with(b"$")
+        || secret.starts_with(b"%")
+        || secret.starts_with(b"@")
+        || secret.starts_with(b"-")
+    {
         return true;
     }
     if repeated_run(secret) >= 4 && repeated_run(secret) * 3 >= secret.len() {
@@ -228,11 +233,26 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
     let has_alpha = secret.iter().any(u8::is_ascii_alphabetic);
     !(has_digit && has_alpha)
         || lower.starts_with("http")
-        || lower.starts_with('/')
-        || lower.starts_with("./")
+        || looks_like_path(secret)
         || lower.starts_with("eyj") // JWT pieces: the jwt rule owns whole tokens
         || is_uuid(secret)
         || looks_like_identifier(secret)
+}
+
+/// True for `/usr/lib/x86_64`, `./config/app.yml`, `~/.ssh/config`: a
+/// leading `/`, `./` or `~/` and lower-case segments (base64 may start with
+/// `/` but mixes cases).
+fn looks_like_path(s: &[u8]) -> bool {
+    let rest = if let Some(r) = s.strip_prefix(b"./").or_else(|| s.strip_prefix(b"~/")) {
+        r
+    } else if let Some(r) = s.strip_prefix(b"/") {
+        r
+    } else {
+        return false;
+    };
+    rest.iter().all(|&b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'/' | b'.' | b'_' | b'-')
+    })
 }
 
 /// True for a canonical UUID (8-4-4-4-12 hex digits).
@@ -276,8 +296,7 @@ fn looks_like_identifier(s: &[u8]) -> bool {
             let word = &part[start..i];
             let digits = part[i..].iter().take_while(|b| b.is_ascii_digit()).count();
             i += digits;
-            let ok_len = word.len() >= 2 || (word.len() == 1 && digits > 0);
-            if !ok_len || digits > 2 || !word_like(word) {
+            if word.is_empty() || digits > 2 || !word_like(word) {
                 return false;
             }
             if i < part.len() && !part[i].is_ascii_alphabetic() {
@@ -352,6 +371,13 @@ mod tests {
         assert!(is_placeholder(b"aaaaaaaaaaaa", true));
         assert!(!is_placeholder(b"q8Zr2LmX0pWv7Tn4", true));
         assert!(is_placeholder(b"secret/app/db", true));
+        assert!(is_placeholder(b"x-hello-world-64", true));
+        assert!(is_placeholder(b"-window=25:00-26:00", true));
+        assert!(is_placeholder(b"/usr/lib/x86_64-linux-gnu", true));
+        assert!(!is_placeholder(
+            b"/mC9Pej/UVZ8bWn9vM454y4uQOvDkRDOWy5ERQsC",
+            true
+        ));
         assert!(is_placeholder(
             b"550e8400-e29b-41d4-a716-446655440000",
             true
