@@ -176,3 +176,92 @@ pub fn derive(ctx: &AuditContext<'_>, result: &Result<Response>) -> Option<(&'st
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mounts::MountEntry;
+    use crate::{Error, Request};
+
+    fn derive_for(
+        op: Operation,
+        path: &str,
+        mount: Option<&MountEntry>,
+        result: Result<Response>,
+    ) -> Option<&'static str> {
+        let req = Request::new(op, path);
+        let ctx = AuditContext {
+            request: &req,
+            token: None,
+            mount,
+        };
+        derive(&ctx, &result).map(|(name, _)| name)
+    }
+
+    #[test]
+    fn events_follow_paths_and_results() {
+        let mut kv = MountEntry::new("secret/", "kv");
+        kv.options.insert("version".into(), "2".into());
+        let v = |n: u64| Ok(Response::data(serde_json::json!({"version": n})));
+        use Operation::*;
+        assert_eq!(
+            derive_for(Create, "secret/data/a", Some(&kv), v(1)),
+            Some(names::SECRET_CREATED)
+        );
+        assert_eq!(
+            derive_for(Update, "secret/data/a", Some(&kv), v(2)),
+            Some(names::SECRET_UPDATED)
+        );
+        assert_eq!(derive_for(Read, "secret/data/a", Some(&kv), v(2)), None);
+        assert_eq!(
+            derive_for(Update, "secret/destroy/a", Some(&kv), Ok(Response::empty())),
+            Some(names::SECRET_DESTROYED)
+        );
+        assert_eq!(
+            derive_for(
+                Delete,
+                "secret/metadata/a",
+                Some(&kv),
+                Ok(Response::empty())
+            ),
+            Some(names::SECRET_DESTROYED)
+        );
+        assert_eq!(
+            derive_for(
+                Update,
+                "secret/data/a",
+                Some(&kv),
+                Err(Error::PermissionDenied)
+            ),
+            None
+        );
+        assert_eq!(
+            derive_for(Update, "sys/policies/acl/p", None, Ok(Response::empty())),
+            Some(names::POLICY_CHANGED)
+        );
+        assert_eq!(
+            derive_for(Read, "sys/policies/acl/p", None, Ok(Response::empty())),
+            None
+        );
+        let approle = MountEntry::new("auth/approle/", "approle");
+        assert_eq!(
+            derive_for(
+                Update,
+                "auth/approle/login",
+                Some(&approle),
+                Err(Error::bad("invalid role ID"))
+            ),
+            Some(names::LOGIN_FAILED)
+        );
+        // A bad token on a non-login path is not a failed login.
+        assert_eq!(
+            derive_for(
+                Update,
+                "auth/approle/role/r",
+                Some(&approle),
+                Err(Error::PermissionDenied)
+            ),
+            None
+        );
+    }
+}
