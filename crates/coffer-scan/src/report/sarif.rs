@@ -30,7 +30,7 @@ pub(super) fn write(
             tags.extend(r.tags.iter().map(|t| Value::from(t.as_str())));
             json!({
                 "id": r.id,
-                "name": r.id,
+                "name": pascal_case(&r.id),
                 "shortDescription": {"text": r.description},
                 "defaultConfiguration": {"level": "error"},
                 "properties": {"tags": tags, "secretType": r.secret_type},
@@ -86,4 +86,19 @@ pub(super) fn write(
     });
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
+}
+
+/// `aws-access-key-id` -> `AwsAccessKeyId`: SARIF wants a rule name that
+/// differs from its id.
+fn pascal_case(id: &str) -> String {
+    id.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
 }
