@@ -369,32 +369,14 @@ impl KvV2 {
     }
 
     async fn put_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
-        let p = Params(&req.data);
-        let data = match req.data.get("data") {
-            Some(v @ Value::Object(_)) => v,
-            None | Some(Value::Null) => return Err(Error::bad("no data provided")),
-            Some(_) => return Err(Error::bad("data: expected a JSON object")),
-        };
-        let cas = match p.object("options")? {
-            Some(o) => Params(o).u64("cas")?,
-            None => None,
-        };
+        let (data, cas) = data_and_cas(req)?;
         let _guard = self.lock_for(path).lock().await;
         let meta = Self::metadata(ctx, path).await?;
         self.write_version(ctx, path, meta, data, cas, false).await
     }
 
     async fn patch_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
-        let p = Params(&req.data);
-        let patch = match req.data.get("data") {
-            Some(v @ Value::Object(_)) => v,
-            None | Some(Value::Null) => return Err(Error::bad("no data provided")),
-            Some(_) => return Err(Error::bad("data: expected a JSON object")),
-        };
-        let cas = match p.object("options")? {
-            Some(o) => Params(o).u64("cas")?,
-            None => None,
-        };
+        let (patch, cas) = data_and_cas(req)?;
         let _guard = self.lock_for(path).lock().await;
         let meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
         let base = meta.effective_current();
@@ -718,6 +700,20 @@ impl KvV2 {
             .await?;
         Ok(Some(pending))
     }
+}
+
+/// The `data` object and the `options.cas` of a write or patch.
+fn data_and_cas(req: &Request) -> Result<(&Value, Option<u64>)> {
+    let data = match req.data.get("data") {
+        Some(v @ Value::Object(_)) => v,
+        None | Some(Value::Null) => return Err(Error::bad("no data provided")),
+        Some(_) => return Err(Error::bad("data: expected a JSON object")),
+    };
+    let cas = match Params(&req.data).object("options")? {
+        Some(o) => Params(o).u64("cas")?,
+        None => None,
+    };
+    Ok((data, cas))
 }
 
 #[derive(Clone, Copy)]
