@@ -248,3 +248,33 @@ def unsealed_prod(prod_server) -> UnsealedProd:
     st = c.sys.submit_unseal_keys(init["keys"][:2])
     assert st["sealed"] is False, st
     return UnsealedProd(prod=prod_server, keys=init["keys"], root_token=init["root_token"])
+
+
+def start_dev_server(workdir: Path) -> tuple[CofferServer, str]:
+    """A dev server of a module's own, with a generated root token.
+
+    Modules that make deliberate login failures use one, so that those
+    failures do not count against the shared server's per-address limit.
+    """
+    port = free_port()
+    token = gen_token()
+    srv = start_server(
+        ["server", "--dev", "--dev-listen-address", f"127.0.0.1:{port}", "--dev-root-token-id", token],
+        workdir,
+        port,
+    )
+    return srv, token
+
+
+@pytest.fixture
+def root(server) -> hvac.Client:
+    """A root client of the module's own `server` fixture."""
+    srv, token = server
+    return hvac.Client(url=srv.addr, token=token, timeout=30)
+
+
+@pytest.fixture
+def anon(server) -> hvac.Client:
+    """A client without a token, of the module's own `server` fixture."""
+    srv, _ = server
+    return hvac.Client(url=srv.addr, timeout=30)

@@ -14,7 +14,7 @@ import hvac
 import pytest
 from hvac import exceptions
 
-from conftest import free_port, gen_token, start_server, uid
+from conftest import start_dev_server, uid
 
 BILLING_POLICY = 'path "secret/data/billing/*" {\n  capabilities = ["read"]\n}\n'
 
@@ -23,13 +23,7 @@ BILLING_POLICY = 'path "secret/data/billing/*" {\n  capabilities = ["read"]\n}\n
 def server(tmp_path_factory):
     """A dev server of this module's own, with AppRole and a billing policy."""
     workdir = tmp_path_factory.mktemp("approle")
-    port = free_port()
-    token = gen_token()
-    srv = start_server(
-        ["server", "--dev", "--dev-listen-address", f"127.0.0.1:{port}", "--dev-root-token-id", token],
-        workdir,
-        port,
-    )
+    srv, token = start_dev_server(workdir)
     c = hvac.Client(url=srv.addr, token=token, timeout=30)
     c.sys.enable_auth_method("approle")
     c.sys.create_or_update_policy("billing", BILLING_POLICY)
@@ -37,18 +31,6 @@ def server(tmp_path_factory):
     c.secrets.kv.v2.create_or_update_secret("payroll/db", {"dsn": secrets.token_hex(8)})
     yield srv, token
     srv.stop()
-
-
-@pytest.fixture
-def root(server) -> hvac.Client:
-    srv, token = server
-    return hvac.Client(url=srv.addr, token=token, timeout=30)
-
-
-@pytest.fixture
-def anon(server) -> hvac.Client:
-    srv, _ = server
-    return hvac.Client(url=srv.addr, timeout=30)
 
 
 def role_id_of(root: hvac.Client, role: str) -> str:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hvac import exceptions
 
-from conftest import free_port, gen_token, start_server, uid
+from conftest import gen_token, start_dev_server, uid
 
 ISSUER = "https://token.actions.example.test"
 AUDIENCE = "https://coffer.example.test"
@@ -30,27 +30,9 @@ AUDIENCE = "https://coffer.example.test"
 def server(tmp_path_factory):
     """A dev server of this module's own."""
     workdir = tmp_path_factory.mktemp("jwt")
-    port = free_port()
-    token = gen_token()
-    srv = start_server(
-        ["server", "--dev", "--dev-listen-address", f"127.0.0.1:{port}", "--dev-root-token-id", token],
-        workdir,
-        port,
-    )
+    srv, token = start_dev_server(workdir)
     yield srv, token
     srv.stop()
-
-
-@pytest.fixture
-def root(server) -> hvac.Client:
-    srv, token = server
-    return hvac.Client(url=srv.addr, token=token, timeout=30)
-
-
-@pytest.fixture
-def anon(server) -> hvac.Client:
-    srv, _ = server
-    return hvac.Client(url=srv.addr, timeout=30)
 
 
 class Key:

@@ -8,56 +8,11 @@ mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::{unique, Server};
+use cli_support::{unique, Api, Server};
 use serde_json::{json, Value};
 
-/// A minimal Vault HTTP client.
-struct Api<'a> {
-    server: &'a Server,
-    http: reqwest::blocking::Client,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a Server) -> Self {
-        Api {
-            server,
-            http: reqwest::blocking::Client::new(),
-        }
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}/v1/{path}", self.server.addr);
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, url);
-        if let Some(t) = token {
-            req = req.header("X-Vault-Token", t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, body)
-    }
-
-    fn root(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(method, path, Some(&self.server.token), body);
-        assert!(status < 300, "{method} {path}: {status} {body}");
-        body
-    }
-
+/// Login helpers on top of the shared client.
+impl Api<'_> {
     /// Logs in at `path`; returns the status and the client token if any.
     fn login(&self, path: &str, body: Value) -> (u16, Option<String>, Value) {
         let (status, body) = self.call("POST", path, None, Some(body));

@@ -16,56 +16,8 @@ use aws_lc_rs::signature::{
 };
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use cli_support::{unique, Server};
+use cli_support::{unique, Api, Server};
 use serde_json::{json, Value};
-
-/// A minimal Vault HTTP client.
-struct Api<'a> {
-    server: &'a Server,
-    http: reqwest::blocking::Client,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a Server) -> Self {
-        Api {
-            server,
-            http: reqwest::blocking::Client::new(),
-        }
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}/v1/{path}", self.server.addr);
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, url);
-        if let Some(t) = token {
-            req = req.header("X-Vault-Token", t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, body)
-    }
-
-    fn root(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(method, path, Some(&self.server.token), body);
-        assert!(status < 300, "{method} {path}: {status} {body}");
-        body
-    }
-}
 
 fn now() -> i64 {
     SystemTime::now()

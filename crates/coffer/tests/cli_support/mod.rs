@@ -219,3 +219,64 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
     }
 }
+
+/// A minimal Vault HTTP client for tests that drive the API directly.
+pub struct Api<'a> {
+    /// The server it talks to.
+    pub server: &'a Server,
+    http: reqwest::blocking::Client,
+}
+
+impl<'a> Api<'a> {
+    /// A client for `server`.
+    pub fn new(server: &'a Server) -> Self {
+        Api {
+            server,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Calls `method path` with an optional token and JSON body; returns the
+    /// status and the JSON answer (null when empty, a string when not JSON).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}/v1/{path}", self.server.addr);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, url);
+        if let Some(t) = token {
+            req = req.header("X-Vault-Token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, body)
+    }
+
+    /// Calls with the root token and asserts success.
+    pub fn root(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, body) = self.call(method, path, Some(&self.server.token), body);
+        assert!(status < 300, "{method} {path}: {status} {body}");
+        body
+    }
+}
