@@ -720,3 +720,96 @@ fn static_roles_and_root_rotation_change_real_passwords() {
     drop(server);
     drop(cluster);
 }
+
+/// The lifecycle's `postgres` rotator (a KV secret holding a real role's
+/// login) against a private scram cluster: single-user and alternating
+/// strategies change real passwords; a failing rotation keeps the old one.
+#[test]
+fn lifecycle_postgres_rotator_changes_real_passwords() {
+    let Some(_url) = pg_url() else { return };
+    let cluster = Cluster::start();
+    let a = cluster.addr();
+    let su = cluster.superuser_pw.clone();
+    let initial = unique("Init");
+    for user in ["life_single", "life_blue", "life_green"] {
+        query_as(
+            &a,
+            "postgres",
+            &su,
+            &format!("CREATE ROLE {user} LOGIN PASSWORD '{initial}'"),
+        )
+        .unwrap();
+    }
+    let server = Server::start();
+    let api = Api::new(&server);
+    let admin_url = format!(
+        "postgres://postgres:{su}@127.0.0.1:{}/postgres",
+        cluster.port
+    );
+    // Single user.
+    let (s, v) = api.call(
+        "POST",
+        "secret/data/app/pg",
+        Some(json!({"data": {"username": "life_single", "password": initial}})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = api.call("POST", "secret/lifecycle/app/pg", Some(json!({
+        "owner": "team-app", "secret_type": "db_credential",
+        "rotation": {"period": "30d", "rotator": "postgres", "settings": {"connection_url": admin_url, "role": "life_single"}}
+    })));
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = api.call("GET", "secret/lifecycle/app/pg", None);
+    assert_eq!(s, 200);
+    assert!(
+        !v.to_string().contains(&su),
+        "the admin password is redacted: {v}"
+    );
+    let (s, v) = api.call("POST", "secret/rotate/app/pg", Some(json!({})));
+    assert_eq!(s, 200, "{v}");
+    let (_, cur) = api.call("GET", "secret/data/app/pg", None);
+    let new = cur["data"]["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new, initial);
+    assert!(can_login(&a, "life_single", &new), "the new password works");
+    assert!(
+        !can_login(&a, "life_single", &initial),
+        "the old password fails"
+    );
+    // Alternating users: each rotation moves to the other role; the previous stays valid.
+    let (s, _) = api.call(
+        "POST",
+        "secret/data/app/pg2",
+        Some(json!({"data": {"username": "life_blue", "password": initial}})),
+    );
+    assert_eq!(s, 200);
+    let (s, v) = api.call("POST", "secret/lifecycle/app/pg2", Some(json!({
+        "rotation": {"period": "30d", "rotator": "postgres", "settings": {"connection_url": admin_url, "strategy": "alternating", "roles": ["life_blue", "life_green"]}}
+    })));
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = api.call("POST", "secret/rotate/app/pg2", Some(json!({})));
+    assert_eq!(s, 200, "{v}");
+    let (_, cur) = api.call("GET", "secret/data/app/pg2", None);
+    assert_eq!(cur["data"]["data"]["username"], "life_green");
+    let green = cur["data"]["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(can_login(&a, "life_green", &green));
+    assert!(
+        can_login(&a, "life_blue", &initial),
+        "the previous user keeps working until the next rotation"
+    );
+    // A rotation whose admin login fails leaves the current version and password alone.
+    let (s, _) = api.call("POST", "secret/lifecycle/app/pg", Some(json!({
+        "rotation": {"settings": {"connection_url": format!("postgres://postgres:{}@127.0.0.1:{}/postgres", unique("wrong"), cluster.port), "role": "life_single"}}
+    })));
+    assert_eq!(s, 204);
+    let (s, v) = api.call("POST", "secret/rotate/app/pg", Some(json!({})));
+    assert_eq!(s, 400, "{v}");
+    assert!(!v.to_string().contains(&su));
+    let (_, cur) = api.call("GET", "secret/data/app/pg", None);
+    assert_eq!(cur["data"]["data"]["password"], new.as_str());
+    assert!(can_login(&a, "life_single", &new));
+}

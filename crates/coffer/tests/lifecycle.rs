@@ -624,3 +624,100 @@ fn every_rotation_step_and_result_is_an_audit_event() {
         "{d}"
     );
 }
+
+/// A one-shot HTTP endpoint on loopback that answers each POST with the
+/// given status and body, and records the steps it saw.
+fn webhook(answers: Vec<(u16, String)>) -> (String, std::thread::JoinHandle<Vec<Value>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/rotate", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for (status, body) in answers {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut buf = vec![0u8; len];
+            reader.read_exact(&mut buf).unwrap();
+            seen.push(serde_json::from_slice::<Value>(&buf).unwrap());
+            let resp = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            stream.write_all(resp.as_bytes()).unwrap();
+        }
+        seen
+    });
+    (url, handle)
+}
+
+#[test]
+fn a_webhook_rotator_gets_every_step_and_its_failure_rolls_back() {
+    let s = Server::start();
+    let path = unique("vendor/hook");
+    let old = unique("v");
+    put_secret(&s, &path, json!({"key": old}));
+    let (url, hook) = webhook(vec![
+        (200, r#"{"data":{"key":"from-webhook"}}"#.into()),
+        (200, "{}".into()),
+        (200, "{}".into()),
+        (200, "{}".into()),
+    ]);
+    let (st, body) = set_lifecycle(
+        &s,
+        &path,
+        json!({"rotation": {"period": "90d", "rotator": "webhook", "settings": {"url": url, "timeout": "10s"}}}),
+    );
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        &format!("secret/rotate/{path}"),
+        Some(json!({})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let seen = hook.join().unwrap();
+    let steps: Vec<&str> = seen.iter().map(|d| d["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["create", "set", "test", "finish"]);
+    assert_eq!(seen[1]["pending"]["key"], "from-webhook");
+    assert_eq!(seen[1]["current"]["key"], old.as_str());
+    let (_, cur) = read_secret(&s, &path, "");
+    assert_eq!(cur["data"]["data"]["key"], "from-webhook");
+    // A webhook refusing the test step rolls back: current stays.
+    let (url, hook) = webhook(vec![
+        (200, r#"{"key":"second"}"#.into()),
+        (200, "{}".into()),
+        (500, "{}".into()),
+        (200, "{}".into()),
+    ]);
+    let (st, _) = set_lifecycle(&s, &path, json!({"rotation": {"settings": {"url": url}}}));
+    assert_eq!(st, 204);
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        &format!("secret/rotate/{path}"),
+        Some(json!({})),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("answered 500 in step test"));
+    let seen = hook.join().unwrap();
+    assert_eq!(
+        seen.last().unwrap()["step"],
+        "rollback",
+        "the rotator is told to roll back"
+    );
+    let (_, cur) = read_secret(&s, &path, "");
+    assert_eq!(cur["data"]["data"]["key"], "from-webhook");
+}
