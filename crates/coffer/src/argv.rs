@@ -75,13 +75,19 @@ where
 /// Parses the process arguments into `C`, accepting Vault-style flags.
 ///
 /// Usage errors exit with code 1 as `vault` does (clap's default is 2, which
-/// `vault` reserves for errors from the server); `--help` and `--version`
-/// exit 0.
+/// `vault` reserves for errors from the server), except under `coffer scan`,
+/// where 1 means "findings" and every error exits 2; `--help` and
+/// `--version` exit 0.
 pub fn parse<C: CommandFactory + FromArgMatches>() -> C {
     match try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
+            let scan = std::env::args_os().nth(1).is_some_and(|a| a == "scan");
+            let code = match (e.use_stderr(), scan) {
+                (false, _) => 0,
+                (true, true) => 2,
+                (true, false) => 1,
+            };
             // Printing can fail only if the terminal is gone; nothing to do then.
             let _ = e.print();
             std::process::exit(code);

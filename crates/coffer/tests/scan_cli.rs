@@ -415,3 +415,12 @@ fn coffer_repository_is_clean() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn an_unknown_flag_is_an_error_not_a_finding() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["scan", "--no-such-flag", "."])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "exit 1 would read as findings in CI");
+}
