@@ -39,6 +39,36 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Enable an audit device, like `vault audit enable file file_path=...`.
+    #[command(after_help = "Examples:\n  \
+        coffer audit enable file file_path=/var/log/coffer/audit.log\n  \
+        coffer audit enable -path=siem socket address=127.0.0.1:9090 socket_type=tcp")]
+    Enable {
+        /// Device type: file, socket or syslog.
+        kind: String,
+        /// Options as key=value (file_path, mode, hmac_accessor, log_raw, ...).
+        options: Vec<String>,
+        /// Where to enable it (default: the type's name).
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        /// A description.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Disable the audit device at PATH.
+    Disable {
+        /// The device's path.
+        path: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// List the enabled audit devices.
+    List {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// List who read a secret and when (from the server's access records).
     WhoRead {
         /// The secret's path, e.g. secret/data/billing/stripe.
@@ -79,6 +109,70 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             }
             let data = get(&connect, &api)?;
             print!("{}", render_who_read(&data, format));
+            Ok(0)
+        }
+        Command::Enable {
+            kind,
+            options,
+            path,
+            description,
+            connect,
+        } => {
+            let mut opts = serde_json::Map::new();
+            for kv in &options {
+                let Some((k, v)) = kv.split_once('=') else {
+                    eprintln!("Error: options are key=value, got {kv:?}");
+                    return Ok(1);
+                };
+                opts.insert(k.to_string(), Value::String(v.to_string()));
+            }
+            let path = path.unwrap_or_else(|| kind.clone());
+            let path = path.trim_matches('/');
+            let body = json!({"type": kind, "description": description.unwrap_or_default(), "options": opts});
+            connect
+                .client()?
+                .request(Method::PUT, &format!("sys/audit/{path}"), Some(&body))?
+                .error_for_status()
+                .with_context(|| format!("enabling the audit device at {path}/"))?;
+            println!("Success! Enabled the {kind} audit device at: {path}/");
+            Ok(0)
+        }
+        Command::Disable { path, connect } => {
+            let path = path.trim_matches('/');
+            connect
+                .client()?
+                .request(Method::DELETE, &format!("sys/audit/{path}"), None)?
+                .error_for_status()
+                .with_context(|| format!("disabling the audit device at {path}/"))?;
+            println!("Success! Disabled the audit device (if it was enabled) at: {path}/");
+            Ok(0)
+        }
+        Command::List { connect } => {
+            let resp = connect
+                .client()?
+                .request(Method::GET, "sys/audit", None)?
+                .error_for_status()?;
+            let data = resp.data().cloned().unwrap_or(Value::Null);
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&data)?),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = data
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(p, d)| {
+                                    vec![
+                                        p.clone(),
+                                        d["type"].as_str().unwrap_or("").to_string(),
+                                        d["description"].as_str().unwrap_or("").to_string(),
+                                    ]
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    print!("{}", self::rows(&["Path", "Type", "Description"], &rows));
+                }
+            }
             Ok(0)
         }
         Command::Unused { since, connect } => {
