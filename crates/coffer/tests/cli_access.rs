@@ -485,10 +485,8 @@ fn a_limited_token_sees_permission_denied_with_exit_2() {
     assert!(!v.as_array().unwrap().contains(&json!("x")));
 }
 
-/// `coffer login -method=...`: needs `cmd::login` to hand `-method` to
-/// `cmd::auth::method_login` (the login command is owned elsewhere).
+/// `coffer login -method=...` (through `cmd::auth::method_login`).
 #[test]
-#[ignore = "enable once `coffer login` delegates -method to cmd::auth::method_login"]
 fn method_logins_store_the_token() {
     let s = Server::start();
     s.run(&["auth", "enable", "userpass"]).ok();
