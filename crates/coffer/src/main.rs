@@ -9,6 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod argv;
 mod client;
 mod cmd;
+mod input;
 mod output;
 mod prompt;
 

@@ -422,5 +422,9 @@ fn an_unknown_flag_is_an_error_not_a_finding() {
         .args(["scan", "--no-such-flag", "."])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "exit 1 would read as findings in CI");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit 1 would read as findings in CI"
+    );
 }

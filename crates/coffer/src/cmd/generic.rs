@@ -2,7 +2,7 @@
 //! and friends reach it, plus the helpers the other access and lifecycle
 //! commands share (data arguments, secret rendering, multi-column tables).
 
-use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::Context as _;
 use reqwest::Method;
@@ -404,106 +404,9 @@ pub(crate) fn grid(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Where file and stdin contents come from (real I/O or a test double).
-pub(crate) trait Source {
-    /// The contents of a file.
-    fn file(&mut self, path: &str) -> std::io::Result<String>;
-    /// All of standard input.
-    fn stdin(&mut self) -> std::io::Result<String>;
-}
-
-/// The process's real files and standard input.
-pub(crate) struct Real;
-
-impl Source for Real {
-    fn file(&mut self, path: &str) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
-    }
-    fn stdin(&mut self) -> std::io::Result<String> {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
-        Ok(s)
-    }
-}
-
 /// Parses `vault write` data arguments from the real files and stdin.
 pub(crate) fn parse_data(args: &[String]) -> Result<Map<String, Value>, String> {
-    parse_data_from(args, &mut Real)
-}
-
-/// Parses `vault write` data arguments: `key=value`, `key=@file`, `key=-`
-/// (stdin), `@file.json` and `-` (JSON objects). Error messages name the
-/// argument's position or key, never its value.
-pub(crate) fn parse_data_from(
-    args: &[String],
-    src: &mut dyn Source,
-) -> Result<Map<String, Value>, String> {
-    let mut out = Map::new();
-    let mut stdin_used = false;
-    let mut take_stdin = |src: &mut dyn Source| -> Result<String, String> {
-        if std::mem::replace(&mut stdin_used, true) {
-            return Err("standard input can be used only once".into());
-        }
-        src.stdin()
-            .map_err(|e| format!("cannot read standard input: {e}"))
-    };
-    for (i, arg) in args.iter().enumerate() {
-        if arg == "-" {
-            let text = take_stdin(src)?;
-            merge_object(&mut out, &text, "standard input")?;
-        } else if let Some(file) = arg.strip_prefix('@') {
-            let text = src
-                .file(file)
-                .map_err(|e| format!("cannot read {file}: {e}"))?;
-            merge_object(&mut out, &text, file)?;
-        } else if let Some((key, value)) = arg.split_once('=') {
-            if key.is_empty() {
-                return Err(format!("data argument {} has an empty key", i + 1));
-            }
-            let value = if value == "-" {
-                take_stdin(src)?
-            } else if let Some(file) = value.strip_prefix('@') {
-                src.file(file)
-                    .map_err(|e| format!("cannot read {file} for key {key:?}: {e}"))?
-            } else {
-                value.to_owned()
-            };
-            insert(&mut out, key.to_owned(), Value::String(value));
-        } else {
-            return Err(format!(
-                "data argument {} is not of the form key=value",
-                i + 1
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// Merges a JSON object (from a file or stdin) into `out`.
-fn merge_object(out: &mut Map<String, Value>, text: &str, from: &str) -> Result<(), String> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => {
-            out.extend(map);
-            Ok(())
-        }
-        Ok(_) => Err(format!("{from} must hold a JSON object")),
-        // serde_json's message gives only a position, never the content.
-        Err(e) => Err(format!("{from} is not valid JSON: {e}")),
-    }
-}
-
-/// Inserts a key; a repeated key turns into a list of its values.
-fn insert(out: &mut Map<String, Value>, key: String, value: Value) {
-    match out.get_mut(&key) {
-        Some(Value::Array(list)) => list.push(value),
-        Some(existing) => {
-            let first = existing.take();
-            *existing = Value::Array(vec![first, value]);
-        }
-        None => {
-            out.insert(key, value);
-        }
-    }
+    crate::input::parse(args, &mut crate::input::Real)
 }
 
 /// `key=value` arguments as a URL query string (percent-encoded).
@@ -553,7 +456,7 @@ mod tests {
 
     struct Fake(String);
 
-    impl Source for Fake {
+    impl crate::input::Source for Fake {
         fn file(&mut self, path: &str) -> std::io::Result<String> {
             match path {
                 "obj.json" => Ok(r#"{"a": "1", "n": 2}"#.into()),
@@ -568,7 +471,7 @@ mod tests {
 
     fn parse(args: &[&str], stdin: &str) -> Result<Value, String> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        parse_data_from(&args, &mut Fake(stdin.into())).map(Value::Object)
+        crate::input::parse(&args, &mut Fake(stdin.into())).map(Value::Object)
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! writes them over `<mount>/data|metadata|delete|undelete|destroy/<path>`.
 
 mod data;
-mod input;
 mod metadata;
 mod path;
 mod versions;

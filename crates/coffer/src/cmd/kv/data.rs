@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::{input, print_field, print_write, usage, Target};
+use super::{print_field, print_write, usage, Target};
 use crate::client::Client;
 use crate::output::{self, Format};
 
@@ -90,7 +90,7 @@ pub fn put(client: &Client, a: PutArgs, format: Format) -> anyhow::Result<i32> {
     if a.data.is_empty() {
         return usage("Must supply data");
     }
-    let data = match input::parse(&a.data, &mut input::Real) {
+    let data = match crate::input::parse(&a.data, &mut crate::input::Real) {
         Ok(d) => d,
         Err(e) => return usage(format!("Failed to parse data: {e}")),
     };
@@ -184,7 +184,7 @@ pub fn patch(client: &Client, a: PatchArgs, format: Format) -> anyhow::Result<i3
     if a.data.is_empty() && a.remove_data.is_empty() {
         return usage("Must supply data");
     }
-    let mut changes = match input::parse(&a.data, &mut input::Real) {
+    let mut changes = match crate::input::parse(&a.data, &mut crate::input::Real) {
         Ok(d) => d,
         Err(e) => return usage(format!("Failed to parse data: {e}")),
     };

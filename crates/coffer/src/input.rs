@@ -1,4 +1,5 @@
-//! Secret data from the command line, as `vault kv put` reads it:
+//! Secret data from the command line, as `vault kv put` and `vault write`
+//! read it:
 //! `key=value`, `key=@file` (the file's contents), `key=-` (stdin),
 //! `@file.json` (a JSON object) and a lone `-` (a JSON object on stdin).
 //! A key given twice becomes a list. Error messages never echo values.
