@@ -42,6 +42,19 @@ pub trait Engine: Send + Sync {
         None
     }
 
+    /// Before a token minted by this auth method's login is renewed: checks
+    /// that the identity behind it still exists and, where the method says
+    /// so, still holds the same policies (Vault's login-renew handlers).
+    /// `metadata` and `policies` are the token's.
+    async fn check_renewal(
+        &self,
+        _ctx: &EngineCtx<'_>,
+        _metadata: &std::collections::BTreeMap<String, String>,
+        _policies: &[String],
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Revokes a lease this engine issued (drops the credential). `internal`
     /// is what the engine put in its [`crate::request::LeaseRequest`].
     async fn revoke_lease(

@@ -353,6 +353,7 @@ async fn renew(
     if !entry.renewable {
         return Err(Error::bad("lease is not renewable"));
     }
+    check_login_renewal(core, &entry).await?;
     let at = now().timestamp();
     let increment = p.duration("increment")?.unwrap_or(0);
     let ttl = if entry.period > 0 {
@@ -377,6 +378,25 @@ async fn renew(
         }
     }
     Ok(r)
+}
+
+/// A token minted by an auth method's login is renewed only if that method
+/// still vouches for its identity (the user or role exists, policies unchanged).
+async fn check_login_renewal(core: &Core, entry: &TokenEntry) -> Result<()> {
+    if !entry.path.starts_with("auth/") || entry.path.starts_with("auth/token/") {
+        return Ok(());
+    }
+    let mounted = core.router.read().route(&entry.path).map(|(m, _)| m);
+    let Some(m) = mounted else {
+        return Err(Error::bad("the auth method that issued this token is gone"));
+    };
+    let ctx = crate::engine::EngineCtx {
+        view: &m.view,
+        mount: &m.entry,
+    };
+    m.engine
+        .check_renewal(&ctx, &entry.meta, &entry.policies)
+        .await
 }
 
 async fn create(

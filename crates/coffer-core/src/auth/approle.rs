@@ -569,6 +569,21 @@ fn role_name(segment: &str) -> Result<String> {
 
 #[async_trait]
 impl Engine for AppRole {
+    async fn check_renewal(
+        &self,
+        ctx: &EngineCtx<'_>,
+        metadata: &std::collections::BTreeMap<String, String>,
+        _policies: &[String],
+    ) -> Result<()> {
+        let name = metadata.get("role_name").map(String::as_str).unwrap_or("");
+        match load_role(ctx.view, name).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::bad(format!(
+                "role {name:?} does not exist during renewal"
+            ))),
+        }
+    }
+
     async fn exists(
         &self,
         ctx: &EngineCtx<'_>,

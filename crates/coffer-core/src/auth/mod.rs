@@ -23,6 +23,18 @@ pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
     }
 }
 
+/// Whether two policy lists grant the same set, ignoring order, case and
+/// the `default` policy (which the core adds to login tokens).
+pub fn same_policies(a: &[String], b: &[String]) -> bool {
+    let norm = |l: &[String]| -> std::collections::BTreeSet<String> {
+        l.iter()
+            .map(|p| p.trim().to_lowercase())
+            .filter(|p| !p.is_empty() && p != "default")
+            .collect()
+    };
+    norm(a) == norm(b)
+}
+
 /// Parses a list of CIDR blocks (or bare addresses) as Vault's
 /// `token_bound_cidrs` / `secret_id_bound_cidrs` accept them.
 pub fn parse_cidrs(items: &[String]) -> Result<Vec<(std::net::IpAddr, u8)>> {

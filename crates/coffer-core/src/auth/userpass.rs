@@ -170,6 +170,23 @@ impl UserPass {
 
 #[async_trait]
 impl Engine for UserPass {
+    async fn check_renewal(
+        &self,
+        ctx: &EngineCtx<'_>,
+        metadata: &BTreeMap<String, String>,
+        policies: &[String],
+    ) -> Result<()> {
+        let name = metadata.get("username").map(String::as_str).unwrap_or("");
+        let user = self
+            .load(ctx, name)
+            .await?
+            .ok_or_else(|| Error::bad("user no longer exists, not renewing"))?;
+        if !crate::auth::same_policies(&user.token.policies, policies) {
+            return Err(Error::bad("policies have changed, not renewing"));
+        }
+        Ok(())
+    }
+
     async fn exists(
         &self,
         ctx: &EngineCtx<'_>,

@@ -191,6 +191,21 @@ fn role_name(path: &str) -> Result<String> {
 
 #[async_trait]
 impl Engine for JwtAuth {
+    async fn check_renewal(
+        &self,
+        ctx: &EngineCtx<'_>,
+        metadata: &std::collections::BTreeMap<String, String>,
+        _policies: &[String],
+    ) -> Result<()> {
+        let name = metadata.get("role").map(String::as_str).unwrap_or("");
+        match self.load_role(ctx, name).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::bad(format!(
+                "role {name:?} does not exist during renewal"
+            ))),
+        }
+    }
+
     async fn exists(
         &self,
         ctx: &EngineCtx<'_>,
