@@ -183,6 +183,7 @@ impl Core {
         self.seal.seal();
         *self.router.write() = Router::default();
         self.policies.clear_caches();
+        self.tokens.clear_cache();
         self.leases.clear();
         tracing::info!("core sealed");
     }

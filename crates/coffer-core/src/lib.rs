@@ -8,6 +8,7 @@ pub mod abuse;
 pub mod audit;
 pub mod auth;
 pub mod barrier;
+pub mod cache;
 pub mod core;
 pub mod engine;
 pub mod engines;

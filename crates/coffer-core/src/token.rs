@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::barrier::{to_json, BarrierOp, View};
+use crate::cache::ParsedCache;
 use crate::util::{now, rfc3339};
 use crate::Result;
 
@@ -132,12 +133,17 @@ pub fn generate_token() -> Zeroizing<String> {
 #[derive(Clone)]
 pub struct TokenStore {
     view: View,
+    /// Parsed entries by hash (no token, no secret: entries hold only hashes and metadata).
+    parsed: std::sync::Arc<ParsedCache<TokenEntry>>,
 }
 
 impl TokenStore {
     /// A store over `view`.
     pub fn new(view: View) -> Self {
-        TokenStore { view }
+        TokenStore {
+            view,
+            parsed: std::sync::Arc::new(ParsedCache::default()),
+        }
     }
 
     /// Creates a root token, with `id` when given (dev mode), else generated.
@@ -171,6 +177,7 @@ impl TokenStore {
 
     /// Writes a new entry, its accessor index and its parent link atomically.
     pub async fn store(&self, entry: &TokenEntry) -> Result<()> {
+        let _w = self.parsed.begin_write(&entry.id_hash);
         let mut ops = vec![
             BarrierOp::Put(format!("id/{}", entry.id_hash), to_json(entry)?),
             BarrierOp::Put(
@@ -189,6 +196,7 @@ impl TokenStore {
 
     /// Rewrites an existing entry (renewal, use counts).
     pub async fn update(&self, entry: &TokenEntry) -> Result<()> {
+        let _w = self.parsed.begin_write(&entry.id_hash);
         self.view
             .put_json(&format!("id/{}", entry.id_hash), entry)
             .await
@@ -204,9 +212,22 @@ impl TokenStore {
 
     /// Looks up a valid token by its hash.
     pub async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>> {
-        let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{hash}")).await?;
         let at = now().timestamp();
+        if let Some(e) = self.parsed.get(hash) {
+            return Ok((!e.expired(at)).then(|| (*e).clone()));
+        }
+        let epoch = self.parsed.epoch();
+        let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{hash}")).await?;
+        if let Some(e) = &entry {
+            self.parsed
+                .fill(hash, std::sync::Arc::new(e.clone()), epoch);
+        }
         Ok(entry.filter(|e| !e.expired(at)))
+    }
+
+    /// Forgets parsed entries (on seal).
+    pub fn clear_cache(&self) {
+        self.parsed.clear();
     }
 
     /// Looks up a valid token by its accessor.
@@ -261,6 +282,7 @@ impl TokenStore {
     }
 
     async fn revoke_one(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        let _w = self.parsed.begin_write(hash);
         let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{hash}")).await?;
         let mut ops = vec![BarrierOp::Delete(format!("id/{hash}"))];
         let children = self

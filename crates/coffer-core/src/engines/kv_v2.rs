@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 
 use crate::barrier::{to_json, BarrierOp};
+use crate::cache::{ParsedCache, WriteGuard};
 use crate::engine::{Engine, EngineCtx};
 use crate::util::{format_duration, merge_patch, now, rfc3339, Params};
 use crate::{Error, Operation, Request, Response, Result};
@@ -189,6 +190,8 @@ impl KeyMetadata {
 /// The KV v2 engine of one mount.
 pub struct KvV2 {
     locks: Vec<Mutex<()>>,
+    /// Parsed metadata by path (no secret values: versions, times, settings).
+    meta_cache: ParsedCache<KeyMetadata>,
 }
 
 impl Default for KvV2 {
@@ -248,6 +251,7 @@ impl KvV2 {
     pub fn new() -> Self {
         KvV2 {
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            meta_cache: ParsedCache::default(),
         }
     }
 
@@ -260,13 +264,33 @@ impl KvV2 {
         Ok(ctx.view.get_json("config").await?.unwrap_or_default())
     }
 
-    async fn metadata(ctx: &EngineCtx<'_>, path: &str) -> Result<Option<KeyMetadata>> {
-        ctx.view.get_json(&meta_key(path)).await
+    /// The metadata of `path`, parsed once and cached until the next write.
+    async fn metadata(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Option<KeyMetadata>> {
+        if let Some(m) = self.meta_cache.get(path) {
+            return Ok(Some((*m).clone()));
+        }
+        let epoch = self.meta_cache.epoch();
+        let meta: Option<KeyMetadata> = ctx.view.get_json(&meta_key(path)).await?;
+        if let Some(m) = &meta {
+            self.meta_cache
+                .fill(path, std::sync::Arc::new(m.clone()), epoch);
+        }
+        Ok(meta)
+    }
+
+    /// Serialises writers of `path` and keeps readers off the cached
+    /// metadata until the write is done.
+    async fn write_lock(
+        &self,
+        path: &str,
+    ) -> (tokio::sync::MutexGuard<'_, ()>, WriteGuard<'_, KeyMetadata>) {
+        let lock = self.lock_for(path).lock().await;
+        (lock, self.meta_cache.begin_write(path))
     }
 
     async fn read_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let p = Params(&req.data);
-        let meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
+        let meta = self.metadata(ctx, path).await?.ok_or(Error::NotFound)?;
         let version = match (p.u64("version")?, p.str("stage")?) {
             (Some(v), _) if v > 0 => v,
             (_, Some(stage)) if !stage.is_empty() => match stage {
@@ -370,15 +394,15 @@ impl KvV2 {
 
     async fn put_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let (data, cas) = data_and_cas(req)?;
-        let _guard = self.lock_for(path).lock().await;
-        let meta = Self::metadata(ctx, path).await?;
+        let _guard = self.write_lock(path).await;
+        let meta = self.metadata(ctx, path).await?;
         self.write_version(ctx, path, meta, data, cas, false).await
     }
 
     async fn patch_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let (patch, cas) = data_and_cas(req)?;
-        let _guard = self.lock_for(path).lock().await;
-        let meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
+        let _guard = self.write_lock(path).await;
+        let meta = self.metadata(ctx, path).await?.ok_or(Error::NotFound)?;
         let base = meta.effective_current();
         let current = meta.versions.get(&base).ok_or(Error::NotFound)?;
         if current.destroyed || current.is_deleted(&now()) {
@@ -398,8 +422,8 @@ impl KvV2 {
     }
 
     async fn delete_latest(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Response> {
-        let _guard = self.lock_for(path).lock().await;
-        let Some(mut meta) = Self::metadata(ctx, path).await? else {
+        let _guard = self.write_lock(path).await;
+        let Some(mut meta) = self.metadata(ctx, path).await? else {
             return Ok(Response::empty());
         };
         let at = now();
@@ -426,8 +450,8 @@ impl KvV2 {
             .u64_list("versions")?
             .filter(|v| !v.is_empty())
             .ok_or_else(|| Error::bad("no version number provided"))?;
-        let _guard = self.lock_for(path).lock().await;
-        let Some(mut meta) = Self::metadata(ctx, path).await? else {
+        let _guard = self.write_lock(path).await;
+        let Some(mut meta) = self.metadata(ctx, path).await? else {
             return Ok(Response::empty());
         };
         let at = now();
@@ -498,8 +522,8 @@ impl KvV2 {
             Some(Value::Object(m)) => Some(Some(m)),
             Some(_) => return Err(Error::bad("custom_metadata: expected an object")),
         };
-        let _guard = self.lock_for(path).lock().await;
-        let existing = Self::metadata(ctx, path).await?;
+        let _guard = self.write_lock(path).await;
+        let existing = self.metadata(ctx, path).await?;
         if patch && existing.is_none() {
             return Err(Error::NotFound);
         }
@@ -548,7 +572,7 @@ impl KvV2 {
     }
 
     async fn delete_metadata(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Response> {
-        let _guard = self.lock_for(path).lock().await;
+        let _guard = self.write_lock(path).await;
         let mut ops: Vec<BarrierOp> = ctx
             .view
             .keys_with_prefix(&version_prefix(path))
@@ -601,7 +625,7 @@ impl KvV2 {
         path: &str,
         stage: Option<&str>,
     ) -> Result<Option<(u64, Value)>> {
-        let Some(meta) = Self::metadata(ctx, path).await? else {
+        let Some(meta) = self.metadata(ctx, path).await? else {
             return Ok(None);
         };
         let version = match stage {
@@ -623,7 +647,8 @@ impl KvV2 {
 
     /// The stage labels of `path`.
     pub async fn stages(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<BTreeMap<String, u64>> {
-        Ok(Self::metadata(ctx, path)
+        Ok(self
+            .metadata(ctx, path)
             .await?
             .map(|m| m.stages)
             .unwrap_or_default())
@@ -637,8 +662,8 @@ impl KvV2 {
         path: &str,
         data: &Value,
     ) -> Result<u64> {
-        let _guard = self.lock_for(path).lock().await;
-        let meta = Self::metadata(ctx, path).await?;
+        let _guard = self.write_lock(path).await;
+        let meta = self.metadata(ctx, path).await?;
         if meta
             .as_ref()
             .is_some_and(|m| m.stages.contains_key("pending"))
@@ -665,8 +690,8 @@ impl KvV2 {
         path: &str,
         expected: u64,
     ) -> Result<(u64, u64)> {
-        let _guard = self.lock_for(path).lock().await;
-        let mut meta = Self::metadata(ctx, path).await?.ok_or(Error::NotFound)?;
+        let _guard = self.write_lock(path).await;
+        let mut meta = self.metadata(ctx, path).await?.ok_or(Error::NotFound)?;
         if meta.stages.get("pending") != Some(&expected) {
             return Err(Error::bad("the pending version changed during rotation"));
         }
@@ -681,8 +706,8 @@ impl KvV2 {
 
     /// Destroys the pending version and removes its label (rollback).
     pub async fn discard_pending(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Option<u64>> {
-        let _guard = self.lock_for(path).lock().await;
-        let Some(mut meta) = Self::metadata(ctx, path).await? else {
+        let _guard = self.write_lock(path).await;
+        let Some(mut meta) = self.metadata(ctx, path).await? else {
             return Ok(None);
         };
         let Some(pending) = meta.stages.remove("pending") else {
@@ -787,7 +812,7 @@ impl Engine for KvV2 {
     ) -> Result<Option<bool>> {
         match parse_endpoint(path) {
             Ok(Endpoint::Data(p)) | Ok(Endpoint::Metadata(p)) if !p.is_empty() => {
-                Ok(Some(Self::metadata(ctx, p).await?.is_some()))
+                Ok(Some(self.metadata(ctx, p).await?.is_some()))
             }
             Ok(Endpoint::Config) => Ok(Some(true)),
             _ => Ok(None),
@@ -815,7 +840,7 @@ impl Engine for KvV2 {
                 Err(Error::UnsupportedOperation)
             }
             (Endpoint::Metadata(p), Read) => {
-                let meta = Self::metadata(ctx, p).await?.ok_or(Error::NotFound)?;
+                let meta = self.metadata(ctx, p).await?.ok_or(Error::NotFound)?;
                 Ok(Response::data(meta.to_json()))
             }
             (Endpoint::Metadata(p), Create | Update) => {
