@@ -77,6 +77,23 @@ fn lifecycle(s: &Server, path: &str) -> Value {
     body["data"].clone()
 }
 
+/// Whether the inventory filtered by `query` lists `secret/<path>`.
+fn inventory_lists(s: &Server, query: &str, path: &str) -> bool {
+    let (st, inv) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        &format!("sys/coffer/inventory?{query}"),
+        None,
+    );
+    assert_eq!(st, 200, "{inv}");
+    inv["data"]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["path"] == format!("secret/{path}"))
+}
+
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
@@ -253,18 +270,7 @@ fn a_failing_rotator_leaves_current_untouched_and_marks_the_secret_failing() {
     );
     let (_, pending) = read_secret(&s, &path, "?stage=pending");
     assert!(pending["data"].is_null() || pending["errors"].is_array());
-    let (_, inv) = call(
-        &s.addr,
-        &s.token,
-        "GET",
-        "sys/coffer/inventory?failing=true",
-        None,
-    );
-    assert!(inv["data"]["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["path"] == format!("secret/{path}")));
+    assert!(inventory_lists(&s, "failing=true", &path));
 }
 
 #[test]
@@ -342,18 +348,7 @@ fn a_certificate_falls_due_before_it_expires() {
         .unwrap()
         .iter()
         .any(|s| s == "api.example.test"));
-    let (_, inv) = call(
-        &s.addr,
-        &s.token,
-        "GET",
-        "sys/coffer/inventory?due=true&type=certificate",
-        None,
-    );
-    assert!(inv["data"]["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["path"] == format!("secret/{path}")));
+    assert!(inventory_lists(&s, "due=true&type=certificate", &path));
 }
 
 #[test]
