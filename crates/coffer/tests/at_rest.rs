@@ -8,9 +8,10 @@
 //! print both: there they may appear only in the output captured before the
 //! first request, never afterwards.
 
+mod cli_support;
+
+use cli_support::{free_addr, http, random_hex};
 use std::fs::File;
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -97,27 +98,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn http() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut buf)
-        .unwrap();
-    hex::encode(buf)
 }
 
 fn call(

@@ -6,10 +6,11 @@
 //! file, initialised and unsealed over HTTP, so the test does not depend on
 //! any console output format.
 
+mod cli_support;
+
+use cli_support::{free_addr, http, random_hex};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -92,27 +93,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn http() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut buf)
-        .unwrap();
-    hex::encode(buf)
 }
 
 fn write_config(dir: &Path, addr: &str) -> (PathBuf, PathBuf) {

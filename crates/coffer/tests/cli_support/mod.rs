@@ -280,3 +280,27 @@ impl<'a> Api<'a> {
         body
     }
 }
+
+/// A blocking HTTP client with a 30 s timeout.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A loopback `HOST:PORT` nobody listens on right now.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// `n` random bytes from the OS, hex encoded (for run-time test values).
+pub fn random_hex(n: usize) -> String {
+    use std::io::Read as _;
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+    hex::encode(buf)
+}
