@@ -1,6 +1,9 @@
-//! Login abuse controls: failed logins are rate limited per client address
-//! (429 with Retry-After) and an identity is locked out after a threshold of
-//! failures (Vault's user lockout). Lockouts answer "permission denied", like
+//! Login abuse controls: failed logins are rate limited per client address,
+//! auth mount and identity (429 with Retry-After), with a much looser limit
+//! per address alone against identity sprays, and an identity is locked out
+//! after a threshold of failures (Vault's user lockout). Counting per
+//! identity keeps one client's junk logins from throttling everyone else
+//! behind the same load balancer. Lockouts answer "permission denied", like
 //! a wrong password, so they reveal nothing more than Vault does.
 
 use std::collections::HashMap;
@@ -12,8 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Failed logins an address may make per window before it is throttled.
+/// Failed logins an address may make per window, for one mount and
+/// identity, before it is throttled.
 const ADDRESS_FAILURES_PER_WINDOW: u32 = 20;
+/// Failed logins an address may make per window over all identities.
+const ADDRESS_SPRAY_PER_WINDOW: u32 = 500;
 /// The window of the per-address limit.
 const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
 /// Entries kept before expired ones are swept.
@@ -46,6 +52,10 @@ impl Default for LockoutConfig {
     }
 }
 
+/// A client address, with the mount accessor and identity it tried (both
+/// `None` for the address-wide spray counter).
+type AddressKey = (IpAddr, Option<(String, Option<String>)>);
+
 #[derive(Clone, Copy)]
 struct Counter {
     failures: u32,
@@ -56,7 +66,7 @@ struct Counter {
 /// Tracks failed logins in memory.
 #[derive(Default)]
 pub struct LoginGuard {
-    addresses: Mutex<HashMap<IpAddr, Counter>>,
+    addresses: Mutex<HashMap<AddressKey, Counter>>,
     identities: Mutex<HashMap<(String, String), Counter>>,
     configs: Mutex<HashMap<String, LockoutConfig>>,
 }
@@ -84,14 +94,21 @@ impl LoginGuard {
     ) -> Result<()> {
         let now = Instant::now();
         if let Some(ip) = addr {
-            if let Some(c) = self.addresses.lock().get(&ip) {
-                let elapsed = now.duration_since(c.first);
-                if elapsed < ADDRESS_WINDOW && c.failures >= ADDRESS_FAILURES_PER_WINDOW {
-                    let retry = (ADDRESS_WINDOW - elapsed).as_secs().max(1);
-                    return Err(Error::RateLimited {
-                        message: "too many failed login attempts; try again later".into(),
-                        retry_after: retry,
-                    });
+            let scoped = (ip, Some((accessor.to_string(), identity.map(str::to_string))));
+            let map = self.addresses.lock();
+            for (key, limit) in [
+                (scoped, ADDRESS_FAILURES_PER_WINDOW),
+                ((ip, None), ADDRESS_SPRAY_PER_WINDOW),
+            ] {
+                if let Some(c) = map.get(&key) {
+                    let elapsed = now.duration_since(c.first);
+                    if elapsed < ADDRESS_WINDOW && c.failures >= limit {
+                        let retry = (ADDRESS_WINDOW - elapsed).as_secs().max(1);
+                        return Err(Error::RateLimited {
+                            message: "too many failed login attempts; try again later".into(),
+                            retry_after: retry,
+                        });
+                    }
                 }
             }
         }
@@ -118,19 +135,25 @@ impl LoginGuard {
             if map.len() > SWEEP_AT {
                 map.retain(|_, c| now.duration_since(c.first) < ADDRESS_WINDOW);
             }
-            let c = map.entry(ip).or_insert(Counter {
-                failures: 0,
-                first: now,
-                locked_until: None,
-            });
-            if now.duration_since(c.first) >= ADDRESS_WINDOW {
-                *c = Counter {
+            if map.len() > HARD_CAP {
+                map.retain(|k, _| k.1.is_none());
+            }
+            let scoped = (ip, Some((accessor.to_string(), identity.map(str::to_string))));
+            for key in [scoped, (ip, None)] {
+                let c = map.entry(key).or_insert(Counter {
                     failures: 0,
                     first: now,
                     locked_until: None,
-                };
+                });
+                if now.duration_since(c.first) >= ADDRESS_WINDOW {
+                    *c = Counter {
+                        failures: 0,
+                        first: now,
+                        locked_until: None,
+                    };
+                }
+                c.failures = c.failures.saturating_add(1);
             }
-            c.failures = c.failures.saturating_add(1);
         }
         if let Some(id) = identity {
             let cfg = self.config(accessor);
@@ -220,16 +243,32 @@ mod tests {
     }
 
     #[test]
-    fn address_is_rate_limited() {
+    fn address_is_rate_limited_per_identity() {
         let g = LoginGuard::default();
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
-        for i in 0..ADDRESS_FAILURES_PER_WINDOW {
-            g.failure(Some(ip), "m", Some(&format!("u{i}")));
+        for _ in 0..ADDRESS_FAILURES_PER_WINDOW {
+            g.failure(Some(ip), "m", None);
         }
-        match g.check(Some(ip), "m", Some("new")) {
+        match g.check(Some(ip), "m", None) {
             Err(Error::RateLimited { retry_after, .. }) => assert!(retry_after >= 1),
             other => panic!("expected a rate limit, got {other:?}"),
         }
+        // Someone else behind the same address, or the same client on another mount, still logs in.
+        assert!(g.check(Some(ip), "m", Some("alice")).is_ok());
+        assert!(g.check(Some(ip), "other", None).is_ok());
+    }
+
+    #[test]
+    fn identity_spray_from_one_address_is_limited() {
+        let g = LoginGuard::default();
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        for i in 0..ADDRESS_SPRAY_PER_WINDOW {
+            g.failure(Some(ip), "m", Some(&format!("u{i}")));
+        }
+        assert!(matches!(
+            g.check(Some(ip), "m", Some("new")),
+            Err(Error::RateLimited { .. })
+        ));
     }
 
     #[test]

@@ -1,17 +1,25 @@
 //! The core: one request's path from token to engine.
 //!
-//! 1. unauthenticated sys endpoints (health, seal status, init, unseal) answer first;
-//! 2. a sealed core refuses everything else (503);
-//! 3. the path is routed: `sys/`, `auth/token/`, or the longest mount prefix;
-//! 4. the token is looked up by hash (unknown, expired, used up or used from
-//!    outside its bound CIDRs: 403), except on auth methods' login paths;
-//! 5. a write to a path the engine says is new becomes a `create`;
-//! 6. the token's policies must allow the operation (deny by default, `deny`
-//!    wins, `sudo` on root-protected paths);
-//! 7. the request is audited; if no enabled device records it, it is refused;
-//! 8. the handler answers; a login's grant becomes a token;
-//! 9. the response is audited, then returned.
+//! 1. the path is put into its canonical shape ([`crate::canonical`]): bad
+//!    segments are refused, the trailing slash follows the operation;
+//! 2. unauthenticated sys endpoints (health, seal status, init, unseal) answer;
+//! 3. a sealed core, or one still loading after unseal, refuses everything
+//!    else (503);
+//! 4. the path is routed (`sys/`, `auth/token/`, or the longest mount
+//!    prefix) and the target's case rules complete the canonical path, which
+//!    everything after sees unchanged;
+//! 5. the token is looked up by hash (unknown, expired, used up or used from
+//!    outside its bound CIDRs: 403), except on auth methods' login paths; a
+//!    use of a limited-use token is taken here, atomically;
+//! 6. a write to a path the engine says is new becomes a `create`;
+//! 7. the token's policies must allow the operation on the canonical path
+//!    (deny by default, `deny` wins, `sudo` on root-protected paths);
+//! 8. the request is audited; if no enabled device records it, it is refused;
+//! 9. the handler answers; a login's grant becomes a token;
+//! 10. the response is audited, then returned; a token whose last use this
+//!     was is revoked.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use coffer_storage::Backend;
@@ -61,14 +69,14 @@ pub struct InitResult {
     pub root_token: Zeroizing<String>,
 }
 
-/// Where a request goes once authenticated.
-pub(crate) enum Target<'a> {
+/// Where a request goes once routed.
+pub(crate) enum Target {
     /// The system backend, with the path below `sys/`.
-    Sys(&'a str),
+    Sys(String),
     /// The token store, with the path below `auth/token/`.
-    Token(&'a str),
+    Token(String),
     /// A mounted engine, with the path relative to its mount.
-    Mount(Mounted, &'a str),
+    Mount(Mounted, String),
 }
 
 /// The sealed store and everything mounted on it.
@@ -85,8 +93,9 @@ pub struct Core {
     pub(crate) cluster_id: String,
     /// Serialises init, unseal completion, seal and mount-table changes.
     pub(crate) admin: Mutex<()>,
-    /// Serialises use-count updates of limited-use tokens.
-    pub(crate) admin_tokens: Mutex<()>,
+    /// Set once an unseal has loaded mounts, policies, leases and every
+    /// audit device; cleared first thing on seal. Requests wait for it.
+    ready: AtomicBool,
 }
 
 impl Core {
@@ -105,13 +114,15 @@ impl Core {
             config,
             cluster_id: coffer_crypto::random::uuid(),
             admin: Mutex::new(()),
-            admin_tokens: Mutex::new(()),
+            ready: AtomicBool::new(false),
         })
     }
 
-    /// Whether the core is sealed.
+    /// Whether the core is sealed, or unsealed but still loading its
+    /// mounts, policies, leases and audit devices: either way it serves
+    /// nothing but the unauthenticated sys endpoints.
     pub fn is_sealed(&self) -> bool {
-        self.barrier.is_sealed()
+        !self.ready.load(Ordering::Acquire) || self.barrier.is_sealed()
     }
 
     /// Whether the storage holds an initialised store.
@@ -149,11 +160,17 @@ impl Core {
     }
 
     /// Submits one unseal key share; returns whether the core is now unsealed.
+    /// The core serves requests only once everything is loaded; if any part
+    /// (an audit device included) fails to load, it seals again and the
+    /// unseal fails.
     pub async fn unseal(&self, key: Zeroizing<Vec<u8>>) -> Result<bool> {
+        let _admin = self.admin.lock().await;
+        if self.ready.load(Ordering::Acquire) && !self.barrier.is_sealed() {
+            return Ok(true);
+        }
         match self.seal.submit(key).await? {
             UnsealProgress::Pending { .. } => Ok(false),
             UnsealProgress::Unsealed => {
-                let _admin = self.admin.lock().await;
                 let loaded = async {
                     self.load_mounts().await?;
                     self.policies.ensure_default().await?;
@@ -162,9 +179,12 @@ impl Core {
                 }
                 .await;
                 if let Err(e) = loaded {
+                    self.audit.clear().await;
                     self.seal.seal();
+                    *self.router.write() = Router::default();
                     return Err(e);
                 }
+                self.ready.store(true, Ordering::Release);
                 tracing::info!("core unsealed");
                 Ok(true)
             }
@@ -179,6 +199,7 @@ impl Core {
     /// Seals the core: keys are dropped, mounts unloaded.
     pub async fn seal(&self) {
         let _admin = self.admin.lock().await;
+        self.ready.store(false, Ordering::Release);
         self.audit.clear().await; // closing checkpoints while the barrier is open
         self.seal.seal();
         *self.router.write() = Router::default();
@@ -268,17 +289,26 @@ impl Core {
 
     /// Handles one request along the path described in the module docs.
     pub async fn handle(&self, mut req: Request) -> Result<Response> {
+        let shaped = crate::canonical::shape(req.operation, &req.path);
+        let shaped = match shaped {
+            Ok(p) => p,
+            Err(e) if self.is_sealed() => return Err(e),
+            Err(e) => {
+                let token = self.peek_token(&req).await;
+                return self.refuse(&req, token.as_ref(), None, e).await;
+            }
+        };
+        req.path = shaped;
         if let Some(resp) = crate::sys::handle_unauthenticated(self, &req).await? {
             return Ok(resp);
         }
-        if self.barrier.is_sealed() {
+        if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        let path = req.path.clone();
-        let target = match self.resolve(&path) {
+        let target = match self.route_canonical(&mut req) {
             Ok(t) => t,
             Err(e) => {
-                let token = self.authenticate(&req).await.ok();
+                let token = self.peek_token(&req).await;
                 return self.refuse(&req, token.as_ref(), None, e).await;
             }
         };
@@ -298,14 +328,76 @@ impl Core {
                 Err(e) => return self.refuse(&req, None, mount.as_deref(), e).await,
             }
         };
+        let spent = token
+            .as_ref()
+            .filter(|t| t.uses_exhausted)
+            .map(|t| t.id_hash.clone());
+        let result = self.serve(req, target, token, mount, login).await;
+        if let Some(hash) = spent {
+            // The request that took a token's last use revokes it, as Vault does.
+            self.revoke_token_tree(&hash).await?;
+        }
+        result
+    }
+
+    /// Routes a shaped request and completes its canonical path with the
+    /// target's case rules (and its policy-naming parameters), so the ACL,
+    /// the audit trail and the engine all see the same object.
+    fn route_canonical(&self, req: &mut Request) -> Result<Target> {
+        let target = self.resolve(&req.path)?;
+        let canonical = match &target {
+            Target::Sys(rest) => crate::sys_policy::canonical_path(rest)
+                .map(|c| format!("sys/{c}")),
+            Target::Token(_) => None,
+            Target::Mount(m, rel) => match m.engine.canonical_path(rel) {
+                std::borrow::Cow::Borrowed(_) => None,
+                std::borrow::Cow::Owned(c) => Some(format!("{}{c}", m.entry.path)),
+            },
+        };
+        let policy_params = match &target {
+            Target::Token(_) => true,
+            Target::Mount(m, _) => m.entry.path.starts_with("auth/"),
+            Target::Sys(_) => false,
+        };
+        if policy_params {
+            crate::canonical::policy_fields(&mut req.data);
+        }
+        match canonical {
+            None => Ok(target),
+            Some(path) => {
+                req.path = path;
+                self.resolve(&req.path)
+            }
+        }
+    }
+
+    /// The request's token entry, if it names a live one, without taking a
+    /// use: for the audit record of a request refused before routing.
+    async fn peek_token(&self, req: &Request) -> Option<TokenEntry> {
+        let token = req.token.as_ref()?;
+        self.tokens.lookup(token).await.ok().flatten()
+    }
+
+    /// Everything after authentication: existence check, authorization,
+    /// login throttling, audit, dispatch, minting and lease registration.
+    async fn serve(
+        &self,
+        mut req: Request,
+        target: Target,
+        token: Option<TokenEntry>,
+        mount: Option<Arc<MountEntry>>,
+        login: bool,
+    ) -> Result<Response> {
         if req.operation == Operation::Update {
             if let Target::Mount(m, rel) = &target {
                 let ctx = EngineCtx {
                     view: &m.view,
                     mount: &m.entry,
                 };
-                if m.engine.exists(&ctx, &req, rel).await? == Some(false) {
-                    req.operation = Operation::Create;
+                match m.engine.exists(&ctx, &req, rel).await {
+                    Ok(Some(false)) => req.operation = Operation::Create,
+                    Ok(_) => {}
+                    Err(e) => return self.refuse(&req, token.as_ref(), mount.as_deref(), e).await,
                 }
             }
         }
@@ -377,32 +469,29 @@ impl Core {
             .log_response(&ctx, &result)
             .await
             .map_err(|_| audit_failure())?;
-        if let Some(t) = &token {
-            self.consume_use(t).await?;
-        }
         result
     }
 
     async fn dispatch(
         &self,
         req: &Request,
-        target: Target<'_>,
+        target: Target,
         token: Option<&TokenEntry>,
     ) -> Result<Response> {
         match (target, token) {
-            (Target::Sys(rest), Some(t)) => crate::sys::handle(self, req, rest, t).await,
-            (Target::Token(rest), Some(t)) => token_api::handle(self, req, rest, t).await,
+            (Target::Sys(rest), Some(t)) => crate::sys::handle(self, req, &rest, t).await,
+            (Target::Token(rest), Some(t)) => token_api::handle(self, req, &rest, t).await,
             (Target::Mount(m, rel), _)
-                if m.engine.as_kv2().is_some() && crate::lifecycle::is_lifecycle_path(rel) =>
+                if m.engine.as_kv2().is_some() && crate::lifecycle::is_lifecycle_path(&rel) =>
             {
-                crate::lifecycle::handle(self, token, &m, req, rel).await
+                crate::lifecycle::handle(self, token, &m, req, &rel).await
             }
             (Target::Mount(m, rel), _) => {
                 let ctx = EngineCtx {
                     view: &m.view,
                     mount: &m.entry,
                 };
-                let mut resp = m.engine.handle(&ctx, req, rel).await?;
+                let mut resp = m.engine.handle(&ctx, req, &rel).await?;
                 resp.mount_type = m.entry.kind.clone();
                 Ok(resp)
             }
@@ -479,6 +568,10 @@ impl Core {
         Ok(token_api::auth_block(Some(&token), &entry))
     }
 
+    /// Looks up the request's token and checks where it is used from; for a
+    /// limited-use token, takes one use atomically (an exhausted token is
+    /// refused), so `num_uses = N` serves at most N requests at any
+    /// concurrency.
     async fn authenticate(&self, req: &Request) -> Result<TokenEntry> {
         let token = req.token.as_ref().ok_or(Error::PermissionDenied)?;
         let entry = self
@@ -489,25 +582,13 @@ impl Core {
         if !crate::auth::ip_allowed(req.client_addr, &entry.bound_cidrs) {
             return Err(Error::PermissionDenied);
         }
-        Ok(entry)
-    }
-
-    /// Counts one use of a limited-use token; the last use revokes it.
-    async fn consume_use(&self, token: &TokenEntry) -> Result<()> {
-        if token.num_uses == 0 {
-            return Ok(());
+        if entry.num_uses == 0 {
+            return Ok(entry);
         }
-        let _guard = self.admin_tokens.lock().await;
-        let Some(mut current) = self.tokens.lookup_hash(&token.id_hash).await? else {
-            return Ok(());
-        };
-        if current.num_uses <= 1 {
-            self.revoke_token_tree(&current.id_hash).await?;
-        } else {
-            current.num_uses -= 1;
-            self.tokens.update(&current).await?;
-        }
-        Ok(())
+        self.tokens
+            .take_use(&entry.id_hash)
+            .await?
+            .ok_or(Error::PermissionDenied)
     }
 
     /// Revokes a token and its descendants.
@@ -545,7 +626,7 @@ impl Core {
         &self,
         token: &TokenEntry,
         req: &Request,
-        target: &Target<'_>,
+        target: &Target,
     ) -> Result<()> {
         let acl = self.policies.acl(&token.policies).await?;
         let op = match req.operation {
@@ -573,15 +654,15 @@ impl Core {
         Ok(())
     }
 
-    fn resolve<'a>(&self, path: &'a str) -> Result<Target<'a>> {
+    fn resolve(&self, path: &str) -> Result<Target> {
         if let Some(rest) = path.strip_prefix("sys/") {
-            return Ok(Target::Sys(rest));
+            return Ok(Target::Sys(rest.to_string()));
         }
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            return Ok(Target::Token(rest));
+            return Ok(Target::Token(rest.to_string()));
         }
         match self.router.read().route(path) {
-            Some((m, rel)) => Ok(Target::Mount(m, rel)),
+            Some((m, rel)) => Ok(Target::Mount(m, rel.to_string())),
             None => Err(Error::UnsupportedPath(format!(
                 "no handler for route \"{path}\". route entry not found."
             ))),
@@ -644,7 +725,7 @@ impl Core {
     /// The seal status as `sys/seal-status` answers it.
     pub async fn seal_status(&self) -> Result<Value> {
         let config = self.seal.config().await?;
-        let sealed = self.barrier.is_sealed();
+        let sealed = self.is_sealed();
         let (progress, nonce) = self.seal.progress();
         let (t, n) = config
             .as_ref()

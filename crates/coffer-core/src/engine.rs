@@ -30,6 +30,14 @@ pub trait Engine: Send + Sync {
         Ok(None)
     }
 
+    /// The canonical spelling of a mount-relative `path` (already shaped by
+    /// [`crate::canonical::shape`]): names this engine treats
+    /// case-insensitively are lower-cased here, before the ACL judges the
+    /// path, so the engine never "repairs" a path after authorization.
+    fn canonical_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        std::borrow::Cow::Borrowed(path)
+    }
+
     /// Whether `path` (relative to the mount) is answered without a token,
     /// as the login endpoints of auth methods are.
     fn is_unauthenticated(&self, _path: &str) -> bool {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod barrier;
 pub mod cache;
+pub mod canonical;
 pub mod core;
 pub mod engine;
 pub mod engines;

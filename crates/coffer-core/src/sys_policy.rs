@@ -185,3 +185,17 @@ async fn capabilities(core: &Core, req: &Request, token: &TokenEntry) -> Result<
     out.insert("capabilities".into(), json!(all));
     Ok(with_top_level(Value::Object(out)))
 }
+
+/// The canonical spelling of a `sys/` path below `sys/`, when it differs:
+/// policy names (`policy/<name>`, `policies/acl/<name>`) are trimmed and
+/// lower-cased, as the policy store keeps them, so the ACL judges the
+/// policy the write will change.
+pub(crate) fn canonical_path(rest: &str) -> Option<String> {
+    for head in ["policies/acl/", "policy/"] {
+        if let Some(name) = rest.strip_prefix(head) {
+            let canonical = name.trim().to_lowercase();
+            return (canonical != name).then(|| format!("{head}{canonical}"));
+        }
+    }
+    None
+}

@@ -69,6 +69,11 @@ pub struct TokenEntry {
     /// The token role it was created from, if any.
     #[serde(default)]
     pub role: Option<String>,
+    /// Set when a request took the last of a limited-use token's uses: the
+    /// token authenticates nothing more and is revoked when that request
+    /// ends (or by tidy, after a crash in between).
+    #[serde(default)]
+    pub uses_exhausted: bool,
 }
 
 impl TokenEntry {
@@ -135,6 +140,8 @@ pub struct TokenStore {
     view: View,
     /// Parsed entries by hash (no token, no secret: entries hold only hashes and metadata).
     parsed: std::sync::Arc<ParsedCache<TokenEntry>>,
+    /// Serialises the read-modify-write of use counts.
+    uses: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TokenStore {
@@ -143,6 +150,7 @@ impl TokenStore {
         TokenStore {
             view,
             parsed: std::sync::Arc::new(ParsedCache::default()),
+            uses: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -170,6 +178,7 @@ impl TokenStore {
             max_expire_time: None,
             bound_cidrs: Vec::new(),
             role: None,
+            uses_exhausted: false,
         };
         self.store(&entry).await?;
         Ok(token)
@@ -194,20 +203,65 @@ impl TokenStore {
         self.view.write_batch(ops).await
     }
 
-    /// Rewrites an existing entry (renewal, use counts).
+    /// Rewrites an existing entry (renewal, re-parenting). Use counts are
+    /// only ever changed by [`TokenStore::take_use`]: the stored count is
+    /// kept, so an update built from an older read cannot give uses back.
     pub async fn update(&self, entry: &TokenEntry) -> Result<()> {
+        let _guard = self.uses.lock().await;
+        let stored: Option<TokenEntry> = self
+            .view
+            .get_json(&format!("id/{}", entry.id_hash))
+            .await?;
+        let Some(stored) = stored else {
+            // Revoked meanwhile: writing it back would resurrect it.
+            return Ok(());
+        };
+        let mut entry = entry.clone();
+        entry.num_uses = stored.num_uses;
+        entry.uses_exhausted = stored.uses_exhausted;
+        self.put_entry(&entry).await
+    }
+
+    async fn put_entry(&self, entry: &TokenEntry) -> Result<()> {
         let _w = self.parsed.begin_write(&entry.id_hash);
         self.view
             .put_json(&format!("id/{}", entry.id_hash), entry)
             .await
     }
 
-    /// Looks up a valid token; `None` if unknown or expired.
+    /// Looks up a valid token; `None` if unknown, expired or used up.
     pub async fn lookup(&self, token: &str) -> Result<Option<TokenEntry>> {
         if token.is_empty() {
             return Ok(None);
         }
-        self.lookup_hash(&hash_token(token)).await
+        Ok(self
+            .lookup_hash(&hash_token(token))
+            .await?
+            .filter(|e| !e.uses_exhausted))
+    }
+
+    /// Takes one use of a limited-use token, atomically with every other
+    /// use: returns the entry as it stands after this use (with
+    /// `uses_exhausted` set when this was the last), or `None` when the
+    /// token is gone, expired or has no use left. Tokens without a use limit
+    /// are returned unchanged.
+    pub async fn take_use(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        let _guard = self.uses.lock().await;
+        let Some(mut entry) = self.lookup_hash(hash).await? else {
+            return Ok(None);
+        };
+        if entry.uses_exhausted {
+            return Ok(None);
+        }
+        if entry.num_uses == 0 {
+            return Ok(Some(entry));
+        }
+        entry.num_uses -= 1;
+        if entry.num_uses == 0 {
+            entry.uses_exhausted = true;
+        }
+        self.put_entry(&entry).await?;
+        Ok(Some(entry))
     }
 
     /// Looks up a valid token by its hash.
@@ -282,6 +336,8 @@ impl TokenStore {
     }
 
     async fn revoke_one(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        // Under the uses lock, so a use taken concurrently cannot write the entry back.
+        let _guard = self.uses.lock().await;
         let _w = self.parsed.begin_write(hash);
         let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{hash}")).await?;
         let mut ops = vec![BarrierOp::Delete(format!("id/{hash}"))];
@@ -308,7 +364,7 @@ impl TokenStore {
         for key in self.view.list("id/").await? {
             let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{key}")).await?;
             if let Some(e) = entry {
-                if e.expired(at) {
+                if e.expired(at) || e.uses_exhausted {
                     removed += self.revoke_tree(&e.id_hash).await?.len();
                 }
             }

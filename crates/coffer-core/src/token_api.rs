@@ -131,6 +131,7 @@ pub async fn mint(core: &Core, spec: TokenSpec) -> Result<(Zeroizing<String>, To
         max_expire_time: max_expire,
         bound_cidrs: spec.bound_cidrs,
         role: spec.role,
+        uses_exhausted: false,
     };
     core.tokens.store(&entry).await?;
     Ok((token, entry))

@@ -202,6 +202,11 @@ impl Engine for UserPass {
         }
     }
 
+    /// User names are case-insensitive: `users/<name>...` and `login/<name>` are lower-cased.
+    fn canonical_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        crate::canonical::lowercase_name(path, &["users", "login"])
+    }
+
     fn is_unauthenticated(&self, path: &str) -> bool {
         path.starts_with("login/")
     }

@@ -495,23 +495,23 @@ impl Acl {
     }
 
     /// Finds the permissions of the highest-priority pattern matching
-    /// `path`. List requests also try the path without its trailing `/`
-    /// first, as Vault does.
+    /// `path`, in Vault's order: the exact rule for `path`; for a list, the
+    /// exact rule for the path without its trailing `/`; the best wildcard
+    /// rule for `path`; and only when nothing matched, for a list, the best
+    /// wildcard rule for the trimmed path.
     fn lookup(&self, path: &str, list: bool) -> Option<&Perms> {
         let path = path.trim_start_matches('/');
         if let Some(p) = self.exact.get(path) {
             return Some(p);
         }
-        let trimmed = path.strip_suffix('/');
-        if list {
-            if let Some(p) = trimmed.and_then(|t| self.exact.get(t)) {
-                return Some(p);
-            }
-            if let Some(p) = trimmed.and_then(|t| self.non_exact(t)) {
-                return Some(p);
-            }
+        let trimmed = if list { path.strip_suffix('/') } else { None };
+        if let Some(p) = trimmed.and_then(|t| self.exact.get(t)) {
+            return Some(p);
         }
+        // The full path's rules (a deny under it included) win; the trimmed
+        // path is only a fallback when the full one matches nothing.
         self.non_exact(path)
+            .or_else(|| trimmed.and_then(|t| self.non_exact(t)))
     }
 
     /// The best wildcard match: longest prefix vs. first matching `+` rule.
