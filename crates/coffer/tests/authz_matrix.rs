@@ -231,3 +231,183 @@ fn every_route_refuses_a_missing_capability_and_admits_a_held_one() {
         failures.join("\n")
     );
 }
+
+/// Route prefixes whose next segment names an object case-insensitively.
+const CASE_INSENSITIVE: [&str; 6] = [
+    "auth/userpass/users/",
+    "auth/userpass/login/",
+    "auth/approle/role/",
+    "auth/jwt/role/",
+    "sys/policies/acl/",
+    "sys/policy/",
+];
+
+/// One spelling of a route's path, and the statuses allowed for it when the
+/// canonical path is denied: 403 when it names the same object, 400 when
+/// its shape is refused.
+struct Variant {
+    method: &'static str,
+    path: String,
+    expect: &'static [u16],
+}
+
+fn variants(route: &Route, path: &str) -> Vec<Variant> {
+    const DENIED: &[u16] = &[403];
+    const MALFORMED: &[u16] = &[400];
+    let trimmed = path.trim_end_matches('/');
+    let mut out = vec![Variant {
+        method: route.method,
+        path: path.to_string(),
+        expect: DENIED,
+    }];
+    let same = |p: String, out: &mut Vec<Variant>| {
+        out.push(Variant {
+            method: route.method,
+            path: p,
+            expect: DENIED,
+        })
+    };
+    same(format!("{trimmed}/"), &mut out);
+    same(trimmed.to_string(), &mut out);
+    if route.method == "LIST" {
+        for p in [format!("{trimmed}?list=true"), format!("{trimmed}/?list=true")] {
+            out.push(Variant {
+                method: "GET",
+                path: p,
+                expect: DENIED,
+            });
+        }
+    }
+    if let Some((head, last)) = trimmed.rsplit_once('/') {
+        same(format!("{head}%2F{last}"), &mut out);
+        same(format!("{head}%2f{last}/"), &mut out);
+        for p in [
+            format!("{head}//{last}"),
+            format!("{head}/./{last}"),
+            format!("{head}/x/../{last}"),
+            format!("{trimmed}//"),
+        ] {
+            out.push(Variant {
+                method: route.method,
+                path: p,
+                expect: MALFORMED,
+            });
+        }
+    }
+    for prefix in CASE_INSENSITIVE {
+        if let Some(rest) = trimmed.strip_prefix(prefix) {
+            if rest.is_empty() {
+                continue;
+            }
+            let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let upper = name.to_uppercase();
+            let mixed: String = name
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c })
+                .collect();
+            for n in [upper, mixed, format!("{}%20", name)] {
+                let p = if tail.is_empty() {
+                    format!("{prefix}{n}")
+                } else {
+                    format!("{prefix}{n}/{tail}")
+                };
+                same(p.clone(), &mut out);
+                same(format!("{p}/"), &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Sends a request exactly as spelled (reqwest would normalise `.` segments).
+fn raw_call(s: &Server, token: &str, method: &str, path: &str, body: &str) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let host = s.addr.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let ctype = if method == "PATCH" {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    };
+    let req = format!(
+        "{method} /v1/{path} HTTP/1.1\r\nHost: {host}\r\nX-Vault-Token: {token}\r\n\
+         Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn no_spelling_of_a_denied_route_gets_past_the_deny() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    setup(&c, &s, dir.path());
+    let all = r#"["create", "read", "update", "patch", "delete", "list", "sudo"]"#;
+    let mut failures = Vec::new();
+    let mut sent = 0;
+    for route in CATALOG {
+        let path = concrete(route);
+        let trimmed = path.trim_end_matches('/');
+        // An exact deny and a glob deny of the canonical path, under a grant of everything.
+        for deny in [
+            format!("path \"{trimmed}\" {{ capabilities = [\"deny\"] }}\npath \"{trimmed}/\" {{ capabilities = [\"deny\"] }}"),
+            format!("path \"{trimmed}*\" {{ capabilities = [\"deny\"] }}"),
+        ] {
+            let name = unique("variant").to_lowercase();
+            let policy = format!("path \"*\" {{ capabilities = {all} }}\n{deny}");
+            root(
+                &c,
+                &s,
+                "PUT",
+                &format!("sys/policies/acl/{name}"),
+                json!({ "policy": policy }),
+            );
+            let (st, b) = call(
+                &c,
+                &s,
+                &s.token,
+                "POST",
+                "auth/token/create",
+                Some(json!({"policies": [name], "no_default_policy": true, "ttl": "10m"})),
+            );
+            assert_eq!(st, 200, "{b}");
+            let t = b["auth"]["client_token"].as_str().unwrap().to_string();
+            let body = match route.method {
+                "PATCH" => r#"{"data":{"k2":"v2"}}"#,
+                "GET" | "LIST" | "DELETE" => "",
+                _ => "{}",
+            };
+            for v in variants(route, &path) {
+                let st = raw_call(&s, &t, v.method, &v.path, body);
+                sent += 1;
+                if !v.expect.contains(&st) {
+                    failures.push(format!(
+                        "{} {} (denied {}): {st}, expected {:?}",
+                        v.method, v.path, route.path, v.expect
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("{sent} spellings of {} denied routes checked", CATALOG.len());
+    assert!(sent > CATALOG.len() * 10, "too few spellings: {sent}");
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} spellings got a wrong answer:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
