@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +30,13 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
+
+# A user's own Vault settings must not leak into the suite: hvac reads
+# VAULT_TOKEN, VAULT_ADDR and ~/.vault-token whenever a client is made
+# without a token. The suite runs with none of them and an empty HOME.
+for _var in ("VAULT_TOKEN", "VAULT_ADDR", "VAULT_NAMESPACE", "COFFER_TOKEN", "COFFER_ADDR"):
+    os.environ.pop(_var, None)
+os.environ["HOME"] = tempfile.mkdtemp(prefix="coffer-compat-home-")
 
 
 def coffer_bin() -> Path:

@@ -306,6 +306,12 @@ def test_unsupported_method_is_405(raw, method, path):
     assert_error(raw(method, path, json={} if method == "POST" else None), 405)
 
 
+def test_list_of_a_non_folder_kv2_path_is_404_like_openbao(raw):
+    # LIST paths get Vault's trailing slash, so `secret/config` is listed as
+    # the folder `secret/config/`, which does not exist (OpenBao 2.x: 404).
+    assert raw("LIST", "secret/config").status_code == 404
+
+
 def test_unknown_http_method_is_405(raw):
     assert_error(raw("BREW", f"secret/data/{uid()}"), 405)
 
