@@ -207,7 +207,11 @@ pub struct RotatorRegistry {
 impl fmt::Debug for RotatorRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|(n, d)| format!("{n} ({})", d.kind())))
+            .entries(
+                self.entries
+                    .iter()
+                    .map(|(n, d)| format!("{n} ({})", d.kind())),
+            )
             .finish()
     }
 }
@@ -224,7 +228,10 @@ fn timeout_of(name: &str, t: &Option<TimeoutSpec>) -> Result<Duration> {
             .ok_or_else(|| bad(name, format!("timeout: invalid duration {s:?}")))?,
     };
     if !(1..=MAX_TIMEOUT).contains(&secs) {
-        return Err(bad(name, format!("timeout must be between 1s and {MAX_TIMEOUT}s")));
+        return Err(bad(
+            name,
+            format!("timeout must be between 1s and {MAX_TIMEOUT}s"),
+        ));
     }
     Ok(Duration::from_secs(secs))
 }
@@ -243,9 +250,7 @@ fn bare_host(h: &str) -> String {
 
 fn is_loopback(url: &reqwest::Url) -> bool {
     let h = bare_host(url.host_str().unwrap_or(""));
-    h == "localhost"
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|a| a.is_loopback())
+    h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
 fn same_host(url: &reqwest::Url, allowed: &str) -> bool {
@@ -510,7 +515,10 @@ mod tests {
         assert!(
             parse(r#"{"rotator":{"c":{"type":"command","program":"/nonexistent/x"}}}"#).is_err()
         );
-        assert!(parse(r#"{"rotator":{"c":{"type":"command","program":"/bin/sh","shell":true}}}"#).is_err());
+        assert!(
+            parse(r#"{"rotator":{"c":{"type":"command","program":"/bin/sh","shell":true}}}"#)
+                .is_err()
+        );
         let r = parse(r#"{"rotator":{"c":{"type":"command","program":"/bin/sh","env":["HOME"],"timeout":"5s"}}}"#).unwrap();
         match r.lookup("command", "c").unwrap() {
             Declared::Command(c) => {

@@ -283,7 +283,9 @@ pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
                 metadata: &meta,
                 settings: &rotation.settings,
             };
-            if let Err(e) = rotators::run_step(&core.config.rotators, &rotation.rotator, &input).await {
+            if let Err(e) =
+                rotators::run_step(&core.config.rotators, &rotation.rotator, &input).await
+            {
                 tracing::warn!(path = %full_path, error = %e, "rollback of an interrupted rotation failed");
             }
         }

@@ -51,7 +51,14 @@ const POSTGRES_SETTINGS: [&str; 6] = [
     "password_field",
 ];
 /// Password policy settings (`generate` and `postgres`).
-const POLICY_SETTINGS: [&str; 6] = ["length", "format", "lowercase", "uppercase", "digits", "symbols"];
+const POLICY_SETTINGS: [&str; 6] = [
+    "length",
+    "format",
+    "lowercase",
+    "uppercase",
+    "digits",
+    "symbols",
+];
 
 /// The declared rotator a record's settings name (`settings.name`).
 fn declared<'r>(
@@ -60,15 +67,12 @@ fn declared<'r>(
     settings: &Map<String, Value>,
 ) -> Result<&'r Declared> {
     let p = Params(settings);
-    let name = p
-        .str("name")?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            Error::bad(format!(
-                "rotation.settings.name is required for the {rotator} rotator: it names a \
+    let name = p.str("name")?.filter(|s| !s.is_empty()).ok_or_else(|| {
+        Error::bad(format!(
+            "rotation.settings.name is required for the {rotator} rotator: it names a \
                  [rotator.NAME] section of the server configuration"
-            ))
-        })?;
+        ))
+    })?;
     registry.lookup(rotator, name)
 }
 
@@ -490,9 +494,13 @@ mod tests {
         assert!(validate(&r, "command", &settings(json!({"name": "hook"}))).is_ok());
         assert!(validate(&r, "webhook", &settings(json!({"name": "hook"}))).is_err());
         // Inline programs, URLs and connection strings are refused.
-        let e = validate(&r, "command", &settings(json!({"name": "hook", "command": ["/bin/sh"]})))
-            .unwrap_err()
-            .to_string();
+        let e = validate(
+            &r,
+            "command",
+            &settings(json!({"name": "hook", "command": ["/bin/sh"]})),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("declared by the operator"), "{e}");
         assert!(validate(&r, "webhook", &settings(json!({"url": "https://x"}))).is_err());
         assert!(validate(
@@ -501,8 +509,18 @@ mod tests {
             &settings(json!({"connection_url": "postgres://x", "role": "app"}))
         )
         .is_err());
-        assert!(validate(&r, "postgres", &settings(json!({"name": "db", "role": "app"}))).is_ok());
-        assert!(validate(&r, "postgres", &settings(json!({"name": "db", "role": "other"}))).is_err());
+        assert!(validate(
+            &r,
+            "postgres",
+            &settings(json!({"name": "db", "role": "app"}))
+        )
+        .is_ok());
+        assert!(validate(
+            &r,
+            "postgres",
+            &settings(json!({"name": "db", "role": "other"}))
+        )
+        .is_err());
         assert!(validate(
             &r,
             "postgres",
@@ -527,10 +545,16 @@ mod tests {
             metadata: &md,
             settings: &settings,
         };
-        let created = run_step(&r, "command", &mk("create")).await.unwrap().unwrap();
+        let created = run_step(&r, "command", &mk("create"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(created, json!({"k": "new"}));
         assert!(run_step(&r, "command", &mk("set")).await.unwrap().is_none());
-        let err = run_step(&r, "command", &mk("test")).await.unwrap_err().to_string();
+        let err = run_step(&r, "command", &mk("test"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("exited with status 1"), "{err}");
     }
 
