@@ -50,6 +50,8 @@ pub struct CoreConfig {
     pub cluster_name: String,
     /// Storage type shown in seal status (`sqlite`, `inmem`, ...).
     pub storage_type: String,
+    /// Command, webhook and postgres rotators declared by the operator.
+    pub rotators: crate::lifecycle::registry::RotatorRegistry,
 }
 
 impl Default for CoreConfig {
@@ -57,6 +59,7 @@ impl Default for CoreConfig {
         CoreConfig {
             cluster_name: format!("coffer-cluster-{}", &coffer_crypto::random::uuid()[..8]),
             storage_type: "inmem".into(),
+            rotators: Default::default(),
         }
     }
 }

@@ -29,8 +29,27 @@ fn put(s: &Server, path: &str) -> String {
 
 #[test]
 fn set_then_show_in_table_and_json() {
-    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rotators.toml");
+    std::fs::write(
+        &cfg,
+        "[rotator.rotate-stripe]\ntype = \"command\"\nprogram = \"/bin/true\"\nargs = [\"--live\"]\n",
+    )
+    .unwrap();
+    let s = Server::start_dev_config(&cfg);
     put(&s, "secret/billing/stripe");
+    // A program given inline is refused by the server: rotators are declared in its config.
+    let bad = s
+        .run(&[
+            "secret",
+            "set",
+            "secret/billing/stripe",
+            "-rotator=command",
+            "-setting",
+            r#"command=["/bin/sh","-c","id"]"#,
+        ])
+        .code(2);
+    assert!(bad.stderr.contains("declared by the operator"), "{bad:#?}");
     let out = s
         .run(&[
             "secret",
@@ -46,9 +65,7 @@ fn set_then_show_in_table_and_json() {
             "-window=01:00-05:00",
             "-rotator=command",
             "-setting",
-            r#"command=["/usr/local/bin/rotate-stripe","--live"]"#,
-            "-setting",
-            "timeout=30s",
+            "name=rotate-stripe",
             "-lease-prefix",
             "database/creds/billing",
         ])
@@ -72,12 +89,7 @@ fn set_then_show_in_table_and_json() {
     assert_eq!(d["lease_prefixes"], json!(["database/creds/billing"]));
     assert_eq!(d["rotation"]["rotator"], json!("command"));
     assert_eq!(d["rotation"]["window"], json!("01:00-05:00"));
-    // A setting that parses as JSON travels as JSON.
-    assert_eq!(
-        d["rotation"]["settings"]["command"],
-        json!(["/usr/local/bin/rotate-stripe", "--live"])
-    );
-    assert_eq!(d["rotation"]["settings"]["timeout"], json!("30s"));
+    assert_eq!(d["rotation"]["settings"]["name"], json!("rotate-stripe"));
     assert_eq!(d["status"], json!("ok"));
 
     let t = s.run(&["secret", "show", "secret/billing/stripe"]).ok();
@@ -108,6 +120,25 @@ fn set_then_show_in_table_and_json() {
         .json();
     assert_eq!(d["data"]["owner"], json!("finance"));
     assert_eq!(d["data"]["vendor"], json!("Stripe"));
+
+    // A setting that parses as JSON travels as JSON.
+    s.run(&[
+        "secret",
+        "set",
+        "secret/billing/stripe",
+        "-rotator=generate",
+        "-setting",
+        r#"fields=["key","other"]"#,
+    ])
+    .ok();
+    let d = s
+        .run(&["secret", "show", "-format=json", "secret/billing/stripe"])
+        .ok()
+        .json();
+    assert_eq!(
+        d["data"]["rotation"]["settings"]["fields"],
+        json!(["key", "other"])
+    );
 
     // -no-rotation removes the policy.
     s.run(&["secret", "set", "secret/billing/stripe", "-no-rotation"])

@@ -740,12 +740,37 @@ fn lifecycle_postgres_rotator_changes_real_passwords() {
         )
         .unwrap();
     }
-    let server = Server::start();
-    let api = Api::new(&server);
     let admin_url = format!(
         "postgres://postgres:{su}@127.0.0.1:{}/postgres",
         cluster.port
     );
+    // The admin connection is the operator's: declared in the server's
+    // configuration (written at run time), named by the lifecycle record.
+    let wrong_url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/postgres",
+        unique("wrong"),
+        cluster.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rotators.toml");
+    let decl = |name: &str, url: &str| {
+        format!(
+            "[rotator.{name}]\ntype = \"postgres\"\nconnection_url = {}\n\
+             allowed_roles = [\"life_single\", \"life_blue\", \"life_green\"]\n",
+            toml::Value::String(url.to_string())
+        )
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}{}",
+            decl("life-db", &admin_url),
+            decl("life-db-wrong", &wrong_url)
+        ),
+    )
+    .unwrap();
+    let server = Server::start_dev_config(&cfg);
+    let api = Api::new(&server);
     // Single user.
     let (s, v) = api.call(
         "POST",
@@ -753,9 +778,24 @@ fn lifecycle_postgres_rotator_changes_real_passwords() {
         Some(json!({"data": {"username": "life_single", "password": initial}})),
     );
     assert_eq!(s, 200, "{v}");
+    // A caller can neither give a connection nor pick a role the operator did not allow.
+    for settings in [
+        json!({"connection_url": admin_url, "role": "life_single"}),
+        json!({"name": "life-db", "role": "postgres"}),
+    ] {
+        let (s, v) = api.call(
+            "POST",
+            "secret/lifecycle/app/pg",
+            Some(json!({
+                "rotation": {"period": "30d", "rotator": "postgres", "settings": settings}
+            })),
+        );
+        assert_eq!(s, 400, "{v}");
+        assert!(!v.to_string().contains(&su));
+    }
     let (s, v) = api.call("POST", "secret/lifecycle/app/pg", Some(json!({
         "owner": "team-app", "secret_type": "db_credential",
-        "rotation": {"period": "30d", "rotator": "postgres", "settings": {"connection_url": admin_url, "role": "life_single"}}
+        "rotation": {"period": "30d", "rotator": "postgres", "settings": {"name": "life-db", "role": "life_single"}}
     })));
     assert_eq!(s, 204, "{v}");
     let (s, v) = api.call("GET", "secret/lifecycle/app/pg", None);
@@ -785,7 +825,7 @@ fn lifecycle_postgres_rotator_changes_real_passwords() {
     );
     assert_eq!(s, 200);
     let (s, v) = api.call("POST", "secret/lifecycle/app/pg2", Some(json!({
-        "rotation": {"period": "30d", "rotator": "postgres", "settings": {"connection_url": admin_url, "strategy": "alternating", "roles": ["life_blue", "life_green"]}}
+        "rotation": {"period": "30d", "rotator": "postgres", "settings": {"name": "life-db", "strategy": "alternating", "roles": ["life_blue", "life_green"]}}
     })));
     assert_eq!(s, 204, "{v}");
     let (s, v) = api.call("POST", "secret/rotate/app/pg2", Some(json!({})));
@@ -802,9 +842,13 @@ fn lifecycle_postgres_rotator_changes_real_passwords() {
         "the previous user keeps working until the next rotation"
     );
     // A rotation whose admin login fails leaves the current version and password alone.
-    let (s, _) = api.call("POST", "secret/lifecycle/app/pg", Some(json!({
-        "rotation": {"settings": {"connection_url": format!("postgres://postgres:{}@127.0.0.1:{}/postgres", unique("wrong"), cluster.port), "role": "life_single"}}
-    })));
+    let (s, _) = api.call(
+        "POST",
+        "secret/lifecycle/app/pg",
+        Some(json!({
+            "rotation": {"settings": {"name": "life-db-wrong", "role": "life_single"}}
+        })),
+    );
     assert_eq!(s, 204);
     let (s, v) = api.call("POST", "secret/rotate/app/pg", Some(json!({})));
     assert_eq!(s, 400, "{v}");

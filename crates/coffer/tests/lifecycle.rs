@@ -105,9 +105,55 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// A TOML string literal.
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// A `[rotator.NAME]` running `/bin/sh -c script` (the step is `$0`) with
+/// a `PATH` for the tools the script uses.
+fn sh_rotator(name: &str, script: &str, timeout: &str) -> String {
+    format!(
+        "[rotator.{name}]\ntype = \"command\"\nprogram = \"/bin/sh\"\nargs = [\"-c\", {}]\n\
+         env = {{ PATH = \"/usr/bin:/bin\" }}\ntimeout = {}\n",
+        q(script),
+        q(timeout)
+    )
+}
+
+/// A dev server whose `--config` declares `rotators`; the directory holds the file.
+fn server_with(rotators: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rotators.toml");
+    std::fs::write(&cfg, rotators).unwrap();
+    (Server::start_dev_config(&cfg), dir)
+}
+
+/// A token with `policy` (HCL), written under a fresh name.
+fn token_with_policy(s: &Server, policy: &str) -> String {
+    let name = unique("pol");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "PUT",
+        &format!("sys/policies/acl/{name}"),
+        Some(json!({ "policy": policy })),
+    );
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": [name]})),
+    );
+    assert_eq!(st, 200, "{body}");
+    body["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn metadata_is_validated_and_listed_in_the_inventory() {
-    let s = Server::start();
+    let (s, _dir) = server_with(&sh_rotator("noop", "true", "10s"));
     let path = unique("billing/stripe");
     put_secret(&s, &path, json!({"api_key": unique("k")}));
     let (st, body) = set_lifecycle(&s, &path, json!({"secret_type": "api_kee"}));
@@ -130,7 +176,7 @@ fn metadata_is_validated_and_listed_in_the_inventory() {
         &path,
         json!({
             "owner": "team-billing", "secret_type": "api_key", "origin": "third_party", "vendor": "stripe",
-            "rotation": {"period": "90d", "rotator": "command", "settings": {"command": ["/bin/true"], "timeout": "10s"}}
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"name": "noop"}}
         }),
     );
     assert_eq!(st, 204);
@@ -220,17 +266,17 @@ fn the_scheduler_rotates_a_secret_with_a_short_period() {
 
 #[test]
 fn a_failing_rotator_leaves_current_untouched_and_marks_the_secret_failing() {
-    let s = Server::start();
+    // The command produces a pending value, then fails its test step.
+    let script = "if [ \"$0\" = create ]; then echo '{\"key\":\"pending-value\"}'; fi; [ \"$0\" != test ] || exit 7";
+    let (s, _dir) = server_with(&sh_rotator("fails-test", script, "30s"));
     let path = unique("vendor/key");
     let old = unique("v");
     put_secret(&s, &path, json!({"key": old}));
-    // The command produces a pending value, then fails its test step.
-    let script = "if [ \"$0\" = create ]; then echo '{\"key\":\"pending-value\"}'; fi; [ \"$0\" != test ] || exit 7";
     let (st, _) = set_lifecycle(
         &s,
         &path,
         json!({
-            "rotation": {"period": "90d", "rotator": "command", "settings": {"command": ["sh", "-c", script]}}
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"name": "fails-test"}}
         }),
     );
     assert_eq!(st, 204);
@@ -275,17 +321,17 @@ fn a_failing_rotator_leaves_current_untouched_and_marks_the_secret_failing() {
 
 #[test]
 fn a_command_rotation_stages_versions_and_refuses_a_second_one_in_flight() {
-    let s = Server::start();
+    let script =
+        "case \"$0\" in create) echo '{\"data\":{\"token\":\"rotated\"}}';; set) sleep 3;; esac";
+    let (s, _dir) = server_with(&sh_rotator("slow-set", script, "20s"));
     let path = unique("vendor/token");
     let old = unique("v");
     put_secret(&s, &path, json!({"token": old}));
-    let script =
-        "case \"$0\" in create) echo '{\"data\":{\"token\":\"rotated\"}}';; set) sleep 3;; esac";
     let (st, _) = set_lifecycle(
         &s,
         &path,
         json!({
-            "rotation": {"period": "90d", "rotator": "command", "settings": {"command": ["sh", "-c", script], "timeout": "20s"}}
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"name": "slow-set"}}
         }),
     );
     assert_eq!(st, 204);
@@ -428,12 +474,13 @@ struct Durable {
 }
 
 impl Durable {
-    fn start(dir: tempfile::TempDir) -> Durable {
+    /// Starts a server on SQLite in `dir`; `extra` is appended to its config.
+    fn start(dir: tempfile::TempDir, extra: &str) -> Durable {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("coffer.toml");
         std::fs::write(&config, format!(
-            "[storage.sqlite]\npath = \"coffer.db\"\n[listener.tcp]\naddress = \"{addr}\"\ntls_disable = true\n"
+            "[storage.sqlite]\npath = \"coffer.db\"\n[listener.tcp]\naddress = \"{addr}\"\ntls_disable = true\n{extra}"
         )).unwrap();
         let child = spawn(&config);
         let d = Durable {
@@ -481,7 +528,11 @@ impl Drop for Durable {
 
 #[test]
 fn a_rotation_interrupted_by_a_crash_is_rolled_back_at_restart() {
-    let mut d = Durable::start(tempfile::tempdir().unwrap());
+    let script = "case \"$0\" in create) echo '{\"key\":\"half-rotated\"}';; test) sleep 60;; esac";
+    let mut d = Durable::start(
+        tempfile::tempdir().unwrap(),
+        &sh_rotator("hangs-in-test", script, "120s"),
+    );
     let (st, init) = call(
         &d.addr,
         "",
@@ -514,14 +565,13 @@ fn a_rotation_interrupted_by_a_crash_is_rolled_back_at_restart() {
         Some(json!({"data": {"key": old}})),
     );
     assert_eq!(st, 200);
-    let script = "case \"$0\" in create) echo '{\"key\":\"half-rotated\"}';; test) sleep 60;; esac";
     let (st, _) = call(
         &d.addr,
         &root,
         "POST",
         "secret/lifecycle/app/key",
         Some(json!({
-            "rotation": {"period": "90d", "rotator": "command", "settings": {"command": ["sh", "-c", script], "timeout": "120s"}}
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"name": "hangs-in-test"}}
         })),
     );
     assert_eq!(st, 204);
@@ -622,11 +672,12 @@ fn every_rotation_step_and_result_is_an_audit_event() {
 
 /// A one-shot HTTP endpoint on loopback that answers each POST with the
 /// given status and body, and records the steps it saw.
-fn webhook(answers: Vec<(u16, String)>) -> (String, std::thread::JoinHandle<Vec<Value>>) {
+fn webhook(
+    listener: std::net::TcpListener,
+    answers: Vec<(u16, String)>,
+) -> std::thread::JoinHandle<Vec<Value>> {
     use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/rotate", listener.local_addr().unwrap());
-    let handle = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut seen = Vec::new();
         for (status, body) in answers {
             let (mut stream, _) = listener.accept().unwrap();
@@ -649,26 +700,42 @@ fn webhook(answers: Vec<(u16, String)>) -> (String, std::thread::JoinHandle<Vec<
             stream.write_all(resp.as_bytes()).unwrap();
         }
         seen
-    });
-    (url, handle)
+    })
+}
+
+/// A loopback listener for [`webhook`] and the `[rotator.NAME]` declaring it.
+fn hook_listener(name: &str, needs_current_value: bool) -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/rotate", listener.local_addr().unwrap());
+    let decl = format!(
+        "[rotator.{name}]\ntype = \"webhook\"\nurl = {}\nallowed_hosts = [\"127.0.0.1\"]\n\
+         needs_current_value = {needs_current_value}\ntimeout = \"10s\"\n",
+        q(&url)
+    );
+    (listener, decl)
 }
 
 #[test]
 fn a_webhook_rotator_gets_every_step_and_its_failure_rolls_back() {
-    let s = Server::start();
+    let (l1, d1) = hook_listener("hook-with-current", true);
+    let (l2, d2) = hook_listener("hook-without-current", false);
+    let (s, _dir) = server_with(&format!("{d1}{d2}"));
     let path = unique("vendor/hook");
     let old = unique("v");
     put_secret(&s, &path, json!({"key": old}));
-    let (url, hook) = webhook(vec![
-        (200, r#"{"data":{"key":"from-webhook"}}"#.into()),
-        (200, "{}".into()),
-        (200, "{}".into()),
-        (200, "{}".into()),
-    ]);
+    let hook = webhook(
+        l1,
+        vec![
+            (200, r#"{"data":{"key":"from-webhook"}}"#.into()),
+            (200, "{}".into()),
+            (200, "{}".into()),
+            (200, "{}".into()),
+        ],
+    );
     let (st, body) = set_lifecycle(
         &s,
         &path,
-        json!({"rotation": {"period": "90d", "rotator": "webhook", "settings": {"url": url, "timeout": "10s"}}}),
+        json!({"rotation": {"period": "90d", "rotator": "webhook", "settings": {"name": "hook-with-current"}}}),
     );
     assert_eq!(st, 204, "{body}");
     let (st, body) = call(
@@ -687,13 +754,20 @@ fn a_webhook_rotator_gets_every_step_and_its_failure_rolls_back() {
     let (_, cur) = read_secret(&s, &path, "");
     assert_eq!(cur["data"]["data"]["key"], "from-webhook");
     // A webhook refusing the test step rolls back: current stays.
-    let (url, hook) = webhook(vec![
-        (200, r#"{"key":"second"}"#.into()),
-        (200, "{}".into()),
-        (500, "{}".into()),
-        (200, "{}".into()),
-    ]);
-    let (st, _) = set_lifecycle(&s, &path, json!({"rotation": {"settings": {"url": url}}}));
+    let hook = webhook(
+        l2,
+        vec![
+            (200, r#"{"key":"second"}"#.into()),
+            (200, "{}".into()),
+            (500, "{}".into()),
+            (200, "{}".into()),
+        ],
+    );
+    let (st, _) = set_lifecycle(
+        &s,
+        &path,
+        json!({"rotation": {"settings": {"name": "hook-without-current"}}}),
+    );
     assert_eq!(st, 204);
     let (st, body) = call(
         &s.addr,
@@ -713,6 +787,339 @@ fn a_webhook_rotator_gets_every_step_and_its_failure_rolls_back() {
         "rollback",
         "the rotator is told to roll back"
     );
+    assert!(
+        seen.iter().all(|d| d.get("current").is_none()),
+        "no current value unless declared: {seen:?}"
+    );
     let (_, cur) = read_secret(&s, &path, "");
     assert_eq!(cur["data"]["data"]["key"], "from-webhook");
+}
+
+/// Writes an executable `/bin/sh` script into `dir`.
+fn script_file(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// The names and values a child's `env` printed.
+fn env_of(file: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The hole: a token allowed only `secret/lifecycle/*` and `secret/rotate/*`
+/// set a `command` rotator to `/bin/sh -c id` and the server ran it with
+/// its environment and the current value. Now programs and URLs come only
+/// from the server's configuration, choosing one needs sudo, and the child
+/// sees a cleared environment and no current value unless declared.
+#[test]
+fn rotators_are_declared_by_the_operator_and_choosing_one_needs_sudo() {
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path().to_str().unwrap();
+    let program = script_file(
+        work.path(),
+        "rotate.sh",
+        &format!(
+            "/usr/bin/env > \"{d}/env-$1\"\n/bin/cat > \"{d}/stdin-$1\"\n\
+             if [ \"$1\" = create ]; then echo '{{\"data\":{{\"token\":\"rotated-by-program\"}}}}'; fi\n"
+        ),
+    );
+    let program = q(program.to_str().unwrap());
+    let marker = unique("mode");
+    let (s, _cfg) = server_with(&format!(
+        "[rotator.probe]\ntype = \"command\"\nprogram = {program}\nenv = {{ ROTATOR_MODE = {} }}\n\n\
+         [rotator.probe-with-current]\ntype = \"command\"\nprogram = {program}\nneeds_current_value = true\n",
+        q(&marker)
+    ));
+    let path = unique("vendor/api");
+    let old = unique("v");
+    put_secret(&s, &path, json!({ "token": old }));
+    let writer = token_with_policy(
+        &s,
+        "path \"secret/lifecycle/*\" { capabilities = [\"create\", \"read\", \"update\"] }\n\
+         path \"secret/rotate/*\" { capabilities = [\"update\"] }\n",
+    );
+    let admin = token_with_policy(
+        &s,
+        "path \"secret/lifecycle/*\" { capabilities = [\"create\", \"read\", \"update\", \"sudo\"] }\n",
+    );
+    let lc_path = format!("secret/lifecycle/{path}");
+    let write = |token: &str, body: Value| call(&s.addr, token, "POST", &lc_path, Some(body));
+    let (st, _) = call(
+        &s.addr,
+        &writer,
+        "GET",
+        &format!("secret/data/{path}"),
+        None,
+    );
+    assert_eq!(st, 403, "the writer cannot read the value");
+
+    // Inline programs, URLs and connection strings: 400, whoever asks.
+    for (rotator, settings) in [
+        ("command", json!({"command": ["/bin/sh", "-c", "id"]})),
+        ("command", json!({"name": "probe", "args": ["-c", "id"]})),
+        ("webhook", json!({"url": "http://127.0.0.1:9/collect"})),
+        (
+            "postgres",
+            json!({"connection_url": "postgres://x@127.0.0.1:9/x", "role": "app"}),
+        ),
+    ] {
+        for token in [&writer, &admin, &s.token] {
+            let (st, body) = write(
+                token,
+                json!({"rotation": {"period": "90d", "rotator": rotator, "settings": settings}}),
+            );
+            assert_eq!(st, 400, "{rotator} {settings}: {body}");
+            let msg = body["errors"][0].as_str().unwrap();
+            assert!(msg.contains("rotation.settings."), "{msg}");
+        }
+    }
+    let (st, body) = write(
+        &admin,
+        json!({"rotation": {"rotator": "command", "settings": {"name": "nope"}}}),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("no command rotator named \"nope\""));
+
+    // A declared rotator: without sudo 403, with sudo accepted.
+    let named =
+        json!({"rotation": {"period": "90d", "rotator": "command", "settings": {"name": "probe"}}});
+    let (st, body) = write(&writer, named.clone());
+    assert_eq!(st, 403, "{body}");
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("sudo"),
+        "{body}"
+    );
+    let (st, body) = write(&admin, named.clone());
+    assert_eq!(st, 204, "{body}");
+    // Other fields, and the schedule, need no sudo.
+    let (st, body) = write(
+        &writer,
+        json!({"owner": "team-x", "rotation": {"period": "30d"}}),
+    );
+    assert_eq!(st, 204, "{body}");
+
+    // The rotation runs the declared program in a cleared environment.
+    let (st, body) = call(
+        &s.addr,
+        &writer,
+        "POST",
+        &format!("secret/rotate/{path}"),
+        Some(json!({})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (_, cur) = read_secret(&s, &path, "");
+    assert_eq!(cur["data"]["data"]["token"], "rotated-by-program");
+    assert!(std::env::var_os("PATH").is_some());
+    for step in ["create", "set", "test", "finish"] {
+        let env = env_of(&work.path().join(format!("env-{step}")));
+        assert!(
+            env.contains(&("ROTATOR_MODE".to_string(), marker.clone())),
+            "{step}: {env:?}"
+        );
+        // PWD is the shell's own; nothing of the server's environment is there.
+        assert!(
+            env.iter().all(|(k, _)| k == "ROTATOR_MODE" || k == "PWD"),
+            "{step}: {env:?}"
+        );
+        let stdin = std::fs::read_to_string(work.path().join(format!("stdin-{step}"))).unwrap();
+        assert!(
+            !stdin.contains(&old),
+            "{step}: the current value reached the child"
+        );
+        let doc: Value = serde_json::from_str(&stdin).unwrap();
+        assert!(doc.get("current").is_none(), "{step}: {doc}");
+    }
+    let set: Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("stdin-set")).unwrap())
+            .unwrap();
+    assert_eq!(set["pending"]["token"], "rotated-by-program");
+
+    // A rotator declared with needs_current_value gets it.
+    let with_current = json!({"rotation": {"settings": {"name": "probe-with-current"}}});
+    let (st, _) = write(&writer, with_current.clone());
+    assert_eq!(st, 403);
+    let (st, body) = write(&admin, with_current);
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "POST",
+        &format!("secret/rotate/{path}"),
+        Some(json!({})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let create: Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("stdin-create")).unwrap())
+            .unwrap();
+    assert_eq!(create["current"]["token"], "rotated-by-program");
+    let env = env_of(&work.path().join("env-create"));
+    assert!(env.iter().all(|(k, _)| k == "PWD"), "{env:?}");
+}
+
+/// Runs `coffer <args>` that must exit on its own; returns (code, stderr).
+fn run_to_exit(args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read as _;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code().unwrap_or(-1), err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("coffer {args:?} kept running");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_bad_rotator_declaration_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!(
+        "[storage.inmem]\n[listener.tcp]\naddress = \"127.0.0.1:{}\"\ntls_disable = true\n",
+        free_port()
+    );
+    let cases = [
+        (
+            "[rotator.hook]\ntype = \"webhook\"\nurl = \"https://collector.elsewhere.test/x\"\nallowed_hosts = [\"hooks.example.test\"]\n",
+            "rotator.hook: the url's host \"collector.elsewhere.test\" is not in allowed_hosts",
+        ),
+        (
+            "[rotator.hook]\ntype = \"webhook\"\nurl = \"http://hooks.example.test/x\"\nallowed_hosts = [\"hooks.example.test\"]\n",
+            "rotator.hook: url must be https",
+        ),
+        (
+            "[rotator.run]\ntype = \"command\"\nprogram = \"sh\"\n",
+            "rotator.run: program must be an absolute path",
+        ),
+    ];
+    for (decl, want) in cases {
+        let cfg = dir.path().join("coffer.toml");
+        std::fs::write(&cfg, format!("{base}{decl}")).unwrap();
+        let (code, err) = run_to_exit(&["server", "--config", cfg.to_str().unwrap()]);
+        assert_ne!(code, 0, "{decl}");
+        assert!(err.contains(want), "{decl}: {err}");
+        // The dev server reads the same declarations from --config.
+        let dev = dir.path().join("dev.toml");
+        std::fs::write(&dev, decl).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let (code, err) = run_to_exit(&[
+            "server",
+            "--dev",
+            "--dev-listen-address",
+            &listen,
+            "--config",
+            dev.to_str().unwrap(),
+        ]);
+        assert_ne!(code, 0, "{decl}");
+        assert!(err.contains(want), "dev {decl}: {err}");
+    }
+}
+
+/// Rotation used to write its pending version without check-and-set: a
+/// KV write landing while the rotator ran was silently replaced by a value
+/// computed from the older version, and a secret with `cas_required` could
+/// not be rotated at all (the rotation stuck in flight).
+#[test]
+fn a_rotation_racing_a_kv_write_rolls_back_and_loses_no_write() {
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path().to_str().unwrap();
+    let script = format!(
+        "case \"$0\" in create) : > \"{d}/started\"; while [ ! -f \"{d}/go\" ]; do sleep 0.1; done; \
+         echo '{{\"data\":{{\"k\":\"rotated\"}}}}';; esac"
+    );
+    let (s, _cfg) = server_with(&sh_rotator("gated", &script, "60s"));
+    let rotate = |path: &str| {
+        let (addr, token, p) = (s.addr.clone(), s.token.clone(), path.to_string());
+        std::thread::spawn(move || {
+            call(
+                &addr,
+                &token,
+                "POST",
+                &format!("secret/rotate/{p}"),
+                Some(json!({})),
+            )
+        })
+    };
+    for cas_required in [false, true] {
+        let path = unique("race/key");
+        put_secret(&s, &path, json!({"k": "v1"}));
+        if cas_required {
+            let (st, body) = call(
+                &s.addr,
+                &s.token,
+                "POST",
+                &format!("secret/metadata/{path}"),
+                Some(json!({"cas_required": true})),
+            );
+            assert_eq!(st, 204, "{body}");
+        }
+        let (st, body) = set_lifecycle(
+            &s,
+            &path,
+            json!({"rotation": {"period": "90d", "rotator": "command", "settings": {"name": "gated"}}}),
+        );
+        assert_eq!(st, 204, "{body}");
+        let _ = std::fs::remove_file(work.path().join("started"));
+        let _ = std::fs::remove_file(work.path().join("go"));
+        let rotation = rotate(&path);
+        wait_until("the create step", 30, || {
+            work.path().join("started").exists()
+        });
+        // A writer changes the secret while the rotator runs.
+        let (st, body) = call(
+            &s.addr,
+            &s.token,
+            "POST",
+            &format!("secret/data/{path}"),
+            Some(json!({"data": {"k": "writer"}, "options": {"cas": 1}})),
+        );
+        assert_eq!(st, 200, "{body}");
+        std::fs::write(work.path().join("go"), "").unwrap();
+        let (st, body) = rotation.join().unwrap();
+        assert_eq!(st, 400, "cas_required={cas_required}: {body}");
+        assert!(
+            body["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("written during the rotation"),
+            "{body}"
+        );
+        let (_, cur) = read_secret(&s, &path, "");
+        assert_eq!(cur["data"]["data"]["k"], "writer", "the write is kept");
+        let lc = lifecycle(&s, &path);
+        assert!(lc["state"]["in_flight"].is_null(), "{lc}");
+        assert_eq!(lc["status"], "failing");
+        // Unraced, the rotation goes through, check-and-set satisfied.
+        let (st, body) = rotate(&path).join().unwrap();
+        assert_eq!(st, 200, "cas_required={cas_required}: {body}");
+        let (_, cur) = read_secret(&s, &path, "");
+        assert_eq!(cur["data"]["data"]["k"], "rotated");
+        let (_, prev) = read_secret(&s, &path, "?stage=previous");
+        assert_eq!(prev["data"]["data"]["k"], "writer");
+    }
 }

@@ -645,6 +645,30 @@ impl KvV2 {
         Ok(data.map(|d| (version, d)))
     }
 
+    /// For a rotation's start: the latest version number (the check-and-set
+    /// value of its pending write; 0 when the key is new) and what a plain
+    /// read returns, from one metadata read.
+    pub async fn read_for_rotation(
+        &self,
+        ctx: &EngineCtx<'_>,
+        path: &str,
+    ) -> Result<(u64, Option<(u64, Value)>)> {
+        let Some(meta) = self.metadata(ctx, path).await? else {
+            return Ok((0, None));
+        };
+        let version = meta.effective_current();
+        let live = meta
+            .versions
+            .get(&version)
+            .is_some_and(|vm| !vm.destroyed && !vm.is_deleted(&now()));
+        let data: Option<Value> = if live {
+            ctx.view.get_json(&version_key(path, version)).await?
+        } else {
+            None
+        };
+        Ok((meta.current_version, data.map(|d| (version, d))))
+    }
+
     /// The stage labels of `path`.
     pub async fn stages(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<BTreeMap<String, u64>> {
         Ok(self
@@ -655,12 +679,16 @@ impl KvV2 {
     }
 
     /// Writes `data` as a new version labelled `pending`; the current label
-    /// stays where it was, so readers keep getting the current value.
+    /// stays where it was, so readers keep getting the current value. The
+    /// write is a check-and-set against `cas` (the latest version when the
+    /// rotation started), so it satisfies `cas_required` and never lands on
+    /// top of a write it did not see.
     pub async fn write_pending(
         &self,
         ctx: &EngineCtx<'_>,
         path: &str,
         data: &Value,
+        cas: u64,
     ) -> Result<u64> {
         let _guard = self.write_lock(path).await;
         let meta = self.metadata(ctx, path).await?;
@@ -673,8 +701,14 @@ impl KvV2 {
                 errors: vec![format!("a rotation of {path} is already in flight")],
             });
         }
+        if meta.as_ref().map_or(0, |m| m.current_version) != cas {
+            return Err(Error::bad(
+                "the secret was written during the rotation (check-and-set failed); \
+                 the rotation was rolled back",
+            ));
+        }
         let resp = self
-            .write_version(ctx, path, meta, data, None, true)
+            .write_version(ctx, path, meta, data, Some(cas), true)
             .await?;
         resp.data
             .as_ref()
@@ -694,6 +728,11 @@ impl KvV2 {
         let mut meta = self.metadata(ctx, path).await?.ok_or(Error::NotFound)?;
         if meta.stages.get("pending") != Some(&expected) {
             return Err(Error::bad("the pending version changed during rotation"));
+        }
+        if meta.current_version != expected {
+            return Err(Error::bad(
+                "the secret was written during the rotation; the rotation was rolled back",
+            ));
         }
         let old = meta.effective_current();
         meta.stages.remove("pending");

@@ -9,10 +9,17 @@
 //! - `sys/coffer/inventory`: GET every managed secret with its status,
 //!   filtered by `status` (due, overdue, failing, ...), `owner`, `type`, `origin`;
 //! - `sys/coffer/revoke-compromised`: POST `{path, reason, since}`.
+//!
+//! Setting or changing a secret's rotator (its kind or settings) needs
+//! `sudo` on `<mount>/lifecycle/<path>` besides `update`: a rotator acts
+//! with the server's privileges. Command, webhook and postgres rotators are
+//! declared by the operator in the server configuration ([`registry`]); a
+//! record only names one.
 
 pub mod cert;
 pub mod model;
 mod pg;
+pub mod registry;
 pub mod rotate;
 pub mod rotators;
 pub mod store;
@@ -101,7 +108,13 @@ pub async fn handle(
         Operation::Create | Operation::Update | Operation::Patch => {
             let _guard = store::lock(&m.entry.uuid, path).await;
             let mut lc = store::load(&m.view, path).await?.unwrap_or_default();
-            apply(&mut lc, &req.data)?;
+            let before = rotator_of(&lc);
+            apply(&mut lc, &req.data, &core.config.rotators)?;
+            let after = rotator_of(&lc);
+            // `manual` runs nothing: choosing it (like removing the policy) needs no sudo.
+            if after.as_ref().is_some_and(|(r, _)| r != "manual") && after != before {
+                require_sudo(core, token, req).await?;
+            }
             if lc.created.is_none() {
                 lc.created = Some(now());
             }
@@ -119,6 +132,35 @@ pub async fn handle(
     Ok(resp)
 }
 
+/// What a record's rotation runs: the rotator and its settings.
+fn rotator_of(lc: &Lifecycle) -> Option<(String, Map<String, Value>)> {
+    lc.rotation
+        .as_ref()
+        .map(|r| (r.rotator.clone(), r.settings.clone()))
+}
+
+/// Refuses (403) unless `token` holds `sudo` on the request's path.
+async fn require_sudo(core: &Core, token: Option<&TokenEntry>, req: &Request) -> Result<()> {
+    let denied = || Error::Status {
+        code: 403,
+        errors: vec![format!(
+            "permission denied: setting or changing the rotator of a secret needs sudo on {}",
+            req.path
+        )],
+    };
+    let token = token.ok_or_else(denied)?;
+    let acl = core.policies.acl(&token.policies).await?;
+    let op = match req.operation {
+        Operation::Create => crate::policy::Operation::Create,
+        Operation::Patch => crate::policy::Operation::Patch,
+        _ => crate::policy::Operation::Update,
+    };
+    match acl.authorize_without_parameters(op, &req.path) {
+        Ok(granted) if granted.sudo => Ok(()),
+        _ => Err(denied()),
+    }
+}
+
 fn check_path(path: &str) -> Result<()> {
     if path.is_empty() || path.ends_with('/') {
         return Err(Error::bad("a secret path is required"));
@@ -126,8 +168,13 @@ fn check_path(path: &str) -> Result<()> {
     Ok(())
 }
 
-/// Merges the fields of a lifecycle write into `lc`, validating each.
-pub fn apply(lc: &mut Lifecycle, data: &Map<String, Value>) -> Result<()> {
+/// Merges the fields of a lifecycle write into `lc`, validating each;
+/// command, webhook and postgres rotators must be declared in `registry`.
+pub fn apply(
+    lc: &mut Lifecycle,
+    data: &Map<String, Value>,
+    registry: &registry::RotatorRegistry,
+) -> Result<()> {
     let p = Params(data);
     if let Some(v) = p.str("owner")? {
         lc.owner = v.trim().to_string();
@@ -227,7 +274,7 @@ pub fn apply(lc: &mut Lifecycle, data: &Map<String, Value>) -> Result<()> {
             if let Some(s) = rp.object("settings")? {
                 rot.settings = s.clone();
             }
-            rotators::validate(&rot.rotator, &rot.settings)?;
+            rotators::validate(registry, &rot.rotator, &rot.settings)?;
             if rot.period.is_some() && rot.cron.is_some() {
                 return Err(Error::bad(
                     "rotation: give a period or a cron expression, not both",
@@ -334,7 +381,7 @@ pub async fn schedule_pass(
             if lc.state.in_flight.is_some() {
                 if first {
                     // Nothing runs at start: an in-flight record is a rotation the stop interrupted.
-                    rotate::recover(&m, &path).await?;
+                    rotate::recover(core, &m, &path).await?;
                 }
                 continue;
             }

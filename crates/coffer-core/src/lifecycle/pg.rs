@@ -1,18 +1,19 @@
 //! The `postgres` rotator: rotates a real PostgreSQL role's password.
 //!
-//! Settings: `connection_url` (an admin connection; `{{username}}` and
-//! `{{password}}` are filled from `username`/`password`), `strategy`
+//! The admin connection is declared by the operator (`[rotator.NAME]` with
+//! `type = "postgres"`, see [`super::registry`]); a lifecycle record names
+//! it (`name`) and never gives a connection string. Settings: `strategy`
 //! (`single`: one role, `role`; `alternating`: two roles, `roles`, the
 //! previous one stays valid until the next rotation), `username_field` and
 //! `password_field` (the secret's keys, default `username` and `password`),
-//! and the password policy of the `generate` rotator.
-
-use std::str::FromStr;
+//! and the password policy of the `generate` rotator. Only roles in the
+//! declaration's `allowed_roles` are rotated.
 
 use serde_json::{Map, Value};
 use tokio_postgres::{Config, NoTls};
 use zeroize::Zeroizing;
 
+use super::registry::PostgresRotator;
 use super::rotators::StepInput;
 use crate::util::Params;
 use crate::{Error, Result};
@@ -22,17 +23,6 @@ fn field<'a>(settings: &'a Map<String, Value>, name: &str, default: &'a str) -> 
         .get(name)
         .and_then(Value::as_str)
         .unwrap_or(default)
-}
-
-fn admin_config(settings: &Map<String, Value>) -> Result<Config> {
-    let p = Params(settings);
-    let url = p.str("connection_url")?.unwrap_or_default();
-    let url = Zeroizing::new(
-        url.replace("{{username}}", p.str("username")?.unwrap_or(""))
-            .replace("{{password}}", p.str("password")?.unwrap_or("")),
-    );
-    Config::from_str(&url)
-        .map_err(|_| Error::bad("rotation.settings.connection_url is not a valid PostgreSQL URL"))
 }
 
 fn quote_ident(s: &str) -> String {
@@ -94,8 +84,13 @@ fn target_role(input: &StepInput<'_>) -> Result<String> {
     }
 }
 
-async fn set_password(settings: &Map<String, Value>, role: &str, password: &str) -> Result<()> {
-    let client = connect(&admin_config(settings)?).await?;
+async fn set_password(pg: &PostgresRotator, role: &str, password: &str) -> Result<()> {
+    if !pg.allows(role) {
+        return Err(Error::bad(format!(
+            "role {role:?} is not in the allowed_roles of this postgres rotator"
+        )));
+    }
+    let client = connect(&pg.config).await?;
     let stmt = Zeroizing::new(format!(
         "ALTER ROLE {} WITH PASSWORD {}",
         quote_ident(role),
@@ -108,7 +103,7 @@ async fn set_password(settings: &Map<String, Value>, role: &str, password: &str)
 }
 
 /// Runs one step; `create` returns the pending value.
-pub async fn step(input: &StepInput<'_>) -> Result<Option<Value>> {
+pub async fn step(pg: &PostgresRotator, input: &StepInput<'_>) -> Result<Option<Value>> {
     let user_field = field(input.settings, "username_field", "username").to_string();
     let pass_field = field(input.settings, "password_field", "password").to_string();
     match input.step {
@@ -133,7 +128,7 @@ pub async fn step(input: &StepInput<'_>) -> Result<Option<Value>> {
                 .get(&pass_field)
                 .and_then(Value::as_str)
                 .ok_or_else(|| Error::bad("pending version has no password"))?;
-            set_password(input.settings, &role, pw).await?;
+            set_password(pg, &role, pw).await?;
             Ok(None)
         }
         "test" => {
@@ -143,7 +138,7 @@ pub async fn step(input: &StepInput<'_>) -> Result<Option<Value>> {
                 .get(&pass_field)
                 .and_then(Value::as_str)
                 .ok_or_else(|| Error::bad("pending version has no password"))?;
-            let mut cfg = admin_config(input.settings)?;
+            let mut cfg = pg.config.clone();
             cfg.user(&role).password(pw);
             let client = connect(&cfg)
                 .await
@@ -159,7 +154,7 @@ pub async fn step(input: &StepInput<'_>) -> Result<Option<Value>> {
             if Params(input.settings).str("strategy")?.unwrap_or("single") == "single" {
                 if let Some(old) = input.current.get(&pass_field).and_then(Value::as_str) {
                     let role = target_role(input)?;
-                    set_password(input.settings, &role, old).await?;
+                    set_password(pg, &role, old).await?;
                 }
             }
             Ok(None)

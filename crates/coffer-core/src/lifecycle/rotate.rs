@@ -71,6 +71,7 @@ pub async fn rotate(
         code: 409,
         errors: vec![format!("a rotation of {path} is already in flight")],
     };
+    let registry = &core.config.rotators;
     let _guard = store::try_lock(&m.entry.uuid, path).ok_or_else(in_flight)?;
     let mut lc = store::load(&m.view, path).await?.ok_or(Error::NotFound)?;
     let rotation = lc
@@ -80,9 +81,12 @@ pub async fn rotate(
     if lc.state.in_flight.is_some() {
         return Err(in_flight());
     }
-    let (current_version, current) = match kv.read_stage(&ctx, path, None).await? {
-        Some((v, d)) => (v, d),
-        None => (0, json!({})),
+    // The pending version is written with check-and-set against the latest
+    // version seen here: a write that lands meanwhile fails the rotation
+    // (rolled back) instead of being overwritten.
+    let (cas, current_version, current) = match kv.read_for_rotation(&ctx, path).await? {
+        (latest, Some((v, d))) => (latest, v, d),
+        (latest, None) => (latest, 0, json!({})),
     };
     let full_path = format!("{}{}", m.entry.path, path);
     lc.state.in_flight = Some(InFlight {
@@ -112,7 +116,7 @@ pub async fn rotate(
             settings: &rotation.settings,
         };
         let result = if step == "finish" {
-            match rotators::run_step(&rotation.rotator, &input).await {
+            match rotators::run_step(registry, &rotation.rotator, &input).await {
                 Ok(_) => match pending_version {
                     Some(v) => kv.promote_pending(&ctx, path, v).await.map(|_| None),
                     None => Err(Error::bad("no pending version to finish")),
@@ -120,7 +124,7 @@ pub async fn rotate(
                 Err(e) => Err(e),
             }
         } else {
-            rotators::run_step(&rotation.rotator, &input).await
+            rotators::run_step(registry, &rotation.rotator, &input).await
         };
         let step_event = json!({
             "path": full_path,
@@ -137,8 +141,16 @@ pub async fn rotate(
         };
         match result {
             Ok(Some(value)) if step == "create" => {
-                pending_version = Some(kv.write_pending(&ctx, path, &value).await?);
-                pending = value;
+                match kv.write_pending(&ctx, path, &value, cas).await {
+                    Ok(v) => {
+                        pending_version = Some(v);
+                        pending = value;
+                    }
+                    Err(e) => {
+                        failure = Some((step.into(), e.to_string()));
+                        break;
+                    }
+                }
             }
             Ok(_) if step == "create" => {
                 failure = Some((step.into(), "the rotator produced no pending value".into()));
@@ -200,7 +212,7 @@ pub async fn rotate(
                     metadata: &meta,
                     settings: &rotation.settings,
                 };
-                if let Err(e) = rotators::run_step(&rotation.rotator, &input).await {
+                if let Err(e) = rotators::run_step(registry, &rotation.rotator, &input).await {
                     tracing::warn!(path = %full_path, error = %e, "rotation rollback step failed");
                 }
             }
@@ -234,7 +246,7 @@ pub async fn rotate(
 
 /// Rolls back a rotation that was interrupted (the server stopped midway):
 /// the pending version is destroyed, the failure recorded, a retry scheduled.
-pub async fn recover(m: &Mounted, path: &str) -> Result<bool> {
+pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
     let Some(kv) = m.engine.as_kv2() else {
         return Ok(false);
     };
@@ -271,7 +283,9 @@ pub async fn recover(m: &Mounted, path: &str) -> Result<bool> {
                 metadata: &meta,
                 settings: &rotation.settings,
             };
-            if let Err(e) = rotators::run_step(&rotation.rotator, &input).await {
+            if let Err(e) =
+                rotators::run_step(&core.config.rotators, &rotation.rotator, &input).await
+            {
                 tracing::warn!(path = %full_path, error = %e, "rollback of an interrupted rotation failed");
             }
         }

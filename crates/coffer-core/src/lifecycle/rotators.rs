@@ -3,19 +3,21 @@
 //! secret value.
 //!
 //! - `generate`: a new random value from a password policy;
-//! - `postgres`: a real PostgreSQL role's password (single or alternating users);
-//! - `command`: an external program run once per step (step name as argument,
-//!   JSON on stdin, exit status as the result);
-//! - `webhook`: a POST per step to a URL;
+//! - `postgres`: a real PostgreSQL role's password (single or alternating
+//!   users), through an admin connection declared by the operator;
+//! - `command`: an external program declared by the operator
+//!   (`[rotator.NAME]` in the server configuration, see [`super::registry`]),
+//!   run once per step without a shell, in a cleared environment (step name
+//!   as last argument, JSON on stdin, exit status as the result);
+//! - `webhook`: a POST per step to a URL declared by the operator;
 //! - `manual`: no automatic rotation (only due reminders).
-
-use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-use crate::util::{parse_duration, Params};
+use super::registry::{CommandRotator, Declared, RotatorRegistry, WebhookRotator};
+use crate::util::Params;
 use crate::{Error, Result};
 
 /// The steps of a staged rotation.
@@ -39,8 +41,49 @@ pub struct StepInput<'a> {
     pub settings: &'a Map<String, Value>,
 }
 
-/// Checks a rotator's settings when a policy is written.
-pub fn validate(rotator: &str, settings: &Map<String, Value>) -> Result<()> {
+/// Settings a `postgres` lifecycle record may carry besides the password policy.
+const POSTGRES_SETTINGS: [&str; 6] = [
+    "name",
+    "strategy",
+    "role",
+    "roles",
+    "username_field",
+    "password_field",
+];
+/// Password policy settings (`generate` and `postgres`).
+const POLICY_SETTINGS: [&str; 6] = [
+    "length",
+    "format",
+    "lowercase",
+    "uppercase",
+    "digits",
+    "symbols",
+];
+
+/// The declared rotator a record's settings name (`settings.name`).
+fn declared<'r>(
+    registry: &'r RotatorRegistry,
+    rotator: &str,
+    settings: &Map<String, Value>,
+) -> Result<&'r Declared> {
+    let p = Params(settings);
+    let name = p.str("name")?.filter(|s| !s.is_empty()).ok_or_else(|| {
+        Error::bad(format!(
+            "rotation.settings.name is required for the {rotator} rotator: it names a \
+                 [rotator.NAME] section of the server configuration"
+        ))
+    })?;
+    registry.lookup(rotator, name)
+}
+
+/// Checks a rotator's settings when a policy is written. Command, webhook
+/// and postgres rotators are only named (`settings.name`); a program,
+/// argument, URL or connection string given inline is refused.
+pub fn validate(
+    registry: &RotatorRegistry,
+    rotator: &str,
+    settings: &Map<String, Value>,
+) -> Result<()> {
     let p = Params(settings);
     match rotator {
         "generate" | "manual" => {
@@ -49,33 +92,50 @@ pub fn validate(rotator: &str, settings: &Map<String, Value>) -> Result<()> {
             }
             Ok(())
         }
-        "command" => {
-            command_argv(settings)?;
-            if let Some(t) = p.str("timeout")? {
-                parse_duration(t).ok_or_else(|| Error::bad("rotation.settings.timeout: invalid duration"))?;
+        "command" | "webhook" => {
+            if let Some(k) = settings.keys().find(|k| k.as_str() != "name") {
+                return Err(Error::bad(format!(
+                    "rotation.settings.{k}: {rotator} rotators are declared by the operator in \
+                     the server configuration ([rotator.NAME]); a lifecycle record only names \
+                     one with settings.name"
+                )));
             }
-            Ok(())
-        }
-        "webhook" => {
-            let url = p.str("url")?.ok_or_else(|| Error::bad("rotation.settings.url is required for the webhook rotator"))?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Error::bad("rotation.settings.url must be an http or https URL"));
-            }
-            Ok(())
+            declared(registry, rotator, settings).map(|_| ())
         }
         "postgres" => {
-            p.str("connection_url")?.filter(|s| !s.is_empty()).ok_or_else(|| Error::bad("rotation.settings.connection_url is required for the postgres rotator"))?;
-            match p.str("strategy")?.unwrap_or("single") {
-                "single" => {
-                    p.str("role")?.filter(|s| !s.is_empty()).ok_or_else(|| Error::bad("rotation.settings.role is required for the postgres rotator"))?;
-                }
+            if let Some(k) = settings.keys().find(|k| {
+                !POSTGRES_SETTINGS.contains(&k.as_str()) && !POLICY_SETTINGS.contains(&k.as_str())
+            }) {
+                return Err(Error::bad(format!(
+                    "rotation.settings.{k}: not a postgres rotator setting (the admin connection \
+                     is declared by the operator as [rotator.NAME] with type = \"postgres\" and \
+                     named with settings.name)"
+                )));
+            }
+            let Declared::Postgres(pg) = declared(registry, rotator, settings)? else {
+                return Err(Error::bad("rotation.settings.name: not a postgres rotator"));
+            };
+            let roles = match p.str("strategy")?.unwrap_or("single") {
+                "single" => vec![p
+                    .str("role")?
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        Error::bad("rotation.settings.role is required for the postgres rotator")
+                    })?
+                    .to_string()],
                 "alternating" => {
                     let roles = p.str_list("roles")?.unwrap_or_default();
                     if roles.len() != 2 {
                         return Err(Error::bad("rotation.settings.roles must name exactly two roles for the alternating strategy"));
                     }
+                    roles
                 }
                 other => return Err(Error::bad(format!("rotation.settings.strategy: unknown strategy {other:?} (single or alternating)"))),
+            };
+            if let Some(r) = roles.iter().find(|r| !pg.allows(r)) {
+                return Err(Error::bad(format!(
+                    "rotation.settings: role {r:?} is not in the allowed_roles of this postgres rotator"
+                )));
             }
             policy_from(settings)?;
             Ok(())
@@ -191,12 +251,22 @@ fn fields(settings: &Map<String, Value>, current: &Value, default: &str) -> Resu
 }
 
 /// Runs one step of `rotator`; for `create`, returns the pending value.
-pub async fn run_step(rotator: &str, input: &StepInput<'_>) -> Result<Option<Value>> {
+/// Command, webhook and postgres rotators run only as `registry` declares them.
+pub async fn run_step(
+    registry: &RotatorRegistry,
+    rotator: &str,
+    input: &StepInput<'_>,
+) -> Result<Option<Value>> {
     match rotator {
         "generate" => generate_step(input),
-        "command" => command_step(input).await,
-        "webhook" => webhook_step(input).await,
-        "postgres" => super::pg::step(input).await,
+        "command" | "webhook" | "postgres" => {
+            validate(registry, rotator, input.settings)?;
+            match declared(registry, rotator, input.settings)? {
+                Declared::Command(c) => command_step(c, input).await,
+                Declared::Webhook(w) => webhook_step(w, input).await,
+                Declared::Postgres(pg) => super::pg::step(pg, input).await,
+            }
+        }
         "manual" => Err(Error::bad(
             "the manual rotator cannot rotate: write a new version by hand",
         )),
@@ -239,35 +309,19 @@ fn generate_step(input: &StepInput<'_>) -> Result<Option<Value>> {
     }
 }
 
-/// The step's JSON for commands and webhooks.
-pub fn step_document(input: &StepInput<'_>) -> Value {
-    json!({
+/// The step's JSON for commands and webhooks; the current value only when
+/// the rotator is declared with `needs_current_value = true`.
+pub fn step_document(input: &StepInput<'_>, with_current: bool) -> Value {
+    let mut doc = json!({
         "step": input.step,
         "path": input.path,
-        "current": input.current,
         "pending": input.pending,
         "metadata": input.metadata,
-    })
-}
-
-fn command_argv(settings: &Map<String, Value>) -> Result<Vec<String>> {
-    let argv = match settings.get("command") {
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::bad("rotation.settings.command must be a list of strings"))?,
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-        _ => {
-            return Err(Error::bad(
-                "rotation.settings.command is required for the command rotator",
-            ))
-        }
-    };
-    if argv.is_empty() {
-        return Err(Error::bad("rotation.settings.command is empty"));
+    });
+    if with_current {
+        doc["current"] = input.current.clone();
     }
-    Ok(argv)
+    doc
 }
 
 fn pending_from_output(step: &str, out: &[u8]) -> Result<Option<Value>> {
@@ -294,23 +348,39 @@ fn pending_from_output(step: &str, out: &[u8]) -> Result<Option<Value>> {
     Ok(Some(data))
 }
 
-async fn command_step(input: &StepInput<'_>) -> Result<Option<Value>> {
-    let argv = command_argv(input.settings)?;
-    let timeout = Params(input.settings)
-        .str("timeout")?
-        .and_then(parse_duration)
-        .unwrap_or(30)
-        .max(1);
-    let mut child = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
+async fn command_step(c: &CommandRotator, input: &StepInput<'_>) -> Result<Option<Value>> {
+    let timeout = c.timeout;
+    let mut cmd = tokio::process::Command::new(&c.program);
+    // No shell, and nothing of the server's environment but what the
+    // operator named.
+    cmd.args(&c.args)
         .arg(input.step)
+        .env_clear()
+        .current_dir("/");
+    for (k, v) in &c.vars {
+        cmd.env(k, v.as_str());
+    }
+    for k in &c.pass_through {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| Error::bad(format!("cannot start rotation command {:?}: {e}", argv[0])))?;
-    let doc = Zeroizing::new(serde_json::to_vec(&step_document(input)).unwrap_or_default());
+        .map_err(|e| {
+            Error::bad(format!(
+                "cannot start rotation command {}: {}",
+                c.program.display(),
+                e.kind()
+            ))
+        })?;
+    let doc = Zeroizing::new(
+        serde_json::to_vec(&step_document(input, c.needs_current_value)).unwrap_or_default(),
+    );
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let run = async {
@@ -326,9 +396,10 @@ async fn command_step(input: &StepInput<'_>) -> Result<Option<Value>> {
         let status = child.wait().await;
         (status, out)
     };
-    match tokio::time::timeout(Duration::from_secs(timeout), run).await {
+    match tokio::time::timeout(timeout, run).await {
         Err(_) => Err(Error::bad(format!(
-            "rotation command timed out after {timeout}s in step {}",
+            "rotation command timed out after {}s in step {}",
+            timeout.as_secs(),
             input.step
         ))),
         Ok((Err(e), _)) => Err(Error::bad(format!("rotation command failed: {e}"))),
@@ -348,27 +419,13 @@ async fn command_step(input: &StepInput<'_>) -> Result<Option<Value>> {
     }
 }
 
-async fn webhook_step(input: &StepInput<'_>) -> Result<Option<Value>> {
-    let p = Params(input.settings);
-    let url = p
-        .str("url")?
-        .ok_or_else(|| Error::bad("rotation.settings.url is required"))?;
-    let timeout = p
-        .str("timeout")?
-        .and_then(parse_duration)
-        .unwrap_or(30)
-        .max(1);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(timeout))
-        .build()
-        .map_err(|e| Error::Internal(format!("webhook client: {e}")))?;
-    let mut req = client.post(url).json(&step_document(input));
-    if let Some(h) = p.object("headers")? {
-        for (k, v) in h {
-            if let Some(v) = v.as_str() {
-                req = req.header(k.as_str(), v);
-            }
-        }
+async fn webhook_step(w: &WebhookRotator, input: &StepInput<'_>) -> Result<Option<Value>> {
+    let mut req = w
+        .client
+        .post(w.url.clone())
+        .json(&step_document(input, w.needs_current_value));
+    for (k, v) in &w.headers {
+        req = req.header(k, v);
     }
     let resp = req.send().await.map_err(|e| {
         Error::bad(format!(
@@ -415,36 +472,69 @@ mod tests {
         assert_eq!(generate(&policy_from(&s).unwrap()).len(), 32);
     }
 
+    fn registry() -> RotatorRegistry {
+        let specs: std::collections::BTreeMap<String, super::super::registry::RotatorSpec> =
+            serde_json::from_value(json!({
+                "hook": {"type": "command", "program": "/bin/sh", "args": ["-c", "if [ \"$0\" = create ]; then echo '{\"data\":{\"k\":\"new\"}}'; fi; [ \"$0\" != test ]"]},
+                "db": {"type": "postgres", "connection_url": "postgres://admin@127.0.0.1/x", "allowed_roles": ["app"]},
+            }))
+            .unwrap();
+        RotatorRegistry::from_specs(specs, std::path::Path::new(".")).unwrap()
+    }
+
+    fn settings(v: Value) -> Map<String, Value> {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn settings_are_validated() {
-        assert!(validate("nope", &Map::new()).is_err());
-        assert!(validate("command", &Map::new()).is_err());
-        assert!(validate(
-            "webhook",
-            &serde_json::from_value(json!({"url": "ftp://x"})).unwrap()
+        let r = registry();
+        assert!(validate(&r, "nope", &Map::new()).is_err());
+        assert!(validate(&r, "command", &Map::new()).is_err());
+        assert!(validate(&r, "command", &settings(json!({"name": "hook"}))).is_ok());
+        assert!(validate(&r, "webhook", &settings(json!({"name": "hook"}))).is_err());
+        // Inline programs, URLs and connection strings are refused.
+        let e = validate(
+            &r,
+            "command",
+            &settings(json!({"name": "hook", "command": ["/bin/sh"]})),
         )
-        .is_err());
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("declared by the operator"), "{e}");
+        assert!(validate(&r, "webhook", &settings(json!({"url": "https://x"}))).is_err());
         assert!(validate(
+            &r,
             "postgres",
-            &serde_json::from_value(
-                json!({"connection_url": "postgres://x", "strategy": "alternating", "roles": ["a"]})
-            )
-            .unwrap()
+            &settings(json!({"connection_url": "postgres://x", "role": "app"}))
         )
         .is_err());
         assert!(validate(
-            "generate",
-            &serde_json::from_value(json!({"length": 4})).unwrap()
+            &r,
+            "postgres",
+            &settings(json!({"name": "db", "role": "app"}))
+        )
+        .is_ok());
+        assert!(validate(
+            &r,
+            "postgres",
+            &settings(json!({"name": "db", "role": "other"}))
         )
         .is_err());
-        assert!(validate("generate", &Map::new()).is_ok());
+        assert!(validate(
+            &r,
+            "postgres",
+            &settings(json!({"name": "db", "strategy": "alternating", "roles": ["app"]}))
+        )
+        .is_err());
+        assert!(validate(&r, "generate", &settings(json!({"length": 4}))).is_err());
+        assert!(validate(&r, "generate", &Map::new()).is_ok());
     }
 
     #[tokio::test]
     async fn command_rotator_reads_output_and_status() {
-        let settings: Map<String, Value> = serde_json::from_value(json!({
-            "command": ["sh", "-c", "if [ \"$0\" = create ]; then echo '{\"data\":{\"k\":\"new\"}}'; fi; [ \"$0\" != test ]", ],
-        })).unwrap();
+        let r = registry();
+        let settings = settings(json!({"name": "hook"}));
         let cur = json!({"k": "old"});
         let md = json!({});
         let mk = |step| StepInput {
@@ -455,10 +545,32 @@ mod tests {
             metadata: &md,
             settings: &settings,
         };
-        let created = command_step(&mk("create")).await.unwrap().unwrap();
+        let created = run_step(&r, "command", &mk("create"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(created, json!({"k": "new"}));
-        assert!(command_step(&mk("set")).await.unwrap().is_none());
-        let err = command_step(&mk("test")).await.unwrap_err().to_string();
+        assert!(run_step(&r, "command", &mk("set")).await.unwrap().is_none());
+        let err = run_step(&r, "command", &mk("test"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("exited with status 1"), "{err}");
+    }
+
+    #[test]
+    fn the_current_value_is_sent_only_when_declared() {
+        let cur = json!({"k": "old"});
+        let (md, s) = (json!({}), Map::new());
+        let input = StepInput {
+            step: "set",
+            path: "secret/x",
+            current: &cur,
+            pending: &Value::Null,
+            metadata: &md,
+            settings: &s,
+        };
+        assert!(step_document(&input, false).get("current").is_none());
+        assert_eq!(step_document(&input, true)["current"], cur);
     }
 }

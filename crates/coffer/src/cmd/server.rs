@@ -1,5 +1,6 @@
 //! `coffer server`: a dev server (`--dev`) or a production one (`--config`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
+use coffer_core::lifecycle::registry::{RotatorRegistry, RotatorSpec};
 use coffer_core::{Core, CoreConfig};
 use coffer_http::{HttpLimits, ListenerConfig};
 use coffer_storage::{Backend, MemoryBackend, SqliteBackend};
@@ -33,8 +35,9 @@ pub struct Args {
     /// Keep the dev server's data in this SQLite file instead of memory.
     #[arg(long, requires = "dev", value_name = "PATH")]
     dev_storage: Option<PathBuf>,
-    /// Server configuration file (TOML).
-    #[arg(long, conflicts_with = "dev", value_name = "FILE")]
+    /// Server configuration file (TOML). With --dev, only its [rotator.NAME]
+    /// sections are read (and nothing else may be in it).
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, default_value = "info", env = "COFFER_LOG_LEVEL")]
@@ -51,6 +54,28 @@ struct ConfigFile {
     seal: Option<SealSection>,
     #[serde(default)]
     cluster_name: Option<String>,
+    /// Operator-declared rotators (`[rotator.NAME]`), the only programs,
+    /// URLs and database connections lifecycle rotation may use.
+    #[serde(default)]
+    rotator: BTreeMap<String, RotatorSpec>,
+}
+
+/// What `--dev --config FILE` reads: rotator declarations only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevConfigFile {
+    #[serde(default)]
+    rotator: BTreeMap<String, RotatorSpec>,
+}
+
+/// Checks and builds the declared rotators; a bad one stops the server.
+fn rotators(
+    specs: BTreeMap<String, RotatorSpec>,
+    config: &Path,
+) -> anyhow::Result<RotatorRegistry> {
+    let base = config.parent().unwrap_or(Path::new("."));
+    RotatorRegistry::from_specs(specs, base)
+        .map_err(|e| anyhow::anyhow!("invalid configuration {}: {e}", config.display()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,10 +159,25 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
         Some(p) => (open_sqlite(p)?, "sqlite"),
         None => (Arc::new(MemoryBackend::new()), "inmem"),
     };
+    let registry = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading configuration {}", path.display()))?;
+            let file: DevConfigFile = toml::from_str(&text).with_context(|| {
+                format!(
+                    "invalid configuration {} (with --dev it may hold only [rotator.NAME] sections)",
+                    path.display()
+                )
+            })?;
+            rotators(file.rotator, path)?
+        }
+        None => RotatorRegistry::default(),
+    };
     let core = Core::new(
         backend,
         CoreConfig {
             storage_type: storage_type.into(),
+            rotators: registry,
             ..Default::default()
         },
     );
@@ -232,6 +272,7 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
     }
     let mut core_config = CoreConfig {
         storage_type: storage_type.into(),
+        rotators: rotators(config.rotator, path)?,
         ..Default::default()
     };
     if let Some(name) = config.cluster_name {

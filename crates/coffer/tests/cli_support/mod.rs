@@ -64,6 +64,28 @@ impl Server {
         )
     }
 
+    /// Starts `coffer server --dev --config <file>`: a dev server with the
+    /// rotators the file declares (`[rotator.NAME]` sections only).
+    pub fn start_dev_config(config: &Path) -> Server {
+        let port = free_port();
+        let token = unique("root");
+        let listen = format!("127.0.0.1:{port}");
+        Server::spawn(
+            &[
+                "server",
+                "--dev",
+                "--dev-listen-address",
+                &listen,
+                "--dev-root-token-id",
+                &token,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            format!("http://{listen}"),
+            token.clone(),
+        )
+    }
+
     /// Starts `coffer server --config <file>` (listening at `addr`) and waits
     /// until it answers; `token` is empty until someone initialises it.
     pub fn start_config(config: &Path, addr: String) -> Server {
