@@ -7,13 +7,11 @@
 //! `password_field` (the secret's keys, default `username` and `password`),
 //! and the password policy of the `generate` rotator.
 
-use std::str::FromStr;
-
 use serde_json::{Map, Value};
-use tokio_postgres::{Config, NoTls};
 use zeroize::Zeroizing;
 
 use super::rotators::StepInput;
+use crate::engines::database::pg::{self as dbpg, Target, TlsMaterial};
 use crate::util::Params;
 use crate::{Error, Result};
 
@@ -24,15 +22,21 @@ fn field<'a>(settings: &'a Map<String, Value>, name: &str, default: &'a str) -> 
         .unwrap_or(default)
 }
 
-fn admin_config(settings: &Map<String, Value>) -> Result<Config> {
+/// The admin connection: `connection_url` (with its `sslmode`) and
+/// `tls_ca`, parsed by the database engine's connection code.
+fn admin_config(settings: &Map<String, Value>) -> Result<Target> {
     let p = Params(settings);
     let url = p.str("connection_url")?.unwrap_or_default();
-    let url = Zeroizing::new(
-        url.replace("{{username}}", p.str("username")?.unwrap_or(""))
-            .replace("{{password}}", p.str("password")?.unwrap_or("")),
-    );
-    Config::from_str(&url)
-        .map_err(|_| Error::bad("rotation.settings.connection_url is not a valid PostgreSQL URL"))
+    dbpg::target(
+        url,
+        p.str("username")?.unwrap_or(""),
+        p.str("password")?.unwrap_or(""),
+    )
+    .map_err(|e| {
+        Error::bad(format!(
+            "rotation.settings.connection_url is not a valid PostgreSQL URL: {e}"
+        ))
+    })
 }
 
 fn quote_ident(s: &str) -> String {
@@ -43,15 +47,28 @@ fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-async fn connect(config: &Config) -> Result<tokio_postgres::Client> {
-    let (client, conn) = config
-        .connect(NoTls)
+/// Connects through the database engine's one connect function (TLS as
+/// `sslmode` says, the CA from `tls_ca`); the reason names no secret.
+async fn connect(settings: &Map<String, Value>, target: Target) -> Result<tokio_postgres::Client> {
+    let p = Params(settings);
+    let tls = TlsMaterial {
+        ca: p.str("tls_ca")?.unwrap_or(""),
+        ..TlsMaterial::default()
+    };
+    let password = Zeroizing::new(
+        target
+            .config
+            .get_password()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .unwrap_or("")
+            .to_string(),
+    );
+    dbpg::connect_target(target, &tls, &[password.as_str()])
         .await
-        .map_err(|e| Error::bad(format!("cannot connect to PostgreSQL: {}", pg_reason(&e))))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+        .map_err(|e| match &e.code {
+            Some(code) => Error::bad(format!("cannot connect to PostgreSQL: {e} ({code})")),
+            None => Error::bad(format!("cannot connect to PostgreSQL: {e}")),
+        })
 }
 
 /// A PostgreSQL error's reason, without the statement (which may hold a password).
@@ -95,7 +112,7 @@ fn target_role(input: &StepInput<'_>) -> Result<String> {
 }
 
 async fn set_password(settings: &Map<String, Value>, role: &str, password: &str) -> Result<()> {
-    let client = connect(&admin_config(settings)?).await?;
+    let client = connect(settings, admin_config(settings)?).await?;
     let stmt = Zeroizing::new(format!(
         "ALTER ROLE {} WITH PASSWORD {}",
         quote_ident(role),
@@ -143,9 +160,9 @@ pub async fn step(input: &StepInput<'_>) -> Result<Option<Value>> {
                 .get(&pass_field)
                 .and_then(Value::as_str)
                 .ok_or_else(|| Error::bad("pending version has no password"))?;
-            let mut cfg = admin_config(input.settings)?;
-            cfg.user(&role).password(pw);
-            let client = connect(&cfg)
+            let mut target = admin_config(input.settings)?;
+            target.config.user(&role).password(pw);
+            let client = connect(input.settings, target)
                 .await
                 .map_err(|_| Error::bad(format!("login as {role} with the new password failed")))?;
             client
