@@ -470,4 +470,113 @@ mod tests {
         assert!(!err.message.contains(&pw));
         assert!(err.message.contains("invalid connection_url"));
     }
+
+    #[test]
+    fn sslmode_is_taken_from_both_forms() {
+        let t = target(
+            "postgres://u@h:5432/db?sslmode=verify-full&application_name=x",
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(t.mode, SslMode::VerifyFull);
+        assert_eq!(t.config.get_application_name(), Some("x"));
+        assert_eq!(
+            t.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        let t = target("postgresql://h/db", "", "").unwrap();
+        assert_eq!(t.mode, SslMode::Prefer, "libpq's default");
+        let t = target("postgresql://h/db?sslmode=disable", "", "").unwrap();
+        assert_eq!(
+            t.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
+        let pw = "it's a".to_string() + " pass";
+        let dsn = "host=h  sslmode = verify-ca password='it\\'s a pass' dbname=d";
+        let t = target(dsn, "", "").unwrap();
+        assert_eq!(t.mode, SslMode::VerifyCa);
+        assert_eq!(t.config.get_password(), Some(pw.as_bytes()));
+        assert_eq!(t.config.get_dbname(), Some("d"));
+        let t = target("host=h user={{username}} password={{password}}", "u", &pw).unwrap();
+        assert_eq!(t.mode, SslMode::Prefer);
+        assert_eq!(t.config.get_user(), Some("u"));
+        assert_eq!(t.config.get_password(), Some(pw.as_bytes()));
+    }
+
+    #[test]
+    fn server_files_and_unknown_modes_are_refused() {
+        for url in [
+            "postgres://h/db?sslmode=verify-full&sslrootcert=/etc/shadow",
+            "postgres://h/db?sslkey=/root/key",
+            "host=h sslcert=/x sslmode=require",
+            "host=h sslrootcert='/a b'",
+        ] {
+            let e = target(url, "", "").err().unwrap();
+            assert!(
+                e.message.contains("is not supported"),
+                "{url}: {}",
+                e.message
+            );
+            assert!(
+                !e.message.contains('/'),
+                "the path is not echoed: {}",
+                e.message
+            );
+        }
+        let e = target("postgres://h/db?sslmode=maybe", "", "")
+            .err()
+            .unwrap();
+        assert!(e.message.contains("invalid sslmode"));
+        assert!(target("host=h password='unterminated", "", "").is_err());
+    }
+
+    #[test]
+    fn tls_material_is_checked_without_echo() {
+        let none = TlsMaterial::default();
+        assert!(check_tls(SslMode::Prefer, &none).is_ok());
+        assert!(check_tls(SslMode::Require, &none).is_ok());
+        for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+            let e = check_tls(mode, &none).unwrap_err();
+            assert!(e.message.contains("tls_ca"), "{}", e.message);
+        }
+        let junk = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n";
+        let e = check_tls(SslMode::VerifyFull, &TlsMaterial { ca: junk, ..none }).unwrap_err();
+        assert!(!e.message.contains("base64"), "{}", e.message);
+        let e = check_tls(
+            SslMode::VerifyFull,
+            &TlsMaterial {
+                ca: "hello",
+                ..none
+            },
+        )
+        .unwrap_err();
+        assert!(e.message.contains("tls_ca"), "{}", e.message);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["db.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let ca = cert.pem();
+        assert!(check_tls(SslMode::VerifyFull, &TlsMaterial { ca: &ca, ..none }).is_ok());
+        let key_pem = key.serialize_pem();
+        let both = TlsMaterial {
+            ca: &ca,
+            client_cert: &ca,
+            client_key: &key_pem,
+        };
+        assert!(check_tls(SslMode::VerifyFull, &both).is_ok());
+        let half = TlsMaterial {
+            client_key: "",
+            ..both
+        };
+        let e = check_tls(SslMode::Require, &half).unwrap_err();
+        assert!(e.message.contains("together"));
+        let bad_key = TlsMaterial {
+            client_key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            ..both
+        };
+        let e = check_tls(SslMode::Require, &bad_key).unwrap_err();
+        assert!(!e.message.contains("AAAA"), "{}", e.message);
+    }
 }

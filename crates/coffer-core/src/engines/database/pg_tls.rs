@@ -377,3 +377,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_end_point_hashes_with_the_signature_hash() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["db.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        // rcgen's default key is ECDSA P-256 with SHA-256.
+        let want = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der());
+        assert_eq!(server_end_point(cert.der()), Some(want.as_ref().to_vec()));
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["db.test".to_string()])
+            .unwrap()
+            .self_signed(&ed)
+            .unwrap();
+        assert_eq!(server_end_point(cert.der()), None);
+        assert_eq!(server_end_point(b"junk"), None);
+    }
+
+    #[test]
+    fn sslmode_values() {
+        assert_eq!(SslMode::parse("verify-full"), Some(SslMode::VerifyFull));
+        assert_eq!(SslMode::parse("allow"), Some(SslMode::Prefer));
+        assert_eq!(SslMode::parse("VERIFY-FULL"), None);
+    }
+}
