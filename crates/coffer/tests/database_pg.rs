@@ -940,6 +940,7 @@ fn tls_connections_check_the_server_certificate() {
         let (s, v) = r;
         assert_eq!(s, 400, "{v}");
         let text = v.to_string();
+        eprintln!("refused: {text}");
         assert!(!text.contains(su), "the password leaked: {text}");
         assert!(
             text.to_lowercase().contains(&want.to_lowercase()),

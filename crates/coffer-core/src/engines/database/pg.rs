@@ -51,7 +51,17 @@ impl PgError {
                 }
                 (m, Some(db.code().code().to_string()))
             }
-            None => (e.to_string(), None),
+            None => {
+                // The driver's Display names only the kind; the cause says
+                // why (refused, timed out, which certificate check failed).
+                let mut m = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    m.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                (m, None)
+            }
         };
         PgError {
             message: scrub(&message, secrets),
