@@ -466,8 +466,54 @@ fn as_postgres(bin: &Path, args: &[String]) -> std::process::Output {
     cmd.output().unwrap()
 }
 
+/// A test CA and a server certificate it signed (PEM), made at test time.
+struct TestPki {
+    ca_pem: String,
+    server_cert_pem: String,
+    server_key_pem: String,
+}
+
+impl TestPki {
+    /// A fresh CA and a server certificate for `names` (DNS names or IPs).
+    fn new(names: &[&str]) -> TestPki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, unique("coffer test CA"));
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "coffer test postgres");
+        let cert = params.signed_by(&key, &ca).unwrap();
+        TestPki {
+            ca_pem: ca.pem(),
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
+        }
+    }
+}
+
 impl Cluster {
     fn start() -> Cluster {
+        Self::start_with(None)
+    }
+
+    /// A cluster that accepts TCP only over TLS (`hostssl`, scram-sha-256;
+    /// `hostnossl` rejected), serving `pki`'s server certificate.
+    fn start_tls(pki: &TestPki) -> Cluster {
+        Self::start_with(Some(pki))
+    }
+
+    fn start_with(tls: Option<&TestPki>) -> Cluster {
         let bin = pg_bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("coffer-pg-")
@@ -505,6 +551,38 @@ impl Cluster {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(pki) = tls {
+            let owned_by_postgres = |name: &str, text: &str| {
+                let path = data.join(name);
+                std::fs::write(&path, text).unwrap();
+                let st = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                let st = Command::new("chmod")
+                    .arg("600")
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            };
+            owned_by_postgres("server.crt", &pki.server_cert_pem);
+            owned_by_postgres("server.key", &pki.server_key_pem);
+            owned_by_postgres(
+                "pg_hba.conf",
+                "local all all trust\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                 hostnossl all all 127.0.0.1/32 reject\n",
+            );
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).unwrap();
+            text.push_str(
+                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            );
+            std::fs::write(&conf, text).unwrap();
+        }
         let port = free_port();
         let cluster = Cluster {
             dir,
@@ -856,4 +934,252 @@ fn lifecycle_postgres_rotator_changes_real_passwords() {
     let (_, cur) = api.call("GET", "secret/data/app/pg", None);
     assert_eq!(cur["data"]["data"]["password"], new.as_str());
     assert!(can_login(&a, "life_single", &new));
+}
+
+/// Connections go over TLS and check the server's certificate as `sslmode`
+/// says, against a cluster that refuses plain-text TCP: verify-full with the
+/// right CA issues credentials that log in and rotates the root password; a
+/// wrong CA, a host name the certificate does not carry, plain text and
+/// server-side files are refused with clear errors that hold no password;
+/// the lifecycle `postgres` rotator changes a password over verify-full.
+#[test]
+fn tls_connections_check_the_server_certificate() {
+    let Some(_url) = pg_url() else { return };
+    // The certificate names `localhost` only, so 127.0.0.1 fails the host name check.
+    let pki = TestPki::new(&["localhost"]);
+    let other_ca = TestPki::new(&["localhost"]).ca_pem;
+    let cluster = Cluster::start_tls(&pki);
+    let a = cluster.addr();
+    let su = cluster.superuser_pw.clone();
+    assert!(can_login(&a, "postgres", &su), "psql logs in over TLS");
+
+    // The lifecycle rotator's admin connections are the operator's: declared
+    // in the server's config with their CA files (one right, one wrong).
+    let dir = tempfile::tempdir().unwrap();
+    let (good_ca, bad_ca) = (dir.path().join("ca.pem"), dir.path().join("other-ca.pem"));
+    std::fs::write(&good_ca, &pki.ca_pem).unwrap();
+    std::fs::write(&bad_ca, &other_ca).unwrap();
+    let admin_url = format!(
+        "postgres://postgres:{su}@localhost:{}/postgres?sslmode=verify-full",
+        cluster.port
+    );
+    let decl = |name: &str, ca: &std::path::Path| {
+        format!(
+            "[rotator.{name}]\ntype = \"postgres\"\nconnection_url = {}\n\
+             tls_ca_file = {}\nallowed_roles = [\"life_tls\"]\n",
+            toml::Value::String(admin_url.clone()),
+            toml::Value::String(ca.to_str().unwrap().to_string())
+        )
+    };
+    let cfg = dir.path().join("rotators.toml");
+    std::fs::write(
+        &cfg,
+        format!("{}{}", decl("tls-good", &good_ca), decl("tls-bad", &bad_ca)),
+    )
+    .unwrap();
+    let server = Server::start_dev_config(&cfg);
+    let api = Api::new(&server);
+    api.ok(
+        "POST",
+        "sys/mounts/database",
+        Some(json!({"type": "database"})),
+    );
+    let url = |host: &str, query: &str| {
+        format!(
+            "postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{}/postgres?{query}",
+            cluster.port
+        )
+    };
+    let write = |name: &str, connection_url: String, ca: &str| {
+        let mut body = json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": connection_url,
+            "username": "postgres",
+            "password": su,
+            "allowed_roles": "*",
+        });
+        if !ca.is_empty() {
+            body["tls_ca"] = json!(ca);
+        }
+        api.call("POST", &format!("database/config/{name}"), Some(body))
+    };
+    #[track_caller]
+    fn refused(r: (u16, Value), su: &str, want: &str) {
+        let (s, v) = r;
+        assert_eq!(s, 400, "{v}");
+        let text = v.to_string();
+        eprintln!("refused: {text}");
+        assert!(!text.contains(su), "the password leaked: {text}");
+        assert!(
+            text.to_lowercase().contains(&want.to_lowercase()),
+            "want {want:?} in {text}"
+        );
+    }
+
+    // verify-full with the right CA and the certificate's host name.
+    let (s, v) = write("tls", url("localhost", "sslmode=verify-full"), &pki.ca_pem);
+    assert_eq!(s, 204, "verify-full with the right CA: {v}");
+    let cfg = api.ok("GET", "database/config/tls", None);
+    assert_eq!(
+        cfg["data"]["connection_details"]["tls_ca"],
+        pki.ca_pem.as_str()
+    );
+    // Dynamic credentials made over that connection log in.
+    api.ok(
+        "POST",
+        "database/roles/dyn",
+        Some(json!({
+            "db_name": "tls",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+                "GRANT CONNECT ON DATABASE \"postgres\" TO \"{{name}}\";"
+            ],
+            "default_ttl": "10m",
+            "max_ttl": "1h",
+        })),
+    );
+    let creds = api.ok("GET", "database/creds/dyn", None);
+    let user = creds["data"]["username"].as_str().unwrap().to_string();
+    let pass = creds["data"]["password"].as_str().unwrap().to_string();
+    assert!(can_login(&a, &user, &pass), "issued credentials log in");
+
+    // A CA that did not sign the server's certificate.
+    refused(
+        write(
+            "wrongca",
+            url("localhost", "sslmode=verify-full"),
+            &other_ca,
+        ),
+        &su,
+        "certificate",
+    );
+    // verify-ca checks only the chain; verify-full also the host name.
+    let (s, v) = write("byip", url("127.0.0.1", "sslmode=verify-ca"), &pki.ca_pem);
+    assert_eq!(
+        s, 204,
+        "verify-ca to an address the certificate does not name: {v}"
+    );
+    refused(
+        write("byip", url("127.0.0.1", "sslmode=verify-full"), &pki.ca_pem),
+        &su,
+        "certificate",
+    );
+    // A CA makes require check the chain (libpq's rule).
+    refused(
+        write("req", url("localhost", "sslmode=require"), &other_ca),
+        &su,
+        "certificate",
+    );
+    // require without a CA encrypts; channel binding (SCRAM-SHA-256-PLUS) works.
+    let (s, v) = write(
+        "req",
+        url("127.0.0.1", "sslmode=require&channel_binding=require"),
+        "",
+    );
+    assert_eq!(s, 204, "require with channel binding: {v}");
+    // Plain text is refused by the hostssl-only cluster.
+    refused(
+        write("plain", url("127.0.0.1", "sslmode=disable"), ""),
+        &su,
+        "no encryption",
+    );
+    // verify-full needs a CA; files on the server are never read.
+    refused(
+        write("noca", url("localhost", "sslmode=verify-full"), ""),
+        &su,
+        "tls_ca",
+    );
+    refused(
+        write(
+            "file",
+            url("localhost", "sslmode=verify-full&sslrootcert=/etc/shadow"),
+            "",
+        ),
+        &su,
+        "sslrootcert is not supported",
+    );
+    refused(
+        write("junk", url("localhost", "sslmode=verify-full"), "not a pem"),
+        &su,
+        "tls_ca",
+    );
+    refused(
+        write("mode", url("localhost", "sslmode=sometimes"), ""),
+        &su,
+        "invalid sslmode",
+    );
+    // The key=value form takes sslmode too.
+    let dsn = format!(
+        "host=localhost port={} dbname=postgres user={{{{username}}}} password={{{{password}}}} sslmode=verify-full",
+        cluster.port
+    );
+    let (s, v) = write("dsn", dsn, &pki.ca_pem);
+    assert_eq!(s, 204, "key=value form with verify-full: {v}");
+
+    // The lifecycle rotator over verify-full.
+    let initial = unique("Init");
+    query_as(
+        &a,
+        "postgres",
+        &su,
+        &format!("CREATE ROLE life_tls LOGIN PASSWORD '{initial}'"),
+    )
+    .unwrap();
+    let (s, v) = api.call(
+        "POST",
+        "secret/data/app/tlspg",
+        Some(json!({"data": {"username": "life_tls", "password": initial}})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let lifecycle = |name: &str| {
+        json!({
+            "owner": "team-app", "secret_type": "db_credential",
+            "rotation": {"period": "30d", "rotator": "postgres", "settings": {
+                "name": name, "role": "life_tls"}}
+        })
+    };
+    let (s, v) = api.call(
+        "POST",
+        "secret/lifecycle/app/tlspg",
+        Some(lifecycle("tls-bad")),
+    );
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = api.call("POST", "secret/rotate/app/tlspg", Some(json!({})));
+    assert_eq!(s, 400, "a wrong CA fails the rotation: {v}");
+    assert!(!v.to_string().contains(&su), "the password leaked: {v}");
+    assert!(can_login(&a, "life_tls", &initial));
+    let (s, v) = api.call(
+        "POST",
+        "secret/lifecycle/app/tlspg",
+        Some(lifecycle("tls-good")),
+    );
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = api.call("POST", "secret/rotate/app/tlspg", Some(json!({})));
+    assert_eq!(s, 200, "{v}");
+    let (_, cur) = api.call("GET", "secret/data/app/tlspg", None);
+    let new = cur["data"]["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new, initial);
+    assert!(can_login(&a, "life_tls", &new), "the new password works");
+    assert!(
+        !can_login(&a, "life_tls", &initial),
+        "the old password fails"
+    );
+
+    // rotate-root over verify-full: ALTER ROLE ... PASSWORD never in clear.
+    api.ok("POST", "database/rotate-root/tls", None);
+    assert!(
+        !can_login(&a, "postgres", &su),
+        "old root password still works"
+    );
+    let creds = api.ok("GET", "database/creds/dyn", None);
+    assert!(can_login(
+        &a,
+        creds["data"]["username"].as_str().unwrap(),
+        creds["data"]["password"].as_str().unwrap()
+    ));
+    drop(server);
+    drop(cluster);
 }

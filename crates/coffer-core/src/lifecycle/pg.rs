@@ -10,11 +10,11 @@
 //! declaration's `allowed_roles` are rotated.
 
 use serde_json::{Map, Value};
-use tokio_postgres::{Config, NoTls};
 use zeroize::Zeroizing;
 
 use super::registry::PostgresRotator;
 use super::rotators::StepInput;
+use crate::engines::database::pg::{self as dbpg, TlsMaterial};
 use crate::util::Params;
 use crate::{Error, Result};
 
@@ -33,15 +33,36 @@ fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-async fn connect(config: &Config) -> Result<tokio_postgres::Client> {
-    let (client, conn) = config
-        .connect(NoTls)
+/// Connects through the database engine's one connect function: TLS as the
+/// declaration's `sslmode` says, its CA from `tls_ca_file`; `as_user`
+/// replaces the declared login (the test step logs in as the rotated role).
+/// The reason names no secret.
+async fn connect(
+    pg: &PostgresRotator,
+    as_user: Option<(&str, &str)>,
+) -> Result<tokio_postgres::Client> {
+    let mut target = pg.target();
+    if let Some((user, password)) = as_user {
+        target.config.user(user).password(password);
+    }
+    let password = Zeroizing::new(
+        target
+            .config
+            .get_password()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .unwrap_or("")
+            .to_string(),
+    );
+    let tls = TlsMaterial {
+        ca: pg.tls_ca.as_deref().unwrap_or(""),
+        ..TlsMaterial::default()
+    };
+    dbpg::connect_target(target, &tls, &[password.as_str()])
         .await
-        .map_err(|e| Error::bad(format!("cannot connect to PostgreSQL: {}", pg_reason(&e))))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+        .map_err(|e| match &e.code {
+            Some(code) => Error::bad(format!("cannot connect to PostgreSQL: {e} ({code})")),
+            None => Error::bad(format!("cannot connect to PostgreSQL: {e}")),
+        })
 }
 
 /// A PostgreSQL error's reason, without the statement (which may hold a password).
@@ -90,7 +111,7 @@ async fn set_password(pg: &PostgresRotator, role: &str, password: &str) -> Resul
             "role {role:?} is not in the allowed_roles of this postgres rotator"
         )));
     }
-    let client = connect(&pg.config).await?;
+    let client = connect(pg, None).await?;
     let stmt = Zeroizing::new(format!(
         "ALTER ROLE {} WITH PASSWORD {}",
         quote_ident(role),
@@ -138,9 +159,7 @@ pub async fn step(pg: &PostgresRotator, input: &StepInput<'_>) -> Result<Option<
                 .get(&pass_field)
                 .and_then(Value::as_str)
                 .ok_or_else(|| Error::bad("pending version has no password"))?;
-            let mut cfg = pg.config.clone();
-            cfg.user(&role).password(pw);
-            let client = connect(&cfg)
+            let client = connect(pg, Some((&role, pw)))
                 .await
                 .map_err(|_| Error::bad(format!("login as {role} with the new password failed")))?;
             client

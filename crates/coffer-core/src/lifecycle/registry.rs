@@ -118,6 +118,10 @@ pub enum RotatorSpec {
         password_env: Option<String>,
         /// Roles whose password this connection may change (`*`: any).
         allowed_roles: Vec<String>,
+        /// A PEM file of the CA(s) the server's certificate must chain to
+        /// (for `sslmode=verify-ca` / `verify-full` in `connection_url`).
+        #[serde(default)]
+        tls_ca_file: Option<String>,
     },
 }
 
@@ -165,11 +169,23 @@ pub struct WebhookRotator {
 pub struct PostgresRotator {
     /// The connection settings (password included).
     pub config: tokio_postgres::Config,
+    /// The TLS mode of `connection_url`'s `sslmode` (libpq's `prefer` when none).
+    pub mode: crate::engines::database::pg::SslMode,
+    /// The CA PEM read from `tls_ca_file`.
+    pub tls_ca: Option<String>,
     /// Roles it may rotate (`*`: any).
     pub allowed_roles: Vec<String>,
 }
 
 impl PostgresRotator {
+    /// The connection target, for one connection.
+    pub fn target(&self) -> crate::engines::database::pg::Target {
+        crate::engines::database::pg::Target {
+            config: self.config.clone(),
+            mode: self.mode,
+        }
+    }
+
     /// Whether `role` may be rotated through this connection.
     pub fn allows(&self, role: &str) -> bool {
         self.allowed_roles.iter().any(|r| r == "*" || r == role)
@@ -389,6 +405,7 @@ fn postgres(name: &str, spec: RotatorSpec) -> Result<Declared> {
         connection_url,
         password_env,
         allowed_roles,
+        tls_ca_file,
     } = spec
     else {
         return Err(bad(name, "not a postgres rotator"));
@@ -403,18 +420,19 @@ fn postgres(name: &str, spec: RotatorSpec) -> Result<Declared> {
         })?),
         None => Zeroizing::new(String::new()),
     };
-    let templated = connection_url.contains("{{password}}");
-    let plain = Zeroizing::new(connection_url.replace("{{password}}", "placeholder"));
-    let mut config: tokio_postgres::Config = plain.parse().map_err(|_| {
-        bad(
-            name,
-            "connection_url is not a valid PostgreSQL URL or key=value string",
-        )
-    })?;
-    if templated {
-        config.password(password.as_bytes());
-    }
-    config.connect_timeout(Duration::from_secs(10));
+    let target =
+        crate::engines::database::pg::target(&connection_url, "", &password).map_err(|e| {
+            bad(
+                name,
+                format!("connection_url is not a valid PostgreSQL connection string: {e}"),
+            )
+        })?;
+    let tls_ca = match &tls_ca_file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            bad(name, format!("tls_ca_file {path:?} cannot be read: {e}"))
+        })?),
+        None => None,
+    };
     if allowed_roles.is_empty() {
         return Err(bad(
             name,
@@ -422,7 +440,9 @@ fn postgres(name: &str, spec: RotatorSpec) -> Result<Declared> {
         ));
     }
     Ok(Declared::Postgres(PostgresRotator {
-        config,
+        config: target.config,
+        mode: target.mode,
+        tls_ca,
         allowed_roles,
     }))
 }

@@ -60,6 +60,17 @@ pub struct DbConfig {
     /// Plugin settings echoed under `connection_details`.
     #[serde(default)]
     pub details: Map<String, Value>,
+    /// CA certificate(s), PEM, the server's certificate must chain to
+    /// (Vault's `tls_ca`); used by every sslmode but `disable`.
+    #[serde(default)]
+    pub tls_ca: String,
+    /// Client certificate chain, PEM (Vault's `tls_certificate`).
+    #[serde(default)]
+    pub tls_certificate: String,
+    /// The client certificate's private key, PEM (Vault's `private_key`);
+    /// never returned by a read.
+    #[serde(default)]
+    pub private_key: SecretString,
 }
 
 fn yes() -> bool {
@@ -80,6 +91,12 @@ impl DbConfig {
             json!(redact_url(&self.connection_url)),
         );
         details.insert("username".into(), json!(self.username));
+        if !self.tls_ca.is_empty() {
+            details.insert("tls_ca".into(), json!(self.tls_ca));
+        }
+        if !self.tls_certificate.is_empty() {
+            details.insert("tls_certificate".into(), json!(self.tls_certificate));
+        }
         json!({
             "plugin_name": self.plugin_name,
             "plugin_version": "",
@@ -91,9 +108,24 @@ impl DbConfig {
         })
     }
 
+    /// The TLS material of this connection.
+    pub fn tls(&self) -> pg::TlsMaterial<'_> {
+        pg::TlsMaterial {
+            ca: &self.tls_ca,
+            client_cert: &self.tls_certificate,
+            client_key: self.private_key.expose(),
+        }
+    }
+
     /// Connects as the root user.
     pub async fn connect(&self) -> std::result::Result<Client, pg::PgError> {
-        pg::connect(&self.connection_url, &self.username, self.password.expose()).await
+        pg::connect(
+            &self.connection_url,
+            &self.username,
+            self.password.expose(),
+            &self.tls(),
+        )
+        .await
     }
 }
 
@@ -195,6 +227,9 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Respons
         verify_connection: true,
         password_policy: String::new(),
         details: Map::new(),
+        tls_ca: String::new(),
+        tls_certificate: String::new(),
+        private_key: SecretString::default(),
     });
     cfg.plugin_name = plugin;
     if let Some(url) = p.str("connection_url")? {
@@ -220,6 +255,20 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Respons
         cfg.password_policy = pp.to_string();
     }
     cfg.verify_connection = p.bool("verify_connection")?.unwrap_or(true);
+    if let Some(ca) = p.str("tls_ca")? {
+        cfg.tls_ca = ca.to_string();
+    }
+    if let Some(cert) = p.str("tls_certificate")? {
+        cfg.tls_certificate = cert.to_string();
+    }
+    if let Some(key) = p.str("private_key")? {
+        cfg.private_key = SecretString::new(key.to_string());
+    }
+    // Parse the URL (sslmode, refused keys) and the PEM now, even unverified.
+    let target = pg::target(&cfg.connection_url, "", "").map_err(|e| Error::bad(e.message))?;
+    if target.mode != pg::SslMode::Disable {
+        pg::check_tls(target.mode, &cfg.tls()).map_err(|e| Error::bad(e.message))?;
+    }
     for key in DETAIL_KEYS {
         if let Some(v) = req.data.get(*key).filter(|v| !v.is_null()) {
             cfg.details.insert((*key).to_string(), v.clone());
@@ -268,9 +317,14 @@ pub async fn connect_root(ctx: &EngineCtx<'_>, name: &str, cfg: &mut DbConfig) -
         Ok(c) => Ok(c),
         Err(e) if e.is_auth_failure() && cfg.pending_password.is_some() => {
             let pending = cfg.pending_password.clone().unwrap_or_default();
-            let client = pg::connect(&cfg.connection_url, &cfg.username, pending.expose())
-                .await
-                .map_err(|_| Error::bad(format!("unable to connect to database {name:?}: {e}")))?;
+            let client = pg::connect(
+                &cfg.connection_url,
+                &cfg.username,
+                pending.expose(),
+                &cfg.tls(),
+            )
+            .await
+            .map_err(|_| Error::bad(format!("unable to connect to database {name:?}: {e}")))?;
             cfg.password = pending;
             cfg.pending_password = None;
             ctx.view.put_json(&format!("config/{name}"), &*cfg).await?;

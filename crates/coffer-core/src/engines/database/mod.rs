@@ -11,7 +11,8 @@
 
 mod config;
 mod credgen;
-mod pg;
+pub(crate) mod pg;
+mod pg_tls;
 mod roles;
 mod schedule;
 mod secret;

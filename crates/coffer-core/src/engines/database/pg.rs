@@ -11,6 +11,9 @@ use base64::Engine as _;
 use tokio_postgres::{Client, NoTls};
 use zeroize::Zeroizing;
 
+use super::pg_tls::{self, MakeRustls};
+pub use super::pg_tls::{SslMode, TlsMaterial};
+
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Stand-in substituted for `{{username}}`/`{{password}}` before parsing a
@@ -48,7 +51,17 @@ impl PgError {
                 }
                 (m, Some(db.code().code().to_string()))
             }
-            None => (e.to_string(), None),
+            None => {
+                // The driver's Display names only the kind; the cause says
+                // why (refused, timed out, which certificate check failed).
+                let mut m = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    m.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                (m, None)
+            }
         };
         PgError {
             message: scrub(&message, secrets),
@@ -96,39 +109,244 @@ pub fn expand_statement(stmt: &str) -> Vec<String> {
     }
 }
 
-/// Opens a connection from a connection URL (URL or key=value form) whose
-/// `{{username}}`/`{{password}}` placeholders take `username`/`password`.
-pub async fn connect(url: &str, username: &str, password: &str) -> Result<Client, PgError> {
-    let secrets = [password];
-    let templated_user = url.contains("{{username}}");
-    let templated_pass = url.contains("{{password}}");
-    let plain = url
-        .replace("{{username}}", PLACEHOLDER)
-        .replace("{{password}}", PLACEHOLDER);
-    let mut config: tokio_postgres::Config = plain.parse().map_err(|_| PgError {
+/// Connection-string keys that name files on the server. Refused: the
+/// server would read whatever file an API caller names, with its own
+/// rights; the PEM goes inline in `tls_ca`, `tls_certificate`, `private_key`.
+const FILE_KEYS: &[&str] = &[
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "sslcrldir",
+    "sslpassword",
+];
+
+/// A parsed connection string: the driver's settings and the TLS mode.
+pub struct Target {
+    /// The driver's settings (`sslmode` already set to what it negotiates).
+    pub config: tokio_postgres::Config,
+    /// The TLS mode asked for (libpq's default, `prefer`, when none is).
+    pub mode: SslMode,
+}
+
+fn invalid_url() -> PgError {
+    PgError {
         message: "invalid connection_url: expected a postgres:// URL or key=value pairs".into(),
         code: None,
-    })?;
+    }
+}
+
+/// Parses a connection URL (URL or key=value form) whose
+/// `{{username}}`/`{{password}}` placeholders take `username`/`password`.
+/// `sslmode` may be any of libpq's values; file-naming keys are refused.
+/// Errors never quote the URL.
+pub fn target(url: &str, username: &str, password: &str) -> Result<Target, PgError> {
+    let templated_user = url.contains("{{username}}");
+    let templated_pass = url.contains("{{password}}");
+    let plain = Zeroizing::new(
+        url.replace("{{username}}", PLACEHOLDER)
+            .replace("{{password}}", PLACEHOLDER),
+    );
+    let (rest, sslmode) = take_ssl_params(&plain)?;
+    let mode = match sslmode {
+        None => SslMode::Prefer,
+        Some(v) => SslMode::parse(&v).ok_or_else(|| PgError {
+            message: "invalid sslmode in connection_url: expected disable, allow, prefer, \
+                      require, verify-ca or verify-full"
+                .into(),
+            code: None,
+        })?,
+    };
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|_| invalid_url())?;
     if templated_user {
         config.user(username);
     }
     if templated_pass {
         config.password(password);
     }
+    config.ssl_mode(mode.driver());
+    Ok(Target { config, mode })
+}
+
+/// Removes `sslmode` from a connection string (the driver knows only
+/// disable/prefer/require) and returns the rest and its value; refuses
+/// [`FILE_KEYS`].
+fn take_ssl_params(s: &str) -> Result<(Zeroizing<String>, Option<String>), PgError> {
+    let mut mode = None;
+    let mut check = |key: &str, value: &str| -> Result<bool, PgError> {
+        if FILE_KEYS.contains(&key) {
+            return Err(PgError {
+                message: format!(
+                    "{key} is not supported in connection_url: Coffer reads no files named \
+                     in a configuration; give the certificate as PEM in tls_ca \
+                     (tls_certificate and private_key for a client certificate)"
+                ),
+                code: None,
+            });
+        }
+        if key == "sslmode" {
+            mode = Some(value.to_ascii_lowercase());
+            return Ok(true);
+        }
+        Ok(false)
+    };
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        let Some((base, query)) = s.split_once('?') else {
+            return Ok((Zeroizing::new(s.to_string()), None));
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !check(k, v)? {
+                kept.push(pair);
+            }
+        }
+        let rest = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        return Ok((Zeroizing::new(rest), mode));
+    }
+    let mut rest = Zeroizing::new(String::with_capacity(s.len()));
+    let mut last = 0;
+    for (start, end, key, value) in kv_pairs(s).ok_or_else(invalid_url)? {
+        let value = Zeroizing::new(value);
+        if check(&key, &value)? {
+            rest.push_str(&s[last..start]);
+            last = end;
+        }
+    }
+    rest.push_str(&s[last..]);
+    Ok((rest, mode))
+}
+
+/// Splits a key=value connection string (libpq syntax: optional spaces
+/// around `=`, values optionally single-quoted, backslash escapes) into
+/// `(start, end, key, value)`; `None` when it is malformed.
+fn kv_pairs(s: &str) -> Option<Vec<(usize, usize, String, String)>> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_ws(&mut i);
+        if i >= b.len() {
+            return Some(out);
+        }
+        let start = i;
+        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = s.get(start..i)?.to_string();
+        skip_ws(&mut i);
+        if b.get(i) != Some(&b'=') || key.is_empty() {
+            return None;
+        }
+        i += 1;
+        skip_ws(&mut i);
+        let mut value = Vec::new();
+        if b.get(i) == Some(&b'\'') {
+            i += 1;
+            loop {
+                match b.get(i)? {
+                    b'\\' => {
+                        value.push(*b.get(i + 1)?);
+                        i += 2;
+                    }
+                    b'\'' => {
+                        i += 1;
+                        break;
+                    }
+                    c => {
+                        value.push(*c);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                if b[i] == b'\\' {
+                    value.push(*b.get(i + 1)?);
+                    i += 2;
+                } else {
+                    value.push(b[i]);
+                    i += 1;
+                }
+            }
+        }
+        out.push((start, i, key, String::from_utf8(value).ok()?));
+    }
+}
+
+/// Opens a connection from a connection URL (see [`target`]) with the TLS
+/// material of the configuration.
+pub async fn connect(
+    url: &str,
+    username: &str,
+    password: &str,
+    tls: &TlsMaterial<'_>,
+) -> Result<Client, PgError> {
+    connect_target(target(url, username, password)?, tls, &[password]).await
+}
+
+/// Opens a connection to a parsed target: no TLS for `disable`, else
+/// rustls as its mode says. `secrets` are scrubbed from errors. This is the
+/// one place Coffer connects to PostgreSQL (the engine and the lifecycle's
+/// `postgres` rotator).
+pub async fn connect_target(
+    target: Target,
+    tls: &TlsMaterial<'_>,
+    secrets: &[&str],
+) -> Result<Client, PgError> {
+    let Target { mut config, mode } = target;
     config.connect_timeout(CONNECT_TIMEOUT);
     if config.get_application_name().is_none() {
         config.application_name("coffer");
     }
+    let driver_err = |e: tokio_postgres::Error| PgError::from_driver(&e, secrets);
+    if mode == SslMode::Disable {
+        let (client, connection) = config.connect(NoTls).await.map_err(driver_err)?;
+        drive(connection);
+        return Ok(client);
+    }
+    let rustls = pg_tls::client_config(mode, tls).map_err(|message| PgError {
+        message,
+        code: None,
+    })?;
     let (client, connection) = config
-        .connect(NoTls)
+        .connect(MakeRustls::new(rustls))
         .await
-        .map_err(|e| PgError::from_driver(&e, &secrets))?;
+        .map_err(driver_err)?;
+    drive(connection);
+    Ok(client)
+}
+
+/// Checks the TLS material for `mode` (PEM parses, pairs fit, a CA is
+/// there when the mode needs one) without connecting.
+pub fn check_tls(mode: SslMode, tls: &TlsMaterial<'_>) -> Result<(), PgError> {
+    pg_tls::client_config(mode, tls)
+        .map(|_| ())
+        .map_err(|message| PgError {
+            message,
+            code: None,
+        })
+}
+
+/// Runs a connection's I/O in the background until it closes.
+fn drive<C>(connection: C)
+where
+    C: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %PgError::from_driver(&e, &[]), "postgres connection ended");
         }
     });
-    Ok(client)
 }
 
 /// Checks that the connection answers.
@@ -256,8 +474,119 @@ mod tests {
     #[tokio::test]
     async fn bad_url_is_rejected_without_echo() {
         let pw = "s3cret".to_string() + "Value";
-        let err = connect("host=x port=notaport", "u", &pw).await.unwrap_err();
+        let err = connect("host=x port=notaport", "u", &pw, &TlsMaterial::default())
+            .await
+            .unwrap_err();
         assert!(!err.message.contains(&pw));
         assert!(err.message.contains("invalid connection_url"));
+    }
+
+    #[test]
+    fn sslmode_is_taken_from_both_forms() {
+        let t = target(
+            "postgres://u@h:5432/db?sslmode=verify-full&application_name=x",
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(t.mode, SslMode::VerifyFull);
+        assert_eq!(t.config.get_application_name(), Some("x"));
+        assert_eq!(
+            t.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        let t = target("postgresql://h/db", "", "").unwrap();
+        assert_eq!(t.mode, SslMode::Prefer, "libpq's default");
+        let t = target("postgresql://h/db?sslmode=disable", "", "").unwrap();
+        assert_eq!(
+            t.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
+        let pw = "it's a".to_string() + " pass";
+        let dsn = "host=h  sslmode = verify-ca password='it\\'s a pass' dbname=d";
+        let t = target(dsn, "", "").unwrap();
+        assert_eq!(t.mode, SslMode::VerifyCa);
+        assert_eq!(t.config.get_password(), Some(pw.as_bytes()));
+        assert_eq!(t.config.get_dbname(), Some("d"));
+        let t = target("host=h user={{username}} password={{password}}", "u", &pw).unwrap();
+        assert_eq!(t.mode, SslMode::Prefer);
+        assert_eq!(t.config.get_user(), Some("u"));
+        assert_eq!(t.config.get_password(), Some(pw.as_bytes()));
+    }
+
+    #[test]
+    fn server_files_and_unknown_modes_are_refused() {
+        for url in [
+            "postgres://h/db?sslmode=verify-full&sslrootcert=/etc/shadow",
+            "postgres://h/db?sslkey=/root/key",
+            "host=h sslcert=/x sslmode=require",
+            "host=h sslrootcert='/a b'",
+        ] {
+            let e = target(url, "", "").err().unwrap();
+            assert!(
+                e.message.contains("is not supported"),
+                "{url}: {}",
+                e.message
+            );
+            assert!(
+                !e.message.contains('/'),
+                "the path is not echoed: {}",
+                e.message
+            );
+        }
+        let e = target("postgres://h/db?sslmode=maybe", "", "")
+            .err()
+            .unwrap();
+        assert!(e.message.contains("invalid sslmode"));
+        assert!(target("host=h password='unterminated", "", "").is_err());
+    }
+
+    #[test]
+    fn tls_material_is_checked_without_echo() {
+        let none = TlsMaterial::default();
+        assert!(check_tls(SslMode::Prefer, &none).is_ok());
+        assert!(check_tls(SslMode::Require, &none).is_ok());
+        for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+            let e = check_tls(mode, &none).unwrap_err();
+            assert!(e.message.contains("tls_ca"), "{}", e.message);
+        }
+        let junk = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n";
+        let e = check_tls(SslMode::VerifyFull, &TlsMaterial { ca: junk, ..none }).unwrap_err();
+        assert!(!e.message.contains("base64"), "{}", e.message);
+        let e = check_tls(
+            SslMode::VerifyFull,
+            &TlsMaterial {
+                ca: "hello",
+                ..none
+            },
+        )
+        .unwrap_err();
+        assert!(e.message.contains("tls_ca"), "{}", e.message);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["db.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let ca = cert.pem();
+        assert!(check_tls(SslMode::VerifyFull, &TlsMaterial { ca: &ca, ..none }).is_ok());
+        let key_pem = key.serialize_pem();
+        let both = TlsMaterial {
+            ca: &ca,
+            client_cert: &ca,
+            client_key: &key_pem,
+        };
+        assert!(check_tls(SslMode::VerifyFull, &both).is_ok());
+        let half = TlsMaterial {
+            client_key: "",
+            ..both
+        };
+        let e = check_tls(SslMode::Require, &half).unwrap_err();
+        assert!(e.message.contains("together"));
+        let bad_key = TlsMaterial {
+            client_key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            ..both
+        };
+        let e = check_tls(SslMode::Require, &bad_key).unwrap_err();
+        assert!(!e.message.contains("AAAA"), "{}", e.message);
     }
 }
