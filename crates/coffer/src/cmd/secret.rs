@@ -33,10 +33,12 @@ enum Command {
         coffer secret set secret/billing/stripe -owner=payments -type=api_key \\\n      \
             -origin=third_party -vendor=Stripe -expires-at=2027-01-31T00:00:00Z\n  \
         coffer secret set secret/app/db -rotate-every=30d -window=02:00-04:00 \\\n      \
-            -rotator=postgres -setting role=app \\\n      \
-            -setting connection_url=postgresql://rotator@db.internal/app\n  \
+            -rotator=postgres -setting name=app-db -setting role=app\n  \
         coffer secret set secret/app/key -rotate-cron=\"0 3 * * 1\" -rotator=command \\\n      \
-            -setting 'command=[\"/usr/local/bin/rotate-key\",\"--quiet\"]'")]
+            -setting name=rotate-key\n\n\
+        command, webhook and postgres rotators are declared in the server's \
+        configuration ([rotator.NAME]) and named with -setting name=NAME; \
+        choosing one needs sudo on the lifecycle path.")]
     Set(Box<SetArgs>),
     /// List managed secrets with their status (the inventory).
     #[command(after_help = "Examples:\n  \
