@@ -5,7 +5,8 @@
 //! (`single`: one role, `role`; `alternating`: two roles, `roles`, the
 //! previous one stays valid until the next rotation), `username_field` and
 //! `password_field` (the secret's keys, default `username` and `password`),
-//! and the password policy of the `generate` rotator.
+//! `tls_ca` (PEM CA for the URL's `sslmode`, as the database engine's
+//! `tls_ca`), and the password policy of the `generate` rotator.
 
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
