@@ -3,7 +3,8 @@
 //! errors into messages that never carry a password.
 //!
 //! One short-lived connection is opened per operation (no pool): the engine's
-//! operations are infrequent and this keeps state out of the engine.
+//! operations are infrequent and this keeps state out of the engine. TLS
+//! follows the URL's `sslmode` (see `pg_tls` for what each mode checks).
 
 use std::time::Duration;
 
