@@ -11,6 +11,9 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// The longest rule id accepted.
+pub const MAX_RULE_ID_LEN: usize = 128;
+
 /// The built-in rules, embedded at build time.
 pub const BUILTIN_RULES: &str = include_str!("../rules/default.toml");
 
@@ -225,6 +228,7 @@ impl Config {
             .unwrap_or(base.rules.len());
         let mut added = Vec::new();
         for mut rule in file.rules {
+            check_rule_id(&rule.id)?;
             if let Some(a) = rule.allowlist.take() {
                 rule.allowlists.insert(0, a);
             }
@@ -240,6 +244,38 @@ impl Config {
         base.allowlists.extend(file.allowlists);
         Ok(base)
     }
+}
+
+/// Checks a rule id: 1 to [`MAX_RULE_ID_LEN`] characters among
+/// `[A-Za-z0-9_-]`. Coffer's own ids are `[a-z0-9-]+`; upper case and `_`
+/// are accepted because gitleaks configurations use them, and are mapped to
+/// `[a-z0-9-]` where an id names something (`--import` destinations, see
+/// [`crate::remediate::rule_slug`]). Anything else (`/`, `?`, `#`, `.`,
+/// spaces, control characters) is refused with an error naming the rule:
+/// a scanned tree's configuration must not be able to steer where its
+/// findings are stored.
+pub fn check_rule_id(id: &str) -> Result<(), ConfigError> {
+    let refuse = |message: String| ConfigError::Rule {
+        rule: format!("{id:?}"),
+        message,
+    };
+    if id.is_empty() {
+        return Err(refuse("a rule needs an id".into()));
+    }
+    if id.chars().count() > MAX_RULE_ID_LEN {
+        return Err(refuse(format!(
+            "id longer than {MAX_RULE_ID_LEN} characters"
+        )));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(refuse(format!(
+            "character {c:?} is not allowed in a rule id (use letters, digits, `-` and `_`)"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_file(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
@@ -293,4 +329,50 @@ pub fn context_regex(context: &[String], secret: &str) -> String {
         r#"(?i)(?:{ids})[\w.-]{{0,25}}(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{{1,30}})?[\s'"`\]]{{0,3}}(?:=|>|:{{1,3}}=|\|\|=?|:|=>|\?=|,|<-)[\s'"`=]{{0,5}}({secret})(?:[`'"\s;,)<&]|\\[nrt]|$)"#,
         ids = ids.join("|"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_are_checked_at_load() {
+        // Every built-in id is in Coffer's own alphabet.
+        let builtin = Config::builtin().unwrap();
+        assert!(builtin.rules.len() > 100);
+        for r in &builtin.rules {
+            assert!(
+                !r.id.is_empty()
+                    && r.id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{}",
+                r.id
+            );
+        }
+        let rule = |id: &str| {
+            let quoted = toml::Value::String(id.to_string()).to_string();
+            format!("[[rules]]\nid = {quoted}\nregex = 'x'\n")
+        };
+        for id in ["Custom_Rule-2", "aws", "A"] {
+            assert!(Config::from_toml_str(&rule(id), "t", None).is_ok(), "{id}");
+        }
+        for id in [
+            "prod/payments/stripe?",
+            "a#b",
+            "a.b",
+            "a b",
+            "../x",
+            "",
+            "a\u{1b}[2J",
+            "é",
+        ] {
+            let e = Config::from_toml_str(&rule(id), "t", None).unwrap_err();
+            let shown = e.to_string();
+            assert!(shown.contains(&format!("rule {id:?}:")), "{shown}");
+            assert!(!shown.contains('\u{1b}'), "control character echoed");
+        }
+        let long = "a".repeat(MAX_RULE_ID_LEN + 1);
+        assert!(Config::from_toml_str(&rule(&long), "t", None).is_err());
+    }
 }

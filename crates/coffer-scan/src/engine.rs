@@ -480,9 +480,8 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         rule: spec.id.clone(),
         message,
     };
-    if spec.id.is_empty() {
-        return Err(err("a rule needs an id".into()));
-    }
+    // Also checked at load; here for configurations built in code.
+    crate::config::check_rule_id(&spec.id)?;
     let pattern = match (&spec.regex, &spec.secret) {
         (Some(r), _) => Some(r.clone()),
         (None, Some(secret)) if !spec.context.is_empty() => {

@@ -4,10 +4,22 @@
 //! This module only plans and applies file edits; writing to the store is
 //! the caller's job, and the caller applies an edit only after the store
 //! write succeeded.
+//!
+//! Destinations are computed once ([`place`]) and validated: every segment
+//! is non-empty, not `.` or `..`, and free of `?`, `#`, `%`, `\` and
+//! control characters, so the path printed is the path written. The name
+//! chosen for a finding comes from its rule id in the destination alphabet
+//! (`[a-z0-9-]`, see [`rule_slug`]) and its fingerprint.
+//!
+//! [`apply_file`] rewrites a file only when it is a regular file (never
+//! through a symbolic link), writing a temporary file created exclusively
+//! under an unpredictable name in the same directory, then renaming it over
+//! the original.
 
 use crate::finding::Finding;
 use crate::Error;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -26,37 +38,105 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// The destination as shown to people: `<mount>/<path>`.
+    pub fn destination(&self) -> String {
+        format!("{}/{}", self.mount, self.path)
+    }
+
+    /// The KV v2 API path of the value: `<mount>/data/<path>`.
+    pub fn data_path(&self) -> String {
+        format!("{}/data/{}", self.mount, self.path)
+    }
+
+    /// The KV v2 API path of the metadata: `<mount>/metadata/<path>`.
+    pub fn metadata_path(&self) -> String {
+        format!("{}/metadata/{}", self.mount, self.path)
+    }
+
     /// The reference that replaces the literal.
     pub fn reference(&self) -> String {
-        format!("coffer://{}/{}#{}", self.mount, self.path, self.key)
+        format!("coffer://{}#{}", self.destination(), self.key)
     }
 }
 
-/// Splits `secret/<prefix>` into mount and prefix.
+/// Checks a store path (mount or path inside it): `/`-separated segments,
+/// none empty, `.` or `..`, none holding `?`, `#`, `%`, `\`, whitespace
+/// other than a plain space, or control characters.
+pub fn check_store_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    for seg in path.split('/') {
+        if seg.is_empty() {
+            return Err("empty path segment (`//` or a leading or trailing `/`)".into());
+        }
+        if seg == "." || seg == ".." {
+            return Err("`.` and `..` segments are not allowed".into());
+        }
+        if let Some(c) = seg.chars().find(|c| {
+            matches!(c, '?' | '#' | '%' | '\\')
+                || c.is_control()
+                || (c.is_whitespace() && *c != ' ')
+        }) {
+            return Err(format!("character {c:?} is not allowed"));
+        }
+    }
+    Ok(())
+}
+
+/// Splits `secret/<prefix>` into mount and prefix, both checked with
+/// [`check_store_path`] (one leading and trailing `/` are dropped).
 pub fn parse_target(target: &str) -> Result<(String, String), String> {
-    let t = target.trim_matches('/');
+    let t = target.strip_prefix('/').unwrap_or(target);
+    let t = t.strip_suffix('/').unwrap_or(t);
     let (mount, prefix) = t.split_once('/').unwrap_or((t, ""));
     if mount.is_empty() {
         return Err("import target must look like <mount>/<prefix>, e.g. secret/myapp".into());
     }
-    Ok((mount.to_string(), prefix.trim_matches('/').to_string()))
+    check_store_path(mount).map_err(|m| format!("import target {target:?}: {m}"))?;
+    if !prefix.is_empty() {
+        check_store_path(prefix).map_err(|m| format!("import target {target:?}: {m}"))?;
+    }
+    Ok((mount.to_string(), prefix.to_string()))
+}
+
+/// A rule id in the destination alphabet `[a-z0-9-]`: ASCII letters
+/// lowered, `_` becomes `-` (gitleaks configurations often use both).
+/// Rule ids are checked when the configuration loads
+/// ([`crate::config::check_rule_id`]), so nothing else reaches here; any
+/// other character would become `-` as well.
+pub fn rule_slug(id: &str) -> String {
+    id.chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect()
 }
 
 /// The placement of a finding under `mount/prefix`: one entry per distinct
-/// (rule, path, secret), named after the rule and its fingerprint.
-pub fn place(f: &Finding, mount: &str, prefix: &str) -> Placement {
+/// (rule, path, secret), named after the rule ([`rule_slug`]) and its
+/// fingerprint. The result is checked with [`check_store_path`].
+pub fn place(f: &Finding, mount: &str, prefix: &str) -> Result<Placement, String> {
     let fp = f.fingerprint();
-    let name = format!("{}-{}", f.rule_id, &fp[..8.min(fp.len())]);
+    let mut slug = rule_slug(&f.rule_id);
+    if slug.is_empty() {
+        slug.push_str("secret");
+    }
+    let name = format!("{slug}-{}", &fp[..8.min(fp.len())]);
     let path = if prefix.is_empty() {
         name
     } else {
         format!("{prefix}/{name}")
     };
-    Placement {
+    check_store_path(mount)?;
+    check_store_path(&path)?;
+    Ok(Placement {
         mount: mount.to_string(),
         path,
         key: VALUE_KEY.to_string(),
-    }
+    })
 }
 
 /// One replacement in one file.
@@ -113,21 +193,138 @@ pub fn apply_to(content: &[u8], edits: &[Edit]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Applies edits to a file in place (write to a sibling, then rename).
+/// Applies edits to a file in place.
+///
+/// The file must be a regular file: a symbolic link (even to a file inside
+/// the tree), a directory, a FIFO, a socket or a device is refused with a
+/// message saying what it is. The content is read through a descriptor
+/// opened without following links and checked to be the file examined; the
+/// new content goes to a temporary file created exclusively (`O_EXCL`)
+/// under an unpredictable name in the same directory, gets the original's
+/// permission bits through its descriptor, and is renamed over the original
+/// only if the original is still that regular file.
 pub fn apply_file(path: &Path, edits: &[Edit]) -> Result<(), Error> {
-    let content = std::fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-    let new = apply_to(&content, edits).map_err(|m| {
+    let shown = path.display().to_string();
+    let refuse = |m: String| {
         Error::io(
-            path.display().to_string(),
-            std::io::Error::new(std::io::ErrorKind::InvalidData, m),
+            shown.clone(),
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
         )
-    })?;
-    let tmp = path.with_extension("coffer-rewrite.tmp");
-    std::fs::write(&tmp, &new).map_err(|e| Error::io(tmp.display().to_string(), e))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    };
+    let before = std::fs::symlink_metadata(path).map_err(|e| Error::io(shown.clone(), e))?;
+    check_regular(&before).map_err(&refuse)?;
+    let mut file = open_no_follow(path).map_err(|e| Error::io(shown.clone(), e))?;
+    let opened = file.metadata().map_err(|e| Error::io(shown.clone(), e))?;
+    if !opened.is_file() || !same_file(&before, &opened) {
+        return Err(refuse("the file was replaced while being rewritten".into()));
     }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))
+    let mut content = Vec::new();
+    file.read_to_end(&mut content)
+        .map_err(|e| Error::io(shown.clone(), e))?;
+    drop(file);
+    let new = Zeroizing::new(apply_to(&content, edits).map_err(&refuse)?);
+    // Drop the old content (it holds the literals) as soon as it is used.
+    drop(Zeroizing::new(content));
+
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".coffer-rewrite-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(format!("{shown}: creating a temporary file"), e))?;
+    let tmp_err = |e: std::io::Error| Error::io(format!("{shown}: writing a temporary file"), e);
+    tmp.write_all(&new).map_err(tmp_err)?;
+    tmp.as_file()
+        .set_permissions(permission_bits(&opened))
+        .map_err(tmp_err)?;
+    tmp.as_file().sync_all().map_err(tmp_err)?;
+    let now = std::fs::symlink_metadata(path).map_err(|e| Error::io(shown.clone(), e))?;
+    check_regular(&now).map_err(&refuse)?;
+    if !same_file(&before, &now) {
+        return Err(refuse("the file was replaced while being rewritten".into()));
+    }
+    tmp.persist(path)
+        .map_err(|e| Error::io(shown.clone(), e.error))?;
+    Ok(())
+}
+
+/// `Ok` for a regular file; otherwise what the file is instead.
+fn check_regular(meta: &std::fs::Metadata) -> Result<(), String> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        special_kind(&t)
+    };
+    Err(format!("{what}, not a regular file"))
+}
+
+#[cfg(unix)]
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "a special file"
+}
+
+/// Opens for reading without following a final symbolic link and without
+/// blocking on a FIFO swapped in meanwhile.
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// Whether two metadata describe the same file (device and inode).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
+}
+
+/// The original's read/write/execute bits (set-id and sticky bits are not
+/// carried over).
+#[cfg(unix)]
+fn permission_bits(meta: &std::fs::Metadata) -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(meta.permissions().mode() & 0o777)
+}
+
+#[cfg(not(unix))]
+fn permission_bits(meta: &std::fs::Metadata) -> std::fs::Permissions {
+    meta.permissions()
 }
 
 #[cfg(test)]
@@ -150,6 +347,10 @@ mod tests {
             ("secret".into(), "app".into())
         );
         assert_eq!(parse_target("kv/").unwrap(), ("kv".into(), "".into()));
+        assert_eq!(
+            parse_target("/kv/a/b/").unwrap(),
+            ("kv".into(), "a/b".into())
+        );
         assert!(parse_target("/").is_err());
     }
 
@@ -160,5 +361,89 @@ mod tests {
         assert_eq!(out, b"a = ref1; b = ref2;");
         assert!(apply_to(c, &[edit(4, 7, "NOPE", "r")]).is_err());
         assert!(apply_to(c, &[edit(4, 7, "XYZ", "r"), edit(5, 8, "YZ;", "r")]).is_err());
+    }
+
+    fn finding(rule: &str) -> Finding {
+        Finding {
+            rule_id: rule.into(),
+            description: String::new(),
+            path: "a.py".into(),
+            line: 1,
+            column: 1,
+            end_line: 1,
+            end_column: 2,
+            start: 0,
+            end: 1,
+            secret: Zeroizing::new("x".into()),
+            entropy: 0.0,
+            secret_type: "other".into(),
+            vendor: None,
+            commit: None,
+        }
+    }
+
+    #[test]
+    fn destinations_are_checked_and_named_in_one_alphabet() {
+        assert_eq!(rule_slug("AWS_Access-Key9"), "aws-access-key9");
+        let p = place(&finding("Corp_Key"), "secret", "leaked").unwrap();
+        assert!(p.path.starts_with("leaked/corp-key-"), "{p:?}");
+        assert_eq!(p.destination(), format!("secret/{}", p.path));
+        assert_eq!(p.data_path(), format!("secret/data/{}", p.path));
+        assert_eq!(p.reference(), format!("coffer://secret/{}#value", p.path));
+        // Whatever reaches `place`, the destination stays one segment.
+        let p = place(&finding("prod/payments/stripe?"), "secret", "leaked").unwrap();
+        assert!(p.path.starts_with("leaked/prod-payments-stripe--"), "{p:?}");
+        for bad in [
+            "a/../b", "a?b", "a#b", "a%2fb", "a//b", "a\nb", "a\\b", "./a", "a\tb",
+        ] {
+            assert!(check_store_path(bad).is_err(), "{bad:?}");
+            assert!(parse_target(&format!("secret/{bad}")).is_err(), "{bad:?}");
+        }
+        assert!(check_store_path("team a/app-1/x_y.z").is_ok());
+        assert!(parse_target("a?b/x").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rewrites_regular_files_only_and_keeps_the_mode() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "a = XYZ;").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let f = dir.path().join("f.env");
+        std::fs::write(&f, "a = XYZ;").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
+        // The names the old implementation used for its temporary file.
+        symlink(&victim, dir.path().join("f.coffer-rewrite.tmp")).unwrap();
+        symlink(&victim, dir.path().join("f.env.coffer-rewrite.tmp")).unwrap();
+        apply_file(&f, &[edit(4, 7, "XYZ", "ref")]).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "a = ref;");
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&f), 0o751);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "a = XYZ;");
+        assert_eq!(mode(&victim), 0o640);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+
+        // A link to the victim is refused, and says so.
+        let link = dir.path().join("link.env");
+        symlink(&victim, &link).unwrap();
+        let e = apply_file(&link, &[edit(4, 7, "XYZ", "ref")]).unwrap_err();
+        assert!(e.to_string().contains("a symbolic link"), "{e}");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "a = XYZ;");
+        // So is a FIFO (without blocking) and a directory.
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = apply_file(&fifo, &[edit(0, 1, "a", "b")]).unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        let e = apply_file(dir.path(), &[edit(0, 1, "a", "b")]).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
     }
 }

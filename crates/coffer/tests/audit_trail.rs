@@ -319,9 +319,16 @@ fn verify_passes_untouched_and_names_the_first_tampered_line() {
         dev.ok("GET", &format!("secret/data/v{i}"), None);
     }
     let key = dev.verify_key("file");
-    // A live log verifies; its tail is only hash-chained, so --strict refuses it.
-    verify(&[&file], &key, &[]).ok();
-    let live = verify(&[&file], &key, &["--strict"]).code(1);
+    // A live log has no closing checkpoint: it verifies only with --open;
+    // its tail is only hash-chained, so --open --strict refuses it.
+    let live = verify(&[&file], &key, &[]).code(1);
+    assert!(
+        live.stdout
+            .contains("does not end with a closing checkpoint"),
+        "{live:#?}"
+    );
+    verify(&[&file], &key, &["--open"]).ok();
+    let live = verify(&[&file], &key, &["--open", "--strict"]).code(1);
     assert!(
         live.stdout.contains("covered by the hash chain only"),
         "{live:#?}"

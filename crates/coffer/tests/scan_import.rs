@@ -184,3 +184,249 @@ fn import_stores_values_then_rewrites_references() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+fn put(server: &Server, path: &str, body: serde_json::Value) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/{path}", server.addr))
+        .header("X-Vault-Token", &server.token)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// A tree planting symlinks where `--rewrite` writes: neither the file a
+/// symlink points to outside the tree nor its mode may change.
+#[cfg(unix)]
+#[test]
+fn rewrite_never_writes_through_symlinks() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let server = start_server();
+    let tree = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(91);
+    let key = expand("sk_live_<<alnum:24>>", &mut rng, 1.0);
+    let key2 = expand("sk_live_<<alnum:24>>", &mut rng, 1.0);
+
+    // The victim: a file outside the tree, mode 0644.
+    let victim = outside.path().join("bashrc");
+    let victim_text = "export PATH=$PATH:/opt/bin\n";
+    std::fs::write(&victim, victim_text).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The scanned file, mode 0777, and links named like a temporary file
+    // of the rewrite (both spellings: with and without its extension).
+    let src = format!("STRIPE_KEY = \"{key}\"\n");
+    let settings = tree.path().join("settings.py");
+    std::fs::write(&settings, &src).unwrap();
+    std::fs::set_permissions(&settings, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for name in [
+        "settings.coffer-rewrite.tmp",
+        "settings.py.coffer-rewrite.tmp",
+    ] {
+        symlink(&victim, tree.path().join(name)).unwrap();
+    }
+    // A scanned file that is itself a symlink to a file outside the tree.
+    let linked_target = outside.path().join("secrets.py");
+    let linked_text = format!("STRIPE_KEY = \"{key2}\"\n");
+    std::fs::write(&linked_target, &linked_text).unwrap();
+    std::fs::set_permissions(&linked_target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = tree.path().join("link.py");
+    symlink(&linked_target, &link).unwrap();
+
+    let o = scan(
+        tree.path(),
+        &server,
+        &server.token,
+        &["--import", "secret/app", "--rewrite", ".", "link.py"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !out.contains(&key) && !out.contains(&key2),
+        "secret printed"
+    );
+    // Outside the tree: nothing changed.
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), victim_text);
+    assert_eq!(mode(&victim), 0o644);
+    assert_eq!(
+        std::fs::read_to_string(&linked_target).unwrap(),
+        linked_text
+    );
+    assert_eq!(mode(&linked_target), 0o600);
+    // The link is still a link, and the CLI says why it was skipped.
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(
+        out.contains("not rewritten link.py") && out.contains("symbolic link"),
+        "{out}"
+    );
+    // The regular file was rewritten in place and kept its mode.
+    let rewritten = std::fs::read_to_string(&settings).unwrap();
+    assert!(
+        rewritten.starts_with("STRIPE_KEY = \"coffer://secret/app/stripe-secret-key-"),
+        "{rewritten}"
+    );
+    assert_eq!(mode(&settings), 0o777);
+    for name in [
+        "settings.coffer-rewrite.tmp",
+        "settings.py.coffer-rewrite.tmp",
+    ] {
+        let p = tree.path().join(name);
+        assert!(std::fs::symlink_metadata(&p)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(tree.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    // Some literal was left in place (the link's): the run reports failure.
+    assert_eq!(o.status.code(), Some(2), "{out}");
+}
+
+const CORP_RULE: &str = r#"regex = '''corp_live_[a-z0-9]{24}'''
+keywords = ["corp_live_"]
+description = "corp token"
+"#;
+
+/// A scanned repository's own `.coffer-scan.toml` cannot steer `--import`
+/// to another secret: an id with `/` or `?` is refused, an id in gitleaks'
+/// looser style is normalised, and the destination printed is the one
+/// written.
+#[test]
+fn hostile_rule_ids_cannot_choose_the_destination() {
+    let server = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let token = expand("corp_live_<<lalnum:24>>", &mut Rng::new(5), 1.0);
+    std::fs::write(dir.path().join("app.py"), format!("TOKEN = \"{token}\"\n")).unwrap();
+    // The secret the attacker aims at.
+    let original = expand("<<alnum:30>>", &mut Rng::new(6), 1.0);
+    put(
+        &server,
+        "secret/data/leaked/prod/payments/stripe",
+        serde_json::json!({"data": {"value": original}}),
+    );
+    let config = dir.path().join(".coffer-scan.toml");
+    for id in [
+        "prod/payments/stripe?",
+        "prod/payments/stripe#",
+        "../stripe",
+        "a b",
+    ] {
+        std::fs::write(&config, format!("[[rules]]\nid = {id:?}\n{CORP_RULE}")).unwrap();
+        let o = scan(
+            dir.path(),
+            &server,
+            &server.token,
+            &["--import", "secret/leaked", "."],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{id}: {err}");
+        assert!(err.contains(&format!("{id:?}")), "{id}: {err}");
+        let meta = get(&server, "secret/metadata/leaked/prod/payments/stripe");
+        assert_eq!(meta["data"]["current_version"], 1, "{id}: {meta}");
+        let data = get(&server, "secret/data/leaked/prod/payments/stripe");
+        assert_eq!(data["data"]["data"]["value"], original.as_str());
+    }
+
+    // Upper case and underscores (common in gitleaks configs): normalised.
+    std::fs::write(
+        &config,
+        format!("[[rules]]\nid = \"Corp_Live\"\n{CORP_RULE}"),
+    )
+    .unwrap();
+    let o = scan(
+        dir.path(),
+        &server,
+        &server.token,
+        &["--import", "secret/leaked", "."],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("stored app.py:1 (Corp_Live) at "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let dest = line.rsplit(" at ").next().unwrap();
+    assert!(dest.starts_with("secret/leaked/corp-live-"), "{dest}");
+    let path = dest.strip_prefix("secret/").unwrap();
+    let data = get(&server, &format!("secret/data/{path}"));
+    assert_eq!(data["data"]["data"]["value"], token.as_str(), "{dest}");
+    assert!(
+        out.contains(&format!("with coffer://{dest}#value")),
+        "{out}"
+    );
+
+    // Run again: the same value is already there; it is not written again.
+    let o = scan(
+        dir.path(),
+        &server,
+        &server.token,
+        &["--import", "secret/leaked", "."],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("already stored app.py:1 (Corp_Live) at {dest}")),
+        "{out}"
+    );
+    let meta = get(&server, &format!("secret/metadata/{path}"));
+    assert_eq!(meta["data"]["current_version"], 1, "{meta}");
+
+    // Another value at the destination: never overwritten, nothing rewritten.
+    let other = expand("<<alnum:30>>", &mut Rng::new(8), 1.0);
+    put(
+        &server,
+        &format!("secret/data/{path}"),
+        serde_json::json!({"data": {"value": other}}),
+    );
+    let o = scan(
+        dir.path(),
+        &server,
+        &server.token,
+        &["--import", "secret/leaked", "--rewrite", "."],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "not stored app.py:1 (Corp_Live): {dest} already exists"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(&other) && !out.contains(&token), "{out}");
+    let data = get(&server, &format!("secret/data/{path}"));
+    assert_eq!(data["data"]["data"]["value"], other.as_str());
+    assert_eq!(data["data"]["metadata"]["version"], 2);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app.py")).unwrap(),
+        format!("TOKEN = \"{token}\"\n")
+    );
+
+    // The import target itself is checked too.
+    for target in [
+        "secret/a/../b",
+        "secret/a?b",
+        "secret//a",
+        "secret/a#b",
+        "secret/a%2fb",
+    ] {
+        let o = scan(
+            dir.path(),
+            &server,
+            &server.token,
+            &["--import", target, "."],
+        );
+        assert_eq!(o.status.code(), Some(2), "{target}");
+    }
+}

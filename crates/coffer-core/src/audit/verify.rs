@@ -14,10 +14,19 @@
 //! * a checkpoint whose signature does not verify, or signed by another key
 //!   than the pinned one (or than the first checkpoint's): **bad signature**;
 //! * after a closing checkpoint (seal, disable), anything but a `start` or
-//!   `resume` checkpoint: **appended** after the log was closed.
+//!   `resume` checkpoint: **appended** after the log was closed;
+//! * a log that does not end with a closing checkpoint (`disable`, `seal`,
+//!   or `rotate`, written before a SIGHUP reopen): **truncated** — its last
+//!   entries (and the checkpoint closing them) may have been cut off. The
+//!   problem names the last signed sequence number and how many entries
+//!   follow it.
 //!
-//! Entries after the last checkpoint are covered by the hash chain only;
-//! they are reported, and refused with `strict`.
+//! A live log (its device still enabled) has no closing checkpoint yet:
+//! with `open` it is accepted, and the report says where its signed part
+//! ends (`last_signed_seq`) and how many entries follow, covered by the hash
+//! chain only (refused with `strict`). Cutting entries off the end of an
+//! open log cannot be told from a log that is still being written; compare
+//! `last_seq` with what the server has written since.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -39,9 +48,17 @@ const LOOKAHEAD: usize = 1024;
 pub struct VerifyOptions {
     /// The public key checkpoints must be signed with (raw 32 bytes).
     pub public_key: Option<Vec<u8>>,
-    /// Refuse a log whose last entry is not a signed checkpoint.
+    /// With `open`: refuse a log whose last entry is not a signed
+    /// checkpoint (a closed log always ends with one).
     pub strict: bool,
+    /// The log is live (its device is enabled): accept one that does not
+    /// end with a closing checkpoint.
+    pub open: bool,
 }
+
+/// Checkpoint reasons that end a log (or a file of it): nothing the device
+/// writes later goes after them in the same file.
+pub const CLOSING_REASONS: &[&str] = &["disable", "seal", "rotate"];
 
 /// What kind of tampering was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,6 +78,9 @@ pub enum ProblemKind {
     Appended,
     /// Entries after the last checkpoint (strict mode only).
     Unsigned,
+    /// The log does not end with a closing checkpoint (and `open` was not
+    /// given): its end may have been cut off.
+    Truncated,
 }
 
 /// The first problem found.
@@ -93,8 +113,16 @@ pub struct Report {
     pub key_id: Option<String>,
     /// Whether the key was given (pinned) rather than taken from the log.
     pub key_pinned: bool,
+    /// Sequence number of the last checkpoint whose signature verified.
+    pub last_signed_seq: Option<u64>,
+    /// Reason of that checkpoint (`start`, `interval`, `seal`, ...).
+    pub last_checkpoint: Option<String>,
     /// Entries after the last signed checkpoint.
     pub unsigned_tail: u64,
+    /// Whether the log ends with a closing checkpoint ([`CLOSING_REASONS`]).
+    pub closed: bool,
+    /// Whether it was verified as a live log (`open`).
+    pub open: bool,
     /// Notes that are not failures.
     pub notes: Vec<String>,
     /// The first problem, if any.
@@ -192,6 +220,7 @@ pub fn verify_files(files: &[PathBuf], opts: &VerifyOptions) -> std::io::Result<
     let name = |i: usize| files.get(i).map(|p| display(p)).unwrap_or_default();
     let mut report = Report {
         key_pinned: opts.public_key.is_some(),
+        open: opts.open,
         ..Default::default()
     };
     let mut key: Option<Vec<u8>> = opts.public_key.clone();
@@ -346,6 +375,8 @@ pub fn verify_files(files: &[PathBuf], opts: &VerifyOptions) -> std::io::Result<
             report.key_id = Some(signer::key_id(&public));
             report.checkpoints += 1;
             report.unsigned_tail = 0;
+            report.last_signed_seq = Some(seq);
+            report.last_checkpoint = Some(reason.to_string());
             closed = reason == "seal" || reason == "disable";
         } else {
             report.unsigned_tail += 1;
@@ -355,23 +386,57 @@ pub fn verify_files(files: &[PathBuf], opts: &VerifyOptions) -> std::io::Result<
         report.last_seq = Some(seq);
         last = Some((seq, entry_hash(text), l.file, l.number));
     }
-    if report.unsigned_tail > 0 {
-        let msg = format!(
-            "{} entries after the last signed checkpoint are covered by the hash chain only",
+    report.closed = report.unsigned_tail == 0
+        && report
+            .last_checkpoint
+            .as_deref()
+            .is_some_and(|r| CLOSING_REASONS.contains(&r));
+    let signed_part = match (report.last_signed_seq, &report.last_checkpoint) {
+        (Some(s), Some(r)) => format!("the last signed checkpoint is seq {s} ({r})"),
+        _ => "no checkpoint verified".to_string(),
+    };
+    if !opts.open && !report.closed {
+        let (file, line, seq) = match &last {
+            Some((seq, _, file, line)) => (name(*file), *line, Some(*seq)),
+            None => (name(0), 0, None),
+        };
+        report.problem = Some(Problem {
+            kind: ProblemKind::Truncated,
+            file,
+            line,
+            seq,
+            message: format!(
+                "the log does not end with a closing checkpoint (disable, seal or rotate): \
+                 {signed_part}, {} entries after it are unsigned; its end may have been \
+                 cut off (a log still being written verifies with --open)",
+                report.unsigned_tail
+            ),
+        });
+        return Ok(report);
+    }
+    if opts.open && !report.closed {
+        report.notes.push(format!(
+            "open log: last signed checkpoint seq {}; {} entries after it are covered by \
+             the hash chain only",
+            report
+                .last_signed_seq
+                .map_or_else(|| "none".to_string(), |s| s.to_string()),
             report.unsigned_tail
-        );
-        if opts.strict {
+        ));
+        if opts.strict && report.unsigned_tail > 0 {
             if let Some((seq, _, file, line)) = &last {
                 report.problem = Some(Problem {
                     kind: ProblemKind::Unsigned,
                     file: name(*file),
                     line: *line,
                     seq: Some(*seq),
-                    message: msg,
+                    message: format!(
+                        "{} entries after the last signed checkpoint are covered by the hash \
+                         chain only",
+                        report.unsigned_tail
+                    ),
                 });
             }
-        } else {
-            report.notes.push(msg);
         }
     }
     if report.entries == 0 && report.problem.is_none() {
@@ -439,6 +504,7 @@ mod tests {
         let opts = VerifyOptions {
             public_key: Some(key.to_vec()),
             strict: true,
+            open: false,
         };
         verify_files(&[p.to_path_buf()], &opts).unwrap()
     }
@@ -533,6 +599,7 @@ mod tests {
         let opts = VerifyOptions {
             public_key: Some(key.clone()),
             strict: true,
+            open: false,
         };
         assert!(verify_files(&[a.clone(), b.clone()], &opts).unwrap().ok());
         // Given in the wrong order: reported.
@@ -542,5 +609,50 @@ mod tests {
         let r = verify_files(&[dir.path().join("b")], &opts).unwrap();
         assert!(r.ok(), "{r:?}");
         assert!(r.notes.iter().any(|n| n.contains("starts at seq")));
+    }
+
+    #[test]
+    fn a_cut_off_end_fails_unless_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, key) = log(dir.path(), 12, 5);
+        let orig = lines(&p);
+        let r = check(&p, &key);
+        assert!(r.ok() && r.closed, "{r:?}");
+        assert_eq!(r.last_checkpoint.as_deref(), Some("seal"));
+        // seq: 1 start, 2-6, 7 interval, 8-12, 13 interval, 14-15, 16 seal.
+        let open = |p: &Path, strict| {
+            let opts = VerifyOptions {
+                public_key: Some(key.clone()),
+                strict,
+                open: true,
+            };
+            verify_files(&[p.to_path_buf()], &opts).unwrap()
+        };
+        for (cut, signed, tail) in [(1, 13, 2), (2, 13, 1), (3, 13, 0), (4, 7, 5)] {
+            write(&p, &orig[..orig.len() - cut]);
+            let r = check(&p, &key);
+            let pr = r.problem.clone().unwrap();
+            assert_eq!(pr.kind, ProblemKind::Truncated, "{pr:?}");
+            assert!(
+                pr.message
+                    .contains(&format!("last signed checkpoint is seq {signed} ")),
+                "{pr:?}"
+            );
+            assert!(
+                pr.message.contains(&format!("{tail} entries after it")),
+                "{pr:?}"
+            );
+            assert_eq!((r.last_signed_seq, r.unsigned_tail), (Some(signed), tail));
+            let r = open(&p, false);
+            assert!(r.ok() && !r.closed, "{r:?}");
+            assert_eq!((r.last_signed_seq, r.unsigned_tail), (Some(signed), tail));
+            assert_eq!(open(&p, true).ok(), tail == 0);
+        }
+        // Nothing left at all: not a closed log either.
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(
+            check(&p, &key).problem.unwrap().kind,
+            ProblemKind::Truncated
+        );
     }
 }

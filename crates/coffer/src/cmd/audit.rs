@@ -27,6 +27,9 @@ enum Command {
     #[command(after_help = "Give rotated files oldest first, e.g.\n  \
         coffer audit verify audit.log.2 audit.log.1 audit.log --public-key \"$(cat audit.pub)\"\n\n\
         The public key is at GET sys/audit/<path>/verify-key.\n\
+        A closed log (its device disabled, the server sealed, or a rotated file) must end\n\
+        with its closing checkpoint; a live log needs --open, and the report then names\n\
+        the last signed sequence number and the entries after it.\n\
         Exit codes: 0 whole, 1 tampering found, 2 the files could not be read.")]
     Verify {
         /// Log files, oldest first.
@@ -35,7 +38,13 @@ enum Command {
         /// The Ed25519 verify key (base64), or a file holding it.
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
-        /// Also fail when the log does not end with a signed checkpoint.
+        /// The log is live (its device is enabled): accept a log that does
+        /// not end with a closing checkpoint, and report where its signed
+        /// part ends.
+        #[arg(long)]
+        open: bool,
+        /// With --open: also fail when the log does not end with a signed
+        /// checkpoint.
         #[arg(long)]
         strict: bool,
     },
@@ -96,8 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Command::Verify {
             files,
             public_key,
+            open,
             strict,
-        } => verify(&files, public_key.as_deref(), strict, format),
+        } => verify(&files, public_key.as_deref(), open, strict, format),
         Command::WhoRead {
             path,
             since,
@@ -237,12 +247,14 @@ fn public_key(arg: &str) -> anyhow::Result<Vec<u8>> {
 fn verify(
     files: &[PathBuf],
     key: Option<&str>,
+    open: bool,
     strict: bool,
     format: Format,
 ) -> anyhow::Result<i32> {
     let opts = VerifyOptions {
         public_key: key.map(public_key).transpose()?,
         strict,
+        open,
     };
     let report = verify_files(files, &opts).context("reading the audit log")?;
     print!("{}", render_report(&report, format));
@@ -263,6 +275,10 @@ fn render_report(r: &Report, format: Format) -> String {
                 r.last_seq.unwrap_or(0),
                 r.checkpoints
             ));
+            match (&r.last_checkpoint, r.closed) {
+                (Some(reason), true) => out.push_str(&format!(", closed ({reason})")),
+                _ => out.push_str(", open"),
+            }
             if let Some(k) = &r.key_id {
                 let pinned = if r.key_pinned {
                     "pinned"

@@ -192,7 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     if import_failed {
-        bail!("some values could not be stored; their literals were left in place");
+        bail!("some values were not stored or their files not rewritten; those literals were left in place");
     }
     Ok(if findings.is_empty() { 0 } else { 1 })
 }
@@ -359,7 +359,13 @@ fn install_hook(repo: &Path, force: bool) -> anyhow::Result<i32> {
 }
 
 /// Stores each finding's value in the server, prints (and with `rewrite`
-/// applies) the edits. Returns true when some store write failed.
+/// applies) the edits. Returns true when some value was not stored or some
+/// file not rewritten.
+///
+/// Each destination is computed once ([`remediate::place`], validated) and
+/// the same [`Placement`] is printed and written. Values are written with
+/// `cas=0` (create only): an existing entry holding the same value counts as
+/// stored, one holding anything else is left alone and reported.
 fn import(
     findings: &[Finding],
     target: &str,
@@ -380,12 +386,30 @@ fn import(
     let mut stored: Vec<(&Finding, Placement)> = Vec::new();
     let mut failed = false;
     for f in findings.iter().filter(|f| !f.secret.is_empty()) {
-        let place = remediate::place(f, &mount, &prefix);
-        match store(&client, f, &place) {
-            Ok(()) => {
+        let place = match remediate::place(f, &mount, &prefix) {
+            Ok(p) => p,
+            Err(e) => {
+                failed = true;
                 say(format!(
-                    "stored {}:{} ({}) at {}/{}",
-                    f.path, f.line, f.rule_id, place.mount, place.path
+                    "not stored {}:{} ({}): no valid destination: {e}",
+                    f.path, f.line, f.rule_id
+                ));
+                continue;
+            }
+        };
+        let dest = place.destination();
+        match store(&client, f, &place) {
+            Ok(Stored::Created) => {
+                say(format!(
+                    "stored {}:{} ({}) at {dest}",
+                    f.path, f.line, f.rule_id
+                ));
+                stored.push((f, place));
+            }
+            Ok(Stored::AlreadyThere) => {
+                say(format!(
+                    "already stored {}:{} ({}) at {dest}",
+                    f.path, f.line, f.rule_id
                 ));
                 stored.push((f, place));
             }
@@ -417,7 +441,7 @@ fn import(
                 Ok(()) => say(format!("rewrote {file} ({} edits)", file_edits.len())),
                 Err(e) => {
                     failed = true;
-                    say(format!("not rewritten {file}: {e}"));
+                    say(format!("not rewritten {e}"));
                 }
             }
         }
@@ -425,12 +449,39 @@ fn import(
     Ok(failed)
 }
 
-/// Writes one value (KV v2 data, then lifecycle metadata).
-fn store(client: &crate::client::Client, f: &Finding, place: &Placement) -> anyhow::Result<()> {
+/// What [`store`] did.
+enum Stored {
+    /// A new entry was created.
+    Created,
+    /// The entry existed already with this very value.
+    AlreadyThere,
+}
+
+/// Writes one value (KV v2 data with `cas=0`, then lifecycle metadata). An
+/// existing entry is never overwritten: when it holds the same value the
+/// finding counts as stored, otherwise this fails saying it exists.
+fn store(client: &crate::client::Client, f: &Finding, place: &Placement) -> anyhow::Result<Stored> {
+    let dest = place.destination();
+    let data_path = place.data_path();
     let mut data = serde_json::Map::new();
     data.insert(place.key.clone(), json!(f.secret.as_str()));
-    let body = json!({ "data": data });
-    client.write(&format!("{}/data/{}", place.mount, place.path), &body)?;
+    let body = json!({ "data": data, "options": {"cas": 0} });
+    if let Err(write_err) = client.write(&data_path, &body) {
+        // Most likely the entry exists (check-and-set refused): look.
+        let existing = match client.read(&data_path) {
+            Ok(Some(v)) => v,
+            _ => return Err(write_err.into()),
+        };
+        let current = existing
+            .pointer("/data/data")
+            .and_then(|d| d.get(&place.key))
+            .and_then(serde_json::Value::as_str);
+        let same = current.is_some_and(|v| v.as_bytes() == f.secret.as_bytes());
+        if same {
+            return Ok(Stored::AlreadyThere);
+        }
+        bail!("{dest} already exists with another value (or a deleted current version); not overwritten");
+    }
     let origin = if f.vendor.is_some() {
         "third_party"
     } else {
@@ -443,6 +494,6 @@ fn store(client: &crate::client::Client, f: &Finding, place: &Placement) -> anyh
         "rule": f.rule_id,
         "found_in": format!("{}:{}", f.path, f.line),
     }});
-    client.write(&format!("{}/metadata/{}", place.mount, place.path), &meta)?;
-    Ok(())
+    client.write(&place.metadata_path(), &meta)?;
+    Ok(Stored::Created)
 }
