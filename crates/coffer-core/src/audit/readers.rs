@@ -201,3 +201,62 @@ impl AuditBroker {
         self.readers.prune(&self.view, tokens).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barrier::Barrier;
+
+    #[tokio::test]
+    async fn index_is_untruncated_persisted_and_pruned() {
+        let barrier = Arc::new(Barrier::new(Arc::new(coffer_storage::MemoryBackend::new())));
+        barrier.unseal(coffer_crypto::Keyring::new(0));
+        let view = View::new(barrier.clone(), "sys/audit/");
+        let tokens = TokenStore::new(View::new(barrier.clone(), "sys/token/"));
+        let root = tokens.create_root(None).await.unwrap();
+        let root = tokens.lookup(&root).await.unwrap().unwrap();
+        let idx = ReaderIndex::default();
+        for i in 0..120 {
+            let mut t = root.clone();
+            t.accessor = format!("gone-{i}");
+            idx.note("secret/data/a", &t, 1000 + i);
+        }
+        idx.note("secret/data/a", &root, 500);
+        idx.note("secret/data/a", &root, 2000);
+        idx.note("secret/data/b", &root, 10);
+        idx.flush(&view).await.unwrap();
+
+        // A fresh index (as after a restart) finds every reader in storage.
+        let fresh = ReaderIndex::default();
+        let all = fresh.since(&view, "secret/data/a", i64::MIN).await.unwrap();
+        assert_eq!(all.len(), 121);
+        let r = all.iter().find(|m| m.accessor == root.accessor).unwrap();
+        assert_eq!((r.first_read, r.last_read), (500, 2000));
+        let recent = fresh.since(&view, "secret/data/a", 1100).await.unwrap();
+        assert_eq!(recent.len(), 21);
+        // A later read moves the last read, not the first.
+        fresh.note("secret/data/a", &root, 3000);
+        let all = fresh.since(&view, "secret/data/a", 2500).await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].first_read, all[0].last_read), (500, 3000));
+
+        // Pruning drops the tokens that do not exist, and only those.
+        assert_eq!(fresh.prune(&view, &tokens).await.unwrap(), 120);
+        assert_eq!(
+            fresh
+                .since(&view, "secret/data/a", i64::MIN)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            fresh
+                .since(&view, "secret/data/b", i64::MIN)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
