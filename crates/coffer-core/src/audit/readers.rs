@@ -133,7 +133,7 @@ impl ReaderIndex {
                 }
             }
         }
-        out.sort_by(|a, b| b.last_read.cmp(&a.last_read));
+        out.sort_by_key(|m| std::cmp::Reverse(m.last_read));
         Ok(out)
     }
 

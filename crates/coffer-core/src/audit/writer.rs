@@ -227,7 +227,7 @@ mod tests {
             public_key: Some(key),
             strict: true,
         };
-        let report = verify_files(&[path.clone()], &opts).unwrap();
+        let report = verify_files(std::slice::from_ref(&path), &opts).unwrap();
         assert!(report.ok(), "{report:?}");
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         // 320 entries, start, seal and one interval checkpoint every 7.
