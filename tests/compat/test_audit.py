@@ -19,8 +19,18 @@ def audit_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("audit")
     port = free_port()
     token = gen_token()
+    # File devices may write only under the directory the server is given.
     srv = start_server(
-        ["server", "--dev", "--dev-listen-address", f"127.0.0.1:{port}", "--dev-root-token-id", token],
+        [
+            "server",
+            "--dev",
+            "--dev-listen-address",
+            f"127.0.0.1:{port}",
+            "--dev-root-token-id",
+            token,
+            "--dev-audit-dir",
+            str(workdir),
+        ],
         workdir,
         port,
     )
@@ -91,6 +101,13 @@ def test_invalid_devices_are_refused(ac, audit_server):
         ac.sys.enable_audit_device("file", options={"file_path": str(workdir / "no" / "dir" / "a.log")}, path=uid("x"))
     with pytest.raises(exceptions.InvalidRequest):
         ac.sys.enable_audit_device("socket", options={"address": f"127.0.0.1:{free_port()}"}, path=uid("x"))
+    # Files only inside the server's audit directory, never executable.
+    with pytest.raises(exceptions.InvalidRequest):
+        ac.sys.enable_audit_device("file", options={"file_path": "/etc/cron.d/" + uid("x")}, path=uid("x"))
+    with pytest.raises(exceptions.InvalidRequest):
+        ac.sys.enable_audit_device("file", options={"file_path": "../" + uid("x")}, path=uid("x"))
+    with pytest.raises(exceptions.InvalidRequest):
+        ac.sys.enable_audit_device("file", options={"file_path": str(workdir / "m.log"), "mode": "0777"}, path=uid("x"))
     with pytest.raises(exceptions.InvalidRequest):
         ac.sys.enable_audit_device("file", options={"file_path": str(workdir / "b.log"), "log_raw": "perhaps"}, path=uid("x"))
     name = uid("dup")

@@ -721,6 +721,11 @@ impl Core {
                         Err(e) => tracing::warn!(error = %e, "token tidy failed"),
                     }
                 }
+                if n.is_multiple_of(crate::audit::readers::PRUNE_EVERY_SECS) {
+                    if let Err(e) = core.audit.prune_readers(&core.tokens).await {
+                        tracing::warn!(error = %e, "reader index prune failed");
+                    }
+                }
             }
         })
     }

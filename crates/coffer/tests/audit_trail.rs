@@ -33,6 +33,8 @@ impl Dev {
             .args(["server", "--dev", "--dev-listen-address"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["--dev-root-token-id", &token])
+            .arg("--dev-audit-dir")
+            .arg(dir.path())
             .stdout(fs::File::create(dir.path().join("stdout")).unwrap())
             .stderr(fs::File::create(dir.path().join("stderr")).unwrap())
             .spawn()
@@ -404,11 +406,13 @@ fn unwritable_audit_file_refuses_requests_and_sighup_keeps_the_chain() {
         Some(json!({"data": {"password": value}})),
     );
 
-    // A device that cannot write its first entry is not enabled.
+    // A device that cannot write its first entry is not enabled (here a
+    // directory stands where its file would be).
+    fs::create_dir(dev.path("full")).unwrap();
     let (s, v) = dev.call(
         "PUT",
         "sys/audit/full",
-        Some(json!({"type": "file", "options": {"file_path": "/dev/full"}})),
+        Some(json!({"type": "file", "options": {"file_path": "full"}})),
     );
     assert_eq!(s, 400, "{v}");
     assert!(
@@ -633,7 +637,7 @@ impl Prod {
             dir.path().join("coffer.toml"),
             format!(
                 "[storage.sqlite]\npath = \"data.db\"\n\n[listener.tcp]\naddress = \"127.0.0.1:{port}\"\n\
-                 tls_disable = true\n\n[seal]\nunseal_keys_file = \"keys\"\n"
+                 tls_disable = true\n\n[seal]\nunseal_keys_file = \"keys\"\n\n[audit]\nfile_dir = \"audit\"\n"
             ),
         )
         .unwrap();
@@ -726,7 +730,7 @@ fn the_chain_survives_clean_restarts_and_crashes() {
     p.call("", "PUT", "sys/unseal", json!({"key": key}));
     fs::write(p.dir.path().join("keys"), format!("{key}\n")).unwrap();
     p.call(&root, "PUT", "sys/mounts/kv", json!({"type": "kv-v2"}));
-    let log = p.dir.path().join("audit.log");
+    let log = p.dir.path().join("audit").join("audit.log");
     p.call(
         &root,
         "PUT",

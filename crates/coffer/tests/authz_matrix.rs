@@ -166,8 +166,8 @@ fn concrete(route: &Route) -> String {
 
 #[test]
 fn every_route_refuses_a_missing_capability_and_admits_a_held_one() {
-    let s = Server::start();
     let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&["--dev-audit-dir", dir.path().to_str().unwrap()]);
     let c = Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

@@ -7,8 +7,8 @@ use cli_support::Server;
 
 #[test]
 fn enable_list_verify_disable() {
-    let s = Server::start();
     let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&["--dev-audit-dir", dir.path().to_str().unwrap()]);
     let log = dir.path().join("audit.log");
     let opt = format!("file_path={}", log.display());
     s.run(&["audit", "enable", "file", &opt]).ok();

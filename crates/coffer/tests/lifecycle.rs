@@ -606,8 +606,8 @@ fn a_rotation_interrupted_by_a_crash_is_rolled_back_at_restart() {
 
 #[test]
 fn every_rotation_step_and_result_is_an_audit_event() {
-    let s = Server::start();
     let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&["--dev-audit-dir", dir.path().to_str().unwrap()]);
     let log = dir.path().join("audit.log");
     let (st, body) = call(
         &s.addr,

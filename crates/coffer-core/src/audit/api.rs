@@ -16,6 +16,7 @@ use super::access::AccessRecord;
 use super::chain::ChainState;
 use super::config::{DeviceConfig, Options, TYPES};
 use super::device::Device;
+use super::writer::Writer;
 use super::{AuditBroker, CONFIG_KEY};
 use crate::core::Core;
 use crate::token::TokenEntry;
@@ -145,11 +146,17 @@ async fn enable(broker: &AuditBroker, req: &Request, path: &str) -> Result<Respo
         local: p.bool("local")?.unwrap_or(false),
         salt: hex::encode(&salt),
     };
-    let dev = Device::new(cfg.clone(), ChainState::default())?;
+    let settings = broker.settings.read().clone();
+    let dev = Device::for_server(cfg.clone(), ChainState::default(), &settings)?;
+    if dev.best_effort() && !broker.devices.read().iter().any(|d| !d.best_effort()) {
+        return Err(Error::bad(UDP_ALONE));
+    }
+    let dev = Writer::start(dev)?;
     // The test entry: a device that cannot write its first line is refused.
     let signer = broker.signer()?;
     let state = dev
         .checkpoint("start", &signer)
+        .await
         .map_err(|e| Error::bad(format!("audit device {path} cannot write: {}", e)))?;
     table.push(cfg);
     broker.view.put_json(CONFIG_KEY, &table).await?;
@@ -159,8 +166,31 @@ async fn enable(broker: &AuditBroker, req: &Request, path: &str) -> Result<Respo
     Ok(Response::empty())
 }
 
+/// Why a UDP device cannot be the only one.
+const UDP_ALONE: &str = "a UDP socket device is best effort (a datagram goes out whether or not \
+     anyone receives it) and cannot be the only audit device: enable a file, TCP socket or \
+     syslog device first";
+
 async fn disable(broker: &AuditBroker, path: &str) -> Result<Response> {
     let _admin = broker.admin.lock().await;
+    {
+        let devices = broker.devices.read();
+        let leaves_udp_alone = devices
+            .iter()
+            .find(|d| d.config.path == path)
+            .is_some_and(|d| !d.best_effort())
+            && devices
+                .iter()
+                .filter(|d| d.config.path != path)
+                .all(|d| d.best_effort())
+            && devices.iter().any(|d| d.best_effort());
+        if leaves_udp_alone {
+            return Err(Error::bad(format!(
+                "disabling {path} would leave only UDP devices, which cannot record requests on \
+                 their own: enable another device first, or disable the UDP devices"
+            )));
+        }
+    }
     let mut table = broker.stored_configs().await?;
     let before = table.len();
     table.retain(|d| d.path != path);
@@ -174,7 +204,7 @@ async fn disable(broker: &AuditBroker, path: &str) -> Result<Response> {
         i.map(|i| devices.remove(i))
     };
     if let (Some(dev), Ok(signer)) = (removed, broker.signer()) {
-        let _ = dev.checkpoint("disable", &signer);
+        let _ = dev.checkpoint("disable", &signer).await;
     }
     broker.view.delete(&super::state_key(path)).await?;
     tracing::info!(device = %path, "audit device disabled");

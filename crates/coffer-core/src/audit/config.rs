@@ -2,6 +2,7 @@
 //! options common to every device type.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -13,6 +14,14 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 1000;
 
 /// Device types Coffer knows.
 pub const TYPES: [&str; 4] = ["file", "stdout", "socket", "syslog"];
+
+/// The server's audit settings (the `[audit]` section of its configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// The only directory file devices may write in (absolute). `None`:
+    /// file devices are refused, except `file_path=stdout`.
+    pub file_dir: Option<PathBuf>,
+}
 
 /// A device as stored behind the barrier (`sys/audit/config`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,17 +1,20 @@
 //! One enabled audit device: its configuration, salt, sink, chain state and
 //! health. Writes are serialised per device so sequence numbers and links
-//! follow the order of the lines.
+//! follow the order of the lines. Writes block: the broker makes them on
+//! the device's writer thread ([`super::writer`]).
+
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use super::chain::{json_text, ChainState};
-use super::config::{DeviceConfig, Options};
+use super::config::{AuditSettings, DeviceConfig, Options};
 use super::entry::{checkpoint_entry, Renderer};
 use super::hashing::Hasher;
 use super::signer::Signer;
-use super::sink::Sink;
+use super::sink::{FileDir, Sink};
 use crate::util::{now, rfc3339};
 use crate::{Error, Result};
 
@@ -41,16 +44,46 @@ pub struct Device {
     /// Its common options.
     pub options: Options,
     hasher: Hasher,
+    best_effort: bool,
+    deadline: Duration,
     state: Mutex<State>,
     health: Mutex<Health>,
 }
 
 impl Device {
-    /// A device from its stored configuration; `chain` is where its log stands.
+    /// A device from its stored configuration; `chain` is where its log
+    /// stands. A file device may write anywhere: for tools and tests that
+    /// build devices directly (the server uses [`Device::for_server`]).
     /// The salt is taken out of `config` (and wiped there) into zeroizing memory.
-    pub fn new(mut config: DeviceConfig, chain: ChainState) -> Result<Device> {
+    pub fn new(config: DeviceConfig, chain: ChainState) -> Result<Device> {
+        let sink = Sink::from_options(&config.kind, &config.options, &FileDir::Anywhere)?;
+        Device::with_sink(config, chain, sink)
+    }
+
+    /// A device as the server runs it: file devices only under the
+    /// configured directory (refused, with a 400, otherwise).
+    pub fn for_server(
+        config: DeviceConfig,
+        chain: ChainState,
+        settings: &AuditSettings,
+    ) -> Result<Device> {
+        let sink = Sink::from_options(
+            &config.kind,
+            &config.options,
+            &FileDir::from_settings(settings),
+        )?;
+        Device::with_sink(config, chain, sink)
+    }
+
+    /// A stored device the server can no longer run as configured (say its
+    /// file is now outside the audit directory): it stays enabled and every
+    /// write fails, so requests fail closed until it is disabled.
+    pub fn refused(config: DeviceConfig, reason: String) -> Result<Device> {
+        Device::with_sink(config, ChainState::default(), Sink::Refused { reason })
+    }
+
+    fn with_sink(mut config: DeviceConfig, chain: ChainState, sink: Sink) -> Result<Device> {
         let options = Options::parse(&config.options)?;
-        let sink = Sink::from_options(&config.kind, &config.options)?;
         let salt = Zeroizing::new(
             hex::decode(&config.salt).map_err(|_| Error::Internal("corrupt audit salt".into()))?,
         );
@@ -59,6 +92,8 @@ impl Device {
             hasher: Hasher::new(salt, options.log_raw),
             options,
             config,
+            best_effort: sink.best_effort(),
+            deadline: sink.deadline(),
             state: Mutex::new(State {
                 sink,
                 chain,
@@ -66,6 +101,27 @@ impl Device {
             }),
             health: Mutex::new(Health::default()),
         })
+    }
+
+    /// Whether a successful write proves nothing (UDP): such a device never
+    /// alone lets a request through.
+    pub fn best_effort(&self) -> bool {
+        self.best_effort
+    }
+
+    /// How long a request waits for this device to write an entry.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Records a failure seen by a caller (an entry not written in time).
+    pub fn note_failure(&self, error: &str) {
+        let mut h = self.health.lock();
+        h.failures += 1;
+        if h.last_error.is_none() {
+            h.failing_since = Some(rfc3339(&now()));
+        }
+        h.last_error = Some(error.to_string());
     }
 
     /// The renderer of entries for this device.
@@ -161,12 +217,7 @@ impl Device {
                 Ok(())
             }
             Err(e) => {
-                let mut h = self.health.lock();
-                h.failures += 1;
-                if h.last_error.is_none() {
-                    h.failing_since = Some(rfc3339(&now()));
-                }
-                h.last_error = Some(e.to_string());
+                self.note_failure(&e.to_string());
                 tracing::error!(device = %self.config.path, error = %e, "audit device failed to write");
                 Err(Error::Internal(format!(
                     "audit device {} failed: {e}",

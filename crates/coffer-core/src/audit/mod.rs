@@ -11,12 +11,18 @@
 //!   SIGHUP before the file is reopened, and on seal. [`verify`] checks a
 //!   log offline.
 //! * Fail closed: with devices enabled, a request is refused unless at
-//!   least one device wrote its entry.
-//! * Lifecycle events ([`events`]) and access records ([`access`]).
+//!   least one device that confirms delivery (not UDP) wrote its entry.
+//! * Off the runtime ([`writer`]): each device writes on a thread of its
+//!   own, fed by a bounded queue; a request waits for each device at most
+//!   that device's deadline.
+//! * File devices only under the server's `[audit] file_dir` ([`sink`]).
+//! * Lifecycle events ([`events`]), access records ([`access`]) and the
+//!   reader index ([`readers`]).
 //!
 //! Storage (all behind the barrier, view `sys/audit/`): `config` (the
 //! device table with salts), `signing-key` (PKCS#8), `state/<sha256(path)>`
-//! (chain state saved at checkpoints), `access/<sha256(secret path)>`.
+//! (chain state saved at checkpoints), `access/<sha256(secret path)>`,
+//! `readers/<sha256(secret path)>/<sha256(accessor)>`.
 
 pub mod access;
 mod api;
@@ -26,10 +32,11 @@ pub mod device;
 pub mod entry;
 pub mod events;
 pub mod hashing;
-mod readers;
+pub mod readers;
 pub mod signer;
 pub mod sink;
 pub mod verify;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -42,9 +49,10 @@ use crate::mounts::MountEntry;
 use crate::token::TokenEntry;
 use crate::{Error, Operation, Request, Response, Result};
 use chain::ChainState;
-use config::DeviceConfig;
+use config::{AuditSettings, DeviceConfig};
 use device::Device;
 use signer::Signer;
+use writer::Writer;
 
 pub(crate) use api::handle_sys;
 
@@ -64,9 +72,11 @@ const SIGNING_KEY: &str = "signing-key";
 /// Dispatches audit entries to the enabled devices.
 pub struct AuditBroker {
     view: View,
-    devices: RwLock<Vec<Arc<Device>>>,
+    devices: RwLock<Vec<Arc<Writer>>>,
     signer: RwLock<Option<Arc<Signer>>>,
+    settings: RwLock<AuditSettings>,
     access: access::Recorder,
+    readers: readers::ReaderIndex,
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Serialises enabling and disabling devices.
     admin: tokio::sync::Mutex<()>,
@@ -79,7 +89,9 @@ impl AuditBroker {
             view,
             devices: RwLock::new(Vec::new()),
             signer: RwLock::new(None),
+            settings: RwLock::new(AuditSettings::default()),
             access: access::Recorder::default(),
+            readers: readers::ReaderIndex::default(),
             flusher: Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
         }
@@ -87,42 +99,53 @@ impl AuditBroker {
 
     /// Loads the signing key and the enabled devices after unseal, resumes
     /// each device's chain with a signed checkpoint and records `unsealed`.
-    /// A device that cannot write stays enabled and shows as failing.
+    /// A device that cannot write stays enabled and shows as failing; one
+    /// the settings no longer allow (a file outside `file_dir`) stays
+    /// enabled and refuses every entry, so requests fail closed.
     pub async fn load(&self) -> Result<()> {
         let signer = Arc::new(self.load_signer().await?);
         *self.signer.write() = Some(signer.clone());
+        let settings = self.settings.read().clone();
         let mut devices = Vec::new();
         for cfg in self.stored_configs().await? {
             let path = cfg.path.clone();
             let stored: Option<ChainState> = self.view.get_json(&state_key(&path)).await?;
-            let dev = match Device::new(cfg, ChainState::default()) {
+            let settings = settings.clone();
+            // Opening the file and reading its last line block: off the runtime.
+            let built = tokio::task::spawn_blocking(move || build_device(cfg, stored, &settings))
+                .await
+                .map_err(|e| Error::Internal(format!("loading audit device {path}: {e}")))?;
+            let dev = match built {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(device = %path, error = %e, "audit device not loaded");
                     continue;
                 }
             };
-            // Where the log ends: the file's last line, else the saved state.
-            dev.set_chain(dev.chain_from_file().or(stored).unwrap_or_default());
             let reason = if dev.chain().seq == 0 {
                 "start"
             } else {
                 "resume"
             };
-            if let Ok(state) = dev.checkpoint(reason, &signer) {
+            let writer = Arc::new(Writer::start(dev)?);
+            if let Ok(state) = writer.checkpoint(reason, &signer).await {
                 self.save_state(&path, &state).await;
             }
-            devices.push(Arc::new(dev));
+            devices.push(writer);
         }
         *self.devices.write() = devices;
         let _ = self.event(events::names::UNSEALED, None, json!({})).await;
         let recorder = self.access.clone();
+        let readers = self.readers.clone();
         let view = self.view.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(access::FLUSH_INTERVAL).await;
                 if let Err(e) = recorder.flush(&view).await {
                     tracing::warn!(error = %e, "access records not saved; retrying");
+                }
+                if let Err(e) = readers.flush(&view).await {
+                    tracing::warn!(error = %e, "reader index not saved; retrying");
                 }
             }
         });
@@ -133,8 +156,8 @@ impl AuditBroker {
     }
 
     /// On seal (before the barrier closes): records `sealed`, writes a
-    /// closing checkpoint on every device, saves chain states and access
-    /// records, and drops the devices and the key.
+    /// closing checkpoint on every device, saves chain states, access
+    /// records and the reader index, and drops the devices and the key.
     pub async fn clear(&self) {
         if let Some(task) = self.flusher.lock().take() {
             task.abort();
@@ -144,7 +167,7 @@ impl AuditBroker {
         let devices = std::mem::take(&mut *self.devices.write());
         if let Some(signer) = signer {
             for d in &devices {
-                if let Ok(state) = d.checkpoint("seal", &signer) {
+                if let Ok(state) = d.checkpoint("seal", &signer).await {
                     self.save_state(&d.config.path, &state).await;
                 }
             }
@@ -152,11 +175,14 @@ impl AuditBroker {
         if let Err(e) = self.access.flush(&self.view).await {
             tracing::warn!(error = %e, "access records not saved at seal");
         }
+        if let Err(e) = self.readers.flush(&self.view).await {
+            tracing::warn!(error = %e, "reader index not saved at seal");
+        }
         *self.signer.write() = None;
     }
 
-    /// Writes a `rotate` checkpoint to every file device and reopens its
-    /// file: send SIGHUP after moving the log away (log rotation).
+    /// Queues a `rotate` checkpoint on every file device and a reopen of
+    /// its file: send SIGHUP after moving the log away (log rotation).
     pub fn reopen(&self) {
         let Some(signer) = self.signer.read().clone() else {
             return;
@@ -192,6 +218,8 @@ impl AuditBroker {
         }
         if let (Ok(_), Some(token), Some(path)) = (result, ctx.token, secret_read(ctx)) {
             self.access.note(&path, token);
+            self.readers
+                .note(&path, token, crate::util::now().timestamp());
         }
         Ok(())
     }
@@ -209,8 +237,11 @@ impl AuditBroker {
             .await
     }
 
-    /// Writes the entry `build` makes for each device to each device;
-    /// succeeds when no device is enabled or at least one wrote it.
+    /// Writes the entry `build` makes for each device to each device, all
+    /// at once, each bounded by its deadline; succeeds when no device is
+    /// enabled or at least one device that confirms delivery wrote it. A
+    /// UDP device's success does not count: a datagram is sent whether or
+    /// not anyone receives it.
     async fn write_all(&self, build: impl Fn(&Device) -> Map<String, Value>) -> Result<()> {
         let devices = self.devices.read().clone();
         if devices.is_empty() {
@@ -219,19 +250,25 @@ impl AuditBroker {
         let Some(signer) = self.signer.read().clone() else {
             return Err(Error::Internal("audit broker not loaded".into()));
         };
-        let mut written = 0;
-        for d in &devices {
-            match d.write(build(d), &signer) {
-                Ok(Some(state)) => {
-                    written += 1;
-                    self.save_state(&d.config.path, &state).await;
-                }
-                Ok(None) => written += 1,
-                Err(_) => {}
+        let writes = devices.iter().map(|d| {
+            let entry = build(d.device());
+            let signer = &signer;
+            async move { (d, d.write(entry, signer).await) }
+        });
+        let mut confirmed = 0;
+        for (d, result) in futures_util::future::join_all(writes).await {
+            let Ok(state) = result else { continue };
+            if let Some(state) = state {
+                self.save_state(&d.config.path, &state).await;
+            }
+            if !d.best_effort() {
+                confirmed += 1;
             }
         }
-        if written == 0 {
-            tracing::error!("no audit device could record an entry: refusing the request");
+        if confirmed == 0 {
+            tracing::error!(
+                "no audit device that confirms delivery recorded an entry: refusing the request"
+            );
             return Err(Error::Internal("no audit device recorded the entry".into()));
         }
         Ok(())
@@ -266,7 +303,7 @@ impl AuditBroker {
         }
     }
 
-    fn device(&self, path: &str) -> Option<Arc<Device>> {
+    fn device(&self, path: &str) -> Option<Arc<Writer>> {
         self.devices
             .read()
             .iter()
@@ -280,6 +317,12 @@ impl AuditBroker {
 }
 
 impl Core {
+    /// Sets the server's audit settings (where file devices may write).
+    /// Call before unsealing: devices are built when the core unseals.
+    pub fn configure_audit(&self, settings: AuditSettings) {
+        *self.audit.settings.write() = settings;
+    }
+
     /// Reopens the audit files (on SIGHUP, for log rotation).
     pub fn reopen_audit(&self) {
         self.audit.reopen();
@@ -295,6 +338,38 @@ impl Core {
     ) -> Result<()> {
         self.audit.event(name, actor, details).await
     }
+}
+
+/// A stored device as the server runs it, its chain resumed where its log
+/// ends (the file's last line, else the saved state). A device the
+/// settings refuse becomes one that fails every write.
+fn build_device(
+    cfg: DeviceConfig,
+    stored: Option<ChainState>,
+    settings: &AuditSettings,
+) -> Result<Device> {
+    let mut spare = cfg.clone();
+    let built = Device::for_server(cfg, ChainState::default(), settings);
+    let dev = match built {
+        Ok(d) => {
+            zeroize::Zeroize::zeroize(&mut spare.salt);
+            d
+        }
+        Err(Error::BadRequest(reason)) => {
+            tracing::error!(
+                device = %spare.path,
+                %reason,
+                "audit device refused by the server's settings: every request fails until it is disabled"
+            );
+            Device::refused(spare, reason)?
+        }
+        Err(e) => {
+            zeroize::Zeroize::zeroize(&mut spare.salt);
+            return Err(e);
+        }
+    };
+    dev.set_chain(dev.chain_from_file().or(stored).unwrap_or_default());
+    Ok(dev)
 }
 
 /// The storage key of a device's chain state.

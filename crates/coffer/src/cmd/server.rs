@@ -35,6 +35,10 @@ pub struct Args {
     /// Keep the dev server's data in this SQLite file instead of memory.
     #[arg(long, requires = "dev", value_name = "PATH")]
     dev_storage: Option<PathBuf>,
+    /// The directory file audit devices of the dev server may write in
+    /// (default: none, file devices are refused).
+    #[arg(long, requires = "dev", value_name = "DIR")]
+    dev_audit_dir: Option<PathBuf>,
     /// Server configuration file (TOML). With --dev, only its [rotator.NAME]
     /// sections are read (and nothing else may be in it).
     #[arg(long, value_name = "FILE")]
@@ -58,6 +62,18 @@ struct ConfigFile {
     /// URLs and database connections lifecycle rotation may use.
     #[serde(default)]
     rotator: BTreeMap<String, RotatorSpec>,
+    #[serde(default)]
+    audit: Option<AuditSection>,
+}
+
+/// `[audit]`: where file audit devices may write.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditSection {
+    /// The only directory file devices may write in (created 0700 if
+    /// missing; relative to the configuration file). Unset: file devices
+    /// are refused.
+    file_dir: Option<PathBuf>,
 }
 
 /// What `--dev --config FILE` reads: rotator declarations only.
@@ -181,6 +197,7 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
             ..Default::default()
         },
     );
+    core.configure_audit(audit_settings(args.dev_audit_dir.as_deref())?);
     let setup = core
         .dev_setup(args.dev_root_token_id.as_deref())
         .await
@@ -279,6 +296,12 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
         core_config.cluster_name = name;
     }
     let core = Core::new(backend, core_config);
+    let file_dir = config
+        .audit
+        .as_ref()
+        .and_then(|a| a.file_dir.as_ref())
+        .map(|d| base.join(d));
+    core.configure_audit(audit_settings(file_dir.as_deref())?);
     if let Some(file) = config
         .seal
         .as_ref()
@@ -316,6 +339,32 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
     server.await.context("server task failed")??;
     core.seal().await;
     Ok(())
+}
+
+/// The audit settings for `file_dir`: the directory is created (0700) if
+/// missing and kept as its canonical path.
+fn audit_settings(
+    file_dir: Option<&Path>,
+) -> anyhow::Result<coffer_core::audit::config::AuditSettings> {
+    let Some(dir) = file_dir else {
+        return Ok(Default::default());
+    };
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the audit directory {}", dir.display()))?;
+    }
+    let dir =
+        std::fs::canonicalize(dir).with_context(|| format!("audit directory {}", dir.display()))?;
+    if !dir.is_dir() {
+        bail!("audit file_dir {} is not a directory", dir.display());
+    }
+    Ok(coffer_core::audit::config::AuditSettings {
+        file_dir: Some(dir),
+    })
 }
 
 /// Submits the unseal key shares kept in `file` (one per line, hex or base64).

@@ -47,21 +47,25 @@ pub struct Server {
 impl Server {
     /// Starts `coffer server --dev` and waits until `sys/health` answers.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts `coffer server --dev` with `extra` arguments (such as
+    /// `--dev-audit-dir DIR`) and waits until `sys/health` answers.
+    pub fn start_with(extra: &[&str]) -> Server {
         let port = free_port();
         let token = unique("root");
         let listen = format!("127.0.0.1:{port}");
-        Server::spawn(
-            &[
-                "server",
-                "--dev",
-                "--dev-listen-address",
-                &listen,
-                "--dev-root-token-id",
-                &token,
-            ],
-            format!("http://{listen}"),
-            token.clone(),
-        )
+        let mut args = vec![
+            "server",
+            "--dev",
+            "--dev-listen-address",
+            &listen,
+            "--dev-root-token-id",
+            &token,
+        ];
+        args.extend_from_slice(extra);
+        Server::spawn(&args, format!("http://{listen}"), token.clone())
     }
 
     /// Starts `coffer server --dev --config <file>`: a dev server with the
