@@ -5,8 +5,19 @@
 //! `cfs.` followed by 32 random URL-safe characters (192 bits), so it is
 //! recognisable in leaks and by scanners. `parent/<parent hash>/<child hash>`
 //! links a token to its children, so revoking a parent revokes its tree.
+//!
+//! A token is valid only while it and every ancestor are unexpired and
+//! stored: a lookup walks the parent chain (cached entries, so it is cheap),
+//! and a child is refused the moment its parent expires. An in-memory index
+//! of expiry times (rebuilt from storage at the first pass after unseal)
+//! lets [`TokenStore::revoke_expired`] revoke each expired token's tree and
+//! leases within a second of its expiry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -14,11 +25,18 @@ use zeroize::Zeroizing;
 
 use crate::barrier::{to_json, BarrierOp, View};
 use crate::cache::ParsedCache;
+use crate::core::Core;
 use crate::util::{now, rfc3339};
 use crate::Result;
 
 /// Prefix of every token Coffer generates.
 pub const TOKEN_PREFIX: &str = "cfs.";
+
+/// Ancestors a lookup walks at most; a token deeper in a tree is refused.
+const MAX_DEPTH: usize = 1024;
+
+/// Seconds before an expired token whose revocation failed is tried again.
+const RETRY_SECS: i64 = 5;
 
 /// A stored token: everything but the token itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,7 +152,12 @@ pub fn generate_token() -> Zeroizing<String> {
 pub struct TokenStore {
     view: View,
     /// Parsed entries by hash (no token, no secret: entries hold only hashes and metadata).
-    parsed: std::sync::Arc<ParsedCache<TokenEntry>>,
+    parsed: Arc<ParsedCache<TokenEntry>>,
+    /// `(expire time, hash)` of tokens that expire; may hold stale pairs
+    /// (renewed or revoked tokens), which the expiry pass checks and drops.
+    expiring: Arc<Mutex<BTreeSet<(i64, String)>>>,
+    /// Whether `expiring` holds every stored token (false after seal).
+    indexed: Arc<AtomicBool>,
 }
 
 impl TokenStore {
@@ -142,7 +165,15 @@ impl TokenStore {
     pub fn new(view: View) -> Self {
         TokenStore {
             view,
-            parsed: std::sync::Arc::new(ParsedCache::default()),
+            parsed: Arc::new(ParsedCache::default()),
+            expiring: Arc::new(Mutex::new(BTreeSet::new())),
+            indexed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn index_expiry(&self, entry: &TokenEntry) {
+        if let Some(t) = entry.expire_time {
+            self.expiring.lock().insert((t, entry.id_hash.clone()));
         }
     }
 
@@ -191,7 +222,9 @@ impl TokenStore {
                 Zeroizing::new(b"{}".to_vec()),
             ));
         }
-        self.view.write_batch(ops).await
+        self.view.write_batch(ops).await?;
+        self.index_expiry(entry);
+        Ok(())
     }
 
     /// Rewrites an existing entry (renewal, use counts).
@@ -199,7 +232,9 @@ impl TokenStore {
         let _w = self.parsed.begin_write(&entry.id_hash);
         self.view
             .put_json(&format!("id/{}", entry.id_hash), entry)
-            .await
+            .await?;
+        self.index_expiry(entry);
+        Ok(())
     }
 
     /// Looks up a valid token; `None` if unknown or expired.
@@ -210,24 +245,119 @@ impl TokenStore {
         self.lookup_hash(&hash_token(token)).await
     }
 
-    /// Looks up a valid token by its hash.
-    pub async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>> {
-        let at = now().timestamp();
+    /// The stored entry of `hash`, valid or not (through the parsed cache).
+    async fn entry(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
         if let Some(e) = self.parsed.get(hash) {
-            return Ok((!e.expired(at)).then(|| (*e).clone()));
+            return Ok(Some(e));
         }
         let epoch = self.parsed.epoch();
         let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{hash}")).await?;
-        if let Some(e) = &entry {
-            self.parsed
-                .fill(hash, std::sync::Arc::new(e.clone()), epoch);
-        }
-        Ok(entry.filter(|e| !e.expired(at)))
+        Ok(entry.map(|e| {
+            let e = Arc::new(e);
+            self.parsed.fill(hash, e.clone(), epoch);
+            e
+        }))
     }
 
-    /// Forgets parsed entries (on seal).
+    /// Looks up a valid token by its hash: it and every ancestor must be
+    /// stored and unexpired (a child dies with its parent, at once).
+    pub async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        let at = now().timestamp();
+        let Some(e) = self.entry(hash).await? else {
+            return Ok(None);
+        };
+        if e.expired(at) {
+            return Ok(None);
+        }
+        let mut parent = e.parent.clone();
+        let mut depth = 0;
+        while let Some(p) = parent {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Ok(None);
+            }
+            match self.entry(&p).await? {
+                Some(pe) if !pe.expired(at) => parent = pe.parent.clone(),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some((*e).clone()))
+    }
+
+    /// Forgets parsed entries and the expiry index (on seal).
     pub fn clear_cache(&self) {
         self.parsed.clear();
+        self.expiring.lock().clear();
+        self.indexed.store(false, Ordering::SeqCst);
+    }
+
+    /// Adds every stored token's expiry to the index (first pass after unseal).
+    async fn load_expiry_index(&self) -> Result<()> {
+        let mut found = Vec::new();
+        for key in self.view.list("id/").await? {
+            let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{key}")).await?;
+            if let Some(t) = entry.as_ref().and_then(|e| e.expire_time) {
+                found.push((t, key));
+            }
+        }
+        // Merged, not replaced: tokens stored during the scan are indexed already.
+        self.expiring.lock().extend(found);
+        self.indexed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Revokes every token whose TTL has passed, with its tree and the
+    /// leases of all of them (through [`Core::revoke_token_tree`]). Cheap
+    /// when nothing is due: only the head of the expiry index is looked at.
+    /// Run every second by the background task; returns how many expired
+    /// tokens it revoked (their descendants not counted).
+    pub async fn revoke_expired(&self, core: &Core) -> Result<usize> {
+        if !self.indexed.load(Ordering::SeqCst) {
+            self.load_expiry_index().await?;
+        }
+        let at = now().timestamp();
+        let due: Vec<String> = {
+            let mut q = self.expiring.lock();
+            let mut due = Vec::new();
+            while q.first().is_some_and(|(t, _)| *t <= at) {
+                if let Some((_, h)) = q.pop_first() {
+                    due.push(h);
+                }
+            }
+            due
+        };
+        let mut revoked = 0;
+        for hash in due {
+            let entry = match self
+                .view
+                .get_json::<TokenEntry>(&format!("id/{hash}"))
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "expired token could not be read; will retry");
+                    self.expiring.lock().insert((at + RETRY_SECS, hash));
+                    continue;
+                }
+            };
+            match entry {
+                // Revoked meanwhile: nothing left to do.
+                None => {}
+                Some(e) if e.expired(at) => match core.revoke_token_tree(&hash).await {
+                    Ok(()) => revoked += 1,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "expired token could not be revoked; will retry");
+                        self.expiring.lock().insert((at + RETRY_SECS, hash));
+                    }
+                },
+                // Renewed: its new expiry is indexed.
+                Some(e) => self.index_expiry(&e),
+            }
+        }
+        if revoked > 0 {
+            tracing::info!(revoked, "expired tokens revoked");
+        }
+        Ok(revoked)
     }
 
     /// Looks up a valid token by its accessor.
