@@ -493,3 +493,80 @@ impl TokenStore {
         self.view.list("role/").await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barrier::Barrier;
+
+    fn store() -> TokenStore {
+        let barrier = Arc::new(Barrier::new(Arc::new(coffer_storage::MemoryBackend::new())));
+        barrier.unseal(coffer_crypto::Keyring::new(0));
+        TokenStore::new(View::new(barrier, "sys/token/"))
+    }
+
+    fn entry(hash: &str, parent: Option<&str>, expire: Option<i64>) -> TokenEntry {
+        TokenEntry {
+            id_hash: hash.into(),
+            accessor: format!("acc-{hash}"),
+            policies: vec!["default".into()],
+            parent: parent.map(str::to_string),
+            display_name: "token".into(),
+            meta: BTreeMap::new(),
+            num_uses: 0,
+            creation_time: 0,
+            ttl: 0,
+            expire_time: expire,
+            path: "auth/token/create".into(),
+            renewable: false,
+            explicit_max_ttl: 0,
+            period: 0,
+            max_expire_time: None,
+            bound_cidrs: Vec::new(),
+            role: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_is_valid_only_while_every_ancestor_is() {
+        let s = store();
+        let later = now().timestamp() + 3600;
+        s.store(&entry("a", None, Some(later))).await.unwrap();
+        s.store(&entry("b", Some("a"), Some(later))).await.unwrap();
+        s.store(&entry("c", Some("b"), Some(later))).await.unwrap();
+        assert!(s.lookup_hash("c").await.unwrap().is_some());
+        // The grandparent expires: the whole tree is refused at once.
+        s.update(&entry("a", None, Some(now().timestamp() - 1)))
+            .await
+            .unwrap();
+        assert!(s.lookup_hash("a").await.unwrap().is_none());
+        assert!(s.lookup_hash("b").await.unwrap().is_none());
+        assert!(s.lookup_hash("c").await.unwrap().is_none());
+        // A child whose parent is gone is refused too.
+        s.store(&entry("d", Some("missing"), Some(later)))
+            .await
+            .unwrap();
+        assert!(s.lookup_hash("d").await.unwrap().is_none());
+        // Orphaned children (revoke-orphan) stay valid.
+        s.store(&entry("e", Some("b"), Some(later))).await.unwrap();
+        s.revoke_orphan("b").await.unwrap();
+        let e = s.lookup_hash("e").await.unwrap().expect("orphan valid");
+        assert!(e.parent.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_expiry_index_holds_stored_and_renewed_tokens() {
+        let s = store();
+        let t = now().timestamp() + 60;
+        s.store(&entry("x", None, Some(t))).await.unwrap();
+        s.store(&entry("root", None, None)).await.unwrap();
+        s.update(&entry("x", None, Some(t + 60))).await.unwrap();
+        let idx: Vec<_> = s.expiring.lock().iter().cloned().collect();
+        assert_eq!(idx, vec![(t, "x".to_string()), (t + 60, "x".to_string())]);
+        s.clear_cache();
+        assert!(s.expiring.lock().is_empty());
+        s.load_expiry_index().await.unwrap();
+        let idx: Vec<_> = s.expiring.lock().iter().cloned().collect();
+        assert_eq!(idx, vec![(t + 60, "x".to_string())]);
+    }
+}

@@ -946,6 +946,12 @@ fn disabling_a_database_mount_revokes_its_users_first() {
     for u in &users {
         assert!(role_exists(&a, "", u));
     }
+    let child = token_with(&api, &["root"], "1h");
+    let via_child = api
+        .with_token(&child)
+        .ok("GET", "database/creds/gone", None);
+    let child_user = via_child["data"]["username"].as_str().unwrap().to_string();
+    let child_lease = via_child["lease_id"].as_str().unwrap().to_string();
 
     // While the database is unreachable the users cannot be dropped: the
     // mount stays, with its leases.
@@ -970,6 +976,15 @@ fn disabling_a_database_mount_revokes_its_users_first() {
     for u in &users {
         assert!(role_exists(&a, "", u));
     }
+    // Revoking a token whose credential cannot be dropped now keeps the
+    // lease (retried later) instead of forgetting a live database user.
+    api.ok("POST", "auth/token/revoke", Some(json!({"token": child})));
+    let (s, v) = api.call(
+        "PUT",
+        "sys/leases/lookup",
+        Some(json!({"lease_id": child_lease})),
+    );
+    assert_eq!(s, 200, "the lease of a live user was forgotten: {v}");
 
     // Once the database answers again, disabling drops every user.
     let live = format!(
@@ -986,7 +1001,7 @@ fn disabling_a_database_mount_revokes_its_users_first() {
         })),
     );
     api.ok("DELETE", "sys/mounts/database", None);
-    for u in &users {
+    for u in users.iter().chain([&child_user]) {
         assert!(!role_exists(&a, "", u), "{u} survived its mount");
     }
     let mounts = api.ok("GET", "sys/mounts", None);
