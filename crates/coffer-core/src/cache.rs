@@ -33,16 +33,22 @@ impl<V> Default for ParsedCache<V> {
     }
 }
 
-/// Held by a writer while it changes storage; drops the key on release.
+/// Held by a writer while it changes storage; drops the key (or, from
+/// [`ParsedCache::begin_write_all`], every entry) on release.
 pub struct WriteGuard<'a, V> {
     cache: &'a ParsedCache<V>,
-    key: String,
+    key: Option<String>,
 }
 
 impl<V> Drop for WriteGuard<'_, V> {
     fn drop(&mut self) {
         let mut map = self.cache.map.lock();
-        map.remove(&self.key);
+        match &self.key {
+            Some(k) => {
+                map.remove(k);
+            }
+            None => map.clear(),
+        }
         self.cache.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.writing.fetch_sub(1, Ordering::SeqCst);
     }
@@ -78,7 +84,20 @@ impl<V> ParsedCache<V> {
         self.map.lock().remove(key);
         WriteGuard {
             cache: self,
-            key: key.to_string(),
+            key: Some(key.to_string()),
+        }
+    }
+
+    /// Marks a write running until the guard drops that may change any
+    /// entry (a policy change alters every ACL that holds it): everything is
+    /// dropped now and again on release.
+    pub fn begin_write_all(&self) -> WriteGuard<'_, V> {
+        self.writing.fetch_add(1, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.map.lock().clear();
+        WriteGuard {
+            cache: self,
+            key: None,
         }
     }
 
@@ -109,5 +128,22 @@ mod tests {
         assert_eq!(*c.get("k").unwrap(), 2);
         drop(c.begin_write("k"));
         assert!(c.get("k").is_none(), "a write drops the entry");
+    }
+
+    #[test]
+    fn a_write_of_everything_drops_every_entry_and_racing_fills() {
+        let c: ParsedCache<u32> = ParsedCache::default();
+        let e = c.epoch();
+        c.fill("a", Arc::new(1), e);
+        c.fill("b", Arc::new(2), e);
+        let before = c.epoch();
+        {
+            let _w = c.begin_write_all();
+            assert!(c.get("a").is_none() && c.get("b").is_none());
+            c.fill("a", Arc::new(1), c.epoch());
+            assert!(c.get("a").is_none(), "no fill while a write runs");
+        }
+        c.fill("b", Arc::new(2), before);
+        assert!(c.get("b").is_none(), "no fill from before the write");
     }
 }

@@ -453,8 +453,11 @@ impl Core {
                 }
             }
             if let Some(lease) = resp.lease.take() {
-                let token_hash = token.as_ref().map(|t| t.id_hash.as_str());
-                match self.leases.register(&req.path, m, token_hash, &lease).await {
+                match self
+                    .leases
+                    .register(&req.path, m, token.as_ref(), &lease)
+                    .await
+                {
                     Ok(entry) => {
                         resp.lease_id = entry.lease_id;
                         resp.lease_duration =
@@ -672,8 +675,9 @@ impl Core {
         }
     }
 
-    /// Starts the background work of this node: expired leases are revoked
-    /// every second, expired tokens tidied every five minutes. Runs while the
+    /// Starts the background work of this node: expired leases and expired
+    /// tokens (with their trees and leases) are revoked every second, the
+    /// token store tidied every five minutes. Runs while the
     /// process lives; does nothing while sealed.
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let core = Arc::clone(self);
@@ -703,6 +707,9 @@ impl Core {
                 }
                 if let Err(e) = core.leases.revoke_due(&core).await {
                     tracing::warn!(error = %e, "lease expiry pass failed");
+                }
+                if let Err(e) = core.tokens.revoke_expired(&core).await {
+                    tracing::warn!(error = %e, "token expiry pass failed");
                 }
                 let mounts: Vec<_> = core.router.read().entries().cloned().collect();
                 for m in mounts {

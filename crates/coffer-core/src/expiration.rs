@@ -4,7 +4,13 @@
 //! starts with the request path (so `revoke-prefix` works), tied to the token
 //! that asked. A lease is revoked through its engine when it expires (checked
 //! every second by the background task, and at unseal for leases that ended
-//! while the server was down), when its token is revoked, or on request.
+//! while the server was down), when its token is revoked or expires, when its
+//! mount is disabled (which fails, keeping the mount, while a lease cannot be
+//! revoked), or on request.
+//!
+//! A lease never outlives its token: its TTL, and each renewal's, is capped
+//! by the token's remaining TTL (tokens without expiry, such as root, set no
+//! cap), and the token's expiry revokes its leases.
 //!
 //! Layout in its view: `id/<lease id>` holds a [`LeaseEntry`];
 //! `token/<token hash>/<sha256(lease id)>` indexes leases by token.
@@ -18,6 +24,8 @@ use serde_json::{json, Value};
 use crate::barrier::{to_json, BarrierOp, View};
 use crate::core::Core;
 use crate::engine::EngineCtx;
+use crate::mounts::Mounted;
+use crate::token::TokenEntry;
 use crate::util::{now, rfc3339};
 use crate::{Error, LeaseRequest, Result};
 
@@ -114,14 +122,16 @@ impl Expiration {
         self.queue.lock().clear();
     }
 
-    /// Registers a lease for a response of `mount_path` to `request_path`.
+    /// Registers a lease for a response of `mount` to `request_path`, asked
+    /// for by `token`; the lease ends no later than the token.
     pub async fn register(
         &self,
         request_path: &str,
         mount: &crate::mounts::MountEntry,
-        token_hash: Option<&str>,
+        token: Option<&TokenEntry>,
         req: &LeaseRequest,
     ) -> Result<LeaseEntry> {
+        let token_hash = token.map(|t| t.id_hash.as_str());
         let at = now().timestamp();
         let mount_max = if mount.config.max_lease_ttl > 0 {
             mount.config.max_lease_ttl
@@ -138,7 +148,10 @@ impl Expiration {
         } else {
             SYSTEM_TTL
         };
-        let ttl = if req.ttl > 0 { req.ttl } else { default }.min(max);
+        let mut ttl = if req.ttl > 0 { req.ttl } else { default }.min(max);
+        if let Some(token_expiry) = token.and_then(|t| t.expire_time) {
+            ttl = ttl.min(u64::try_from(token_expiry - at).unwrap_or(0));
+        }
         let entry = LeaseEntry {
             lease_id: format!(
                 "{}/{}",
@@ -200,7 +213,16 @@ impl Expiration {
         } else {
             original
         };
-        let expire = (at + want).min(entry.max_expire_time);
+        let mut expire = (at + want).min(entry.max_expire_time);
+        if let Some(h) = &entry.token_hash {
+            let token =
+                core.tokens.lookup_hash(h).await?.ok_or_else(|| {
+                    Error::bad("the token of this lease has expired or been revoked")
+                })?;
+            if let Some(t) = token.expire_time {
+                expire = expire.min(t);
+            }
+        }
         let ttl = u64::try_from((expire - at).max(0)).unwrap_or(0);
         let mounted = core.router.read().get(&entry.mount_path).cloned();
         if let Some(m) = mounted {
@@ -231,6 +253,17 @@ impl Expiration {
             return Ok(());
         };
         let mounted = core.router.read().get(&entry.mount_path).cloned();
+        self.revoke_entry(entry, mounted.as_ref(), force).await
+    }
+
+    /// Revokes `entry` through `mounted`'s engine (none: the mount is gone,
+    /// only the record is dropped), then drops the record.
+    async fn revoke_entry(
+        &self,
+        entry: LeaseEntry,
+        mounted: Option<&Mounted>,
+        force: bool,
+    ) -> Result<()> {
         if let Some(m) = mounted {
             let ctx = EngineCtx {
                 view: &m.view,
@@ -267,28 +300,83 @@ impl Expiration {
         Ok(n)
     }
 
-    /// Revokes the leases of a token.
+    /// Revokes every lease of the mount `m` through its engine (used before
+    /// the mount is removed, so `m` need not be routable any more). Stops at
+    /// the first lease that cannot be revoked, with its error; the leases not
+    /// yet revoked stay. Returns how many were revoked.
+    pub async fn revoke_mount(&self, m: &Mounted) -> Result<usize> {
+        let mut n = 0;
+        for key in self
+            .view
+            .keys_with_prefix(&format!("id/{}", m.entry.path))
+            .await?
+        {
+            let Some(entry) = self.view.get_json::<LeaseEntry>(&key).await? else {
+                continue;
+            };
+            if entry.mount_path != m.entry.path {
+                continue;
+            }
+            self.revoke_entry(entry, Some(m), false).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Revokes the leases of a token. A lease whose engine cannot revoke it
+    /// now (its database is down, say) is kept and retried by the expiry
+    /// pass, so that the credential is not forgotten while it still works.
     pub async fn revoke_token(&self, core: &Core, token_hash: &str) -> Result<()> {
         let prefix = format!("token/{token_hash}/");
         for key in self.view.keys_with_prefix(&prefix).await? {
             let lease: Option<String> = self.view.get_json(&key).await?;
             match lease {
-                Some(id) => self.revoke(core, &id, true).await?,
+                Some(id) => {
+                    if let Err(e) = self.revoke(core, &id, false).await {
+                        tracing::warn!(lease = %id, error = %e, "lease of a revoked token could not be revoked; will retry");
+                        self.expire_now(&id).await?;
+                    }
+                }
                 None => self.view.delete(&key).await?,
             }
         }
         Ok(())
     }
 
-    /// Revokes every lease whose time is up; returns how many.
+    /// Moves a lease's expiry to now, so the expiry pass revokes it (and
+    /// retries with backoff while its engine fails).
+    async fn expire_now(&self, lease_id: &str) -> Result<()> {
+        let Some(mut entry) = self.lookup(lease_id).await? else {
+            return Ok(());
+        };
+        let at = now().timestamp();
+        let old = (entry.expire_time, entry.lease_id.clone());
+        if entry.expire_time > at {
+            entry.expire_time = at;
+            entry.renewable = false;
+            self.view
+                .put_json(&format!("id/{}", entry.lease_id), &entry)
+                .await?;
+        }
+        let mut q = self.queue.lock();
+        q.remove(&old);
+        q.insert((entry.expire_time.min(at), entry.lease_id));
+        Ok(())
+    }
+
+    /// Revokes every lease whose time is up; returns how many. A lease
+    /// whose engine fails stays and is retried 30 s later.
     pub async fn revoke_due(&self, core: &Core) -> Result<usize> {
         let at = now().timestamp();
         let due: Vec<String> = {
-            let q = self.queue.lock();
-            q.iter()
-                .take_while(|(t, _)| *t <= at)
-                .map(|(_, id)| id.clone())
-                .collect()
+            let mut q = self.queue.lock();
+            let mut due = Vec::new();
+            while q.first().is_some_and(|(t, _)| *t <= at) {
+                if let Some((_, id)) = q.pop_first() {
+                    due.push(id);
+                }
+            }
+            due
         };
         let mut n = 0;
         for id in due {
@@ -297,11 +385,7 @@ impl Expiration {
                 Err(e) => {
                     // Keep the lease and retry later; the credential must not outlive it silently.
                     tracing::warn!(lease = %id, error = %e, "expired lease could not be revoked; will retry");
-                    let mut q = self.queue.lock();
-                    if let Some(item) = q.iter().find(|(_, l)| *l == id).cloned() {
-                        q.remove(&item);
-                        q.insert((at + 30, id));
-                    }
+                    self.queue.lock().insert((at + 30, id));
                 }
             }
         }

@@ -3,14 +3,18 @@
 //! Policies live at `sys/policy/<name>` behind the barrier as their original
 //! text. `root` is built in and immutable; `default` is stored at first unseal
 //! from Vault's default rules and may be edited but not deleted.
+//!
+//! Parsed policies and compiled ACLs are cached in [`ParsedCache`]s: a write
+//! or delete holds a write guard on both while it changes storage, and a
+//! reader's fill lands only if no write ran since the reader started, so a
+//! read racing a write can never cache the old ACL.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::barrier::View;
+use crate::cache::ParsedCache;
 use crate::policy::{Acl, Policy, DEFAULT_POLICY_HCL};
 use crate::{Error, Result};
 
@@ -23,8 +27,11 @@ struct StoredPolicy {
 /// Reads, writes and compiles policies, with caches cleared on every change.
 pub struct PolicyStore {
     view: View,
-    parsed: RwLock<HashMap<String, Arc<Policy>>>,
-    acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    /// Parsed policies by name.
+    parsed: ParsedCache<Policy>,
+    /// Compiled ACLs by sorted policy set (names joined by `\n`, which no
+    /// policy name contains).
+    acls: ParsedCache<Acl>,
 }
 
 /// Normalises a policy name as Vault does: trimmed and lower-cased.
@@ -44,15 +51,15 @@ impl PolicyStore {
     pub fn new(view: View) -> Self {
         PolicyStore {
             view,
-            parsed: RwLock::new(HashMap::new()),
-            acls: RwLock::new(HashMap::new()),
+            parsed: ParsedCache::default(),
+            acls: ParsedCache::default(),
         }
     }
 
-    /// Empties the caches (on seal, and after any change).
+    /// Empties the caches (on seal).
     pub fn clear_caches(&self) {
-        self.parsed.write().clear();
-        self.acls.write().clear();
+        self.parsed.clear();
+        self.acls.clear();
     }
 
     /// Writes the default policy if it is not stored yet.
@@ -85,6 +92,8 @@ impl PolicyStore {
         }
         Policy::parse(&name, text)
             .map_err(|e| Error::bad(format!("failed to parse policy: {e}")))?;
+        let _p = self.parsed.begin_write(&name);
+        let _a = self.acls.begin_write_all();
         self.view
             .put_json(
                 &name,
@@ -94,7 +103,6 @@ impl PolicyStore {
                 },
             )
             .await?;
-        self.clear_caches();
         Ok(())
     }
 
@@ -104,8 +112,9 @@ impl PolicyStore {
         if name == "root" || name == "default" {
             return Err(Error::bad(format!("cannot delete {name} policy")));
         }
+        let _p = self.parsed.begin_write(&name);
+        let _a = self.acls.begin_write_all();
         self.view.delete(&name).await?;
-        self.clear_caches();
         Ok(())
     }
 
@@ -122,9 +131,10 @@ impl PolicyStore {
         if name == "root" {
             return Ok(Some(Arc::new(Policy::root())));
         }
-        if let Some(p) = self.parsed.read().get(name) {
-            return Ok(Some(p.clone()));
+        if let Some(p) = self.parsed.get(name) {
+            return Ok(Some(p));
         }
+        let epoch = self.parsed.epoch();
         let Some(stored) = self.view.get_json::<StoredPolicy>(name).await? else {
             return Ok(None);
         };
@@ -132,7 +142,7 @@ impl PolicyStore {
             Policy::parse(name, &stored.raw)
                 .map_err(|e| Error::Internal(format!("stored policy {name:?} is invalid: {e}")))?,
         );
-        self.parsed.write().insert(name.to_string(), policy.clone());
+        self.parsed.fill(name, policy.clone(), epoch);
         Ok(Some(policy))
     }
 
@@ -141,9 +151,12 @@ impl PolicyStore {
         let mut key: Vec<String> = names.to_vec();
         key.sort();
         key.dedup();
-        if let Some(acl) = self.acls.read().get(&key) {
-            return Ok(acl.clone());
+        let cache_key = key.join("\n");
+        if let Some(acl) = self.acls.get(&cache_key) {
+            return Ok(acl);
         }
+        // Taken before any policy is read: a write from now on voids the fill.
+        let epoch = self.acls.epoch();
         let mut policies = Vec::with_capacity(key.len());
         for name in &key {
             if let Some(p) = self.get(name).await? {
@@ -151,7 +164,84 @@ impl PolicyStore {
             }
         }
         let acl = Arc::new(Acl::new(&policies));
-        self.acls.write().insert(key, acl.clone());
+        self.acls.fill(&cache_key, acl.clone(), epoch);
         Ok(acl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barrier::Barrier;
+    use crate::policy::Operation;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn store() -> Arc<PolicyStore> {
+        let barrier = Arc::new(Barrier::new(Arc::new(coffer_storage::MemoryBackend::new())));
+        barrier.unseal(coffer_crypto::Keyring::new(0));
+        Arc::new(PolicyStore::new(View::new(barrier, "sys/policy/")))
+    }
+
+    /// Version `i` of policy p: read on `secret/v<i>`, plus filler paths
+    /// so that parsing and compiling take a while (a wider race window).
+    fn version(i: usize) -> String {
+        let mut text = format!("path \"secret/v{i}\" {{ capabilities = [\"read\"] }}\n");
+        for n in 0..40 {
+            text.push_str(&format!(
+                "path \"filler/{n}/+/x*\" {{ capabilities = [\"list\"] }}\n"
+            ));
+        }
+        text
+    }
+
+    fn grants(acl: &Acl, i: usize) -> bool {
+        acl.authorize(Operation::Read, &format!("secret/v{i}"), None)
+            .is_ok()
+    }
+
+    /// Readers compile the ACL of {p, default} while a writer rewrites p;
+    /// once the writer is done and the readers have stopped, the cached ACL
+    /// must be the one of the last stored version.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_read_racing_a_write_never_caches_the_old_acl() {
+        let s = store();
+        s.ensure_default().await.unwrap();
+        let names = vec!["p".to_string(), "default".to_string()];
+        s.write("p", &version(0)).await.unwrap();
+        let mut last = 0;
+        for round in 1..=100 {
+            let stop = Arc::new(AtomicBool::new(false));
+            let readers: Vec<_> = (0..12)
+                .map(|_| {
+                    let (s, stop, names) = (s.clone(), stop.clone(), names.clone());
+                    tokio::spawn(async move {
+                        while !stop.load(Ordering::Relaxed) {
+                            s.acl(&names).await.unwrap();
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            // A burst of writes: readers that missed after one write's clear
+            // read storage while the next write lands.
+            for _ in 0..10 {
+                last += 1;
+                s.write("p", &version(last)).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            stop.store(true, Ordering::Relaxed);
+            for r in readers {
+                r.await.unwrap();
+            }
+            let acl = s.acl(&names).await.unwrap();
+            let stored = s.read_raw("p").await.unwrap().unwrap();
+            assert_eq!(stored, version(last));
+            assert!(
+                grants(&acl, last) && !grants(&acl, last - 1),
+                "round {round}: the cached ACL is not the stored policy's"
+            );
+        }
+        s.delete("p").await.unwrap();
+        assert!(!grants(&s.acl(&names).await.unwrap(), last));
     }
 }

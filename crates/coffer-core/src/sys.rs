@@ -197,6 +197,9 @@ pub(crate) async fn handle(
                 let Some(path) = rest.strip_prefix(prefix) else {
                     continue;
                 };
+                if !auth {
+                    refuse_reserved(path, req.operation)?;
+                }
                 if let Some(m) = path.strip_suffix("/tune") {
                     return tune(core, req, m, auth).await;
                 }
@@ -377,6 +380,47 @@ async fn mount(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Res
     Ok(Response::empty())
 }
 
+/// Refuses what `sys/mounts/<path>` must not do (`path` is below
+/// `sys/mounts/`): anything at all to an auth method, whatever the spelling
+/// (auth methods are managed through `sys/auth`, whose writes need sudo),
+/// and unmounting or tuning the built-in mounts. Messages as OpenBao's.
+fn refuse_reserved(path: &str, op: Operation) -> Result<()> {
+    let (target, tune) = match path.strip_suffix("/tune") {
+        Some(m) => (m, true),
+        None => (path, false),
+    };
+    let p = normalize_mount_path(target)?;
+    let write = !matches!(op, Operation::Read | Operation::List);
+    if p.starts_with("auth/") {
+        let method = p.trim_start_matches("auth/");
+        let msg = match (tune, op) {
+            (false, Operation::Delete) => format!("cannot unmount {p:?}"),
+            (false, Operation::Create | Operation::Update) => format!("cannot mount {p:?}"),
+            (true, _) => format!("cannot tune {p:?} through sys/mounts; use sys/auth/{method}tune"),
+            _ => format!("cannot read {p:?} through sys/mounts; use sys/auth"),
+        };
+        return Err(Error::bad(msg));
+    }
+    if matches!(p.as_str(), "sys/" | "cubbyhole/" | "identity/") {
+        if tune && write {
+            return Err(Error::bad(format!("cannot tune {p:?}")));
+        }
+        if !tune && op == Operation::Delete {
+            return Err(Error::bad(format!("cannot unmount {p:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// How long an unmount waits for requests already inside the mount.
+const UNMOUNT_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Disables a mount. Its credentials go first: the mount leaves the router
+/// (no new request reaches it), requests already inside finish (bounded
+/// wait), then every lease it issued is revoked through its engine (a
+/// database user is dropped) and, for an auth method, every token it issued
+/// is revoked with its tree and leases. If any of that fails the mount is
+/// put back and the request fails; only then is the mount removed for good.
 async fn unmount(core: &Core, path: &str, auth: bool) -> Result<Response> {
     let path = normalize_mount_path(path)?;
     if auth && path == "token/" {
@@ -388,14 +432,33 @@ async fn unmount(core: &Core, path: &str, auth: bool) -> Result<Response> {
     let Some(removed) = router.remove(&path) else {
         return Ok(Response::empty());
     };
-    core.save_mounts(&router).await?;
-    *core.router.write() = router;
-    removed.view.delete_prefix("").await?;
-    if auth {
-        // Tokens issued through a disabled auth method stop working at once.
-        core.revoke_tokens_with_path_prefix(&path).await?;
+    *core.router.write() = router.clone();
+    let deadline = std::time::Instant::now() + UNMOUNT_DRAIN;
+    while std::sync::Arc::strong_count(&removed.entry) > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    tracing::info!(path = %path, "unmounted");
+    let revoked = async {
+        let n = core.leases.revoke_mount(&removed).await?;
+        if auth {
+            // Tokens issued through a disabled auth method stop working at once.
+            core.revoke_tokens_with_path_prefix(&path).await?;
+        }
+        core.save_mounts(&router).await?;
+        Ok::<usize, Error>(n)
+    }
+    .await;
+    let leases = match revoked {
+        Ok(n) => n,
+        Err(e) => {
+            core.router.write().insert(removed);
+            tracing::warn!(path = %path, error = %e, "unmount failed; the mount stays");
+            return Err(Error::bad(format!(
+                "failed to revoke what {path:?} issued; the mount stays: {e}"
+            )));
+        }
+    };
+    removed.view.delete_prefix("").await?;
+    tracing::info!(path = %path, leases, "unmounted");
     Ok(Response::empty())
 }
 

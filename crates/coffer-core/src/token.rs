@@ -5,8 +5,19 @@
 //! `cfs.` followed by 32 random URL-safe characters (192 bits), so it is
 //! recognisable in leaks and by scanners. `parent/<parent hash>/<child hash>`
 //! links a token to its children, so revoking a parent revokes its tree.
+//!
+//! A token is valid only while it and every ancestor are unexpired and
+//! stored: a lookup walks the parent chain (cached entries, so it is cheap),
+//! and a child is refused the moment its parent expires. An in-memory index
+//! of expiry times (rebuilt from storage at the first pass after unseal)
+//! lets [`TokenStore::revoke_expired`] revoke each expired token's tree and
+//! leases within a second of its expiry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -14,11 +25,18 @@ use zeroize::Zeroizing;
 
 use crate::barrier::{to_json, BarrierOp, View};
 use crate::cache::ParsedCache;
+use crate::core::Core;
 use crate::util::{now, rfc3339};
 use crate::Result;
 
 /// Prefix of every token Coffer generates.
 pub const TOKEN_PREFIX: &str = "cfs.";
+
+/// Ancestors a lookup walks at most; a token deeper in a tree is refused.
+const MAX_DEPTH: usize = 1024;
+
+/// Seconds before an expired token whose revocation failed is tried again.
+const RETRY_SECS: i64 = 5;
 
 /// A stored token: everything but the token itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,9 +157,14 @@ pub fn generate_token() -> Zeroizing<String> {
 pub struct TokenStore {
     view: View,
     /// Parsed entries by hash (no token, no secret: entries hold only hashes and metadata).
-    parsed: std::sync::Arc<ParsedCache<TokenEntry>>,
+    parsed: Arc<ParsedCache<TokenEntry>>,
+    /// `(expire time, hash)` of tokens that expire; may hold stale pairs
+    /// (renewed or revoked tokens), which the expiry pass checks and drops.
+    expiring: Arc<Mutex<BTreeSet<(i64, String)>>>,
+    /// Whether `expiring` holds every stored token (false after seal).
+    indexed: Arc<AtomicBool>,
     /// Serialises the read-modify-write of use counts.
-    uses: std::sync::Arc<tokio::sync::Mutex<()>>,
+    uses: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TokenStore {
@@ -149,8 +172,16 @@ impl TokenStore {
     pub fn new(view: View) -> Self {
         TokenStore {
             view,
-            parsed: std::sync::Arc::new(ParsedCache::default()),
-            uses: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            parsed: Arc::new(ParsedCache::default()),
+            expiring: Arc::new(Mutex::new(BTreeSet::new())),
+            indexed: Arc::new(AtomicBool::new(false)),
+            uses: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    fn index_expiry(&self, entry: &TokenEntry) {
+        if let Some(t) = entry.expire_time {
+            self.expiring.lock().insert((t, entry.id_hash.clone()));
         }
     }
 
@@ -200,7 +231,9 @@ impl TokenStore {
                 Zeroizing::new(b"{}".to_vec()),
             ));
         }
-        self.view.write_batch(ops).await
+        self.view.write_batch(ops).await?;
+        self.index_expiry(entry);
+        Ok(())
     }
 
     /// Rewrites an existing entry (renewal, re-parenting). Use counts are
@@ -226,7 +259,9 @@ impl TokenStore {
         let _w = self.parsed.begin_write(&entry.id_hash);
         self.view
             .put_json(&format!("id/{}", entry.id_hash), entry)
-            .await
+            .await?;
+        self.index_expiry(entry);
+        Ok(())
     }
 
     /// Looks up a valid token; `None` if unknown, expired or used up.
@@ -264,24 +299,119 @@ impl TokenStore {
         Ok(Some(entry))
     }
 
-    /// Looks up a valid token by its hash.
-    pub async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>> {
-        let at = now().timestamp();
+    /// The stored entry of `hash`, valid or not (through the parsed cache).
+    async fn entry(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
         if let Some(e) = self.parsed.get(hash) {
-            return Ok((!e.expired(at)).then(|| (*e).clone()));
+            return Ok(Some(e));
         }
         let epoch = self.parsed.epoch();
         let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{hash}")).await?;
-        if let Some(e) = &entry {
-            self.parsed
-                .fill(hash, std::sync::Arc::new(e.clone()), epoch);
-        }
-        Ok(entry.filter(|e| !e.expired(at)))
+        Ok(entry.map(|e| {
+            let e = Arc::new(e);
+            self.parsed.fill(hash, e.clone(), epoch);
+            e
+        }))
     }
 
-    /// Forgets parsed entries (on seal).
+    /// Looks up a valid token by its hash: it and every ancestor must be
+    /// stored and unexpired (a child dies with its parent, at once).
+    pub async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        let at = now().timestamp();
+        let Some(e) = self.entry(hash).await? else {
+            return Ok(None);
+        };
+        if e.expired(at) {
+            return Ok(None);
+        }
+        let mut parent = e.parent.clone();
+        let mut depth = 0;
+        while let Some(p) = parent {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Ok(None);
+            }
+            match self.entry(&p).await? {
+                Some(pe) if !pe.expired(at) => parent = pe.parent.clone(),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some((*e).clone()))
+    }
+
+    /// Forgets parsed entries and the expiry index (on seal).
     pub fn clear_cache(&self) {
         self.parsed.clear();
+        self.expiring.lock().clear();
+        self.indexed.store(false, Ordering::SeqCst);
+    }
+
+    /// Adds every stored token's expiry to the index (first pass after unseal).
+    async fn load_expiry_index(&self) -> Result<()> {
+        let mut found = Vec::new();
+        for key in self.view.list("id/").await? {
+            let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{key}")).await?;
+            if let Some(t) = entry.as_ref().and_then(|e| e.expire_time) {
+                found.push((t, key));
+            }
+        }
+        // Merged, not replaced: tokens stored during the scan are indexed already.
+        self.expiring.lock().extend(found);
+        self.indexed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Revokes every token whose TTL has passed, with its tree and the
+    /// leases of all of them (through [`Core::revoke_token_tree`]). Cheap
+    /// when nothing is due: only the head of the expiry index is looked at.
+    /// Run every second by the background task; returns how many expired
+    /// tokens it revoked (their descendants not counted).
+    pub async fn revoke_expired(&self, core: &Core) -> Result<usize> {
+        if !self.indexed.load(Ordering::SeqCst) {
+            self.load_expiry_index().await?;
+        }
+        let at = now().timestamp();
+        let due: Vec<String> = {
+            let mut q = self.expiring.lock();
+            let mut due = Vec::new();
+            while q.first().is_some_and(|(t, _)| *t <= at) {
+                if let Some((_, h)) = q.pop_first() {
+                    due.push(h);
+                }
+            }
+            due
+        };
+        let mut revoked = 0;
+        for hash in due {
+            let entry = match self
+                .view
+                .get_json::<TokenEntry>(&format!("id/{hash}"))
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "expired token could not be read; will retry");
+                    self.expiring.lock().insert((at + RETRY_SECS, hash));
+                    continue;
+                }
+            };
+            match entry {
+                // Revoked meanwhile: nothing left to do.
+                None => {}
+                Some(e) if e.expired(at) => match core.revoke_token_tree(&hash).await {
+                    Ok(()) => revoked += 1,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "expired token could not be revoked; will retry");
+                        self.expiring.lock().insert((at + RETRY_SECS, hash));
+                    }
+                },
+                // Renewed: its new expiry is indexed.
+                Some(e) => self.index_expiry(&e),
+            }
+        }
+        if revoked > 0 {
+            tracing::info!(revoked, "expired tokens revoked");
+        }
+        Ok(revoked)
     }
 
     /// Looks up a valid token by its accessor.
@@ -417,5 +547,82 @@ impl TokenStore {
     /// Names of token roles.
     pub async fn list_roles(&self) -> Result<Vec<String>> {
         self.view.list("role/").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barrier::Barrier;
+
+    fn store() -> TokenStore {
+        let barrier = Arc::new(Barrier::new(Arc::new(coffer_storage::MemoryBackend::new())));
+        barrier.unseal(coffer_crypto::Keyring::new(0));
+        TokenStore::new(View::new(barrier, "sys/token/"))
+    }
+
+    fn entry(hash: &str, parent: Option<&str>, expire: Option<i64>) -> TokenEntry {
+        TokenEntry {
+            id_hash: hash.into(),
+            accessor: format!("acc-{hash}"),
+            policies: vec!["default".into()],
+            parent: parent.map(str::to_string),
+            display_name: "token".into(),
+            meta: BTreeMap::new(),
+            num_uses: 0,
+            creation_time: 0,
+            ttl: 0,
+            expire_time: expire,
+            path: "auth/token/create".into(),
+            renewable: false,
+            explicit_max_ttl: 0,
+            period: 0,
+            max_expire_time: None,
+            bound_cidrs: Vec::new(),
+            role: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_is_valid_only_while_every_ancestor_is() {
+        let s = store();
+        let later = now().timestamp() + 3600;
+        s.store(&entry("a", None, Some(later))).await.unwrap();
+        s.store(&entry("b", Some("a"), Some(later))).await.unwrap();
+        s.store(&entry("c", Some("b"), Some(later))).await.unwrap();
+        assert!(s.lookup_hash("c").await.unwrap().is_some());
+        // The grandparent expires: the whole tree is refused at once.
+        s.update(&entry("a", None, Some(now().timestamp() - 1)))
+            .await
+            .unwrap();
+        assert!(s.lookup_hash("a").await.unwrap().is_none());
+        assert!(s.lookup_hash("b").await.unwrap().is_none());
+        assert!(s.lookup_hash("c").await.unwrap().is_none());
+        // A child whose parent is gone is refused too.
+        s.store(&entry("d", Some("missing"), Some(later)))
+            .await
+            .unwrap();
+        assert!(s.lookup_hash("d").await.unwrap().is_none());
+        // Orphaned children (revoke-orphan) stay valid.
+        s.store(&entry("e", Some("b"), Some(later))).await.unwrap();
+        s.revoke_orphan("b").await.unwrap();
+        let e = s.lookup_hash("e").await.unwrap().expect("orphan valid");
+        assert!(e.parent.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_expiry_index_holds_stored_and_renewed_tokens() {
+        let s = store();
+        let t = now().timestamp() + 60;
+        s.store(&entry("x", None, Some(t))).await.unwrap();
+        s.store(&entry("root", None, None)).await.unwrap();
+        s.update(&entry("x", None, Some(t + 60))).await.unwrap();
+        let idx: Vec<_> = s.expiring.lock().iter().cloned().collect();
+        assert_eq!(idx, vec![(t, "x".to_string()), (t + 60, "x".to_string())]);
+        s.clear_cache();
+        assert!(s.expiring.lock().is_empty());
+        s.load_expiry_index().await.unwrap();
+        let idx: Vec<_> = s.expiring.lock().iter().cloned().collect();
+        assert_eq!(idx, vec![(t + 60, "x".to_string())]);
     }
 }

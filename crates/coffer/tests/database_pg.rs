@@ -1183,3 +1183,197 @@ fn tls_connections_check_the_server_certificate() {
     drop(server);
     drop(cluster);
 }
+
+/// A dynamic role whose users only log in (no `GRANT ... ON DATABASE`,
+/// which fails with "tuple concurrently updated" when tests run in parallel).
+fn create_login_role(api: &Api, name: &str) {
+    api.ok(
+        "POST",
+        &format!("database/roles/{name}"),
+        Some(json!({
+            "db_name": "pg",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+            ],
+            "default_ttl": "1h",
+            "max_ttl": "1h",
+        })),
+    );
+}
+
+/// A token with `policies`, created by root with `ttl`.
+fn token_with(api: &Api, policies: &[&str], ttl: &str) -> String {
+    let t = api.ok(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": policies, "ttl": ttl})),
+    );
+    t["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn credentials_do_not_outlive_their_token() {
+    let Some(url) = pg_url() else { return };
+    let server = Server::start();
+    let api = Api::new(&server);
+    let a = setup_shared(&api, &url);
+    create_login_role(&api, "app");
+    api.ok(
+        "PUT",
+        "sys/policies/acl/creds",
+        Some(json!({"policy": "path \"database/creds/app\" { capabilities = [\"read\"] }"})),
+    );
+    let short = token_with(&api, &["creds"], "5s");
+    let issued = Instant::now();
+    let creds = api.with_token(&short).ok("GET", "database/creds/app", None);
+    let lease_duration = creds["lease_duration"].as_u64().unwrap();
+    assert!(
+        lease_duration <= 5,
+        "a 5 s token got a {lease_duration} s lease"
+    );
+    let user = creds["data"]["username"].as_str().unwrap().to_string();
+    let pw = creds["data"]["password"].as_str().unwrap().to_string();
+    let lease = creds["lease_id"].as_str().unwrap().to_string();
+    assert!(can_login(&a, &user, &pw));
+
+    // A renewal cannot push the lease past the token either.
+    let renewed = api.ok(
+        "PUT",
+        "sys/leases/renew",
+        Some(json!({"lease_id": lease, "increment": 3600})),
+    );
+    assert!(
+        renewed["lease_duration"].as_u64().unwrap() <= 5,
+        "renewal went past the token: {renewed}"
+    );
+
+    // Within 2 s of the token's expiry the user is gone and so is the lease.
+    let expiry = issued + Duration::from_secs(5);
+    std::thread::sleep(expiry.saturating_duration_since(Instant::now()));
+    assert!(
+        wait_for(Duration::from_secs(2), || !role_exists(&a, "", &user)),
+        "the role outlived its expired token by more than 2 s"
+    );
+    assert!(!can_login(&a, &user, &pw));
+    let (s, v) = api.call("PUT", "sys/leases/lookup", Some(json!({"lease_id": lease})));
+    assert_eq!(s, 400, "lease of an expired token still there: {v}");
+    eprintln!(
+        "token expiry: role dropped {:?} after expiry",
+        Instant::now().saturating_duration_since(expiry)
+    );
+}
+
+#[test]
+fn expiry_revokes_the_leases_of_a_token_and_its_children() {
+    let Some(url) = pg_url() else { return };
+    let server = Server::start();
+    let api = Api::new(&server);
+    let a = setup_shared(&api, &url);
+    create_login_role(&api, "tree");
+    api.ok(
+        "PUT",
+        "sys/policies/acl/tree",
+        Some(json!({"policy": "path \"database/creds/tree\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"update\"] }"})),
+    );
+    let parent = token_with(&api, &["tree"], "4s");
+    let issued = Instant::now();
+    let child = api.with_token(&parent).ok(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["tree"], "ttl": "1h"})),
+    );
+    let child = child["auth"]["client_token"].as_str().unwrap().to_string();
+    let creds = api
+        .with_token(&child)
+        .ok("GET", "database/creds/tree", None);
+    let user = creds["data"]["username"].as_str().unwrap().to_string();
+    assert!(role_exists(&a, "", &user));
+    let expiry = issued + Duration::from_secs(4);
+    std::thread::sleep(expiry.saturating_duration_since(Instant::now()));
+    assert!(
+        wait_for(Duration::from_secs(2), || !role_exists(&a, "", &user)),
+        "a child's credentials outlived its expired parent by more than 2 s"
+    );
+    let (s, _) = api
+        .with_token(&child)
+        .call("GET", "auth/token/lookup-self", None);
+    assert_eq!(s, 403);
+}
+
+#[test]
+fn disabling_a_database_mount_revokes_its_users_first() {
+    let Some(url) = pg_url() else { return };
+    let server = Server::start();
+    let api = Api::new(&server);
+    let a = setup_shared(&api, &url);
+    create_login_role(&api, "gone");
+    let users: Vec<String> = (0..2)
+        .map(|_| {
+            let c = api.ok("GET", "database/creds/gone", None);
+            c["data"]["username"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for u in &users {
+        assert!(role_exists(&a, "", u));
+    }
+    let child = token_with(&api, &["root"], "1h");
+    let via_child = api
+        .with_token(&child)
+        .ok("GET", "database/creds/gone", None);
+    let child_user = via_child["data"]["username"].as_str().unwrap().to_string();
+    let child_lease = via_child["lease_id"].as_str().unwrap().to_string();
+
+    // While the database is unreachable the users cannot be dropped: the
+    // mount stays, with its leases.
+    let dead = format!("postgresql://{}@127.0.0.1:{}/{}", a.user, free_port(), a.db);
+    api.ok(
+        "POST",
+        "database/config/pg",
+        Some(json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": dead,
+            "verify_connection": false,
+            "allowed_roles": ["*"],
+        })),
+    );
+    let (s, v) = api.call("DELETE", "sys/mounts/database", None);
+    assert!(s >= 400, "unmount with unrevocable leases answered {s} {v}");
+    let mounts = api.ok("GET", "sys/mounts", None);
+    assert!(
+        mounts["data"]["database/"].is_object(),
+        "the mount went away"
+    );
+    for u in &users {
+        assert!(role_exists(&a, "", u));
+    }
+    // Revoking a token whose credential cannot be dropped now keeps the
+    // lease (retried later) instead of forgetting a live database user.
+    api.ok("POST", "auth/token/revoke", Some(json!({"token": child})));
+    let (s, v) = api.call(
+        "PUT",
+        "sys/leases/lookup",
+        Some(json!({"lease_id": child_lease})),
+    );
+    assert_eq!(s, 200, "the lease of a live user was forgotten: {v}");
+
+    // Once the database answers again, disabling drops every user.
+    let live = format!(
+        "postgresql://{}@{}:{}/{}?sslmode=disable",
+        a.user, a.host, a.port, a.db
+    );
+    api.ok(
+        "POST",
+        "database/config/pg",
+        Some(json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": live,
+            "allowed_roles": ["*"],
+        })),
+    );
+    api.ok("DELETE", "sys/mounts/database", None);
+    for u in users.iter().chain([&child_user]) {
+        assert!(!role_exists(&a, "", u), "{u} survived its mount");
+    }
+    let mounts = api.ok("GET", "sys/mounts", None);
+    assert!(mounts["data"]["database/"].is_null());
+}
