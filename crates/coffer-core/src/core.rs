@@ -42,6 +42,8 @@ pub struct CoreConfig {
     pub cluster_name: String,
     /// Storage type shown in seal status (`sqlite`, `inmem`, ...).
     pub storage_type: String,
+    /// Encryptions with one key term after which it is rotated automatically.
+    pub key_rotation_threshold: u64,
 }
 
 impl Default for CoreConfig {
@@ -49,6 +51,7 @@ impl Default for CoreConfig {
         CoreConfig {
             cluster_name: format!("coffer-cluster-{}", &coffer_crypto::random::uuid()[..8]),
             storage_type: "inmem".into(),
+            key_rotation_threshold: crate::barrier::DEFAULT_ROTATION_THRESHOLD,
         }
     }
 }
@@ -83,8 +86,8 @@ pub struct Core {
     pub(crate) logins: LoginGuard,
     pub(crate) config: CoreConfig,
     pub(crate) cluster_id: String,
-    /// Serialises init, unseal completion, seal and mount-table changes.
-    pub(crate) admin: Mutex<()>,
+    /// Serialises init, unseal completion, seal, keyring and mount-table changes.
+    pub(crate) admin: crate::seal::AdminLock,
     /// Serialises use-count updates of limited-use tokens.
     pub(crate) admin_tokens: Mutex<()>,
 }
@@ -93,8 +96,10 @@ impl Core {
     /// A sealed core over `backend`.
     pub fn new(backend: Arc<dyn Backend>, config: CoreConfig) -> Arc<Core> {
         let barrier = Arc::new(Barrier::new(backend));
+        barrier.set_rotation_threshold(config.key_rotation_threshold);
+        let admin = crate::seal::AdminLock::default();
         Arc::new(Core {
-            seal: Seal::new(barrier.clone()),
+            seal: Seal::new(barrier.clone(), admin.clone()),
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
             policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
             audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
@@ -104,7 +109,7 @@ impl Core {
             barrier,
             config,
             cluster_id: coffer_crypto::random::uuid(),
-            admin: Mutex::new(()),
+            admin,
             admin_tokens: Mutex::new(()),
         })
     }
@@ -180,6 +185,9 @@ impl Core {
     pub async fn seal(&self) {
         let _admin = self.admin.lock().await;
         self.audit.clear().await; // closing checkpoints while the barrier is open
+        if let Err(e) = self.barrier.persist_encryptions().await {
+            tracing::warn!(error = %e, "failed to persist the encryption count at seal");
+        }
         self.seal.seal();
         *self.router.write() = Router::default();
         self.policies.clear_caches();
