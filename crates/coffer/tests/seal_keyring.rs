@@ -259,3 +259,27 @@ fn key_status_counts_encryptions() {
     assert!(after_n >= before + 10, "encryptions {before} -> {after_n}");
     assert!(after["install_time"].is_string(), "{after}");
 }
+
+/// On Linux the server keeps its keys in a locked, undumped arena: a 64 KiB
+/// mapping flagged `lo` (locked) and `dd` (do not dump) in smaps.
+#[cfg(target_os = "linux")]
+#[test]
+fn server_keeps_keys_in_locked_undumped_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_srv, _key, _token) = production_server(dir.path());
+    let pid = std::fs::read_to_string(dir.path().join("coffer.db.lock")).unwrap();
+    let pid = pid.trim();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let arena = smaps.split("VmFlags:").skip(1).any(|flags| {
+        let flags = flags.lines().next().unwrap_or_default();
+        flags.split_whitespace().any(|f| f == "lo") && flags.split_whitespace().any(|f| f == "dd")
+    });
+    assert!(arena, "no locked, undumped mapping in the server");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(locked_kb >= 64, "VmLck {locked_kb} kB");
+}
