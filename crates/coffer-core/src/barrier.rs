@@ -7,10 +7,21 @@
 //! A read cache holds ciphertexts (never plaintext) of recently used keys. A
 //! read fills it only when no write ran during that read, so a slow read can
 //! never leave a stale value behind a newer write.
+//!
+//! Every encryption with the active term is counted. AES-GCM with random
+//! 96-bit nonces must stay well below 2^32 messages per key, so:
+//!
+//! * the count is persisted (sealed with the active term, under
+//!   [`ENCRYPTIONS_KEY`], inside the same atomic batch as the write that
+//!   crossed the mark) every [`persist_interval`] encryptions and on seal;
+//!   loading it adds one interval, for encryptions a crash may have lost;
+//! * crossing the rotation threshold calls the rotation hook (installed by the
+//!   seal, which holds the root key needed to store a new keyring) once;
+//! * past [`HARD_ENCRYPTION_LIMIT`] the barrier refuses to encrypt at all.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use coffer_crypto::Keyring;
 use coffer_storage::{Backend, Op};
@@ -22,6 +33,53 @@ use crate::{Error, Result};
 
 /// Most entries the read cache holds before it starts over.
 const CACHE_LIMIT: usize = 100_000;
+
+/// Storage key of the active term's encryption count (outside the barrier's
+/// cache and views, sealed with the active term).
+pub const ENCRYPTIONS_KEY: &str = "core/key-encryptions";
+
+/// Default encryption count after which the active term is rotated: about
+/// 0.9 * 2^32, Vault's default.
+pub const DEFAULT_ROTATION_THRESHOLD: u64 = 3_865_470_566;
+
+/// Encryptions with one term beyond which the barrier refuses to encrypt:
+/// 2^32, the bound for random 96-bit GCM nonces.
+pub const HARD_ENCRYPTION_LIMIT: u64 = 1 << 32;
+
+/// How often (in encryptions) the count is persisted for `threshold`: every
+/// million, or every 1% of a smaller threshold. It is also the margin added
+/// when a persisted count is loaded.
+pub fn persist_interval(threshold: u64) -> u64 {
+    (threshold / 100).clamp(1, 1_000_000)
+}
+
+/// The persisted encryption count of one term.
+#[derive(Serialize, serde::Deserialize)]
+struct StoredCount {
+    term: u32,
+    encryptions: u64,
+}
+
+/// The keyring in use and the encryption count of its active term.
+struct Active {
+    keyring: Arc<Keyring>,
+    encryptions: AtomicU64,
+    /// Set once the rotation hook has been called for this term.
+    rotation_requested: AtomicBool,
+}
+
+impl Active {
+    fn new(keyring: Keyring, encryptions: u64) -> Arc<Active> {
+        Arc::new(Active {
+            keyring: Arc::new(keyring),
+            encryptions: AtomicU64::new(encryptions),
+            rotation_requested: AtomicBool::new(false),
+        })
+    }
+}
+
+/// What the barrier calls when the active term needs rotating.
+pub type RotationHook = Box<dyn Fn() + Send + Sync>;
 
 /// A write of a batch, before encryption.
 #[derive(Debug)]
@@ -40,7 +98,9 @@ struct Cache {
 /// The encrypting layer between the core and a storage backend.
 pub struct Barrier {
     backend: Arc<dyn Backend>,
-    keyring: RwLock<Option<Arc<Keyring>>>,
+    active: RwLock<Option<Arc<Active>>>,
+    rotation_threshold: AtomicU64,
+    rotation_hook: OnceLock<RotationHook>,
     cache: Mutex<Cache>,
     /// Bumped before and after each write; a read that saw it change does not fill the cache.
     write_epoch: AtomicU64,
@@ -52,7 +112,9 @@ impl Barrier {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Barrier {
             backend,
-            keyring: RwLock::new(None),
+            active: RwLock::new(None),
+            rotation_threshold: AtomicU64::new(DEFAULT_ROTATION_THRESHOLD),
+            rotation_hook: OnceLock::new(),
             cache: Mutex::new(Cache::default()),
             write_epoch: AtomicU64::new(0),
             writes_in_flight: AtomicU64::new(0),
@@ -64,30 +126,158 @@ impl Barrier {
         &self.backend
     }
 
-    /// Whether the barrier is sealed.
-    pub fn is_sealed(&self) -> bool {
-        self.keyring.read().is_none()
+    /// Sets the encryption count after which the active term is rotated
+    /// (capped below [`HARD_ENCRYPTION_LIMIT`]).
+    pub fn set_rotation_threshold(&self, threshold: u64) {
+        let cap = HARD_ENCRYPTION_LIMIT - persist_interval(HARD_ENCRYPTION_LIMIT);
+        self.rotation_threshold
+            .store(threshold.clamp(1, cap), Ordering::Relaxed);
     }
 
-    /// Opens the barrier with `keyring`.
+    /// The encryption count after which the active term is rotated.
+    pub fn rotation_threshold(&self) -> u64 {
+        self.rotation_threshold.load(Ordering::Relaxed)
+    }
+
+    /// Installs what is called (once per term) when the active term passes
+    /// the rotation threshold. Only the first installation counts.
+    pub fn set_rotation_hook(&self, hook: RotationHook) {
+        let _ = self.rotation_hook.set(hook);
+    }
+
+    /// Whether the barrier is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.active.read().is_none()
+    }
+
+    /// Opens the barrier with a fresh `keyring` whose active term has not
+    /// encrypted anything yet.
     pub fn unseal(&self, keyring: Keyring) {
-        *self.keyring.write() = Some(Arc::new(keyring));
+        *self.active.write() = Some(Active::new(keyring, 0));
+    }
+
+    /// Opens the barrier with `keyring`, loading its active term's persisted
+    /// encryption count plus one persist interval (encryptions a crash may
+    /// have lost). A count of an older term, or none, counts as the margin
+    /// alone.
+    pub async fn unseal_counted(&self, keyring: Keyring) -> Result<()> {
+        let margin = persist_interval(self.rotation_threshold());
+        let stored = match self.backend.get(ENCRYPTIONS_KEY).await? {
+            None => None,
+            Some(bytes) => {
+                let plain = keyring
+                    .open(&bytes, ENCRYPTIONS_KEY.as_bytes())
+                    .map_err(|e| Error::Internal(format!("encryption count unreadable: {e}")))?;
+                Some(
+                    serde_json::from_slice::<StoredCount>(&plain)
+                        .map_err(|e| Error::Internal(format!("corrupt encryption count: {e}")))?,
+                )
+            }
+        };
+        let count = match stored {
+            Some(c) if c.term == keyring.active().term => c.encryptions.saturating_add(margin),
+            _ => margin,
+        };
+        *self.active.write() = Some(Active::new(keyring, count));
+        Ok(())
     }
 
     /// Seals the barrier: drops the keyring (its keys zeroize) and empties the cache.
     pub fn seal(&self) {
-        *self.keyring.write() = None;
+        *self.active.write() = None;
         self.cache.lock().entries.clear();
     }
 
     /// The keyring in use, or [`Error::Sealed`].
     pub fn keyring(&self) -> Result<Arc<Keyring>> {
-        self.keyring.read().clone().ok_or(Error::Sealed)
+        Ok(self.active()?.keyring.clone())
     }
 
-    /// Replaces the keyring (after a rotation).
-    pub fn set_keyring(&self, keyring: Keyring) {
-        *self.keyring.write() = Some(Arc::new(keyring));
+    fn active(&self) -> Result<Arc<Active>> {
+        self.active.read().clone().ok_or(Error::Sealed)
+    }
+
+    /// Encryptions made with the active term so far (as far as known: a
+    /// count loaded from storage includes the crash margin).
+    pub fn encryptions(&self) -> Result<u64> {
+        Ok(self.active()?.encryptions.load(Ordering::SeqCst))
+    }
+
+    /// Installs a rotated keyring; its new active term starts a fresh count.
+    ///
+    /// Refuses with [`Error::Sealed`] while sealed: a rotation that lost a
+    /// race with `sys/seal` must not re-open the barrier.
+    pub fn set_keyring(&self, keyring: Keyring) -> Result<()> {
+        let mut active = self.active.write();
+        let Some(current) = active.as_ref() else {
+            return Err(Error::Sealed);
+        };
+        let count = if current.keyring.active().term == keyring.active().term {
+            current.encryptions.load(Ordering::SeqCst)
+        } else {
+            0
+        };
+        *active = Some(Active::new(keyring, count));
+        Ok(())
+    }
+
+    /// Persists the active term's encryption count (on seal).
+    pub async fn persist_encryptions(&self) -> Result<()> {
+        let active = self.active()?;
+        let count = active.encryptions.fetch_add(1, Ordering::SeqCst) + 1;
+        let op = count_op(&active.keyring, count)?;
+        Ok(self.backend.write_batch(vec![op]).await?)
+    }
+
+    /// Counts `n` encryptions with `active`'s term: refuses past the hard
+    /// limit, calls the rotation hook past the threshold, and returns whether
+    /// this batch should persist the count (and the count to persist).
+    fn count_encryptions(&self, active: &Active, n: u64) -> Result<Option<u64>> {
+        if n == 0 {
+            return Ok(None);
+        }
+        let threshold = self.rotation_threshold();
+        let interval = persist_interval(threshold);
+        let before = active.encryptions.fetch_add(n, Ordering::SeqCst);
+        let mut after = before + n;
+        if after > HARD_ENCRYPTION_LIMIT {
+            active.encryptions.fetch_sub(n, Ordering::SeqCst);
+            self.request_rotation(active);
+            return Err(Error::Internal(
+                "the encryption key reached its usage limit; rotate it (sys/rotate)".into(),
+            ));
+        }
+        if after >= threshold {
+            self.request_rotation(active);
+        }
+        if after / interval > before / interval {
+            // The count record is one more encryption.
+            after = active.encryptions.fetch_add(1, Ordering::SeqCst) + 1;
+            return Ok(Some(after));
+        }
+        Ok(None)
+    }
+
+    fn request_rotation(&self, active: &Active) {
+        if !active.rotation_requested.swap(true, Ordering::SeqCst) {
+            match self.rotation_hook.get() {
+                Some(hook) => hook(),
+                None => active.rotation_requested.store(false, Ordering::SeqCst),
+            }
+        }
+    }
+
+    /// Lets the rotation hook be called again (after a failed rotation).
+    pub fn rotation_failed(&self) {
+        if let Ok(active) = self.active() {
+            active.rotation_requested.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the active term has passed the rotation threshold.
+    pub fn rotation_due(&self) -> bool {
+        self.encryptions()
+            .is_ok_and(|n| n >= self.rotation_threshold())
     }
 
     /// Reads and decrypts the entry under `key`.
@@ -149,8 +339,14 @@ impl Barrier {
 
     /// Encrypts and applies `ops` atomically.
     pub async fn write_batch(&self, ops: Vec<BarrierOp>) -> Result<()> {
-        let keyring = self.keyring()?;
-        let mut physical = Vec::with_capacity(ops.len());
+        let active = self.active()?;
+        let keyring = &active.keyring;
+        let puts = ops
+            .iter()
+            .filter(|op| matches!(op, BarrierOp::Put(..)))
+            .count();
+        let persist = self.count_encryptions(&active, puts as u64)?;
+        let mut physical = Vec::with_capacity(ops.len() + 1);
         let mut cache_updates = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
@@ -164,6 +360,9 @@ impl Barrier {
                     physical.push(Op::Delete { key });
                 }
             }
+        }
+        if let Some(count) = persist {
+            physical.push(count_op(keyring, count)?);
         }
         self.writes_in_flight.fetch_add(1, Ordering::SeqCst);
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
@@ -277,6 +476,19 @@ impl View {
     }
 }
 
+/// The write that persists `count` for `keyring`'s active term.
+fn count_op(keyring: &Keyring, count: u64) -> Result<Op> {
+    let record = serde_json::to_vec(&StoredCount {
+        term: keyring.active().term,
+        encryptions: count,
+    })
+    .map_err(|e| Error::Internal(format!("failed to encode encryption count: {e}")))?;
+    Ok(Op::Put {
+        key: ENCRYPTIONS_KEY.into(),
+        value: keyring.seal(&record, ENCRYPTIONS_KEY.as_bytes()),
+    })
+}
+
 /// Serializes `value` to JSON in a zeroizing buffer.
 pub fn to_json<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>> {
     serde_json::to_vec(value)
@@ -327,13 +539,72 @@ mod tests {
         b.put("old", b"1").await.unwrap();
         let mut kr = (*b.keyring().unwrap()).clone();
         kr.rotate(1);
-        b.set_keyring(kr);
+        b.set_keyring(kr.clone()).unwrap();
         b.put("new", b"2").await.unwrap();
         b.seal();
-        // Re-open with a keyring holding both terms but an empty cache.
-        let (_, b2) = barrier();
-        drop(b2);
+        // A rotation that lost the race with a seal cannot re-open the barrier.
+        assert!(matches!(b.set_keyring(kr.clone()), Err(Error::Sealed)));
         assert!(b.is_sealed());
+        // Re-open with a keyring holding both terms and an empty cache.
+        b.unseal(kr);
+        assert_eq!(b.get("old").await.unwrap().unwrap().as_slice(), b"1");
+        assert_eq!(b.get("new").await.unwrap().unwrap().as_slice(), b"2");
+    }
+
+    #[tokio::test]
+    async fn encryptions_are_counted_persisted_and_reloaded_with_a_margin() {
+        let (mem, b) = barrier();
+        b.set_rotation_threshold(1000); // persist every 10
+        assert_eq!(b.encryptions().unwrap(), 0);
+        for i in 0..25 {
+            b.put(&format!("k{i}"), b"v").await.unwrap();
+        }
+        // 25 entries and two count records (at 10 and 20).
+        assert_eq!(b.encryptions().unwrap(), 27);
+        assert!(mem.get(ENCRYPTIONS_KEY).await.unwrap().is_some());
+        let kr = (*b.keyring().unwrap()).clone();
+        // A crash now: the last persisted count (21) plus the margin (10).
+        b.seal();
+        b.unseal_counted(kr.clone()).await.unwrap();
+        assert_eq!(b.encryptions().unwrap(), 31);
+        // A clean seal persists the exact count.
+        b.persist_encryptions().await.unwrap();
+        let exact = b.encryptions().unwrap();
+        b.seal();
+        b.unseal_counted(kr.clone()).await.unwrap();
+        assert_eq!(b.encryptions().unwrap(), exact + 10);
+        // A new term starts from zero; a stale record counts as the margin only.
+        let mut rotated = kr.clone();
+        rotated.rotate(2);
+        b.set_keyring(rotated.clone()).unwrap();
+        assert_eq!(b.encryptions().unwrap(), 0);
+        b.seal();
+        b.unseal_counted(rotated).await.unwrap();
+        assert_eq!(b.encryptions().unwrap(), 10);
+    }
+
+    #[tokio::test]
+    async fn threshold_calls_the_rotation_hook_once() {
+        let (_, b) = barrier();
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = calls.clone();
+        b.set_rotation_threshold(5);
+        b.set_rotation_hook(Box::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        // Each put counts twice here: the entry and the count record.
+        for i in 0..2 {
+            b.put(&format!("k{i}"), b"v").await.unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        for i in 2..10 {
+            b.put(&format!("k{i}"), b"v").await.unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(b.rotation_due());
+        b.rotation_failed();
+        b.put("again", b"v").await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

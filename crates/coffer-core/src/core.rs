@@ -25,7 +25,6 @@ use std::sync::Arc;
 use coffer_storage::Backend;
 use parking_lot::RwLock;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
 use crate::abuse::LoginGuard;
@@ -52,6 +51,8 @@ pub struct CoreConfig {
     pub storage_type: String,
     /// Command, webhook and postgres rotators declared by the operator.
     pub rotators: crate::lifecycle::registry::RotatorRegistry,
+    /// Encryptions with one key term after which it is rotated automatically.
+    pub key_rotation_threshold: u64,
 }
 
 impl Default for CoreConfig {
@@ -60,6 +61,7 @@ impl Default for CoreConfig {
             cluster_name: format!("coffer-cluster-{}", &coffer_crypto::random::uuid()[..8]),
             storage_type: "inmem".into(),
             rotators: Default::default(),
+            key_rotation_threshold: crate::barrier::DEFAULT_ROTATION_THRESHOLD,
         }
     }
 }
@@ -94,8 +96,8 @@ pub struct Core {
     pub(crate) logins: LoginGuard,
     pub(crate) config: CoreConfig,
     pub(crate) cluster_id: String,
-    /// Serialises init, unseal completion, seal and mount-table changes.
-    pub(crate) admin: Mutex<()>,
+    /// Serialises init, unseal completion, seal, keyring and mount-table changes.
+    pub(crate) admin: crate::seal::AdminLock,
     /// Set once an unseal has loaded mounts, policies, leases and every
     /// audit device; cleared first thing on seal. Requests wait for it.
     ready: AtomicBool,
@@ -105,8 +107,10 @@ impl Core {
     /// A sealed core over `backend`.
     pub fn new(backend: Arc<dyn Backend>, config: CoreConfig) -> Arc<Core> {
         let barrier = Arc::new(Barrier::new(backend));
+        barrier.set_rotation_threshold(config.key_rotation_threshold);
+        let admin = crate::seal::AdminLock::default();
         Arc::new(Core {
-            seal: Seal::new(barrier.clone()),
+            seal: Seal::new(barrier.clone(), admin.clone()),
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
             policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
             audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
@@ -116,7 +120,7 @@ impl Core {
             barrier,
             config,
             cluster_id: coffer_crypto::random::uuid(),
-            admin: Mutex::new(()),
+            admin,
             ready: AtomicBool::new(false),
         })
     }
@@ -167,13 +171,22 @@ impl Core {
     /// (an audit device included) fails to load, it seals again and the
     /// unseal fails.
     pub async fn unseal(&self, key: Zeroizing<Vec<u8>>) -> Result<bool> {
-        let _admin = self.admin.lock().await;
-        if self.ready.load(Ordering::Acquire) && !self.barrier.is_sealed() {
+        if !self.is_sealed() {
             return Ok(true);
         }
+        // `submit` opens the barrier under the admin lock itself.
         match self.seal.submit(key).await? {
             UnsealProgress::Pending { .. } => Ok(false),
             UnsealProgress::Unsealed => {
+                let _admin = self.admin.lock().await;
+                if self.barrier.is_sealed() {
+                    // A seal won the race after the barrier opened.
+                    return Err(Error::Sealed);
+                }
+                if self.ready.load(Ordering::Acquire) {
+                    // A concurrent unseal finished loading first.
+                    return Ok(true);
+                }
                 let loaded = async {
                     self.load_mounts().await?;
                     self.policies.ensure_default().await?;
@@ -204,6 +217,9 @@ impl Core {
         let _admin = self.admin.lock().await;
         self.ready.store(false, Ordering::Release);
         self.audit.clear().await; // closing checkpoints while the barrier is open
+        if let Err(e) = self.barrier.persist_encryptions().await {
+            tracing::warn!(error = %e, "failed to persist the encryption count at seal");
+        }
         self.seal.seal();
         *self.router.write() = Router::default();
         self.policies.clear_caches();

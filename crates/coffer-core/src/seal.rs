@@ -4,8 +4,14 @@
 //! threshold, plain JSON) and the keyring, encrypted with the root key. The
 //! root key exists only as Shamir shares held by operators, and in memory
 //! while the server is unsealed (for key rotation); it is zeroized on seal.
+//!
+//! Unseal completion, sealing and every keyring change (`sys/rotate`, the
+//! automatic rotation at the encryption threshold) run under one admin lock,
+//! shared with the core, so a rotation can neither lose another's term (its
+//! read-modify-write of the keyring is serialised) nor re-open a barrier
+//! sealed meanwhile (the barrier also refuses a new keyring while sealed).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use coffer_crypto::{shamir, Key, Keyring};
 use coffer_storage::Op;
@@ -52,23 +58,37 @@ struct State {
     root_key: Option<Key>,
 }
 
+/// The lock serialising unseal completion, seal and keyring changes.
+pub type AdminLock = Arc<tokio::sync::Mutex<()>>;
+
 /// Initialisation, unseal progress and the in-memory root key.
 pub struct Seal {
     barrier: Arc<Barrier>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    admin: AdminLock,
 }
 
 impl Seal {
-    /// A seal over `barrier`, reading no storage yet.
-    pub fn new(barrier: Arc<Barrier>) -> Self {
+    /// A seal over `barrier`, reading no storage yet. `admin` is the lock its
+    /// owner holds while sealing; unseal completion and rotations take it too.
+    /// Installs the barrier's rotation hook: past the encryption threshold, a
+    /// task rotates the active term under `admin`.
+    pub fn new(barrier: Arc<Barrier>, admin: AdminLock) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            config: None,
+            parts: Vec::new(),
+            nonce: String::new(),
+            root_key: None,
+        }));
+        let (weak_barrier, weak_state) = (Arc::downgrade(&barrier), Arc::downgrade(&state));
+        let hook_admin = Arc::downgrade(&admin);
+        barrier.set_rotation_hook(Box::new(move || {
+            auto_rotate(weak_barrier.clone(), weak_state.clone(), hook_admin.clone())
+        }));
         Seal {
             barrier,
-            state: Mutex::new(State {
-                config: None,
-                parts: Vec::new(),
-                nonce: String::new(),
-                root_key: None,
-            }),
+            state,
+            admin,
         }
     }
 
@@ -172,31 +192,21 @@ impl Seal {
             .map_err(|_| Error::bad("unseal failed: invalid key shares"))?;
         let root = Key::from_slice(&root_bytes)
             .map_err(|_| Error::bad("unseal failed: invalid key shares"))?;
-        let keyring = self.open_keyring(&root).await?;
-        self.barrier.unseal(keyring);
-        self.state.lock().root_key = Some(root);
+        self.unseal_with_root(root).await?;
         Ok(UnsealProgress::Unsealed)
     }
 
-    /// Unseals directly with the root key (dev mode and initialisation).
+    /// Unseals directly with the root key (dev mode and initialisation),
+    /// under the admin lock.
     pub async fn unseal_with_root(&self, root: Key) -> Result<()> {
-        let keyring = self.open_keyring(&root).await?;
-        self.barrier.unseal(keyring);
+        let _admin = self.admin.lock().await;
+        if !self.barrier.is_sealed() {
+            return Ok(());
+        }
+        let keyring = open_keyring(&self.barrier, &root).await?;
+        self.barrier.unseal_counted(keyring).await?;
         self.state.lock().root_key = Some(root);
         Ok(())
-    }
-
-    async fn open_keyring(&self, root: &Key) -> Result<Keyring> {
-        let sealed = self
-            .barrier
-            .backend()
-            .get(KEYRING_KEY)
-            .await?
-            .ok_or_else(|| Error::Internal("keyring missing from storage".into()))?;
-        let plain = root
-            .open(&sealed, KEYRING_KEY.as_bytes())
-            .map_err(|_| Error::bad("unseal failed: invalid key shares"))?;
-        Keyring::from_bytes(&plain).map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Discards unseal progress.
@@ -206,7 +216,8 @@ impl Seal {
         s.nonce.clear();
     }
 
-    /// Seals: drops the root key and the keyring.
+    /// Seals: drops the root key and the keyring. The caller holds the admin
+    /// lock (the core's `seal`, `initialize` and failed `unseal` do).
     pub fn seal(&self) {
         let mut s = self.state.lock();
         s.root_key = None;
@@ -215,16 +226,75 @@ impl Seal {
         self.barrier.seal();
     }
 
-    /// Adds a keyring term and stores the keyring; returns the new term.
+    /// Adds a keyring term and stores the keyring, under the admin lock;
+    /// returns the new term.
     pub async fn rotate(&self) -> Result<u32> {
-        let root = self.state.lock().root_key.clone().ok_or(Error::Sealed)?;
-        let mut keyring = (*self.barrier.keyring()?).clone();
-        let term = keyring.rotate(crate::util::now().timestamp());
-        let sealed = root.seal(&keyring.to_bytes(), KEYRING_KEY.as_bytes());
-        self.barrier.backend().put(KEYRING_KEY, sealed).await?;
-        self.barrier.set_keyring(keyring);
-        Ok(term)
+        let _admin = self.admin.lock().await;
+        rotate_locked(&self.barrier, &self.state).await
     }
+}
+
+async fn open_keyring(barrier: &Barrier, root: &Key) -> Result<Keyring> {
+    let sealed = barrier
+        .backend()
+        .get(KEYRING_KEY)
+        .await?
+        .ok_or_else(|| Error::Internal("keyring missing from storage".into()))?;
+    let plain = root
+        .open(&sealed, KEYRING_KEY.as_bytes())
+        .map_err(|_| Error::bad("unseal failed: invalid key shares"))?;
+    Keyring::from_bytes(&plain).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Rotates the keyring; the caller holds the admin lock, so the keyring read
+/// here is the one in storage and no seal runs until it is installed.
+async fn rotate_locked(barrier: &Barrier, state: &Mutex<State>) -> Result<u32> {
+    let root = state.lock().root_key.clone().ok_or(Error::Sealed)?;
+    let mut keyring = (*barrier.keyring()?).clone();
+    let term = keyring.rotate(crate::util::now().timestamp());
+    let sealed = root.seal(&keyring.to_bytes(), KEYRING_KEY.as_bytes());
+    barrier.backend().put(KEYRING_KEY, sealed).await?;
+    barrier.set_keyring(keyring)?;
+    Ok(term)
+}
+
+/// The barrier's rotation hook: rotates the active term in a task, under the
+/// admin lock, if it is still due once the lock is held.
+fn auto_rotate(
+    barrier: Weak<Barrier>,
+    state: Weak<Mutex<State>>,
+    admin: Weak<tokio::sync::Mutex<()>>,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        if let Some(b) = barrier.upgrade() {
+            b.rotation_failed();
+        }
+        return;
+    };
+    runtime.spawn(async move {
+        let (Some(barrier), Some(state), Some(admin)) =
+            (barrier.upgrade(), state.upgrade(), admin.upgrade())
+        else {
+            return;
+        };
+        let _admin = admin.lock().await;
+        if barrier.is_sealed() || !barrier.rotation_due() {
+            return;
+        }
+        let count = barrier.encryptions().unwrap_or_default();
+        match rotate_locked(&barrier, &state).await {
+            Ok(term) => tracing::info!(
+                term,
+                encryptions = count,
+                "encryption key rotated automatically at its usage threshold"
+            ),
+            Err(Error::Sealed) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "automatic encryption key rotation failed");
+                barrier.rotation_failed();
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -235,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn init_unseal_seal_cycle() {
         let barrier = Arc::new(Barrier::new(Arc::new(MemoryBackend::new())));
-        let seal = Seal::new(barrier.clone());
+        let seal = Seal::new(barrier.clone(), AdminLock::default());
         assert!(seal.config().await.unwrap().is_none());
         let (parts, _, _) = seal.initialize(5, 3).await.unwrap();
         assert_eq!(parts.len(), 5);
@@ -271,11 +341,66 @@ mod tests {
     #[tokio::test]
     async fn wrong_shares_fail_and_reset() {
         let barrier = Arc::new(Barrier::new(Arc::new(MemoryBackend::new())));
-        let seal = Seal::new(barrier.clone());
+        let seal = Seal::new(barrier.clone(), AdminLock::default());
         seal.initialize(3, 2).await.unwrap();
         seal.submit(Zeroizing::new(vec![1u8; 33])).await.unwrap();
         assert!(seal.submit(Zeroizing::new(vec![2u8; 33])).await.is_err());
         assert_eq!(seal.progress().0, 0);
+        assert!(barrier.is_sealed());
+    }
+
+    #[tokio::test]
+    async fn active_term_rotates_itself_at_the_configured_threshold() {
+        let core = crate::core::Core::new(
+            Arc::new(MemoryBackend::new()),
+            crate::core::CoreConfig {
+                key_rotation_threshold: 50,
+                ..Default::default()
+            },
+        );
+        let (key, _token) = core.dev_setup(None).await.unwrap().unwrap();
+        assert_eq!(core.barrier.keyring().unwrap().active().term, 1);
+        for i in 0..60 {
+            core.barrier.put(&format!("x/{i}"), b"v").await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while core.barrier.keyring().unwrap().active().term < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no automatic rotation"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(core.barrier.encryptions().unwrap() < 50);
+        // The rotated keyring was stored: it is what the next unseal opens.
+        core.seal().await;
+        assert!(core.unseal(key).await.unwrap());
+        let keyring = core.barrier.keyring().unwrap();
+        assert!(keyring.active().term >= 2);
+        for i in 0..60 {
+            let v = core.barrier.get(&format!("x/{i}")).await.unwrap().unwrap();
+            assert_eq!(v.as_slice(), b"v");
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_rotations_are_not_lost_and_stop_at_seal() {
+        let barrier = Arc::new(Barrier::new(Arc::new(MemoryBackend::new())));
+        let seal = Arc::new(Seal::new(barrier.clone(), AdminLock::default()));
+        let (_, root, _) = seal.initialize(1, 1).await.unwrap();
+        seal.unseal_with_root(root).await.unwrap();
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let seal = seal.clone();
+                tokio::spawn(async move { seal.rotate().await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(barrier.keyring().unwrap().active().term, 41);
+        seal.seal();
+        assert!(matches!(seal.rotate().await, Err(Error::Sealed)));
         assert!(barrier.is_sealed());
     }
 }

@@ -172,7 +172,7 @@ pub(crate) async fn handle(
             Ok(Response::data(json!({
                 "term": active.term,
                 "install_time": installed,
-                "encryptions": Value::Null,
+                "encryptions": core.barrier.encryptions()?,
             })))
         }
         ("mounts", Read) => list_mounts(core, false),

@@ -7,6 +7,7 @@
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::memory::SecretBytes;
 use crate::{random, CryptoError, Result};
 
 /// Length of an AES-256 key in bytes.
@@ -14,18 +15,25 @@ pub const KEY_LEN: usize = 32;
 /// Bytes an encryption adds to a plaintext: nonce and tag.
 pub const OVERHEAD: usize = NONCE_LEN + 16;
 
-/// A 256-bit symmetric key, zeroized on drop. Its `Debug` never shows the bytes.
+/// A 256-bit symmetric key, zeroized on drop, kept in the locked key arena
+/// when the process set one up ([`crate::memory`]). Its `Debug` never shows
+/// the bytes.
 #[derive(Clone)]
 pub struct Key {
-    bytes: Zeroizing<[u8; KEY_LEN]>,
+    bytes: SecretBytes,
 }
 
 impl Key {
     /// Generates a fresh random key.
     pub fn generate() -> Self {
-        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        let mut bytes = SecretBytes::zeroed();
         random::fill(bytes.as_mut());
         Key { bytes }
+    }
+
+    /// Whether the key's bytes live in the locked (unswappable, undumped) arena.
+    pub fn in_locked_memory(&self) -> bool {
+        self.bytes.in_arena()
     }
 
     /// Builds a key from exactly [`KEY_LEN`] bytes.
@@ -36,14 +44,14 @@ impl Key {
                 got: slice.len(),
             });
         }
-        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        bytes.copy_from_slice(slice);
+        let mut bytes = SecretBytes::zeroed();
+        bytes.as_mut().copy_from_slice(slice);
         Ok(Key { bytes })
     }
 
     /// The raw key bytes; handle with care.
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.bytes
+        self.bytes.as_ref()
     }
 
     fn aead_key(&self) -> LessSafeKey {

@@ -9,6 +9,7 @@
 pub mod aead;
 pub mod hash;
 pub mod keyring;
+pub mod memory;
 pub mod random;
 pub mod shamir;
 

@@ -18,6 +18,9 @@ pub enum StorageError {
     /// The underlying database failed.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The storage is held by another process (its exclusive lock is taken).
+    #[error("{0}")]
+    InUse(String),
     /// The backend is closed or its worker has stopped.
     #[error("storage backend is unavailable")]
     Unavailable,

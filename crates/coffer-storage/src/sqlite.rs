@@ -10,6 +10,8 @@
 //! * Reads run on tokio's blocking pool over a few read-only connections
 //!   ([`readers`]); WAL lets them proceed while the writer commits.
 //! * Dropping the backend lets the writer finish what is queued, then joins it.
+//! * One process at a time: `open` takes an exclusive `flock` on `<db>.lock`
+//!   (which holds the owner's pid) and keeps it until the backend is dropped.
 
 mod connection;
 mod readers;
@@ -30,6 +32,9 @@ pub struct SqliteBackend {
     path: PathBuf,
     readers: Readers,
     writer: Writer,
+    /// The exclusive lock on `<path>.lock`; dropped last, after the writer
+    /// has finished.
+    _lock: std::fs::File,
 }
 
 impl SqliteBackend {
@@ -37,8 +42,13 @@ impl SqliteBackend {
     ///
     /// The parent directory must exist. Blocks while it opens the file and
     /// creates the schema, so call it at startup rather than per request.
+    ///
+    /// Takes an exclusive advisory lock on `<path>.lock` for the backend's
+    /// lifetime: while one process holds the database, another's `open`
+    /// fails with [`StorageError::InUse`] (naming the holder's pid).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let lock = connection::lock_exclusive(&path)?;
         let conn = connection::open_writer(&path)?;
         let readers = Readers::open(&path, reader_count())?;
         let writer = Writer::spawn(conn)?;
@@ -46,6 +56,7 @@ impl SqliteBackend {
             path,
             readers,
             writer,
+            _lock: lock,
         })
     }
 

@@ -24,7 +24,32 @@ async fn files_are_private() {
         seen.push(entry.file_name().into_string().unwrap());
     }
     seen.sort();
-    assert_eq!(seen, ["coffer.db", "coffer.db-shm", "coffer.db-wal"]);
+    assert_eq!(
+        seen,
+        [
+            "coffer.db",
+            "coffer.db-shm",
+            "coffer.db-wal",
+            "coffer.db.lock"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_file_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coffer.db");
+    let first = SqliteBackend::open(&path).unwrap();
+    first.put("k", b"v".to_vec()).await.unwrap();
+    let err = SqliteBackend::open(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("is in use by another Coffer process")
+            && err.contains(&format!("(pid {})", std::process::id())),
+        "{err}"
+    );
+    drop(first);
+    let again = SqliteBackend::open(&path).unwrap();
+    assert_eq!(again.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
 
 #[test]

@@ -68,6 +68,58 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Takes the exclusive advisory lock (`flock`) on `<path>.lock` that marks
+/// the database as in use by one process, and writes that process's id into
+/// it. Held until the returned file is dropped (or the process ends, even by
+/// `kill -9`). A second opener gets a clear error naming the holder's pid.
+pub(super) fn lock_exclusive(path: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(StorageError::Backend(format!(
+                "sqlite open {}: directory {} does not exist",
+                path.display(),
+                parent.display()
+            )));
+        }
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let io_error = |e: std::io::Error| {
+        StorageError::Backend(format!("sqlite lock {}: {e}", lock_path.display()))
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_error)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => format!(" (pid {pid})"),
+                Err(_) => String::new(),
+            };
+            return Err(StorageError::InUse(format!(
+                "storage file {} is in use by another Coffer process{holder}",
+                path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io_error(e)),
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(io_error)?;
+    Ok(file)
+}
+
 /// Opens a read-only connection to a database `open_writer` has set up.
 pub(super) fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(

@@ -137,6 +137,7 @@ struct SealSection {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     init_logging(&args.log_level);
+    harden_memory();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,6 +152,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     })?;
     Ok(0)
+}
+
+/// Disables core dumps and locks key memory (best effort; see
+/// `coffer_crypto::memory`), before any key exists.
+fn harden_memory() {
+    let report = coffer_crypto::memory::harden_process();
+    tracing::info!(
+        dumps_disabled = report.dumps_disabled,
+        keys_locked = report.keys_locked,
+        "key memory protection"
+    );
+    for note in &report.notes {
+        tracing::warn!("{note}");
+    }
 }
 
 fn init_logging(level: &str) {
