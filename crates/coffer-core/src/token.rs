@@ -580,6 +580,7 @@ mod tests {
             max_expire_time: None,
             bound_cidrs: Vec::new(),
             role: None,
+            uses_exhausted: false,
         }
     }
 

@@ -226,6 +226,7 @@ mod tests {
         let opts = VerifyOptions {
             public_key: Some(key),
             strict: true,
+            open: false,
         };
         let report = verify_files(std::slice::from_ref(&path), &opts).unwrap();
         assert!(report.ok(), "{report:?}");
