@@ -348,8 +348,8 @@ fn raw_call(s: &Server, token: &str, method: &str, path: &str, body: &str) -> u1
 
 #[test]
 fn no_spelling_of_a_denied_route_gets_past_the_deny() {
-    let s = Server::start();
     let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&["--dev-audit-dir", dir.path().to_str().unwrap()]);
     let c = Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

@@ -56,8 +56,8 @@ fn entries(text: &str) -> Vec<(u64, Option<String>)> {
 
 #[test]
 fn truncated_log_fails_verify_and_open_names_the_last_signed_seq() {
-    let s = Server::start();
     let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&["--dev-audit-dir", dir.path().to_str().unwrap()]);
     let log = dir.path().join("audit.log");
     // A checkpoint every 4 entries, so the cut log still holds signed ones.
     let opt = format!("file_path={}", log.display());

@@ -447,3 +447,106 @@ fn a_limited_use_token_serves_at_most_its_uses_under_concurrency() {
         assert_eq!(st, 403, "trial {trial}: the used-up token still works");
     }
 }
+
+/// A config-file server on SQLite with file audit devices allowed under
+/// `<dir>/audit`; returns it (sealed, uninitialised).
+fn config_server(dir: &std::path::Path) -> Server {
+    let addr = cli_support::free_addr();
+    let cfg = dir.join("coffer.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage.sqlite]\npath = {:?}\n\n[listener.tcp]\naddress = \"{addr}\"\ntls_disable = true\n\n[audit]\nfile_dir = {:?}\n",
+            dir.join("coffer.db").to_str().unwrap(),
+            dir.join("audit").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    Server::start_config(&cfg, format!("http://{addr}"))
+}
+
+fn unseal_with(api: &Api, key: &str) -> (u16, Value) {
+    api.call("PUT", "sys/unseal", None, Some(json!({ "key": key })))
+}
+
+#[test]
+fn the_core_serves_nothing_unaudited_around_an_unseal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = config_server(dir.path());
+    let api = Api::new(&s);
+    let init = api
+        .call(
+            "PUT",
+            "sys/init",
+            None,
+            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .1;
+    let key = init["keys"][0].as_str().unwrap().to_string();
+    s.token = init["root_token"].as_str().unwrap().to_string();
+    let api = Api::new(&s);
+    assert_eq!(unseal_with(&api, &key).0, 200);
+    let log = dir.path().join("audit").join("audit.log");
+    api.root(
+        "PUT",
+        "sys/audit/file",
+        Some(json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}})),
+    );
+    api.root("POST", "sys/mounts/secret", Some(json!({"type": "kv-v2"})));
+    api.root(
+        "POST",
+        "secret/data/x",
+        Some(json!({"data": {"k": unique("v")}})),
+    );
+
+    // A device that cannot load fails the unseal; nothing is served meanwhile.
+    api.root("PUT", "sys/seal", None);
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let (st, b) = unseal_with(&api, &key);
+    assert!(st >= 400, "unseal with a broken audit device: {st} {b}");
+    assert_eq!(api.call("GET", "sys/seal-status", None, None).1["sealed"], json!(true));
+    let (st, _) = api.call("GET", "secret/data/x", Some(&s.token), None);
+    assert_eq!(st, 503);
+    std::fs::remove_dir(&log).unwrap();
+
+    // Requests racing the unseal: every one answered 200 is in the audit log.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let (addr, token, stop) = (s.addr.clone(), s.token.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::new();
+                let mut ids = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(r) = c
+                        .get(format!("{addr}/v1/secret/data/x"))
+                        .header("X-Vault-Token", &token)
+                        .send()
+                    {
+                        if r.status().as_u16() == 200 {
+                            let v: Value = r.json().unwrap();
+                            ids.push(v["request_id"].as_str().unwrap().to_string());
+                        }
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (st, b) = unseal_with(&api, &key);
+    assert_eq!(st, 200, "{b}");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ids: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(!ids.is_empty(), "no request was served after the unseal");
+    let audit = std::fs::read_to_string(&log).unwrap();
+    let missing: Vec<&String> = ids.iter().filter(|id| !audit.contains(id.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered requests are not in the audit log",
+        missing.len(),
+        ids.len()
+    );
+}

@@ -75,13 +75,6 @@ impl Device {
         Device::with_sink(config, chain, sink)
     }
 
-    /// A stored device the server can no longer run as configured (say its
-    /// file is now outside the audit directory): it stays enabled and every
-    /// write fails, so requests fail closed until it is disabled.
-    pub fn refused(config: DeviceConfig, reason: String) -> Result<Device> {
-        Device::with_sink(config, ChainState::default(), Sink::Refused { reason })
-    }
-
     fn with_sink(mut config: DeviceConfig, chain: ChainState, sink: Sink) -> Result<Device> {
         let options = Options::parse(&config.options)?;
         let salt = Zeroizing::new(

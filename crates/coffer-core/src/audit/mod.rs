@@ -115,22 +115,35 @@ impl AuditBroker {
             let built = tokio::task::spawn_blocking(move || build_device(cfg, stored, &settings))
                 .await
                 .map_err(|e| Error::Internal(format!("loading audit device {path}: {e}")))?;
-            let dev = match built {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(device = %path, error = %e, "audit device not loaded");
-                    continue;
+            // A configured device that cannot load fails the unseal: the core
+            // never serves requests its operator meant to be audited unaudited.
+            let dev = built.map_err(|e| {
+                tracing::error!(device = %path, error = %e, "audit device not loaded");
+                Error::Status {
+                    code: 500,
+                    errors: vec![format!(
+                        "audit device {path} could not be loaded; the unseal is refused until it can: {e}"
+                    )],
                 }
-            };
+            })?;
             let reason = if dev.chain().seq == 0 {
                 "start"
             } else {
                 "resume"
             };
             let writer = Arc::new(Writer::start(dev)?);
-            if let Ok(state) = writer.checkpoint(reason, &signer).await {
-                self.save_state(&path, &state).await;
-            }
+            // The first line proves the device can write; if it cannot, the
+            // unseal fails (as Vault's does) rather than serve unaudited.
+            let state = writer.checkpoint(reason, &signer).await.map_err(|e| {
+                tracing::error!(device = %path, error = %e, "audit device cannot write");
+                Error::Status {
+                    code: 500,
+                    errors: vec![format!(
+                        "audit device {path} cannot write; the unseal is refused until it can"
+                    )],
+                }
+            })?;
+            self.save_state(&path, &state).await;
             devices.push(writer);
         }
         *self.devices.write() = devices;
@@ -348,26 +361,7 @@ fn build_device(
     stored: Option<ChainState>,
     settings: &AuditSettings,
 ) -> Result<Device> {
-    let mut spare = cfg.clone();
-    let built = Device::for_server(cfg, ChainState::default(), settings);
-    let dev = match built {
-        Ok(d) => {
-            zeroize::Zeroize::zeroize(&mut spare.salt);
-            d
-        }
-        Err(Error::BadRequest(reason)) => {
-            tracing::error!(
-                device = %spare.path,
-                %reason,
-                "audit device refused by the server's settings: every request fails until it is disabled"
-            );
-            Device::refused(spare, reason)?
-        }
-        Err(e) => {
-            zeroize::Zeroize::zeroize(&mut spare.salt);
-            return Err(e);
-        }
-    };
+    let dev = Device::for_server(cfg, ChainState::default(), settings)?;
     dev.set_chain(dev.chain_from_file().or(stored).unwrap_or_default());
     Ok(dev)
 }

@@ -92,13 +92,6 @@ pub enum Sink {
         /// The tag.
         tag: String,
     },
-    /// A stored device that can no longer be opened as configured (say its
-    /// file is now outside the audit directory): every write fails, so
-    /// requests fail closed until it is disabled.
-    Refused {
-        /// Why.
-        reason: String,
-    },
 }
 
 impl Sink {
@@ -261,7 +254,6 @@ impl Sink {
                 let sock = std::os::unix::net::UnixDatagram::unbound()?;
                 sock.send_to(msg.as_bytes(), &*socket).map(|_| ())
             }
-            Sink::Refused { reason } => Err(io::Error::other(reason.clone())),
         }
     }
 
