@@ -241,9 +241,11 @@ impl SecretBytes {
     pub fn in_arena(&self) -> bool {
         matches!(self.storage, Storage::Slot { .. })
     }
+}
 
+impl AsMut<[u8; SECRET_LEN]> for SecretBytes {
     /// Mutable access to the bytes.
-    pub fn as_mut(&mut self) -> &mut [u8; SECRET_LEN] {
+    fn as_mut(&mut self) -> &mut [u8; SECRET_LEN] {
         match &mut self.storage {
             Storage::Heap(b) => b,
             // SAFETY: the slot is valid for the arena's (process) lifetime and
