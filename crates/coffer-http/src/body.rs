@@ -74,7 +74,7 @@ pub struct ReadBody {
     /// The bytes.
     pub bytes: Bytes,
     /// Held while the request is handled.
-    pub _slot: Option<OwnedSemaphorePermit>,
+    pub slot: Option<OwnedSemaphorePermit>,
 }
 
 /// Reads `body` up to `limit` bytes within `timeout`. A body over
@@ -140,7 +140,7 @@ async fn read_inner(
     }
     Ok(ReadBody {
         bytes: Bytes::from(buf),
-        _slot: slot,
+        slot,
     })
 }
 

@@ -30,6 +30,10 @@ pub struct HttpLimits {
     pub body_read_timeout: Duration,
     /// Most bodies over 1 MiB read or handled at once.
     pub max_large_bodies: usize,
+    /// Called after a request with a body over 1 MiB has been answered, to
+    /// give the memory it used back to the OS (the binary sets this to its
+    /// allocator's collect function).
+    pub after_large_body: Option<fn()>,
 }
 
 impl Default for HttpLimits {
@@ -39,6 +43,7 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(90),
             body_read_timeout: Duration::from_secs(30),
             max_large_bodies: 4,
+            after_large_body: None,
         }
     }
 }
@@ -256,10 +261,13 @@ async fn handle_v1(
     )
     .await
     {
-        Ok(b) => b,
+        Ok(b) => Held {
+            body: b,
+            collect: state.limits.after_large_body,
+        },
         Err(e) => return body_error(e),
     };
-    let bytes = &read.bytes;
+    let bytes = &read.body.bytes;
     let path = match parsed_path {
         Ok(p) => p,
         Err(msg) if msg.starts_with("unsupported path") => return error_response(404, vec![msg]),
@@ -337,6 +345,24 @@ async fn handle_v1(
         return HttpResponse::from_parts(parts, Body::empty());
     }
     resp
+}
+
+/// A body read for a request; once dropped, a large one's slot is given
+/// back and the allocator is asked to return the memory.
+struct Held {
+    body: body::ReadBody,
+    collect: Option<fn()>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.body.slot.take().is_some() {
+            self.body.bytes = Default::default();
+            if let Some(collect) = self.collect {
+                collect();
+            }
+        }
+    }
 }
 
 /// The answer to a body that could not be read; the connection is closed

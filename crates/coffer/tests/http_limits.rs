@@ -707,3 +707,36 @@ fn every_v1_answer_says_no_store() {
         );
     }
 }
+
+#[test]
+fn memory_returns_after_large_authenticated_bodies() {
+    let srv = Server::start("");
+    thread::sleep(Duration::from_millis(500));
+    let baseline = srv.rss();
+    let c = client();
+    // 30 MiB bodies are read (the token allows it) and then refused for
+    // their element count: the memory of their buffers must be given back.
+    for i in 0..4 {
+        let resp = c
+            .post(srv.url(&format!("secret/data/wide{i}")))
+            .header("X-Vault-Token", &srv.token)
+            .header("Content-Type", "application/json")
+            .body(json_array(15 * 1024 * 1024))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+    }
+    thread::sleep(Duration::from_millis(500));
+    let after = srv.rss();
+    eprintln!(
+        "baseline {} MB, after four 30 MiB bodies {} MB",
+        baseline >> 20,
+        after >> 20
+    );
+    assert!(
+        after < baseline + 25 * 1024 * 1024,
+        "RSS {} MB stayed above baseline {} MB",
+        after >> 20,
+        baseline >> 20
+    );
+}

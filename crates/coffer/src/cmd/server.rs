@@ -109,6 +109,7 @@ impl TcpSection {
             }
         };
         let mut config = ListenerConfig::new(address);
+        config.limits.after_large_body = Some(crate::return_freed_memory);
         if let Some(n) = self.max_request_size {
             config.limits.max_request_bytes = n;
         }
@@ -196,7 +197,11 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(coffer_http::serve(
         core.clone(),
-        ListenerConfig::new(address),
+        {
+            let mut l = ListenerConfig::new(address);
+            l.limits.after_large_body = Some(crate::return_freed_memory);
+            l
+        },
         shutdown_signal(),
         Some(tx),
     ));
