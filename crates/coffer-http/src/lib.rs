@@ -4,8 +4,11 @@
 //! answer becomes Vault's JSON envelope or `{"errors": [...]}`. This crate
 //! owns transport concerns only: parsing and limits, TLS, graceful shutdown.
 
+pub mod body;
 pub mod listener;
+pub mod proxy;
 pub mod wire;
 
 pub use listener::{serve, ListenerConfig};
-pub use wire::{app, HttpLimits};
+pub use proxy::TrustedProxies;
+pub use wire::{app, app_with_proxies, HttpLimits};

@@ -1,16 +1,29 @@
-//! The TCP listener: plain HTTP or TLS (rustls), with graceful shutdown.
+//! The TCP listener: plain HTTP or TLS (rustls), with graceful shutdown,
+//! a header read timeout and a cap on open connections.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::{Accept, DefaultAcceptor};
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use coffer_core::Core;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::wire::{app, HttpLimits};
+use crate::proxy::TrustedProxies;
+use crate::wire::{app_with_proxies, HttpLimits};
+
+/// How long a new connection waits for a free slot when `max_connections`
+/// are open, before it is closed.
+const CONNECTION_SLOT_WAIT: Duration = Duration::from_secs(1);
 
 /// How to listen.
 #[derive(Debug, Clone)]
@@ -21,6 +34,118 @@ pub struct ListenerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Request limits.
     pub limits: HttpLimits,
+    /// Longest time a client may take to send a request's headers (and, on
+    /// a new connection, its first request line) before the connection is
+    /// closed.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once; further ones wait a second for a
+    /// free slot, then are closed.
+    pub max_connections: usize,
+    /// Peers whose `X-Forwarded-For` header names the client.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl ListenerConfig {
+    /// Plain HTTP on `address` with the default limits and timeouts.
+    pub fn new(address: SocketAddr) -> Self {
+        ListenerConfig {
+            address,
+            tls: None,
+            limits: HttpLimits::default(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+}
+
+/// An acceptor that holds one of a fixed number of slots per connection.
+#[derive(Clone)]
+struct SlotAcceptor<A> {
+    inner: A,
+    slots: Arc<Semaphore>,
+}
+
+impl<A, I, S> Accept<I, S> for SlotAcceptor<A>
+where
+    A: Accept<Slotted<I>, S> + Clone + Send + 'static,
+    A::Future: Send,
+    I: Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(A::Stream, A::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let inner = self.inner.clone();
+        let slots = self.slots.clone();
+        Box::pin(async move {
+            let permit =
+                match tokio::time::timeout(CONNECTION_SLOT_WAIT, slots.acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        tracing::warn!("connection limit reached: closing a new connection");
+                        return Err(io::Error::other("connection limit reached"));
+                    }
+                };
+            inner
+                .accept(
+                    Slotted {
+                        inner: stream,
+                        _slot: permit,
+                    },
+                    service,
+                )
+                .await
+        })
+    }
+}
+
+/// A connection's stream with the slot it holds until it is closed.
+struct Slotted<I> {
+    inner: I,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Slotted<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Slotted<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// Serves the API for `core` until `shutdown` resolves, then drains
@@ -45,7 +170,13 @@ pub async fn serve(
             }
         });
     }
-    let service = app(core, config.limits).into_make_service_with_connect_info::<SocketAddr>();
+    let service = app_with_proxies(core, config.limits, config.trusted_proxies)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let slots = SlotAcceptor {
+        inner: DefaultAcceptor::new(),
+        slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+    };
+    let header_timeout = config.header_read_timeout;
     match config.tls {
         Some((cert, key)) => {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -58,15 +189,29 @@ pub async fn serve(
                         key.display()
                     )
                 })?;
-            axum_server::bind_rustls(config.address, tls)
+            let mut server = axum_server::bind(config.address)
+                .acceptor(RustlsAcceptor::new(tls).acceptor(slots))
                 .handle(handle)
+                .first_request_timeout(header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(header_timeout);
+            server
                 .serve(service)
                 .await
                 .with_context(|| format!("serving on {}", config.address))?;
         }
         None => {
-            axum_server::bind(config.address)
+            let mut server = axum_server::bind(config.address)
+                .acceptor(slots)
                 .handle(handle)
+                .first_request_timeout(header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(header_timeout);
+            server
                 .serve(service)
                 .await
                 .with_context(|| format!("serving on {}", config.address))?;

@@ -5,22 +5,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::Router;
 use coffer_core::{Core, Error, Operation, Request, Response};
 use serde_json::{json, Map, Value};
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
+
+use crate::body::{self, BodyError};
+use crate::proxy::TrustedProxies;
 
 /// Limits applied to every request.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     /// Largest request body accepted, in bytes (Vault's default: 32 MiB).
+    /// Unauthenticated and `sys/` endpoints accept less (see [`body::limit_for`]).
     pub max_request_bytes: usize,
     /// Longest time the core may take to answer one request.
     pub request_timeout: Duration,
+    /// Longest time the whole body may take to arrive.
+    pub body_read_timeout: Duration,
+    /// Most bodies over 1 MiB read or handled at once.
+    pub max_large_bodies: usize,
+    /// Called after a request with a body over 1 MiB has been answered, to
+    /// give the memory it used back to the OS (the binary sets this to its
+    /// allocator's collect function).
+    pub after_large_body: Option<fn()>,
 }
 
 impl Default for HttpLimits {
@@ -28,6 +41,9 @@ impl Default for HttpLimits {
         HttpLimits {
             max_request_bytes: 32 * 1024 * 1024,
             request_timeout: Duration::from_secs(90),
+            body_read_timeout: Duration::from_secs(30),
+            max_large_bodies: 4,
+            after_large_body: None,
         }
     }
 }
@@ -36,13 +52,25 @@ impl Default for HttpLimits {
 struct AppState {
     core: Arc<Core>,
     limits: HttpLimits,
+    proxies: Arc<TrustedProxies>,
+    large_bodies: Arc<Semaphore>,
 }
 
-/// The axum application answering Vault's API for `core`.
+/// The axum application answering Vault's API for `core`, trusting no proxy.
 pub fn app(core: Arc<Core>, limits: HttpLimits) -> Router {
-    Router::new()
-        .fallback(handle)
-        .with_state(AppState { core, limits })
+    app_with_proxies(core, limits, TrustedProxies::default())
+}
+
+/// The axum application answering Vault's API for `core`; `X-Forwarded-For`
+/// is believed from the peers in `proxies`.
+pub fn app_with_proxies(core: Arc<Core>, limits: HttpLimits, proxies: TrustedProxies) -> Router {
+    let large_bodies = Arc::new(Semaphore::new(limits.max_large_bodies.max(1)));
+    Router::new().fallback(handle).with_state(AppState {
+        core,
+        limits,
+        proxies: Arc::new(proxies),
+        large_bodies,
+    })
 }
 
 /// An error answer in Vault's shape.
@@ -51,16 +79,26 @@ fn error_response(status: u16, errors: Vec<String>) -> HttpResponse {
     (code, axum::Json(json!({ "errors": errors }))).into_response()
 }
 
-fn core_error(e: Error) -> HttpResponse {
+/// The body of a 500 caused by an internal failure: the detail (storage
+/// keys, SQLite messages) goes to the server log only, under the request id.
+fn internal_error_message(request_id: &str) -> String {
+    format!("internal error; request id {request_id}")
+}
+
+fn core_error(e: Error, request_id: &str) -> HttpResponse {
     let status = e.status();
     if status >= 500 && status != 503 {
-        tracing::error!(error = %e, "request failed");
+        tracing::error!(request_id = %request_id, error = %e, "request failed");
     }
     let retry = match &e {
         Error::RateLimited { retry_after, .. } => Some(*retry_after),
         _ => None,
     };
-    let mut resp = error_response(status, e.messages());
+    let messages = match &e {
+        Error::Internal(_) => vec![internal_error_message(request_id)],
+        _ => e.messages(),
+    };
+    let mut resp = error_response(status, messages);
     if let Some(secs) = retry {
         if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -143,6 +181,9 @@ fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, Box<HttpResponse>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
+    if let Err(msg) = body::check_json_shape(bytes) {
+        return Err(Box::new(bad(msg)));
+    }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
@@ -181,15 +222,59 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> HttpResponse {
-    // The body is read before anything is checked: answering while the
-    // client is still sending would break its keep-alive connection.
-    let bytes: Bytes = match read_body(body, state.limits.max_request_bytes).await {
-        Ok(b) => b,
-        Err(resp) => return *resp,
+    let mut resp = handle_v1(state, peer, method, uri, headers, body).await;
+    // Secrets must not sit in shared or browser caches; errors included.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn handle_v1(
+    state: AppState,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResponse {
+    let parsed_path = parse_path(uri.path());
+    let token = token_of(&headers);
+    let limit = body::limit_for(
+        parsed_path.as_deref().ok(),
+        token.is_some(),
+        state.limits.max_request_bytes,
+    );
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // The body is read before anything else is checked: answering while the
+    // client is still sending would break its keep-alive connection. Its
+    // limit depends on the path only, so an unauthenticated client cannot
+    // make the server hold more than a small body.
+    let read = match body::read(
+        body,
+        content_length,
+        limit,
+        state.limits.body_read_timeout,
+        &state.large_bodies,
+    )
+    .await
+    {
+        Ok(b) => Held {
+            body: b,
+            collect: state.limits.after_large_body,
+        },
+        Err(e) => return body_error(e),
     };
-    let path = match parse_path(uri.path()) {
+    let bytes = &read.body.bytes;
+    let path = match parsed_path {
         Ok(p) => p,
         Err(msg) if msg.starts_with("unsupported path") => return error_response(404, vec![msg]),
+        Err(msg) => return bad(msg),
+    };
+    let client_addr = match state.proxies.client_addr(peer.ip(), &headers) {
+        Ok(ip) => ip,
         Err(msg) => return bad(msg),
     };
     let mut query = query_map(&uri);
@@ -220,7 +305,7 @@ async fn handle(
         );
     }
     let mut data = if operation.is_write() {
-        match parse_body(&bytes) {
+        match parse_body(bytes) {
             Ok(m) => m,
             Err(resp) => return *resp,
         }
@@ -238,8 +323,8 @@ async fn handle(
         operation,
         path: path.clone(),
         data,
-        token: token_of(&headers),
-        client_addr: Some(peer.ip()),
+        token,
+        client_addr: Some(client_addr),
     };
     let request_id = req.id.clone();
     let result =
@@ -247,9 +332,12 @@ async fn handle(
             Ok(r) => r,
             Err(_) => return error_response(503, vec!["request timed out".into()]),
         };
+    // The large-body slot (if any) is given back only once the request,
+    // whose data came from the body, has been handled.
+    drop(read);
     let resp = match result {
         Ok(r) => render(r, request_id),
-        Err(e) => core_error(e),
+        Err(e) => core_error(e, &request_id),
     };
     tracing::debug!(method = %method, path = %path, status = resp.status().as_u16(), "request");
     if head {
@@ -259,35 +347,41 @@ async fn handle(
     resp
 }
 
-/// Reads the body up to `limit` bytes. A larger body is drained (up to four
-/// times the limit) before the 413 answer, so that the client reads the
-/// answer instead of a connection reset.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Box<HttpResponse>> {
-    use futures_util::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut seen: usize = 0;
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return Err(Box::new(bad("failed to read the request body")));
-        };
-        seen = seen.saturating_add(chunk.len());
-        if seen > limit {
-            buf = Vec::new();
-            if seen > limit.saturating_mul(4) {
-                break;
+/// A body read for a request; once dropped, a large one's slot is given
+/// back and the allocator is asked to return the memory.
+struct Held {
+    body: body::ReadBody,
+    collect: Option<fn()>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.body.slot.take().is_some() {
+            self.body.bytes = Default::default();
+            if let Some(collect) = self.collect {
+                collect();
             }
-            continue;
         }
-        buf.extend_from_slice(&chunk);
     }
-    if seen > limit {
-        return Err(Box::new(error_response(
-            413,
-            vec!["http: request body too large".into()],
-        )));
-    }
-    Ok(Bytes::from(buf))
+}
+
+/// The answer to a body that could not be read; the connection is closed
+/// after it, since the rest of the body was not read.
+fn body_error(e: BodyError) -> HttpResponse {
+    let mut resp = match e {
+        BodyError::TooLarge => error_response(413, vec!["http: request body too large".into()]),
+        BodyError::Read => bad("failed to read the request body"),
+        BodyError::Busy => error_response(
+            503,
+            vec!["too many large requests in flight; retry later".into()],
+        ),
+        BodyError::Timeout => {
+            error_response(408, vec!["timed out reading the request body".into()])
+        }
+    };
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn coffer_crypto_uuid() -> String {

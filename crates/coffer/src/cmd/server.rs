@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use base64::Engine as _;
 use coffer_core::lifecycle::registry::{RotatorRegistry, RotatorSpec};
 use coffer_core::{Core, CoreConfig};
-use coffer_http::{HttpLimits, ListenerConfig};
+use coffer_http::ListenerConfig;
 use coffer_storage::{Backend, MemoryBackend, SqliteBackend};
 use serde::Deserialize;
 
@@ -125,6 +125,54 @@ struct TcpSection {
     max_request_size: Option<usize>,
     /// Longest request handling time, as a duration ("90s").
     max_request_duration: Option<String>,
+    /// Longest time to receive a request's headers ("10s").
+    header_read_timeout: Option<String>,
+    /// Longest time to receive a request's body ("30s").
+    body_read_timeout: Option<String>,
+    /// Most connections open at once (4096).
+    max_connections: Option<usize>,
+    /// Proxies (CIDRs) whose X-Forwarded-For names the client.
+    #[serde(default, alias = "x_forwarded_for_authorized_addrs")]
+    trusted_proxies: Vec<String>,
+}
+
+impl TcpSection {
+    /// The listener settings of this section (everything but address and TLS).
+    fn listener_config(&self, address: SocketAddr) -> anyhow::Result<ListenerConfig> {
+        let duration = |name: &str, v: &Option<String>| -> anyhow::Result<Option<Duration>> {
+            match v {
+                None => Ok(None),
+                Some(d) => {
+                    let secs = coffer_core::util::parse_duration(d)
+                        .with_context(|| format!("listener.tcp.{name}: invalid duration {d:?}"))?;
+                    Ok(Some(Duration::from_secs(secs.max(1))))
+                }
+            }
+        };
+        let mut config = ListenerConfig::new(address);
+        config.limits.after_large_body = Some(crate::return_freed_memory);
+        if let Some(n) = self.max_request_size {
+            config.limits.max_request_bytes = n;
+        }
+        if let Some(d) = duration("max_request_duration", &self.max_request_duration)? {
+            config.limits.request_timeout = d;
+        }
+        if let Some(d) = duration("body_read_timeout", &self.body_read_timeout)? {
+            config.limits.body_read_timeout = d;
+        }
+        if let Some(d) = duration("header_read_timeout", &self.header_read_timeout)? {
+            config.header_read_timeout = d;
+        }
+        if let Some(n) = self.max_connections {
+            if n == 0 {
+                bail!("listener.tcp.max_connections must be at least 1");
+            }
+            config.max_connections = n;
+        }
+        config.trusted_proxies = coffer_http::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("listener.tcp.trusted_proxies: {e}"))?;
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,10 +269,10 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(coffer_http::serve(
         core.clone(),
-        ListenerConfig {
-            address,
-            tls: None,
-            limits: HttpLimits::default(),
+        {
+            let mut l = ListenerConfig::new(address);
+            l.limits.after_large_body = Some(crate::return_freed_memory);
+            l
         },
         shutdown_signal(),
         Some(tx),
@@ -292,16 +340,14 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
             bail!("listener.tcp: set tls_cert_file and tls_key_file, or tls_disable = true")
         }
     };
-    let mut limits = HttpLimits::default();
-    if let Some(n) = tcp.max_request_size {
-        limits.max_request_bytes = n;
-    }
-    if let Some(d) = &tcp.max_request_duration {
-        let secs = coffer_core::util::parse_duration(d).with_context(|| {
-            format!("listener.tcp.max_request_duration: invalid duration {d:?}")
-        })?;
-        limits.request_timeout = Duration::from_secs(secs.max(1));
-    }
+    let address = parse_addr(&tcp.address)?;
+    let mut listener = tcp.listener_config(address)?;
+    listener.tls = tls;
+    let scheme = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut core_config = CoreConfig {
         storage_type: storage_type.into(),
         rotators: rotators(config.rotator, path)?,
@@ -324,17 +370,11 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
     {
         auto_unseal(&core, &base.join(file)).await?;
     }
-    let address = parse_addr(&tcp.address)?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
     core.spawn_background();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(coffer_http::serve(
         core.clone(),
-        ListenerConfig {
-            address,
-            tls,
-            limits,
-        },
+        listener,
         shutdown_signal(),
         Some(tx),
     ));
