@@ -7,6 +7,8 @@
 //! types and is wiped when dropped.
 
 pub mod aead;
+#[cfg(test)]
+mod debug_tests;
 pub mod hash;
 pub mod keyring;
 pub mod random;

@@ -60,7 +60,7 @@ pub fn place(f: &Finding, mount: &str, prefix: &str) -> Placement {
 }
 
 /// One replacement in one file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Edit {
     /// Byte range of the literal.
     pub start: usize,
@@ -70,6 +70,18 @@ pub struct Edit {
     pub expected: Zeroizing<String>,
     /// What replaces it.
     pub replacement: String,
+}
+
+/// Prints everything but the literal being replaced.
+impl std::fmt::Debug for Edit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edit")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("expected", &format_args!("<redacted>"))
+            .field("replacement", &self.replacement)
+            .finish()
+    }
 }
 
 /// Groups edits by file for findings in the working tree.

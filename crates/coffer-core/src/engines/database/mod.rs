@@ -11,6 +11,8 @@
 
 mod config;
 mod credgen;
+#[cfg(test)]
+mod debug_tests;
 mod pg;
 mod roles;
 mod schedule;
