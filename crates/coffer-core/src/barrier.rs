@@ -82,12 +82,25 @@ impl Active {
 pub type RotationHook = Box<dyn Fn() + Send + Sync>;
 
 /// A write of a batch, before encryption.
-#[derive(Debug)]
 pub enum BarrierOp {
     /// Encrypt and store `value` under `key`.
     Put(String, Zeroizing<Vec<u8>>),
     /// Remove `key`.
     Delete(String),
+}
+
+/// Prints the key and the length of a plaintext, never the plaintext.
+impl std::fmt::Debug for BarrierOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BarrierOp::Put(key, value) => f
+                .debug_tuple("Put")
+                .field(key)
+                .field(&format_args!("<{} bytes>", value.len()))
+                .finish(),
+            BarrierOp::Delete(key) => f.debug_tuple("Delete").field(key).finish(),
+        }
+    }
 }
 
 #[derive(Default)]

@@ -33,7 +33,7 @@ use crate::{Error, LeaseRequest, Result};
 const SYSTEM_TTL: u64 = 2_764_800;
 
 /// A stored lease.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct LeaseEntry {
     /// The lease id: `<request path>/<uuid>`.
     pub lease_id: String,
@@ -53,6 +53,23 @@ pub struct LeaseEntry {
     pub renewable: bool,
     /// Engine data to revoke or renew with.
     pub internal: Value,
+}
+
+/// Leaves out the engine's internal data.
+impl std::fmt::Debug for LeaseEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseEntry")
+            .field("lease_id", &self.lease_id)
+            .field("mount_path", &self.mount_path)
+            .field("token_hash", &self.token_hash)
+            .field("issue_time", &self.issue_time)
+            .field("expire_time", &self.expire_time)
+            .field("last_renewal", &self.last_renewal)
+            .field("max_expire_time", &self.max_expire_time)
+            .field("renewable", &self.renewable)
+            .field("internal", &crate::redact::Redacted)
+            .finish()
+    }
 }
 
 impl LeaseEntry {

@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod mounts;
 pub mod policy;
 pub mod policy_store;
+pub mod redact;
 pub mod request;
 pub mod routes;
 pub mod seal;

@@ -46,7 +46,7 @@ impl Operation {
 }
 
 /// A request to the core.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     /// Unique id, echoed as `request_id`.
     pub id: String,
@@ -60,6 +60,20 @@ pub struct Request {
     pub token: Option<Zeroizing<String>>,
     /// The client's address.
     pub client_addr: Option<IpAddr>,
+}
+
+/// Prints the data's keys and whether a token was sent, never their values.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("data", &crate::redact::Keys(&self.data))
+            .field("token", &crate::redact::opt(&self.token))
+            .field("client_addr", &self.client_addr)
+            .finish()
+    }
 }
 
 impl Request {
@@ -123,7 +137,7 @@ pub struct AuthGrant {
 /// A lease an engine asks for when it hands out a credential that must end
 /// (a dynamic database login). The core registers it, revokes it through the
 /// engine when it expires or its token is revoked, and fills `lease_id`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct LeaseRequest {
     /// TTL in seconds (0: the mount's default).
     pub ttl: u64,
@@ -135,8 +149,20 @@ pub struct LeaseRequest {
     pub internal: Value,
 }
 
+/// Leaves out the engine's internal data.
+impl std::fmt::Debug for LeaseRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseRequest")
+            .field("ttl", &self.ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("renewable", &self.renewable)
+            .field("internal", &crate::redact::Redacted)
+            .finish()
+    }
+}
+
 /// A response from the core, mapped by the transport to Vault's envelope.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Response {
     /// Status code override; by default 200 with a body, 204 without.
     pub status: Option<u16>,
@@ -160,6 +186,25 @@ pub struct Response {
     pub grant: Option<AuthGrant>,
     /// Set by an engine handing out a leased credential.
     pub lease: Option<LeaseRequest>,
+}
+
+/// Prints whether `data`, `raw` and `auth` are set, never their contents.
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("data", &crate::redact::opt(&self.data))
+            .field("raw", &crate::redact::opt(&self.raw))
+            .field("auth", &crate::redact::opt(&self.auth))
+            .field("warnings", &self.warnings)
+            .field("lease_id", &self.lease_id)
+            .field("lease_duration", &self.lease_duration)
+            .field("renewable", &self.renewable)
+            .field("mount_type", &self.mount_type)
+            .field("grant", &self.grant)
+            .field("lease", &self.lease)
+            .finish()
+    }
 }
 
 impl Response {

@@ -17,7 +17,7 @@ use crate::{Error, Operation, Request, Response, Result};
 pub const SYSTEM_MAX_TTL: u64 = 2_764_800;
 
 /// Everything needed to mint a token.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct TokenSpec {
     /// Requested id (root callers only).
     pub id: Option<Zeroizing<String>>,
@@ -51,6 +51,30 @@ pub struct TokenSpec {
     pub mount_default_ttl: u64,
     /// Mount max TTL (0: system).
     pub mount_max_ttl: u64,
+}
+
+/// Prints whether an id was requested, never the id.
+impl std::fmt::Debug for TokenSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSpec")
+            .field("id", &crate::redact::opt(&self.id))
+            .field("policies", &self.policies)
+            .field("no_default_policy", &self.no_default_policy)
+            .field("meta", &self.meta)
+            .field("display_name", &self.display_name)
+            .field("ttl", &self.ttl)
+            .field("explicit_max_ttl", &self.explicit_max_ttl)
+            .field("period", &self.period)
+            .field("num_uses", &self.num_uses)
+            .field("renewable", &self.renewable)
+            .field("parent", &self.parent)
+            .field("path", &self.path)
+            .field("bound_cidrs", &self.bound_cidrs)
+            .field("role", &self.role)
+            .field("mount_default_ttl", &self.mount_default_ttl)
+            .field("mount_max_ttl", &self.mount_max_ttl)
+            .finish()
+    }
 }
 
 /// Lower-cases, trims, sorts and de-duplicates policy names; adds `default`

@@ -30,7 +30,7 @@ pub struct Allowlist {
 }
 
 /// The facts an allowlist is checked against.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Candidate<'a> {
     /// File path.
     pub path: &'a str,
@@ -42,6 +42,29 @@ pub struct Candidate<'a> {
     pub matched: &'a [u8],
     /// The line(s) holding the secret.
     pub line: &'a [u8],
+}
+
+/// Prints the path and commit, and only the lengths of the secret, the
+/// match and the line.
+impl std::fmt::Debug for Candidate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Candidate")
+            .field("path", &self.path)
+            .field("commit", &self.commit)
+            .field(
+                "secret",
+                &format_args!("<{} bytes redacted>", self.secret.len()),
+            )
+            .field(
+                "matched",
+                &format_args!("<{} bytes redacted>", self.matched.len()),
+            )
+            .field(
+                "line",
+                &format_args!("<{} bytes redacted>", self.line.len()),
+            )
+            .finish()
+    }
 }
 
 impl Allowlist {

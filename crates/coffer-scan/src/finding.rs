@@ -18,7 +18,7 @@ pub struct CommitInfo {
 }
 
 /// One secret found by one rule.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Finding {
     /// Rule id, e.g. `aws-access-key-id`.
     pub rule_id: String,
@@ -49,6 +49,28 @@ pub struct Finding {
     pub vendor: Option<String>,
     /// Commit that introduced it (history and staged scans only).
     pub commit: Option<CommitInfo>,
+}
+
+/// Prints everything but the secret.
+impl std::fmt::Debug for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Finding")
+            .field("rule_id", &self.rule_id)
+            .field("description", &self.description)
+            .field("path", &self.path)
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .field("end_line", &self.end_line)
+            .field("end_column", &self.end_column)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("secret", &format_args!("<redacted>"))
+            .field("entropy", &self.entropy)
+            .field("secret_type", &self.secret_type)
+            .field("vendor", &self.vendor)
+            .field("commit", &self.commit)
+            .finish()
+    }
 }
 
 impl Finding {

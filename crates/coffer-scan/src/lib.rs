@@ -19,6 +19,8 @@
 pub mod allow;
 pub mod baseline;
 pub mod config;
+#[cfg(test)]
+mod debug_tests;
 pub mod engine;
 pub mod entropy;
 pub mod finding;

@@ -140,7 +140,7 @@ pub fn place(f: &Finding, mount: &str, prefix: &str) -> Result<Placement, String
 }
 
 /// One replacement in one file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Edit {
     /// Byte range of the literal.
     pub start: usize,
@@ -150,6 +150,18 @@ pub struct Edit {
     pub expected: Zeroizing<String>,
     /// What replaces it.
     pub replacement: String,
+}
+
+/// Prints everything but the literal being replaced.
+impl std::fmt::Debug for Edit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edit")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("expected", &format_args!("<redacted>"))
+            .field("replacement", &self.replacement)
+            .finish()
+    }
 }
 
 /// Groups edits by file for findings in the working tree.
@@ -438,9 +450,8 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "a = XYZ;");
         // So is a FIFO (without blocking) and a directory.
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
         let e = apply_file(&fifo, &[edit(0, 1, "a", "b")]).unwrap_err();
         assert!(e.to_string().contains("a FIFO"), "{e}");
         let e = apply_file(dir.path(), &[edit(0, 1, "a", "b")]).unwrap_err();

@@ -134,7 +134,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// One answer from the server: status and parsed JSON body (if any).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Response {
     /// HTTP method of the request.
     pub method: Method,
@@ -144,6 +144,18 @@ pub struct Response {
     pub status: u16,
     /// The JSON body; `None` for an empty body (e.g. 204).
     pub body: Option<Value>,
+}
+
+/// Prints whether there is a body, never the body (it may hold secrets).
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("status", &self.status)
+            .field("body", &self.body.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Response {
@@ -199,7 +211,7 @@ impl Response {
 }
 
 /// Everything needed to build a [`Client`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Base address, e.g. `https://127.0.0.1:8200`.
     pub address: String,
@@ -211,6 +223,19 @@ pub struct Config {
     pub skip_verify: bool,
     /// Whole-request timeout.
     pub timeout: Duration,
+}
+
+/// Prints whether a token is set, never the token.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_cert", &self.ca_cert)
+            .field("skip_verify", &self.skip_verify)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Config {
@@ -247,11 +272,22 @@ impl Config {
 }
 
 /// A configured connection to one server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: HttpClient,
     base: Url,
     token: Option<Zeroizing<String>>,
+}
+
+/// Prints the base URL and whether a token is set, never the token.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("http", &self.http)
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Client {
@@ -560,6 +596,9 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     }
     opts.open(path)
 }
+
+#[cfg(test)]
+mod debug_tests;
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[allow(unsafe_code)] // declaring a foreign function; see the SAFETY comment at its one call
 extern "C" {
     /// mimalloc's `mi_collect`, part of the library the `mimalloc` crate
     /// links (the crate binds it only behind a feature needing another crate).
@@ -20,6 +21,7 @@ extern "C" {
 /// Gives memory freed after a large request back to the OS: mimalloc keeps
 /// freed pages of a thread's heap for reuse, so one 32 MiB body would
 /// otherwise stay resident.
+#[allow(unsafe_code)]
 pub(crate) fn return_freed_memory() {
     // SAFETY: mi_collect takes no pointers and may be called from any thread
     // at any time; it only frees or decommits memory mimalloc owns.

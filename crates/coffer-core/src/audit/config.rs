@@ -24,7 +24,7 @@ pub struct AuditSettings {
 }
 
 /// A device as stored behind the barrier (`sys/audit/config`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct DeviceConfig {
     /// Path with a trailing slash, e.g. `file/`.
     pub path: String,
@@ -42,6 +42,20 @@ pub struct DeviceConfig {
     pub local: bool,
     /// The HMAC salt, hex. Never shown.
     pub salt: String,
+}
+
+/// Leaves out the salt.
+impl std::fmt::Debug for DeviceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceConfig")
+            .field("path", &self.path)
+            .field("kind", &self.kind)
+            .field("description", &self.description)
+            .field("options", &self.options)
+            .field("local", &self.local)
+            .field("salt", &crate::redact::Redacted)
+            .finish()
+    }
 }
 
 impl DeviceConfig {

@@ -13,6 +13,8 @@
 //! HMAC under the mount's key, so a login looks its SecretID up by hash and
 //! no stored value can be replayed.
 
+#[cfg(test)]
+mod debug_tests;
 mod role;
 mod secret_id;
 

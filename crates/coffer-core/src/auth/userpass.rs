@@ -25,13 +25,23 @@ use crate::{Error, Operation, Request, Response, Result};
 const INVALID: &str = "invalid username or password";
 
 /// A user as stored under `user/<name>`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct User {
     /// The argon2id PHC string of the password.
     pub password_hash: String,
     /// The token settings.
     pub token: TokenParams,
+}
+
+/// Leaves out the password hash.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("password_hash", &crate::redact::Redacted)
+            .field("token", &self.token)
+            .finish()
+    }
 }
 
 /// The userpass engine of one mount.

@@ -30,7 +30,7 @@ pub const OVERDUE_GRACE: i64 = 86_400;
 const HISTORY: usize = 20;
 
 /// How and when a secret is rotated.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Rotation {
     /// Period in seconds (e.g. 90 days).
     #[serde(default)]
@@ -46,6 +46,20 @@ pub struct Rotation {
     /// Rotator settings.
     #[serde(default)]
     pub settings: Map<String, Value>,
+}
+
+/// Prints the settings' names only (a connection URL or header may hold a
+/// credential).
+impl std::fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotation")
+            .field("period", &self.period)
+            .field("cron", &self.cron)
+            .field("window", &self.window)
+            .field("rotator", &self.rotator)
+            .field("settings", &crate::redact::Keys(&self.settings))
+            .finish()
+    }
 }
 
 /// One rotation that is running: persisted before each step, so a restart

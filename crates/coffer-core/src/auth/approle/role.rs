@@ -12,7 +12,7 @@ use crate::{Error, Result};
 pub(super) const MAX_NAME_LEN: usize = 4096;
 
 /// A role as stored under `role/<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub(super) struct Role {
     /// The role's name (lower case).
@@ -31,6 +31,22 @@ pub(super) struct Role {
     pub local_secret_ids: bool,
     /// The token settings.
     pub token: TokenParams,
+}
+
+/// Leaves out the RoleID (half of a login credential).
+impl std::fmt::Debug for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Role")
+            .field("name", &self.name)
+            .field("role_id", &crate::redact::Redacted)
+            .field("bind_secret_id", &self.bind_secret_id)
+            .field("secret_id_bound_cidrs", &self.secret_id_bound_cidrs)
+            .field("secret_id_num_uses", &self.secret_id_num_uses)
+            .field("secret_id_ttl", &self.secret_id_ttl)
+            .field("local_secret_ids", &self.local_secret_ids)
+            .field("token", &self.token)
+            .finish()
+    }
 }
 
 impl Default for Role {

@@ -29,7 +29,7 @@ const DETAIL_KEYS: &[&str] = &[
 ];
 
 /// A configured database connection.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct DbConfig {
     /// Always [`PLUGIN`].
     pub plugin_name: String,
@@ -71,6 +71,27 @@ pub struct DbConfig {
     /// never returned by a read.
     #[serde(default)]
     pub private_key: SecretString,
+}
+
+/// Leaves out the connection URL (it may hold a password) and the passwords.
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("plugin_name", &self.plugin_name)
+            .field("connection_url", &crate::redact::Redacted)
+            .field("username", &self.username)
+            .field("password", &crate::redact::Redacted)
+            .field(
+                "pending_password",
+                &crate::redact::opt(&self.pending_password),
+            )
+            .field("allowed_roles", &self.allowed_roles)
+            .field("root_rotation_statements", &self.root_rotation_statements)
+            .field("verify_connection", &self.verify_connection)
+            .field("password_policy", &self.password_policy)
+            .field("details", &crate::redact::Keys(&self.details))
+            .finish()
+    }
 }
 
 fn yes() -> bool {

@@ -11,6 +11,8 @@
 
 mod config;
 mod credgen;
+#[cfg(test)]
+mod debug_tests;
 pub(crate) mod pg;
 mod pg_tls;
 mod roles;
