@@ -433,7 +433,7 @@ impl View {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| Error::Internal(format!("corrupt entry {key:?}: {e}"))),
+                .map_err(|e| Error::corrupt_json(&format!("entry {key:?}"), &e)),
         }
     }
 

@@ -62,6 +62,24 @@ impl Error {
         }
     }
 
+    /// A 500 for stored JSON that does not decode. It names `what` and the
+    /// kind and place of the error, never the content: serde's own messages
+    /// quote values (`invalid type: string "..."`), and this text reaches the
+    /// server log.
+    pub fn corrupt_json(what: &str, e: &serde_json::Error) -> Self {
+        let kind = match e.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "unexpected shape",
+            serde_json::error::Category::Eof => "truncated",
+        };
+        Error::Internal(format!(
+            "corrupt {what}: {kind} at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+    }
+
     /// The messages of the `errors` list.
     pub fn messages(&self) -> Vec<String> {
         match self {
@@ -75,6 +93,20 @@ impl Error {
 impl From<coffer_storage::StorageError> for Error {
     fn from(e: coffer_storage::StorageError) -> Self {
         Error::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_json_never_quotes_the_entry() {
+        let e = serde_json::from_str::<u64>("\"s3cret-value\"").unwrap_err();
+        assert!(e.to_string().contains("s3cret-value"));
+        let msg = Error::corrupt_json("entry \"k\"", &e).to_string();
+        assert!(!msg.contains("s3cret-value"), "{msg}");
+        assert!(msg.contains("entry \"k\""), "{msg}");
     }
 }
 
