@@ -94,7 +94,10 @@ impl LoginGuard {
     ) -> Result<()> {
         let now = Instant::now();
         if let Some(ip) = addr {
-            let scoped = (ip, Some((accessor.to_string(), identity.map(str::to_string))));
+            let scoped = (
+                ip,
+                Some((accessor.to_string(), identity.map(str::to_string))),
+            );
             let map = self.addresses.lock();
             for (key, limit) in [
                 (scoped, ADDRESS_FAILURES_PER_WINDOW),
@@ -138,7 +141,10 @@ impl LoginGuard {
             if map.len() > HARD_CAP {
                 map.retain(|k, _| k.1.is_none());
             }
-            let scoped = (ip, Some((accessor.to_string(), identity.map(str::to_string))));
+            let scoped = (
+                ip,
+                Some((accessor.to_string(), identity.map(str::to_string))),
+            );
             for key in [scoped, (ip, None)] {
                 let c = map.entry(key).or_insert(Counter {
                     failures: 0,

@@ -365,8 +365,9 @@ impl Core {
     fn route_canonical(&self, req: &mut Request) -> Result<Target> {
         let target = self.resolve(&req.path)?;
         let canonical = match &target {
-            Target::Sys(rest) => crate::sys_policy::canonical_path(rest)
-                .map(|c| format!("sys/{c}")),
+            Target::Sys(rest) => {
+                crate::sys_policy::canonical_path(rest).map(|c| format!("sys/{c}"))
+            }
             Target::Token(_) => None,
             Target::Mount(m, rel) => match m.engine.canonical_path(rel) {
                 std::borrow::Cow::Borrowed(_) => None,
@@ -644,12 +645,7 @@ impl Core {
     }
 
     /// Decides whether `token` may perform `req`, per its policies.
-    async fn authorize(
-        &self,
-        token: &TokenEntry,
-        req: &Request,
-        target: &Target,
-    ) -> Result<()> {
+    async fn authorize(&self, token: &TokenEntry, req: &Request, target: &Target) -> Result<()> {
         let acl = self.policies.acl(&token.policies).await?;
         let op = match req.operation {
             Operation::Read => crate::policy::Operation::Read,

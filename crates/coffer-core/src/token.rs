@@ -241,10 +241,8 @@ impl TokenStore {
     /// kept, so an update built from an older read cannot give uses back.
     pub async fn update(&self, entry: &TokenEntry) -> Result<()> {
         let _guard = self.uses.lock().await;
-        let stored: Option<TokenEntry> = self
-            .view
-            .get_json(&format!("id/{}", entry.id_hash))
-            .await?;
+        let stored: Option<TokenEntry> =
+            self.view.get_json(&format!("id/{}", entry.id_hash)).await?;
         let Some(stored) = stored else {
             // Revoked meanwhile: writing it back would resurrect it.
             return Ok(());

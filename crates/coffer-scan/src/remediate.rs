@@ -450,7 +450,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "a = XYZ;");
         // So is a FIFO (without blocking) and a directory.
         let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         let e = apply_file(&fifo, &[edit(0, 1, "a", "b")]).unwrap_err();
         assert!(e.to_string().contains("a FIFO"), "{e}");

@@ -270,7 +270,10 @@ fn variants(route: &Route, path: &str) -> Vec<Variant> {
     same(format!("{trimmed}/"), &mut out);
     same(trimmed.to_string(), &mut out);
     if route.method == "LIST" {
-        for p in [format!("{trimmed}?list=true"), format!("{trimmed}/?list=true")] {
+        for p in [
+            format!("{trimmed}?list=true"),
+            format!("{trimmed}/?list=true"),
+        ] {
             out.push(Variant {
                 method: "GET",
                 path: p,
@@ -304,7 +307,13 @@ fn variants(route: &Route, path: &str) -> Vec<Variant> {
             let mixed: String = name
                 .chars()
                 .enumerate()
-                .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c })
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
                 .collect();
             for n in [upper, mixed, format!("{}%20", name)] {
                 let p = if tail.is_empty() {
@@ -325,7 +334,8 @@ fn raw_call(s: &Server, token: &str, method: &str, path: &str, body: &str) -> u1
     use std::io::{Read as _, Write as _};
     let host = s.addr.trim_start_matches("http://");
     let mut conn = std::net::TcpStream::connect(host).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let ctype = if method == "PATCH" {
         "application/merge-patch+json"
     } else {
@@ -402,7 +412,10 @@ fn no_spelling_of_a_denied_route_gets_past_the_deny() {
             }
         }
     }
-    eprintln!("{sent} spellings of {} denied routes checked", CATALOG.len());
+    eprintln!(
+        "{sent} spellings of {} denied routes checked",
+        CATALOG.len()
+    );
     assert!(sent > CATALOG.len() * 10, "too few spellings: {sent}");
     assert!(
         failures.is_empty(),

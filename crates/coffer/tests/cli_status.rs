@@ -53,8 +53,11 @@ fn key_status_and_rotate() {
     let t0 = term(&before);
     let table = s.run(&["operator", "key-status"]).ok();
     assert!(
-        table.stdout.lines().any(|l| l.starts_with("Key Term")
-            && l.split_whitespace().last() == Some(&t0.to_string())),
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("Key Term")
+                && l.split_whitespace().last() == Some(&t0.to_string())),
         "{table:#?}"
     );
 

@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 fn raw(s: &Server, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
     let host = s.addr.trim_start_matches("http://");
     let mut conn = TcpStream::connect(host).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let body = body.map(Value::to_string).unwrap_or_default();
     let req = format!(
         "{method} /v1/{path} HTTP/1.1\r\nHost: {host}\r\nX-Vault-Token: {token}\r\n\
@@ -77,7 +78,11 @@ fn userpass_login(api: &Api, mount: &str, user: &str, password: &str) -> u16 {
 fn userpass_names_cannot_be_respelled_past_a_deny() {
     let s = Server::start();
     let api = Api::new(&s);
-    api.root("POST", "sys/auth/userpass", Some(json!({"type": "userpass"})));
+    api.root(
+        "POST",
+        "sys/auth/userpass",
+        Some(json!({"type": "userpass"})),
+    );
     let original = unique("pw");
     api.root(
         "POST",
@@ -132,12 +137,7 @@ fn userpass_names_cannot_be_respelled_past_a_deny() {
         Some(&json!({"password": unique("pw")})),
     );
     assert!(st < 300, "{st} {b}");
-    let (st, _) = api.call(
-        "GET",
-        "auth/userpass/users/bob",
-        Some(&s.token),
-        None,
-    );
+    let (st, _) = api.call("GET", "auth/userpass/users/bob", Some(&s.token), None);
     assert_eq!(st, 200, "Bob is stored as bob");
 }
 
@@ -145,9 +145,17 @@ fn userpass_names_cannot_be_respelled_past_a_deny() {
 fn lockout_counts_every_spelling_of_a_user_as_one() {
     let s = Server::start();
     let api = Api::new(&s);
-    api.root("POST", "sys/auth/userpass", Some(json!({"type": "userpass"})));
+    api.root(
+        "POST",
+        "sys/auth/userpass",
+        Some(json!({"type": "userpass"})),
+    );
     let pw = unique("pw");
-    api.root("POST", "auth/userpass/users/alice", Some(json!({"password": pw})));
+    api.root(
+        "POST",
+        "auth/userpass/users/alice",
+        Some(json!({"password": pw})),
+    );
     // Vault's default threshold is 5 failures.
     for path in [
         "auth/userpass/login/alice",
@@ -201,18 +209,24 @@ fn approle_and_jwt_roles_cannot_be_respelled_past_a_deny() {
     let (st, b) = raw(&s, "DELETE", "auth/approle/role/PROD", &t, None);
     assert_eq!(st, 403, "{b}");
     assert_eq!(
-        api.call("GET", "auth/approle/role/prod", Some(&s.token), None).0,
+        api.call("GET", "auth/approle/role/prod", Some(&s.token), None)
+            .0,
         200,
         "the denied role is still there"
     );
     let role = json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["x"],
                       "token_policies": ["admin"]});
-    for path in ["auth/jwt/role/PROD", "auth/jwt/role/prod/", "auth/jwt/role/Prod"] {
+    for path in [
+        "auth/jwt/role/PROD",
+        "auth/jwt/role/prod/",
+        "auth/jwt/role/Prod",
+    ] {
         let (st, b) = raw(&s, "POST", path, &t, Some(&role));
         assert!(st == 403 || st == 400, "POST {path}: {st} {b}");
     }
     assert_eq!(
-        api.call("GET", "auth/jwt/role/prod", Some(&s.token), None).0,
+        api.call("GET", "auth/jwt/role/prod", Some(&s.token), None)
+            .0,
         404,
         "no role prod was written"
     );
@@ -223,7 +237,11 @@ fn policy_names_cannot_be_respelled_past_a_deny() {
     let s = Server::start();
     let api = Api::new(&s);
     let admin = r#"path "*" { capabilities = ["sudo", "read"] }"#;
-    api.root("PUT", "sys/policies/acl/admin", Some(json!({"policy": admin})));
+    api.root(
+        "PUT",
+        "sys/policies/acl/admin",
+        Some(json!({"policy": admin})),
+    );
     let t = token_with_policy(
         &api,
         r#"
@@ -263,7 +281,11 @@ fn list_does_not_walk_past_a_deny() {
             Some(json!({"data": {"k": unique("v")}})),
         );
     }
-    api.root("POST", "sys/mounts/kv1", Some(json!({"type": "kv", "options": {"version": "1"}})));
+    api.root(
+        "POST",
+        "sys/mounts/kv1",
+        Some(json!({"type": "kv", "options": {"version": "1"}})),
+    );
     api.root("POST", "kv1/private/a", Some(json!({"k": unique("v")})));
     let t = token_with_policy(
         &api,
@@ -295,7 +317,10 @@ fn list_does_not_walk_past_a_deny() {
     let (st, b) = raw(&s, "LIST", "secret/metadata", &t, None);
     assert_eq!(st, 200, "{b}");
     let (st, b) = raw(&s, "LIST", "secret/metadata/public", &t, None);
-    assert_eq!(st, 200, "a policy on secret/metadata/* covers LIST of a folder: {b}");
+    assert_eq!(
+        st, 200,
+        "a policy on secret/metadata/* covers LIST of a folder: {b}"
+    );
     // capabilities-self agrees with the request path.
     let (st, b) = api.call(
         "POST",
@@ -330,14 +355,21 @@ fn malformed_paths_are_refused_before_any_engine() {
         let (st, b) = raw(&s, "DELETE", path, &s.token, None);
         assert_eq!(st, 400, "DELETE {path}: {st} {b}");
     }
-    assert_eq!(api.call("GET", "secret/data/x", Some(&s.token), None).0, 200);
+    assert_eq!(
+        api.call("GET", "secret/data/x", Some(&s.token), None).0,
+        200
+    );
 }
 
 #[test]
 fn denied_parameters_see_the_values_the_engine_stores() {
     let s = Server::start();
     let api = Api::new(&s);
-    api.root("POST", "sys/auth/userpass", Some(json!({"type": "userpass"})));
+    api.root(
+        "POST",
+        "sys/auth/userpass",
+        Some(json!({"type": "userpass"})),
+    );
     let t = token_with_policy(
         &api,
         r#"
@@ -386,7 +418,11 @@ fn denied_parameters_see_the_values_the_engine_stores() {
     );
     assert!(st < 300, "{st} {b}");
     // allowed_parameters: a value the list does not hold, in any spelling, is refused.
-    for value in [json!("default,ADMIN"), json!(["Dev", "admin"]), json!("root")] {
+    for value in [
+        json!("default,ADMIN"),
+        json!(["Dev", "admin"]),
+        json!("root"),
+    ] {
         let (st, b) = api.call(
             "POST",
             "auth/token/create",
@@ -505,7 +541,10 @@ fn the_core_serves_nothing_unaudited_around_an_unseal() {
     std::fs::create_dir(&log).unwrap();
     let (st, b) = unseal_with(&api, &key);
     assert!(st >= 400, "unseal with a broken audit device: {st} {b}");
-    assert_eq!(api.call("GET", "sys/seal-status", None, None).1["sealed"], json!(true));
+    assert_eq!(
+        api.call("GET", "sys/seal-status", None, None).1["sealed"],
+        json!(true)
+    );
     let (st, _) = api.call("GET", "secret/data/x", Some(&s.token), None);
     assert_eq!(st, 503);
     std::fs::remove_dir(&log).unwrap();
@@ -539,10 +578,16 @@ fn the_core_serves_nothing_unaudited_around_an_unseal() {
     assert_eq!(st, 200, "{b}");
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let ids: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let ids: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert!(!ids.is_empty(), "no request was served after the unseal");
     let audit = std::fs::read_to_string(&log).unwrap();
-    let missing: Vec<&String> = ids.iter().filter(|id| !audit.contains(id.as_str())).collect();
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !audit.contains(id.as_str()))
+        .collect();
     assert!(
         missing.is_empty(),
         "{} of {} answered requests are not in the audit log",

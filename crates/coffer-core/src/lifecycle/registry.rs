@@ -428,9 +428,10 @@ fn postgres(name: &str, spec: RotatorSpec) -> Result<Declared> {
             )
         })?;
     let tls_ca = match &tls_ca_file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-            bad(name, format!("tls_ca_file {path:?} cannot be read: {e}"))
-        })?),
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| bad(name, format!("tls_ca_file {path:?} cannot be read: {e}")))?,
+        ),
         None => None,
     };
     if allowed_roles.is_empty() {
