@@ -96,6 +96,9 @@ impl From<coffer_storage::StorageError> for Error {
     }
 }
 
+/// Result type of the core.
+pub type Result<T> = std::result::Result<T, Error>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +112,3 @@ mod tests {
         assert!(msg.contains("entry \"k\""), "{msg}");
     }
 }
-
-/// Result type of the core.
-pub type Result<T> = std::result::Result<T, Error>;
