@@ -236,6 +236,11 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
     if run >= 8 {
         return true;
     }
+    // Audit-log HMACs (Vault's and Coffer's `hmac-sha256:<hex>`) are digests
+    // of values, not the values.
+    if lower.starts_with("hmac-sha256:") {
+        return true;
+    }
     // Variables, format strings, decorators and command-line flags.
     if secret.starts_with(b"$")
         || secret.starts_with(b"%")
@@ -390,6 +395,7 @@ mod tests {
     fn placeholders() {
         assert!(is_placeholder(b"AKIAIOSFODNN7EXAMPLE", false));
         assert!(is_placeholder(b"${API_TOKEN}", true));
+        assert!(is_placeholder(b"hmac-sha256:9f86d081884c7d65", true));
         assert!(is_placeholder(b"your-api-key-here", true));
         assert!(is_placeholder(b"aaaaaaaaaaaa", true));
         assert!(!is_placeholder(b"q8Zr2LmX0pWv7Tn4", true));
