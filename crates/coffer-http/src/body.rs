@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Body limit of unauthenticated endpoints (`sys/init`, `sys/unseal`, login
@@ -69,10 +69,11 @@ pub enum BodyError {
 }
 
 /// A body read into memory, with the large-body slot it holds (if any)
-/// until it is dropped.
+/// until it is dropped. The bytes (which may hold secret values) are
+/// zeroized when it is dropped.
 pub struct ReadBody {
     /// The bytes.
-    pub bytes: Bytes,
+    pub bytes: zeroize::Zeroizing<Vec<u8>>,
     /// Held while the request is handled.
     pub slot: Option<OwnedSemaphorePermit>,
 }
@@ -115,13 +116,17 @@ async fn read_inner(
         slot = Some(take_slot(large).await?);
     }
     let mut stream = body.into_data_stream();
-    let mut buf: Vec<u8> = Vec::with_capacity(announced.unwrap_or(0).min(LARGE_BODY_BYTES));
+    // Zeroizing, and sized up front when the length is announced, so that
+    // no reallocation leaves a stray copy of a secret behind.
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(
+        announced.unwrap_or(0).min(LARGE_BODY_BYTES),
+    ));
     let mut seen: usize = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| BodyError::Read)?;
         seen = seen.saturating_add(chunk.len());
         if seen > limit {
-            buf = Vec::new();
+            buf = zeroize::Zeroizing::new(Vec::new());
             if seen > limit.saturating_mul(4) {
                 break;
             }
@@ -131,17 +136,15 @@ async fn read_inner(
             slot = Some(take_slot(large).await?);
         }
         if let Some(n) = announced {
-            buf.reserve_exact(n.saturating_sub(buf.len()));
+            let have = buf.len();
+            buf.reserve_exact(n.saturating_sub(have));
         }
         buf.extend_from_slice(&chunk);
     }
     if seen > limit {
         return Err(BodyError::TooLarge);
     }
-    Ok(ReadBody {
-        bytes: Bytes::from(buf),
-        slot,
-    })
+    Ok(ReadBody { bytes: buf, slot })
 }
 
 async fn take_slot(large: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, BodyError> {
