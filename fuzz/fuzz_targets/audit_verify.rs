@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let opts = VerifyOptions {
         public_key: (selector & 1 == 1).then(|| vec![selector; 32]),
         strict: selector & 2 == 2,
+        open: selector & 4 == 4,
     };
     let path = log_path();
     std::fs::write(path, log).expect("write the log");
