@@ -113,6 +113,33 @@ pub fn policy_fields(data: &mut Map<String, Value>) {
     }
 }
 
+/// On auth methods, `policies` is the deprecated alias of `token_policies`
+/// (the engine stores either as the token policies). Both keys are made to
+/// hold the union of what was sent, so a parameter rule on either name
+/// judges every policy the engine will store.
+pub fn merge_policy_alias(data: &mut Map<String, Value>) {
+    let names = |v: Option<&Value>| -> Vec<Value> {
+        match v {
+            Some(Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        }
+    };
+    if !data.contains_key("policies") && !data.contains_key("token_policies") {
+        return;
+    }
+    let mut union = names(data.get("token_policies"));
+    for n in names(data.get("policies")) {
+        if !union.contains(&n) {
+            union.push(n);
+        }
+    }
+    for field in ["token_policies", "policies"] {
+        if data.contains_key(field) || !union.is_empty() {
+            data.insert(field.to_string(), Value::Array(union.clone()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +177,16 @@ mod tests {
             lowercase_name("users/alice", &["users"]),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn the_policies_alias_is_judged_with_token_policies() {
+        let mut data = json!({"policies": "Admin"});
+        let map = data.as_object_mut().unwrap();
+        policy_fields(map);
+        merge_policy_alias(map);
+        assert_eq!(map["token_policies"], json!(["admin"]));
+        assert_eq!(map["policies"], json!(["admin"]));
     }
 
     #[test]

@@ -382,6 +382,9 @@ impl Core {
         if policy_params {
             crate::canonical::policy_fields(&mut req.data);
         }
+        if matches!(&target, Target::Mount(m, _) if m.entry.path.starts_with("auth/")) {
+            crate::canonical::merge_policy_alias(&mut req.data);
+        }
         match canonical {
             None => Ok(target),
             Some(path) => {

@@ -375,7 +375,7 @@ fn denied_parameters_see_the_values_the_engine_stores() {
         r#"
         path "auth/userpass/users/*" {
           capabilities = ["create", "update"]
-          denied_parameters = { "token_policies" = ["admin"], "policies" = ["admin"] }
+          denied_parameters = { "token_policies" = ["admin"] }
         }
         path "auth/token/create" {
           capabilities = ["create", "update"]
@@ -392,6 +392,8 @@ fn denied_parameters_see_the_values_the_engine_stores() {
         ("token_policies", json!(["ADMIN"])),
         ("token_policies", json!(["default", " Admin"])),
         ("policies", json!("ADMIN")),
+        ("policies", json!("admin")),
+        ("policies", json!(["default", "admin"])),
         ("Token_Policies", json!("admin")),
     ] {
         let name = unique("u").to_lowercase();

@@ -189,6 +189,7 @@ fn check_nesting(text: &str) -> Result<(), PolicyError> {
     }
     let mut state = State::Code;
     let mut depth = 0usize;
+    let mut templates = 0usize;
     let mut line = 1;
     let mut bytes = text.bytes().peekable();
     while let Some(b) = bytes.next() {
@@ -233,7 +234,26 @@ fn check_nesting(text: &str) -> Result<(), PolicyError> {
                 state = State::BlockComment;
                 continue;
             }
-            State::Code | State::Str => {}
+            // Inside a string only template openers (`${`, `%{`) nest; a
+            // plain brace is a literal character.
+            State::Str if b == b'$' || b == b'%' => {
+                if bytes.peek() == Some(&b'{') {
+                    bytes.next();
+                    templates += 1;
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(PolicyError::new(Some(line), "nesting is too deep"));
+                    }
+                }
+                continue;
+            }
+            State::Str if b == b'}' && templates > 0 => {
+                templates -= 1;
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            State::Str => continue,
+            State::Code => {}
         }
         match b {
             b'{' | b'[' | b'(' => {
