@@ -114,9 +114,9 @@ pub fn policy_fields(data: &mut Map<String, Value>) {
 }
 
 /// On auth methods, `policies` is the deprecated alias of `token_policies`
-/// (the engine stores either as the token policies). Both keys are made to
-/// hold the union of what was sent, so a parameter rule on either name
-/// judges every policy the engine will store.
+/// (the engine stores either as the token policies). For the ACL's
+/// parameter rules, both keys are made to hold the union of what was sent,
+/// so a rule on either name judges every policy the engine will store.
 pub fn merge_policy_alias(data: &mut Map<String, Value>) {
     let names = |v: Option<&Value>| -> Vec<Value> {
         match v {

@@ -382,9 +382,7 @@ impl Core {
         if policy_params {
             crate::canonical::policy_fields(&mut req.data);
         }
-        if matches!(&target, Target::Mount(m, _) if m.entry.path.starts_with("auth/")) {
-            crate::canonical::merge_policy_alias(&mut req.data);
-        }
+
         match canonical {
             None => Ok(target),
             Some(path) => {
@@ -662,6 +660,12 @@ impl Core {
             if m.entry.kind == "kv" && m.entry.options.get("version").map(String::as_str) == Some("2"));
         let result = if kv2 {
             acl.authorize_without_parameters(op, &req.path)
+        } else if matches!(target, Target::Mount(m, _) if m.entry.path.starts_with("auth/")) {
+            // Parameter rules judge `policies` and `token_policies` together
+            // (the engine stores either); the engine gets the data as sent.
+            let mut judged = req.data.clone();
+            crate::canonical::merge_policy_alias(&mut judged);
+            acl.authorize(op, &req.path, Some(&judged))
         } else {
             acl.authorize(op, &req.path, Some(&req.data))
         };
