@@ -98,6 +98,12 @@ pub struct Core {
     pub(crate) cluster_id: String,
     /// Serialises init, unseal completion, seal, keyring and mount-table changes.
     pub(crate) admin: crate::seal::AdminLock,
+    /// The rekey attempt in progress (`sys/rekey/*`).
+    pub(crate) rekey: crate::sys_rekey::RekeyState,
+    /// The root generation attempt in progress (`sys/generate-root/*`).
+    pub(crate) generate_root: crate::sys_generate_root::GenerateRootState,
+    /// Recent mount moves (`sys/remount/status`).
+    pub(crate) migrations: crate::sys_remount::Migrations,
     /// Set once an unseal has loaded mounts, policies, leases and every
     /// audit device; cleared first thing on seal. Requests wait for it.
     ready: AtomicBool,
@@ -121,6 +127,9 @@ impl Core {
             config,
             cluster_id: coffer_crypto::random::uuid(),
             admin,
+            rekey: Default::default(),
+            generate_root: Default::default(),
+            migrations: Default::default(),
             ready: AtomicBool::new(false),
         })
     }
@@ -216,6 +225,8 @@ impl Core {
     pub async fn seal(&self) {
         let _admin = self.admin.lock().await;
         self.ready.store(false, Ordering::Release);
+        self.rekey.cancel();
+        self.generate_root.cancel();
         self.audit.clear().await; // closing checkpoints while the barrier is open
         if let Err(e) = self.barrier.persist_encryptions().await {
             tracing::warn!(error = %e, "failed to persist the encryption count at seal");
@@ -788,7 +799,7 @@ impl Core {
 }
 
 /// The error Vault answers when no audit device could record a request.
-fn audit_failure() -> Error {
+pub(crate) fn audit_failure() -> Error {
     Error::Status {
         code: 500,
         errors: vec!["failed to audit request".into()],

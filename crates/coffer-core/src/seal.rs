@@ -226,6 +226,74 @@ impl Seal {
         self.barrier.seal();
     }
 
+    /// Recovers the root key from `parts` (at least the threshold of the
+    /// current configuration) and checks that it is the root key in use:
+    /// how rekey and root generation prove a quorum of operators agrees.
+    pub fn recover_root(&self, parts: &[Zeroizing<Vec<u8>>]) -> Result<Key> {
+        let s = self.state.lock();
+        let config = s
+            .config
+            .as_ref()
+            .ok_or_else(|| Error::bad("Vault is not initialized"))?;
+        let current = s.root_key.as_ref().ok_or(Error::Sealed)?;
+        let invalid = || Error::bad("unable to reconstruct the root key: invalid key shares");
+        let bytes = shamir::combine(parts, config.secret_threshold).map_err(|_| invalid())?;
+        let root = Key::from_slice(&bytes).map_err(|_| invalid())?;
+        if !coffer_crypto::hash::constant_time_eq(root.as_bytes(), current.as_bytes()) {
+            return Err(invalid());
+        }
+        Ok(root)
+    }
+
+    /// Makes `root` the root key, split into `shares` with `threshold`
+    /// (Vault's rekey): the keyring sealed under it and the new seal
+    /// configuration are written in one atomic batch under the admin lock,
+    /// so after a crash either the old shares or the new ones open the
+    /// store, never neither. `previous` is the root key the caller's shares
+    /// recovered: if the root key changed meanwhile, nothing is written.
+    pub async fn install_root(
+        &self,
+        previous: &Key,
+        root: &Key,
+        shares: u32,
+        threshold: u32,
+    ) -> Result<()> {
+        shamir::validate(shares, threshold).map_err(|e| Error::bad(e.to_string()))?;
+        let _admin = self.admin.lock().await;
+        {
+            let s = self.state.lock();
+            let current = s.root_key.as_ref().ok_or(Error::Sealed)?;
+            if !coffer_crypto::hash::constant_time_eq(previous.as_bytes(), current.as_bytes()) {
+                return Err(Error::bad("the root key changed during the operation"));
+            }
+        }
+        let keyring = self.barrier.keyring()?;
+        let config = SealConfig {
+            kind: "shamir".into(),
+            secret_shares: shares,
+            secret_threshold: threshold,
+        };
+        let config_bytes = serde_json::to_vec(&config)
+            .map_err(|e| Error::Internal(format!("encode seal config: {e}")))?;
+        self.barrier
+            .backend()
+            .write_batch(vec![
+                Op::Put {
+                    key: KEYRING_KEY.into(),
+                    value: root.seal(&keyring.to_bytes(), KEYRING_KEY.as_bytes()),
+                },
+                Op::Put {
+                    key: SEAL_CONFIG_KEY.into(),
+                    value: config_bytes,
+                },
+            ])
+            .await?;
+        let mut s = self.state.lock();
+        s.config = Some(config);
+        s.root_key = Some(root.clone());
+        Ok(())
+    }
+
     /// Adds a keyring term and stores the keyring, under the admin lock;
     /// returns the new term.
     pub async fn rotate(&self) -> Result<u32> {

@@ -42,9 +42,39 @@ pub(crate) async fn handle_unauthenticated(core: &Core, req: &Request) -> Result
         ("sys/health" | "sys/seal-status" | "sys/init" | "sys/unseal" | "sys/leader", _) => {
             return Err(Error::UnsupportedOperation)
         }
+        (p, _) if crate::sys_rekey::is_path(p) || crate::sys_generate_root::is_path(p) => {
+            quorum_endpoint(core, req).await?
+        }
         _ => return Ok(None),
     };
     Ok(Some(resp))
+}
+
+/// Rekey and root generation: no token (a quorum of unseal key shares
+/// authorizes them, as in Vault), but audited like any other request, with
+/// the shares, the OTP and the new keys HMAC'd. Sealed: 503, unaudited.
+async fn quorum_endpoint(core: &Core, req: &Request) -> Result<Response> {
+    if core.is_sealed() {
+        return Err(Error::Sealed);
+    }
+    let ctx = crate::audit::AuditContext {
+        request: req,
+        token: None,
+        mount: None,
+    };
+    core.audit
+        .log_request(&ctx, None)
+        .await
+        .map_err(|_| crate::core::audit_failure())?;
+    let result = match req.path.strip_prefix("sys/generate-root/") {
+        Some(rest) => crate::sys_generate_root::handle(core, req, rest).await,
+        None => crate::sys_rekey::handle(core, req).await,
+    };
+    core.audit
+        .log_response(&ctx, &result)
+        .await
+        .map_err(|_| crate::core::audit_failure())?;
+    result
 }
 
 async fn health(core: &Core, req: &Request) -> Result<Response> {
@@ -217,6 +247,15 @@ pub(crate) async fn handle(
                     }
                     _ => Err(Error::UnsupportedOperation),
                 };
+            }
+            if crate::sys_remount::is_path(rest) {
+                return crate::sys_remount::handle(core, req, rest).await;
+            }
+            if let Some(op) = rest.strip_prefix("generate-root-token/") {
+                // OpenBao 2.x: the same protocol for an authenticated caller.
+                let mut resp = crate::sys_generate_root::handle(core, req, op).await?;
+                resp.data = resp.raw.take();
+                return Ok(resp);
             }
             match (rest, req.operation) {
                 ("coffer/inventory", Read | List) => {
@@ -592,7 +631,7 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
     let write = op != Operation::Read && op != Operation::List;
     matches!(
         rest,
-        "seal" | "rotate" | "audit" | "raw" | "step-down" | "leases"
+        "seal" | "rotate" | "audit" | "raw" | "step-down" | "leases" | "remount"
     ) || rest.starts_with("audit/")
         || rest.starts_with("audit-hash/")
         || rest.starts_with("raw/")

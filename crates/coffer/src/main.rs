@@ -47,7 +47,7 @@ struct Cli {
 enum Command {
     /// Start a Coffer server (`--dev` for an unsealed in-memory one).
     Server(cmd::server::Args),
-    /// Operator commands: init, unseal, seal, key-status, rotate.
+    /// Operator commands: init, unseal, seal, key-status, rotate, rekey, generate-root.
     Operator(cmd::operator::Args),
     /// Show the seal status of the server.
     Status(cmd::status::Args),
@@ -59,8 +59,12 @@ enum Command {
     Token(cmd::token::Args),
     /// Write, read, list, delete and format ACL policies.
     Policy(cmd::policy::Args),
-    /// Enable, disable, list and tune auth methods.
+    /// Enable, disable, list, tune and move auth methods.
     Auth(cmd::auth::Args),
+    /// Enable, disable, list, tune and move secrets engines.
+    Secrets(cmd::secrets::Args),
+    /// Look up, renew and revoke leases.
+    Lease(cmd::lease::Args),
     /// Read any API path (like `vault read`).
     Read(cmd::generic::ReadArgs),
     /// Write data to any API path (like `vault write`).
@@ -99,6 +103,8 @@ fn main() {
         Command::Token(a) => cmd::token::run(a),
         Command::Policy(a) => cmd::policy::run(a),
         Command::Auth(a) => cmd::auth::run(a),
+        Command::Secrets(a) => cmd::secrets::run(a),
+        Command::Lease(a) => cmd::lease::run(a),
         Command::Read(a) => cmd::generic::read(a),
         Command::Write(a) => cmd::generic::write(a),
         Command::Patch(a) => cmd::generic::patch(a),

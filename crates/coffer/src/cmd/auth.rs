@@ -45,6 +45,15 @@ enum Command {
         after_help = "Example:\n  coffer auth tune -default-lease-ttl=1h -max-lease-ttl=24h userpass/"
     )]
     Tune(TuneArgs),
+    /// Move an auth method to a new path with its roles and users (the
+    /// tokens it issued are revoked).
+    #[command(after_help = "Example:\n  coffer auth move userpass/ people/")]
+    Move {
+        /// The method's current path.
+        source: String,
+        /// Its new path.
+        destination: String,
+    },
 }
 
 /// Arguments of `auth enable`.
@@ -104,6 +113,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         Command::List => list(&client, args.output.format),
         Command::Tune(a) => tune(&client, a),
+        Command::Move {
+            source,
+            destination,
+        } => super::secrets::move_mount(
+            &client,
+            &format!("auth/{}", mount_path(&source)),
+            &format!("auth/{}", mount_path(&destination)),
+            "auth method",
+        ),
     }
 }
 

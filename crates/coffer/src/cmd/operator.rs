@@ -1,5 +1,6 @@
 //! `coffer operator`: init, unseal, seal, key-status and rotate, as
-//! `vault operator` does them over `sys/*`.
+//! `vault operator` does them over `sys/*`; rekey and generate-root live in
+//! [`super::quorum`].
 
 use anyhow::Context as _;
 use reqwest::Method;
@@ -31,6 +32,10 @@ enum Command {
     KeyStatus,
     /// Rotate the encryption key used for new writes (needs sudo).
     Rotate,
+    /// Replace the unseal key shares (a quorum of the current ones is needed).
+    Rekey(super::quorum::RekeyArgs),
+    /// Create a new root token from a quorum of unseal key shares (OTP flow).
+    GenerateRoot(super::quorum::GenerateRootArgs),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             print!("{}", render_key_status(&status, format));
             Ok(0)
         }
+        Command::Rekey(a) => super::quorum::rekey(&client, a, format),
+        Command::GenerateRoot(a) => super::quorum::generate_root(&client, a, format),
         Command::Rotate => {
             client
                 .request(Method::PUT, "sys/rotate", None)?
