@@ -47,7 +47,8 @@ pub const MATRIX_MOUNTS: [(&str, &str, &str); 6] = [
 ];
 
 /// Every authenticated route of the API. Unauthenticated ones (health,
-/// seal-status, init, unseal, leader, logins) are not here: no token is asked.
+/// seal-status, init, unseal, leader, rekey, generate-root, logins) are not
+/// here: no token is asked.
 pub const CATALOG: &[Route] = &[
     // sys: mounts, auth methods, policies, keys, capabilities
     r("GET", "sys/mounts", "read"),
@@ -70,6 +71,15 @@ pub const CATALOG: &[Route] = &[
     r("POST", "sys/capabilities", "update"),
     r("POST", "sys/capabilities-accessor", "update"),
     r("GET", "sys/internal/ui/mounts", "read"),
+    // sys: moving mounts (sys/rekey/* and sys/generate-root/* take no
+    // token: a quorum of unseal key shares authorizes them)
+    s("POST", "sys/remount", "update"),
+    r("GET", "sys/remount/status/matrix-none", "read"),
+    // sys: OpenBao's authenticated root generation
+    r("GET", "sys/generate-root-token/attempt", "read"),
+    r("PUT", "sys/generate-root-token/attempt", "update"),
+    r("DELETE", "sys/generate-root-token/attempt", "delete"),
+    r("PUT", "sys/generate-root-token/update", "update"),
     // sys: audit
     s("GET", "sys/audit", "read"),
     s("PUT", "sys/audit/{new}", "update"),
