@@ -8,24 +8,8 @@ mod cli_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cli_support::{cli, free_port, http, Run, Server};
+use cli_support::{cli, http, start_initialised, Run, Server};
 use serde_json::{json, Value};
-
-/// A config for SQLite storage in `dir` on a free port, with an audit
-/// directory; returns (config path, address).
-fn config(dir: &Path) -> (PathBuf, String) {
-    let port = free_port();
-    let audit = dir.join("audit");
-    std::fs::create_dir_all(&audit).unwrap();
-    let text = format!(
-        "[storage.sqlite]\npath = {:?}\n\n[listener.tcp]\naddress = \"127.0.0.1:{port}\"\ntls_disable = true\n\n[audit]\nfile_dir = {:?}\n",
-        dir.join("coffer.db").to_str().unwrap(),
-        audit.to_str().unwrap()
-    );
-    let path = dir.join("coffer.toml");
-    std::fs::write(&path, text).unwrap();
-    (path, format!("http://127.0.0.1:{port}"))
-}
 
 /// Calls the API; returns status and JSON (null when empty).
 fn call(
@@ -69,22 +53,11 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A server on fresh SQLite storage, initialised with `shares`/`threshold`
-/// and unsealed: (server, keys, root token).
+/// A server on fresh SQLite storage, initialised and unsealed:
+/// (server, config, keys, root token).
 fn initialised(dir: &Path, shares: u32, threshold: u32) -> (Server, PathBuf, Vec<String>, String) {
-    let (cfg, addr) = config(dir);
-    let mut s = Server::start_config(&cfg, addr.clone());
-    let init = ok(
-        &addr,
-        "PUT",
-        "sys/init",
-        None,
-        Some(json!({"secret_shares": shares, "secret_threshold": threshold})),
-    );
-    let keys = strings(&init["keys_base64"]);
-    let root = init["root_token"].as_str().unwrap().to_owned();
-    unseal_with(&addr, &keys[..threshold as usize]);
-    s.token = root.clone();
+    let (s, cfg, keys) = start_initialised(dir, shares, threshold);
+    let root = s.token.clone();
     (s, cfg, keys, root)
 }
 

@@ -330,3 +330,57 @@ pub fn random_hex(n: usize) -> String {
         .unwrap();
     hex::encode(buf)
 }
+
+/// Writes a config for SQLite storage in `dir`, listening on a free
+/// loopback port, with `[audit] file_dir` at `dir/audit`; returns (config
+/// path, address). For servers that must survive a restart.
+pub fn sqlite_config(dir: &Path) -> (std::path::PathBuf, String) {
+    let port = free_port();
+    let audit = dir.join("audit");
+    std::fs::create_dir_all(&audit).unwrap();
+    let text = format!(
+        "[storage.sqlite]\npath = {:?}\n\n[listener.tcp]\naddress = \"127.0.0.1:{port}\"\ntls_disable = true\n\n[audit]\nfile_dir = {:?}\n",
+        dir.join("coffer.db").to_str().unwrap(),
+        audit.to_str().unwrap()
+    );
+    let path = dir.join("coffer.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, format!("http://127.0.0.1:{port}"))
+}
+
+/// Starts a server on fresh SQLite storage in `dir`, initialises it with
+/// `shares`/`threshold` and unseals it; returns (server with the root token
+/// set, config path, the unseal keys in base64).
+pub fn start_initialised(
+    dir: &Path,
+    shares: u32,
+    threshold: u32,
+) -> (Server, std::path::PathBuf, Vec<String>) {
+    let (cfg, addr) = sqlite_config(dir);
+    let mut s = Server::start_config(&cfg, addr);
+    let api = Api::new(&s);
+    let (st, init) = api.call(
+        "PUT",
+        "sys/init",
+        None,
+        Some(serde_json::json!({"secret_shares": shares, "secret_threshold": threshold})),
+    );
+    assert_eq!(st, 200, "{init}");
+    let keys: Vec<String> = init["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    for k in &keys[..threshold as usize] {
+        let (st, v) = api.call(
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(serde_json::json!({"key": k})),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    s.token = init["root_token"].as_str().unwrap().to_owned();
+    (s, cfg, keys)
+}
