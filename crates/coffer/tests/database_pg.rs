@@ -1377,3 +1377,75 @@ fn disabling_a_database_mount_revokes_its_users_first() {
     let mounts = api.ok("GET", "sys/mounts", None);
     assert!(mounts["data"]["database/"].is_null());
 }
+
+#[test]
+fn lease_commands_and_moving_the_mount_revoke_real_credentials() {
+    let Some(url) = pg_url() else { return };
+    let server = Server::start();
+    let api = Api::new(&server);
+    let a = setup_shared(&api, &url);
+    create_dynamic_role(&api, &a.db, "app", "1h");
+    let creds = |api: &Api, mount: &str| {
+        let c = api.ok("GET", &format!("{mount}/creds/app"), None);
+        (
+            c["data"]["username"].as_str().unwrap().to_string(),
+            c["lease_id"].as_str().unwrap().to_string(),
+        )
+    };
+
+    // lookup and renew through `coffer lease`.
+    let (user, lease) = creds(&api, "database");
+    let look = server
+        .run(&["lease", "lookup", "-format=json", &lease])
+        .ok()
+        .json();
+    assert_eq!(look["data"]["id"], lease.as_str());
+    assert_eq!(look["data"]["renewable"], true);
+    let renewed = server
+        .run(&["lease", "renew", "-increment=10m", "-format=json", &lease])
+        .ok()
+        .json();
+    assert_eq!(renewed["lease_id"], lease.as_str());
+    assert_eq!(renewed["lease_duration"], 600);
+    let table = server.run(&["lease", "renew", &lease]).ok();
+    assert!(table.stdout.contains("lease_renewable"), "{table:#?}");
+
+    // revoke one lease: the role is dropped.
+    let out = server.run(&["lease", "revoke", &lease]).ok();
+    assert!(out.stdout.contains("Success! Revoked lease"), "{out:#?}");
+    assert!(!role_exists(&a, "", &user));
+    server.run(&["lease", "lookup", &lease]).code(2);
+
+    // revoke -prefix: every lease below it.
+    let (u1, _) = creds(&api, "database");
+    let (u2, _) = creds(&api, "database");
+    server
+        .run(&["lease", "revoke", "-force", "database/creds/app"])
+        .code(1);
+    let out = server
+        .run(&["lease", "revoke", "-prefix", "database/creds/app"])
+        .ok();
+    assert!(
+        out.stdout.contains("Revoked any leases with prefix"),
+        "{out:#?}"
+    );
+    assert!(!role_exists(&a, "", &u1) && !role_exists(&a, "", &u2));
+
+    // Moving the mount revokes its leases (their ids carry the old path) and
+    // keeps its connections and roles.
+    let (u3, l3) = creds(&api, "database");
+    server.run(&["secrets", "move", "database", "db2"]).ok();
+    assert!(
+        !role_exists(&a, "", &u3),
+        "the moved mount's credentials are revoked"
+    );
+    let (s, _) = api.call("PUT", "sys/leases/lookup", Some(json!({"lease_id": l3})));
+    assert_eq!(s, 400);
+    let (u4, l4) = creds(&api, "db2");
+    assert!(l4.starts_with("db2/creds/app/"), "{l4}");
+    assert!(role_exists(&a, "", &u4));
+    server
+        .run(&["lease", "revoke", "-prefix", "-force", "db2/"])
+        .ok();
+    assert!(!role_exists(&a, "", &u4));
+}
