@@ -407,6 +407,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn install_root_replaces_the_shares_and_refuses_a_stale_root() {
+        let barrier = Arc::new(Barrier::new(Arc::new(MemoryBackend::new())));
+        let seal = Seal::new(barrier.clone(), AdminLock::default());
+        let (parts, root, _) = seal.initialize(3, 2).await.unwrap();
+        seal.unseal_with_root(root).await.unwrap();
+        barrier.put("x", b"y").await.unwrap();
+        let previous = seal.recover_root(&parts[..2]).unwrap();
+        assert!(seal.recover_root(&parts[..1]).is_err());
+        let new_root = Key::generate();
+        // A root key that is not the one in use changes nothing.
+        assert!(seal
+            .install_root(&new_root, &new_root, 1, 1)
+            .await
+            .is_err());
+        seal.install_root(&previous, &new_root, 1, 1).await.unwrap();
+        assert_eq!(seal.config().await.unwrap().unwrap().secret_threshold, 1);
+        seal.seal();
+        assert!(seal.submit(parts[0].clone()).await.is_err());
+        let share = shamir::split(new_root.as_bytes(), 1, 1).unwrap();
+        assert_eq!(
+            seal.submit(share[0].clone()).await.unwrap(),
+            UnsealProgress::Unsealed
+        );
+        assert_eq!(barrier.get("x").await.unwrap().unwrap().as_slice(), b"y");
+    }
+
+    #[tokio::test]
     async fn wrong_shares_fail_and_reset() {
         let barrier = Arc::new(Barrier::new(Arc::new(MemoryBackend::new())));
         let seal = Seal::new(barrier.clone(), AdminLock::default());
