@@ -417,10 +417,7 @@ mod tests {
         assert!(seal.recover_root(&parts[..1]).is_err());
         let new_root = Key::generate();
         // A root key that is not the one in use changes nothing.
-        assert!(seal
-            .install_root(&new_root, &new_root, 1, 1)
-            .await
-            .is_err());
+        assert!(seal.install_root(&new_root, &new_root, 1, 1).await.is_err());
         seal.install_root(&previous, &new_root, 1, 1).await.unwrap();
         assert_eq!(seal.config().await.unwrap().unwrap().secret_threshold, 1);
         seal.seal();

@@ -8,7 +8,7 @@ mod cli_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cli_support::{cli, http, start_initialised, Run, Server};
+use cli_support::{bao, bao_at, cli, http, start_initialised, Run, Server};
 use serde_json::{json, Value};
 
 /// Calls the API; returns status and JSON (null when empty).
@@ -462,35 +462,6 @@ fn generate_root_through_the_cli_makes_a_working_root_token_and_is_audited() {
             "a secret reached the audit log"
         );
     }
-}
-
-/// The `bao` CLI, or `None` (with a notice) to skip.
-fn bao() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("COFFER_TEST_BAO").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("bao"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        eprintln!("bao not found (COFFER_TEST_BAO or PATH): skipping the bao CLI test");
-    }
-    found
-}
-
-/// A `bao` command at `addr` with `token`, its home in `home`.
-fn bao_at(bin: &Path, home: &Path, addr: &str, token: &str) -> Command {
-    let mut c = Command::new(bin);
-    for v in ["VAULT_TOKEN", "BAO_TOKEN", "VAULT_FORMAT", "BAO_FORMAT"] {
-        c.env_remove(v);
-    }
-    c.env("HOME", home)
-        .env("BAO_ADDR", addr)
-        .env("VAULT_ADDR", addr)
-        .env("BAO_TOKEN", token);
-    c
 }
 
 #[test]

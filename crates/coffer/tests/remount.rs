@@ -295,3 +295,45 @@ fn remount_refuses_what_vault_refuses() {
         .count();
     assert_eq!(kvs, 1, "{mounts}");
 }
+
+#[test]
+fn the_bao_cli_enables_tunes_lists_and_moves_mounts() {
+    let Some(bin) = cli_support::bao() else {
+        return;
+    };
+    let s = Server::start();
+    let api = Api::new(&s);
+    let b = || cli_support::bao_at(&bin, s.home.path(), &s.addr, &s.token);
+    cli_support::Run::of(b().args(["secrets", "enable", "-path=app", "-version=2", "kv"])).ok();
+    api.root("POST", "app/data/x", Some(json!({"data": {"k": "v"}})));
+    cli_support::Run::of(b().args(["secrets", "tune", "-max-lease-ttl=2h", "app/"])).ok();
+    let list = cli_support::Run::of(b().args(["secrets", "list", "-format=json"]))
+        .ok()
+        .json();
+    assert_eq!(list["app/"]["options"]["version"], "2", "{list}");
+    assert_eq!(list["app/"]["config"]["max_lease_ttl"], 7200, "{list}");
+    let moved = cli_support::Run::of(b().args(["secrets", "move", "app/", "app2/"])).ok();
+    assert!(
+        moved
+            .stdout
+            .contains("Success! Finished moving secrets engine app/ to app2/"),
+        "{moved:#?}"
+    );
+    assert_eq!(
+        api.root("GET", "app2/data/x", None)["data"]["data"]["k"],
+        "v"
+    );
+    cli_support::Run::of(b().args(["auth", "enable", "userpass"])).ok();
+    // bao 2.7's `auth move` sends the paths without `auth/`, so OpenBao
+    // itself answers "no matching mount"; Coffer answers the same.
+    let moved = cli_support::Run::of(b().args(["auth", "move", "userpass/", "people/"]));
+    assert_ne!(moved.code, 0);
+    assert!(
+        moved.stderr.contains("no matching mount at \"userpass/\""),
+        "{moved:#?}"
+    );
+    let refused = cli_support::Run::of(b().args(["secrets", "move", "sys/", "x/"]));
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("cannot remount"), "{refused:#?}");
+    cli_support::Run::of(b().args(["secrets", "disable", "app2/"])).ok();
+}

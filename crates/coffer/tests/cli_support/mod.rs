@@ -384,3 +384,32 @@ pub fn start_initialised(
     s.token = init["root_token"].as_str().unwrap().to_owned();
     (s, cfg, keys)
 }
+
+/// The `bao` CLI, or `None` (with a notice) to skip.
+pub fn bao() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("COFFER_TEST_BAO").filter(|p| !p.is_empty()) {
+        return Some(std::path::PathBuf::from(p));
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("bao"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        eprintln!("bao not found (COFFER_TEST_BAO or PATH): skipping the bao CLI test");
+    }
+    found
+}
+
+/// A `bao` command at `addr` with `token`, its home in `home`.
+pub fn bao_at(bin: &Path, home: &Path, addr: &str, token: &str) -> Command {
+    let mut c = Command::new(bin);
+    for v in ["VAULT_TOKEN", "BAO_TOKEN", "VAULT_FORMAT", "BAO_FORMAT"] {
+        c.env_remove(v);
+    }
+    c.env("HOME", home)
+        .env("BAO_ADDR", addr)
+        .env("VAULT_ADDR", addr)
+        .env("BAO_TOKEN", token);
+    c
+}
