@@ -158,13 +158,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let result = scan(&args, &scanner, &progress);
     ticker.stop();
     let mut findings = result?;
+    let key_root = baseline_root(&root);
+    let key_path = |f: &Finding| baseline_path(key_root.as_deref(), f);
     if let Some(p) = &args.write_baseline {
-        Baseline::from_findings(&findings)
+        Baseline::from_findings_keyed(&findings, key_path)
             .save(p)
             .with_context(|| format!("writing baseline {}", p.display()))?;
     }
     if let Some(p) = &args.baseline {
-        Baseline::load(p)?.filter(&mut findings);
+        Baseline::load(p)?.filter_keyed(&mut findings, key_path);
     }
 
     let mut import_failed = false;
@@ -207,6 +209,32 @@ fn scan_root(args: &Args) -> PathBuf {
             .unwrap_or_else(|| PathBuf::from(".")),
         _ => PathBuf::from("."),
     }
+}
+
+/// The directory baseline paths are relative to: the root of the git
+/// repository holding the scanned root, else the scanned root itself
+/// (absolute). None when it cannot be resolved.
+fn baseline_root(root: &Path) -> Option<PathBuf> {
+    let root = std::fs::canonicalize(root).ok()?;
+    let git = root.ancestors().find(|d| d.join(".git").exists());
+    Some(git.unwrap_or(&root).to_path_buf())
+}
+
+/// A finding's path as a baseline keys it: relative to `key_root` with `/`
+/// separators, whatever the working directory. History and staged findings
+/// (already relative to their repository), standard input and paths that
+/// do not resolve under the root keep the path as printed.
+fn baseline_path(key_root: Option<&Path>, f: &Finding) -> String {
+    if f.commit.is_some() || f.path == "<stdin>" {
+        return f.path.clone();
+    }
+    key_root
+        .and_then(|r| {
+            let abs = std::fs::canonicalize(&f.path).ok()?;
+            let rel = abs.strip_prefix(r).ok()?;
+            Some(rel.to_string_lossy().replace('\\', "/"))
+        })
+        .unwrap_or_else(|| f.path.clone())
 }
 
 fn load_config(explicit: Option<&Path>, root: &Path) -> anyhow::Result<Config> {
