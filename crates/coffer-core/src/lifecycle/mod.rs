@@ -189,8 +189,12 @@ pub fn apply(
         lc.secret_type = v.to_string();
     }
     if let Some(v) = p.str("origin")? {
-        if !matches!(v, "internal" | "third_party") {
-            return Err(Error::bad("origin must be internal or third_party"));
+        // `imported`: moved into Coffer by `coffer scan --import` from where
+        // it was found; who issued it (the vendor) may still be known.
+        if !matches!(v, "internal" | "third_party" | "imported") {
+            return Err(Error::bad(
+                "origin must be internal, third_party or imported",
+            ));
         }
         lc.origin = v.to_string();
     }

@@ -105,7 +105,7 @@ struct SetArgs {
     /// api_key, token, certificate, db_credential, password, ssh_key or other.
     #[arg(long = "type", value_name = "TYPE")]
     secret_type: Option<String>,
-    /// internal or third_party.
+    /// internal, third_party or imported (found by `coffer scan --import`).
     #[arg(long)]
     origin: Option<String>,
     /// The vendor of a third-party secret (implies -origin=third_party).
@@ -165,7 +165,7 @@ struct ListArgs {
     /// Only secrets of this type.
     #[arg(long = "type", value_name = "TYPE")]
     secret_type: Option<String>,
-    /// Only internal or third_party secrets.
+    /// Only internal, third_party or imported secrets.
     #[arg(long)]
     origin: Option<String>,
 }
@@ -425,12 +425,19 @@ fn render_inventory(secrets: &[Value]) -> String {
         .iter()
         .map(|s| {
             let origin = match (field(s, "origin").as_str(), field(s, "vendor")) {
-                ("third_party", vendor) if vendor != "-" => format!("third_party ({vendor})"),
+                (o @ ("third_party" | "imported"), vendor) if vendor != "-" => {
+                    format!("{o} ({vendor})")
+                }
                 (o, _) => o.to_owned(),
+            };
+            // A secret nobody owns is flagged, not left blank.
+            let owner = match field(s, "owner") {
+                o if o == "-" => "(unknown)".to_owned(),
+                o => o,
             };
             vec![
                 field(s, "path"),
-                field(s, "owner"),
+                owner,
                 field(s, "secret_type"),
                 origin,
                 field(s, "status"),
