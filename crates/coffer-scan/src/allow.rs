@@ -178,6 +178,12 @@ pub fn inline_allowed(line: &[u8]) -> bool {
         || memchr::memmem::find(line, b"gitleaks:allow").is_some()
 }
 
+/// True for a `coffer://` reference (what `--import --rewrite` leaves in
+/// place of a literal): a reference is never a finding.
+pub fn is_reference(secret: &[u8]) -> bool {
+    secret.len() >= 9 && secret[..9].eq_ignore_ascii_case(b"coffer://")
+}
+
 /// Words that mark a value as a placeholder, not a credential.
 const PLACEHOLDER_WORDS: &[&str] = &[
     "example",

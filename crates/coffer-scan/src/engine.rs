@@ -297,7 +297,7 @@ impl Scanner {
             if rule.entropy.is_some_and(|floor| ent < floor) {
                 continue;
             }
-            if allow::is_placeholder(secret, rule.generic) {
+            if allow::is_placeholder(secret, rule.generic) || allow::is_reference(secret) {
                 continue;
             }
             let line = line_bounds(data, ss, se);

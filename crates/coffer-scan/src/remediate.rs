@@ -139,7 +139,47 @@ pub fn place(f: &Finding, mount: &str, prefix: &str) -> Result<Placement, String
     })
 }
 
-/// One replacement in one file.
+/// When the literal at `[start, end)` of `content` is the password of a URL
+/// (`scheme://user:<literal>@host...`), the byte range of the whole URL:
+/// replacing only the password would leave `scheme://user:coffer://...@host`,
+/// which is no URL. `--import` stores the whole URL instead and replaces it
+/// with one reference. The URL ends at whitespace, a quote, a backtick, `<`,
+/// `>` or the end of the content.
+pub fn url_span(content: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
+    if start == 0 || end >= content.len() || start >= end {
+        return None;
+    }
+    if content[start - 1] != b':' || content[end] != b'@' {
+        return None;
+    }
+    let stop = |b: u8| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'`' | b'<' | b'>');
+    // Back over the user name to `://`, then over the scheme.
+    let mut i = start - 1;
+    while i > 0 && !matches!(content[i - 1], b'/' | b'@' | b':') && !stop(content[i - 1]) {
+        i -= 1;
+    }
+    if i < 3 || &content[i - 3..i] != b"://" {
+        return None;
+    }
+    let scheme_end = i - 3;
+    let mut s = scheme_end;
+    while s > 0
+        && (content[s - 1].is_ascii_alphanumeric() || matches!(content[s - 1], b'+' | b'.' | b'-'))
+    {
+        s -= 1;
+    }
+    if s == scheme_end || !content[s].is_ascii_alphabetic() {
+        return None;
+    }
+    let mut e = end;
+    while e < content.len() && !stop(content[e]) {
+        e += 1;
+    }
+    std::str::from_utf8(&content[s..e]).ok()?;
+    Some((s, e))
+}
+
+/// One replacement in one file./// One replacement in one file.
 #[derive(Clone)]
 pub struct Edit {
     /// Byte range of the literal.
@@ -178,6 +218,23 @@ pub fn edits_by_file<'a>(
             end: f.end,
             expected: f.secret.clone(),
             replacement: p.reference(),
+        });
+    }
+    out
+}
+
+/// The edits of planned replacements: (file, start, end, literal there,
+/// reference), grouped by file.
+pub fn edits_from(
+    planned: impl IntoIterator<Item = (String, usize, usize, Zeroizing<String>, String)>,
+) -> BTreeMap<String, Vec<Edit>> {
+    let mut out: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
+    for (file, start, end, expected, replacement) in planned {
+        out.entry(file).or_default().push(Edit {
+            start,
+            end,
+            expected,
+            replacement,
         });
     }
     out
@@ -350,6 +407,27 @@ mod tests {
             expected: Zeroizing::new(expected.to_string()),
             replacement: rep.to_string(),
         }
+    }
+
+    #[test]
+    fn a_url_password_widens_to_the_whole_url() {
+        let c = b"DATABASE_URL=postgres://billing:pw0rd@db.internal:5432/app?ssl=1 # x\n";
+        let text = std::str::from_utf8(c).unwrap();
+        let (s, e) = (text.find("pw0rd").unwrap(), text.find("@db").unwrap());
+        let (us, ue) = url_span(c, s, e).unwrap();
+        assert_eq!(
+            &text[us..ue],
+            "postgres://billing:pw0rd@db.internal:5432/app?ssl=1"
+        );
+        let q = b"url = \"mongodb+srv://u:pw0rd@h/x\"";
+        let text = std::str::from_utf8(q).unwrap();
+        let (s, e) = (text.find("pw0rd").unwrap(), text.find("@h").unwrap());
+        let (us, ue) = url_span(q, s, e).unwrap();
+        assert_eq!(&text[us..ue], "mongodb+srv://u:pw0rd@h/x");
+        // Not a URL password: no widening.
+        let p = b"password: pw0rd@x";
+        assert_eq!(url_span(p, 10, 15), None);
+        assert_eq!(url_span(b"pw0rd", 0, 5), None);
     }
 
     #[test]

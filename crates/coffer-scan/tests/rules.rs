@@ -183,3 +183,47 @@ fn never_panics_on_odd_input() {
         let _ = scanner.scan("kw", &kw);
     }
 }
+
+/// dotenv's comment rule: an unquoted value's comment starts at whitespace
+/// then `#`; a `#` inside the value belongs to it (issue 17, item 3). Each
+/// random value is checked where the same value with `!` instead of `#` is
+/// found (the other heuristics judge both alike).
+#[test]
+fn unquoted_dotenv_value_keeps_an_inner_hash() {
+    let (_, scanner) = scanner();
+    let found_whole = |line: &str, rule: &str, value: &str| {
+        scanner
+            .scan(".env", line.as_bytes())
+            .iter()
+            .any(|f| f.rule_id == rule && f.secret.as_str() == value)
+    };
+    let mut checked = 0;
+    for seed in 0..40u64 {
+        let mut rng = Rng::new(4000 + seed);
+        let head = expand("<<alnum:7>>", &mut rng, 1.0);
+        let tail = expand("<<alnum:7>>", &mut rng, 1.0);
+        let value = format!("{head}#{tail}");
+        for (key, rule) in [
+            ("DB_PASSWORD", "generic-password"),
+            ("APP_SECRET", "generic-secret"),
+        ] {
+            let bang = format!("{head}!{tail}");
+            if !found_whole(&format!("{key}={bang}\n"), rule, &bang) {
+                continue;
+            }
+            checked += 1;
+            for line in [
+                format!("{key}={value}\n"),
+                format!("{key}={value} # the comment\n"),
+                format!("{key}={value}\t#comment"),
+                format!("{key}={value}"),
+            ] {
+                assert!(found_whole(&line, rule, &value), "{rule} missed {line:?}");
+            }
+            // Whitespace then `#` starts a comment, which is no part of it.
+            let line = format!("{key}={head}!{tail} #{head}\n");
+            assert!(found_whole(&line, rule, &bang), "{rule}: {line:?}");
+        }
+    }
+    assert!(checked >= 40, "only {checked} values checked");
+}

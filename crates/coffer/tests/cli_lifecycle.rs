@@ -461,3 +461,67 @@ fn revoke_compromised_rotates_and_cuts_off_readers() {
     );
     assert!(squash(&w.stdout).contains("Rotated NO"), "{w:#?}");
 }
+
+/// `secret set -setting k=v` merges into the rotator's settings (issue 17,
+/// item 4): changing one setting of a postgres rotator keeps its role, and
+/// `-unset-setting` removes one key.
+#[test]
+fn set_merges_rotator_settings_and_unsets_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rotators.toml");
+    std::fs::write(
+        &cfg,
+        "[rotator.app-db]\ntype = \"postgres\"\n\
+         connection_url = \"postgres://rotator@127.0.0.1:1/app\"\nallowed_roles = [\"app\"]\n",
+    )
+    .unwrap();
+    let s = Server::start_dev_config(&cfg);
+    put(&s, "secret/app/db");
+    let settings = |s: &Server| {
+        s.run(&["secret", "show", "-format=json", "secret/app/db"])
+            .ok()
+            .json()["data"]["rotation"]["settings"]
+            .clone()
+    };
+    s.run(&[
+        "secret",
+        "set",
+        "secret/app/db",
+        "-rotate-every=30d",
+        "-rotator=postgres",
+        "-setting",
+        "name=app-db",
+        "-setting",
+        "role=app",
+    ])
+    .ok();
+    s.run(&["secret", "set", "secret/app/db", "-setting", "length=40"])
+        .ok();
+    assert_eq!(
+        settings(&s),
+        json!({"name": "app-db", "role": "app", "length": 40})
+    );
+    s.run(&["secret", "set", "secret/app/db", "-unset-setting", "length"])
+        .ok();
+    assert_eq!(settings(&s), json!({"name": "app-db", "role": "app"}));
+    // Removing a required setting is refused and changes nothing.
+    let e = s
+        .run(&["secret", "set", "secret/app/db", "-unset-setting", "role"])
+        .code(2);
+    assert!(
+        e.stderr.contains("rotation.settings.role is required"),
+        "{e:#?}"
+    );
+    assert_eq!(settings(&s), json!({"name": "app-db", "role": "app"}));
+    // Naming one key both ways is a usage error.
+    s.run(&[
+        "secret",
+        "set",
+        "secret/app/db",
+        "-setting",
+        "length=40",
+        "-unset-setting",
+        "length",
+    ])
+    .code(1);
+}

@@ -780,7 +780,7 @@ fn a_webhook_rotator_gets_every_step_and_its_failure_rolls_back() {
     assert!(body["errors"][0]
         .as_str()
         .unwrap()
-        .contains("answered 500 in step test"));
+        .contains("failed in step test: webhook answered 500"));
     let seen = hook.join().unwrap();
     assert_eq!(
         seen.last().unwrap()["step"],
@@ -1122,4 +1122,102 @@ fn a_rotation_racing_a_kv_write_rolls_back_and_loses_no_write() {
         let (_, prev) = read_secret(&s, &path, "?stage=previous");
         assert_eq!(prev["data"]["data"]["k"], "writer");
     }
+}
+
+/// A command rotator's standard error (issue 17, item 5): its last words
+/// reach `last_error` and the server's log, the step is named once, and
+/// the old and new values never appear though the program echoes its whole
+/// input (current and pending values) to standard error.
+#[test]
+fn a_failing_command_rotator_reports_its_stderr_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = unique("new-value");
+    let script = "if [ \"$0\" = create ]; then cat >/dev/null; echo \"{\\\"key\\\":\\\"$NEWV\\\"}\"; exit 0; fi; \
+                  if [ \"$0\" = test ]; then cat >&2; echo >&2; echo 'vendor said no' >&2; exit 9; fi; cat >/dev/null";
+    let cfg = dir.path().join("rotators.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[rotator.says-no]\ntype = \"command\"\nprogram = \"/bin/sh\"\nargs = [\"-c\", {}]\n\
+             needs_current_value = true\nenv = {{ PATH = \"/usr/bin:/bin\", NEWV = {} }}\n",
+            q(script),
+            q(&new)
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("server.log");
+    let port = free_port();
+    let token = unique("root");
+    let addr = format!("http://127.0.0.1:{port}");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(
+        Command::new(BIN)
+            .args(["server", "--dev", "--dev-listen-address"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--dev-root-token-id", &token, "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the server", 60, || {
+        http().get(format!("{addr}/v1/sys/health")).send().is_ok()
+    });
+    let old = unique("old-value");
+    let (st, _) = call(
+        &addr,
+        &token,
+        "POST",
+        "secret/data/app/key",
+        Some(json!({"data": {"key": old}})),
+    );
+    assert_eq!(st, 200);
+    let (st, b) = call(
+        &addr,
+        &token,
+        "POST",
+        "secret/lifecycle/app/key",
+        Some(json!({"rotation": {"period": "90d", "rotator": "command",
+                                 "settings": {"name": "says-no"}}})),
+    );
+    assert_eq!(st, 204, "{b}");
+    let (st, body) = call(
+        &addr,
+        &token,
+        "POST",
+        "secret/rotate/app/key",
+        Some(json!({})),
+    );
+    assert_eq!(st, 400, "{body}");
+    let msg = body["errors"][0].as_str().unwrap();
+    assert!(msg.contains("vendor said no"), "{msg}");
+    let (_, lc) = call(&addr, &token, "GET", "secret/lifecycle/app/key", None);
+    let last = lc["data"]["state"]["last_error"].as_str().unwrap();
+    assert!(
+        last.starts_with(
+            "step test: rotation command exited with status 9; its standard error ends with: {"
+        ),
+        "{last}"
+    );
+    assert!(last.ends_with("vendor said no"), "{last}");
+    assert!(last.contains("\"key\":\"<redacted>\""), "{last}");
+    assert_eq!(last.matches("step test").count(), 1, "{last}");
+    for text in [msg, last] {
+        assert!(!text.contains(&old) && !text.contains(&new), "{text}");
+    }
+    wait_until("the log line", 10, || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("vendor said no"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains(&old) && !text.contains(&new),
+        "a value in the log"
+    );
 }

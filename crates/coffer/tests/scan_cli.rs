@@ -175,6 +175,64 @@ fn baseline_ignores_known_findings_even_when_lines_move() {
     assert!(stdout(&o).contains("npm-access-token") && !stdout(&o).contains("slack-bot-token"));
 }
 
+/// A baseline does not depend on the working directory (issue 17, item 2):
+/// written from the parent, it holds when scanning from inside the tree,
+/// in a plain directory (relative to the scanned root) and in a git
+/// repository (relative to its root); a version 1 file still works.
+#[test]
+fn baseline_paths_do_not_depend_on_the_working_directory() {
+    for in_git in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("planted");
+        std::fs::create_dir_all(planted.join("cfg")).unwrap();
+        if in_git {
+            git(dir.path(), &["init", "-q"]);
+        }
+        let tok = gen("xoxb-<<digit:12>>-<<digit:12>>-<<alnum:24>>", 14);
+        std::fs::write(planted.join("cfg/bot.py"), format!("TOKEN = \"{tok}\"\n")).unwrap();
+        let o = scan(&["planted", "--write-baseline", "base.json"], dir.path());
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        let base = std::fs::read_to_string(dir.path().join("base.json")).unwrap();
+        let want = if in_git {
+            "planted/cfg/bot.py"
+        } else {
+            "cfg/bot.py"
+        };
+        assert!(base.contains(&format!("\"path\": \"{want}\"")), "{base}");
+        for (cwd, target, baseline) in [
+            (planted.clone(), ".", "../base.json"),
+            (planted.join("cfg"), "..", "../../base.json"),
+            (dir.path().to_path_buf(), "planted", "base.json"),
+            (dir.path().to_path_buf(), "./planted/", "base.json"),
+        ] {
+            let o = scan(&[target, "--baseline", baseline], &cwd);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "git={in_git} {cwd:?} {target}: {}",
+                stdout(&o)
+            );
+        }
+    }
+    // A version 1 baseline (keyed on the path as printed) still holds.
+    let dir = tempfile::tempdir().unwrap();
+    let tok = gen("xoxb-<<digit:12>>-<<digit:12>>-<<alnum:24>>", 15);
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("src/bot.py"),
+        format!("TOKEN = \"{tok}\"\n"),
+    )
+    .unwrap();
+    let fp = coffer_scan::finding::fingerprint("slack-bot-token", "src/bot.py", tok.as_bytes());
+    std::fs::write(
+        dir.path().join("v1.json"),
+        format!(r#"{{"version": 1, "findings": [{{"fingerprint": "{fp}", "rule": "slack-bot-token", "path": "src/bot.py"}}]}}"#),
+    )
+    .unwrap();
+    let o = scan(&["src", "--baseline", "v1.json"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
 #[test]
 fn gitleaks_config_custom_rule_and_allowlist() {
     let dir = tempfile::tempdir().unwrap();

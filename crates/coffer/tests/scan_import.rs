@@ -142,13 +142,15 @@ fn import_stores_values_then_rewrites_references() {
         rewritten.contains("STRIPE_KEY = \"coffer://secret/app/stripe-secret-key-"),
         "{rewritten}"
     );
+    // A URL's password: the whole URL is stored and replaced by one reference.
     assert!(
-        rewritten.contains("postgres://app:coffer://secret/app/database-url-password-"),
+        rewritten.contains("DB = \"coffer://secret/app/database-url-password-"),
         "{rewritten}"
     );
+    let url = format!("postgres://app:{pw}@db.internal/app");
     for (rule, want) in [
         ("stripe-secret-key", key.as_str()),
-        ("database-url-password", pw.as_str()),
+        ("database-url-password", url.as_str()),
     ] {
         let start = rewritten
             .find(&format!("coffer://secret/app/{rule}-"))
@@ -166,13 +168,14 @@ fn import_stores_values_then_rewrites_references() {
         let meta = get(&server, &format!("secret/metadata/{path}"));
         let cm = &meta["data"]["custom_metadata"];
         assert_eq!(cm["rule"], rule);
+        assert_eq!(cm["origin"], "imported");
         if rule == "stripe-secret-key" {
             assert_eq!(cm["secret_type"], "api_key");
-            assert_eq!(cm["origin"], "third_party");
             assert_eq!(cm["vendor"], "Stripe");
         } else {
             assert_eq!(cm["secret_type"], "db_credential");
-            assert_eq!(cm["origin"], "internal");
+            assert_eq!(cm["value_format"], "url");
+            assert_eq!(cm["secret_part"], "password");
         }
     }
     // The rewritten tree is clean.
@@ -377,7 +380,7 @@ fn hostile_rule_ids_cannot_choose_the_destination() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
-        out.contains(&format!("already stored app.py:1 (Corp_Live) at {dest}")),
+        out.contains(&format!("unchanged app.py:1 (Corp_Live) at {dest}")),
         "{out}"
     );
     let meta = get(&server, &format!("secret/metadata/{path}"));
@@ -429,4 +432,141 @@ fn hostile_rule_ids_cannot_choose_the_destination() {
         );
         assert_eq!(o.status.code(), Some(2), "{target}");
     }
+}
+
+/// The first hour of a new user (issue 17, item 1): a URL's password is
+/// moved as the whole URL, one value found twice becomes one secret with
+/// both sites rewritten to it, re-running changes nothing, references are
+/// never findings, and the imported secrets are in the lifecycle inventory.
+#[test]
+fn import_moves_whole_urls_dedupes_is_idempotent_and_fills_the_inventory() {
+    let server = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(1717);
+    let key = expand("sk_live_<<alnum:24>>", &mut rng, 1.0);
+    let pw = expand("<<alnum:10>>7<<alnum:8>>", &mut rng, 1.0);
+    let url = format!("postgres://billing:{pw}@db.internal:5432/billing?sslmode=require");
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    let env = format!("DATABASE_URL={url}\nSTRIPE_KEY={key}\n");
+    std::fs::write(dir.path().join(".env"), &env).unwrap();
+    let py = format!("import os\nstripe.api_key = \"{key}\"\n");
+    std::fs::write(dir.path().join("config/pay.py"), &py).unwrap();
+    let import = |extra: &[&str]| {
+        let mut a = vec!["--import", "secret/app"];
+        a.extend_from_slice(extra);
+        a.push(".");
+        let o = scan(dir.path(), &server, &server.token, &a);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            !out.contains(&key) && !out.contains(&pw),
+            "secret printed: {out}"
+        );
+        (o.status.code(), out)
+    };
+
+    let (code, out) = import(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    let stripe_line = out
+        .lines()
+        .find(|l| l.contains("(stripe-secret-key)"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        stripe_line.starts_with(
+            "stored .env:2, config/pay.py:2 (stripe-secret-key) at secret/app/stripe-secret-key-"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("(stripe-secret-key)").count(), 1, "{out}");
+    assert!(
+        out.contains("(database-url-password) at secret/app/database-url-password-")
+            && out.contains("(the whole URL: its password is part of it)"),
+        "{out}"
+    );
+    let dest = |rule: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("({rule})")))
+            .unwrap();
+        let d = line.split(" at ").nth(1).unwrap();
+        d.split(' ').next().unwrap().to_string()
+    };
+    let (stripe, db) = (dest("stripe-secret-key"), dest("database-url-password"));
+    let data = |d: &str| get(&server, &d.replacen("secret/", "secret/data/", 1));
+    assert_eq!(data(&stripe)["data"]["data"]["value"], key.as_str());
+    assert_eq!(data(&db)["data"]["data"]["value"], url.as_str());
+
+    // Again: nothing written, said so.
+    let (code, out) = import(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "unchanged .env:2, config/pay.py:2 (stripe-secret-key) at {stripe}"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("unchanged .env:1 (database-url-password) at {db}")),
+        "{out}"
+    );
+    for d in [&stripe, &db] {
+        assert_eq!(data(d)["data"]["metadata"]["version"], 1, "{d}");
+    }
+
+    // Rewrite: the URL becomes one reference; both Stripe sites the same one.
+    let (code, out) = import(&["--rewrite"]);
+    assert_eq!(code, Some(1), "{out}");
+    let env_now = std::fs::read_to_string(dir.path().join(".env")).unwrap();
+    assert_eq!(
+        env_now,
+        format!("DATABASE_URL=coffer://{db}#value\nSTRIPE_KEY=coffer://{stripe}#value\n")
+    );
+    let py_now = std::fs::read_to_string(dir.path().join("config/pay.py")).unwrap();
+    assert_eq!(
+        py_now,
+        format!("import os\nstripe.api_key = \"coffer://{stripe}#value\"\n")
+    );
+    for d in [&stripe, &db] {
+        assert_eq!(data(d)["data"]["metadata"]["version"], 1, "{d}");
+    }
+    // References are never findings.
+    let o = scan(dir.path(), &server, &server.token, &["."]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // Both are in the lifecycle inventory: owner unknown, type, vendor, origin.
+    let inv = get(&server, "sys/coffer/inventory");
+    let rows = inv["data"]["secrets"].as_array().unwrap();
+    let row = |d: &str| {
+        rows.iter()
+            .find(|r| r["path"] == d)
+            .unwrap_or_else(|| panic!("{d} not in {inv}"))
+    };
+    assert_eq!(row(&stripe)["owner"], "");
+    assert_eq!(row(&stripe)["secret_type"], "api_key");
+    assert_eq!(row(&stripe)["origin"], "imported");
+    assert_eq!(row(&stripe)["vendor"], "Stripe");
+    assert_eq!(row(&db)["secret_type"], "db_credential");
+    let home = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["secret", "list"])
+        .env("HOME", home.path())
+        .env("COFFER_ADDR", &server.addr)
+        .env("COFFER_TOKEN", &server.token)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(stripe.as_str()))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        line.contains("(unknown)") && line.contains("imported (Stripe)"),
+        "{table}"
+    );
 }

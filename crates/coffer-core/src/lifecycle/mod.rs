@@ -189,8 +189,12 @@ pub fn apply(
         lc.secret_type = v.to_string();
     }
     if let Some(v) = p.str("origin")? {
-        if !matches!(v, "internal" | "third_party") {
-            return Err(Error::bad("origin must be internal or third_party"));
+        // `imported`: moved into Coffer by `coffer scan --import` from where
+        // it was found; who issued it (the vendor) may still be known.
+        if !matches!(v, "internal" | "third_party" | "imported") {
+            return Err(Error::bad(
+                "origin must be internal, third_party or imported",
+            ));
         }
         lc.origin = v.to_string();
     }
@@ -262,6 +266,7 @@ pub fn apply(
                     _ => None,
                 };
             }
+            let mut rotator_changed = false;
             if let Some(rotator) = rp.str("rotator")? {
                 if !ROTATORS.contains(&rotator) {
                     return Err(Error::bad(format!(
@@ -269,10 +274,14 @@ pub fn apply(
                         ROTATORS.join(", ")
                     )));
                 }
+                rotator_changed = rot.rotator != rotator;
                 rot.rotator = rotator.to_string();
             }
             if let Some(s) = rp.object("settings")? {
-                rot.settings = s.clone();
+                merge_settings(&mut rot.settings, s, rotator_changed);
+            } else if rotator_changed {
+                // Another rotator's settings mean nothing to this one.
+                rot.settings.clear();
             }
             rotators::validate(registry, &rot.rotator, &rot.settings)?;
             if rot.period.is_some() && rot.cron.is_some() {
@@ -285,6 +294,27 @@ pub fn apply(
         Some(_) => return Err(Error::bad("rotation must be an object")),
     }
     Ok(())
+}
+
+/// Merges a write's `rotation.settings` into the record's: each key given
+/// replaces that key, a `null` removes it, keys not given are kept. When the
+/// write also changes the rotator, the old rotator's settings are dropped
+/// first (they belong to another kind of rotator).
+fn merge_settings(
+    settings: &mut Map<String, Value>,
+    given: &Map<String, Value>,
+    rotator_changed: bool,
+) {
+    if rotator_changed {
+        settings.clear();
+    }
+    for (k, v) in given {
+        if v.is_null() {
+            settings.remove(k);
+        } else {
+            settings.insert(k.clone(), v.clone());
+        }
+    }
 }
 
 /// One row of the inventory.

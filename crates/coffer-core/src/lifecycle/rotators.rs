@@ -348,6 +348,15 @@ fn pending_from_output(step: &str, out: &[u8]) -> Result<Option<Value>> {
     Ok(Some(data))
 }
 
+/// Most bytes of a command's standard error kept while it runs (the tail is
+/// redacted before it is cut to [`STDERR_TAIL`]).
+const STDERR_KEEP: usize = 64 << 10;
+/// Most bytes of a command's standard error shown in a failure.
+pub const STDERR_TAIL: usize = 2 << 10;
+/// Values shorter than this are not searched for in a command's standard
+/// error (replacing every `a` or `1` would leave nothing readable).
+const MIN_REDACTED: usize = 4;
+
 async fn command_step(c: &CommandRotator, input: &StepInput<'_>) -> Result<Option<Value>> {
     let timeout = c.timeout;
     let mut cmd = tokio::process::Command::new(&c.program);
@@ -368,7 +377,7 @@ async fn command_step(c: &CommandRotator, input: &StepInput<'_>) -> Result<Optio
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
@@ -383,39 +392,141 @@ async fn command_step(c: &CommandRotator, input: &StepInput<'_>) -> Result<Optio
     );
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    // Shared with the caller so that a timeout still shows what was said.
+    let err_tail = std::sync::Arc::new(std::sync::Mutex::new(Zeroizing::new(Vec::new())));
+    let err_sink = std::sync::Arc::clone(&err_tail);
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Zeroizing::new(Vec::new())));
+    let out_sink = std::sync::Arc::clone(&out);
     let run = async {
-        if let Some(mut s) = stdin.take() {
-            // A command that does not read its input is fine.
-            let _ = s.write_all(&doc).await;
-            drop(s);
-        }
-        let mut out = Zeroizing::new(Vec::new());
-        if let Some(o) = stdout.as_mut() {
-            let _ = o.take(MAX_OUTPUT as u64).read_to_end(&mut out).await;
-        }
-        let status = child.wait().await;
-        (status, out)
+        let feed = async {
+            if let Some(mut s) = stdin.take() {
+                // A command that does not read its input is fine.
+                let _ = s.write_all(&doc).await;
+                drop(s);
+            }
+        };
+        let read_out = async {
+            let mut buf = Zeroizing::new(Vec::new());
+            if let Some(o) = stdout.as_mut() {
+                let _ = o.take(MAX_OUTPUT as u64).read_to_end(&mut buf).await;
+            }
+            if let Ok(mut o) = out_sink.lock() {
+                *o = buf;
+            }
+        };
+        let read_err = async {
+            if let Some(e) = stderr.as_mut() {
+                keep_tail(e, &err_sink).await;
+            }
+        };
+        tokio::join!(feed, read_out, read_err);
+        child.wait().await
     };
-    match tokio::time::timeout(timeout, run).await {
-        Err(_) => Err(Error::bad(format!(
-            "rotation command timed out after {}s in step {}",
-            timeout.as_secs(),
-            input.step
+    let result = tokio::time::timeout(timeout, run).await;
+    let out = out.lock().map(|o| o.clone()).unwrap_or_default();
+    let fail = |why: String| {
+        let said = err_tail
+            .lock()
+            .map(|e| stderr_tail(&e, input, &out))
+            .unwrap_or_default();
+        if said.is_empty() {
+            Error::bad(why)
+        } else {
+            Error::bad(format!("{why}; its standard error ends with: {said}"))
+        }
+    };
+    match result {
+        Err(_) => Err(fail(format!(
+            "rotation command timed out after {}s",
+            timeout.as_secs()
         ))),
-        Ok((Err(e), _)) => Err(Error::bad(format!("rotation command failed: {e}"))),
-        Ok((Ok(status), out)) => {
+        Ok(Err(e)) => Err(fail(format!("rotation command failed: {e}"))),
+        Ok(Ok(status)) => {
             if !status.success() {
-                return Err(Error::bad(format!(
-                    "rotation command exited with {} in step {}",
+                return Err(fail(format!(
+                    "rotation command exited with {}",
                     status
                         .code()
                         .map(|c| format!("status {c}"))
                         .unwrap_or_else(|| "a signal".into()),
-                    input.step
                 )));
             }
-            pending_from_output(input.step, &out)
+            pending_from_output(input.step, &out).map_err(|e| fail(e.to_string()))
         }
+    }
+}
+
+/// Reads `r` to its end, keeping at most the last [`STDERR_KEEP`] bytes in
+/// `sink`.
+async fn keep_tail<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    sink: &std::sync::Mutex<Zeroizing<Vec<u8>>>,
+) {
+    let mut chunk = Zeroizing::new(vec![0u8; 8192]);
+    loop {
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let Ok(mut buf) = sink.lock() else { return };
+        buf.extend_from_slice(&chunk[..n]);
+        let extra = buf.len().saturating_sub(STDERR_KEEP);
+        if extra > 0 {
+            buf.drain(..extra);
+        }
+    }
+}
+
+/// The end of a command's standard error as shown in a failure: every
+/// value of the current and pending versions (and of what the command
+/// printed on standard output) replaced by `<redacted>`, control characters
+/// as spaces, then cut to its last [`STDERR_TAIL`] bytes.
+pub fn stderr_tail(raw: &[u8], input: &StepInput<'_>, stdout: &[u8]) -> String {
+    let mut text = Zeroizing::new(String::from_utf8_lossy(raw).into_owned());
+    let mut values: Vec<Zeroizing<String>> = Vec::new();
+    collect_values(input.current, &mut values);
+    collect_values(input.pending, &mut values);
+    if let Ok(printed) = serde_json::from_slice::<Value>(stdout) {
+        collect_values(&printed, &mut values);
+    }
+    // Longest first, so that a value containing another goes whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for v in &values {
+        if text.contains(v.as_str()) {
+            text = Zeroizing::new(text.replace(v.as_str(), "<redacted>"));
+        }
+    }
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.trim();
+    let mut start = clean.len().saturating_sub(STDERR_TAIL);
+    while !clean.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &clean[start..];
+    if start > 0 {
+        format!("...{tail}")
+    } else {
+        tail.to_string()
+    }
+}
+
+/// Every string (and number) in `v` at least [`MIN_REDACTED`] bytes long.
+fn collect_values(v: &Value, out: &mut Vec<Zeroizing<String>>) {
+    match v {
+        Value::String(s) if s.len() >= MIN_REDACTED => out.push(Zeroizing::new(s.clone())),
+        Value::Number(n) => {
+            let s = n.to_string();
+            if s.len() >= MIN_REDACTED {
+                out.push(Zeroizing::new(s));
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_values(x, out)),
+        Value::Object(m) => m.values().for_each(|x| collect_values(x, out)),
+        _ => {}
     }
 }
 
@@ -427,20 +538,13 @@ async fn webhook_step(w: &WebhookRotator, input: &StepInput<'_>) -> Result<Optio
     for (k, v) in &w.headers {
         req = req.header(k, v);
     }
-    let resp = req.send().await.map_err(|e| {
-        Error::bad(format!(
-            "webhook request failed in step {}: {}",
-            input.step,
-            e.without_url()
-        ))
-    })?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Error::bad(format!("webhook request failed: {}", e.without_url())))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(Error::bad(format!(
-            "webhook answered {} in step {}",
-            status.as_u16(),
-            input.step
-        )));
+        return Err(Error::bad(format!("webhook answered {}", status.as_u16())));
     }
     let body = resp
         .bytes()
@@ -556,6 +660,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("exited with status 1"), "{err}");
+    }
+
+    /// A failing command's standard error reaches the error, bounded, with
+    /// the old and new values redacted even when the program echoes them.
+    #[tokio::test]
+    async fn a_failing_command_says_why_without_the_values() {
+        let old = format!("old-{}", hex::encode(coffer_crypto::random::bytes(12)));
+        let new = format!("new-{}", hex::encode(coffer_crypto::random::bytes(12)));
+        let script = format!(
+            "cat >/dev/null; if [ \"$0\" = create ]; then echo '{{\"k\":\"{new}\"}}'; \
+             echo \"made {new}\" >&2; exit 3; fi; \
+             head -c 5000 /dev/zero | tr '\\0' x >&2; echo \" was {old} now {new}\" >&2; \
+             echo 'vendor said no' >&2; exit 4"
+        );
+        let specs: std::collections::BTreeMap<String, super::super::registry::RotatorSpec> =
+            serde_json::from_value(json!({"hook": {"type": "command", "program": "/bin/sh",
+                "args": ["-c", script], "env": {"PATH": "/usr/bin:/bin"}}}))
+            .unwrap();
+        let r = RotatorRegistry::from_specs(specs, std::path::Path::new(".")).unwrap();
+        let settings = settings(json!({"name": "hook"}));
+        let cur = json!({"k": old});
+        let pending = json!({"k": new});
+        let md = json!({});
+        let mk = |step, pending| StepInput {
+            step,
+            path: "secret/x",
+            current: &cur,
+            pending,
+            metadata: &md,
+            settings: &settings,
+        };
+        // create: the value it printed on stdout is redacted from stderr.
+        let err = run_step(&r, "command", &mk("create", &Value::Null))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exited with status 3"), "{err}");
+        assert!(err.contains("made <redacted>"), "{err}");
+        assert!(!err.contains(&new) && !err.contains("step"), "{err}");
+        // test: old and new redacted, the tail bounded, the reason kept.
+        let err = run_step(&r, "command", &mk("test", &pending))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exited with status 4"), "{err}");
+        assert!(
+            err.ends_with("was <redacted> now <redacted> vendor said no"),
+            "{err}"
+        );
+        assert!(!err.contains(&new) && !err.contains(&old), "{err}");
+        assert!(err.len() < STDERR_TAIL + 200, "{} bytes", err.len());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use coffer_scan::report::{self, Format, ReportContext};
 use coffer_scan::walk::{Progress, ScanOptions};
 use coffer_scan::{Config, Finding, Scanner};
 use serde_json::json;
+use zeroize::Zeroizing;
 
 /// Configuration files looked for in the scanned root, in this order.
 const AUTO_CONFIGS: &[&str] = &[".coffer-scan.toml", ".gitleaks.toml"];
@@ -158,13 +159,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let result = scan(&args, &scanner, &progress);
     ticker.stop();
     let mut findings = result?;
+    let key_root = baseline_root(&root);
+    let key_path = |f: &Finding| baseline_path(key_root.as_deref(), f);
     if let Some(p) = &args.write_baseline {
-        Baseline::from_findings(&findings)
+        Baseline::from_findings_keyed(&findings, key_path)
             .save(p)
             .with_context(|| format!("writing baseline {}", p.display()))?;
     }
     if let Some(p) = &args.baseline {
-        Baseline::load(p)?.filter(&mut findings);
+        Baseline::load(p)?.filter_keyed(&mut findings, key_path);
     }
 
     let mut import_failed = false;
@@ -207,6 +210,32 @@ fn scan_root(args: &Args) -> PathBuf {
             .unwrap_or_else(|| PathBuf::from(".")),
         _ => PathBuf::from("."),
     }
+}
+
+/// The directory baseline paths are relative to: the root of the git
+/// repository holding the scanned root, else the scanned root itself
+/// (absolute). None when it cannot be resolved.
+fn baseline_root(root: &Path) -> Option<PathBuf> {
+    let root = std::fs::canonicalize(root).ok()?;
+    let git = root.ancestors().find(|d| d.join(".git").exists());
+    Some(git.unwrap_or(&root).to_path_buf())
+}
+
+/// A finding's path as a baseline keys it: relative to `key_root` with `/`
+/// separators, whatever the working directory. History and staged findings
+/// (already relative to their repository), standard input and paths that
+/// do not resolve under the root keep the path as printed.
+fn baseline_path(key_root: Option<&Path>, f: &Finding) -> String {
+    if f.commit.is_some() || f.path == "<stdin>" {
+        return f.path.clone();
+    }
+    key_root
+        .and_then(|r| {
+            let abs = std::fs::canonicalize(&f.path).ok()?;
+            let rel = abs.strip_prefix(r).ok()?;
+            Some(rel.to_string_lossy().replace('\\', "/"))
+        })
+        .unwrap_or_else(|| f.path.clone())
 }
 
 fn load_config(explicit: Option<&Path>, root: &Path) -> anyhow::Result<Config> {
@@ -358,14 +387,94 @@ fn install_hook(repo: &Path, force: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Stores each finding's value in the server, prints (and with `rewrite`
-/// applies) the edits. Returns true when some value was not stored or some
-/// file not rewritten.
+/// One value to move into the store: the literal a finding names, or the
+/// whole URL around a URL password ([`remediate::url_span`]).
+struct Planned<'a> {
+    finding: &'a Finding,
+    /// Byte range of `value` in the finding's file.
+    start: usize,
+    /// End of that range.
+    end: usize,
+    /// What is stored (and what the edit replaces).
+    value: Zeroizing<String>,
+    /// `value` is a whole URL whose password was found.
+    url: bool,
+}
+
+impl Planned<'_> {
+    /// Whether the finding is in a file of the working tree (rewritable).
+    fn in_tree(&self) -> bool {
+        self.finding.commit.is_none() && self.finding.path != "<stdin>"
+    }
+
+    /// `path:line` of the finding.
+    fn site(&self) -> String {
+        format!("{}:{}", self.finding.path, self.finding.line)
+    }
+}
+
+/// The values of `findings`, each a literal or, for the password of a URL
+/// in a working-tree file, the whole URL.
+fn plan(findings: &[Finding]) -> Vec<Planned<'_>> {
+    let mut files: std::collections::HashMap<&str, Option<Zeroizing<Vec<u8>>>> =
+        std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for f in findings.iter().filter(|f| !f.secret.is_empty()) {
+        let mut p = Planned {
+            finding: f,
+            start: f.start,
+            end: f.end,
+            value: f.secret.clone(),
+            url: false,
+        };
+        if p.in_tree() {
+            let content = files
+                .entry(f.path.as_str())
+                .or_insert_with(|| std::fs::read(&f.path).ok().map(Zeroizing::new));
+            if let Some(c) = content {
+                if let Some((s, e)) = remediate::url_span(c, f.start, f.end) {
+                    if let Ok(url) = std::str::from_utf8(&c[s..e]) {
+                        p = Planned {
+                            start: s,
+                            end: e,
+                            value: Zeroizing::new(url.to_owned()),
+                            url: true,
+                            ..p
+                        };
+                    }
+                }
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Groups planned values by value (compared in constant time): one secret
+/// per distinct value, however many places hold it.
+fn group<'a>(planned: Vec<Planned<'a>>) -> Vec<Vec<Planned<'a>>> {
+    let mut groups: Vec<Vec<Planned<'a>>> = Vec::new();
+    for p in planned {
+        let same = groups.iter_mut().find(|g| {
+            coffer_crypto::hash::constant_time_eq(g[0].value.as_bytes(), p.value.as_bytes())
+        });
+        match same {
+            Some(g) => g.push(p),
+            None => groups.push(vec![p]),
+        }
+    }
+    groups
+}
+
+/// Stores each distinct value once in the server, records it in the
+/// lifecycle inventory, prints (and with `rewrite` applies) the edits.
+/// Returns true when some value was not stored or some file not rewritten.
 ///
-/// Each destination is computed once ([`remediate::place`], validated) and
-/// the same [`Placement`] is printed and written. Values are written with
-/// `cas=0` (create only): an existing entry holding the same value counts as
-/// stored, one holding anything else is left alone and reported.
+/// Each destination is computed once ([`remediate::place`], validated, from
+/// the first place holding the value) and the same [`Placement`] is printed
+/// and written. A value already stored there is left alone ("unchanged");
+/// a new one is written with `cas=0` (create only); an entry holding
+/// anything else is never overwritten and is reported.
 fn import(
     findings: &[Finding],
     target: &str,
@@ -383,59 +492,72 @@ fn import(
             eprintln!("{line}");
         }
     };
-    let mut stored: Vec<(&Finding, Placement)> = Vec::new();
+    let mut stored: Vec<(Vec<Planned>, Placement)> = Vec::new();
     let mut failed = false;
-    for f in findings.iter().filter(|f| !f.secret.is_empty()) {
-        let place = match remediate::place(f, &mount, &prefix) {
+    for g in group(plan(findings)) {
+        let first = &g[0];
+        let sites = g.iter().map(Planned::site).collect::<Vec<_>>().join(", ");
+        let rule = &first.finding.rule_id;
+        let place = match remediate::place(first.finding, &mount, &prefix) {
             Ok(p) => p,
             Err(e) => {
                 failed = true;
                 say(format!(
-                    "not stored {}:{} ({}): no valid destination: {e}",
-                    f.path, f.line, f.rule_id
+                    "not stored {sites} ({rule}): no valid destination: {e}"
                 ));
                 continue;
             }
         };
         let dest = place.destination();
-        match store(&client, f, &place) {
-            Ok(Stored::Created) => {
-                say(format!(
-                    "stored {}:{} ({}) at {dest}",
-                    f.path, f.line, f.rule_id
-                ));
-                stored.push((f, place));
-            }
-            Ok(Stored::AlreadyThere) => {
-                say(format!(
-                    "already stored {}:{} ({}) at {dest}",
-                    f.path, f.line, f.rule_id
-                ));
-                stored.push((f, place));
+        let whole = if first.url {
+            " (the whole URL: its password is part of it)"
+        } else {
+            ""
+        };
+        match store(&client, &g, &place) {
+            Ok(outcome) => {
+                let verb = match outcome {
+                    Stored::Created => "stored",
+                    Stored::Unchanged => "unchanged",
+                };
+                say(format!("{verb} {sites} ({rule}) at {dest}{whole}"));
+                if let Err(e) = record_lifecycle(&client, &g, &place) {
+                    say(format!(
+                        "note: {dest} is stored but not in the lifecycle inventory: {e:#}"
+                    ));
+                }
+                stored.push((g, place));
             }
             Err(e) => {
                 failed = true;
-                say(format!(
-                    "not stored {}:{} ({}): {e:#}",
-                    f.path, f.line, f.rule_id
-                ));
+                say(format!("not stored {sites} ({rule}): {e:#}"));
             }
         }
     }
-    let edits = remediate::edits_by_file(stored.iter().map(|(f, p)| (*f, p)));
-    for (f, p) in &stored {
-        if f.commit.is_none() && f.path != "<stdin>" {
+    for (g, place) in &stored {
+        for p in g.iter().filter(|p| p.in_tree()) {
+            let what = if p.url { "the URL " } else { "" };
             say(format!(
-                "edit {}:{}:{}: replace {} with {}",
-                f.path,
-                f.line,
-                f.column,
-                f.redacted(),
-                p.reference()
+                "edit {}:{}: replace {what}{} with {}",
+                p.site(),
+                p.finding.column,
+                coffer_scan::finding::redact(&p.value),
+                place.reference()
             ));
         }
     }
     if rewrite {
+        let edits = remediate::edits_from(stored.iter().flat_map(|(g, place)| {
+            g.iter().filter(|p| p.in_tree()).map(move |p| {
+                (
+                    p.finding.path.clone(),
+                    p.start,
+                    p.end,
+                    p.value.clone(),
+                    place.reference(),
+                )
+            })
+        }));
         for (file, file_edits) in &edits {
             match remediate::apply_file(Path::new(file), file_edits) {
                 Ok(()) => say(format!("rewrote {file} ({} edits)", file_edits.len())),
@@ -453,47 +575,115 @@ fn import(
 enum Stored {
     /// A new entry was created.
     Created,
-    /// The entry existed already with this very value.
-    AlreadyThere,
+    /// The current version already held this very value: nothing written.
+    Unchanged,
 }
 
-/// Writes one value (KV v2 data with `cas=0`, then lifecycle metadata). An
-/// existing entry is never overwritten: when it holds the same value the
-/// finding counts as stored, otherwise this fails saying it exists.
-fn store(client: &crate::client::Client, f: &Finding, place: &Placement) -> anyhow::Result<Stored> {
-    let dest = place.destination();
-    let data_path = place.data_path();
-    let mut data = serde_json::Map::new();
-    data.insert(place.key.clone(), json!(f.secret.as_str()));
-    let body = json!({ "data": data, "options": {"cas": 0} });
-    if let Err(write_err) = client.write(&data_path, &body) {
-        // Most likely the entry exists (check-and-set refused): look.
-        let existing = match client.read(&data_path) {
-            Ok(Some(v)) => v,
-            _ => return Err(write_err.into()),
-        };
-        let current = existing
+/// The current value at `place`: `Ok(None)` when there is no entry, an
+/// error when there is one without a readable current value.
+fn current_value(
+    client: &crate::client::Client,
+    place: &Placement,
+) -> anyhow::Result<Option<Option<Zeroizing<String>>>> {
+    let Some(existing) = client.read(&place.data_path())? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        existing
             .pointer("/data/data")
             .and_then(|d| d.get(&place.key))
-            .and_then(serde_json::Value::as_str);
-        let same = current.is_some_and(|v| v.as_bytes() == f.secret.as_bytes());
-        if same {
-            return Ok(Stored::AlreadyThere);
-        }
-        bail!("{dest} already exists with another value (or a deleted current version); not overwritten");
-    }
-    let origin = if f.vendor.is_some() {
-        "third_party"
-    } else {
-        "internal"
+            .and_then(serde_json::Value::as_str)
+            .map(|v| Zeroizing::new(v.to_owned())),
+    ))
+}
+
+/// Writes one value (KV v2 data with `cas=0`, then KV metadata) unless the
+/// current version holds it already. An existing entry holding anything
+/// else is never overwritten.
+fn store(
+    client: &crate::client::Client,
+    g: &[Planned],
+    place: &Placement,
+) -> anyhow::Result<Stored> {
+    let first = &g[0];
+    let dest = place.destination();
+    let same = |v: &Zeroizing<String>| {
+        coffer_crypto::hash::constant_time_eq(v.as_bytes(), first.value.as_bytes())
     };
-    let meta = json!({"custom_metadata": {
+    match current_value(client, place)? {
+        Some(Some(v)) if same(&v) => return Ok(Stored::Unchanged),
+        Some(_) => bail!(
+            "{dest} already exists with another value (or a deleted current version); not overwritten"
+        ),
+        None => {}
+    }
+    let mut data = serde_json::Map::new();
+    data.insert(place.key.clone(), json!(first.value.as_str()));
+    let body = json!({ "data": data, "options": {"cas": 0} });
+    if let Err(write_err) = client.write(&place.data_path(), &body) {
+        // Written meanwhile (check-and-set refused): the same value is fine.
+        return match current_value(client, place) {
+            Ok(Some(Some(v))) if same(&v) => Ok(Stored::Unchanged),
+            _ => Err(write_err.into()),
+        };
+    }
+    let f = first.finding;
+    let mut meta = json!({
         "secret_type": f.secret_type,
-        "origin": origin,
+        "origin": "imported",
         "vendor": f.vendor.clone().unwrap_or_default(),
         "rule": f.rule_id,
-        "found_in": format!("{}:{}", f.path, f.line),
-    }});
-    client.write(&place.metadata_path(), &meta)?;
+        "found_in": found_in(g),
+    });
+    if first.url {
+        meta["value_format"] = json!("url");
+        meta["secret_part"] = json!("password");
+    }
+    client.write(&place.metadata_path(), &json!({ "custom_metadata": meta }))?;
     Ok(Stored::Created)
+}
+
+/// The places a value was found, at most 5 named (KV custom metadata values
+/// are short).
+fn found_in(g: &[Planned]) -> String {
+    let mut s = g
+        .iter()
+        .take(5)
+        .map(Planned::site)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if g.len() > 5 {
+        s.push_str(&format!(" and {} more", g.len() - 5));
+    }
+    s.chars().take(500).collect()
+}
+
+/// Records an imported value in the lifecycle inventory (owner unknown,
+/// type from the rule, vendor, origin `imported`), unless the secret has a
+/// lifecycle record already (never overwritten).
+fn record_lifecycle(
+    client: &crate::client::Client,
+    g: &[Planned],
+    place: &Placement,
+) -> anyhow::Result<()> {
+    let path = format!("{}/lifecycle/{}", place.mount, place.path);
+    if client.read(&path)?.is_some() {
+        return Ok(());
+    }
+    let f = g[0].finding;
+    let kind = if coffer_core::lifecycle::model::SECRET_TYPES.contains(&f.secret_type.as_str()) {
+        f.secret_type.as_str()
+    } else {
+        "other"
+    };
+    let mut body = json!({
+        "secret_type": kind,
+        "origin": "imported",
+        "description": format!("imported by coffer scan ({}) from {}", f.rule_id, found_in(g)),
+    });
+    if let Some(v) = &f.vendor {
+        body["vendor"] = json!(v);
+    }
+    client.write(&path, &body)?;
+    Ok(())
 }

@@ -35,7 +35,9 @@ enum Command {
         coffer secret set secret/app/db -rotate-every=30d -window=02:00-04:00 \\\n      \
             -rotator=postgres -setting name=app-db -setting role=app\n  \
         coffer secret set secret/app/key -rotate-cron=\"0 3 * * 1\" -rotator=command \\\n      \
-            -setting name=rotate-key\n\n\
+            -setting name=rotate-key\n  \
+        coffer secret set secret/app/db -setting length=40 -unset-setting symbols\n\n\
+        -setting and -unset-setting change only the settings they name.\n\
         command, webhook and postgres rotators are declared in the server's \
         configuration ([rotator.NAME]) and named with -setting name=NAME; \
         choosing one needs sudo on the lifecycle path.")]
@@ -103,7 +105,7 @@ struct SetArgs {
     /// api_key, token, certificate, db_credential, password, ssh_key or other.
     #[arg(long = "type", value_name = "TYPE")]
     secret_type: Option<String>,
-    /// internal or third_party.
+    /// internal, third_party or imported (found by `coffer scan --import`).
     #[arg(long)]
     origin: Option<String>,
     /// The vendor of a third-party secret (implies -origin=third_party).
@@ -127,16 +129,21 @@ struct SetArgs {
     /// generate, postgres, command, webhook or manual.
     #[arg(long)]
     rotator: Option<String>,
-    /// Rotator setting key=value (repeatable); JSON values are sent as JSON.
-    /// generate: field, length, format, symbols; postgres: connection_url,
-    /// role; command: command (a JSON list), timeout; webhook: url.
+    /// Rotator setting key=value (repeatable), merged into the current
+    /// settings (other keys are kept; choosing another rotator starts from
+    /// none); JSON values are sent as JSON. generate: fields, length, format,
+    /// symbols; postgres: name, role or strategy and roles; command and
+    /// webhook: name (the rotator declared in the server configuration).
     #[arg(long = "setting", value_name = "K=V")]
     settings: Vec<String>,
+    /// Remove this rotator setting (repeatable).
+    #[arg(long = "unset-setting", value_name = "K")]
+    unset_settings: Vec<String>,
     /// Lease prefix revoked when the secret is compromised (repeatable).
     #[arg(long = "lease-prefix", value_name = "PREFIX")]
     lease_prefixes: Vec<String>,
     /// Stop managing rotation (removes the rotation policy).
-    #[arg(long, conflicts_with_all = ["rotate_every", "rotate_cron", "window", "rotator", "settings"])]
+    #[arg(long, conflicts_with_all = ["rotate_every", "rotate_cron", "window", "rotator", "settings", "unset_settings"])]
     no_rotation: bool,
 }
 
@@ -158,7 +165,7 @@ struct ListArgs {
     /// Only secrets of this type.
     #[arg(long = "type", value_name = "TYPE")]
     secret_type: Option<String>,
-    /// Only internal or third_party secrets.
+    /// Only internal, third_party or imported secrets.
     #[arg(long)]
     origin: Option<String>,
 }
@@ -261,7 +268,7 @@ fn set(client: &Client, a: SetArgs) -> anyhow::Result<i32> {
         Err(e) => return usage(e),
     };
     if body.is_empty() {
-        return usage("Nothing to set: give at least one of -owner, -type, -origin, -vendor, -description, -expires-at, -rotate-every, -rotate-cron, -window, -rotator, -setting, -lease-prefix or -no-rotation");
+        return usage("Nothing to set: give at least one of -owner, -type, -origin, -vendor, -description, -expires-at, -rotate-every, -rotate-cron, -window, -rotator, -setting, -unset-setting, -lease-prefix or -no-rotation");
     }
     call(
         client,
@@ -307,11 +314,20 @@ fn set_body(a: &SetArgs) -> Result<Map<String, Value>, String> {
             rotation.insert(key.into(), json!(v));
         }
     }
-    if !a.settings.is_empty() {
-        rotation.insert(
-            "settings".into(),
-            Value::Object(parse_settings(&a.settings)?),
-        );
+    if !a.settings.is_empty() || !a.unset_settings.is_empty() {
+        let mut settings = parse_settings(&a.settings)?;
+        for k in &a.unset_settings {
+            let k = k.trim();
+            if k.is_empty() {
+                return Err("-unset-setting needs a setting name".into());
+            }
+            if settings.contains_key(k) {
+                return Err(format!("-setting and -unset-setting both name {k:?}"));
+            }
+            // The server removes a setting sent as null.
+            settings.insert(k.to_owned(), Value::Null);
+        }
+        rotation.insert("settings".into(), Value::Object(settings));
     }
     if !rotation.is_empty() {
         body.insert("rotation".into(), Value::Object(rotation));
@@ -409,12 +425,19 @@ fn render_inventory(secrets: &[Value]) -> String {
         .iter()
         .map(|s| {
             let origin = match (field(s, "origin").as_str(), field(s, "vendor")) {
-                ("third_party", vendor) if vendor != "-" => format!("third_party ({vendor})"),
+                (o @ ("third_party" | "imported"), vendor) if vendor != "-" => {
+                    format!("{o} ({vendor})")
+                }
                 (o, _) => o.to_owned(),
+            };
+            // A secret nobody owns is flagged, not left blank.
+            let owner = match field(s, "owner") {
+                o if o == "-" => "(unknown)".to_owned(),
+                o => o,
             };
             vec![
                 field(s, "path"),
-                field(s, "owner"),
+                owner,
                 field(s, "secret_type"),
                 origin,
                 field(s, "status"),
