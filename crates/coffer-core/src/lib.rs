@@ -29,6 +29,7 @@ mod sys_policy;
 pub mod token;
 pub mod token_api;
 pub mod util;
+pub mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, InitResult};
 pub use error::{Error, Result};

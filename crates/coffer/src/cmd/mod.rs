@@ -14,3 +14,4 @@ pub mod secret;
 pub mod server;
 pub mod status;
 pub mod token;
+pub mod unwrap;
