@@ -91,3 +91,86 @@ impl Engine for Cubbyhole {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::core::Core;
+    use crate::{Operation, Request};
+
+    async fn core() -> (Arc<Core>, String) {
+        let core = Core::new(
+            Arc::new(coffer_storage::MemoryBackend::new()),
+            Default::default(),
+        );
+        let (_key, root) = core.dev_setup(None).await.unwrap().unwrap();
+        (core, root.to_string())
+    }
+
+    async fn stored_keys(core: &Core) -> Vec<String> {
+        let view = core
+            .router
+            .read()
+            .get(super::MOUNT_PATH)
+            .unwrap()
+            .view
+            .clone();
+        view.keys_with_prefix("").await.unwrap()
+    }
+
+    async fn child(core: &Core, root: &str, ttl: &str) -> String {
+        let req = Request::new(Operation::Update, "auth/token/create")
+            .with_token(root)
+            .with_data(json!({"ttl": ttl, "policies": ["default"]}));
+        let resp = core.handle(req).await.unwrap();
+        resp.auth.unwrap()["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_cubbyhole_goes_with_its_token_revoked_or_expired() {
+        let (core, root) = core().await;
+        for (ttl, revoke) in [("1h", true), ("1s", false)] {
+            let t = child(&core, &root, ttl).await;
+            let put = Request::new(Operation::Update, "cubbyhole/k")
+                .with_token(&t)
+                .with_data(json!({"v": "x"}));
+            core.handle(put).await.unwrap();
+            assert_eq!(stored_keys(&core).await.len(), 1);
+            if revoke {
+                let req = Request::new(Operation::Update, "auth/token/revoke-self").with_token(&t);
+                core.handle(req).await.unwrap();
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+                core.tokens.revoke_expired(&core).await.unwrap();
+            }
+            assert!(stored_keys(&core).await.is_empty(), "ttl {ttl}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unwrapped_or_expired_answer_leaves_nothing_behind() {
+        let (core, root) = core().await;
+        let mut req = Request::new(Operation::Read, "sys/mounts").with_token(&root);
+        req.wrap_ttl = Some(60);
+        let info = core.handle(req).await.unwrap().wrap_info.unwrap();
+        assert_eq!(stored_keys(&core).await.len(), 1);
+        let unwrap =
+            Request::new(Operation::Update, "sys/wrapping/unwrap").with_token(&*info.token);
+        assert!(core.handle(unwrap).await.unwrap().data.is_some());
+        assert!(stored_keys(&core).await.is_empty());
+        assert!(core.tokens.lookup(&info.token).await.unwrap().is_none());
+
+        let mut req = Request::new(Operation::Read, "sys/mounts").with_token(&root);
+        req.wrap_ttl = Some(1);
+        core.handle(req).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        core.tokens.revoke_expired(&core).await.unwrap();
+        assert!(stored_keys(&core).await.is_empty());
+    }
+}
