@@ -16,7 +16,9 @@
 //!    (deny by default, `deny` wins, `sudo` on root-protected paths);
 //! 8. the request is audited; if no enabled device records it, it is refused;
 //! 9. the handler answers; a login's grant becomes a token;
-//! 10. the response is audited, then returned; a token whose last use this
+//! 10. a response asked to be wrapped (`X-Vault-Wrap-TTL`) is put in a
+//!     wrapping token's cubbyhole ([`crate::wrapping`]);
+//! 11. the response is audited, then returned; a token whose last use this
 //!     was is revoked.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -252,6 +254,11 @@ impl Core {
             }
             router.insert(self.mounted(entry)?);
         }
+        if router.get(engines::cubbyhole::MOUNT_PATH).is_none() {
+            // Mounted on every store, as Vault's; added at the first unseal.
+            router.insert(self.mounted(engines::cubbyhole::mount_entry())?);
+            self.save_mounts(&router).await?;
+        }
         *self.router.write() = router;
         Ok(())
     }
@@ -348,6 +355,7 @@ impl Core {
         };
         let login = match &target {
             Target::Mount(m, rel) => m.engine.is_unauthenticated(rel),
+            Target::Sys(rest) => crate::wrapping::is_unauthenticated(rest),
             _ => false,
         };
         let token = if login {
@@ -355,7 +363,10 @@ impl Core {
         } else {
             match self.authenticate(&req).await {
                 Ok(t) => Some(t),
-                Err(e) => return self.refuse(&req, None, mount.as_deref(), e).await,
+                Err(e) => {
+                    let e = crate::wrapping::authentication_error(&req, e);
+                    return self.refuse(&req, None, mount.as_deref(), e).await;
+                }
             }
         };
         let spent = token
@@ -422,8 +433,12 @@ impl Core {
     ) -> Result<Response> {
         if req.operation == Operation::Update {
             if let Target::Mount(m, rel) = &target {
+                let view = match engine_view(m, token.as_ref()) {
+                    Ok(v) => v,
+                    Err(e) => return self.refuse(&req, token.as_ref(), mount.as_deref(), e).await,
+                };
                 let ctx = EngineCtx {
-                    view: &m.view,
+                    view: &view,
                     mount: &m.entry,
                 };
                 match m.engine.exists(&ctx, &req, rel).await {
@@ -500,6 +515,12 @@ impl Core {
         if let Some(e) = failure {
             result = Err(e);
         }
+        if let Ok(resp) = &mut result {
+            // Wrapped last, so the answer that is wrapped is the complete one.
+            if let Err(e) = crate::wrapping::wrap_if_asked(self, &req, resp).await {
+                result = Err(e);
+            }
+        }
         self.audit
             .log_response(&ctx, &result)
             .await
@@ -521,9 +542,13 @@ impl Core {
             {
                 crate::lifecycle::handle(self, token, &m, req, &rel).await
             }
+            (Target::Sys(rest), None) if crate::wrapping::is_unauthenticated(&rest) => {
+                crate::wrapping::lookup(self, req).await
+            }
             (Target::Mount(m, rel), _) => {
+                let view = engine_view(&m, token)?;
                 let ctx = EngineCtx {
-                    view: &m.view,
+                    view: &view,
                     mount: &m.entry,
                 };
                 let mut resp = m.engine.handle(&ctx, req, &rel).await?;
@@ -646,9 +671,18 @@ impl Core {
     }
 
     /// Hook run after tokens are revoked (their leases go with them).
+    /// Their cubbyholes are destroyed too.
     pub(crate) async fn after_token_revoked(&self, hashes: &[String]) -> Result<()> {
+        let cubbyholes = self
+            .router
+            .read()
+            .get(engines::cubbyhole::MOUNT_PATH)
+            .map(|m| m.view.clone());
         for h in hashes {
             self.leases.revoke_token(self, h).await?;
+            if let Some(view) = &cubbyholes {
+                engines::cubbyhole::destroy(view, h).await?;
+            }
         }
         if !hashes.is_empty() {
             tracing::info!(count = hashes.len(), "tokens revoked");
@@ -685,6 +719,14 @@ impl Core {
             Error::PermissionDenied
         })?;
         if crate::sys::requires_sudo(&req.path, req.operation) && !granted.sudo {
+            return Err(Error::PermissionDenied);
+        }
+        // A rule's min/max_wrapping_ttl: the answer must be wrapped within them.
+        let wrap_ttl = req
+            .wrap_ttl
+            .filter(|t| *t > 0)
+            .map(std::time::Duration::from_secs);
+        if !granted.wrapping_ttl_allowed(wrap_ttl) {
             return Err(Error::PermissionDenied);
         }
         Ok(())
@@ -796,6 +838,21 @@ impl Core {
         }
         Ok(status)
     }
+}
+
+/// The storage an engine sees for a request: its mount's view, or for the
+/// cubbyhole only the requesting token's part of it (no token, no cubbyhole).
+fn engine_view<'a>(
+    m: &'a Mounted,
+    token: Option<&TokenEntry>,
+) -> Result<std::borrow::Cow<'a, View>> {
+    if m.entry.kind != engines::cubbyhole::KIND {
+        return Ok(std::borrow::Cow::Borrowed(&m.view));
+    }
+    let token = token.ok_or(Error::PermissionDenied)?;
+    Ok(std::borrow::Cow::Owned(engines::cubbyhole::token_view(
+        &m.view, token,
+    )))
 }
 
 /// The error Vault answers when no audit device could record a request.

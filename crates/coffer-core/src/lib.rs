@@ -33,6 +33,7 @@ mod sys_remount;
 pub mod token;
 pub mod token_api;
 pub mod util;
+pub mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, InitResult};
 pub use error::{Error, Result};

@@ -1,7 +1,8 @@
 //! Stored ACL policies and the compiled ACLs of token policy sets.
 //!
 //! Policies live at `sys/policy/<name>` behind the barrier as their original
-//! text. `root` is built in and immutable; `default` is stored at first unseal
+//! text. `root` and `response-wrapping` (the policy of wrapping tokens,
+//! not listed, as in Vault) are built in and immutable; `default` is stored at first unseal
 //! from Vault's default rules and may be edited but not deleted.
 //!
 //! Parsed policies and compiled ACLs are cached in [`ParsedCache`]s: a write
@@ -76,6 +77,9 @@ impl PolicyStore {
         if name == "root" {
             return Ok(Some(String::new()));
         }
+        if name == crate::wrapping::POLICY {
+            return Ok(Some(crate::wrapping::POLICY_HCL.to_string()));
+        }
         Ok(self
             .view
             .get_json::<StoredPolicy>(&name)
@@ -89,6 +93,9 @@ impl PolicyStore {
         let name = normalize_name(name)?;
         if name == "root" {
             return Err(Error::bad("cannot update root policy"));
+        }
+        if name == crate::wrapping::POLICY {
+            return Err(Error::bad(format!("cannot update {name:?} policy")));
         }
         Policy::parse(&name, text)
             .map_err(|e| Error::bad(format!("failed to parse policy: {e}")))?;
@@ -109,7 +116,7 @@ impl PolicyStore {
     /// Deletes a policy (`root` and `default` cannot be deleted).
     pub async fn delete(&self, name: &str) -> Result<()> {
         let name = normalize_name(name)?;
-        if name == "root" || name == "default" {
+        if name == "root" || name == "default" || name == crate::wrapping::POLICY {
             return Err(Error::bad(format!("cannot delete {name} policy")));
         }
         let _p = self.parsed.begin_write(&name);
@@ -130,6 +137,12 @@ impl PolicyStore {
     async fn get(&self, name: &str) -> Result<Option<Arc<Policy>>> {
         if name == "root" {
             return Ok(Some(Arc::new(Policy::root())));
+        }
+        if name == crate::wrapping::POLICY {
+            // Built in and immutable, like root; parsed on an ACL cache miss.
+            let policy = Policy::parse(name, crate::wrapping::POLICY_HCL)
+                .map_err(|e| Error::Internal(format!("built-in policy {name:?}: {e}")))?;
+            return Ok(Some(Arc::new(policy)));
         }
         if let Some(p) = self.parsed.get(name) {
             return Ok(Some(p));

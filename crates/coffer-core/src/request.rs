@@ -60,6 +60,9 @@ pub struct Request {
     pub token: Option<Zeroizing<String>>,
     /// The client's address.
     pub client_addr: Option<IpAddr>,
+    /// Seconds of Vault's `X-Vault-Wrap-TTL`: when set (and above zero)
+    /// the response is wrapped in a single-use token ([`crate::wrapping`]).
+    pub wrap_ttl: Option<u64>,
 }
 
 /// Prints the data's keys and whether a token was sent, never their values.
@@ -72,6 +75,7 @@ impl std::fmt::Debug for Request {
             .field("data", &crate::redact::Keys(&self.data))
             .field("token", &crate::redact::opt(&self.token))
             .field("client_addr", &self.client_addr)
+            .field("wrap_ttl", &self.wrap_ttl)
             .finish()
     }
 }
@@ -86,6 +90,7 @@ impl Request {
             data: Map::new(),
             token: None,
             client_addr: None,
+            wrap_ttl: None,
         }
     }
 
@@ -186,6 +191,9 @@ pub struct Response {
     pub grant: Option<AuthGrant>,
     /// Set by an engine handing out a leased credential.
     pub lease: Option<LeaseRequest>,
+    /// The envelope of a wrapped response: the response itself sits in the
+    /// wrapping token's cubbyhole, and only this goes to the client.
+    pub wrap_info: Option<crate::wrapping::WrapInfo>,
 }
 
 /// Prints whether `data`, `raw` and `auth` are set, never their contents.
@@ -203,6 +211,7 @@ impl std::fmt::Debug for Response {
             .field("mount_type", &self.mount_type)
             .field("grant", &self.grant)
             .field("lease", &self.lease)
+            .field("wrap_info", &self.wrap_info)
             .finish()
     }
 }

@@ -99,6 +99,16 @@ pub const CATALOG: &[Route] = &[
         "update",
     ),
     s("LIST", "sys/leases/lookup/database/creds/", "list"),
+    // sys: response wrapping (lookup needs no token)
+    r("POST", "sys/wrapping/wrap", "update"),
+    r("POST", "sys/wrapping/unwrap", "update"),
+    r("POST", "sys/wrapping/rewrap", "update"),
+    // cubbyhole (each token's own; an update needs an existing key of the
+    // caller's, so writes are covered as creates)
+    r("GET", "cubbyhole/matrix", "read"),
+    r("POST", "cubbyhole/{new}", "create"),
+    r("LIST", "cubbyhole/", "list"),
+    r("DELETE", "cubbyhole/matrix-del", "delete"),
     // sys: Coffer's lifecycle
     r("GET", "sys/coffer/inventory", "read"),
     r("POST", "sys/coffer/revoke-compromised", "update"),

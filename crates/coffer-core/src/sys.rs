@@ -266,6 +266,9 @@ pub(crate) async fn handle(
                 }
                 _ => {}
             }
+            if let Some(op) = rest.strip_prefix("wrapping/") {
+                return crate::wrapping::handle(core, req, op, token).await;
+            }
             if crate::sys_leases::is_lease_path(rest) {
                 if let Some(resp) = crate::sys_leases::handle(core, req, rest).await? {
                     return Ok(resp);
@@ -390,6 +393,12 @@ async fn mount(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Res
         "kv-v1" => ("kv", [("version".to_string(), "1".to_string())].into()),
         other => (other, std::collections::BTreeMap::new()),
     };
+    if kind == crate::engines::cubbyhole::KIND {
+        // The one cubbyhole mount is built in (Vault's message).
+        return Err(Error::bad(format!(
+            "mount type of {kind:?} is not mountable"
+        )));
+    }
     if let Some(o) = p.object("options")? {
         for (k, v) in o {
             let v = match v {

@@ -167,6 +167,18 @@ pub fn token_of(headers: &HeaderMap) -> Option<Zeroizing<String>> {
     None
 }
 
+/// The `X-Vault-Wrap-TTL` header in seconds (`None` when absent), or
+/// Vault's 400 message for a value that is not a duration.
+pub fn wrap_ttl_of(headers: &HeaderMap) -> Result<Option<u64>, String> {
+    let Some(v) = headers.get("x-vault-wrap-ttl") else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| "error parsing X-Vault-Wrap-TTL header: not ASCII".to_string())?;
+    coffer_core::wrapping::parse_wrap_ttl(v).map(Some)
+}
+
 fn is_merge_patch(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -325,6 +337,10 @@ async fn handle_v1(
     ) {
         data.extend(query);
     }
+    let wrap_ttl = match wrap_ttl_of(&headers) {
+        Ok(t) => t,
+        Err(msg) => return bad(msg),
+    };
     let req = Request {
         id: coffer_crypto_uuid(),
         operation,
@@ -332,6 +348,7 @@ async fn handle_v1(
         data,
         token,
         client_addr: Some(client_addr),
+        wrap_ttl,
     };
     let request_id = req.id.clone();
     let result =
@@ -404,6 +421,21 @@ fn render(r: Response, request_id: String) -> HttpResponse {
     };
     if let Some(raw) = &r.raw {
         return (status(StatusCode::OK), axum::Json(raw)).into_response();
+    }
+    if let Some(info) = &r.wrap_info {
+        // As Vault: the envelope of a wrapped answer has no request id.
+        let body = json!({
+            "request_id": "",
+            "lease_id": "",
+            "renewable": false,
+            "lease_duration": 0,
+            "data": null,
+            "wrap_info": info.to_json(),
+            "warnings": null,
+            "auth": null,
+            "mount_type": "",
+        });
+        return (StatusCode::OK, axum::Json(body)).into_response();
     }
     if r.data.is_none() && r.auth.is_none() && r.warnings.is_empty() {
         return status(StatusCode::NO_CONTENT).into_response();

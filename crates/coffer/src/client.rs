@@ -28,6 +28,8 @@ pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
 pub const TOKEN_FILE_NAME: &str = ".coffer-token";
 /// Header carrying the client token, as in Vault.
 const TOKEN_HEADER: &str = "X-Vault-Token";
+/// Header asking for a wrapped answer, as in Vault.
+const WRAP_TTL_HEADER: &str = "X-Vault-Wrap-TTL";
 /// Whole-request timeout unless `COFFER_CLIENT_TIMEOUT`/`VAULT_CLIENT_TIMEOUT` says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time allowed to establish a connection.
@@ -47,6 +49,10 @@ pub struct ConnectArgs {
     /// Do not verify the server's certificate (testing only).
     #[arg(long, global = true)]
     pub tls_skip_verify: bool,
+    /// Ask the server to wrap the answer in a single-use token valid this
+    /// long (`60s`, `5m`; Vault's `-wrap-ttl`); `coffer unwrap` reads it.
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub wrap_ttl: Option<String>,
 }
 
 impl ConnectArgs {
@@ -57,7 +63,9 @@ impl ConnectArgs {
             config.ca_cert = Some(ca.clone());
         }
         config.skip_verify |= self.tls_skip_verify;
-        Client::new(config)
+        let mut client = Client::new(config)?;
+        client.wrap_ttl = self.wrap_ttl.clone().filter(|t| !t.trim().is_empty());
+        Ok(client)
     }
 }
 
@@ -277,6 +285,8 @@ pub struct Client {
     http: HttpClient,
     base: Url,
     token: Option<Zeroizing<String>>,
+    /// `X-Vault-Wrap-TTL` sent with every request (`--wrap-ttl`).
+    wrap_ttl: Option<String>,
 }
 
 /// Prints the base URL and whether a token is set, never the token.
@@ -329,6 +339,7 @@ impl Client {
             http,
             base,
             token: None,
+            wrap_ttl: None,
         };
         Ok(match config.token {
             Some(t) => client.with_token(t),
@@ -340,6 +351,22 @@ impl Client {
     pub fn with_token(mut self, token: Zeroizing<String>) -> Client {
         self.token = if token.is_empty() { None } else { Some(token) };
         self
+    }
+
+    /// Whether a token is set (the token itself stays private).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Whether `token` is the client's own token (constant-time comparison).
+    pub fn token_is(&self, token: &str) -> bool {
+        self.token.as_ref().is_some_and(|t| {
+            t.len() == token.len()
+                && t.bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
     }
 
     /// The server's base address.
@@ -371,6 +398,11 @@ impl Client {
             })?;
             value.set_sensitive(true);
             req = req.header(TOKEN_HEADER, value);
+        }
+        if let Some(ttl) = &self.wrap_ttl {
+            let value = HeaderValue::from_str(ttl.trim())
+                .map_err(|_| Error::Config(format!("invalid wrap TTL {ttl:?}")))?;
+            req = req.header(WRAP_TTL_HEADER, value);
         }
         if let Some(body) = body {
             let bytes =

@@ -75,6 +75,8 @@ enum Command {
     Delete(cmd::generic::DeleteArgs),
     /// List the keys under any API path (like `vault list`).
     List(cmd::generic::ListArgs),
+    /// Show the answer a wrapping token holds (once), like `vault unwrap`.
+    Unwrap(cmd::unwrap::Args),
     /// A secret's lifecycle: owner, type, rotation policy; the inventory.
     Secret(cmd::secret::Args),
     /// Rotate a managed secret now through its rotator.
@@ -110,6 +112,7 @@ fn main() {
         Command::Patch(a) => cmd::generic::patch(a),
         Command::Delete(a) => cmd::generic::delete(a),
         Command::List(a) => cmd::generic::list(a),
+        Command::Unwrap(a) => cmd::unwrap::run(a),
         Command::Secret(a) => cmd::secret::run(a),
         Command::Rotate(a) => cmd::rotate::run(a),
         Command::Revoke(a) => cmd::revoke::run(a),

@@ -154,6 +154,10 @@ impl Renderer<'_> {
         if !resp.warnings.is_empty() {
             out["warnings"] = json!(resp.warnings);
         }
+        if let Some(info) = &resp.wrap_info {
+            out["wrap_info"] =
+                crate::wrapping::audit_json(info, |t| self.hasher.string(t), |a| self.accessor(a));
+        }
         out
     }
 

@@ -1,5 +1,6 @@
 //! Secrets engines that can be mounted.
 
+pub mod cubbyhole;
 pub mod database;
 pub mod kv_v1;
 pub mod kv_v2;
@@ -19,6 +20,7 @@ pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
             Some(v) => Err(Error::bad(format!("unsupported kv version {v:?}"))),
         },
         "database" => Ok(Arc::new(database::Database::new())),
+        cubbyhole::KIND => Ok(Arc::new(cubbyhole::Cubbyhole)),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
         ))),

@@ -49,7 +49,7 @@ pub struct WriteArgs {
     #[arg(long)]
     field: Option<String>,
     /// Send the request even without data (an empty JSON object).
-    #[arg(long)]
+    #[arg(long, short = 'f')]
     force: bool,
     /// The API path, without the leading /v1/.
     path: String,
@@ -199,6 +199,13 @@ pub(crate) fn clean_path(path: &str) -> &str {
 
 /// Prints a server answer: one field, the whole JSON, or a `vault`-style table.
 pub(crate) fn print_answer(body: &Value, field: Option<&str>, format: Format) -> i32 {
+    if let (Some(field), Some(rows)) = (field, wrap_rows(body)) {
+        let Some((_, v)) = rows.into_iter().find(|(k, _)| k == field) else {
+            eprintln!("Field {field:?} not present in secret");
+            return 1;
+        };
+        return print_field(&serde_json::json!({ field: v }), field, format);
+    }
     if let Some(field) = field {
         return print_field(body, field, format);
     }
@@ -259,6 +266,9 @@ pub(crate) fn print_warnings(body: &Value) {
 /// An answer as `vault read` shows it: lease rows, token rows for an auth
 /// block, then the data's keys in order.
 pub(crate) fn render_secret(body: &Value) -> String {
+    if let Some(rows) = wrap_rows(body) {
+        return output::table(&rows);
+    }
     let mut rows: Vec<(String, String)> = Vec::new();
     let lease_id = body.get("lease_id").and_then(Value::as_str).unwrap_or("");
     let lease_duration = body
@@ -297,6 +307,25 @@ pub(crate) fn render_secret(body: &Value) -> String {
         return String::new();
     }
     output::table(&rows)
+}
+
+/// The rows `vault` prints for a wrapped answer (its `wrap_info`), or
+/// `None` when the answer is not wrapped.
+pub(crate) fn wrap_rows(body: &Value) -> Option<Vec<(String, String)>> {
+    let info = body.get("wrap_info").filter(|w| w.is_object())?;
+    let text = |k: &str| info.get(k).map(cell).unwrap_or_default();
+    let ttl = info.get("ttl").and_then(Value::as_u64).unwrap_or(0);
+    let mut rows = vec![
+        ("wrapping_token".into(), text("token")),
+        ("wrapping_accessor".into(), text("accessor")),
+        ("wrapping_token_ttl".into(), human_duration(ttl)),
+        ("wrapping_token_creation_time".into(), text("creation_time")),
+        ("wrapping_token_creation_path".into(), text("creation_path")),
+    ];
+    if info.get("wrapped_accessor").is_some() {
+        rows.push(("wrapped_accessor".into(), text("wrapped_accessor")));
+    }
+    Some(rows)
 }
 
 /// A table cell: Go's `%v`, with `n/a` for an empty string.

@@ -17,3 +17,4 @@ pub mod secrets;
 pub mod server;
 pub mod status;
 pub mod token;
+pub mod unwrap;

@@ -127,6 +127,14 @@ pub fn get(client: &Client, a: GetArgs, format: Format) -> anyhow::Result<i32> {
         eprintln!("No value found at {full}");
         return Ok(2);
     };
+    if crate::cmd::generic::wrap_rows(&body).is_some() {
+        // `--wrap-ttl`: the answer is the wrapping token's envelope.
+        return Ok(crate::cmd::generic::print_answer(
+            &body,
+            a.field.as_deref(),
+            format,
+        ));
+    }
     let secret = body.get("data").filter(|d| !d.is_null());
     if let Some(field) = &a.field {
         let Some(data) = secret.and_then(|s| s.get("data")).filter(|d| !d.is_null()) else {
