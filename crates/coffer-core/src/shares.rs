@@ -103,6 +103,13 @@ pub(crate) fn key_and_nonce(
     let key = crate::sys::decode_key(key)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| Error::bad("'key' must be a valid hex or base64 string"))?;
+    // Vault's bounds: a share is 33 bytes here (x coordinate and a 32-byte key).
+    if key.len() < 16 {
+        return Err(Error::bad("key is shorter than minimum 16 bytes"));
+    }
+    if key.len() > 64 {
+        return Err(Error::bad("key is longer than maximum 64 bytes"));
+    }
     let nonce = p.str("nonce")?.unwrap_or_default().to_string();
     if nonce.is_empty() {
         return Err(Error::bad("missing nonce"));
