@@ -526,3 +526,38 @@ fn the_openbao_cli_manages_token_leases_and_batch_tokens() {
         "bao lease revoke -prefix left the login working"
     );
 }
+
+#[test]
+fn the_coffer_cli_creates_looks_up_and_revokes_these_tokens() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let v = s
+        .run(&["token", "create", "-type=batch", "-policy=p", "-ttl=10m", "-format=json"])
+        .ok()
+        .json();
+    assert_eq!(v["auth"]["token_type"], "batch");
+    let batch = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let v = s.run(&["token", "lookup", "-format=json", &batch]).ok().json();
+    assert_eq!(v["data"]["type"], "batch");
+    let r = s.run(&["token", "renew", &batch]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("batch tokens cannot be renewed"), "{r:?}");
+    let r = s.run(&["token", "create", "-type=sideways"]);
+    assert!(r.code != 0 && r.stderr.contains("sideways"), "{r:?}");
+
+    let v = s
+        .run(&["token", "create", "-policy=p", "-ttl=10m", "-format=json"])
+        .ok()
+        .json();
+    let token = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let accessor = v["auth"]["accessor"].as_str().unwrap().to_string();
+    let v = s
+        .run(&["token", "renew", "-accessor", "-format=json", &accessor])
+        .ok()
+        .json();
+    assert_eq!(v["auth"]["renewable"], true);
+    s.run(&["token", "revoke", "-accessor", &accessor]).ok();
+    assert!(!works(&api, &token));
+    // Revoking an accessor whose token is gone succeeds, as Vault's.
+    s.run(&["token", "revoke", "-accessor", &accessor]).ok();
+}
