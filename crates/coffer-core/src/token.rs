@@ -366,7 +366,16 @@ impl TokenStore {
             return Ok(());
         };
         let key = format!("lease/{lease}");
-        if self.view.get(&key).await?.is_none() {
+        // Under the uses lock, as revocation is, so a revoked token's lease
+        // record is never written back.
+        let _guard = self.uses.lock().await;
+        if self.view.get(&key).await?.is_none()
+            || self
+                .view
+                .get(&format!("id/{}", entry.id_hash))
+                .await?
+                .is_none()
+        {
             return Ok(());
         }
         let record = TokenLease {
@@ -776,6 +785,63 @@ mod tests {
         s.revoke_orphan("b").await.unwrap();
         let e = s.lookup_hash("e").await.unwrap().expect("orphan valid");
         assert!(e.parent.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_token_and_its_lease_are_written_and_removed_together() {
+        let s = store();
+        let later = now().timestamp() + 3600;
+        let mut e = entry("t1", None, Some(later));
+        e.path = "auth/userpass/login/alice".into();
+        s.store(&e).await.unwrap();
+        let id = e.lease_id().unwrap();
+        assert!(id.starts_with("auth/userpass/login/alice/h"));
+        let (found, record) = s.lease(&id).await.unwrap().expect("lease");
+        assert_eq!(found.id_hash, "t1");
+        assert!(record.last_renewal.is_none());
+        s.note_renewal(&e).await.unwrap();
+        assert!(s
+            .lease(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .last_renewal
+            .is_some());
+        assert_eq!(
+            s.lease_list("auth/userpass/login/").await.unwrap(),
+            vec!["alice/"]
+        );
+        s.revoke_tree("t1").await.unwrap();
+        assert!(s.lease(&id).await.unwrap().is_none());
+        assert!(s.view.get(&format!("lease/{id}")).await.unwrap().is_none());
+        // Renewal notes after revocation write nothing back.
+        s.note_renewal(&e).await.unwrap();
+        assert!(s.view.get(&format!("lease/{id}")).await.unwrap().is_none());
+        // Tokens without a TTL have no lease; odd ids find nothing.
+        let root = entry("r", None, None);
+        assert!(root.lease_id().is_none());
+        for bad in ["", "auth//x", "auth/../id/t1", "auth/./x"] {
+            assert!(s.lease(bad).await.unwrap().is_none(), "{bad}");
+        }
+        // A dangling record (from storage written by hand) is tidied away.
+        s.view
+            .put_json(
+                "lease/auth/token/create/hdangling",
+                &TokenLease {
+                    token: "gone".into(),
+                    last_renewal: None,
+                },
+            )
+            .await
+            .unwrap();
+        s.tidy().await.unwrap();
+        assert!(s
+            .view
+            .get("lease/auth/token/create/hdangling")
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]

@@ -532,12 +532,22 @@ fn the_coffer_cli_creates_looks_up_and_revokes_these_tokens() {
     let s = Server::start();
     let api = Api::new(&s);
     let v = s
-        .run(&["token", "create", "-type=batch", "-policy=p", "-ttl=10m", "-format=json"])
+        .run(&[
+            "token",
+            "create",
+            "-type=batch",
+            "-policy=p",
+            "-ttl=10m",
+            "-format=json",
+        ])
         .ok()
         .json();
     assert_eq!(v["auth"]["token_type"], "batch");
     let batch = v["auth"]["client_token"].as_str().unwrap().to_string();
-    let v = s.run(&["token", "lookup", "-format=json", &batch]).ok().json();
+    let v = s
+        .run(&["token", "lookup", "-format=json", &batch])
+        .ok()
+        .json();
     assert_eq!(v["data"]["type"], "batch");
     let r = s.run(&["token", "renew", &batch]);
     assert_ne!(r.code, 0);
