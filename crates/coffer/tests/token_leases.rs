@@ -571,3 +571,43 @@ fn the_coffer_cli_creates_looks_up_and_revokes_these_tokens() {
     // Revoking an accessor whose token is gone succeeds, as Vault's.
     s.run(&["token", "revoke", "-accessor", &accessor]).ok();
 }
+
+#[test]
+fn an_auth_method_with_token_type_batch_issues_batch_tokens() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let pw = unique("pw");
+    userpass(&api, &["bob"], &pw);
+    api.root(
+        "POST",
+        "auth/userpass/users/bob",
+        Some(json!({"token_type": "batch", "token_ttl": "10m"})),
+    );
+    let d = api.root("GET", "auth/userpass/users/bob", None)["data"].clone();
+    assert_eq!(d["token_type"], "batch");
+    let token = login(&api, "bob", &pw);
+    assert!(token.starts_with("cfb."), "{token}");
+    let (st, v) = api.call("GET", "auth/token/lookup-self", Some(&token), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["type"], "batch");
+    assert_eq!(v["data"]["path"], "auth/userpass/login/bob");
+    assert_eq!(v["data"]["meta"]["username"], "bob");
+    assert!(
+        keys(&api, "auth/userpass/login/bob/").is_empty(),
+        "a batch token got a lease"
+    );
+    let (st, _) = api.call(
+        "POST",
+        "auth/token/renew-self",
+        Some(&token),
+        Some(json!({})),
+    );
+    assert_eq!(st, 400);
+    let (st, v) = api.call(
+        "POST",
+        "auth/userpass/users/bob",
+        Some(&s.token),
+        Some(json!({"token_period": "1h"})),
+    );
+    assert_eq!(st, 400, "{v}");
+}
