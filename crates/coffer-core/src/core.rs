@@ -624,7 +624,11 @@ impl Core {
             },
             ..Default::default()
         };
-        let (token, entry) = token_api::mint(self, spec).await?;
+        let (token, entry) = if grant.batch {
+            token_api::mint_batch(self, spec).await?
+        } else {
+            token_api::mint(self, spec).await?
+        };
         Ok(token_api::auth_block(Some(&token), &entry))
     }
 

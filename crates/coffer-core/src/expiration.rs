@@ -10,7 +10,8 @@
 //!
 //! A lease never outlives its token: its TTL, and each renewal's, is capped
 //! by the token's remaining TTL (tokens without expiry, such as root, set no
-//! cap), and the token's expiry revokes its leases.
+//! cap), and the token's expiry revokes its leases. (Tokens' own leases
+//! live in the token store, see [`crate::token`].)
 //!
 //! Layout in its view: `id/<lease id>` holds a [`LeaseEntry`];
 //! `token/<token hash>/<sha256(lease id)>` indexes leases by token.
@@ -148,7 +149,15 @@ impl Expiration {
         token: Option<&TokenEntry>,
         req: &LeaseRequest,
     ) -> Result<LeaseEntry> {
-        let token_hash = token.map(|t| t.id_hash.as_str());
+        // A batch token is never stored: its leases are tracked by its
+        // parent (an orphan batch token's by nobody), capped at its expiry.
+        let token_hash = token.and_then(|t| {
+            if t.is_batch() {
+                t.parent.as_deref()
+            } else {
+                Some(t.id_hash.as_str())
+            }
+        });
         let at = now().timestamp();
         let mount_max = if mount.config.max_lease_ttl > 0 {
             mount.config.max_lease_ttl
@@ -180,7 +189,10 @@ impl Expiration {
             issue_time: at,
             expire_time: at + secs(ttl),
             last_renewal: None,
-            max_expire_time: at + secs(max),
+            max_expire_time: match token.filter(|t| t.is_batch()).and_then(|t| t.expire_time) {
+                Some(batch_end) => (at + secs(max)).min(batch_end),
+                None => at + secs(max),
+            },
             renewable: req.renewable,
             internal: req.internal.clone(),
         };

@@ -8,6 +8,7 @@ pub mod abuse;
 pub mod audit;
 pub mod auth;
 pub mod barrier;
+pub mod batch_token;
 pub mod cache;
 pub mod canonical;
 pub mod core;

@@ -137,6 +137,8 @@ pub struct AuthGrant {
     /// The name of the authenticated identity (user name, role name, subject),
     /// for the audit trail and lockout.
     pub alias_name: String,
+    /// Issue a batch token (never stored; see [`crate::batch_token`]).
+    pub batch: bool,
 }
 
 /// A lease an engine asks for when it hands out a credential that must end

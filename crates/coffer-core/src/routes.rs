@@ -109,6 +109,13 @@ pub const CATALOG: &[Route] = &[
     r("POST", "cubbyhole/{new}", "create"),
     r("LIST", "cubbyhole/", "list"),
     r("DELETE", "cubbyhole/matrix-del", "delete"),
+    // token leases (kept by the token store)
+    s("LIST", "sys/leases/lookup/auth/token/create/", "list"),
+    s(
+        "POST",
+        "sys/leases/revoke-prefix/auth/userpass/login/none",
+        "update",
+    ),
     // sys: Coffer's lifecycle
     r("GET", "sys/coffer/inventory", "read"),
     r("POST", "sys/coffer/revoke-compromised", "update"),

@@ -1,5 +1,12 @@
 //! `sys/leases/*` (and the legacy `sys/renew`, `sys/revoke*`): lookup,
 //! renew, revoke, revoke-prefix, revoke-force and tidy of leases.
+//!
+//! Two kinds of lease answer here: dynamic credentials' (the expiration
+//! manager's) and tokens' (ids below `auth/`, kept by the token store; see
+//! [`crate::token`]). A token lease is looked up, listed and revoked like
+//! any other (revoking it revokes the token's whole tree and the trees'
+//! leases), but, as in Vault and OpenBao, not renewed here: tokens renew
+//! through `auth/token/renew*`, which moves their lease with them.
 
 use serde_json::json;
 
@@ -32,6 +39,9 @@ pub(crate) async fn handle(core: &Core, req: &Request, rest: &str) -> Result<Opt
         .unwrap_or_else(|| rest.to_string());
     let resp = if rest == "lookup" && write {
         let id = lease_id("")?;
+        if let Some((token, record)) = core.tokens.lease(&id).await? {
+            return Ok(Some(Response::data(token_lease_json(&id, &token, &record))));
+        }
         let entry = core
             .leases
             .lookup(&id)
@@ -39,9 +49,16 @@ pub(crate) async fn handle(core: &Core, req: &Request, rest: &str) -> Result<Opt
             .ok_or_else(|| Error::bad("invalid lease"))?;
         Response::data(entry.to_json())
     } else if let Some(prefix) = rest.strip_prefix("lookup/").filter(|_| op == List) {
-        Response::list(core.leases.list(prefix).await?)?
+        let mut keys = core.leases.list(prefix).await?;
+        keys.extend(core.tokens.lease_list(prefix).await?);
+        keys.sort();
+        keys.dedup();
+        Response::list(keys)?
     } else if (rest == "renew" || rest.starts_with("renew/")) && write {
         let id = lease_id(rest.strip_prefix("renew/").unwrap_or(""))?;
+        if core.tokens.lease(&id).await?.is_some() {
+            return Err(Error::bad("tokens cannot be renewed through this endpoint"));
+        }
         let increment = p.duration("increment")?.unwrap_or(0);
         let entry = core.leases.renew(core, &id, increment).await?;
         let mut r = Response::empty();
@@ -53,13 +70,17 @@ pub(crate) async fn handle(core: &Core, req: &Request, rest: &str) -> Result<Opt
         r
     } else if (rest == "revoke" || rest.starts_with("revoke/")) && write {
         let id = lease_id(rest.strip_prefix("revoke/").unwrap_or(""))?;
-        core.leases.revoke(core, &id, false).await?;
+        if let Some((token, _)) = core.tokens.lease(&id).await? {
+            core.revoke_token_tree(&token.id_hash).await?;
+        } else {
+            core.leases.revoke(core, &id, false).await?;
+        }
         Response::empty()
     } else if let Some(prefix) = rest.strip_prefix("revoke-prefix/").filter(|_| write) {
-        core.leases.revoke_prefix(core, prefix, false).await?;
+        revoke_prefix(core, prefix, false).await?;
         Response::empty()
     } else if let Some(prefix) = rest.strip_prefix("revoke-force/").filter(|_| write) {
-        core.leases.revoke_prefix(core, prefix, true).await?;
+        revoke_prefix(core, prefix, true).await?;
         Response::empty()
     } else if rest == "tidy" && write {
         core.leases.revoke_due(core).await?;
@@ -68,6 +89,58 @@ pub(crate) async fn handle(core: &Core, req: &Request, rest: &str) -> Result<Opt
         return Ok(None);
     };
     Ok(Some(resp))
+}
+
+/// The lookup answer for a token's lease, as OpenBao's: the token's times.
+fn token_lease_json(
+    id: &str,
+    token: &crate::token::TokenEntry,
+    record: &crate::token::TokenLease,
+) -> serde_json::Value {
+    let fmt = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map(|d| crate::util::rfc3339(&d))
+            .unwrap_or_default()
+    };
+    let expire = token.expire_time.unwrap_or(0);
+    json!({
+        "id": id,
+        "issue_time": fmt(token.creation_time),
+        "expire_time": fmt(expire),
+        "last_renewal": record.last_renewal.map(fmt),
+        "path": token.path,
+        "renewable": token.renewable,
+        "ttl": (expire - crate::util::now().timestamp()).max(0),
+    })
+}
+
+/// Revokes the leases below `prefix`: token leases (each token with its
+/// tree and their leases) and dynamic ones. As Vault's, a prefix that is
+/// itself a lease id revokes that lease; any other prefix is taken as a
+/// directory (`a/b` reaches `a/b/...`, never `a/bc/...`).
+async fn revoke_prefix(core: &Core, prefix: &str, force: bool) -> Result<()> {
+    let prefix = prefix.trim_start_matches('/');
+    if prefix.is_empty() {
+        return Err(Error::bad("prefix is required"));
+    }
+    if !prefix.ends_with('/') {
+        if let Some((token, _)) = core.tokens.lease(prefix).await? {
+            return core.revoke_token_tree(&token.id_hash).await;
+        }
+        if core.leases.lookup(prefix).await?.is_some() {
+            return core.leases.revoke(core, prefix, force).await;
+        }
+    }
+    let dir = if prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    for (_, token) in core.tokens.leases_with_prefix(&dir).await? {
+        core.revoke_token_tree(&token).await?;
+    }
+    core.leases.revoke_prefix(core, &dir, force).await?;
+    Ok(())
 }
 
 /// Whether `rest` (below `sys/`) is a lease endpoint.

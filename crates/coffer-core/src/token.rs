@@ -12,6 +12,17 @@
 //! of expiry times (rebuilt from storage at the first pass after unseal)
 //! lets [`TokenStore::revoke_expired`] revoke each expired token's tree and
 //! leases within a second of its expiry.
+//!
+//! Every token with a TTL has a lease, as Vault's: `lease/<lease id>` holds
+//! a [`TokenLease`], where the lease id is the creating path followed by
+//! `/h<sha256(token hash)>` (`auth/userpass/login/alice/h3f…`). The lease
+//! record is written in the same atomic batch as the token and deleted in the
+//! same batch as it, so a crash can never leave a token without its lease or
+//! a lease without its token; its times are the token's (one source of
+//! truth), so the two always expire together.
+//!
+//! Batch tokens (`cfb.`, see [`crate::batch_token`]) are not stored at all:
+//! [`TokenStore::lookup`] opens and checks them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +111,11 @@ impl TokenEntry {
         self.expire_time.is_some_and(|t| t <= at)
     }
 
+    /// Whether this is a batch token (never stored; batch tokens have no accessor).
+    pub fn is_batch(&self) -> bool {
+        self.accessor.is_empty()
+    }
+
     /// Whether the token carries the root policy.
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
@@ -114,7 +130,7 @@ impl TokenEntry {
                 .map(|t| rfc3339(&t))
                 .unwrap_or_default()
         };
-        json!({
+        let mut out = json!({
             "accessor": self.accessor,
             "creation_time": self.creation_time,
             "creation_ttl": self.ttl,
@@ -127,16 +143,60 @@ impl TokenEntry {
             "meta": if self.meta.is_empty() { Value::Null } else { json!(self.meta) },
             "num_uses": self.num_uses,
             "orphan": self.parent.is_none(),
-            "period": if self.period > 0 { json!(self.period) } else { Value::Null },
-            "bound_cidrs": if self.bound_cidrs.is_empty() { Value::Null } else { json!(self.bound_cidrs) },
-            "role": self.role.clone().unwrap_or_default(),
             "path": self.path,
             "policies": self.policies,
             "renewable": self.renewable,
             "ttl": ttl,
-            "type": "service",
-        })
+            "type": self.token_type(),
+        });
+        // As Vault's lookup: these appear only when set.
+        if let Some(o) = out.as_object_mut() {
+            if self.period > 0 {
+                o.insert("period".into(), json!(self.period));
+            }
+            if !self.bound_cidrs.is_empty() {
+                o.insert("bound_cidrs".into(), json!(self.bound_cidrs));
+            }
+            if let Some(role) = self.role.as_ref().filter(|r| !r.is_empty()) {
+                o.insert("role".into(), json!(role));
+            }
+        }
+        out
     }
+
+    /// `service` or `batch`, as Vault names token types.
+    pub fn token_type(&self) -> &'static str {
+        if self.is_batch() {
+            "batch"
+        } else {
+            "service"
+        }
+    }
+
+    /// The id of this token's lease (`<creating path>/h<digest>`), or `None`
+    /// for tokens without a TTL (root) and batch tokens, which have none.
+    pub fn lease_id(&self) -> Option<String> {
+        if self.expire_time.is_none() || self.is_batch() {
+            return None;
+        }
+        Some(format!(
+            "{}/h{}",
+            self.path.trim_end_matches('/'),
+            coffer_crypto::hash::sha256_hex(self.id_hash.as_bytes())
+        ))
+    }
+}
+
+/// A token's lease record (`lease/<lease id>` in the token store's view):
+/// which token it stands for and when it was last renewed. Its other times
+/// are the token's own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenLease {
+    /// Hash of the token.
+    pub token: String,
+    /// Last renewal of the token, seconds since the epoch.
+    #[serde(default)]
+    pub last_renewal: Option<i64>,
 }
 
 /// Hash under which a token is stored.
@@ -152,6 +212,14 @@ pub fn generate_token() -> Zeroizing<String> {
     ))
 }
 
+/// Whether `id` can name a lease: not empty, no empty or dot segment.
+pub fn valid_lease_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
 /// Stores and looks up tokens.
 #[derive(Clone)]
 pub struct TokenStore {
@@ -165,18 +233,27 @@ pub struct TokenStore {
     indexed: Arc<AtomicBool>,
     /// Serialises the read-modify-write of use counts.
     uses: Arc<tokio::sync::Mutex<()>>,
+    /// Seals and opens batch tokens.
+    batch: Arc<crate::batch_token::BatchKeys>,
 }
 
 impl TokenStore {
     /// A store over `view`.
     pub fn new(view: View) -> Self {
         TokenStore {
-            view,
             parsed: Arc::new(ParsedCache::default()),
             expiring: Arc::new(Mutex::new(BTreeSet::new())),
             indexed: Arc::new(AtomicBool::new(false)),
             uses: Arc::new(tokio::sync::Mutex::new(())),
+            batch: Arc::new(crate::batch_token::BatchKeys::new(view.clone())),
+            view,
         }
+    }
+
+    /// Makes a batch token of `entry` (never stored); returns the token and
+    /// the entry lookups will see.
+    pub async fn seal_batch(&self, entry: &TokenEntry) -> Result<(Zeroizing<String>, TokenEntry)> {
+        self.batch.seal(entry).await
     }
 
     fn index_expiry(&self, entry: &TokenEntry) {
@@ -231,9 +308,81 @@ impl TokenStore {
                 Zeroizing::new(b"{}".to_vec()),
             ));
         }
+        if let Some(lease) = entry.lease_id() {
+            let record = TokenLease {
+                token: entry.id_hash.clone(),
+                last_renewal: None,
+            };
+            ops.push(BarrierOp::Put(format!("lease/{lease}"), to_json(&record)?));
+        }
         self.view.write_batch(ops).await?;
         self.index_expiry(entry);
         Ok(())
+    }
+
+    /// The live token behind the token lease `lease_id`, with its lease
+    /// record; `None` when there is no such lease or its token is no longer
+    /// valid.
+    pub async fn lease(&self, lease_id: &str) -> Result<Option<(TokenEntry, TokenLease)>> {
+        if !valid_lease_id(lease_id) {
+            return Ok(None);
+        }
+        let record: Option<TokenLease> = self.view.get_json(&format!("lease/{lease_id}")).await?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        Ok(self
+            .lookup_hash(&record.token)
+            .await?
+            .filter(|e| e.lease_id().as_deref() == Some(lease_id))
+            .map(|e| (e, record)))
+    }
+
+    /// Token lease ids directly below `prefix` (Vault-style listing).
+    pub async fn lease_list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.view.list(&format!("lease/{prefix}")).await
+    }
+
+    /// Every token lease whose id starts with `prefix`: (lease id, token hash).
+    pub async fn leases_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for key in self
+            .view
+            .keys_with_prefix(&format!("lease/{prefix}"))
+            .await?
+        {
+            let record: Option<TokenLease> = self.view.get_json(&key).await?;
+            if let (Some(id), Some(r)) = (key.strip_prefix("lease/"), record) {
+                out.push((id.to_string(), r.token));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `entry` (a stored token) was just renewed, for its lease's
+    /// `last_renewal`.
+    pub async fn note_renewal(&self, entry: &TokenEntry) -> Result<()> {
+        let Some(lease) = entry.lease_id() else {
+            return Ok(());
+        };
+        let key = format!("lease/{lease}");
+        // Under the uses lock, as revocation is, so a revoked token's lease
+        // record is never written back.
+        let _guard = self.uses.lock().await;
+        if self.view.get(&key).await?.is_none()
+            || self
+                .view
+                .get(&format!("id/{}", entry.id_hash))
+                .await?
+                .is_none()
+        {
+            return Ok(());
+        }
+        let record = TokenLease {
+            token: entry.id_hash.clone(),
+            last_renewal: Some(now().timestamp()),
+        };
+        self.view.put_json(&key, &record).await
     }
 
     /// Rewrites an existing entry (renewal, re-parenting). Use counts are
@@ -266,6 +415,21 @@ impl TokenStore {
     pub async fn lookup(&self, token: &str) -> Result<Option<TokenEntry>> {
         if token.is_empty() {
             return Ok(None);
+        }
+        if token.starts_with(crate::batch_token::BATCH_PREFIX) {
+            let Some(e) = self.batch.open(token).await? else {
+                return Ok(None);
+            };
+            if e.expired(now().timestamp()) {
+                return Ok(None);
+            }
+            // A batch token with a parent lives only while the parent does.
+            if let Some(parent) = &e.parent {
+                if self.lookup_hash(parent).await?.is_none() {
+                    return Ok(None);
+                }
+            }
+            return Ok(Some(e));
         }
         Ok(self
             .lookup_hash(&hash_token(token))
@@ -339,6 +503,7 @@ impl TokenStore {
     /// Forgets parsed entries and the expiry index (on seal).
     pub fn clear_cache(&self) {
         self.parsed.clear();
+        self.batch.clear();
         self.expiring.lock().clear();
         self.indexed.store(false, Ordering::SeqCst);
     }
@@ -479,6 +644,9 @@ impl TokenStore {
             if let Some(p) = &e.parent {
                 ops.push(BarrierOp::Delete(format!("parent/{p}/{hash}")));
             }
+            if let Some(lease) = e.lease_id() {
+                ops.push(BarrierOp::Delete(format!("lease/{lease}")));
+            }
         }
         self.view.write_batch(ops).await?;
         Ok(entry)
@@ -505,6 +673,16 @@ impl TokenStore {
             };
             if !live {
                 self.view.delete(&format!("accessor/{accessor}")).await?;
+            }
+        }
+        for key in self.view.keys_with_prefix("lease/").await? {
+            let record: Option<TokenLease> = self.view.get_json(&key).await?;
+            let live = match &record {
+                Some(r) => self.view.get(&format!("id/{}", r.token)).await?.is_some(),
+                None => false,
+            };
+            if !live {
+                self.view.delete(&key).await?;
             }
         }
         for parent in self.view.list("parent/").await? {
@@ -607,6 +785,63 @@ mod tests {
         s.revoke_orphan("b").await.unwrap();
         let e = s.lookup_hash("e").await.unwrap().expect("orphan valid");
         assert!(e.parent.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_token_and_its_lease_are_written_and_removed_together() {
+        let s = store();
+        let later = now().timestamp() + 3600;
+        let mut e = entry("t1", None, Some(later));
+        e.path = "auth/userpass/login/alice".into();
+        s.store(&e).await.unwrap();
+        let id = e.lease_id().unwrap();
+        assert!(id.starts_with("auth/userpass/login/alice/h"));
+        let (found, record) = s.lease(&id).await.unwrap().expect("lease");
+        assert_eq!(found.id_hash, "t1");
+        assert!(record.last_renewal.is_none());
+        s.note_renewal(&e).await.unwrap();
+        assert!(s
+            .lease(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .last_renewal
+            .is_some());
+        assert_eq!(
+            s.lease_list("auth/userpass/login/").await.unwrap(),
+            vec!["alice/"]
+        );
+        s.revoke_tree("t1").await.unwrap();
+        assert!(s.lease(&id).await.unwrap().is_none());
+        assert!(s.view.get(&format!("lease/{id}")).await.unwrap().is_none());
+        // Renewal notes after revocation write nothing back.
+        s.note_renewal(&e).await.unwrap();
+        assert!(s.view.get(&format!("lease/{id}")).await.unwrap().is_none());
+        // Tokens without a TTL have no lease; odd ids find nothing.
+        let root = entry("r", None, None);
+        assert!(root.lease_id().is_none());
+        for bad in ["", "auth//x", "auth/../id/t1", "auth/./x"] {
+            assert!(s.lease(bad).await.unwrap().is_none(), "{bad}");
+        }
+        // A dangling record (from storage written by hand) is tidied away.
+        s.view
+            .put_json(
+                "lease/auth/token/create/hdangling",
+                &TokenLease {
+                    token: "gone".into(),
+                    last_renewal: None,
+                },
+            )
+            .await
+            .unwrap();
+        s.tidy().await.unwrap();
+        assert!(s
+            .view
+            .get("lease/auth/token/create/hdangling")
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]

@@ -95,6 +95,41 @@ pub fn sanitize_policies(policies: &[String], add_default: bool) -> Vec<String> 
 
 /// Mints a token from `spec` and stores it; returns the token and its entry.
 pub async fn mint(core: &Core, spec: TokenSpec) -> Result<(Zeroizing<String>, TokenEntry)> {
+    let (token, entry) = build_entry(core, spec).await?;
+    core.tokens.store(&entry).await?;
+    Ok((token, entry))
+}
+
+/// Mints a batch token from `spec` (never stored, not renewable, no
+/// accessor; see [`crate::batch_token`]); returns the token and its entry.
+pub async fn mint_batch(
+    core: &Core,
+    mut spec: TokenSpec,
+) -> Result<(Zeroizing<String>, TokenEntry)> {
+    if spec.id.as_ref().is_some_and(|i| !i.is_empty()) {
+        return Err(Error::bad("batch tokens cannot have an ID set"));
+    }
+    if spec.num_uses > 0 {
+        return Err(Error::bad("batch tokens cannot have \"num_uses\" set"));
+    }
+    if spec.period > 0 {
+        return Err(Error::bad("batch tokens cannot have \"period\" set"));
+    }
+    if sanitize_policies(&spec.policies, false)
+        .iter()
+        .any(|p| p == "root")
+    {
+        return Err(Error::bad("batch tokens cannot be root tokens"));
+    }
+    spec.renewable = false;
+    let (_, mut entry) = build_entry(core, spec).await?;
+    entry.accessor = String::new();
+    entry.id_hash = String::new();
+    core.tokens.seal_batch(&entry).await
+}
+
+/// The entry `spec` describes, with a fresh (or the requested) token.
+async fn build_entry(core: &Core, spec: TokenSpec) -> Result<(Zeroizing<String>, TokenEntry)> {
     let policies = sanitize_policies(&spec.policies, !spec.no_default_policy);
     let created = now().timestamp();
     let max_ttl = if spec.mount_max_ttl > 0 {
@@ -157,7 +192,6 @@ pub async fn mint(core: &Core, spec: TokenSpec) -> Result<(Zeroizing<String>, To
         role: spec.role,
         uses_exhausted: false,
     };
-    core.tokens.store(&entry).await?;
     Ok((token, entry))
 }
 
@@ -173,12 +207,11 @@ pub fn auth_block(token: Option<&str>, e: &TokenEntry) -> Value {
         "accessor": e.accessor,
         "policies": e.policies,
         "token_policies": token_policies,
-        "identity_policies": null,
         "metadata": if e.meta.is_empty() { Value::Null } else { json!(e.meta) },
         "lease_duration": remaining_ttl(e),
         "renewable": e.renewable,
         "entity_id": "",
-        "token_type": "service",
+        "token_type": e.token_type(),
         "orphan": e.parent.is_none(),
         "mfa_requirement": null,
         "num_uses": e.num_uses,
@@ -247,6 +280,9 @@ pub async fn handle(
             Ok(lookup_answer(&entry, None))
         }
         "renew-self" if write => {
+            if caller.is_batch() {
+                return Err(batch_refused("renewed"));
+            }
             renew(
                 core,
                 caller.clone(),
@@ -268,6 +304,9 @@ pub async fn handle(
             renew(core, entry, &p, None).await
         }
         "revoke-self" if write => {
+            if caller.is_batch() {
+                return Err(batch_refused("revoked"));
+            }
             core.revoke_token_tree(&caller.id_hash).await?;
             Ok(Response::empty())
         }
@@ -276,11 +315,23 @@ pub async fn handle(
                 .str("token")?
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| Error::bad("missing token"))?;
+            if token.starts_with(crate::batch_token::BATCH_PREFIX) {
+                return Err(batch_refused("revoked"));
+            }
             core.revoke_token_tree(&hash_token(token)).await?;
             Ok(Response::empty())
         }
         "revoke-accessor" if write => {
-            let entry = by_accessor(core, &p).await?;
+            let accessor = p
+                .str("accessor")?
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| Error::bad("missing accessor"))?;
+            // As Vault's: an accessor whose token is gone is not an error.
+            let Some(entry) = core.tokens.lookup_accessor(accessor).await? else {
+                let mut r = Response::empty();
+                r.warnings.push("No token found with this accessor".into());
+                return Ok(r);
+            };
             core.revoke_token_tree(&entry.id_hash).await?;
             Ok(Response::empty())
         }
@@ -289,6 +340,9 @@ pub async fn handle(
                 .str("token")?
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| Error::bad("missing token"))?;
+            if token.starts_with(crate::batch_token::BATCH_PREFIX) {
+                return Err(batch_refused("revoked"));
+            }
             let hash = hash_token(token);
             core.tokens
                 .lookup_hash(&hash)
@@ -341,6 +395,10 @@ fn valid_name(name: &str) -> Result<&str> {
     Ok(name)
 }
 
+fn batch_refused(what: &str) -> Error {
+    Error::bad(format!("batch tokens cannot be {what}"))
+}
+
 fn bad_token() -> Error {
     Error::Status {
         code: 403,
@@ -369,6 +427,9 @@ async fn renew(
     p: &Params<'_>,
     token: Option<&str>,
 ) -> Result<Response> {
+    if entry.is_batch() {
+        return Err(batch_refused("renewed"));
+    }
     if entry.expire_time.is_none() {
         // Tokens without a TTL (root) have nothing to renew.
         let mut r = Response::empty();
@@ -394,6 +455,7 @@ async fn renew(
     }
     entry.expire_time = Some(expire);
     core.tokens.update(&entry).await?;
+    core.tokens.note_renewal(&entry).await?;
     let mut r = Response::empty();
     r.auth = Some(auth_block(token, &entry));
     if let Some(max) = entry.max_expire_time {
@@ -424,6 +486,24 @@ async fn check_login_renewal(core: &Core, entry: &TokenEntry) -> Result<()> {
         .await
 }
 
+/// The token type a request asks for: `service`, `batch` or `default`.
+fn requested_type(p: &Params<'_>) -> Result<&'static str> {
+    Ok(match p.str("type")?.map(str::trim).unwrap_or("") {
+        "" | "default" => "default",
+        "service" => "service",
+        "batch" => "batch",
+        _ => return Err(Error::bad("invalid 'token_type' value")),
+    })
+}
+
+/// Whether `policy` is named by `exact` or matches one of `globs`.
+fn policy_listed(policy: &str, exact: &[String], globs: &[String]) -> bool {
+    exact.iter().any(|a| a == policy)
+        || globs
+            .iter()
+            .any(|g| crate::auth::jwt::claims::glob_match(g, policy))
+}
+
 async fn create(
     core: &Core,
     req: &Request,
@@ -432,13 +512,15 @@ async fn create(
     role: Option<(&str, Value)>,
 ) -> Result<Response> {
     let p = Params(&req.data);
+    if caller.is_batch() {
+        return Err(Error::bad("batch tokens cannot create more tokens"));
+    }
     let sudo = caller_sudo(core, req, caller).await?;
-    if let Some(t) = p.str("type")? {
-        if !t.is_empty() && t != "service" && t != "default" {
-            return Err(Error::bad(format!(
-                "unsupported token type {t:?}: only service tokens are supported"
-            )));
-        }
+    let mut token_type = requested_type(&p)?;
+    if p.str("entity_alias")?.is_some_and(|s| !s.is_empty()) {
+        return Err(Error::bad(
+            "entity aliases are not supported: Coffer has no identity store",
+        ));
     }
     let no_parent = p.bool("no_parent")?.unwrap_or(false);
     if no_parent && !sudo {
@@ -478,32 +560,35 @@ async fn create(
                 .ok_or_else(|| Error::Internal("corrupt token role".into()))?,
         );
         let allowed = rp.str_list("allowed_policies")?.unwrap_or_default();
+        let allowed_glob = rp.str_list("allowed_policies_glob")?.unwrap_or_default();
         let disallowed = rp.str_list("disallowed_policies")?.unwrap_or_default();
+        let disallowed_glob = rp.str_list("disallowed_policies_glob")?.unwrap_or_default();
+        let restricted = !allowed.is_empty() || !allowed_glob.is_empty();
         let policies = if requested.is_empty() {
-            if allowed.is_empty() {
+            if restricted {
+                allowed.clone()
+            } else {
                 caller_policies
                     .iter()
                     .filter(|p| *p != "root")
                     .cloned()
                     .collect()
-            } else {
-                allowed.clone()
             }
         } else {
             requested.clone()
         };
         for pol in &policies {
-            if disallowed.contains(pol) {
+            if policy_listed(pol, &disallowed, &disallowed_glob) {
                 return Err(Error::bad(format!(
                     "token policies ({pol}) must not include disallowed policies"
                 )));
             }
-            if !allowed.is_empty() && !allowed.contains(pol) && pol != "default" {
+            if restricted && pol != "default" && !policy_listed(pol, &allowed, &allowed_glob) {
                 return Err(Error::bad(format!(
                     "token policies ({pol}) must be subset of the role's allowed policies"
                 )));
             }
-            if allowed.is_empty()
+            if !restricted
                 && !caller.is_root()
                 && !caller_policies.contains(pol)
                 && pol != "default"
@@ -537,6 +622,22 @@ async fn create(
             num_uses = role_uses;
         }
         bound_cidrs = rp.str_list("token_bound_cidrs")?.unwrap_or_default();
+        token_type = match (
+            rp.str("token_type")?.unwrap_or("default-service"),
+            token_type,
+        ) {
+            ("service", "batch") | ("batch", "service") => {
+                return Err(Error::bad(format!(
+                    "role {name} only issues {} tokens",
+                    rp.str("token_type")?.unwrap_or("service")
+                )))
+            }
+            ("service", _) => "service",
+            ("batch", _) => "batch",
+            ("default-batch", "default") => "batch",
+            (_, "default") => "service",
+            (_, t) => t,
+        };
         path = format!("auth/token/create/{name}");
         if let Some(suffix) = rp.str("path_suffix")?.filter(|s| !s.is_empty()) {
             path = format!("{path}/{suffix}");
@@ -578,16 +679,38 @@ async fn create(
         mount_default_ttl: 0,
         mount_max_ttl: 0,
     };
-    let (token, entry) = mint(core, spec).await?;
+    let (token, entry) = if token_type == "batch" {
+        mint_batch(core, spec).await?
+    } else {
+        mint(core, spec).await?
+    };
     let mut r = Response::empty();
     r.auth = Some(auth_block(Some(&token), &entry));
     Ok(r)
 }
 
+/// The token types a role may name, as Vault's.
+const ROLE_TOKEN_TYPES: [&str; 4] = ["service", "batch", "default-service", "default-batch"];
+
 async fn roles(core: &Core, req: &Request, name: &str) -> Result<Response> {
     match req.operation {
         Operation::Read => {
-            let def = core.tokens.get_role(name).await?.ok_or(Error::NotFound)?;
+            let mut def = core.tokens.get_role(name).await?.ok_or(Error::NotFound)?;
+            if let Some(o) = def.as_object_mut() {
+                // Roles stored before these fields existed read as Vault's defaults.
+                for (k, v) in [
+                    ("allowed_policies_glob", json!([])),
+                    ("disallowed_policies_glob", json!([])),
+                    ("allowed_entity_aliases", Value::Null),
+                    ("explicit_max_ttl", json!(0)),
+                    ("period", json!(0)),
+                ] {
+                    o.entry(k).or_insert(v);
+                }
+                if o.get("token_type").and_then(Value::as_str) == Some("default") {
+                    o.insert("token_type".into(), json!("default-service"));
+                }
+            }
             Ok(Response::data(def))
         }
         Operation::Delete => {
@@ -618,6 +741,8 @@ async fn roles(core: &Core, req: &Request, name: &str) -> Result<Response> {
                     .or(e.duration(k)?)
                     .unwrap_or(0))
             };
+            let legacy =
+                |k: &str| -> Result<u64> { Ok(p.duration(k)?.or(e.duration(k)?).unwrap_or(0)) };
             let flag =
                 |k: &str, d: bool| -> Result<bool> { Ok(p.bool(k)?.or(e.bool(k)?).unwrap_or(d)) };
             let cidrs = p
@@ -625,29 +750,61 @@ async fn roles(core: &Core, req: &Request, name: &str) -> Result<Response> {
                 .or(e.str_list("token_bound_cidrs")?)
                 .unwrap_or_default();
             crate::auth::parse_cidrs(&cidrs)?;
-            let token_type = p
+            let token_type = match p
                 .str("token_type")?
                 .or(e.str("token_type")?)
-                .unwrap_or("service")
+                .map(str::trim)
+                .unwrap_or("default-service")
+            {
+                "" | "default" => "default-service",
+                t if ROLE_TOKEN_TYPES.contains(&t) => t,
+                _ => return Err(Error::bad("invalid 'token_type' value")),
+            }
+            .to_string();
+            let period = dur("token_period", "period")?;
+            let explicit_max = dur("token_explicit_max_ttl", "explicit_max_ttl")?;
+            let num_uses = p
+                .u64("token_num_uses")?
+                .or(e.u64("token_num_uses")?)
+                .unwrap_or(0);
+            if token_type == "batch" && (period > 0 || num_uses > 0) {
+                return Err(Error::bad(
+                    "batch tokens cannot be periodic or have a use limit",
+                ));
+            }
+            let aliases = p
+                .str_list("allowed_entity_aliases")?
+                .or(e.str_list("allowed_entity_aliases")?);
+            let path_suffix = p
+                .str("path_suffix")?
+                .or(e.str("path_suffix")?)
+                .unwrap_or("")
                 .to_string();
-            if !matches!(
-                token_type.as_str(),
-                "service" | "default" | "default-service"
-            ) {
-                return Err(Error::bad("only service tokens are supported"));
+            if path_suffix.split('/').any(|s| s == "." || s == "..")
+                || path_suffix.starts_with('/')
+                || path_suffix.ends_with('/')
+            {
+                return Err(Error::bad(
+                    "path_suffix must not contain '..' or leading/trailing slashes",
+                ));
             }
             let def = json!({
                 "name": name,
                 "allowed_policies": list("allowed_policies")?,
+                "allowed_policies_glob": list("allowed_policies_glob")?,
                 "disallowed_policies": list("disallowed_policies")?,
+                "disallowed_policies_glob": list("disallowed_policies_glob")?,
+                "allowed_entity_aliases": aliases,
                 "orphan": flag("orphan", false)?,
                 "renewable": flag("renewable", true)?,
-                "token_period": dur("token_period", "period")?,
-                "token_explicit_max_ttl": dur("token_explicit_max_ttl", "explicit_max_ttl")?,
+                "token_period": period,
+                "period": legacy("period")?,
+                "token_explicit_max_ttl": explicit_max,
+                "explicit_max_ttl": legacy("explicit_max_ttl")?,
                 "token_no_default_policy": flag("token_no_default_policy", false)?,
-                "token_num_uses": p.u64("token_num_uses")?.or(e.u64("token_num_uses")?).unwrap_or(0),
+                "token_num_uses": num_uses,
                 "token_bound_cidrs": cidrs,
-                "path_suffix": p.str("path_suffix")?.or(e.str("path_suffix")?).unwrap_or(""),
+                "path_suffix": path_suffix,
                 "token_type": token_type,
             });
             core.tokens.put_role(name, &def).await?;

@@ -78,7 +78,7 @@ pub struct TokenParams {
     pub bound_cidrs: Vec<String>,
     /// `token_no_default_policy`.
     pub no_default_policy: bool,
-    /// `token_type`: "default" or "service" (batch tokens are not issued).
+    /// `token_type`: "default", "service", "batch" or "default-batch".
     pub token_type: String,
     /// Deprecated names last used to set a value; reads echo them as Vault does.
     pub legacy: Vec<String>,
@@ -172,9 +172,8 @@ impl TokenParams {
             t.token_type = match v.trim() {
                 "" | "default" | "default-service" => "default".into(),
                 "service" => "service".into(),
-                "batch" | "default-batch" => {
-                    return Err(Error::bad("batch tokens are not supported"));
-                }
+                "batch" => "batch".into(),
+                "default-batch" => "default-batch".into(),
                 other => return Err(Error::bad(format!("invalid 'token_type' value {other:?}"))),
             };
         }
@@ -183,7 +182,22 @@ impl TokenParams {
                 "'token_ttl' cannot be greater than 'token_max_ttl'",
             ));
         }
+        if t.issues_batch() && t.period > 0 {
+            return Err(Error::bad(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
+            ));
+        }
+        if t.issues_batch() && t.num_uses > 0 {
+            return Err(Error::bad(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
+            ));
+        }
         Ok(t)
+    }
+
+    /// Whether logins with these settings get batch tokens.
+    pub fn issues_batch(&self) -> bool {
+        matches!(self.token_type.as_str(), "batch" | "default-batch")
     }
 
     fn set_legacy(&mut self, name: &str, legacy: bool) {
@@ -250,6 +264,7 @@ impl TokenParams {
             bound_cidrs: self.bound_cidrs.clone(),
             no_default_policy: self.no_default_policy,
             alias_name: display_name.to_string(),
+            batch: self.issues_batch(),
         }
     }
 }
@@ -325,7 +340,15 @@ mod tests {
         assert!(parse(json!({"token_ttl": 10, "token_max_ttl": 5}), None).is_err());
         assert!(parse(json!({"token_num_uses": -1}), None).is_err());
         assert!(parse(json!({"token_type": "nope"}), None).is_err());
-        assert!(parse(json!({"token_type": "batch"}), None).is_err());
+        assert!(parse(json!({"token_type": "batch"}), None)
+            .unwrap()
+            .issues_batch());
+        assert!(parse(json!({"token_type": "batch", "token_period": 60}), None).is_err());
+        assert!(parse(
+            json!({"token_type": "default-batch", "token_num_uses": 2}),
+            None
+        )
+        .is_err());
         assert!(parse(json!({"token_bound_cidrs": ["300.0.0.1"]}), None).is_err());
         assert!(parse(json!({"token_ttl": "soon"}), None).is_err());
         let m = json!({"period": 5}).as_object().cloned().unwrap();

@@ -38,7 +38,8 @@ enum Command {
 #[command(after_help = "Examples:\n  \
     coffer token create -policy=app -ttl=1h\n  \
     coffer token create -policy=ci -period=24h -orphan -metadata team=payments\n  \
-    coffer token create -role=deploy -format=json")]
+    coffer token create -role=deploy -format=json\n  \
+    coffer token create -type=batch -policy=app -ttl=10m")]
 struct CreateArgs {
     /// Policy to attach (repeatable; comma-separated lists work too).
     #[arg(long = "policy", value_name = "NAME", value_delimiter = ',')]
@@ -76,6 +77,9 @@ struct CreateArgs {
     /// Print only this field (e.g. token, token_accessor).
     #[arg(long)]
     field: Option<String>,
+    /// Token type: service (stored, renewable) or batch (unstored, ends at its TTL).
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["service", "batch", "default"])]
+    token_type: Option<String>,
 }
 
 /// Arguments of `token lookup`.
@@ -196,6 +200,9 @@ fn create(client: &Client, a: CreateArgs, format: Format) -> anyhow::Result<i32>
     }
     if a.no_default_policy {
         body.insert("no_default_policy".into(), json!(true));
+    }
+    if let Some(t) = &a.token_type {
+        body.insert("type".into(), json!(t));
     }
     if !a.metadata.is_empty() {
         let mut meta = Map::new();
