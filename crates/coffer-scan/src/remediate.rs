@@ -204,25 +204,6 @@ impl std::fmt::Debug for Edit {
     }
 }
 
-/// Groups edits by file for findings in the working tree.
-pub fn edits_by_file<'a>(
-    planned: impl IntoIterator<Item = (&'a Finding, &'a Placement)>,
-) -> BTreeMap<String, Vec<Edit>> {
-    let mut out: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
-    for (f, p) in planned {
-        if f.commit.is_some() || f.secret.is_empty() || f.path == "<stdin>" {
-            continue;
-        }
-        out.entry(f.path.clone()).or_default().push(Edit {
-            start: f.start,
-            end: f.end,
-            expected: f.secret.clone(),
-            replacement: p.reference(),
-        });
-    }
-    out
-}
-
 /// The edits of planned replacements: (file, start, end, literal there,
 /// reference), grouped by file.
 pub fn edits_from(

@@ -431,7 +431,12 @@ fn plan(findings: &[Finding]) -> Vec<Planned<'_>> {
             let content = files
                 .entry(f.path.as_str())
                 .or_insert_with(|| std::fs::read(&f.path).ok().map(Zeroizing::new));
-            if let Some(c) = content {
+            // Widen only if the file still holds the literal where it was
+            // found (otherwise the rewrite refuses the changed file anyway).
+            let unchanged = content
+                .as_ref()
+                .is_some_and(|c| c.get(f.start..f.end) == Some(f.secret.as_bytes()));
+            if let Some(c) = content.as_ref().filter(|_| unchanged) {
                 if let Some((s, e)) = remediate::url_span(c, f.start, f.end) {
                     if let Ok(url) = std::str::from_utf8(&c[s..e]) {
                         p = Planned {
