@@ -803,6 +803,16 @@ impl Core {
                         Ok(removed) => tracing::info!(removed, "expired tokens tidied"),
                         Err(e) => tracing::warn!(error = %e, "token tidy failed"),
                     }
+                    let cubbyholes = core
+                        .router
+                        .read()
+                        .get(engines::cubbyhole::MOUNT_PATH)
+                        .map(|m| m.view.clone());
+                    if let Some(view) = cubbyholes {
+                        if let Err(e) = engines::cubbyhole::sweep(&view, &core.tokens).await {
+                            tracing::warn!(error = %e, "cubbyhole sweep failed");
+                        }
+                    }
                 }
                 if n.is_multiple_of(crate::audit::readers::PRUNE_EVERY_SECS) {
                     if let Err(e) = core.audit.prune_readers(&core.tokens).await {

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::barrier::View;
 use crate::engine::{Engine, EngineCtx};
 use crate::mounts::MountEntry;
-use crate::token::TokenEntry;
+use crate::token::{TokenEntry, TokenStore};
 use crate::{Error, Operation, Request, Response, Result};
 
 /// Where the cubbyhole engine is mounted; it cannot be moved or removed.
@@ -41,6 +41,23 @@ pub fn token_view(mount_view: &View, token: &TokenEntry) -> View {
 /// Deletes the cubbyhole of the token stored under `hash`.
 pub async fn destroy(mount_view: &View, hash: &str) -> Result<()> {
     mount_view.delete_prefix(&format!("{hash}/")).await
+}
+
+/// Deletes the cubbyholes whose token is gone or dead: those left by a
+/// crash between a token's revocation and its cubbyhole's, or by tokens
+/// that tidy removed. Run with the token store's tidy. Returns how many.
+pub async fn sweep(mount_view: &View, tokens: &TokenStore) -> Result<usize> {
+    let mut removed = 0;
+    for key in mount_view.list("").await? {
+        let Some(hash) = key.strip_suffix('/') else {
+            continue;
+        };
+        if tokens.lookup_hash(hash).await?.is_none() {
+            destroy(mount_view, hash).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// The cubbyhole engine. Its view is one token's cubbyhole (see the module docs).
@@ -151,6 +168,30 @@ mod tests {
             }
             assert!(stored_keys(&core).await.is_empty(), "ttl {ttl}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_only_cubbyholes_without_a_live_token() {
+        let (core, root) = core().await;
+        let t = child(&core, &root, "1h").await;
+        let put = Request::new(Operation::Update, "cubbyhole/k")
+            .with_token(&t)
+            .with_data(json!({"v": "x"}));
+        core.handle(put).await.unwrap();
+        let view = core
+            .router
+            .read()
+            .get(super::MOUNT_PATH)
+            .unwrap()
+            .view
+            .clone();
+        view.put_json("0123abcd/left-over", &json!({"v": "y"}))
+            .await
+            .unwrap();
+        assert_eq!(super::sweep(&view, &core.tokens).await.unwrap(), 1);
+        let left = stored_keys(&core).await;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(!left[0].contains("0123abcd"));
     }
 
     #[tokio::test]
