@@ -49,7 +49,7 @@ pub struct WriteArgs {
     #[arg(long)]
     field: Option<String>,
     /// Send the request even without data (an empty JSON object).
-    #[arg(long)]
+    #[arg(long, short = 'f')]
     force: bool,
     /// The API path, without the leading /v1/.
     path: String,
