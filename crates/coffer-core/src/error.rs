@@ -19,7 +19,7 @@ pub enum Error {
     #[error("unsupported operation")]
     UnsupportedOperation,
     /// The server is sealed (503).
-    #[error("Vault is sealed")]
+    #[error("Coffer is sealed")]
     Sealed,
     /// Too many requests (429); `retry_after` in seconds.
     #[error("{message}")]

@@ -126,7 +126,7 @@ impl Seal {
     ) -> Result<(Vec<Zeroizing<Vec<u8>>>, Key, Keyring)> {
         shamir::validate(shares, threshold).map_err(|e| Error::bad(e.to_string()))?;
         if self.config().await?.is_some() {
-            return Err(Error::bad("Vault is already initialized"));
+            return Err(Error::bad("Coffer is already initialized"));
         }
         let root = Key::generate();
         let keyring = Keyring::new(crate::util::now().timestamp());
@@ -163,7 +163,7 @@ impl Seal {
         let config = self
             .config()
             .await?
-            .ok_or_else(|| Error::bad("Vault is not initialized"))?;
+            .ok_or_else(|| Error::bad("Coffer is not initialized"))?;
         if !self.barrier.is_sealed() {
             return Ok(UnsealProgress::Unsealed);
         }

@@ -167,7 +167,7 @@ async fn unseal(core: &Core, req: &Request) -> Result<Response> {
         Error::bad("'key' must be specified in request body as JSON, or 'reset' set to true")
     })?;
     if !core.is_initialized().await? {
-        return Err(Error::bad("Vault is not initialized"));
+        return Err(Error::bad("Coffer is not initialized"));
     }
     let key =
         decode_key(key).ok_or_else(|| Error::bad("'key' must be a valid hex or base64 string"))?;

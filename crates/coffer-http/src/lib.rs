@@ -7,6 +7,7 @@
 pub mod body;
 pub mod listener;
 pub mod proxy;
+pub mod tls;
 pub mod wire;
 
 pub use listener::{serve, ListenerConfig};

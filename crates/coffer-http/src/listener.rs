@@ -150,26 +150,37 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Slotted<I> {
 
 /// Serves the API for `core` until `shutdown` resolves, then drains
 /// in-flight requests for up to 10 seconds.
+///
+/// The TLS files are read before anything else: a missing or unusable
+/// certificate or key is an error at once (naming the file), and `bound`
+/// is dropped unsent whenever serving fails, so a caller awaiting the bound
+/// address never waits forever.
 pub async fn serve(
     core: Arc<Core>,
     config: ListenerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> anyhow::Result<()> {
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(RustlsConfig::from_config(crate::tls::server_config(
+            cert, key,
+        )?)),
+        None => None,
+    };
     let handle: Handle<SocketAddr> = Handle::new();
     let h = handle.clone();
-    tokio::spawn(async move {
+    let on_shutdown = AbortOnDrop(tokio::spawn(async move {
         shutdown.await;
         h.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
-    if let Some(tx) = bound {
+    }));
+    let on_bound = bound.map(|tx| {
         let h = handle.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             if let Some(addr) = h.listening().await {
                 let _ = tx.send(addr);
             }
-        });
-    }
+        }))
+    });
     let service = app_with_proxies(core, config.limits, config.trusted_proxies)
         .into_make_service_with_connect_info::<SocketAddr>();
     let slots = SlotAcceptor {
@@ -177,18 +188,8 @@ pub async fn serve(
         slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
     };
     let header_timeout = config.header_read_timeout;
-    match config.tls {
-        Some((cert, key)) => {
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            let tls = RustlsConfig::from_pem_file(&cert, &key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "loading TLS certificate {} and key {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
+    let result = match tls {
+        Some(tls) => {
             let mut server = axum_server::bind(config.address)
                 .acceptor(RustlsAcceptor::new(tls).acceptor(slots))
                 .handle(handle)
@@ -197,10 +198,7 @@ pub async fn serve(
                 .http_builder()
                 .http1()
                 .header_read_timeout(header_timeout);
-            server
-                .serve(service)
-                .await
-                .with_context(|| format!("serving on {}", config.address))?;
+            server.serve(service).await
         }
         None => {
             let mut server = axum_server::bind(config.address)
@@ -211,11 +209,18 @@ pub async fn serve(
                 .http_builder()
                 .http1()
                 .header_read_timeout(header_timeout);
-            server
-                .serve(service)
-                .await
-                .with_context(|| format!("serving on {}", config.address))?;
+            server.serve(service).await
         }
+    };
+    drop((on_shutdown, on_bound));
+    result.with_context(|| format!("cannot listen on {}", config.address))
+}
+
+/// Aborts a helper task when its owner is done with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    Ok(())
 }

@@ -68,8 +68,44 @@ where
     let mut cmd = C::command();
     let mut known = HashSet::new();
     long_flag_names(&cmd, &mut known);
-    let mut matches = cmd.try_get_matches_from_mut(normalize(args, &known))?;
+    let args = normalize(args, &known);
+    let mut matches = cmd
+        .try_get_matches_from_mut(args.iter().cloned())
+        .map_err(|e| name_whole_flag(e, &args))?;
     C::from_arg_matches_mut(&mut matches)
+}
+
+/// clap reads an unknown `-bogus` as the short flag `-b` followed by
+/// `ogus`, and reports "unexpected argument '-b'". With Vault-style flags the
+/// user meant a long flag: report the whole token instead.
+fn name_whole_flag(e: clap::Error, args: &[OsString]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return e;
+    }
+    let Some(ContextValue::String(short)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    if short.len() != 2 || short.starts_with("--") {
+        return e;
+    }
+    let whole = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .filter_map(|a| a.to_str())
+        .find(|a| a.starts_with(short.as_str()) && a.len() > 2 && !a.starts_with("--"));
+    let Some(whole) = whole else {
+        return e;
+    };
+    let name = whole.split('=').next().unwrap_or(whole);
+    clap::Error::raw(
+        ErrorKind::UnknownArgument,
+        format!(
+            "unknown flag '{name}': this command has no such flag \
+             (flags are written -name or --name; see --help)\n"
+        ),
+    )
 }
 
 /// Parses the process arguments into `C`, accepting Vault-style flags.
@@ -178,6 +214,27 @@ mod tests {
         bad("coffer kv get -version=x secret/a");
         bad("coffer status -format=yaml");
         bad("coffer operator unseal -reset KEY");
+        ok("coffer kv get -stage=previous secret/app");
+        ok("coffer write -f sys/rotate");
+        bad("coffer kv get -stage=previous -version=1 secret/app");
+    }
+
+    #[test]
+    fn an_unknown_single_dash_flag_is_named_whole() {
+        let err = |line: &str| {
+            let args = line.split(' ').map(OsString::from);
+            match try_parse_from::<crate::Cli, _>(args) {
+                Ok(_) => panic!("{line} parsed"),
+                Err(e) => e.to_string(),
+            }
+        };
+        let text = err("coffer kv get -bogus secret/app");
+        assert!(text.contains("'-bogus'"), "{text}");
+        let text = err("coffer kv get -bogus=1 secret/app");
+        assert!(text.contains("'-bogus'") && !text.contains("=1"), "{text}");
+        // A double-dash unknown flag keeps clap's own message.
+        let text = err("coffer kv get --bogus secret/app");
+        assert!(text.contains("'--bogus'"), "{text}");
     }
 
     #[test]

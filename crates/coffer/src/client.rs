@@ -19,6 +19,7 @@ use std::time::Duration;
 use reqwest::blocking::Client as HttpClient;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, Url};
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -40,13 +41,16 @@ const MAX_RAW_ERROR_CHARS: usize = 200;
 /// Connection flags shared by every client command.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ConnectArgs {
-    /// Server address [default: $COFFER_ADDR, $VAULT_ADDR or https://127.0.0.1:8200].
+    /// Server address [default: $COFFER_ADDR, $VAULT_ADDR or https://127.0.0.1:8200;
+    /// a dev server listens on http://, see its start banner].
     #[arg(long, global = true, value_name = "URL")]
     pub address: Option<String>,
-    /// PEM file of the CA to trust [default: $COFFER_CACERT or $VAULT_CACERT].
+    /// PEM file of the CA, or of the server's self-signed certificate, to trust
+    /// [default: $COFFER_CACERT or $VAULT_CACERT].
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// Do not verify the server's certificate (testing only).
+    /// Do not verify the server's certificate, testing only [default: $COFFER_SKIP_VERIFY
+    /// or $VAULT_SKIP_VERIFY].
     #[arg(long, global = true)]
     pub tls_skip_verify: bool,
     /// Ask the server to wrap the answer in a single-use token valid this
@@ -129,7 +133,11 @@ impl fmt::Display for ApiError {
             self.method, self.url, self.status
         )?;
         if self.errors.is_empty() {
-            return write!(f, " No error messages in the response.");
+            write!(f, " No error messages in the response.")?;
+            if let Some(hint) = status_hint(self.status) {
+                write!(f, "\n\n{hint}")?;
+            }
+            return Ok(());
         }
         writeln!(f, " Errors:")?;
         for e in &self.errors {
@@ -140,6 +148,89 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// What an error status without messages most likely means.
+fn status_hint(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => "The server refused the request as invalid; check the path and the data sent.",
+        403 => "Permission denied: the token may not do this here (or it is invalid or expired).",
+        404 => {
+            "Nothing is at this path, or nothing serves it: check the mount and the path \
+                (`coffer read sys/mounts` lists the mounts)."
+        }
+        405 => "This path does not support this operation.",
+        429 => "Too many requests: try again later.",
+        503 => "The server is sealed or not ready: see `coffer status`.",
+        s if s >= 500 => "The server failed to handle the request; its log says why.",
+        _ => return None,
+    })
+}
+
+/// A hint for an error of a client command, when one is likely to help:
+/// no token sent where one is needed, an `https://` client talking to an
+/// `http://` server, a refused connection, an untrusted certificate.
+/// `token_set` says whether a token was configured.
+pub fn hint(err: &anyhow::Error, token_set: bool) -> Option<String> {
+    for cause in err.chain() {
+        match cause.downcast_ref::<Error>() {
+            Some(Error::Api(api)) if api.status == 403 && !token_set => {
+                return Some(
+                    "No token was sent: set COFFER_TOKEN (or VAULT_TOKEN), or run \
+                     `coffer login`."
+                        .into(),
+                )
+            }
+            Some(Error::Transport { url, source, .. }) => return transport_hint(url, source),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A hint for a request that did not get an answer.
+fn transport_hint(url: &str, source: &reqwest::Error) -> Option<String> {
+    let mut text = String::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(source);
+    while let Some(c) = cause {
+        text.push_str(&c.to_string());
+        text.push('\n');
+        cause = c.source();
+    }
+    let origin = Url::parse(url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        let plain = origin.replacen("https://", "http://", 1);
+        return Some(format!(
+            "The server at {origin} does not speak TLS: it is probably a plain http:// \
+             server (as `coffer server --dev` is). Set COFFER_ADDR={plain} (or pass -address)."
+        ));
+    }
+    if text.contains("Connection refused") || text.contains("ConnectionRefused") {
+        return Some(format!(
+            "Nothing answers at {origin}. Is the server running? Set COFFER_ADDR \
+             (or pass -address) to its address."
+        ));
+    }
+    if text.contains("NotValidForName") || text.contains("not valid for name") {
+        return Some(format!(
+            "The server's certificate does not name the host of {origin} in its \
+             subjectAltName: use an address it names, or reissue it with that name."
+        ));
+    }
+    if ["UnknownIssuer", "BadSignature", "CaUsedAsEndEntity"]
+        .iter()
+        .any(|k| text.contains(k))
+    {
+        return Some(
+            "The server's certificate is not trusted: set COFFER_CACERT (or pass -ca-cert) \
+             to the PEM file of its CA or of the certificate itself."
+                .into(),
+        );
+    }
+    None
+}
 
 /// One answer from the server: status and parsed JSON body (if any).
 #[derive(Clone)]
@@ -326,11 +417,12 @@ impl Client {
             .connect_timeout(CONNECT_TIMEOUT)
             // Never follow redirects: they could carry the token elsewhere.
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &config.ca_cert {
-            builder = builder.tls_certs_only(load_ca(path)?);
-        }
         if config.skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
+        } else if let Some(path) = &config.ca_cert {
+            let tls = tls::pinned_client_config(load_ca(path)?)
+                .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+            builder = builder.tls_backend_preconfigured(tls);
         }
         let http = builder
             .build()
@@ -559,14 +651,16 @@ fn parse_timeout(v: &str) -> Option<Duration> {
 }
 
 /// Loads every certificate of a PEM file.
-fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>> {
+fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject as _;
     let pem = std::fs::read(path)
         .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Config(format!("invalid PEM in CA file {}: {e}", path.display())))?;
     if certs.is_empty() {
         return Err(Error::Config(format!(
-            "no certificate in CA file {}",
+            "no certificate in CA file {} (expected a -----BEGIN CERTIFICATE----- block)",
             path.display()
         )));
     }
@@ -628,6 +722,8 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     }
     opts.open(path)
 }
+
+mod tls;
 
 #[cfg(test)]
 mod debug_tests;
@@ -692,6 +788,21 @@ mod tests {
         assert_eq!(
             text,
             "Error making API request.\n\nURL: PUT http://h/v1/secret/data/a\nCode: 400. Errors:\n\n* check-and-set parameter did not match"
+        );
+    }
+
+    #[test]
+    fn an_error_without_messages_says_what_the_status_means() {
+        let resp = Response {
+            method: Method::POST,
+            url: "http://h/v1/secret/rotate/a".into(),
+            status: 404,
+            body: None,
+        };
+        let text = resp.error_for_status().unwrap_err().to_string();
+        assert!(
+            text.contains("No error messages in the response.\n\nNothing is at this path"),
+            "{text}"
         );
     }
 

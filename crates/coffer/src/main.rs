@@ -37,7 +37,23 @@ mod prompt;
 
 /// Coffer: secrets storage, access, rotation, audit and scanning.
 #[derive(Parser)]
-#[command(name = "coffer", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "coffer",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Client commands find the server in $COFFER_ADDR (or $VAULT_ADDR, or -address),\n\
+        their token in $COFFER_TOKEN (or $VAULT_TOKEN, or the file `coffer login` writes),\n\
+        and the certificate to trust in $COFFER_CACERT (or $VAULT_CACERT, or -ca-cert).\n\
+        Flags may be written as `vault` takes them, with one dash: -format=json.\n\
+        Exit codes, as `vault`: 0 success, 1 usage error, 2 other errors (`status` says\n\
+        what its mean; `scan` exits 1 on findings).\n\n\
+        Start here:\n  \
+        coffer server --dev        # prints the address to export and the root token\n  \
+        coffer kv put secret/app user=ana\n  \
+        coffer kv get secret/app"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +69,7 @@ enum Command {
     Status(cmd::status::Args),
     /// Read and write versioned secrets in a KV v2 mount.
     Kv(cmd::kv::Args),
-    /// Store a token for later commands (in a 0600 file).
+    /// Log in (token, userpass, approle, jwt) and store the token in ~/.coffer-token (0600).
     Login(cmd::login::Args),
     /// Create, look up, renew and revoke tokens; check their capabilities.
     Token(cmd::token::Args),
@@ -96,6 +112,8 @@ enum Command {
 
 fn main() {
     let cli: Cli = argv::parse();
+    // `login` is given its token on the command line: no "set a token" hint.
+    let hint_token = !matches!(cli.command, Command::Login(_));
     let result = match cli.command {
         Command::Server(a) => cmd::server::run(a),
         Command::Operator(a) => cmd::operator::run(a),
@@ -127,6 +145,11 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("Error: {e:#}");
+            let token_set =
+                !hint_token || client::Config::from_env(None).is_ok_and(|c| c.token.is_some());
+            if let Some(hint) = client::hint(&e, token_set) {
+                eprintln!("\n{hint}");
+            }
             std::process::exit(2);
         }
     }

@@ -444,7 +444,8 @@ fn revoke_compromised_rotates_and_cuts_off_readers() {
     assert_eq!(j["data"]["tokens_revoked"], json!([]));
     assert_eq!(j["data"]["rotated"]["new_version"], json!(3));
 
-    // Without a rotator the revocation still runs, warning on stderr.
+    // Without a rotator the revocation still runs, warning on stderr, and
+    // exits 2: the leaked value is still current.
     put(&s, "secret/billing/manual");
     let w = s
         .run(&[
@@ -454,7 +455,7 @@ fn revoke_compromised_rotates_and_cuts_off_readers() {
             "--reason",
             "leak",
         ])
-        .ok();
+        .code(2);
     assert!(
         w.stderr.contains("WARNING! no rotator configured"),
         "{w:#?}"

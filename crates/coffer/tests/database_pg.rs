@@ -254,6 +254,15 @@ fn dynamic_credentials_log_in_and_stop_after_revocation() {
     // Lookup and renew go through the core's lease endpoints.
     let look = api.ok("PUT", "sys/leases/lookup", Some(json!({"lease_id": lease})));
     assert_eq!(look["data"]["id"], lease.as_str());
+    // `coffer list` names the lease, with or without the trailing slash.
+    let id = lease.rsplit('/').next().unwrap();
+    for dir in [
+        "sys/leases/lookup/database/creds/app",
+        "sys/leases/lookup/database/creds/app/",
+    ] {
+        let out = server.run(&["list", dir]).ok();
+        assert_eq!(out.stdout, format!("Keys\n----\n{id}\n"), "{dir}: {out:#?}");
+    }
     let renewed = api.ok(
         "PUT",
         "sys/leases/renew",

@@ -16,6 +16,19 @@ pub fn find_in(data: &Value) -> Option<CertInfo> {
     }
 }
 
+/// An IP address SAN as text (`127.0.0.1`, `::1`); other lengths (a
+/// malformed SAN) as hex.
+fn ip_text(bytes: &[u8]) -> String {
+    use std::net::IpAddr;
+    if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+        return IpAddr::from(v4).to_string();
+    }
+    if let Ok(v6) = <[u8; 16]>::try_from(bytes) {
+        return IpAddr::from(v6).to_string();
+    }
+    hex::encode(bytes)
+}
+
 /// Parses the first certificate of a PEM text.
 pub fn parse_pem(text: &str) -> Option<CertInfo> {
     let start = text.find("-----BEGIN CERTIFICATE-----")?;
@@ -27,7 +40,7 @@ pub fn parse_pem(text: &str) -> Option<CertInfo> {
         for name in &ext.value.general_names {
             match name {
                 GeneralName::DNSName(d) => sans.push(d.to_string()),
-                GeneralName::IPAddress(ip) => sans.push(format!("{ip:?}")),
+                GeneralName::IPAddress(ip) => sans.push(ip_text(ip)),
                 GeneralName::RFC822Name(e) => sans.push(e.to_string()),
                 GeneralName::URI(u) => sans.push(u.to_string()),
                 _ => {}
@@ -39,4 +52,22 @@ pub fn parse_pem(text: &str) -> Option<CertInfo> {
         sans,
         not_after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_sans_read_as_addresses() {
+        let c = rcgen::generate_simple_self_signed(vec![
+            "db.example".into(),
+            "127.0.0.1".into(),
+            "::1".into(),
+        ])
+        .unwrap();
+        let info = parse_pem(&c.cert.pem()).unwrap();
+        assert_eq!(info.sans, ["db.example", "127.0.0.1", "::1"]);
+        assert_eq!(ip_text(&[1, 2, 3]), "010203");
+    }
 }

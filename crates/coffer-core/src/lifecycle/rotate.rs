@@ -73,11 +73,21 @@ pub async fn rotate(
     };
     let registry = &core.config.rotators;
     let _guard = store::try_lock(&m.entry.uuid, path).ok_or_else(in_flight)?;
-    let mut lc = store::load(&m.view, path).await?.ok_or(Error::NotFound)?;
-    let rotation = lc
-        .rotation
-        .clone()
-        .ok_or_else(|| Error::bad(format!("{path} has no rotation policy")))?;
+    let full = format!("{}{}", m.entry.path, path);
+    let mut lc = store::load(&m.view, path)
+        .await?
+        .ok_or_else(|| Error::Status {
+            code: 404,
+            errors: vec![format!(
+                "{full} has no lifecycle record, so no rotator: give it one with \
+             `coffer secret set -rotator=NAME {full}` (see `coffer secret set --help`)"
+            )],
+        })?;
+    let rotation = lc.rotation.clone().ok_or_else(|| {
+        Error::bad(format!(
+            "{full} has no rotation policy: set one with `coffer secret set -rotator=NAME {full}`"
+        ))
+    })?;
     if lc.state.in_flight.is_some() {
         return Err(in_flight());
     }
@@ -88,7 +98,7 @@ pub async fn rotate(
         (latest, Some((v, d))) => (latest, v, d),
         (latest, None) => (latest, 0, json!({})),
     };
-    let full_path = format!("{}{}", m.entry.path, path);
+    let full_path = full;
     lc.state.in_flight = Some(InFlight {
         step: "create".into(),
         current_version,

@@ -16,7 +16,9 @@ use crate::output::{self, Format, FormatArgs};
     coffer revoke --compromised secret/app/db --reason \"laptop stolen\" --since 30d\n\n\
     Tokens that read the secret since --since (default: as far as the audit log goes),\n\
     other than your own, are revoked with their children; so are the leases under the\n\
-    secret's lease prefixes. Revoke single tokens with `coffer token revoke`.")]
+    secret's lease prefixes. Revoke single tokens with `coffer token revoke`.\n\n\
+    Exit code 2 when the secret could not be rotated (no rotator, or the rotation\n\
+    failed): readers are cut off, but the leaked value is still current.")]
 pub struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -65,12 +67,24 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     )?
     .unwrap_or(Value::Null);
     generic::print_warnings(&answer);
+    let data = answer.get("data").unwrap_or(&Value::Null);
     if a.output.format == Format::Json {
         print!("{}", output::json(&answer));
+    } else {
+        print!("{}", render(data));
+    }
+    if data.get("rotated").is_some_and(Value::is_object) {
         return Ok(0);
     }
-    print!("{}", render(answer.get("data").unwrap_or(&Value::Null)));
-    Ok(0)
+    // Half done: readers are cut off but the leaked value still works.
+    eprintln!(
+        "\nError: {path} was NOT rotated: its leaked value is still the current one.\n\
+         The tokens and leases listed were revoked. Change the secret where it is issued\n\
+         (e.g. at the vendor), then store the new value with `coffer kv put {path} ...`;\n\
+         or give it a rotator (`coffer secret set -rotator=NAME {path}`) and run\n\
+         `coffer rotate {path}`."
+    );
+    Ok(2)
 }
 
 /// What was rotated and revoked, as a Key/Value table.
@@ -86,7 +100,7 @@ fn render(d: &Value) -> String {
                 .map(output::value_text)
                 .unwrap_or_default()
         ),
-        _ => "NO (see the warning above)".into(),
+        _ => "NO (see below)".into(),
     };
     let tokens: Vec<String> = d
         .get("tokens_revoked")

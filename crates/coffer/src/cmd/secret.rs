@@ -270,6 +270,16 @@ fn set(client: &Client, a: SetArgs) -> anyhow::Result<i32> {
     if body.is_empty() {
         return usage("Nothing to set: give at least one of -owner, -type, -origin, -vendor, -description, -expires-at, -rotate-every, -rotate-cron, -window, -rotator, -setting, -unset-setting, -lease-prefix or -no-rotation");
     }
+    let creates_value = a.rotator.as_deref().is_some_and(|r| r != "manual");
+    if !creates_value && is_absent(client, &a.target)? {
+        eprintln!(
+            "Error: no secret at {full}: write it first with `coffer kv put {full} KEY=VALUE`, \
+             then describe it with `coffer secret set`.\n\
+             (To have a rotator create its first value, give -rotator=NAME, then run \
+             `coffer rotate {full}`.)"
+        );
+        return Ok(2);
+    }
     call(
         client,
         Method::POST,
@@ -279,6 +289,21 @@ fn set(client: &Client, a: SetArgs) -> anyhow::Result<i32> {
     )?;
     println!("Success! Lifecycle of {full} updated");
     Ok(0)
+}
+
+/// Whether neither a KV secret nor a lifecycle record is at the target (a
+/// typo, most likely). An answer other than 404 (say, no permission to read
+/// metadata) is not taken as absence: the write goes ahead.
+fn is_absent(client: &Client, target: &Target) -> anyhow::Result<bool> {
+    for endpoint in ["metadata", "lifecycle"] {
+        let Ok((api, _)) = target.api(endpoint) else {
+            return Ok(false);
+        };
+        if client.request(Method::GET, &api, None)?.status != 404 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The JSON body of a lifecycle write: only the fields given.

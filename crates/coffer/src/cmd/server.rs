@@ -1,6 +1,7 @@
 //! `coffer server`: a dev server (`--dev`) or a production one (`--config`).
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -182,6 +183,10 @@ struct SealSection {
     unseal_keys_file: Option<PathBuf>,
 }
 
+/// How long the runtime waits for leftover tasks once the server has
+/// stopped (after draining requests) or failed to start.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     init_logging(&args.log_level);
@@ -190,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         if args.dev {
             run_dev(args).await
         } else if let Some(path) = args.config.clone() {
@@ -198,7 +203,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         } else {
             bail!("either --dev or --config FILE is required (see coffer server --help)")
         }
-    })?;
+    });
+    // Whatever is still running (a background job in a blocking call) gets a
+    // bounded time: a failed start or a shutdown never hangs on it.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result?;
     Ok(0)
 }
 
@@ -222,8 +231,18 @@ fn init_logging(level: &str) {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Whether the log is coloured: only on a terminal, and never when
+/// `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn log_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
@@ -277,7 +296,11 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
         shutdown_signal(),
         Some(tx),
     ));
-    let bound = rx.await.unwrap_or(address);
+    let Ok(bound) = rx.await else {
+        // Never bound (e.g. the port is taken): report why, print no banner.
+        server.await.context("server task failed")??;
+        bail!("the server stopped before it listened on {address}");
+    };
     println!("==> Coffer server started (dev mode)! Log data will stream in below:\n");
     println!("    Api Address: http://{bound}");
     println!("    Storage: {storage_type}");
@@ -324,6 +347,20 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
     let config: ConfigFile = toml::from_str(&text)
         .with_context(|| format!("invalid configuration {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
+    let tcp = &config.listener.tcp;
+    let tls = match (tcp.tls_disable, &tcp.tls_cert_file, &tcp.tls_key_file) {
+        (true, _, _) => None,
+        (false, Some(c), Some(k)) => {
+            let (cert, key) = (base.join(c), base.join(k));
+            // Checked before anything starts: a bad file stops the server here.
+            coffer_http::tls::server_config(&cert, &key)
+                .with_context(|| format!("invalid configuration {}", path.display()))?;
+            Some((cert, key))
+        }
+        (false, _, _) => {
+            bail!("listener.tcp: set tls_cert_file and tls_key_file, or tls_disable = true")
+        }
+    };
     let (backend, storage_type): (Arc<dyn Backend>, &str) =
         match (&config.storage.sqlite, &config.storage.inmem) {
             (Some(s), None) => (open_sqlite(&base.join(&s.path))?, "sqlite"),
@@ -332,14 +369,6 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
                 bail!("configure exactly one storage backend: [storage.sqlite] or [storage.inmem]")
             }
         };
-    let tcp = &config.listener.tcp;
-    let tls = match (tcp.tls_disable, &tcp.tls_cert_file, &tcp.tls_key_file) {
-        (true, _, _) => None,
-        (false, Some(c), Some(k)) => Some((base.join(c), base.join(k))),
-        (false, _, _) => {
-            bail!("listener.tcp: set tls_cert_file and tls_key_file, or tls_disable = true")
-        }
-    };
     let address = parse_addr(&tcp.address)?;
     let mut listener = tcp.listener_config(address)?;
     listener.tls = tls;
@@ -493,4 +522,17 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received, draining requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_colour;
+
+    #[test]
+    fn log_is_coloured_only_on_a_terminal_without_no_color() {
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some("".into())));
+        assert!(!log_colour(true, Some("1".into())));
+        assert!(!log_colour(false, None));
+    }
 }

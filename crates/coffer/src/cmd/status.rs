@@ -10,6 +10,10 @@ use crate::output::{self, Format, FormatArgs};
 
 /// Arguments of `coffer status`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Exit code 0: unsealed; 2: sealed; 1: the server could not be asked.\n\
+    Needs no token."
+)]
 pub struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -30,6 +34,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         Err(e) => {
             eprintln!("Error checking seal status: {e:#}");
+            // sys/seal-status needs no token: only transport hints apply.
+            if let Some(hint) = crate::client::hint(&e, true) {
+                eprintln!("\n{hint}");
+            }
             Ok(1)
         }
     }

@@ -35,6 +35,9 @@ pub struct GetArgs {
     /// The version to read (default: the latest).
     #[arg(long, value_name = "N")]
     version: Option<u64>,
+    /// The version with this rotation stage label: current, previous or pending.
+    #[arg(long, value_name = "STAGE", conflicts_with = "version")]
+    stage: Option<String>,
     /// Print only this field of the secret's data.
     #[arg(long)]
     field: Option<String>,
@@ -123,8 +126,18 @@ pub fn get(client: &Client, a: GetArgs, format: Format) -> anyhow::Result<i32> {
         Err(e) => return usage(e),
     };
     let full = kv.api("data");
-    let Some(body) = read_version(client, &full, a.version)? else {
-        eprintln!("No value found at {full}");
+    let body = match a.stage.as_deref().map(str::trim) {
+        Some(stage) => {
+            let query = format!("{full}?stage={}", crate::cmd::generic::encode(stage));
+            read_query(client, &full, &query)?
+        }
+        None => read_version(client, &full, a.version)?,
+    };
+    let Some(body) = body else {
+        match &a.stage {
+            Some(stage) => eprintln!("No version of {full} has the stage {stage:?}"),
+            None => eprintln!("No value found at {full}"),
+        }
         return Ok(2);
     };
     if crate::cmd::generic::wrap_rows(&body).is_some() {
@@ -136,6 +149,7 @@ pub fn get(client: &Client, a: GetArgs, format: Format) -> anyhow::Result<i32> {
         ));
     }
     let secret = body.get("data").filter(|d| !d.is_null());
+    explain_missing_data(secret, &kv);
     if let Some(field) = &a.field {
         let Some(data) = secret.and_then(|s| s.get("data")).filter(|d| !d.is_null()) else {
             eprintln!("No data found at {full}");
@@ -160,6 +174,34 @@ pub fn get(client: &Client, a: GetArgs, format: Format) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Says on stderr why a version read shows metadata but no data (as
+/// `vault` it still exits 0): the version is destroyed or deleted.
+fn explain_missing_data(secret: Option<&Value>, kv: &super::KvPath) {
+    let Some(secret) = secret.filter(|s| s.get("data").is_none_or(Value::is_null)) else {
+        return;
+    };
+    let Some(meta) = secret.get("metadata") else {
+        return;
+    };
+    let version = meta
+        .get("version")
+        .map(output::value_text)
+        .unwrap_or_default();
+    let at = format!("{}/{}", kv.mount, kv.path);
+    if meta.get("destroyed").and_then(Value::as_bool) == Some(true) {
+        eprintln!("Version {version} of {at} is destroyed: its data is gone for good.");
+    } else if meta
+        .get("deletion_time")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+    {
+        eprintln!(
+            "Version {version} of {at} is deleted: `coffer kv undelete -versions={version} {at}` \
+             brings it back."
+        );
+    }
+}
+
 /// Reads one version. A 404 that still carries data (a deleted or destroyed
 /// version's metadata) is returned like a 200; a bare 404 is `None`.
 fn read_version(
@@ -171,8 +213,13 @@ fn read_version(
         Some(v) if v > 0 => format!("{full}?version={v}"),
         _ => full.to_owned(),
     };
+    read_query(client, full, &path)
+}
+
+/// GETs `path` (`full` with a query); as [`read_version`].
+fn read_query(client: &Client, full: &str, path: &str) -> anyhow::Result<Option<Value>> {
     let resp = client
-        .request(Method::GET, &path, None)
+        .request(Method::GET, path, None)
         .with_context(|| format!("reading {full}"))?;
     if resp.status == 404 {
         return Ok(resp.data().is_some().then_some(resp.body).flatten());
