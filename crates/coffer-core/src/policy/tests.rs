@@ -1252,12 +1252,17 @@ fn reaches_under_follows_vaults_mount_visibility_rule() {
     // Exact rules below the mount.
     let a = acl(&[r#"path "kv/app/x" { capabilities = ["read"] }"#]);
     assert!(a.reaches_under("kv/"));
-    assert!(!a.reaches_under("kv/app/x/"));
+    // The mount path is looked up as a list is (Vault's Capabilities), so
+    // an exact rule for the mount path without its slash reaches it.
+    assert!(a.reaches_under("kv/app/x/"));
+    assert!(!a.reaches_under("kv/other/"));
     // `+` rules that can match below the mount, and ones that cannot.
     let a = acl(&[r#"path "+/data/app" { capabilities = ["read"] }"#]);
     assert!(a.reaches_under("secret/"));
     assert!(a.reaches_under("secret/data/"));
-    assert!(!a.reaches_under("secret/data/app/"));
+    assert!(a.reaches_under("secret/data/app/"));
+    assert!(!a.reaches_under("secret/data/app/x/"));
+    assert!(!a.reaches_under("secret/meta/"));
     let a = acl(&[r#"path "team/+/ab*" { capabilities = ["read"] }"#]);
     assert!(a.reaches_under("team/x/abc/"));
     assert!(!a.reaches_under("team/x/zz/"));
