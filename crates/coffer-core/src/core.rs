@@ -106,6 +106,8 @@ pub struct Core {
     pub(crate) generate_root: crate::sys_generate_root::GenerateRootState,
     /// Recent mount moves (`sys/remount/status`).
     pub(crate) migrations: crate::sys_remount::Migrations,
+    /// The CORS configuration (`sys/config/cors`), loaded at unseal.
+    pub(crate) cors: crate::sys_cors::CorsState,
     /// Set once an unseal has loaded mounts, policies, leases and every
     /// audit device; cleared first thing on seal. Requests wait for it.
     ready: AtomicBool,
@@ -132,6 +134,7 @@ impl Core {
             rekey: Default::default(),
             generate_root: Default::default(),
             migrations: Default::default(),
+            cors: Default::default(),
             ready: AtomicBool::new(false),
         })
     }
@@ -201,6 +204,8 @@ impl Core {
                 let loaded = async {
                     self.load_mounts().await?;
                     self.policies.ensure_default().await?;
+                    crate::sys_version::record(&self.barrier).await?;
+                    crate::sys_cors::load(self).await?;
                     self.leases.load().await?;
                     self.audit.load().await
                 }
@@ -534,6 +539,9 @@ impl Core {
         target: Target,
         token: Option<&TokenEntry>,
     ) -> Result<Response> {
+        if crate::path_help::is_help(req) {
+            return crate::path_help::answer(&target);
+        }
         match (target, token) {
             (Target::Sys(rest), Some(t)) => crate::sys::handle(self, req, &rest, t).await,
             (Target::Token(rest), Some(t)) => token_api::handle(self, req, &rest, t).await,
@@ -696,6 +704,15 @@ impl Core {
 
     /// Decides whether `token` may perform `req`, per its policies.
     async fn authorize(&self, token: &TokenEntry, req: &Request, target: &Target) -> Result<()> {
+        if crate::sys_ui::judged_here(&req.path, req.operation)
+            || crate::path_help::is_help(req)
+            || (req.path == "sys/internal/specs/openapi" && req.operation == Operation::Read)
+        {
+            // Vault's own rules: the UI mount table and the OpenAPI document
+            // show what the token's policies reach (judged by their
+            // handlers); help reveals no data and is open to any token.
+            return Ok(());
+        }
         let acl = self.policies.acl(&token.policies).await?;
         let op = match req.operation {
             Operation::Read => crate::policy::Operation::Read,

@@ -70,7 +70,20 @@ pub const CATALOG: &[Route] = &[
     r("GET", "sys/key-status", "read"),
     r("POST", "sys/capabilities", "update"),
     r("POST", "sys/capabilities-accessor", "update"),
-    r("GET", "sys/internal/ui/mounts", "read"),
+    // `sys/internal/ui/mounts[/<path>]` is not here: as in Vault, any token
+    // may ask and sees only the mounts its policies reach (tested in
+    // `tests/sys_api.rs`), so no single capability decides it.
+    s("PUT", "sys/rotate/keyring", "update"),
+    r("GET", "sys/rotate/keyring/config", "read"),
+    r("LIST", "sys/version-history", "list"),
+    // sys: tools and CORS
+    r("POST", "sys/tools/random", "update"),
+    r("POST", "sys/tools/random/platform/16", "update"),
+    r("POST", "sys/tools/hash", "update"),
+    r("POST", "sys/tools/hash/sha2-512", "update"),
+    s("GET", "sys/config/cors", "read"),
+    s("PUT", "sys/config/cors", "update"),
+    s("DELETE", "sys/config/cors", "delete"),
     // sys: moving mounts (sys/rekey/* and sys/generate-root/* take no
     // token: a quorum of unseal key shares authorizes them)
     s("POST", "sys/remount", "update"),

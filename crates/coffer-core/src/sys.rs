@@ -39,6 +39,12 @@ pub(crate) async fn handle_unauthenticated(core: &Core, req: &Request) -> Result
                 "performance_standby_last_remote_wal": 0,
             }))
         }
+        _ if crate::sys_ui::is_anonymous_list(req) => {
+            if core.is_sealed() {
+                return Err(Error::Sealed);
+            }
+            crate::sys_ui::anonymous_list()
+        }
         ("sys/health" | "sys/seal-status" | "sys/init" | "sys/unseal" | "sys/leader", _) => {
             return Err(Error::UnsupportedOperation)
         }
@@ -188,7 +194,7 @@ pub(crate) async fn handle(
             core.seal().await;
             Ok(Response::empty())
         }
-        ("rotate", Create | Update) => {
+        ("rotate" | "rotate/keyring", Create | Update) => {
             let term = core.seal.rotate().await?;
             tracing::info!(term, "encryption key rotated");
             Ok(Response::empty())
@@ -199,29 +205,41 @@ pub(crate) async fn handle(
             let installed = chrono::DateTime::from_timestamp(active.install_time, 0)
                 .map(|t| rfc3339(&t))
                 .unwrap_or_default();
-            Ok(Response::data(json!({
-                "term": active.term,
-                "install_time": installed,
-                "encryptions": core.barrier.encryptions()?,
-            })))
+            Ok(enveloped(
+                req,
+                json!({
+                    "term": active.term,
+                    "install_time": installed,
+                    "encryptions": core.barrier.encryptions()?,
+                }),
+            ))
         }
-        ("mounts", Read) => list_mounts(core, false),
-        ("auth", Read) => list_mounts(core, true),
-        ("internal/ui/mounts", Read) => {
-            let mut secret = Map::new();
-            let mut auth = Map::new();
-            auth.insert("token/".into(), token_mount_json());
-            for m in core.router.read().entries() {
-                match m.entry.path.strip_prefix("auth/") {
-                    Some(p) => auth.insert(p.to_string(), m.entry.to_json()),
-                    None => secret.insert(m.entry.path.clone(), m.entry.to_json()),
-                };
-            }
-            Ok(Response::data(json!({"secret": secret, "auth": auth})))
+        ("rotate/keyring/config", Read) => Ok(Response::data(json!({
+            // Coffer rotates by operation count only (`key_rotation_threshold`
+            // in the server configuration); there is no time interval.
+            "enabled": core.barrier.rotation_threshold() > 0,
+            "max_operations": core.barrier.rotation_threshold(),
+            "interval": 0,
+        }))),
+        ("rotate/keyring/config", Create | Update) => Err(Error::bad(
+            "automatic key rotation is configured with key_rotation_threshold in the server configuration",
+        )),
+        ("config/cors", _) => crate::sys_cors::handle(core, req).await,
+        ("internal/specs/openapi", Read) => crate::path_help::openapi(core, token).await,
+        ("version-history" | "version-history/", List) => {
+            crate::sys_version::handle(&core.barrier, req).await
         }
+        ("mounts", Read) => list_mounts(core, req, false),
+        ("auth", Read) => list_mounts(core, req, true),
+        ("internal/ui/mounts", Read) => crate::sys_ui::handle(core, None, token).await,
         _ => {
+            if let Some(answer) = crate::sys_tools::handle(req, rest) {
+                return answer;
+            }
             if let Some(path) = rest.strip_prefix("internal/ui/mounts/") {
-                return ui_mount(core, path);
+                if req.operation == Read {
+                    return crate::sys_ui::handle(core, Some(path), token).await;
+                }
             }
             for (prefix, auth) in [("mounts/", false), ("auth/", true)] {
                 let Some(path) = rest.strip_prefix(prefix) else {
@@ -243,7 +261,7 @@ pub(crate) async fn handle(
                         let m = router
                             .get(&full)
                             .ok_or_else(|| Error::bad(format!("No mount at {p}")))?;
-                        Ok(Response::data(m.entry.to_json()))
+                        Ok(enveloped(req, m.entry.to_json()))
                     }
                     _ => Err(Error::UnsupportedOperation),
                 };
@@ -286,7 +304,8 @@ pub(crate) async fn handle(
     }
 }
 
-fn system_mount_json() -> Value {
+/// The built-in `sys/` mount as the mount tables show it.
+pub(crate) fn system_mount_json() -> Value {
     json!({
         "accessor": "system_00000000",
         "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0},
@@ -303,7 +322,8 @@ fn system_mount_json() -> Value {
     })
 }
 
-fn token_mount_json() -> Value {
+/// The built-in `auth/token/` mount as the mount tables show it.
+pub(crate) fn token_mount_json() -> Value {
     json!({
         "accessor": "auth_token_00000000",
         "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0, "token_type": "default-service"},
@@ -320,7 +340,7 @@ fn token_mount_json() -> Value {
     })
 }
 
-fn list_mounts(core: &Core, auth: bool) -> Result<Response> {
+fn list_mounts(core: &Core, req: &Request, auth: bool) -> Result<Response> {
     let mut all = Map::new();
     for m in core.router.read().entries() {
         match m.entry.path.strip_prefix("auth/") {
@@ -338,35 +358,29 @@ fn list_mounts(core: &Core, auth: bool) -> Result<Response> {
     } else {
         all.insert("sys/".into(), system_mount_json());
     }
-    let mut body = Value::Object(all.clone());
-    let mut resp = Response::data(Value::Object(all));
-    // Vault answers the table both at the top level and under `data`.
-    if let Value::Object(top) = &mut body {
-        top.insert("data".into(), resp.data.take().unwrap_or(Value::Null));
-        top.insert("request_id".into(), json!(coffer_crypto::random::uuid()));
-        top.insert("lease_id".into(), json!(""));
-        top.insert("renewable".into(), json!(false));
-        top.insert("lease_duration".into(), json!(0));
-        top.insert("wrap_info".into(), Value::Null);
-        top.insert("warnings".into(), Value::Null);
-        top.insert("auth".into(), Value::Null);
-    }
-    Ok(Response::raw(body))
+    Ok(enveloped(req, Value::Object(all)))
 }
 
-fn ui_mount(core: &Core, path: &str) -> Result<Response> {
-    let router = core.router.read();
-    let full = if path.ends_with('/') {
-        path.to_string()
-    } else {
-        format!("{path}/")
+/// Vault's envelope with `data`'s fields also copied to the top level, as
+/// its mount, tune and key-status reads answer (the CLI reads either).
+pub(crate) fn enveloped(req: &Request, data: Value) -> Response {
+    let mut body = match &data {
+        Value::Object(fields) => fields.clone(),
+        _ => Map::new(),
     };
-    let (m, _) = router
-        .route(&full)
-        .ok_or_else(|| Error::bad(format!("no mount found at {path}")))?;
-    let mut j = m.entry.to_json();
-    j["path"] = json!(m.entry.path);
-    Ok(Response::data(j))
+    for (k, v) in [
+        ("request_id", json!(req.id)),
+        ("lease_id", json!("")),
+        ("renewable", json!(false)),
+        ("lease_duration", json!(0)),
+        ("data", data),
+        ("wrap_info", Value::Null),
+        ("warnings", Value::Null),
+        ("auth", Value::Null),
+    ] {
+        body.insert(k.into(), v);
+    }
+    Response::raw(Value::Object(body))
 }
 
 async fn mount(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Response> {
@@ -514,11 +528,14 @@ async fn tune(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Resp
     let path = normalize_mount_path(path)?;
     if auth && path == "token/" {
         return match req.operation {
-            Operation::Read => Ok(Response::data(json!({
-                "default_lease_ttl": SYSTEM_TTL, "max_lease_ttl": SYSTEM_TTL,
-                "force_no_cache": false, "description": "token based credentials",
-                "token_type": "default-service",
-            }))),
+            Operation::Read => Ok(enveloped(
+                req,
+                json!({
+                    "default_lease_ttl": SYSTEM_TTL, "max_lease_ttl": SYSTEM_TTL,
+                    "force_no_cache": false, "description": "token based credentials",
+                    "token_type": "default-service",
+                }),
+            )),
             _ => Err(Error::bad("the token store cannot be tuned")),
         };
     }
@@ -526,10 +543,13 @@ async fn tune(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Resp
     match req.operation {
         Operation::Read => {
             if path == "sys/" {
-                return Ok(Response::data(json!({
-                    "default_lease_ttl": SYSTEM_TTL, "max_lease_ttl": SYSTEM_TTL,
-                    "force_no_cache": false, "description": "system endpoints used for control, policy and debugging",
-                })));
+                return Ok(enveloped(
+                    req,
+                    json!({
+                        "default_lease_ttl": SYSTEM_TTL, "max_lease_ttl": SYSTEM_TTL,
+                        "force_no_cache": false, "description": "system endpoints used for control, policy and debugging",
+                    }),
+                ));
             }
             let router = core.router.read();
             let m = router
@@ -538,19 +558,22 @@ async fn tune(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Resp
             let c = &m.entry.config;
             let or_default = |v: u64| if v == 0 { SYSTEM_TTL } else { v };
             let lockout = c.user_lockout_config.unwrap_or_default();
-            Ok(Response::data(json!({
-                "user_lockout_config": {
-                    "lockout_threshold": lockout.lockout_threshold,
-                    "lockout_duration": lockout.lockout_duration,
-                    "lockout_counter_reset": lockout.lockout_counter_reset,
-                    "disable_lockout": lockout.disable_lockout,
-                },
-                "default_lease_ttl": or_default(c.default_lease_ttl),
-                "max_lease_ttl": or_default(c.max_lease_ttl),
-                "force_no_cache": c.force_no_cache,
-                "description": m.entry.description,
-                "options": if m.entry.options.is_empty() { Value::Null } else { json!(m.entry.options) },
-            })))
+            Ok(enveloped(
+                req,
+                json!({
+                    "user_lockout_config": {
+                        "lockout_threshold": lockout.lockout_threshold,
+                        "lockout_duration": lockout.lockout_duration,
+                        "lockout_counter_reset": lockout.lockout_counter_reset,
+                        "disable_lockout": lockout.disable_lockout,
+                    },
+                    "default_lease_ttl": or_default(c.default_lease_ttl),
+                    "max_lease_ttl": or_default(c.max_lease_ttl),
+                    "force_no_cache": c.force_no_cache,
+                    "description": m.entry.description,
+                    "options": if m.entry.options.is_empty() { Value::Null } else { json!(m.entry.options) },
+                }),
+            ))
         }
         Operation::Create | Operation::Update => {
             let p = Params(&req.data);
@@ -640,7 +663,15 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
     let write = op != Operation::Read && op != Operation::List;
     matches!(
         rest,
-        "seal" | "rotate" | "audit" | "raw" | "step-down" | "leases" | "remount"
+        "seal"
+            | "rotate"
+            | "rotate/keyring"
+            | "config/cors"
+            | "audit"
+            | "raw"
+            | "step-down"
+            | "leases"
+            | "remount"
     ) || rest.starts_with("audit/")
         || rest.starts_with("audit-hash/")
         || rest.starts_with("raw/")

@@ -15,6 +15,23 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// The digest of `data` under one of Vault's `sys/tools/hash` algorithm
+/// names (`sha2-224`, `sha2-256`, `sha2-384`, `sha2-512`, `sha3-256`,
+/// `sha3-384`, `sha3-512`), or `None` for a name not supported.
+pub fn digest_named(algorithm: &str, data: &[u8]) -> Option<Vec<u8>> {
+    let alg = match algorithm {
+        "sha2-224" => &digest::SHA224,
+        "sha2-256" => &digest::SHA256,
+        "sha2-384" => &digest::SHA384,
+        "sha2-512" => &digest::SHA512,
+        "sha3-256" => &digest::SHA3_256,
+        "sha3-384" => &digest::SHA3_384,
+        "sha3-512" => &digest::SHA3_512,
+        _ => return None,
+    };
+    Some(digest::digest(alg, data).as_ref().to_vec())
+}
+
 /// HMAC-SHA256 of `data` under `key`, hex encoded.
 pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> String {
     let k = hmac::Key::new(hmac::HMAC_SHA256, key);
@@ -30,6 +47,21 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_digests_match_known_vectors() {
+        let hex_of = |alg| hex::encode(digest_named(alg, b"hello").unwrap());
+        assert_eq!(
+            hex_of("sha2-224"),
+            "ea09ae9cc6768c50fcee903ed054556e5bfc8347907f12598aa24193"
+        );
+        assert_eq!(
+            hex_of("sha3-256"),
+            "3338be694f50c5f338814986cdf0686453a888b84f424d792af4b9202398f392"
+        );
+        assert!(digest_named("md5", b"hello").is_none());
+        assert!(digest_named("SHA2-256", b"hello").is_none());
+    }
 
     #[test]
     fn known_vectors() {

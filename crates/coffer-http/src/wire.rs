@@ -107,6 +107,30 @@ fn core_error(e: Error, request_id: &str) -> HttpResponse {
     resp
 }
 
+/// The answer to a request naming a namespace other than the root one.
+/// Coffer has no namespaces, so such a request is refused here, before the
+/// core: it must never be answered silently from the root namespace. Like
+/// a malformed path it reaches no mount and no policy, so it leaves no
+/// audit entry. Status and first words as OpenBao's for a namespace that
+/// does not exist.
+fn namespace_refusal(headers: &HeaderMap) -> Option<HttpResponse> {
+    // Every copy of the header counts: a second one must not slip past.
+    let foreign = headers.get_all("x-vault-namespace").iter().any(|value| {
+        let name = value.to_str().map(str::trim).unwrap_or("\u{fffd}");
+        !matches!(name.trim_matches('/'), "" | "root")
+    });
+    if !foreign {
+        return None;
+    }
+    Some(error_response(
+        404,
+        vec![
+            "namespace not found: namespaces are not supported by Coffer; only the root namespace exists"
+                .into(),
+        ],
+    ))
+}
+
 fn bad(msg: impl Into<String>) -> HttpResponse {
     error_response(400, vec![msg.into()])
 }
@@ -241,11 +265,77 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> HttpResponse {
+    let cors = state.core.cors();
+    let origin = headers
+        .get(header::ORIGIN)
+        .filter(|_| cors.enabled)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+    if let Some(origin) = &origin {
+        if let Some(early) = cors_early_answer(&cors, origin, &method, &headers) {
+            return early;
+        }
+    }
     let mut resp = handle_v1(state, peer, method, uri, headers, body).await;
+    if let Some(v) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        resp.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        resp.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
     // Secrets must not sit in shared or browser caches; errors included.
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// While CORS is enabled, a request carrying `Origin`: refused (403) when
+/// the origin is not allowed; a preflight (`OPTIONS`) from an allowed one
+/// is answered here with the allowed methods and headers, as Vault does.
+/// Anything else goes on to the API (`None`).
+fn cors_early_answer(
+    cors: &coffer_core::sys_cors::CorsConfig,
+    origin: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Option<HttpResponse> {
+    if !cors.allows(origin) {
+        let mut resp = error_response(403, vec!["origin not allowed".into()]);
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Some(resp);
+    }
+    if method != Method::OPTIONS {
+        return None;
+    }
+    let asked = headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let methods = coffer_core::sys_cors::ALLOWED_METHODS;
+    if !methods.split(',').any(|m| m == asked) {
+        return Some(error_response(405, vec!["unsupported operation".into()]));
+    }
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    let pairs = [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.to_string()),
+        (header::ACCESS_CONTROL_ALLOW_METHODS, methods.to_string()),
+        (
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            cors.allowed_headers.join(","),
+        ),
+        (header::ACCESS_CONTROL_MAX_AGE, "300".to_string()),
+        (header::VARY, "Origin".to_string()),
+        (header::CACHE_CONTROL, "no-store".to_string()),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    Some(resp)
 }
 
 async fn handle_v1(
@@ -292,6 +382,9 @@ async fn handle_v1(
         Err(msg) if msg.starts_with("unsupported path") => return error_response(404, vec![msg]),
         Err(msg) => return bad(msg),
     };
+    if let Some(refusal) = namespace_refusal(&headers) {
+        return refusal;
+    }
     let client_addr = match state.proxies.client_addr(peer.ip(), &headers) {
         Ok(ip) => ip,
         Err(msg) => return bad(msg),

@@ -514,6 +514,36 @@ impl Acl {
             .or_else(|| trimmed.and_then(|t| self.non_exact(t)))
     }
 
+    /// Whether the ACL grants anything at all at or below `mount` (a mount
+    /// path ending in `/`): Vault's rule for `sys/internal/ui/mounts`. True
+    /// when the mount path itself is granted a capability, or when some
+    /// exact or prefix rule below it, or some `+` rule that can match a path
+    /// below it, holds a capability other than `deny`. A deny rule on the
+    /// mount does not hide a grant further down (as in Vault).
+    pub fn reaches_under(&self, mount: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let mount = mount.trim_start_matches('/');
+        let grants = |p: &Perms| !p.caps.is_empty() && !p.caps.is_deny();
+        let direct = self.capabilities(mount);
+        if !direct.is_empty() && !direct.is_deny() {
+            return true;
+        }
+        self.exact
+            .iter()
+            .any(|(path, p)| path.starts_with(mount) && grants(p))
+            || self
+                .prefixes
+                .iter()
+                .any(|(stem, p)| stem.starts_with(mount) && grants(p))
+            || self
+                .segments
+                .rules
+                .iter()
+                .any(|r| grants(&r.perms) && r.shape.may_match_below(mount))
+    }
+
     /// The best wildcard match: longest prefix vs. first matching `+` rule.
     fn non_exact(&self, path: &str) -> Option<&Perms> {
         let prefix = self

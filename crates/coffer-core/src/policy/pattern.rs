@@ -155,6 +155,27 @@ impl SegmentShape {
             })
     }
 
+    /// Whether some path below `dir` (which ends in `/`) can match: the
+    /// pattern's segments agree with `dir`'s as far as both go, and the
+    /// pattern either goes on past `dir` or ends in `*`.
+    pub(crate) fn may_match_below(&self, dir: &str) -> bool {
+        let dir: Vec<&str> = dir.trim_end_matches('/').split('/').collect();
+        let n = self.parts.len();
+        if n <= dir.len() && !self.prefix {
+            return false;
+        }
+        let last = n - 1;
+        self.parts
+            .iter()
+            .zip(dir.iter())
+            .enumerate()
+            .all(|(i, (pat, seg))| {
+                pat == "+"
+                    || pat == seg
+                    || (self.prefix && i == last && seg.starts_with(pat.as_str()))
+            })
+    }
+
     pub(crate) fn rank<'a>(&self, stem: &'a str) -> Rank<'a> {
         let mut offset = 0;
         let mut first_wildcard = None;

@@ -1227,3 +1227,45 @@ path "sys/seal" { policy = "sudo" }
 path "app/cfg" { capabilities = ["deny"] }
 path "app/log" { capabilities = ["deny"] }
 "#;
+
+// ------------------------------------------------- mount reach (ui/mounts)
+
+#[test]
+fn reaches_under_follows_vaults_mount_visibility_rule() {
+    let a = acl(&[r#"path "secret/data/app/*" { capabilities = ["read"] }"#]);
+    assert!(a.reaches_under("secret/"));
+    assert!(!a.reaches_under("kv1/"));
+    assert!(!a.reaches_under("secretx/"));
+    // A deny on the whole mount does not hide a grant below it (Vault's walk).
+    let a = acl(&[
+        r#"path "secret/*" { capabilities = ["deny"] }"#,
+        r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
+    ]);
+    assert!(a.reaches_under("secret/"));
+    // Deny alone, or a rule with no capability, reaches nothing.
+    let a = acl(&[r#"path "secret/*" { capabilities = ["deny"] }"#]);
+    assert!(!a.reaches_under("secret/"));
+    // A prefix rule above the mount reaches it directly.
+    let a = acl(&[r#"path "sec*" { capabilities = ["list"] }"#]);
+    assert!(a.reaches_under("secret/"));
+    assert!(!a.reaches_under("kv/"));
+    // Exact rules below the mount.
+    let a = acl(&[r#"path "kv/app/x" { capabilities = ["read"] }"#]);
+    assert!(a.reaches_under("kv/"));
+    // The mount path is looked up as a list is (Vault's Capabilities), so
+    // an exact rule for the mount path without its slash reaches it.
+    assert!(a.reaches_under("kv/app/x/"));
+    assert!(!a.reaches_under("kv/other/"));
+    // `+` rules that can match below the mount, and ones that cannot.
+    let a = acl(&[r#"path "+/data/app" { capabilities = ["read"] }"#]);
+    assert!(a.reaches_under("secret/"));
+    assert!(a.reaches_under("secret/data/"));
+    assert!(a.reaches_under("secret/data/app/"));
+    assert!(!a.reaches_under("secret/data/app/x/"));
+    assert!(!a.reaches_under("secret/meta/"));
+    let a = acl(&[r#"path "team/+/ab*" { capabilities = ["read"] }"#]);
+    assert!(a.reaches_under("team/x/abc/"));
+    assert!(!a.reaches_under("team/x/zz/"));
+    assert!(!a.reaches_under("other/"));
+    assert!(Acl::root().reaches_under("anything/"));
+}

@@ -1,0 +1,535 @@
+//! Path help (`GET <path>?help=1`, what `bao path-help` asks) and
+//! `sys/internal/specs/openapi`, both generated from one route catalog:
+//! each backend's routes, declared below as data (pattern, operations,
+//! summary, parameters). The help text and the OpenAPI 3 document are
+//! built from these declarations; nothing is written out by hand twice.
+//!
+//! As in OpenBao, any valid token may read help (it reveals no data); the
+//! OpenAPI document lists the built-in backends and the mounts the token's
+//! policies reach (the `sys/internal/ui/mounts` rule).
+
+use serde_json::{json, Map, Value};
+
+use crate::core::{Core, Target, VERSION};
+use crate::policy::Acl;
+use crate::token::TokenEntry;
+use crate::{Error, Operation, Request, Response, Result};
+
+/// One parameter of a route: name, type (as Vault names it), description.
+pub type Param = (&'static str, &'static str, &'static str);
+
+/// One route of a backend.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteDoc {
+    /// Path below the mount; `{name}` is one segment, a final `{path}` the rest.
+    pub pattern: &'static str,
+    /// Operations it answers: `read`, `list`, `create`, `update`, `delete`.
+    pub ops: &'static [&'static str],
+    /// One-line summary.
+    pub summary: &'static str,
+    /// Body or query parameters (path placeholders are described here too).
+    pub params: &'static [Param],
+}
+
+/// A backend's help: its description and routes.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendDoc {
+    /// Shown under `## DESCRIPTION` for the mount itself.
+    pub description: &'static str,
+    /// Its routes.
+    pub routes: &'static [RouteDoc],
+}
+
+const fn route(
+    pattern: &'static str,
+    ops: &'static [&'static str],
+    summary: &'static str,
+    params: &'static [Param],
+) -> RouteDoc {
+    RouteDoc {
+        pattern,
+        ops,
+        summary,
+        params,
+    }
+}
+
+const R: &[&str] = &["read"];
+const W: &[&str] = &["update"];
+const L: &[&str] = &["list"];
+const RW: &[&str] = &["read", "update"];
+const CRUD: &[&str] = &["read", "create", "update", "delete"];
+const CRUDL: &[&str] = &["read", "list", "create", "update", "delete"];
+
+const MOUNT_PATH: Param = ("path", "string", "The path of the mount.");
+const NAME: Param = ("name", "string", "Name of the object.");
+const SECRET_PATH: Param = ("path", "string", "Location of the secret.");
+
+/// The system backend.
+pub const SYS: BackendDoc = BackendDoc {
+    description: "The system backend is built into Coffer and cannot be remounted or moved. It contains the paths used to configure Coffer itself: mounts, auth methods, policies, keys, leases, audit devices and tools.",
+    routes: &[
+        route("mounts", R, "List the currently mounted secrets engines.", &[]),
+        route("mounts/{path}", &["read", "update", "delete"], "Mount, read or unmount a secrets engine at the given path.", &[MOUNT_PATH, ("type", "string", "The type of the backend, such as kv."), ("description", "string", "User-friendly description for this mount."), ("config", "map", "Configuration for this mount, such as default_lease_ttl."), ("options", "map", "Mount options, such as version for kv.")]),
+        route("mounts/{path}/tune", RW, "Tune or read the configuration of a mount.", &[MOUNT_PATH, ("default_lease_ttl", "string", "The default lease TTL of the mount."), ("max_lease_ttl", "string", "The maximum lease TTL of the mount."), ("description", "string", "User-friendly description for this mount.")]),
+        route("auth", R, "List the currently enabled auth methods.", &[]),
+        route("auth/{path}", &["read", "update", "delete"], "Enable or disable an auth method at the given path.", &[MOUNT_PATH, ("type", "string", "The type of the auth method, such as userpass.")]),
+        route("auth/{path}/tune", RW, "Tune or read the configuration of an auth method.", &[MOUNT_PATH]),
+        route("policies/acl", L, "List the ACL policies.", &[]),
+        route("policies/acl/{name}", &["read", "update", "delete"], "Read, write or delete an ACL policy.", &[NAME, ("policy", "string", "The policy document, in HCL or JSON.")]),
+        route("policy", R, "List the policies (legacy path).", &[]),
+        route("policy/{name}", &["read", "update", "delete"], "Read, write or delete a policy (legacy path).", &[NAME, ("policy", "string", "The policy document, in HCL or JSON.")]),
+        route("capabilities", W, "Capabilities of a token on paths.", &[("token", "string", "The token to check."), ("paths", "slice", "Paths to check.")]),
+        route("capabilities-self", W, "Capabilities of the calling token on paths.", &[("paths", "slice", "Paths to check.")]),
+        route("capabilities-accessor", W, "Capabilities of a token, named by accessor, on paths.", &[("accessor", "string", "Accessor of the token."), ("paths", "slice", "Paths to check.")]),
+        route("key-status", R, "The current term, install time and encryption count of the barrier key.", &[]),
+        route("rotate", W, "Rotate the barrier encryption key.", &[]),
+        route("rotate/keyring", W, "Rotate the barrier encryption key (same as rotate).", &[]),
+        route("rotate/keyring/config", R, "How the barrier key is rotated automatically.", &[]),
+        route("seal", W, "Seal the server.", &[]),
+        route("seal-status", R, "The seal status of the server.", &[]),
+        route("health", R, "The health of the server.", &[]),
+        route("init", RW, "Initialise the server, or read whether it is.", &[("secret_shares", "int", "Number of key shares."), ("secret_threshold", "int", "Shares needed to unseal.")]),
+        route("unseal", W, "Submit an unseal key share.", &[("key", "string", "An unseal key share."), ("reset", "bool", "Discard the progress.")]),
+        route("leader", R, "High availability status.", &[]),
+        route("leases/lookup", W, "Look up a lease.", &[("lease_id", "string", "The lease id.")]),
+        route("leases/lookup/{prefix}", L, "List the leases under a prefix.", &[("prefix", "string", "The lease prefix.")]),
+        route("leases/renew", W, "Renew a lease.", &[("lease_id", "string", "The lease id."), ("increment", "int", "Requested extension, in seconds.")]),
+        route("leases/revoke", W, "Revoke a lease.", &[("lease_id", "string", "The lease id.")]),
+        route("leases/revoke-prefix/{prefix}", W, "Revoke every lease under a prefix.", &[("prefix", "string", "The lease prefix.")]),
+        route("leases/revoke-force/{prefix}", W, "Revoke every lease under a prefix, ignoring backend errors.", &[("prefix", "string", "The lease prefix.")]),
+        route("leases/tidy", W, "Revoke the expired leases now.", &[]),
+        route("audit", R, "List the enabled audit devices.", &[]),
+        route("audit/{path}", &["update", "delete"], "Enable or disable an audit device.", &[MOUNT_PATH, ("type", "string", "The type of the audit device: file, socket or syslog."), ("options", "map", "Options of the device.")]),
+        route("audit-hash/{path}", W, "The HMAC of a value as an audit device records it.", &[MOUNT_PATH, ("input", "string", "The value to hash.")]),
+        route("tools/random", W, "Random bytes from the platform's generator.", &[("bytes", "int", "Number of bytes (1 to 131072, default 32)."), ("format", "string", "hex or base64 (default)."), ("source", "string", "platform (default), seal or all.")]),
+        route("tools/random/{urlbytes}", W, "Random bytes, the count given in the path.", &[("urlbytes", "string", "Number of bytes."), ("format", "string", "hex or base64 (default).")]),
+        route("tools/random/{source}/{urlbytes}", W, "Random bytes from a source, the count given in the path.", &[("source", "string", "platform, seal or all."), ("urlbytes", "string", "Number of bytes."), ("format", "string", "hex or base64 (default).")]),
+        route("tools/hash", W, "The digest of the input.", &[("input", "string", "The input, base64 encoded."), ("algorithm", "string", "sha2-224, sha2-256 (default), sha2-384, sha2-512, sha3-256, sha3-384 or sha3-512."), ("format", "string", "hex (default) or base64.")]),
+        route("tools/hash/{urlalgorithm}", W, "The digest of the input, the algorithm given in the path.", &[("urlalgorithm", "string", "The algorithm."), ("input", "string", "The input, base64 encoded."), ("format", "string", "hex (default) or base64.")]),
+        route("config/cors", &["read", "update", "delete"], "Configure which browser origins may call the API.", &[("allowed_origins", "slice", "Allowed origins, or * alone."), ("allowed_headers", "slice", "Headers allowed on top of the defaults.")]),
+        route("version-history", L, "The versions this store has run.", &[]),
+        route("internal/ui/mounts", R, "The mounts the calling token can reach.", &[]),
+        route("internal/ui/mounts/{path}", R, "The mount holding a path, if the calling token can reach it.", &[("path", "string", "A path under the mount.")]),
+        route("internal/ui/resultant-acl", R, "The calling token's merged policies.", &[]),
+        route("internal/specs/openapi", R, "An OpenAPI 3 document of the paths the calling token can reach.", &[]),
+        route("coffer/inventory", &["read", "list"], "Coffer's inventory of secrets and their lifecycle.", &[]),
+        route("coffer/revoke-compromised", W, "Revoke what a compromised credential issued.", &[]),
+    ],
+};
+
+/// The token store (`auth/token/`).
+pub const TOKEN: BackendDoc = BackendDoc {
+    description: "The token credential backend is always enabled and builds in some token-specific paths: creation, lookup, renewal, revocation and roles.",
+    routes: &[
+        route("create", W, "Create a token.", &[("policies", "slice", "Policies of the token."), ("ttl", "duration", "Time to live."), ("num_uses", "int", "Number of uses."), ("renewable", "bool", "Whether it can be renewed.")]),
+        route("create/{role_name}", W, "Create a token under a role.", &[("role_name", "string", "The role.")]),
+        route("create-orphan", W, "Create a token without a parent.", &[]),
+        route("lookup", W, "Look up a token.", &[("token", "string", "The token.")]),
+        route("lookup-self", R, "Look up the calling token.", &[]),
+        route("lookup-accessor", W, "Look up a token by accessor.", &[("accessor", "string", "The accessor.")]),
+        route("renew", W, "Renew a token.", &[("token", "string", "The token."), ("increment", "duration", "Requested extension.")]),
+        route("renew-self", W, "Renew the calling token.", &[("increment", "duration", "Requested extension.")]),
+        route("renew-accessor", W, "Renew a token by accessor.", &[("accessor", "string", "The accessor.")]),
+        route("revoke", W, "Revoke a token and its children.", &[("token", "string", "The token.")]),
+        route("revoke-self", W, "Revoke the calling token.", &[]),
+        route("revoke-accessor", W, "Revoke a token by accessor.", &[("accessor", "string", "The accessor.")]),
+        route("revoke-orphan", W, "Revoke a token, leaving its children.", &[("token", "string", "The token.")]),
+        route("accessors", L, "List token accessors.", &[]),
+        route("roles", L, "List token roles.", &[]),
+        route("roles/{role_name}", CRUD, "Create, read, update or delete a token role.", &[("role_name", "string", "The role."), ("allowed_policies", "slice", "Policies tokens of the role may have.")]),
+        route("tidy", W, "Remove expired tokens and dangling entries.", &[]),
+    ],
+};
+
+/// KV version 2.
+pub const KV2: BackendDoc = BackendDoc {
+    description: "This backend provides a versioned key-value store. Secrets are encrypted by Coffer's barrier; each key keeps a configured number of versions, which can be read by number.",
+    routes: &[
+        route("config", RW, "Configures settings for the KV store.", &[("max_versions", "int", "Versions kept per key."), ("cas_required", "bool", "Whether writes need cas."), ("delete_version_after", "duration", "How long a version lives.")]),
+        route("data/{path}", &["read", "create", "update", "delete"], "Write, patch, read and delete data in the key-value store.", &[SECRET_PATH, ("data", "map", "The contents of the data map will be stored and returned on read."), ("options", "map", "Options for writing a KV entry, such as cas."), ("version", "int", "If provided during a read, the value at the version number will be returned.")]),
+        route("metadata/{path}", CRUDL, "Allows interaction with key metadata and settings in the KV store.", &[SECRET_PATH, ("max_versions", "int", "Versions kept for this key."), ("custom_metadata", "map", "User-provided key-value pairs.")]),
+        route("delete/{path}", W, "Marks one or more versions as deleted in the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to delete.")]),
+        route("undelete/{path}", W, "Undeletes one or more versions from the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to undelete.")]),
+        route("destroy/{path}", W, "Permanently removes one or more versions in the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to destroy.")]),
+        route("subkeys/{path}", R, "Read the structure of a secret entry with the values removed.", &[SECRET_PATH, ("depth", "int", "How deep to descend."), ("version", "int", "The version to read.")]),
+        route("lifecycle/{path}", &["read", "list", "update"], "Coffer's lifecycle record of a secret: owner, type, rotation policy.", &[SECRET_PATH]),
+        route("rotate/{path}", W, "Start a staged rotation of a secret.", &[SECRET_PATH]),
+    ],
+};
+
+/// KV version 1.
+pub const KV1: BackendDoc = BackendDoc {
+    description: "This backend provides a key-value store without versions. Secrets are encrypted by Coffer's barrier.",
+    routes: &[route("{path}", CRUDL, "Pass-through secret storage to the storage backend, allowing you to read/write arbitrary data into secret storage.", &[SECRET_PATH])],
+};
+
+/// The userpass auth method.
+pub const USERPASS: BackendDoc = BackendDoc {
+    description: "The userpass credential provider allows authentication using a combination of a username and password.",
+    routes: &[
+        route("users", L, "List the users.", &[]),
+        route("users/{username}", CRUD, "Manage users allowed to authenticate.", &[("username", "string", "Username for this user."), ("password", "string", "Password for this user."), ("token_policies", "slice", "Policies of the tokens issued.")]),
+        route("users/{username}/password", W, "Reset a user's password.", &[("username", "string", "Username for this user."), ("password", "string", "The new password.")]),
+        route("users/{username}/policies", W, "Update the policies of a user.", &[("username", "string", "Username for this user."), ("token_policies", "slice", "Policies of the tokens issued.")]),
+        route("login/{username}", W, "Log in with a username and password.", &[("username", "string", "Username of the user."), ("password", "string", "Password for this user.")]),
+    ],
+};
+
+/// The AppRole auth method.
+pub const APPROLE: BackendDoc = BackendDoc {
+    description: "Any registered Role can authenticate itself with Coffer. The credentials depend on the constraints set on the Role: a RoleID and, by default, a SecretID.",
+    routes: &[
+        route("role", L, "List the roles.", &[]),
+        route("role/{role_name}", CRUD, "Register, read, update or delete a role.", &[("role_name", "string", "Name of the role."), ("bind_secret_id", "bool", "Whether a SecretID is required."), ("token_policies", "slice", "Policies of the tokens issued.")]),
+        route("role/{role_name}/role-id", RW, "Read or set the RoleID of a role.", &[("role_name", "string", "Name of the role."), ("role_id", "string", "The RoleID.")]),
+        route("role/{role_name}/secret-id", &["list", "update"], "Generate a SecretID, or list their accessors.", &[("role_name", "string", "Name of the role."), ("metadata", "string", "Metadata tied to the SecretID.")]),
+        route("login", W, "Log in with a RoleID and SecretID.", &[("role_id", "string", "The RoleID."), ("secret_id", "string", "The SecretID.")]),
+        route("tidy/secret-id", W, "Remove expired SecretIDs.", &[]),
+    ],
+};
+
+/// The JWT/OIDC auth method.
+pub const JWT: BackendDoc = BackendDoc {
+    description: "The JWT auth method authenticates with JSON Web Tokens signed by keys configured inline or fetched from a JWKS URL.",
+    routes: &[
+        route("config", RW, "Configure the keys and issuer the method trusts.", &[("jwks_url", "string", "URL of the key set."), ("jwt_validation_pubkeys", "slice", "PEM public keys."), ("bound_issuer", "string", "The issuer required.")]),
+        route("role", L, "List the roles.", &[]),
+        route("role/{name}", CRUD, "Create, read, update or delete a role.", &[NAME, ("role_type", "string", "jwt."), ("user_claim", "string", "The claim naming the user."), ("bound_audiences", "slice", "Audiences required.")]),
+        route("login", W, "Log in with a JWT.", &[("role", "string", "The role."), ("jwt", "string", "The signed token.")]),
+    ],
+};
+
+/// The database secrets engine.
+pub const DATABASE: BackendDoc = BackendDoc {
+    description: "The database backend supports using many different databases as secret backends, including PostgreSQL: dynamic users with leases, and static users rotated on a schedule.",
+    routes: &[
+        route("config", L, "List the configured connections.", &[]),
+        route("config/{name}", CRUD, "Configure a connection.", &[NAME, ("plugin_name", "string", "The database plugin."), ("connection_url", "string", "The connection URL."), ("allowed_roles", "slice", "Roles allowed to use it.")]),
+        route("reset/{name}", W, "Reset a connection.", &[NAME]),
+        route("rotate-root/{name}", W, "Rotate the connection's root credential.", &[NAME]),
+        route("roles", L, "List the dynamic roles.", &[]),
+        route("roles/{name}", CRUD, "Manage a dynamic role.", &[NAME, ("db_name", "string", "The connection."), ("creation_statements", "slice", "Statements that create the user.")]),
+        route("creds/{name}", R, "Request a dynamic credential.", &[NAME]),
+        route("static-roles", L, "List the static roles.", &[]),
+        route("static-roles/{name}", CRUD, "Manage a static role.", &[NAME, ("db_name", "string", "The connection."), ("username", "string", "The database user."), ("rotation_period", "duration", "How often it is rotated.")]),
+        route("static-creds/{name}", R, "Read a static role's current credential.", &[NAME]),
+        route("rotate-role/{name}", W, "Rotate a static role's credential now.", &[NAME]),
+    ],
+};
+
+/// The catalog of the backend mounted with `kind` (and kv `version`).
+pub fn backend(kind: &str, version: Option<&str>) -> Option<&'static BackendDoc> {
+    match (kind, version) {
+        ("kv", Some("2")) => Some(&KV2),
+        ("kv", _) => Some(&KV1),
+        ("userpass", _) => Some(&USERPASS),
+        ("approle", _) => Some(&APPROLE),
+        ("jwt" | "oidc", _) => Some(&JWT),
+        ("database", _) => Some(&DATABASE),
+        _ => None,
+    }
+}
+
+/// Whether `req` asks for help (`?help=1` on a read).
+pub(crate) fn is_help(req: &Request) -> bool {
+    req.operation == Operation::Read
+        && req.data.get("help").is_some_and(|v| match v {
+            Value::String(s) => matches!(s.as_str(), "1" | "true" | "t"),
+            Value::Bool(b) => *b,
+            _ => false,
+        })
+}
+
+/// Whether `rel` (a path below a mount) matches `pattern`.
+fn matches(pattern: &str, rel: &str) -> bool {
+    let rel = rel.trim_end_matches('/');
+    let pat: Vec<&str> = pattern.split('/').collect();
+    let segs: Vec<&str> = rel.split('/').collect();
+    for (i, p) in pat.iter().enumerate() {
+        if *p == "{path}" && i == pat.len() - 1 {
+            return segs.len() > i && !segs[i..].iter().any(|s| s.is_empty());
+        }
+        match segs.get(i) {
+            Some(s) if p.starts_with('{') => {
+                if s.is_empty() {
+                    return false;
+                }
+            }
+            Some(s) if s == p => {}
+            _ => return false,
+        }
+    }
+    segs.len() == pat.len()
+}
+
+/// The route's pattern as the regular expression Vault shows.
+fn regex_of(pattern: &str) -> String {
+    let parts: Vec<String> = pattern
+        .split('/')
+        .map(
+            |p| match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some("path") => "(?P<path>.*)".to_string(),
+                Some(name) => format!("(?P<{name}>\\w(([\\w-.]+)?\\w)?)"),
+                None => p.replace('.', "\\."),
+            },
+        )
+        .collect();
+    format!("^{}$", parts.join("/"))
+}
+
+fn backend_help(doc: &BackendDoc) -> String {
+    let mut out = format!(
+        "## DESCRIPTION\n\n{}\n\n## PATHS\n\nThe following paths are supported by this backend. To view help for\nany of the paths below, use the help command with any route matching\nthe path pattern. Note that depending on the policy of your auth token,\nyou may or may not be able to access certain paths.\n\n",
+        doc.description
+    );
+    for r in doc.routes {
+        out.push_str(&format!(
+            "    {}\n        {}\n\n",
+            regex_of(r.pattern),
+            r.summary
+        ));
+    }
+    out
+}
+
+fn route_help(rel: &str, r: &RouteDoc) -> String {
+    let mut out = format!(
+        "Request:        {rel}\nMatching Route: {}\n\n{}\n",
+        regex_of(r.pattern),
+        r.summary
+    );
+    if !r.params.is_empty() {
+        out.push_str("\n## PARAMETERS\n\n");
+        let mut params: Vec<&Param> = r.params.iter().collect();
+        params.sort_by_key(|p| p.0);
+        for (name, kind, desc) in params {
+            out.push_str(&format!("    {name} ({kind})\n\n        {desc}\n\n"));
+        }
+    }
+    out.push_str(&format!(
+        "\n## DESCRIPTION\n\nThis path answers: {}.\n",
+        r.ops.join(", ")
+    ));
+    out
+}
+
+/// The catalog, mount path (as the API spells it) and path below the
+/// mount for a routed request.
+fn doc_of(target: &Target) -> Option<(&'static BackendDoc, String, String)> {
+    match target {
+        Target::Sys(rest) => Some((&SYS, "sys/".into(), rest.clone())),
+        Target::Token(rest) => Some((&TOKEN, "auth/token/".into(), rest.clone())),
+        Target::Mount(m, rel) => {
+            let version = m.entry.options.get("version").map(String::as_str);
+            backend(&m.entry.kind, version).map(|d| (d, m.entry.path.clone(), rel.clone()))
+        }
+    }
+}
+
+/// Answers a help request on a routed path: the backend's overview at the
+/// mount itself, a route's help below it; 404 for a path no route matches.
+pub(crate) fn answer(target: &Target) -> Result<Response> {
+    let (doc, mount, rel) =
+        doc_of(target).ok_or_else(|| Error::UnsupportedPath("no help for this path".into()))?;
+    let rel = rel.trim_end_matches('/').to_string();
+    let (help, routes): (String, Vec<&RouteDoc>) = if rel.is_empty() {
+        (backend_help(doc), doc.routes.iter().collect())
+    } else {
+        let r = doc
+            .routes
+            .iter()
+            .find(|r| matches(r.pattern, &rel))
+            .ok_or_else(|| Error::UnsupportedPath(format!("unsupported path: {mount}{rel}")))?;
+        (route_help(&rel, r), vec![r])
+    };
+    let mut paths = Map::new();
+    let tag = tag_of(&mount);
+    for r in routes {
+        add_openapi_path(&mut paths, "", r, tag);
+    }
+    Ok(Response::raw(json!({
+        "help": help,
+        "see_also": null,
+        "openapi": document(paths),
+    })))
+}
+
+fn tag_of(mount: &str) -> &'static str {
+    if mount == "sys/" {
+        "system"
+    } else if mount.starts_with("auth/") {
+        "auth"
+    } else {
+        "secrets"
+    }
+}
+
+fn document(paths: Map<String, Value>) -> Value {
+    json!({
+        "openapi": "3.0.2",
+        "info": {
+            "title": "Coffer API",
+            "description": "HTTP API that gives you full access to Coffer. All API routes are prefixed with `/v1/`.",
+            "version": VERSION,
+            "license": {"name": "Apache-2.0 OR MIT"},
+        },
+        "paths": paths,
+    })
+}
+
+/// Adds one route to an OpenAPI `paths` object, under `prefix` (the mount
+/// path, or empty for a document relative to the mount).
+fn add_openapi_path(paths: &mut Map<String, Value>, prefix: &str, r: &RouteDoc, tag: &str) {
+    let templ = format!("/{prefix}{}", r.pattern);
+    let slug: String = format!("{prefix}{}", r.pattern)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let placeholders: Vec<&str> = r
+        .pattern
+        .split('/')
+        .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
+        .collect();
+    let describe = |name: &str| {
+        r.params
+            .iter()
+            .find(|p| p.0 == name)
+            .map(|p| p.2)
+            .unwrap_or("")
+    };
+    let path_params: Vec<Value> = placeholders
+        .iter()
+        .map(|n| json!({"name": n, "description": describe(n), "in": "path", "schema": {"type": "string"}, "required": true}))
+        .collect();
+    let body_props: Map<String, Value> = r
+        .params
+        .iter()
+        .filter(|p| !placeholders.contains(&p.0))
+        .map(|(name, kind, desc)| {
+            (
+                name.to_string(),
+                json!({"type": openapi_type(kind), "description": desc}),
+            )
+        })
+        .collect();
+    let ok = json!({"200": {"description": "OK"}});
+    let mut item = Map::new();
+    item.insert("description".into(), json!(r.summary));
+    if !path_params.is_empty() {
+        item.insert("parameters".into(), json!(path_params));
+    }
+    if r.ops.contains(&"create") {
+        item.insert("x-vault-createSupported".into(), json!(true));
+    }
+    if r.ops.contains(&"read") {
+        item.insert(
+            "get".into(),
+            json!({"operationId": format!("read-{slug}"), "tags": [tag], "responses": ok}),
+        );
+    }
+    if r.ops.iter().any(|o| matches!(*o, "create" | "update")) {
+        let mut op =
+            json!({"operationId": format!("write-{slug}"), "tags": [tag], "responses": ok});
+        if !body_props.is_empty() {
+            op["requestBody"] = json!({"content": {"application/json": {"schema": {"type": "object", "properties": body_props}}}});
+        }
+        item.insert("post".into(), op);
+    }
+    if r.ops.contains(&"delete") {
+        item.insert(
+            "delete".into(),
+            json!({"operationId": format!("delete-{slug}"), "tags": [tag], "responses": {"204": {"description": "empty body"}}}),
+        );
+    }
+    paths.insert(templ.clone(), Value::Object(item));
+    if r.ops.contains(&"list") {
+        let list = json!({
+            "description": r.summary,
+            "parameters": path_params,
+            "get": {
+                "operationId": format!("list-{slug}"),
+                "tags": [tag],
+                "parameters": [{"name": "list", "description": "Must be set to `true`", "in": "query", "schema": {"type": "string", "enum": ["true"]}, "required": true}],
+                "responses": ok,
+            },
+        });
+        paths.insert(format!("{templ}/"), list);
+    }
+}
+
+fn openapi_type(kind: &str) -> &'static str {
+    match kind {
+        "int" => "integer",
+        "bool" => "boolean",
+        "map" => "object",
+        "slice" => "array",
+        _ => "string",
+    }
+}
+
+/// Answers `sys/internal/specs/openapi`: the built-in backends and every
+/// mount the token's policies reach, each route under its mount path.
+pub(crate) async fn openapi(core: &Core, token: &TokenEntry) -> Result<Response> {
+    let acl: std::sync::Arc<Acl> = core.policies.acl(&token.policies).await?;
+    let mut mounts: Vec<(String, &'static BackendDoc)> =
+        vec![("sys/".into(), &SYS), ("auth/token/".into(), &TOKEN)];
+    for m in core.router.read().entries() {
+        let version = m.entry.options.get("version").map(String::as_str);
+        if let Some(doc) = backend(&m.entry.kind, version) {
+            mounts.push((m.entry.path.clone(), doc));
+        }
+    }
+    let mut paths = Map::new();
+    for (mount, doc) in mounts {
+        if !acl.reaches_under(&mount) {
+            continue;
+        }
+        for r in doc.routes {
+            add_openapi_path(&mut paths, &mount, r, tag_of(&mount));
+        }
+    }
+    Ok(Response::raw(document(paths)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_as_declared() {
+        assert!(matches("data/{path}", "data/a/b/c"));
+        assert!(!matches("data/{path}", "data"));
+        assert!(!matches("data/{path}", "data//x"));
+        assert!(matches("users/{username}", "users/alice"));
+        assert!(!matches("users/{username}", "users/alice/x"));
+        assert!(matches("users/{username}/password", "users/alice/password"));
+        assert!(matches(
+            "tools/random/{source}/{urlbytes}",
+            "tools/random/all/8"
+        ));
+        assert!(matches("mounts", "mounts/"));
+        assert!(!matches("mounts", "mountsx"));
+        assert_eq!(regex_of("data/{path}"), "^data/(?P<path>.*)$");
+    }
+
+    #[test]
+    fn every_route_is_unique_and_has_operations() {
+        for doc in [
+            &SYS, &TOKEN, &KV1, &KV2, &USERPASS, &APPROLE, &JWT, &DATABASE,
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            for r in doc.routes {
+                assert!(seen.insert(r.pattern), "{} twice", r.pattern);
+                assert!(!r.ops.is_empty() && !r.summary.is_empty(), "{}", r.pattern);
+                for op in r.ops {
+                    assert!(["read", "list", "create", "update", "delete"].contains(op));
+                }
+            }
+        }
+    }
+}
