@@ -53,6 +53,9 @@ pub struct CoreConfig {
     pub rotators: crate::lifecycle::registry::RotatorRegistry,
     /// Encryptions with one key term after which it is rotated automatically.
     pub key_rotation_threshold: u64,
+    /// Whether `sys/metrics` answers without a token (Vault's listener
+    /// `telemetry.unauthenticated_metrics_access`); off by default.
+    pub unauthenticated_metrics_access: bool,
 }
 
 impl Default for CoreConfig {
@@ -62,6 +65,7 @@ impl Default for CoreConfig {
             storage_type: "inmem".into(),
             rotators: Default::default(),
             key_rotation_threshold: crate::barrier::DEFAULT_ROTATION_THRESHOLD,
+            unauthenticated_metrics_access: false,
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct Core {
     pub(crate) router: RwLock<Router>,
     pub(crate) tokens: TokenStore,
     pub(crate) policies: PolicyStore,
+    /// Password policies (`sys/policies/password`), shared with the engines.
+    pub(crate) passwords: crate::password::PasswordPolicies,
     pub(crate) audit: AuditBroker,
     pub(crate) leases: Expiration,
     pub(crate) logins: LoginGuard,
@@ -106,6 +112,7 @@ pub struct Core {
 impl Core {
     /// A sealed core over `backend`.
     pub fn new(backend: Arc<dyn Backend>, config: CoreConfig) -> Arc<Core> {
+        crate::telemetry::install();
         let barrier = Arc::new(Barrier::new(backend));
         barrier.set_rotation_threshold(config.key_rotation_threshold);
         let admin = crate::seal::AdminLock::default();
@@ -113,6 +120,10 @@ impl Core {
             seal: Seal::new(barrier.clone(), admin.clone()),
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
             policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
+            passwords: crate::password::PasswordPolicies::new(View::new(
+                barrier.clone(),
+                "sys/password_policy/",
+            )),
             audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
             leases: Expiration::new(View::new(barrier.clone(), "sys/expire/")),
             logins: LoginGuard::default(),
@@ -249,7 +260,7 @@ impl Core {
         let engine = if entry.path.starts_with("auth/") {
             crate::auth::for_mount(&entry)?
         } else {
-            engines::for_mount(&entry)?
+            engines::for_mount(&entry, &self.passwords)?
         };
         let view = View::new(self.barrier.clone(), entry.storage_prefix());
         Ok(Mounted {
@@ -306,8 +317,21 @@ impl Core {
         Ok(())
     }
 
-    /// Handles one request along the path described in the module docs.
-    pub async fn handle(&self, mut req: Request) -> Result<Response> {
+    /// Handles one request along the path described in the module docs,
+    /// recording its time and status class ([`crate::telemetry`]).
+    pub async fn handle(&self, req: Request) -> Result<Response> {
+        let start = std::time::Instant::now();
+        let mut login = false;
+        let result = self.handle_untimed(req, &mut login).await;
+        let status = match &result {
+            Ok(r) => r.status.unwrap_or(200),
+            Err(e) => e.status(),
+        };
+        crate::telemetry::request_done(start, login, status);
+        result
+    }
+
+    async fn handle_untimed(&self, mut req: Request, is_login: &mut bool) -> Result<Response> {
         let shaped = crate::canonical::shape(req.operation, &req.path);
         let shaped = match shaped {
             Ok(p) => p,
@@ -339,6 +363,7 @@ impl Core {
             Target::Mount(m, rel) => m.engine.is_unauthenticated(rel),
             _ => false,
         };
+        *is_login = login;
         let token = if login {
             None
         } else {
@@ -450,7 +475,7 @@ impl Core {
         self.audit
             .log_request(&ctx, None)
             .await
-            .map_err(|_| audit_failure())?;
+            .map_err(|_| audit_failure(true))?;
         let mut result = self.dispatch(&req, target, token.as_ref()).await;
         if let Some((accessor, identity)) = &login_key {
             match &result {
@@ -492,7 +517,7 @@ impl Core {
         self.audit
             .log_response(&ctx, &result)
             .await
-            .map_err(|_| audit_failure())?;
+            .map_err(|_| audit_failure(false))?;
         result
     }
 
@@ -542,9 +567,11 @@ impl Core {
             .log_request(&ctx, result.as_ref().err())
             .await
             .is_err()
-            || self.audit.log_response(&ctx, &result).await.is_err()
         {
-            return Err(audit_failure());
+            return Err(audit_failure(true));
+        }
+        if self.audit.log_response(&ctx, &result).await.is_err() {
+            return Err(audit_failure(false));
         }
         result
     }
@@ -787,8 +814,15 @@ impl Core {
     }
 }
 
-/// The error Vault answers when no audit device could record a request.
-fn audit_failure() -> Error {
+/// The error Vault answers when no audit device could record a request
+/// (`request`) or its response; counted as Vault's
+/// `vault.audit.log_request_failure` / `log_response_failure`.
+fn audit_failure(request: bool) -> Error {
+    if request {
+        crate::telemetry::C_AUDIT_REQUEST_FAILURE.incr();
+    } else {
+        crate::telemetry::C_AUDIT_RESPONSE_FAILURE.incr();
+    }
     Error::Status {
         code: 500,
         errors: vec!["failed to audit request".into()],

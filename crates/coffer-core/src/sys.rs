@@ -39,6 +39,9 @@ pub(crate) async fn handle_unauthenticated(core: &Core, req: &Request) -> Result
                 "performance_standby_last_remote_wal": 0,
             }))
         }
+        ("sys/metrics", Operation::Read) if core.config.unauthenticated_metrics_access => {
+            crate::sys_metrics::handle(core, req).await?
+        }
         ("sys/health" | "sys/seal-status" | "sys/init" | "sys/unseal" | "sys/leader", _) => {
             return Err(Error::UnsupportedOperation)
         }
@@ -175,6 +178,7 @@ pub(crate) async fn handle(
                 "encryptions": core.barrier.encryptions()?,
             })))
         }
+        ("metrics", Read) => crate::sys_metrics::handle(core, req).await,
         ("mounts", Read) => list_mounts(core, false),
         ("auth", Read) => list_mounts(core, true),
         ("internal/ui/mounts", Read) => {
@@ -226,6 +230,9 @@ pub(crate) async fn handle(
                     return crate::lifecycle::revoke_compromised(core, req, token).await
                 }
                 _ => {}
+            }
+            if crate::sys_password::is_password_path(rest) {
+                return crate::sys_password::handle(core, req, rest).await;
             }
             if crate::sys_leases::is_lease_path(rest) {
                 if let Some(resp) = crate::sys_leases::handle(core, req, rest).await? {

@@ -405,6 +405,14 @@ fn render(r: Response, request_id: String) -> HttpResponse {
     if let Some(raw) = &r.raw {
         return (status(StatusCode::OK), axum::Json(raw)).into_response();
     }
+    if let Some((content_type, text)) = &r.text {
+        return (
+            status(StatusCode::OK),
+            [(header::CONTENT_TYPE, *content_type)],
+            text.clone(),
+        )
+            .into_response();
+    }
     if r.data.is_none() && r.auth.is_none() && r.warnings.is_empty() {
         return status(StatusCode::NO_CONTENT).into_response();
     }
