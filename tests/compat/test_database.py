@@ -212,3 +212,48 @@ def test_lease_ended_while_down_is_revoked_at_unseal(unsealed_prod):
     while role_exists(user) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not role_exists(user), "expired lease not revoked after restart and unseal"
+
+
+def test_credentials_follow_the_connections_password_policy(client):
+    """Vault's `password_policy` on a connection: dynamic passwords follow it;
+    a policy that could put a quote into the SQL literal is refused."""
+    pins = uid("pins")
+    client.write_data(
+        f"sys/policies/password/{pins}",
+        data={"policy": 'length = 24\nrule "charset" {\n  charset = "0123456789"\n  min-chars = 24\n}\n'},
+    )
+    quoted = uid("quoted")
+    client.write_data(
+        f"sys/policies/password/{quoted}",
+        data={"policy": 'length = 8\nrule "charset" {\n  charset = "ab\'"\n}\n'},
+    )
+    mount = mount_and_configure(client)
+    client.secrets.database.configure(
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        allowed_roles=["*"],
+        connection_url=templated_url(),
+        username=pg_parts().username or "postgres",
+        password="unused-" + uid("p"),
+        password_policy=pins,
+        mount_point=mount,
+    )
+    client.secrets.database.create_role(name="pp", db_name="pg", creation_statements=CREATION, mount_point=mount)
+    creds = client.secrets.database.generate_credentials("pp", mount_point=mount)
+    user, password = creds["data"]["username"], creds["data"]["password"]
+    assert len(password) == 24 and password.isdigit(), password
+    assert can_login(user, password)
+    client.sys.revoke_lease(creds["lease_id"])
+    client.secrets.database.configure(
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        allowed_roles=["*"],
+        connection_url=templated_url(),
+        username=pg_parts().username or "postgres",
+        password="unused-" + uid("p"),
+        password_policy=quoted,
+        mount_point=mount,
+    )
+    with pytest.raises(exceptions.InvalidRequest) as e:
+        client.secrets.database.generate_credentials("pp", mount_point=mount)
+    assert "cannot be placed in SQL" in str(e.value)

@@ -295,6 +295,7 @@ impl Barrier {
 
     /// Reads and decrypts the entry under `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let _timing = crate::telemetry::T_BARRIER_GET.time();
         let keyring = self.keyring()?;
         let cached = self.cache.lock().entries.get(key).cloned();
         let sealed = match cached {
@@ -340,18 +341,25 @@ impl Barrier {
 
     /// Lists the direct children of `prefix` (Vault style, folders end in `/`).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let _timing = crate::telemetry::T_BARRIER_LIST.time();
         self.keyring()?;
         Ok(self.backend.list(prefix).await?)
     }
 
     /// Every full key below `prefix`.
     pub async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let _timing = crate::telemetry::T_BARRIER_LIST.time();
         self.keyring()?;
         Ok(self.backend.keys_with_prefix(prefix).await?)
     }
 
     /// Encrypts and applies `ops` atomically.
     pub async fn write_batch(&self, ops: Vec<BarrierOp>) -> Result<()> {
+        let _timing = if ops.iter().any(|op| matches!(op, BarrierOp::Put(..))) {
+            crate::telemetry::T_BARRIER_PUT.time()
+        } else {
+            crate::telemetry::T_BARRIER_DELETE.time()
+        };
         let active = self.active()?;
         let keyring = &active.keyring;
         let puts = ops

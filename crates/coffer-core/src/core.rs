@@ -55,6 +55,9 @@ pub struct CoreConfig {
     pub rotators: crate::lifecycle::registry::RotatorRegistry,
     /// Encryptions with one key term after which it is rotated automatically.
     pub key_rotation_threshold: u64,
+    /// Whether `sys/metrics` answers without a token (Vault's listener
+    /// `telemetry.unauthenticated_metrics_access`); off by default.
+    pub unauthenticated_metrics_access: bool,
 }
 
 impl Default for CoreConfig {
@@ -64,6 +67,7 @@ impl Default for CoreConfig {
             storage_type: "inmem".into(),
             rotators: Default::default(),
             key_rotation_threshold: crate::barrier::DEFAULT_ROTATION_THRESHOLD,
+            unauthenticated_metrics_access: false,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct Core {
     pub(crate) router: RwLock<Router>,
     pub(crate) tokens: TokenStore,
     pub(crate) policies: PolicyStore,
+    /// Password policies (`sys/policies/password`), shared with the engines.
+    pub(crate) passwords: crate::password::PasswordPolicies,
     pub(crate) audit: AuditBroker,
     pub(crate) leases: Expiration,
     pub(crate) logins: LoginGuard,
@@ -116,6 +122,7 @@ pub struct Core {
 impl Core {
     /// A sealed core over `backend`.
     pub fn new(backend: Arc<dyn Backend>, config: CoreConfig) -> Arc<Core> {
+        crate::telemetry::install();
         let barrier = Arc::new(Barrier::new(backend));
         barrier.set_rotation_threshold(config.key_rotation_threshold);
         let admin = crate::seal::AdminLock::default();
@@ -123,6 +130,10 @@ impl Core {
             seal: Seal::new(barrier.clone(), admin.clone()),
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
             policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
+            passwords: crate::password::PasswordPolicies::new(View::new(
+                barrier.clone(),
+                "sys/password_policy/",
+            )),
             audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
             leases: Expiration::new(View::new(barrier.clone(), "sys/expire/")),
             logins: LoginGuard::default(),
@@ -272,7 +283,7 @@ impl Core {
         let engine = if entry.path.starts_with("auth/") {
             crate::auth::for_mount(&entry)?
         } else {
-            engines::for_mount(&entry)?
+            engines::for_mount(&entry, &self.passwords)?
         };
         let view = View::new(self.barrier.clone(), entry.storage_prefix());
         Ok(Mounted {
@@ -329,8 +340,21 @@ impl Core {
         Ok(())
     }
 
-    /// Handles one request along the path described in the module docs.
-    pub async fn handle(&self, mut req: Request) -> Result<Response> {
+    /// Handles one request along the path described in the module docs,
+    /// recording its time and status class ([`crate::telemetry`]).
+    pub async fn handle(&self, req: Request) -> Result<Response> {
+        let start = std::time::Instant::now();
+        let mut login = false;
+        let result = self.handle_untimed(req, &mut login).await;
+        let status = match &result {
+            Ok(r) => r.status.unwrap_or(200),
+            Err(e) => e.status(),
+        };
+        crate::telemetry::request_done(start, login, status);
+        result
+    }
+
+    async fn handle_untimed(&self, mut req: Request, is_login: &mut bool) -> Result<Response> {
         let shaped = crate::canonical::shape(req.operation, &req.path);
         let shaped = match shaped {
             Ok(p) => p,
@@ -363,6 +387,7 @@ impl Core {
             Target::Sys(rest) => crate::wrapping::is_unauthenticated(rest),
             _ => false,
         };
+        *is_login = login;
         let token = if login {
             None
         } else {
@@ -481,7 +506,7 @@ impl Core {
         self.audit
             .log_request(&ctx, None)
             .await
-            .map_err(|_| audit_failure())?;
+            .map_err(|_| audit_failure(true))?;
         let mut result = self.dispatch(&req, target, token.as_ref()).await;
         if let Some((accessor, identity)) = &login_key {
             match &result {
@@ -529,7 +554,7 @@ impl Core {
         self.audit
             .log_response(&ctx, &result)
             .await
-            .map_err(|_| audit_failure())?;
+            .map_err(|_| audit_failure(false))?;
         result
     }
 
@@ -586,9 +611,11 @@ impl Core {
             .log_request(&ctx, result.as_ref().err())
             .await
             .is_err()
-            || self.audit.log_response(&ctx, &result).await.is_err()
         {
-            return Err(audit_failure());
+            return Err(audit_failure(true));
+        }
+        if self.audit.log_response(&ctx, &result).await.is_err() {
+            return Err(audit_failure(false));
         }
         result
     }
@@ -886,8 +913,15 @@ fn engine_view<'a>(
     )))
 }
 
-/// The error Vault answers when no audit device could record a request.
-pub(crate) fn audit_failure() -> Error {
+/// The error Vault answers when no audit device could record a request
+/// (`request`) or its response; counted as Vault's
+/// `vault.audit.log_request_failure` / `log_response_failure`.
+pub(crate) fn audit_failure(request: bool) -> Error {
+    if request {
+        crate::telemetry::C_AUDIT_REQUEST_FAILURE.incr();
+    } else {
+        crate::telemetry::C_AUDIT_RESPONSE_FAILURE.incr();
+    }
     Error::Status {
         code: 500,
         errors: vec!["failed to audit request".into()],

@@ -135,6 +135,16 @@ impl Expiration {
         Ok(())
     }
 
+    /// How many leases are held (Vault's `vault.expire.num_leases`).
+    pub fn len(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    /// Whether no lease is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Empties the queue (on seal).
     pub fn clear(&self) {
         self.queue.lock().clear();

@@ -177,6 +177,9 @@ pub struct Response {
     pub data: Option<Value>,
     /// A body sent as is, without the envelope (sys/health, sys/init, ...).
     pub raw: Option<Value>,
+    /// A non-JSON body sent as is: (content type, text), e.g. the
+    /// Prometheus exposition of `sys/metrics?format=prometheus`.
+    pub text: Option<(&'static str, String)>,
     /// The `auth` block of a login or token creation.
     pub auth: Option<Value>,
     /// Warnings.
@@ -205,6 +208,7 @@ impl std::fmt::Debug for Response {
             .field("status", &self.status)
             .field("data", &crate::redact::opt(&self.data))
             .field("raw", &crate::redact::opt(&self.raw))
+            .field("text", &self.text.as_ref().map(|(ct, _)| ct))
             .field("auth", &crate::redact::opt(&self.auth))
             .field("warnings", &self.warnings)
             .field("lease_id", &self.lease_id)
@@ -236,6 +240,14 @@ impl Response {
     pub fn raw(body: Value) -> Self {
         Response {
             raw: Some(body),
+            ..Default::default()
+        }
+    }
+
+    /// A non-JSON body of `content_type`, sent without the envelope.
+    pub fn text(content_type: &'static str, body: String) -> Self {
+        Response {
+            text: Some((content_type, body)),
             ..Default::default()
         }
     }

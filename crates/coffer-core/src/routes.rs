@@ -93,6 +93,13 @@ pub const CATALOG: &[Route] = &[
     r("PUT", "sys/generate-root-token/attempt", "update"),
     r("DELETE", "sys/generate-root-token/attempt", "delete"),
     r("PUT", "sys/generate-root-token/update", "update"),
+    // sys: password policies and metrics
+    r("LIST", "sys/policies/password", "list"),
+    r("GET", "sys/policies/password/matrix-pw", "read"),
+    r("PUT", "sys/policies/password/{new}", "update"),
+    r("DELETE", "sys/policies/password/matrix-pw-gone", "delete"),
+    r("GET", "sys/policies/password/matrix-pw/generate", "read"),
+    r("GET", "sys/metrics", "read"),
     // sys: audit
     s("GET", "sys/audit", "read"),
     s("PUT", "sys/audit/{new}", "update"),

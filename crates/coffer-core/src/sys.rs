@@ -45,6 +45,9 @@ pub(crate) async fn handle_unauthenticated(core: &Core, req: &Request) -> Result
             }
             crate::sys_ui::anonymous_list()
         }
+        ("sys/metrics", Operation::Read) if core.config.unauthenticated_metrics_access => {
+            crate::sys_metrics::handle(core, req).await?
+        }
         ("sys/health" | "sys/seal-status" | "sys/init" | "sys/unseal" | "sys/leader", _) => {
             return Err(Error::UnsupportedOperation)
         }
@@ -71,7 +74,7 @@ async fn quorum_endpoint(core: &Core, req: &Request) -> Result<Response> {
     core.audit
         .log_request(&ctx, None)
         .await
-        .map_err(|_| crate::core::audit_failure())?;
+        .map_err(|_| crate::core::audit_failure(true))?;
     let result = match req.path.strip_prefix("sys/generate-root/") {
         Some(rest) => crate::sys_generate_root::handle(core, req, rest).await,
         None => crate::sys_rekey::handle(core, req).await,
@@ -79,7 +82,7 @@ async fn quorum_endpoint(core: &Core, req: &Request) -> Result<Response> {
     core.audit
         .log_response(&ctx, &result)
         .await
-        .map_err(|_| crate::core::audit_failure())?;
+        .map_err(|_| crate::core::audit_failure(false))?;
     result
 }
 
@@ -214,6 +217,7 @@ pub(crate) async fn handle(
                 }),
             ))
         }
+        ("metrics", Read) => crate::sys_metrics::handle(core, req).await,
         ("rotate/keyring/config", Read) => Ok(Response::data(json!({
             // Coffer rotates by operation count only (`key_rotation_threshold`
             // in the server configuration); there is no time interval.
@@ -286,6 +290,9 @@ pub(crate) async fn handle(
             }
             if let Some(op) = rest.strip_prefix("wrapping/") {
                 return crate::wrapping::handle(core, req, op, token).await;
+            }
+            if crate::sys_password::is_password_path(rest) {
+                return crate::sys_password::handle(core, req, rest).await;
             }
             if crate::sys_leases::is_lease_path(rest) {
                 if let Some(resp) = crate::sys_leases::handle(core, req, rest).await? {

@@ -132,11 +132,16 @@ async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Res
         }
         Operation::Create | Operation::Update => {
             let p = Params(&req.data);
-            let text = p
-                .str("policy")?
-                .or(p.str("rules")?)
-                .filter(|t| !t.trim().is_empty())
-                .ok_or_else(|| Error::bad("'policy' parameter not supplied or empty"))?;
+            let nonempty = |t: &&str| !t.trim().is_empty();
+            let (text, deprecated) = match p.str("policy")?.filter(nonempty) {
+                Some(t) => (t, false),
+                // Only the legacy sys/policy takes `rules`, with Vault's warning.
+                None if legacy => match p.str("rules")?.filter(nonempty) {
+                    Some(t) => (t, true),
+                    None => return Err(Error::bad("'policy' parameter not supplied or empty")),
+                },
+                None => return Err(Error::bad("'policy' parameter not supplied or empty")),
+            };
             // Vault accepts the policy base64-encoded too.
             let decoded = match STANDARD.decode(text.trim()) {
                 Ok(bytes) if !text.contains('"') => String::from_utf8(bytes).ok(),
@@ -146,7 +151,12 @@ async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Res
                 .write(&name, decoded.as_deref().unwrap_or(text))
                 .await?;
             tracing::info!(policy = %name, "policy written");
-            Ok(Response::empty())
+            let mut resp = Response::empty();
+            if deprecated {
+                resp.warnings
+                    .push("'rules' is deprecated, please use 'policy' instead".into());
+            }
+            Ok(resp)
         }
         Operation::Delete => {
             core.policies.delete(&name).await?;

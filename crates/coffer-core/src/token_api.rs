@@ -679,6 +679,7 @@ async fn create(
         mount_default_ttl: 0,
         mount_max_ttl: 0,
     };
+    let warnings = create_warnings(&req.data, &spec);
     let (token, entry) = if token_type == "batch" {
         mint_batch(core, spec).await?
     } else {
@@ -686,11 +687,64 @@ async fn create(
     };
     let mut r = Response::empty();
     r.auth = Some(auth_block(Some(&token), &entry));
+    r.warnings = warnings;
     Ok(r)
 }
 
 /// The token types a role may name, as Vault's.
 const ROLE_TOKEN_TYPES: [&str; 4] = ["service", "batch", "default-service", "default-batch"];
+
+/// Parameters `auth/token/create` knows; others are ignored with a warning.
+const CREATE_PARAMS: [&str; 17] = [
+    "id",
+    "role_name",
+    "policies",
+    "meta",
+    "no_parent",
+    "no_default_policy",
+    "renewable",
+    "lease",
+    "ttl",
+    "type",
+    "explicit_max_ttl",
+    "display_name",
+    "num_uses",
+    "period",
+    "entity_alias",
+    "bound_cidrs",
+    "format",
+];
+
+/// Vault's warnings on a token creation: ignored parameters, and a TTL
+/// above the effective maximum (which is capped).
+fn create_warnings(data: &serde_json::Map<String, Value>, spec: &TokenSpec) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut unknown: Vec<&str> = data
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !CREATE_PARAMS.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        warnings.push(format!(
+            "Endpoint ignored these unrecognized parameters: [{}]",
+            unknown.join(" ")
+        ));
+    }
+    let max = if spec.explicit_max_ttl > 0 {
+        spec.explicit_max_ttl.min(SYSTEM_MAX_TTL)
+    } else {
+        SYSTEM_MAX_TTL
+    };
+    if spec.period == 0 && spec.ttl > max {
+        warnings.push(format!(
+            "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+            crate::util::format_duration_short(spec.ttl),
+            crate::util::format_duration_short(max)
+        ));
+    }
+    warnings
+}
 
 async fn roles(core: &Core, req: &Request, name: &str) -> Result<Response> {
     match req.operation {

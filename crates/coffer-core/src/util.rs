@@ -76,6 +76,22 @@ pub fn format_duration(secs: u64) -> String {
     }
 }
 
+/// Formats seconds as Vault prints durations in its warnings: Go's
+/// `time.Duration` form without zero units ("2h", "2h1s", "1h30m", "0s").
+pub fn format_duration_short(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
+}
+
 /// Typed access to request parameters with Vault's lenient coercions
 /// (numbers given as strings, booleans as "true"), and clear errors.
 pub struct Params<'a>(pub &'a Map<String, Value>);
@@ -246,6 +262,11 @@ mod tests {
         assert_eq!(format_duration(0), "0s");
         assert_eq!(format_duration(5400), "1h30m0s");
         assert_eq!(format_duration(90), "1m30s");
+        // Vault's warning form drops zero units.
+        assert_eq!(format_duration_short(7201), "2h1s");
+        assert_eq!(format_duration_short(5400), "1h30m");
+        assert_eq!(format_duration_short(2_764_800), "768h");
+        assert_eq!(format_duration_short(0), "0s");
     }
 
     #[test]

@@ -530,6 +530,14 @@ fn render(r: Response, request_id: String) -> HttpResponse {
         });
         return (StatusCode::OK, axum::Json(body)).into_response();
     }
+    if let Some((content_type, text)) = &r.text {
+        return (
+            status(StatusCode::OK),
+            [(header::CONTENT_TYPE, *content_type)],
+            text.clone(),
+        )
+            .into_response();
+    }
     if r.data.is_none() && r.auth.is_none() && r.warnings.is_empty() {
         return status(StatusCode::NO_CONTENT).into_response();
     }

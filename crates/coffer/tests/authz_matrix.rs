@@ -135,6 +135,15 @@ fn setup(c: &Client, s: &Server, dir: &std::path::Path) {
             json!({"policy": "path \"x\" { capabilities = [\"read\"] }"}),
         );
     }
+    for p in ["matrix-pw", "matrix-pw-gone"] {
+        root(
+            c,
+            s,
+            "PUT",
+            &format!("sys/policies/password/{p}"),
+            json!({"policy": "length = 12\nrule \"charset\" {\n  charset = \"abc\"\n}\n"}),
+        );
+    }
     for p in ["matrix", "matrix-gone"] {
         root(
             c,

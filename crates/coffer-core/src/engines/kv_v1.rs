@@ -9,6 +9,19 @@ use crate::{Error, Operation, Request, Response, Result};
 /// Vault's advisory TTL for KV v1 reads: 32 days.
 const KV_V1_TTL: u64 = 2_764_800;
 
+/// The advisory TTL of a KV v1 entry, as Vault's kv v1 reads it: the
+/// entry's own `ttl` field (else `lease`), seconds or a Go duration; the
+/// default when absent or unreadable.
+fn advisory_ttl(data: &Map<String, Value>) -> u64 {
+    let field = data.get("ttl").or_else(|| data.get("lease"));
+    let parsed = match field {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => crate::util::parse_duration(s),
+        _ => None,
+    };
+    parsed.unwrap_or(KV_V1_TTL)
+}
+
 /// The KV v1 engine.
 pub struct KvV1;
 
@@ -37,8 +50,9 @@ impl Engine for KvV1 {
             Operation::Read => {
                 let data: Map<String, Value> =
                     ctx.view.get_json(path).await?.ok_or(Error::NotFound)?;
+                let ttl = advisory_ttl(&data);
                 let mut resp = Response::data(Value::Object(data));
-                resp.lease_duration = KV_V1_TTL;
+                resp.lease_duration = ttl;
                 Ok(resp)
             }
             Operation::Create | Operation::Update => {
@@ -54,5 +68,21 @@ impl Engine for KvV1 {
             }
             Operation::Patch => Err(Error::UnsupportedOperation),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_entrys_ttl_is_the_lease_duration() {
+        let m = |v: Value| v.as_object().cloned().unwrap();
+        assert_eq!(advisory_ttl(&m(json!({"ttl": "1h", "v": "x"}))), 3600);
+        assert_eq!(advisory_ttl(&m(json!({"ttl": 90}))), 90);
+        assert_eq!(advisory_ttl(&m(json!({"lease": "30m"}))), 1800);
+        assert_eq!(advisory_ttl(&m(json!({"ttl": "bogus"}))), KV_V1_TTL);
+        assert_eq!(advisory_ttl(&m(json!({"v": "x"}))), KV_V1_TTL);
     }
 }

@@ -552,6 +552,14 @@ impl KvV2 {
                         Value::String(s) => {
                             merged.insert(k.clone(), s.clone());
                         }
+                        // Vault's weak decoding: numbers keep their text,
+                        // booleans become "1" and "0" (as OpenBao stores them).
+                        Value::Number(n) => {
+                            merged.insert(k.clone(), n.to_string());
+                        }
+                        Value::Bool(b) => {
+                            merged.insert(k.clone(), if *b { "1" } else { "0" }.to_string());
+                        }
                         Value::Null if patch => {
                             merged.remove(k);
                         }

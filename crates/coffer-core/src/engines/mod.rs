@@ -12,14 +12,19 @@ use crate::mounts::MountEntry;
 use crate::{Error, Result};
 
 /// Creates the engine for a mount entry, or refuses an unknown type.
-pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
+/// `passwords` are the stored password policies the database engine
+/// generates credentials from.
+pub fn for_mount(
+    entry: &MountEntry,
+    passwords: &crate::password::PasswordPolicies,
+) -> Result<Arc<dyn Engine>> {
     match entry.kind.as_str() {
         "kv" => match entry.options.get("version").map(String::as_str) {
             Some("2") => Ok(Arc::new(kv_v2::KvV2::new())),
             None | Some("1") | Some("") => Ok(Arc::new(kv_v1::KvV1)),
             Some(v) => Err(Error::bad(format!("unsupported kv version {v:?}"))),
         },
-        "database" => Ok(Arc::new(database::Database::new())),
+        "database" => Ok(Arc::new(database::Database::new(passwords.clone()))),
         cubbyhole::KIND => Ok(Arc::new(cubbyhole::Cubbyhole)),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"

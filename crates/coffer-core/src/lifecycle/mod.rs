@@ -350,6 +350,28 @@ fn kv2_mounts(core: &Core) -> Vec<Mounted> {
         .collect()
 }
 
+/// How many lifecycle secrets are due, overdue and failing now (overdue
+/// ones are not counted as due), for `sys/metrics`.
+pub(crate) async fn status_counts(core: &Core) -> Result<(u64, u64, u64)> {
+    let at = now();
+    let (mut due, mut overdue, mut failing) = (0, 0, 0);
+    for m in kv2_mounts(core) {
+        for path in store::paths(&m.view).await? {
+            let Some(lc) = store::load(&m.view, &path).await? else {
+                continue;
+            };
+            let cert = current_cert(&m, &path).await?;
+            match lc.status(at, cert.as_ref()) {
+                Status::Due => due += 1,
+                Status::Overdue => overdue += 1,
+                Status::Failing => failing += 1,
+                _ => {}
+            }
+        }
+    }
+    Ok((due, overdue, failing))
+}
+
 /// `GET sys/coffer/inventory`: every secret with lifecycle metadata.
 pub async fn inventory(core: &Core, req: &Request) -> Result<Response> {
     let p = Params(&req.data);

@@ -138,7 +138,11 @@ pub async fn step(pg: &PostgresRotator, input: &StepInput<'_>) -> Result<Option<
             data.insert(user_field, Value::String(role));
             data.insert(
                 pass_field,
-                Value::String(super::rotators::generate(&policy).to_string()),
+                Value::String(
+                    super::rotators::generate(&policy, input.passwords)
+                        .await?
+                        .to_string(),
+                ),
             );
             Ok(Some(Value::Object(data)))
         }

@@ -124,6 +124,7 @@ pub async fn rotate(
             pending: &pending,
             metadata: &meta,
             settings: &rotation.settings,
+            passwords: &core.passwords,
         };
         let result = if step == "finish" {
             match rotators::run_step(registry, &rotation.rotator, &input).await {
@@ -199,6 +200,7 @@ pub async fn rotate(
                 rotator: rotation.rotator.clone(),
             });
             store::save(&m.view, path, &lc).await?;
+            crate::telemetry::rotation_done(true);
             tracing::info!(path = %full_path, old_version = current_version, new_version, rotator = %rotation.rotator, "secret rotated");
             core.audit_event(
                 SECRET_ROTATED,
@@ -221,6 +223,7 @@ pub async fn rotate(
                     pending: &pending,
                     metadata: &meta,
                     settings: &rotation.settings,
+                    passwords: &core.passwords,
                 };
                 if let Err(e) = rotators::run_step(registry, &rotation.rotator, &input).await {
                     tracing::warn!(path = %full_path, error = %e, "rotation rollback step failed");
@@ -240,6 +243,7 @@ pub async fn rotate(
                 rotator: rotation.rotator.clone(),
             });
             store::save(&m.view, path, &lc).await?;
+            crate::telemetry::rotation_done(false);
             tracing::warn!(path = %full_path, step = %step, reason = %why, "rotation failed; current version kept");
             core.audit_event(
                 ROTATION_FAILED,
@@ -292,6 +296,7 @@ pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
                 pending: &pending,
                 metadata: &meta,
                 settings: &rotation.settings,
+                passwords: &core.passwords,
             };
             if let Err(e) =
                 rotators::run_step(&core.config.rotators, &rotation.rotator, &input).await

@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 use super::registry::{CommandRotator, Declared, RotatorRegistry, WebhookRotator};
+use crate::password::{self, CharsetRule, PasswordPolicies, PasswordPolicy};
 use crate::util::Params;
 use crate::{Error, Result};
 
@@ -39,6 +40,8 @@ pub struct StepInput<'a> {
     pub metadata: &'a Value,
     /// Rotator settings.
     pub settings: &'a Map<String, Value>,
+    /// The stored password policies `settings.password_policy` may name.
+    pub passwords: &'a PasswordPolicies,
 }
 
 /// Settings a `postgres` lifecycle record may carry besides the password policy.
@@ -50,7 +53,8 @@ const POSTGRES_SETTINGS: [&str; 6] = [
     "username_field",
     "password_field",
 ];
-/// Password policy settings (`generate` and `postgres`).
+/// Inline password settings (`generate` and `postgres`); `password_policy`
+/// names a stored policy instead.
 const POLICY_SETTINGS: [&str; 6] = [
     "length",
     "format",
@@ -104,7 +108,9 @@ pub fn validate(
         }
         "postgres" => {
             if let Some(k) = settings.keys().find(|k| {
-                !POSTGRES_SETTINGS.contains(&k.as_str()) && !POLICY_SETTINGS.contains(&k.as_str())
+                !POSTGRES_SETTINGS.contains(&k.as_str())
+                    && !POLICY_SETTINGS.contains(&k.as_str())
+                    && k.as_str() != "password_policy"
             }) {
                 return Err(Error::bad(format!(
                     "rotation.settings.{k}: not a postgres rotator setting (the admin connection \
@@ -146,94 +152,96 @@ pub fn validate(
     }
 }
 
-/// A password policy for generated values.
+/// How a rotator makes a new value: from a stored password policy, from
+/// inline character classes (both through [`crate::password`]), or as
+/// random bytes encoded in hex or base64.
 #[derive(Debug, Clone)]
-pub struct PasswordPolicy {
-    /// Length in characters (or bytes for hex/base64).
-    pub length: usize,
-    /// "chars", "hex" or "base64".
-    pub format: String,
-    /// Character classes to draw from and require.
-    pub classes: Vec<&'static str>,
+pub enum ValueRecipe {
+    /// `settings.password_policy`: the stored `sys/policies/password/<name>`.
+    Named(String),
+    /// Inline `length` and classes: every class at least once.
+    Chars(PasswordPolicy),
+    /// `format = "hex"`: `length` random bytes, hex-encoded.
+    Hex(usize),
+    /// `format = "base64"`: `length` random bytes, base64-encoded.
+    Base64(usize),
 }
 
-const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
-const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-const DIGITS: &str = "0123456789";
 const SYMBOLS: &str = "!#%*+-.:=?@^_~";
 
-/// The password policy in rotator settings.
-pub fn policy_for(settings: &Map<String, Value>) -> Result<PasswordPolicy> {
+/// The recipe in rotator settings.
+pub fn policy_for(settings: &Map<String, Value>) -> Result<ValueRecipe> {
     policy_from(settings)
 }
 
-fn policy_from(settings: &Map<String, Value>) -> Result<PasswordPolicy> {
+fn policy_from(settings: &Map<String, Value>) -> Result<ValueRecipe> {
     let p = Params(settings);
+    if let Some(name) = p.str("password_policy")? {
+        if let Some(k) = POLICY_SETTINGS.iter().find(|k| settings.contains_key(**k)) {
+            return Err(Error::bad(format!(
+                "rotation.settings.{k}: the named password policy decides the value; \
+                 give password_policy or inline settings, not both"
+            )));
+        }
+        if name.is_empty() {
+            return Err(Error::bad(
+                "rotation.settings.password_policy must name a password policy",
+            ));
+        }
+        return Ok(ValueRecipe::Named(name.to_string()));
+    }
     let length = p.u64("length")?.unwrap_or(32);
     if !(8..=1024).contains(&length) {
         return Err(Error::bad(
             "rotation.settings.length must be between 8 and 1024",
         ));
     }
-    let format = p.str("format")?.unwrap_or("chars").to_string();
-    if !matches!(format.as_str(), "chars" | "hex" | "base64") {
-        return Err(Error::bad(
-            "rotation.settings.format must be chars, hex or base64",
-        ));
+    let length = length as usize;
+    match p.str("format")?.unwrap_or("chars") {
+        "hex" => return Ok(ValueRecipe::Hex(length)),
+        "base64" => return Ok(ValueRecipe::Base64(length)),
+        "chars" => {}
+        _ => {
+            return Err(Error::bad(
+                "rotation.settings.format must be chars, hex or base64",
+            ))
+        }
     }
-    let mut classes = Vec::new();
+    let mut rules = Vec::new();
     for (name, set, default) in [
-        ("lowercase", LOWER, true),
-        ("uppercase", UPPER, true),
-        ("digits", DIGITS, true),
+        ("lowercase", password::LOWER, true),
+        ("uppercase", password::UPPER, true),
+        ("digits", password::DIGITS, true),
         ("symbols", SYMBOLS, false),
     ] {
         if p.bool(name)?.unwrap_or(default) {
-            classes.push(set);
+            rules.push(CharsetRule::new(set, 1));
         }
     }
-    if classes.is_empty() {
+    if rules.is_empty() {
         return Err(Error::bad(
             "rotation.settings: at least one character class is needed",
         ));
     }
-    Ok(PasswordPolicy {
-        length: length as usize,
-        format,
-        classes,
-    })
+    Ok(ValueRecipe::Chars(PasswordPolicy::new(length, rules)?))
 }
 
-/// Generates a value from the policy; for "chars", every class appears at least once.
-pub fn generate(policy: &PasswordPolicy) -> Zeroizing<String> {
+/// Generates a value from the recipe; a named policy is read from
+/// `passwords` (a 400 when it does not exist).
+pub async fn generate(
+    recipe: &ValueRecipe,
+    passwords: &PasswordPolicies,
+) -> Result<Zeroizing<String>> {
     use base64::Engine as _;
-    match policy.format.as_str() {
-        "hex" => Zeroizing::new(hex::encode(coffer_crypto::random::bytes(policy.length))),
-        "base64" => Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .encode(coffer_crypto::random::bytes(policy.length)),
-        ),
-        _ => {
-            let alphabet: Vec<char> = policy.classes.iter().flat_map(|c| c.chars()).collect();
-            loop {
-                let mut out = Zeroizing::new(String::with_capacity(policy.length));
-                while out.len() < policy.length {
-                    // Rejection sampling keeps the draw uniform.
-                    let b = coffer_crypto::random::bytes(1)[0] as usize;
-                    let limit = 256 - 256 % alphabet.len();
-                    if b < limit {
-                        out.push(alphabet[b % alphabet.len()]);
-                    }
-                }
-                if policy
-                    .classes
-                    .iter()
-                    .all(|c| out.chars().any(|ch| c.contains(ch)))
-                {
-                    return out;
-                }
-            }
-        }
+    match recipe {
+        ValueRecipe::Hex(n) => Ok(Zeroizing::new(hex::encode(coffer_crypto::random::bytes(
+            *n,
+        )))),
+        ValueRecipe::Base64(n) => Ok(Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(coffer_crypto::random::bytes(*n)),
+        )),
+        ValueRecipe::Chars(policy) => policy.generate(),
+        ValueRecipe::Named(name) => passwords.named(name).await?.generate(),
     }
 }
 
@@ -258,7 +266,7 @@ pub async fn run_step(
     input: &StepInput<'_>,
 ) -> Result<Option<Value>> {
     match rotator {
-        "generate" => generate_step(input),
+        "generate" => generate_step(input).await,
         "command" | "webhook" | "postgres" => {
             validate(registry, rotator, input.settings)?;
             match declared(registry, rotator, input.settings)? {
@@ -274,16 +282,17 @@ pub async fn run_step(
     }
 }
 
-fn generate_step(input: &StepInput<'_>) -> Result<Option<Value>> {
+async fn generate_step(input: &StepInput<'_>) -> Result<Option<Value>> {
     match input.step {
         "create" => {
-            let policy = policy_from(input.settings)?;
+            let recipe = policy_from(input.settings)?;
             let mut data = match input.current {
                 Value::Object(m) => m.clone(),
                 _ => Map::new(),
             };
             for f in fields(input.settings, input.current, "value")? {
-                data.insert(f, Value::String(generate(&policy).to_string()));
+                let value = generate(&recipe, input.passwords).await?;
+                data.insert(f, Value::String(value.to_string()));
             }
             Ok(Some(Value::Object(data)))
         }
@@ -560,20 +569,57 @@ async fn webhook_step(w: &WebhookRotator, input: &StepInput<'_>) -> Result<Optio
 mod tests {
     use super::*;
 
-    #[test]
-    fn generated_values_follow_the_policy() {
+    /// An empty password-policy store over an unsealed in-memory barrier.
+    fn passwords() -> PasswordPolicies {
+        use std::sync::Arc;
+        let barrier = Arc::new(crate::barrier::Barrier::new(Arc::new(
+            coffer_storage::MemoryBackend::new(),
+        )));
+        barrier.unseal(coffer_crypto::Keyring::new(0));
+        PasswordPolicies::new(crate::barrier::View::new(barrier, "sys/password_policy/"))
+    }
+
+    #[tokio::test]
+    async fn generated_values_follow_the_policy() {
+        let pw = passwords();
         let mut s = Map::new();
         s.insert("length".into(), json!(24));
         s.insert("symbols".into(), json!(true));
         let p = policy_from(&s).unwrap();
-        let v = generate(&p);
+        let v = generate(&p, &pw).await.unwrap();
         assert_eq!(v.len(), 24);
         assert!(v.chars().any(|c| SYMBOLS.contains(c)));
-        assert!(v.chars().any(|c| DIGITS.contains(c)));
-        assert_ne!(generate(&p).as_str(), v.as_str());
+        assert!(v.chars().any(|c| password::DIGITS.contains(c)));
+        assert_ne!(generate(&p, &pw).await.unwrap().as_str(), v.as_str());
         s.insert("format".into(), json!("hex"));
         s.insert("length".into(), json!(16));
-        assert_eq!(generate(&policy_from(&s).unwrap()).len(), 32);
+        assert_eq!(
+            generate(&policy_from(&s).unwrap(), &pw)
+                .await
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+
+    #[tokio::test]
+    async fn a_named_password_policy_decides_the_value() {
+        let pw = passwords();
+        pw.write(
+            "pins",
+            "length = 12\nrule \"charset\" {\n  charset = \"0123456789\"\n  min-chars = 12\n}\n",
+        )
+        .await
+        .unwrap();
+        let recipe = policy_from(&settings(json!({"password_policy": "pins"}))).unwrap();
+        let v = generate(&recipe, &pw).await.unwrap();
+        assert_eq!(v.len(), 12);
+        assert!(v.bytes().all(|b| b.is_ascii_digit()));
+        // Unknown names fail at generation; mixing with inline settings at validation.
+        let missing = policy_from(&settings(json!({"password_policy": "nope"}))).unwrap();
+        let e = generate(&missing, &pw).await.unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(policy_from(&settings(json!({"password_policy": "pins", "length": 9}))).is_err());
     }
 
     fn registry() -> RotatorRegistry {
@@ -638,6 +684,7 @@ mod tests {
     #[tokio::test]
     async fn command_rotator_reads_output_and_status() {
         let r = registry();
+        let pw = passwords();
         let settings = settings(json!({"name": "hook"}));
         let cur = json!({"k": "old"});
         let md = json!({});
@@ -648,6 +695,7 @@ mod tests {
             pending: &Value::Null,
             metadata: &md,
             settings: &settings,
+            passwords: &pw,
         };
         let created = run_step(&r, "command", &mk("create"))
             .await
@@ -683,6 +731,7 @@ mod tests {
         let cur = json!({"k": old});
         let pending = json!({"k": new});
         let md = json!({});
+        let pw = passwords();
         let mk = |step, pending| StepInput {
             step,
             path: "secret/x",
@@ -690,6 +739,7 @@ mod tests {
             pending,
             metadata: &md,
             settings: &settings,
+            passwords: &pw,
         };
         // create: the value it printed on stdout is redacted from stderr.
         let err = run_step(&r, "command", &mk("create", &Value::Null))
@@ -717,6 +767,7 @@ mod tests {
     fn the_current_value_is_sent_only_when_declared() {
         let cur = json!({"k": "old"});
         let (md, s) = (json!({}), Map::new());
+        let pw = passwords();
         let input = StepInput {
             step: "set",
             path: "secret/x",
@@ -724,6 +775,7 @@ mod tests {
             pending: &Value::Null,
             metadata: &md,
             settings: &s,
+            passwords: &pw,
         };
         assert!(step_document(&input, false).get("current").is_none());
         assert_eq!(step_document(&input, true)["current"], cur);

@@ -65,6 +65,19 @@ struct ConfigFile {
     rotator: BTreeMap<String, RotatorSpec>,
     #[serde(default)]
     audit: Option<AuditSection>,
+    #[serde(default)]
+    telemetry: TelemetrySection,
+}
+
+/// `[telemetry]`: who may read `sys/metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetrySection {
+    /// Serve `sys/metrics` without a token (Vault's listener
+    /// `telemetry.unauthenticated_metrics_access`). Default false: a token
+    /// with `read` on `sys/metrics` is needed.
+    #[serde(default)]
+    unauthenticated_metrics_access: bool,
 }
 
 /// `[audit]`: where file audit devices may write.
@@ -77,12 +90,14 @@ struct AuditSection {
     file_dir: Option<PathBuf>,
 }
 
-/// What `--dev --config FILE` reads: rotator declarations only.
+/// What `--dev --config FILE` reads: rotator declarations and `[telemetry]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DevConfigFile {
     #[serde(default)]
     rotator: BTreeMap<String, RotatorSpec>,
+    #[serde(default)]
+    telemetry: TelemetrySection,
 }
 
 /// Checks and builds the declared rotators; a bad one stops the server.
@@ -257,25 +272,26 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
         Some(p) => (open_sqlite(p)?, "sqlite"),
         None => (Arc::new(MemoryBackend::new()), "inmem"),
     };
-    let registry = match &args.config {
+    let (registry, telemetry) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading configuration {}", path.display()))?;
             let file: DevConfigFile = toml::from_str(&text).with_context(|| {
                 format!(
-                    "invalid configuration {} (with --dev it may hold only [rotator.NAME] sections)",
+                    "invalid configuration {} (with --dev it may hold only [rotator.NAME] and [telemetry] sections)",
                     path.display()
                 )
             })?;
-            rotators(file.rotator, path)?
+            (rotators(file.rotator, path)?, file.telemetry)
         }
-        None => RotatorRegistry::default(),
+        None => (RotatorRegistry::default(), TelemetrySection::default()),
     };
     let core = Core::new(
         backend,
         CoreConfig {
             storage_type: storage_type.into(),
             rotators: registry,
+            unauthenticated_metrics_access: telemetry.unauthenticated_metrics_access,
             ..Default::default()
         },
     );
@@ -380,6 +396,7 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
     let mut core_config = CoreConfig {
         storage_type: storage_type.into(),
         rotators: rotators(config.rotator, path)?,
+        unauthenticated_metrics_access: config.telemetry.unauthenticated_metrics_access,
         ..Default::default()
     };
     if let Some(name) = config.cluster_name {

@@ -11,6 +11,7 @@ use tokio_postgres::Client;
 use super::secret::SecretString;
 use super::{credgen, pg, validate_name};
 use crate::engine::EngineCtx;
+use crate::password::PasswordPolicies;
 use crate::util::Params;
 use crate::{Error, Operation, Request, Response, Result};
 
@@ -54,7 +55,8 @@ pub struct DbConfig {
     /// Whether the connection was verified at write time.
     #[serde(default = "yes")]
     pub verify_connection: bool,
-    /// Accepted and stored (Coffer uses its default password policy).
+    /// The stored password policy (`sys/policies/password/<name>`) new
+    /// passwords follow; empty: Vault's default policy.
     #[serde(default)]
     pub password_policy: String,
     /// Plugin settings echoed under `connection_details`.
@@ -361,7 +363,12 @@ pub async fn connect_root(ctx: &EngineCtx<'_>, name: &str, cfg: &mut DbConfig) -
 /// `rotate-root/:name`: sets a new random password for the root user in the
 /// database and stores it. The new password is recorded as pending before
 /// the change so an interruption cannot lose it.
-pub async fn rotate_root(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Response> {
+pub async fn rotate_root(
+    ctx: &EngineCtx<'_>,
+    passwords: &PasswordPolicies,
+    req: &Request,
+    name: &str,
+) -> Result<Response> {
     if !req.operation.is_write() {
         return Err(Error::UnsupportedOperation);
     }
@@ -380,7 +387,7 @@ pub async fn rotate_root(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Resu
         ));
     }
     let mut client = connect_root(ctx, name, &mut cfg).await?;
-    let new = credgen::password();
+    let new = credgen::password(passwords, &cfg.password_policy).await?;
     cfg.pending_password = Some(new.clone());
     ctx.view.put_json(&format!("config/{name}"), &cfg).await?;
     let stmts = if cfg.root_rotation_statements.is_empty() {

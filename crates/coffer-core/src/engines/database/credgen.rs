@@ -2,59 +2,50 @@
 //! plugin produces.
 
 use super::secret::SecretString;
+use crate::password::{PasswordPolicies, PasswordPolicy};
 
 const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
 const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const DIGITS: &[u8] = b"0123456789";
-/// Vault's default password policy: 20 characters of letters, digits and `-`,
-/// with at least one of each class.
-const PASSWORD_LEN: usize = 20;
 /// PostgreSQL's limit on identifiers (NAMEDATALEN - 1).
 pub const MAX_IDENTIFIER_LEN: usize = 63;
+/// Characters a generated password may not hold: it is placed as is inside
+/// single-quoted SQL literals (`PASSWORD '{{password}}'`).
+const UNSAFE_IN_SQL: [char; 3] = ['\'', '\\', '\0'];
 
-/// `n` characters drawn uniformly from `alphabet` (rejection sampling over
-/// the operating system's CSPRNG).
+/// `n` characters drawn uniformly from `alphabet` (the shared unbiased
+/// draw of [`crate::password`]).
 fn draw(alphabet: &[u8], n: usize) -> String {
-    let len = alphabet.len();
-    // Largest multiple of `len` that fits in a byte: bytes at or above it are rejected.
-    let limit = 256 - (256 % len);
-    let mut out = String::with_capacity(n);
-    while out.len() < n {
-        for b in coffer_crypto::random::bytes(n * 2) {
-            if out.len() == n {
-                break;
-            }
-            let b = usize::from(b);
-            if b < limit {
-                out.push(char::from(alphabet[b % len]));
-            }
-        }
-    }
-    out
+    (0..n)
+        .map(|_| char::from(alphabet[crate::password::uniform_index(alphabet.len())]))
+        .collect()
 }
 
 fn alnum() -> Vec<u8> {
     [LOWER, UPPER, DIGITS].concat()
 }
 
-/// A random password under Vault's default policy: 20 characters of
-/// letters, digits and `-`, at least one lower-case letter, one upper-case
-/// letter, one digit and one `-`, starting with a letter (safe inside a
-/// single-quoted SQL literal and a connection URL).
-pub fn password() -> SecretString {
-    let letters = [LOWER, UPPER].concat();
-    let all = [alnum().as_slice(), b"-"].concat();
-    loop {
-        let mut s = draw(&letters, 1);
-        s.push_str(&draw(&all, PASSWORD_LEN - 1));
-        let ok = s.bytes().any(|b| b.is_ascii_lowercase())
-            && s.bytes().any(|b| b.is_ascii_uppercase())
-            && s.bytes().any(|b| b.is_ascii_digit())
-            && s.contains('-');
-        if ok {
-            return SecretString::new(s);
-        }
+/// A new password for a database user of the connection whose
+/// `password_policy` is `policy_name`: generated from that stored policy,
+/// or from Vault's default policy (20 characters of letters, digits and
+/// `-`, one of each at least) when the connection names none. A policy
+/// whose characters cannot sit inside a single-quoted SQL literal is refused.
+pub async fn password(
+    passwords: &PasswordPolicies,
+    policy_name: &str,
+) -> crate::Result<SecretString> {
+    let policy = if policy_name.is_empty() {
+        PasswordPolicy::vault_default()
+    } else {
+        passwords.named(policy_name).await?
+    };
+    if policy.alphabet_contains(&UNSAFE_IN_SQL) || policy.alphabet_contains_control() {
+        return Err(crate::Error::bad(format!(
+            "password policy {policy_name:?} can yield a quote, a backslash or a control \
+             character, which cannot be placed in SQL statements"
+        )));
     }
+    Ok(SecretString::new(policy.generate()?.to_string()))
 }
 
 fn truncate(s: &str, n: usize) -> &str {
@@ -85,21 +76,6 @@ pub fn username(display_name: &str, role: &str, unix_time: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_follow_the_policy() {
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..200 {
-            let p = password();
-            let s = p.expose();
-            assert_eq!(s.len(), PASSWORD_LEN);
-            assert!(s.as_bytes()[0].is_ascii_alphabetic());
-            assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-            assert!(s.bytes().any(|b| b.is_ascii_digit()));
-            assert!(s.contains('-'));
-            assert!(seen.insert(s.to_string()));
-        }
-    }
 
     #[test]
     fn usernames_look_like_vaults() {

@@ -27,20 +27,25 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::engine::{Engine, EngineCtx};
+use crate::password::PasswordPolicies;
 use crate::{Error, Request, Response, Result};
 
 /// The database engine of one mount.
-#[derive(Default)]
 pub struct Database {
+    /// The stored password policies a connection's `password_policy` names.
+    passwords: PasswordPolicies,
     /// Serializes password changes (static rotations, root rotation, config
     /// writes) so two never race on one user.
     rotation: Arc<Mutex<()>>,
 }
 
 impl Database {
-    /// A new engine.
-    pub fn new() -> Self {
-        Self::default()
+    /// A new engine generating passwords from `passwords`.
+    pub fn new(passwords: PasswordPolicies) -> Self {
+        Database {
+            passwords,
+            rotation: Arc::default(),
+        }
     }
 }
 
@@ -95,18 +100,18 @@ impl Engine for Database {
             "reset" => config::reset(ctx, req, name).await,
             "rotate-root" => {
                 let _g = self.rotation.lock().await;
-                config::rotate_root(ctx, req, name).await
+                config::rotate_root(ctx, &self.passwords, req, name).await
             }
             "roles" => roles::handle(ctx, req, name).await,
-            "creds" => roles::creds(ctx, req, name).await,
+            "creds" => roles::creds(ctx, &self.passwords, req, name).await,
             "static-roles" => {
                 let _g = self.rotation.lock().await;
-                static_roles::handle(ctx, req, name).await
+                static_roles::handle(ctx, &self.passwords, req, name).await
             }
             "static-creds" => static_roles::creds(ctx, req, name).await,
             "rotate-role" => {
                 let _g = self.rotation.lock().await;
-                static_roles::rotate_role(ctx, req, name).await
+                static_roles::rotate_role(ctx, &self.passwords, req, name).await
             }
             _ => Err(Error::UnsupportedPath(format!(
                 "unsupported path: {path:?}"
@@ -131,13 +136,14 @@ impl Engine for Database {
         // hold up the core's background loop (lease expiry) for its timeout.
         let view = ctx.view.clone();
         let mount = ctx.mount.clone();
+        let passwords = self.passwords.clone();
         tokio::spawn(async move {
             let _guard = guard;
             let ctx = EngineCtx {
                 view: &view,
                 mount: &mount,
             };
-            if let Err(e) = static_roles::rotate_due(&ctx).await {
+            if let Err(e) = static_roles::rotate_due(&ctx, &passwords).await {
                 tracing::warn!(mount = %mount.path, error = %e, "static role rotation pass failed");
             }
         });

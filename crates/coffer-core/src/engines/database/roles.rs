@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::config::{self, statements};
 use super::{credgen, pg, schedule, static_roles, validate_name};
 use crate::engine::EngineCtx;
+use crate::password::PasswordPolicies;
 use crate::util::{now, Params};
 use crate::{Error, LeaseRequest, Operation, Request, Response, Result};
 
@@ -178,7 +179,12 @@ fn expiration(ttl: u64) -> String {
 }
 
 /// `creds/:name`: creates a database user and answers it with a lease.
-pub async fn creds(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Response> {
+pub async fn creds(
+    ctx: &EngineCtx<'_>,
+    passwords: &PasswordPolicies,
+    req: &Request,
+    name: &str,
+) -> Result<Response> {
     if req.operation != Operation::Read {
         return Err(Error::UnsupportedOperation);
     }
@@ -194,7 +200,7 @@ pub async fn creds(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Res
     }
     let (ttl, max_ttl) = lease_ttls(ctx, &role);
     let username = credgen::username(DISPLAY_NAME, name, now().timestamp());
-    let password = credgen::password();
+    let password = credgen::password(passwords, &cfg.password_policy).await?;
     let exp = expiration(ttl);
     let vars = [
         ("name", username.as_str()),

@@ -16,6 +16,7 @@ use super::schedule::{add_secs, Cadence};
 use super::secret::SecretString;
 use super::{credgen, pg, roles, validate_name};
 use crate::engine::EngineCtx;
+use crate::password::PasswordPolicies;
 use crate::util::{now, rfc3339, Params};
 use crate::{Error, Operation, Request, Response, Result};
 
@@ -84,7 +85,12 @@ pub async fn load(ctx: &EngineCtx<'_>, name: &str) -> Result<Option<StaticRole>>
 
 /// Handles `static-roles` (list) and `static-roles/:name`. Writes rotate a
 /// new role at once; the caller holds the engine's rotation lock.
-pub async fn handle(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Response> {
+pub async fn handle(
+    ctx: &EngineCtx<'_>,
+    passwords: &PasswordPolicies,
+    req: &Request,
+    name: &str,
+) -> Result<Response> {
     if name.is_empty() {
         return match req.operation {
             Operation::List | Operation::Read => {
@@ -109,7 +115,7 @@ pub async fn handle(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Re
             r.schedule_fields(&mut v);
             Ok(Response::data(v))
         }
-        Operation::Create | Operation::Update => write(ctx, req, name).await,
+        Operation::Create | Operation::Update => write(ctx, passwords, req, name).await,
         Operation::Delete => {
             ctx.view.delete(&key(name)).await?;
             Ok(Response::empty())
@@ -170,7 +176,12 @@ fn cadence(p: &Params<'_>, old: Option<&Cadence>) -> Result<Cadence> {
     Ok(c)
 }
 
-async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Response> {
+async fn write(
+    ctx: &EngineCtx<'_>,
+    passwords: &PasswordPolicies,
+    req: &Request,
+    name: &str,
+) -> Result<Response> {
     if roles::load(ctx, name).await?.is_some() {
         return Err(Error::bad("Role and Static Role names must be unique"));
     }
@@ -227,7 +238,7 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Respons
                 last_error: None,
             };
             // Vault rotates a new static role at once; the role is kept only if that works.
-            rotate(ctx, name, role, false).await?;
+            rotate(ctx, passwords, name, role, false).await?;
         }
     }
     Ok(Response::empty())
@@ -238,14 +249,15 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Respons
 /// retry time are recorded, otherwise nothing is stored.
 async fn rotate(
     ctx: &EngineCtx<'_>,
+    passwords: &PasswordPolicies,
     name: &str,
     mut role: StaticRole,
     keep_on_failure: bool,
 ) -> Result<()> {
-    let new = credgen::password();
     let mut cfg = config::load(ctx, &role.db_name)
         .await?
         .ok_or_else(|| Error::bad(format!("unknown database {:?}", role.db_name)))?;
+    let new = credgen::password(passwords, &cfg.password_policy).await?;
     let outcome = async {
         let mut client = config::connect_root(ctx, &role.db_name, &mut cfg).await?;
         role.pending_password = Some(new.clone());
@@ -321,7 +333,12 @@ pub async fn creds(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Res
 }
 
 /// `rotate-role/:name`: rotates at once.
-pub async fn rotate_role(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Response> {
+pub async fn rotate_role(
+    ctx: &EngineCtx<'_>,
+    passwords: &PasswordPolicies,
+    req: &Request,
+    name: &str,
+) -> Result<Response> {
     if !req.operation.is_write() {
         return Err(Error::UnsupportedOperation);
     }
@@ -329,14 +346,14 @@ pub async fn rotate_role(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Resu
     let role = load(ctx, name)
         .await?
         .ok_or_else(|| Error::bad(format!("unable to find static role {name:?}")))?;
-    rotate(ctx, name, role, true).await?;
+    rotate(ctx, passwords, name, role, true).await?;
     Ok(Response::empty())
 }
 
 /// Rotates every static role that is due; returns how many were rotated.
 /// A scheduled rotation whose window has passed moves to the next time
 /// instead. Failures are recorded on the role and retried with backoff.
-pub async fn rotate_due(ctx: &EngineCtx<'_>) -> Result<usize> {
+pub async fn rotate_due(ctx: &EngineCtx<'_>, passwords: &PasswordPolicies) -> Result<usize> {
     let mut rotated = 0;
     for name in ctx.view.list("static-role/").await? {
         let Some(mut role) = load(ctx, &name).await? else {
@@ -355,7 +372,7 @@ pub async fn rotate_due(ctx: &EngineCtx<'_>) -> Result<usize> {
             tracing::info!(role = %name, "rotation window missed; waiting for the next scheduled time");
             continue;
         }
-        match rotate(ctx, &name, role, true).await {
+        match rotate(ctx, passwords, &name, role, true).await {
             Ok(()) => rotated += 1,
             Err(e) => {
                 tracing::warn!(role = %name, error = %e, "static role rotation failed; will retry")
@@ -387,7 +404,7 @@ mod tests {
         assert!(!r.is_due(at));
         assert_eq!(r.ttl(at), 3600);
         assert!(r.is_due(at + chrono::Duration::seconds(3600)));
-        r.pending_password = Some(credgen::password());
+        r.pending_password = Some(SecretString::new("pending".into()));
         assert!(r.is_due(at));
         let stored = serde_json::to_string(&r).unwrap();
         let back: StaticRole = serde_json::from_str(&stored).unwrap();
