@@ -181,8 +181,12 @@ async fn capabilities(core: &Core, req: &Request, token: &TokenEntry) -> Result<
         }
         out.insert(path.to_string(), json!(caps));
     }
-    all.sort_unstable();
-    out.insert("capabilities".into(), json!(all));
+    // Like Vault and OpenBao, the legacy `capabilities` key (the union) is
+    // answered only when one path was asked about.
+    if paths.len() == 1 {
+        all.sort_unstable();
+        out.insert("capabilities".into(), json!(all));
+    }
     Ok(with_top_level(Value::Object(out)))
 }
 
