@@ -80,13 +80,15 @@ def test_kv2_cas(diff, kv2):
     diff.call("GET", f"{kv2}/metadata/c")
 
 
-@pytest.mark.xfail(reason="pending: kv v2 PATCH of a missing key answers 404 with an empty body (kv)", strict=False)
 def test_kv2_patch(diff, kv2):
     diff.call("POST", f"{kv2}/data/p", {"data": {"a": "1", "b": "2"}})
     diff.call("PATCH", f"{kv2}/data/p", raw_body=json.dumps({"data": {"b": None, "c": "3"}}), headers=MERGE)
     diff.call("GET", f"{kv2}/data/p")
     diff.call("PATCH", f"{kv2}/data/p", raw_body=json.dumps({"data": {"d": "4"}, "options": {"cas": 1}}), headers=MERGE, label="patch stale cas")
     diff.call("PATCH", f"{kv2}/data/nope", raw_body=json.dumps({"data": {"d": "4"}}), headers=MERGE, label="patch missing")
+    diff.call("POST", f"{kv2}/data/gone", {"data": {"a": "1"}}, label="write to soft-delete")
+    diff.call("DELETE", f"{kv2}/data/gone", label="soft-delete")
+    diff.call("PATCH", f"{kv2}/data/gone", raw_body=json.dumps({"data": {"d": "4"}}), headers=MERGE, label="patch soft-deleted")
     diff.call("PATCH", f"{kv2}/data/p", raw_body=json.dumps({"data": {"d": "4"}}), headers={"Content-Type": "application/json"}, label="patch wrong content type")
     diff.call("PATCH", f"{kv2}/metadata/p", raw_body=json.dumps({"max_versions": 5, "custom_metadata": {"team": "x"}}), headers=MERGE)
     diff.call("GET", f"{kv2}/metadata/p")

@@ -202,6 +202,26 @@ impl KeyMetadata {
     }
 }
 
+/// The answer to a path that is no KV v2 endpoint (`<mount>/nonsense/x`),
+/// as Vault and OpenBao give it: 404 with a warning and no `errors`.
+fn invalid_path() -> Response {
+    let mut r = bare_status(404);
+    r.warnings.push(
+        "Invalid path for a versioned K/V secrets engine. See the API docs for the \
+         appropriate API endpoints to use. If using the Vault CLI, use 'vault kv get' \
+         for this operation."
+            .into(),
+    );
+    r
+}
+
+/// An answer of only a status code (no body unless warnings are added).
+fn bare_status(code: u16) -> Response {
+    let mut r = Response::empty();
+    r.status = Some(code);
+    r
+}
+
 /// OpenBao's metadata check-and-set: only with `metadata_cas_required` (on
 /// the mount or the key) must a metadata write carry `cas`, equal to the
 /// key's `current_metadata_version` (0 for a new key); otherwise, as in
@@ -436,11 +456,18 @@ impl KvV2 {
     async fn patch_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let (patch, cas) = data_and_cas(req)?;
         let _guard = self.write_lock(path).await;
-        let meta = self.metadata(ctx, path).await?.ok_or(Error::NotFound)?;
+        // A key never written: a bare 404, as Vault and OpenBao answer (a
+        // deleted or destroyed latest version is a 404 with `errors`).
+        let Some(meta) = self.metadata(ctx, path).await? else {
+            return Ok(bare_status(404));
+        };
         let base = meta.effective_current();
         let current = meta.versions.get(&base).ok_or(Error::NotFound)?;
         if current.destroyed || current.is_deleted(&now()) {
-            return Err(Error::NotFound);
+            // 404 carrying the version's metadata, as Vault and OpenBao answer.
+            let mut r = bare_status(404);
+            r.data = Some(current.to_json(base, &meta.custom_json()));
+            return Ok(r);
         }
         let mut data: Value = ctx
             .view
@@ -906,7 +933,10 @@ impl Engine for KvV2 {
 
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         use Operation::*;
-        let ep = parse_endpoint(path)?;
+        let ep = match parse_endpoint(path) {
+            Err(Error::NotFound) => return Ok(invalid_path()),
+            other => other?,
+        };
         match (ep, req.operation) {
             (Endpoint::Config, _) => self.config_endpoint(ctx, req).await,
             (Endpoint::Data(p), Read) => self.read_data(ctx, req, p).await,
