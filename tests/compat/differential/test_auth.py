@@ -113,3 +113,14 @@ def test_jwt(diff, rsa_key):
     diff.call("POST", f"auth/{m}/login", {"role": "ci", "jwt": "not.a.jwt"}, token=None, label="garbage jwt")
     diff.call("POST", f"auth/{m}/login", {"role": "nope", "jwt": good}, token=None, label="unknown role")
     diff.call("DELETE", f"auth/{m}/role/ci")
+
+
+def test_userpass_token_strictly_bind_ip(diff):
+    m = enable(diff, "userpass")
+    pw = secrets.token_hex(12)
+    diff.call("POST", f"auth/{m}/users/bound", {"password": pw, "token_strictly_bind_ip": True})
+    diff.call("GET", f"auth/{m}/users/bound", label="read strictly bound user")
+    lg = diff.call("POST", f"auth/{m}/login/bound", {"password": pw}, token=None, only=["auth.policies", "auth.renewable"])
+    diff.bind("t", lg, "auth", "client_token")
+    diff.call("GET", "auth/token/lookup-self", token=V("t"), only=["data.bound_cidrs"], label="lookup-self of strictly bound token")
+    diff.call("GET", "secret/data/none", token=V("t"), label="strictly bound token used from the same address")
