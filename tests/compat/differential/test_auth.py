@@ -22,7 +22,7 @@ def enable(diff, kind: str) -> str:
     return m
 
 
-@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease); token_strictly_bind_ip (auth)", strict=False)
+@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease)", strict=False)
 def test_userpass(diff):
     m = enable(diff, "userpass")
     pw = secrets.token_hex(12)
@@ -42,7 +42,7 @@ def test_userpass(diff):
     diff.call("GET", f"auth/{m}/users/alice", label="read deleted user")
 
 
-@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease); token_strictly_bind_ip (auth)", strict=False)
+@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease)", strict=False)
 def test_approle(diff):
     m = enable(diff, "approle")
     r = "app1"
@@ -76,7 +76,7 @@ def rsa_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease); jwt config/role OpenBao fields (auth)", strict=False)
+@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease); jwt config status/override_allowed_server_names and OIDC-only role fields (jwt)", strict=False)
 def test_jwt(diff, rsa_key):
     m = enable(diff, "jwt")
     pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
