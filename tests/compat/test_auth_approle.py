@@ -60,7 +60,7 @@ def test_role_create_read_list_delete(root):
     assert data["secret_id_num_uses"] == 5
     assert data["secret_id_ttl"] == 3600
     assert data["bind_secret_id"] is True
-    assert data["secret_id_bound_cidrs"] == []
+    assert data["secret_id_bound_cidrs"] is None  # unset: null, as OpenBao answers
     assert data["token_bound_cidrs"] == ["127.0.0.1/32"]
     assert data["token_type"] == "default"
     assert "role_id" not in data

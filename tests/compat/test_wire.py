@@ -143,8 +143,11 @@ def test_merge_patch_cas(raw):
 
 
 def test_merge_patch_of_missing_secret_is_404(raw):
+    # A bare 404 without a body, as Vault and OpenBao answer (the
+    # differential suite compares it with OpenBao).
     r = raw("PATCH", f"secret/data/{uid('missing')}", headers=MERGE_PATCH, data=json.dumps({"data": {"a": "1"}}))
-    assert_error(r, 404)
+    assert r.status_code == 404, (r.status_code, r.text[:500])
+    assert r.content == b""
 
 
 def test_merge_patch_of_deleted_version_is_404(raw):
@@ -152,7 +155,10 @@ def test_merge_patch_of_deleted_version_is_404(raw):
     raw("POST", f"secret/data/{path}", json={"data": {"a": "1"}})
     raw("DELETE", f"secret/data/{path}")
     r = raw("PATCH", f"secret/data/{path}", headers=MERGE_PATCH, data=json.dumps({"data": {"a": "2"}}))
-    assert_error(r, 404)
+    # 404 carrying the deleted version's metadata, as Vault and OpenBao answer.
+    assert r.status_code == 404, (r.status_code, r.text[:500])
+    meta = r.json()["data"]
+    assert meta["version"] == 1 and meta["deletion_time"] and meta["destroyed"] is False, meta
 
 
 def test_patch_needs_merge_patch_content_type(raw):
@@ -373,8 +379,13 @@ def test_random_garbage_never_5xx(raw):
         hdrs["Connection"] = "close"
         r = raw(method, path, data=body, headers=hdrs)
         assert r.status_code < 500, (i, method, path, body[:80] if body else None, r.status_code, r.text[:200])
-        if r.status_code >= 400 and method != "HEAD":
-            assert isinstance(r.json().get("errors"), list), (i, method, path, r.text[:200])
+        if r.status_code >= 400 and method != "HEAD" and r.content:
+            # Vault's {"errors": [...]}, or (as Vault and OpenBao answer a
+            # 404 for a path that is no KV v2 endpoint, or a PATCH of a key
+            # never written) a 404 carrying warnings or no body at all.
+            body = r.json()
+            ok = isinstance(body.get("errors"), list) or (r.status_code == 404 and isinstance(body.get("warnings"), list))
+            assert ok, (i, method, path, r.text[:200])
     assert raw("GET", "sys/health", token=None).status_code == 200
 
 

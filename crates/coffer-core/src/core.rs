@@ -650,7 +650,11 @@ impl Core {
             renewable: grant.renewable,
             parent: None,
             path: req.path.clone(),
-            bound_cidrs: grant.bound_cidrs,
+            bound_cidrs: crate::auth::strict_bind(
+                grant.strictly_bind_ip,
+                req.client_addr,
+                grant.bound_cidrs,
+            )?,
             mount_default_ttl: mount.config.default_lease_ttl,
             mount_max_ttl: match (grant.max_ttl, mount.config.max_lease_ttl) {
                 (0, m) => m,

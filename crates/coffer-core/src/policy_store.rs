@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
 
 use crate::barrier::View;
 use crate::cache::ParsedCache;
@@ -23,6 +25,39 @@ use crate::{Error, Result};
 struct StoredPolicy {
     name: String,
     raw: String,
+    /// Writes so far (1 after the first); 0 for a policy stored before
+    /// versions were kept.
+    #[serde(default)]
+    version: u64,
+    /// When it was last written.
+    #[serde(default)]
+    modified: Option<DateTime<Utc>>,
+    /// Whether the next write must carry `cas`.
+    #[serde(default)]
+    cas_required: bool,
+}
+
+/// A stored policy as `sys/policies/acl/<name>` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    /// The policy text (empty for `root`).
+    pub raw: String,
+    /// Writes so far (0 for `root`).
+    pub version: u64,
+    /// When it was last written (none for `root`).
+    pub modified: Option<DateTime<Utc>>,
+    /// Whether the next write must carry `cas`.
+    pub cas_required: bool,
+}
+
+/// OpenBao's check-and-set options of one policy write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// The version the caller expects the policy to be at (0: absent).
+    pub cas: Option<u64>,
+    /// Whether later writes must carry `cas` (a write without it resets
+    /// the flag, as OpenBao's POST resets unspecified fields).
+    pub cas_required: bool,
 }
 
 /// Reads, writes and compiles policies, with caches cleared on every change.
@@ -33,6 +68,9 @@ pub struct PolicyStore {
     /// Compiled ACLs by sorted policy set (names joined by `\n`, which no
     /// policy name contains).
     acls: ParsedCache<Acl>,
+    /// Serialises writes, so a check-and-set compares against the version
+    /// its own write replaces.
+    write_lock: Mutex<()>,
 }
 
 /// Normalises a policy name as Vault does: trimmed and lower-cased.
@@ -54,6 +92,7 @@ impl PolicyStore {
             view,
             parsed: ParsedCache::default(),
             acls: ParsedCache::default(),
+            write_lock: Mutex::new(()),
         }
     }
 
@@ -73,23 +112,51 @@ impl PolicyStore {
 
     /// The policy text stored under `name`.
     pub async fn read_raw(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.read(name).await?.map(|r| r.raw))
+    }
+
+    /// The policy stored under `name`, with its version and write time.
+    pub async fn read(&self, name: &str) -> Result<Option<PolicyRecord>> {
         let name = normalize_name(name)?;
         if name == "root" {
-            return Ok(Some(String::new()));
+            return Ok(Some(PolicyRecord {
+                raw: String::new(),
+                version: 0,
+                modified: None,
+                cas_required: false,
+            }));
         }
         if name == crate::wrapping::POLICY {
-            return Ok(Some(crate::wrapping::POLICY_HCL.to_string()));
+            return Ok(Some(PolicyRecord {
+                raw: crate::wrapping::POLICY_HCL.to_string(),
+                version: 0,
+                modified: None,
+                cas_required: false,
+            }));
         }
         Ok(self
             .view
             .get_json::<StoredPolicy>(&name)
             .await?
-            .map(|p| p.raw))
+            .map(|p| PolicyRecord {
+                raw: p.raw,
+                version: p.version,
+                modified: p.modified,
+                cas_required: p.cas_required,
+            }))
     }
 
     /// Parses and stores a policy; a policy that does not parse is refused
     /// with its line and problem.
     pub async fn write(&self, name: &str, text: &str) -> Result<()> {
+        self.write_with(name, text, WriteOptions::default()).await
+    }
+
+    /// [`write`](Self::write) with OpenBao's check-and-set: `cas`, when
+    /// given, must equal the stored version (0 when there is none), and a
+    /// policy stored with `cas_required` (or a write asking for it) must be
+    /// given one.
+    pub async fn write_with(&self, name: &str, text: &str, opts: WriteOptions) -> Result<()> {
         let name = normalize_name(name)?;
         if name == "root" {
             return Err(Error::bad("cannot update root policy"));
@@ -99,6 +166,23 @@ impl PolicyStore {
         }
         Policy::parse(&name, text)
             .map_err(|e| Error::bad(format!("failed to parse policy: {e}")))?;
+        let _w = self.write_lock.lock().await;
+        let existing = self.view.get_json::<StoredPolicy>(&name).await?;
+        let current = existing.as_ref().map_or(0, |p| p.version);
+        let required = opts.cas_required || existing.as_ref().is_some_and(|p| p.cas_required);
+        match opts.cas {
+            None if required => {
+                return Err(Error::bad(
+                    "check-and-set parameter required for this policy",
+                ))
+            }
+            Some(c) if c != current => {
+                return Err(Error::bad(format!(
+                    "check-and-set parameter did not match the current version {current}"
+                )))
+            }
+            _ => {}
+        }
         let _p = self.parsed.begin_write(&name);
         let _a = self.acls.begin_write_all();
         self.view
@@ -107,6 +191,9 @@ impl PolicyStore {
                 &StoredPolicy {
                     name: name.clone(),
                     raw: text.to_string(),
+                    version: current + 1,
+                    modified: Some(crate::util::now()),
+                    cas_required: opts.cas_required,
                 },
             )
             .await?;
@@ -193,6 +280,45 @@ mod tests {
         let barrier = Arc::new(Barrier::new(Arc::new(coffer_storage::MemoryBackend::new())));
         barrier.unseal(coffer_crypto::Keyring::new(0));
         Arc::new(PolicyStore::new(View::new(barrier, "sys/policy/")))
+    }
+
+    /// 32 concurrent writes naming the same `cas`: exactly one lands, and
+    /// the version counts every write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn check_and_set_lets_one_of_many_racing_writes_land() {
+        let s = store();
+        let text = "path \"a/*\" { capabilities = [\"read\"] }";
+        s.write("p", text).await.unwrap();
+        let cas = |c| WriteOptions {
+            cas: Some(c),
+            cas_required: false,
+        };
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.write_with("p", text, cas(1)).await.is_ok() })
+            })
+            .collect();
+        let mut landed = 0;
+        for t in tasks {
+            landed += usize::from(t.await.unwrap());
+        }
+        assert_eq!(landed, 1);
+        let r = s.read("p").await.unwrap().unwrap();
+        assert_eq!(r.version, 2);
+        assert!(r.modified.is_some());
+        // cas 0 creates; a required cas is enforced, then reset by a write without the flag.
+        assert!(s.write_with("q", text, cas(1)).await.is_err());
+        let req = WriteOptions {
+            cas: Some(0),
+            cas_required: true,
+        };
+        s.write_with("q", text, req).await.unwrap();
+        assert!(s.write("q", text).await.is_err());
+        s.write_with("q", text, cas(1)).await.unwrap();
+        assert!(!s.read("q").await.unwrap().unwrap().cas_required);
+        s.write("q", text).await.unwrap();
+        assert_eq!(s.read("root").await.unwrap().unwrap().version, 0);
     }
 
     /// Version `i` of policy p: read on `secret/v<i>`, plus filler paths

@@ -132,6 +132,9 @@ pub struct AuthGrant {
     pub renewable: bool,
     /// Client addresses (CIDR blocks) the token may be used from (empty: any).
     pub bound_cidrs: Vec<String>,
+    /// Bind the token to the address of the login instead (OpenBao's
+    /// `token_strictly_bind_ip`).
+    pub strictly_bind_ip: bool,
     /// Leave out the `default` policy.
     pub no_default_policy: bool,
     /// The name of the authenticated identity (user name, role name, subject),

@@ -119,15 +119,22 @@ async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Res
     let name = crate::policy_store::normalize_name(name)?;
     match req.operation {
         Operation::Read => {
-            let raw = core
-                .policies
-                .read_raw(&name)
-                .await?
-                .ok_or(Error::NotFound)?;
+            let rec = core.policies.read(&name).await?.ok_or(Error::NotFound)?;
+            let text_key = if legacy { "rules" } else { "policy" };
+            let mut out = json!({
+                "name": name,
+                "version": rec.version,
+                "cas_required": rec.cas_required,
+            });
+            out[text_key] = json!(rec.raw);
+            // OpenBao's versioning fields; `root` was never written.
+            if let Some(t) = &rec.modified {
+                out["modified"] = json!(crate::util::rfc3339(t));
+            }
             if legacy {
-                Ok(with_top_level(json!({"name": name, "rules": raw})))
+                Ok(with_top_level(out))
             } else {
-                Ok(Response::data(json!({"name": name, "policy": raw})))
+                Ok(Response::data(out))
             }
         }
         Operation::Create | Operation::Update => {
@@ -147,8 +154,12 @@ async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Res
                 Ok(bytes) if !text.contains('"') => String::from_utf8(bytes).ok(),
                 _ => None,
             };
+            let opts = crate::policy_store::WriteOptions {
+                cas: p.u64("cas")?,
+                cas_required: p.bool("cas_required")?.unwrap_or(false),
+            };
             core.policies
-                .write(&name, decoded.as_deref().unwrap_or(text))
+                .write_with(&name, decoded.as_deref().unwrap_or(text), opts)
                 .await?;
             tracing::info!(policy = %name, "policy written");
             let mut resp = Response::empty();
@@ -191,8 +202,12 @@ async fn capabilities(core: &Core, req: &Request, token: &TokenEntry) -> Result<
         }
         out.insert(path.to_string(), json!(caps));
     }
-    all.sort_unstable();
-    out.insert("capabilities".into(), json!(all));
+    // Like Vault and OpenBao, the legacy `capabilities` key (the union) is
+    // answered only when one path was asked about.
+    if paths.len() == 1 {
+        all.sort_unstable();
+        out.insert("capabilities".into(), json!(all));
+    }
     Ok(with_top_level(Value::Object(out)))
 }
 

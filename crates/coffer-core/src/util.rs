@@ -288,6 +288,16 @@ mod tests {
     }
 }
 
+/// A list as Vault's reads show it: `null` when empty (Go's nil slice),
+/// else the strings.
+pub fn list_or_null(items: &[String]) -> Value {
+    if items.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(items.iter().cloned().map(Value::String).collect())
+    }
+}
+
 /// Applies an RFC 7396 JSON merge patch to `target`.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {

@@ -62,6 +62,30 @@ fn parse_cidr(s: &str) -> Result<(std::net::IpAddr, u8)> {
     Ok((ip, len))
 }
 
+/// The CIDR blocks a login's token is bound to: with `strict`
+/// (`token_strictly_bind_ip`), only the address that logged in (a login
+/// without a known address is refused); otherwise the configured blocks.
+pub fn strict_bind(
+    strict: bool,
+    ip: Option<std::net::IpAddr>,
+    cidrs: Vec<String>,
+) -> Result<Vec<String>> {
+    if !strict {
+        return Ok(cidrs);
+    }
+    let ip = ip.ok_or_else(|| {
+        Error::bad("token_strictly_bind_ip is set but the client address is unknown")
+    })?;
+    // A bare address (one host), as OpenBao's lookups show it.
+    Ok(vec![match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+    }])
+}
+
 /// Whether `ip` lies in one of `cidrs` (an empty list allows any address).
 pub fn ip_allowed(ip: Option<std::net::IpAddr>, cidrs: &[String]) -> bool {
     if cidrs.is_empty() {
@@ -114,5 +138,24 @@ mod tests {
         assert!(!ip_allowed(None, &c));
         assert!(parse_cidrs(&["10.0.0.0/33".into()]).is_err());
         assert!(parse_cidrs(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn strict_binding_replaces_the_blocks_with_the_login_address() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        let c = vec!["10.0.0.0/8".to_string()];
+        assert_eq!(strict_bind(false, None, c.clone()).unwrap(), c);
+        assert_eq!(
+            strict_bind(true, ip("::ffff:10.1.2.3"), c.clone()).unwrap(),
+            vec!["10.1.2.3".to_string()]
+        );
+        assert_eq!(
+            strict_bind(true, ip("2001:db8::1"), c.clone()).unwrap(),
+            vec!["2001:db8::1".to_string()]
+        );
+        assert!(strict_bind(true, None, c).is_err());
+        let bound = strict_bind(true, ip("10.1.2.3"), vec![]).unwrap();
+        assert!(ip_allowed(ip("10.1.2.3"), &bound));
+        assert!(!ip_allowed(ip("10.1.2.4"), &bound));
     }
 }

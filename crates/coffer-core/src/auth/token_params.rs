@@ -78,6 +78,9 @@ pub struct TokenParams {
     pub bound_cidrs: Vec<String>,
     /// `token_no_default_policy`.
     pub no_default_policy: bool,
+    /// `token_strictly_bind_ip` (OpenBao): the token a login issues may be
+    /// used only from the address that logged in.
+    pub strictly_bind_ip: bool,
     /// `token_type`: "default", "service", "batch" or "default-batch".
     pub token_type: String,
     /// Deprecated names last used to set a value; reads echo them as Vault does.
@@ -168,6 +171,9 @@ impl TokenParams {
         if let Some(v) = params.bool("token_no_default_policy")? {
             t.no_default_policy = v;
         }
+        if let Some(v) = params.bool("token_strictly_bind_ip")? {
+            t.strictly_bind_ip = v;
+        }
         if let Some(v) = params.str("token_type")? {
             t.token_type = match v.trim() {
                 "" | "default" | "default-service" => "default".into(),
@@ -221,6 +227,10 @@ impl TokenParams {
             json!(self.no_default_policy),
         );
         out.insert("token_num_uses".into(), json!(self.num_uses));
+        out.insert(
+            "token_strictly_bind_ip".into(),
+            json!(self.strictly_bind_ip),
+        );
         out.insert("token_period".into(), json!(self.period));
         out.insert("token_policies".into(), json!(self.policies));
         let token_type = if self.token_type.is_empty() {
@@ -262,6 +272,7 @@ impl TokenParams {
             num_uses: self.num_uses,
             renewable: true,
             bound_cidrs: self.bound_cidrs.clone(),
+            strictly_bind_ip: self.strictly_bind_ip,
             no_default_policy: self.no_default_policy,
             alias_name: display_name.to_string(),
             batch: self.issues_batch(),

@@ -42,6 +42,10 @@ pub struct KvConfig {
     /// Seconds after which new versions are soft-deleted (0: never).
     #[serde(default)]
     pub delete_version_after: u64,
+    /// Whether every metadata write must carry `cas` (OpenBao's metadata
+    /// check-and-set).
+    #[serde(default)]
+    pub metadata_cas_required: bool,
 }
 
 /// Metadata of one version.
@@ -93,6 +97,13 @@ pub struct KeyMetadata {
     pub cas_required: bool,
     /// Seconds after which new versions are soft-deleted (0: mount default).
     pub delete_version_after: u64,
+    /// Metadata writes so far (data writes do not count): what a metadata
+    /// write's `cas` must name.
+    #[serde(default)]
+    pub current_metadata_version: u64,
+    /// Whether metadata writes to this key must carry `cas`.
+    #[serde(default)]
+    pub metadata_cas_required: bool,
     /// User-supplied string pairs.
     #[serde(default)]
     pub custom_metadata: Option<BTreeMap<String, String>>,
@@ -114,6 +125,8 @@ impl KeyMetadata {
             max_versions: 0,
             cas_required: false,
             delete_version_after: 0,
+            current_metadata_version: 0,
+            metadata_cas_required: false,
             custom_metadata: None,
             stages: BTreeMap::new(),
         }
@@ -162,10 +175,12 @@ impl KeyMetadata {
         let mut out = json!({
             "cas_required": self.cas_required,
             "created_time": rfc3339(&self.created_time),
+            "current_metadata_version": self.current_metadata_version,
             "current_version": self.current_version,
             "custom_metadata": custom,
             "delete_version_after": format_duration(self.delete_version_after),
             "max_versions": self.max_versions,
+            "metadata_cas_required": self.metadata_cas_required,
             "oldest_version": self.oldest_version,
             "updated_time": rfc3339(&self.updated_time),
             "versions": versions,
@@ -184,6 +199,45 @@ impl KeyMetadata {
             }
         }
         out
+    }
+}
+
+/// The answer to a path that is no KV v2 endpoint (`<mount>/nonsense/x`),
+/// as Vault and OpenBao give it: 404 with a warning and no `errors`.
+fn invalid_path() -> Response {
+    let mut r = bare_status(404);
+    r.warnings.push(
+        "Invalid path for a versioned K/V secrets engine. See the API docs for the \
+         appropriate API endpoints to use. If using the Vault CLI, use 'vault kv get' \
+         for this operation."
+            .into(),
+    );
+    r
+}
+
+/// An answer of only a status code (no body unless warnings are added).
+fn bare_status(code: u16) -> Response {
+    let mut r = Response::empty();
+    r.status = Some(code);
+    r
+}
+
+/// OpenBao's metadata check-and-set: only with `metadata_cas_required` (on
+/// the mount or the key) must a metadata write carry `cas`, equal to the
+/// key's `current_metadata_version` (0 for a new key); otherwise, as in
+/// OpenBao, a `cas` on a metadata write is not checked.
+fn check_metadata_cas(config: &KvConfig, meta: &KeyMetadata, cas: Option<u64>) -> Result<()> {
+    if !(config.metadata_cas_required || meta.metadata_cas_required) {
+        return Ok(());
+    }
+    match cas {
+        None => Err(Error::bad(
+            "check-and-set parameter required for this metadata write",
+        )),
+        Some(c) if c != meta.current_metadata_version => Err(Error::bad(
+            "check-and-set parameter did not match the current metadata version",
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -402,11 +456,18 @@ impl KvV2 {
     async fn patch_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let (patch, cas) = data_and_cas(req)?;
         let _guard = self.write_lock(path).await;
-        let meta = self.metadata(ctx, path).await?.ok_or(Error::NotFound)?;
+        // A key never written: a bare 404, as Vault and OpenBao answer (a
+        // deleted or destroyed latest version is a 404 with `errors`).
+        let Some(meta) = self.metadata(ctx, path).await? else {
+            return Ok(bare_status(404));
+        };
         let base = meta.effective_current();
         let current = meta.versions.get(&base).ok_or(Error::NotFound)?;
         if current.destroyed || current.is_deleted(&now()) {
-            return Err(Error::NotFound);
+            // 404 carrying the version's metadata, as Vault and OpenBao answer.
+            let mut r = bare_status(404);
+            r.data = Some(current.to_json(base, &meta.custom_json()));
+            return Ok(r);
         }
         let mut data: Value = ctx
             .view
@@ -515,6 +576,8 @@ impl KvV2 {
         let p = Params(&req.data);
         let max_versions = p.u64("max_versions")?;
         let cas_required = p.bool("cas_required")?;
+        let metadata_cas_required = p.bool("metadata_cas_required")?;
+        let cas = p.u64("cas")?;
         let dva = p.duration("delete_version_after")?;
         let custom = match req.data.get("custom_metadata") {
             None => None,
@@ -529,11 +592,16 @@ impl KvV2 {
         }
         let at = now();
         let mut meta = existing.unwrap_or_else(|| KeyMetadata::new(at));
+        let config = Self::config(ctx).await?;
+        check_metadata_cas(&config, &meta, cas)?;
         if let Some(m) = max_versions {
             meta.max_versions = m;
         }
         if let Some(c) = cas_required {
             meta.cas_required = c;
+        }
+        if let Some(c) = metadata_cas_required {
+            meta.metadata_cas_required = c;
         }
         if let Some(d) = dva {
             meta.delete_version_after = d;
@@ -575,6 +643,7 @@ impl KvV2 {
             }
         }
         meta.updated_time = at;
+        meta.current_metadata_version += 1;
         ctx.view.put_json(&meta_key(path), &meta).await?;
         Ok(Response::empty())
     }
@@ -601,6 +670,7 @@ impl KvV2 {
                     "cas_required": c.cas_required,
                     "delete_version_after": format_duration(c.delete_version_after),
                     "max_versions": c.max_versions,
+                    "metadata_cas_required": c.metadata_cas_required,
                 })))
             }
             Operation::Create | Operation::Update => {
@@ -611,6 +681,9 @@ impl KvV2 {
                 }
                 if let Some(b) = p.bool("cas_required")? {
                     c.cas_required = b;
+                }
+                if let Some(b) = p.bool("metadata_cas_required")? {
+                    c.metadata_cas_required = b;
                 }
                 if let Some(d) = p.duration("delete_version_after")? {
                     c.delete_version_after = d;
@@ -868,7 +941,10 @@ impl Engine for KvV2 {
 
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         use Operation::*;
-        let ep = parse_endpoint(path)?;
+        let ep = match parse_endpoint(path) {
+            Err(Error::NotFound) => return Ok(invalid_path()),
+            other => other?,
+        };
         match (ep, req.operation) {
             (Endpoint::Config, _) => self.config_endpoint(ctx, req).await,
             (Endpoint::Data(p), Read) => self.read_data(ctx, req, p).await,
@@ -928,6 +1004,26 @@ mod tests {
             subkeys_of(&d, 1, 1),
             json!({"a": null, "b": null, "e": null})
         );
+    }
+
+    #[test]
+    fn metadata_cas() {
+        let mut meta = KeyMetadata::new(now());
+        let open = KvConfig::default();
+        let strict = KvConfig {
+            metadata_cas_required: true,
+            ..KvConfig::default()
+        };
+        assert!(check_metadata_cas(&open, &meta, None).is_ok());
+        assert!(check_metadata_cas(&open, &meta, Some(0)).is_ok());
+        assert!(check_metadata_cas(&open, &meta, Some(1)).is_ok());
+        assert!(check_metadata_cas(&strict, &meta, None).is_err());
+        assert!(check_metadata_cas(&strict, &meta, Some(0)).is_ok());
+        meta.current_metadata_version = 2;
+        assert!(check_metadata_cas(&strict, &meta, Some(2)).is_ok());
+        assert!(check_metadata_cas(&strict, &meta, Some(1)).is_err());
+        meta.metadata_cas_required = true;
+        assert!(check_metadata_cas(&open, &meta, None).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::auth::token_params::{Aliases, TokenParams};
-use crate::util::Params;
+use crate::util::{list_or_null, Params};
 use crate::{Error, Result};
 
 /// Longest role name Vault accepts.
@@ -161,9 +161,10 @@ impl Role {
     pub fn to_json(&self) -> Map<String, Value> {
         let mut out = Map::new();
         out.insert("bind_secret_id".into(), json!(self.bind_secret_id));
+        // An unset list reads as null, as in Vault and OpenBao.
         out.insert(
             "secret_id_bound_cidrs".into(),
-            json!(self.secret_id_bound_cidrs),
+            list_or_null(&self.secret_id_bound_cidrs),
         );
         out.insert("secret_id_num_uses".into(), json!(self.secret_id_num_uses));
         out.insert("secret_id_ttl".into(), json!(self.secret_id_ttl));

@@ -83,7 +83,13 @@ impl Config {
             Some(_) => return Err(Error::bad("invalid jwks: expected a JSON Web Key Set")),
         };
         let config = Config {
-            jwt_validation_pubkeys: p.str_list("jwt_validation_pubkeys")?.unwrap_or_default(),
+            // Stored trimmed, as OpenBao reads them back.
+            jwt_validation_pubkeys: p
+                .str_list("jwt_validation_pubkeys")?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|k| k.trim().to_string())
+                .collect(),
             jwks,
             jwt_supported_algs: p.str_list("jwt_supported_algs")?.unwrap_or_default(),
             bound_issuer: p.str("bound_issuer")?.unwrap_or_default().to_string(),

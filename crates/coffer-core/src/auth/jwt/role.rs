@@ -215,11 +215,15 @@ impl Role {
             json!(self.user_claim_json_pointer),
         );
         out.insert("groups_claim".into(), json!(self.groups_claim));
+        // Unset lists read as null, as in Vault and OpenBao.
         out.insert(
             "allowed_redirect_uris".into(),
-            json!(self.allowed_redirect_uris),
+            crate::util::list_or_null(&self.allowed_redirect_uris),
         );
-        out.insert("oidc_scopes".into(), json!(self.oidc_scopes));
+        out.insert(
+            "oidc_scopes".into(),
+            crate::util::list_or_null(&self.oidc_scopes),
+        );
         out.insert(
             "verbose_oidc_logging".into(),
             json!(self.verbose_oidc_logging),

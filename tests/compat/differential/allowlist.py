@@ -1,0 +1,116 @@
+"""Deliberate differences between Coffer and OpenBao: the ONE list.
+
+Every entry says why Coffer answers differently on purpose. A feature Coffer
+lacks is not a deliberate difference and does not belong here: it stays a
+mismatch until it is built.
+
+An entry matches a non-matching item when every glob matches:
+``label`` (the request, "METHOD path" unless the scenario named it),
+``at`` (the JSON path, "status", "body" or "errors") and ``kind``
+(status, body, errors, missing, extra, type, value).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+
+
+@dataclasses.dataclass(frozen=True)
+class Allow:
+    """One deliberate difference and its reason."""
+
+    label: str
+    at: str
+    kind: str
+    reason: str
+
+    def matches(self, label: str, at: str, kind: str) -> bool:
+        """True if this entry covers the item."""
+        return (
+            fnmatch.fnmatchcase(label, self.label)
+            and fnmatch.fnmatchcase(at, self.at)
+            and fnmatch.fnmatchcase(kind, self.kind)
+        )
+
+
+ALLOW: list[Allow] = [
+    Allow(
+        "*",
+        "mount_type",
+        "extra",
+        "Vault 1.15+ puts mount_type in every response and Coffer follows Vault's wire format "
+        "(hvac and the Vault CLI read it); OpenBao 2.x dropped the key.",
+    ),
+    Allow(
+        "GET sys/health*",
+        "performance_standby",
+        "extra",
+        "Vault's sys/health always carries performance_standby; Vault clients and load-balancer "
+        "checks read it. OpenBao 2.x dropped it.",
+    ),
+    Allow(
+        "GET sys/leader",
+        "*",
+        "extra",
+        "Vault answers sys/leader with the full key set (is_self, leader_address, active_time, "
+        "performance_standby...) even without HA; OpenBao trims it to ha_enabled when HA is off.",
+    ),
+    Allow(
+        "read with trailing slash",
+        "*",
+        "*",
+        "Canonical paths (ARCHITECTURE.md): a non-LIST path loses its trailing slash, so "
+        "GET secret/data/a/ reads secret/data/a; OpenBao answers 500 (an internal error) here.",
+    ),
+    Allow(
+        "sys/mounts/ with slash",
+        "*",
+        "*",
+        "Canonical paths: GET sys/mounts/ is GET sys/mounts (the mount table); OpenBao looks up "
+        "a mount named '' and answers 404.",
+    ),
+    Allow(
+        "empty segment",
+        "status",
+        "status",
+        "Canonical paths refuse an empty segment (a//b) with 400 before routing, so no engine or "
+        "ACL ever sees two spellings of one path; OpenBao routes it and answers 404.",
+    ),
+    Allow(
+        "GET sys/policies/acl/default",
+        "data.policy",
+        "value",
+        "Coffer's default policy grants the same paths and capabilities in its own words and "
+        "layout (Vault's text is not copied); the rules, not the text, are compared by "
+        "sys/capabilities scenarios.",
+    ),
+    Allow(
+        "no password",
+        "status",
+        "status",
+        "userpass login without a password: OpenBao answers 500 (an internal error for a client "
+        "mistake); Coffer answers 400 like every other missing-parameter case.",
+    ),
+    Allow(
+        "bao audit enable*",
+        "exit",
+        "status",
+        "OpenBao 2.x refuses to create audit devices through the API unless the operator set "
+        "unsafe_allow_api_audit_creation; Coffer, like Vault, allows it, but only for files "
+        "under the operator's [audit] file_dir (--dev-audit-dir here).",
+    ),
+    Allow(
+        "bao audit list*",
+        "*",
+        "type",
+        "Follows from the entry above: the device exists on Coffer only.",
+    ),
+    Allow(
+        "creds for role not allowed",
+        "status",
+        "status",
+        "database creds for a role the connection's allowed_roles excludes: OpenBao answers 500; "
+        "Coffer answers 400 (the caller's configuration, not a server fault).",
+    ),
+]

@@ -1,0 +1,116 @@
+"""sys/: health, seal-status, mounts, auth, policies, capabilities,
+key-status and leases, each asked of OpenBao and Coffer alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import uid
+from differential.harness import V
+
+
+
+@pytest.mark.xfail(reason="pending: health audit_devices, seal-status build_date/commit_date (unowned)", strict=False)
+def test_health_and_seal_status(diff):
+    diff.call("GET", "sys/health", volatile=("version",))
+    diff.call("HEAD", "sys/health")
+    diff.call("GET", "sys/health", params={"standbyok": "true", "sealedcode": "503"}, volatile=("version",))
+    diff.call("GET", "sys/seal-status", token=None, volatile=("version",))
+    diff.call("GET", "sys/leader", token=None)
+
+
+@pytest.mark.xfail(reason="pending: sys/mounts and sys/auth read/tune shapes: top-level copy, deprecation_status, running_plugin_version, config.token_type (unowned)", strict=False)
+def test_mounts_enable_read_tune_disable(diff):
+    m = uid("kvm")
+    diff.call("POST", f"sys/mounts/{m}", {"type": "kv", "options": {"version": "2"}, "description": "d1"})
+    diff.call("GET", "sys/mounts", only=[f"data.{m}/", "data.secret/", f"{m}/"])
+    diff.call("GET", f"sys/mounts/{m}")
+    diff.call("GET", f"sys/mounts/{m}/tune")
+    diff.call("POST", f"sys/mounts/{m}/tune", {"default_lease_ttl": "1h", "max_lease_ttl": "2h", "description": "d2"})
+    diff.call("GET", f"sys/mounts/{m}/tune")
+    diff.call("POST", f"sys/mounts/{m}", {"type": "kv"}, label="enable twice")
+    diff.call("POST", f"sys/mounts/{uid('bad')}", {"type": "no-such-engine"}, label="enable unknown type")
+    diff.call("DELETE", f"sys/mounts/{m}")
+    diff.call("GET", f"sys/mounts/{m}", label="read disabled mount")
+    diff.call("DELETE", f"sys/mounts/{m}", label="disable twice")
+
+
+@pytest.mark.xfail(reason="pending: sys/mounts and sys/auth read/tune shapes: top-level copy, deprecation_status, running_plugin_version, config.token_type (unowned)", strict=False)
+def test_auth_enable_list_tune_disable(diff):
+    a = uid("up")
+    diff.call("POST", f"sys/auth/{a}", {"type": "userpass", "description": "u"})
+    diff.call("GET", "sys/auth", only=[f"data.{a}/", "data.token/", f"{a}/", "token/"])
+    diff.call("GET", f"sys/auth/{a}")
+    diff.call("GET", f"sys/auth/{a}/tune")
+    diff.call("POST", f"sys/auth/{a}/tune", {"default_lease_ttl": "30m"})
+    diff.call("GET", f"sys/auth/{a}/tune")
+    diff.call("DELETE", f"sys/auth/{a}")
+    diff.call("GET", f"sys/auth/{a}", label="read disabled auth")
+
+
+@pytest.mark.xfail(reason="pending: allow_slashes/allow_wildcards_in_identity_templates (Coffer has no identity templating)", strict=False)
+def test_policies_acl(diff):
+    p = uid("pol")
+    rules = 'path "secret/data/x" { capabilities = ["read", "list"] }\n'
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules})
+    diff.call("GET", f"sys/policies/acl/{p}")
+    diff.call("LIST", "sys/policies/acl", only=["data.keys"], label="LIST sys/policies/acl (own)", compare=False)
+    d = diff.call("LIST", "sys/policies/acl", compare=False)
+    for i, body in enumerate((d.bj, d.cj)):
+        assert p in body["data"]["keys"], (i, body)
+    diff.call("GET", "sys/policies/acl/default", volatile=())
+    diff.call("GET", "sys/policy/root")
+    diff.call("GET", f"sys/policy/{p}")
+    diff.call("PUT", f"sys/policy/{p}", {"policy": rules + 'path "a/*" { capabilities = ["deny"] }\n'})
+    diff.call("GET", f"sys/policy/{p}")
+    diff.call("PUT", f"sys/policies/acl/{uid('bad')}", {"policy": "path {"}, label="unparseable policy")
+    diff.call("PUT", f"sys/policies/acl/{uid('bad')}", {"policy": 'path "x" { capabilities = ["fly"] }'}, label="bad capability")
+    diff.call("PUT", "sys/policies/acl/root", {"policy": rules}, label="write root policy")
+    diff.call("DELETE", "sys/policies/acl/default", label="delete default policy")
+    diff.call("DELETE", f"sys/policies/acl/{p}")
+    diff.call("GET", f"sys/policies/acl/{p}", label="read deleted policy")
+    diff.call("DELETE", f"sys/policies/acl/{p}", label="delete missing policy")
+
+
+@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease)", strict=False)
+def test_capabilities(diff):
+    p = uid("cap")
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": 'path "secret/data/c/*" { capabilities = ["read", "update"] }\npath "secret/metadata/c/+" { capabilities = ["list"] }'})
+    t = diff.call("POST", "auth/token/create", {"policies": [p], "no_default_policy": True})
+    diff.bind("t", t, "auth", "client_token")
+    diff.bind("acc", t, "auth", "accessor")
+    diff.call("POST", "sys/capabilities", {"token": V("t"), "paths": ["secret/data/c/x", "secret/metadata/c/y", "other"]})
+    diff.call("POST", "sys/capabilities", {"token": V("t"), "path": "secret/data/c/x"}, label="capabilities single path")
+    diff.call("POST", "sys/capabilities-self", {"paths": ["secret/data/c/x", "nope"]}, token=V("t"))
+    diff.call("POST", "sys/capabilities-accessor", {"accessor": V("acc"), "paths": ["secret/data/c/x"]})
+    diff.call("POST", "sys/capabilities-self", {"paths": ["anything"]}, label="root capabilities-self")
+    diff.call("POST", "sys/capabilities", {"token": "not-a-token", "paths": ["x"]}, label="capabilities unknown token")
+
+
+@pytest.mark.xfail(reason="pending: key-status term/install_time/encryptions (h/sysapi)", strict=False)
+def test_key_status(diff):
+    diff.call("GET", "sys/key-status")
+
+
+@pytest.mark.xfail(reason="pending: token leases, so LIST sys/leases/lookup/ has auth/ (h/tokenlease)", strict=False)
+def test_leases_lookup_list(diff):
+    diff.call("LIST", "sys/leases/lookup/", label="LIST leases root")
+    diff.call("POST", "sys/leases/lookup", {"lease_id": "secret/nope/abc"}, label="lookup unknown lease")
+    diff.call("POST", "sys/leases/renew", {"lease_id": "secret/nope/abc"}, label="renew unknown lease")
+    diff.call("POST", "sys/leases/revoke", {"lease_id": "secret/nope/abc"}, label="revoke unknown lease")
+    diff.call("POST", "sys/leases/revoke-prefix/nothing-here")
+
+
+def test_policy_check_and_set(diff):
+    p = uid("pcas")
+    rules = 'path "a/*" { capabilities = ["read"] }\n'
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules, "cas": 1}, label="create with cas 1")
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules, "cas": 0}, label="create with cas 0")
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules, "cas": 0}, label="stale cas")
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules, "cas": 1, "cas_required": True}, label="require cas")
+    diff.call("GET", f"sys/policies/acl/{p}", label="read cas-required policy", ignore=("data.allow_*",))
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules}, label="write without required cas")
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules, "cas": 2}, label="write with required cas")
+    diff.call("GET", f"sys/policies/acl/{p}", label="read after reset", ignore=("data.allow_*",))
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules}, label="write after reset")
+    diff.call("GET", f"sys/policy/{p}", label="legacy read", ignore=("allow_*", "data.allow_*"))
