@@ -10,19 +10,8 @@ mod cli_support;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use cli_support::{unique, Api, Run, Server};
+use cli_support::{bao, unique, Api, Run, Server};
 use serde_json::{json, Value};
-
-/// The `bao` (or `vault`) CLI: `COFFER_TEST_BAO`, else the first on `PATH`.
-fn bao() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("COFFER_TEST_BAO").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("bao"))
-        .find(|p| p.is_file())
-}
 
 /// Runs `bao <args>` against `s` with `token`, in a fresh home directory.
 fn run_bao(bin: &PathBuf, s: &Server, token: &str, args: &[&str]) -> Run {
@@ -103,15 +92,23 @@ path "secret/data/app/*" { capabilities = ["read"] }
     // The list keeps the mounts each token reaches.
     let (st, b) = api.call("GET", "sys/internal/ui/mounts", Some(&least), None);
     assert_eq!(st, 200, "{b}");
-    assert_eq!(keys(&b["data"]["secret"]), ["kv1/", "secret/", "sys/"]);
+    // cubbyhole/: the default policy grants `cubbyhole/*`, as Vault's.
+    assert_eq!(
+        keys(&b["data"]["secret"]),
+        ["cubbyhole/", "kv1/", "secret/", "sys/"]
+    );
     assert_eq!(keys(&b["data"]["auth"]), ["token/"]);
     let (_, b) = api.call("GET", "sys/internal/ui/mounts", Some(&nothing), None);
-    assert_eq!(keys(&b["data"]["secret"]), ["sys/"]);
+    assert_eq!(keys(&b["data"]["secret"]), ["cubbyhole/", "sys/"]);
     let (_, b) = api.call("GET", "sys/internal/ui/mounts", Some(&denied_mount), None);
     assert_eq!(keys(&b["data"]["secret"]), ["secret/"]);
     assert_eq!(keys(&b["data"]["auth"]), Vec::<String>::new());
     let (_, b) = api.call("GET", "sys/internal/ui/mounts", Some(&s.token), None);
-    assert_eq!(keys(&b["data"]["secret"]), ["kv1/", "secret/", "sys/"]);
+    // root reaches every mount.
+    assert_eq!(
+        keys(&b["data"]["secret"]),
+        ["cubbyhole/", "kv1/", "secret/", "sys/"]
+    );
     // Without a token: nothing is listed; a bad token is refused.
     let (st, b) = api.call("GET", "sys/internal/ui/mounts", None, None);
     assert_eq!(

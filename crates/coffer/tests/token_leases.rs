@@ -7,7 +7,7 @@ mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::{unique, Api, Server};
+use cli_support::{bao, unique, Api, Server};
 use serde_json::{json, Value};
 
 /// Sets up `auth/userpass` with users, and a policy letting them create tokens.
@@ -457,16 +457,6 @@ fn lookups_show_vaults_fields_and_revoke_accessor_is_idempotent() {
     );
     assert_eq!(st, 200);
     assert_eq!(v["warnings"][0], "No token found with this accessor");
-}
-
-/// The OpenBao CLI, from `COFFER_TEST_BAO` or `PATH`.
-fn bao() -> Option<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("COFFER_TEST_BAO") {
-        return Some(p.into());
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join("bao"))
-        .find(|p| p.is_file())
 }
 
 #[test]

@@ -22,7 +22,6 @@ def enable(diff, kind: str) -> str:
     return m
 
 
-@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease)", strict=False)
 def test_userpass(diff):
     m = enable(diff, "userpass")
     pw = secrets.token_hex(12)
@@ -42,7 +41,6 @@ def test_userpass(diff):
     diff.call("GET", f"auth/{m}/users/alice", label="read deleted user")
 
 
-@pytest.mark.xfail(reason="pending: token lookup fields: bound_cidrs/period/role, auth.identity_policies, dev root token path (h/tokenlease)", strict=False)
 def test_approle(diff):
     m = enable(diff, "approle")
     r = "app1"

@@ -9,7 +9,6 @@ import pytest
 from conftest import uid
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
-PENDING_METRICS = pytest.mark.xfail(reason="pending: kv v1 ttl / custom_metadata (h/metrics)", strict=False)
 
 
 @pytest.fixture
@@ -42,7 +41,6 @@ def test_kv1_crud_and_list(diff, kv1):
     diff.call("PUT", f"{kv1}/empty", {}, label="write empty")
 
 
-@PENDING_METRICS
 def test_kv1_ttl(diff, kv1):
     diff.call("PUT", f"{kv1}/ttl", {"k": "v", "ttl": "30m"})
     diff.call("GET", f"{kv1}/ttl")
@@ -122,7 +120,6 @@ def test_kv2_metadata_write(diff, kv2):
     diff.call("POST", f"{kv2}/metadata/m", {"max_versions": "lots"}, label="bad max_versions")
 
 
-@PENDING_METRICS
 def test_kv2_custom_metadata_numbers(diff, kv2):
     diff.call("POST", f"{kv2}/metadata/n", {"custom_metadata": {"n": 1}}, label="custom_metadata number")
     diff.call("GET", f"{kv2}/metadata/n")

@@ -6,7 +6,6 @@ import pytest
 
 from differential.harness import V
 
-pytestmark = pytest.mark.xfail(reason="pending: response wrapping + cubbyhole (h/wrap)", strict=False)
 
 
 def test_wrap_lookup_unwrap(diff):

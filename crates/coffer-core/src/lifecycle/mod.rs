@@ -553,7 +553,11 @@ pub async fn revoke_compromised(
     };
     let mut leases = 0usize;
     for prefix in &lc.lease_prefixes {
-        leases += core.leases.revoke_prefix(core, prefix, true).await?;
+        // A prefix is a directory, as in `sys/leases/revoke-prefix`:
+        // `database/creds/app` reaches `database/creds/app/...`, never the
+        // leases of a role named `app-admin`.
+        let dir = format!("{}/", prefix.trim_end_matches('/'));
+        leases += core.leases.revoke_prefix(core, &dir, true).await?;
     }
     let data_path = format!("{}data/{rel}", m.entry.path);
     let readers = core.audit.readers_since(&data_path, since).await?;
