@@ -78,18 +78,25 @@ impl MountEntry {
 
     /// The entry as `GET sys/mounts` shows it.
     pub fn to_json(&self) -> Value {
-        let options: Value = if self.options.is_empty() {
+        // As Vault: a mount an operator created shows `options` as an object
+        // and a `deprecation_status`; the built-in cubbyhole shows neither.
+        let builtin = self.kind == crate::engines::cubbyhole::KIND;
+        let options: Value = if self.options.is_empty() && builtin {
             Value::Null
         } else {
             json!(self.options)
         };
-        json!({
+        let mut config = json!({
+            "default_lease_ttl": self.config.default_lease_ttl,
+            "force_no_cache": self.config.force_no_cache,
+            "max_lease_ttl": self.config.max_lease_ttl,
+        });
+        if self.path.starts_with("auth/") {
+            config["token_type"] = json!("default-service");
+        }
+        let mut out = json!({
             "accessor": self.accessor,
-            "config": {
-                "default_lease_ttl": self.config.default_lease_ttl,
-                "force_no_cache": self.config.force_no_cache,
-                "max_lease_ttl": self.config.max_lease_ttl,
-            },
+            "config": config,
             "description": self.description,
             "external_entropy_access": false,
             "local": self.local,
@@ -100,7 +107,11 @@ impl MountEntry {
             "seal_wrap": self.seal_wrap,
             "type": self.kind,
             "uuid": self.uuid,
-        })
+        });
+        if !builtin {
+            out["deprecation_status"] = json!("supported");
+        }
+        out
     }
 
     /// The storage prefix of the mount's data.

@@ -564,23 +564,29 @@ async fn tune(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Resp
                 .ok_or_else(|| Error::bad(format!("cannot fetch sysview for path {path:?}")))?;
             let c = &m.entry.config;
             let or_default = |v: u64| if v == 0 { SYSTEM_TTL } else { v };
-            let lockout = c.user_lockout_config.unwrap_or_default();
-            Ok(enveloped(
-                req,
-                json!({
-                    "user_lockout_config": {
+            let mut out = json!({
+                "default_lease_ttl": or_default(c.default_lease_ttl),
+                "max_lease_ttl": or_default(c.max_lease_ttl),
+                "force_no_cache": c.force_no_cache,
+                "description": m.entry.description,
+            });
+            // As Vault: options only when set; an auth method's token type
+            // and, once tuned, its lockout settings.
+            if !m.entry.options.is_empty() {
+                out["options"] = json!(m.entry.options);
+            }
+            if m.entry.path.starts_with("auth/") {
+                out["token_type"] = json!("default-service");
+                if let Some(lockout) = c.user_lockout_config {
+                    out["user_lockout_config"] = json!({
                         "lockout_threshold": lockout.lockout_threshold,
                         "lockout_duration": lockout.lockout_duration,
                         "lockout_counter_reset": lockout.lockout_counter_reset,
                         "disable_lockout": lockout.disable_lockout,
-                    },
-                    "default_lease_ttl": or_default(c.default_lease_ttl),
-                    "max_lease_ttl": or_default(c.max_lease_ttl),
-                    "force_no_cache": c.force_no_cache,
-                    "description": m.entry.description,
-                    "options": if m.entry.options.is_empty() { Value::Null } else { json!(m.entry.options) },
-                }),
-            ))
+                    });
+                }
+            }
+            Ok(enveloped(req, out))
         }
         Operation::Create | Operation::Update => {
             let p = Params(&req.data);
