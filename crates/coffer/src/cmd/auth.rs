@@ -177,43 +177,7 @@ fn enable(client: &Client, a: EnableArgs) -> anyhow::Result<i32> {
 }
 
 fn list(client: &Client, format: Format) -> anyhow::Result<i32> {
-    let body = call(
-        client,
-        Method::GET,
-        "sys/auth",
-        None,
-        "listing auth methods",
-    )?
-    .unwrap_or(Value::Null);
-    let mounts = body.get("data").filter(|d| d.is_object()).unwrap_or(&body);
-    if format == Format::Json {
-        print!("{}", output::json(mounts));
-        return Ok(0);
-    }
-    let Some(map) = mounts.as_object() else {
-        eprintln!("No auth methods found");
-        return Ok(2);
-    };
-    let mut paths: Vec<&String> = map.keys().filter(|k| map[*k].is_object()).collect();
-    paths.sort();
-    let rows: Vec<Vec<String>> = paths
-        .into_iter()
-        .map(|p| {
-            let m = &map[p];
-            let field = |k: &str| m.get(k).map(generic::cell).unwrap_or_else(|| "n/a".into());
-            vec![
-                p.clone(),
-                field("type"),
-                field("accessor"),
-                field("description"),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        generic::grid(&["Path", "Type", "Accessor", "Description"], &rows)
-    );
-    Ok(0)
+    super::secrets::list_mount_table(client, format, "sys/auth", "auth methods")
 }
 
 fn tune(client: &Client, a: TuneArgs) -> anyhow::Result<i32> {

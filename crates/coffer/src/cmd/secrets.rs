@@ -199,12 +199,23 @@ fn enable(client: &Client, a: EnableArgs) -> anyhow::Result<i32> {
 }
 
 fn list(client: &Client, format: Format) -> anyhow::Result<i32> {
+    list_mount_table(client, format, "sys/mounts", "secrets engines")
+}
+
+/// Prints a mount table (`sys/mounts` or `sys/auth`) as a grid or JSON;
+/// `what` names its entries in messages ("secrets engines", "auth methods").
+pub(crate) fn list_mount_table(
+    client: &Client,
+    format: Format,
+    api_path: &str,
+    what: &str,
+) -> anyhow::Result<i32> {
     let body = call(
         client,
         Method::GET,
-        "sys/mounts",
+        api_path,
         None,
-        "listing secrets engines",
+        &format!("listing {what}"),
     )?
     .unwrap_or(Value::Null);
     let mounts = body.get("data").filter(|d| d.is_object()).unwrap_or(&body);
@@ -213,7 +224,7 @@ fn list(client: &Client, format: Format) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let Some(map) = mounts.as_object() else {
-        eprintln!("No secrets engines found");
+        eprintln!("No {what} found");
         return Ok(2);
     };
     let mut paths: Vec<&String> = map.keys().filter(|k| map[*k].is_object()).collect();
