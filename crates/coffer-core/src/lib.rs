@@ -30,6 +30,7 @@ mod shares;
 mod sys;
 pub mod sys_cors;
 mod sys_generate_root;
+mod sys_host;
 mod sys_leases;
 mod sys_metrics;
 mod sys_password;

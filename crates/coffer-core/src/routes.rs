@@ -100,6 +100,7 @@ pub const CATALOG: &[Route] = &[
     r("DELETE", "sys/policies/password/matrix-pw-gone", "delete"),
     r("GET", "sys/policies/password/matrix-pw/generate", "read"),
     r("GET", "sys/metrics", "read"),
+    r("GET", "sys/host-info", "read"),
     // sys: audit
     s("GET", "sys/audit", "read"),
     s("PUT", "sys/audit/{new}", "update"),

@@ -218,6 +218,7 @@ pub(crate) async fn handle(
             ))
         }
         ("metrics", Read) => crate::sys_metrics::handle(core, req).await,
+        ("host-info", Read) => crate::sys_host::handle(),
         ("rotate/keyring/config", Read) => Ok(Response::data(json!({
             // Coffer rotates by operation count only (`key_rotation_threshold`
             // in the server configuration); there is no time interval.
