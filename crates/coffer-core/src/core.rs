@@ -461,6 +461,7 @@ impl Core {
         mount: Option<Arc<MountEntry>>,
         login: bool,
     ) -> Result<Response> {
+        let authenticated = token.is_some();
         if req.operation == Operation::Update {
             if let Target::Mount(m, rel) = &target {
                 let view = match engine_view(m, token.as_ref()) {
@@ -547,7 +548,7 @@ impl Core {
         }
         if let Ok(resp) = &mut result {
             // Wrapped last, so the answer that is wrapped is the complete one.
-            if let Err(e) = crate::wrapping::wrap_if_asked(self, &req, resp).await {
+            if let Err(e) = crate::wrapping::wrap_if_asked(self, &req, authenticated, resp).await {
                 result = Err(e);
             }
         }
@@ -685,6 +686,11 @@ impl Core {
         if !crate::auth::ip_allowed(req.client_addr, &entry.bound_cidrs) {
             return Err(Error::PermissionDenied);
         }
+        if entry.is_batch() && !self.login_mount_routes(&entry.path) {
+            // A batch token is never stored, so disabling or moving the auth
+            // method that issued it cannot revoke it: it dies here instead.
+            return Err(Error::PermissionDenied);
+        }
         if entry.num_uses == 0 {
             return Ok(entry);
         }
@@ -692,6 +698,15 @@ impl Core {
             .take_use(&entry.id_hash)
             .await?
             .ok_or(Error::PermissionDenied)
+    }
+
+    /// Whether a token created at `path` still has its issuer: the token
+    /// store, or an auth method still mounted where the login happened.
+    fn login_mount_routes(&self, path: &str) -> bool {
+        if !path.starts_with("auth/") || path.starts_with("auth/token/") {
+            return true;
+        }
+        self.router.read().route(path).is_some()
     }
 
     /// Revokes a token and its descendants.
@@ -912,6 +927,13 @@ fn engine_view<'a>(
         return Ok(std::borrow::Cow::Borrowed(&m.view));
     }
     let token = token.ok_or(Error::PermissionDenied)?;
+    if token.is_batch() {
+        // As Vault: a batch token has no storage of its own to tie a
+        // cubbyhole to (its data would be swept as an orphan).
+        return Err(Error::bad(
+            "cubbyhole operations are only supported by \"service\" type tokens",
+        ));
+    }
     Ok(std::borrow::Cow::Owned(engines::cubbyhole::token_view(
         &m.view, token,
     )))

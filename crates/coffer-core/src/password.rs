@@ -25,6 +25,9 @@ const GENERATE_ATTEMPTS: usize = 10_000;
 /// Candidates a new stored policy must succeed within, so that generation
 /// (with ten times as many) fails with negligible probability.
 const VALIDATE_ATTEMPTS: usize = 1_000;
+/// Most `rule` blocks one policy may have: each costs a pass over every
+/// candidate, and real policies have a handful.
+pub const MAX_RULES: usize = 32;
 
 /// One `rule "charset"`: at least `min_chars` characters of `charset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +118,12 @@ impl PasswordPolicy {
         } else {
             parse_hcl(text)?
         };
+        if rules.len() > MAX_RULES {
+            return Err(Error::bad(format!(
+                "invalid password policy: {} rules given, at most {MAX_RULES} are allowed",
+                rules.len()
+            )));
+        }
         let policy = PasswordPolicy::new(length, rules)?;
         if !(MIN_LENGTH..=MAX_LENGTH).contains(&policy.length) {
             return Err(Error::bad(format!(
@@ -404,6 +413,16 @@ impl PasswordPolicies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_with_too_many_rules_is_refused_before_any_work() {
+        let rule = "rule \"charset\" {\n  charset = \"ab\"\n  min-chars = 0\n}\n";
+        let text = format!("length = 20\n{}", rule.repeat(MAX_RULES + 1));
+        let err = PasswordPolicy::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("at most 32"), "{err}");
+        let text = format!("length = 20\n{}", rule.repeat(MAX_RULES));
+        assert!(PasswordPolicy::parse(&text).is_ok());
+    }
 
     const SAMPLE: &str = r#"
 length = 24

@@ -116,6 +116,13 @@ pub fn parse_wrap_ttl(value: &str) -> std::result::Result<u64, String> {
     if secs > MAX_WRAP_TTL {
         return Err(fail("duration is too large"));
     }
+    if secs > crate::token_api::SYSTEM_MAX_TTL {
+        // A wrapping token is a token: it lives no longer than any other.
+        return Err(fail(&format!(
+            "the wrap TTL may be at most {}s (32 days)",
+            crate::token_api::SYSTEM_MAX_TTL
+        )));
+    }
     Ok(secs)
 }
 
@@ -161,10 +168,23 @@ impl Stored {
 /// The pipeline step: when the request asked for wrapping and the answer
 /// carries something (data, an `auth` block or a raw body; an empty 204 is
 /// not wrapped, as in Vault), replaces it by its `wrap_info`.
-pub(crate) async fn wrap_if_asked(core: &Core, req: &Request, resp: &mut Response) -> Result<()> {
+pub(crate) async fn wrap_if_asked(
+    core: &Core,
+    req: &Request,
+    authenticated: bool,
+    resp: &mut Response,
+) -> Result<()> {
     let Some(ttl) = req.wrap_ttl.filter(|t| *t > 0) else {
         return Ok(());
     };
+    if !authenticated && resp.auth.is_none() {
+        // Without a token only a login's answer is wrapped. OpenBao also
+        // wraps `sys/wrapping/lookup`, which lets anyone holding one
+        // wrapping token mint more without end.
+        return Err(Error::bad(
+            "response wrapping needs a token, except for logins",
+        ));
+    }
     if resp.wrap_info.is_some()
         || (resp.data.is_none() && resp.auth.is_none() && resp.raw.is_none())
     {
@@ -416,7 +436,9 @@ mod tests {
             .contains("invalid duration"));
         assert!(parse_wrap_ttl("").is_err());
         assert!(parse_wrap_ttl("10000000000000").is_err());
-        assert_eq!(parse_wrap_ttl("1000000000"), Ok(1_000_000_000));
+        assert_eq!(parse_wrap_ttl("2764800"), Ok(2_764_800));
+        assert!(parse_wrap_ttl("2764801").unwrap_err().contains("at most"));
+        assert!(parse_wrap_ttl("1000000000").is_err());
     }
 
     #[test]

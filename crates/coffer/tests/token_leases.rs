@@ -601,3 +601,75 @@ fn an_auth_method_with_token_type_batch_issues_batch_tokens() {
     );
     assert_eq!(st, 400, "{v}");
 }
+
+#[test]
+fn a_batch_token_ends_with_the_auth_method_that_issued_it() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let pw = unique("pw");
+    userpass(&api, &["bat"], &pw);
+    api.root(
+        "POST",
+        "auth/userpass/users/bat",
+        Some(json!({"token_type": "batch", "token_ttl": "1h"})),
+    );
+    // Moved away: the login path it was issued at no longer routes.
+    let before_move = login(&api, "bat", &pw);
+    assert!(works(&api, &before_move));
+    let (st, v) = api.call(
+        "POST",
+        "sys/remount",
+        Some(&s.token),
+        Some(json!({"from": "auth/userpass", "to": "auth/people"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        !works(&api, &before_move),
+        "a batch token outlived its remount"
+    );
+    // Disabled: the same.
+    let (st, v) = api.call(
+        "POST",
+        "auth/people/login/bat",
+        None,
+        Some(json!({"password": pw})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let before_disable = v["auth"]["client_token"].as_str().unwrap().to_string();
+    assert!(works(&api, &before_disable));
+    api.root("DELETE", "sys/auth/people", None);
+    assert!(
+        !works(&api, &before_disable),
+        "a batch token outlived its auth method"
+    );
+}
+
+#[test]
+fn a_batch_token_has_no_cubbyhole() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let (st, v) = api.call(
+        "POST",
+        "auth/token/create",
+        Some(&s.token),
+        Some(json!({"type": "batch", "policies": ["default"], "ttl": "10m"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let token = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let (st, v) = api.call(
+        "POST",
+        "cubbyhole/keep",
+        Some(&token),
+        Some(json!({"s": "x"})),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("\"service\" type tokens"),
+        "{v}"
+    );
+    let (st, _) = api.call("GET", "cubbyhole/keep", Some(&token), None);
+    assert_eq!(st, 400);
+}

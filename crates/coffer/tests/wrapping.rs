@@ -102,6 +102,28 @@ fn a_wrapped_read_hides_the_secret_and_unwraps_exactly_once() {
     }
     let (st, v, _) = call(&s, "POST", "sys/wrapping/lookup", None, None, None);
     assert_eq!(st, 403, "{v}");
+    // Anyone holding a wrapping token may look it up, but not have that
+    // answer wrapped: it would mint new wrapping tokens without a token.
+    let (st, v, _) = call(
+        &s,
+        "POST",
+        "sys/wrapping/lookup",
+        None,
+        Some(json!({"token": wt})),
+        Some("60"),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(v.get("wrap_info").is_none_or(Value::is_null), "{v}");
+    // A wrap TTL longer than any token's is refused before the request runs.
+    let (st, v, _) = call(
+        &s,
+        "GET",
+        "sys/mounts",
+        Some(&s.token),
+        None,
+        Some("2764801"),
+    );
+    assert_eq!(st, 400, "{v}");
 
     // the wrapping token can do nothing but unwrap: reading its own
     // cubbyhole takes its single use and is refused
