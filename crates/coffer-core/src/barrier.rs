@@ -13,8 +13,10 @@
 //!
 //! * the count is persisted (sealed with the active term, under
 //!   [`ENCRYPTIONS_KEY`], inside the same atomic batch as the write that
-//!   crossed the mark) every [`persist_interval`] encryptions and on seal;
-//!   loading it adds one interval, for encryptions a crash may have lost;
+//!   crossed the mark) every [`persist_interval`] encryptions, and on seal
+//!   and at initialisation marked clean; loading a clean count takes it as
+//!   it is (and at once stores it again unmarked), loading any other adds
+//!   one interval, for encryptions a crash may have lost;
 //! * crossing the rotation threshold calls the rotation hook (installed by the
 //!   seal, which holds the root key needed to store a new keyring) once;
 //! * past [`HARD_ENCRYPTION_LIMIT`] the barrier refuses to encrypt at all.
@@ -58,6 +60,10 @@ pub fn persist_interval(threshold: u64) -> u64 {
 struct StoredCount {
     term: u32,
     encryptions: u64,
+    /// Written by an orderly seal (or initialisation): nothing was encrypted
+    /// after it, so no crash margin is due when it is loaded.
+    #[serde(default)]
+    clean: bool,
 }
 
 /// The keyring in use and the encryption count of its active term.
@@ -170,9 +176,11 @@ impl Barrier {
     }
 
     /// Opens the barrier with `keyring`, loading its active term's persisted
-    /// encryption count plus one persist interval (encryptions a crash may
-    /// have lost). A count of an older term, or none, counts as the margin
-    /// alone.
+    /// encryption count: as it is when an orderly seal wrote it, otherwise
+    /// plus one persist interval (encryptions a crash may have lost). A
+    /// count of an older term, or none, counts as the margin alone. The
+    /// loaded count is stored again without the clean mark before anything
+    /// is encrypted, so a crash from here on is covered by the margin.
     pub async fn unseal_counted(&self, keyring: Keyring) -> Result<()> {
         let margin = persist_interval(self.rotation_threshold());
         let stored = match self.backend.get(ENCRYPTIONS_KEY).await? {
@@ -188,9 +196,14 @@ impl Barrier {
             }
         };
         let count = match stored {
+            Some(c) if c.term == keyring.active().term && c.clean => c.encryptions,
             Some(c) if c.term == keyring.active().term => c.encryptions.saturating_add(margin),
             _ => margin,
         };
+        let count = count.saturating_add(1); // the record written below
+        self.backend
+            .write_batch(vec![count_op(&keyring, count, false)?])
+            .await?;
         *self.active.write() = Some(Active::new(keyring, count));
         Ok(())
     }
@@ -234,11 +247,13 @@ impl Barrier {
         Ok(())
     }
 
-    /// Persists the active term's encryption count (on seal).
+    /// Persists the active term's encryption count marked clean (on seal and
+    /// at initialisation, when nothing more is encrypted before the next
+    /// unseal).
     pub async fn persist_encryptions(&self) -> Result<()> {
         let active = self.active()?;
         let count = active.encryptions.fetch_add(1, Ordering::SeqCst) + 1;
-        let op = count_op(&active.keyring, count)?;
+        let op = count_op(&active.keyring, count, true)?;
         Ok(self.backend.write_batch(vec![op]).await?)
     }
 
@@ -383,7 +398,7 @@ impl Barrier {
             }
         }
         if let Some(count) = persist {
-            physical.push(count_op(keyring, count)?);
+            physical.push(count_op(keyring, count, false)?);
         }
         self.writes_in_flight.fetch_add(1, Ordering::SeqCst);
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
@@ -498,10 +513,11 @@ impl View {
 }
 
 /// The write that persists `count` for `keyring`'s active term.
-fn count_op(keyring: &Keyring, count: u64) -> Result<Op> {
+fn count_op(keyring: &Keyring, count: u64, clean: bool) -> Result<Op> {
     let record = serde_json::to_vec(&StoredCount {
         term: keyring.active().term,
         encryptions: count,
+        clean,
     })
     .map_err(|e| Error::Internal(format!("failed to encode encryption count: {e}")))?;
     Ok(Op::Put {
@@ -573,7 +589,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn encryptions_are_counted_persisted_and_reloaded_with_a_margin() {
+    async fn encryptions_are_counted_persisted_and_reloaded_with_a_margin_unless_clean() {
         let (mem, b) = barrier();
         b.set_rotation_threshold(1000); // persist every 10
         assert_eq!(b.encryptions().unwrap(), 0);
@@ -584,16 +600,22 @@ mod tests {
         assert_eq!(b.encryptions().unwrap(), 27);
         assert!(mem.get(ENCRYPTIONS_KEY).await.unwrap().is_some());
         let kr = (*b.keyring().unwrap()).clone();
-        // A crash now: the last persisted count (21) plus the margin (10).
+        // A crash now: the last persisted count (21) plus the margin (10),
+        // plus the unmarked record stored again at unseal.
         b.seal();
         b.unseal_counted(kr.clone()).await.unwrap();
-        assert_eq!(b.encryptions().unwrap(), 31);
-        // A clean seal persists the exact count.
+        assert_eq!(b.encryptions().unwrap(), 32);
+        // A clean seal persists the exact count, which loads without margin.
         b.persist_encryptions().await.unwrap();
         let exact = b.encryptions().unwrap();
         b.seal();
         b.unseal_counted(kr.clone()).await.unwrap();
-        assert_eq!(b.encryptions().unwrap(), exact + 10);
+        assert_eq!(b.encryptions().unwrap(), exact + 1);
+        // The clean mark is used up by that unseal: a crash now adds the
+        // margin again.
+        b.seal();
+        b.unseal_counted(kr.clone()).await.unwrap();
+        assert_eq!(b.encryptions().unwrap(), exact + 1 + 10 + 1);
         // A new term starts from zero; a stale record counts as the margin only.
         let mut rotated = kr.clone();
         rotated.rotate(2);
@@ -601,7 +623,7 @@ mod tests {
         assert_eq!(b.encryptions().unwrap(), 0);
         b.seal();
         b.unseal_counted(rotated).await.unwrap();
-        assert_eq!(b.encryptions().unwrap(), 10);
+        assert_eq!(b.encryptions().unwrap(), 11);
     }
 
     #[tokio::test]

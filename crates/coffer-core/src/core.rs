@@ -181,7 +181,11 @@ impl Core {
                     &serde_json::to_vec(&Vec::<MountEntry>::new()).unwrap_or_default(),
                 )
                 .await?;
-            self.tokens.create_root(root_token_id).await
+            let root = self.tokens.create_root(root_token_id).await?;
+            // Nothing more is encrypted before the first unseal: store the
+            // exact count, so that unseal adds no crash margin.
+            self.barrier.persist_encryptions().await?;
+            Ok::<_, Error>(root)
         }
         .await;
         self.seal.seal();

@@ -81,8 +81,15 @@ impl LeaseEntry {
                 .map(|d| rfc3339(&d))
                 .unwrap_or_default()
         };
+        // The path that issued it: the lease id without its final segment.
+        let path = self
+            .lease_id
+            .rsplit_once('/')
+            .map(|(p, _)| p)
+            .unwrap_or_default();
         json!({
             "id": self.lease_id,
+            "path": path,
             "issue_time": fmt(self.issue_time),
             "expire_time": fmt(self.expire_time),
             "last_renewal": self.last_renewal.map(fmt),

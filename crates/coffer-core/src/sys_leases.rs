@@ -84,7 +84,7 @@ pub(crate) async fn handle(core: &Core, req: &Request, rest: &str) -> Result<Opt
         Response::empty()
     } else if rest == "tidy" && write {
         core.leases.revoke_due(core).await?;
-        Response::empty()
+        crate::token_api::tidy_accepted()
     } else {
         return Ok(None);
     };

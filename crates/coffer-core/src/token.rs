@@ -264,22 +264,26 @@ impl TokenStore {
 
     /// Creates a root token, with `id` when given (dev mode), else generated.
     pub async fn create_root(&self, id: Option<&str>) -> Result<Zeroizing<String>> {
-        let token = match id {
-            Some(i) if !i.is_empty() => Zeroizing::new(i.to_string()),
-            _ => generate_token(),
+        // A chosen id (the dev server's `-dev-root-token-id`) is, as in
+        // Vault, a root token made through `auth/token/create`.
+        let (token, display_name, path) = match id {
+            Some(i) if !i.is_empty() => {
+                (Zeroizing::new(i.to_string()), "token", "auth/token/create")
+            }
+            _ => (generate_token(), "root", "auth/token/root"),
         };
         let entry = TokenEntry {
             id_hash: hash_token(&token),
             accessor: coffer_crypto::random::token_string(24),
             policies: vec!["root".into()],
             parent: None,
-            display_name: "root".into(),
+            display_name: display_name.into(),
             meta: BTreeMap::new(),
             num_uses: 0,
             creation_time: now().timestamp(),
             ttl: 0,
             expire_time: None,
-            path: "auth/token/root".into(),
+            path: path.into(),
             renewable: false,
             explicit_max_ttl: 0,
             period: 0,
@@ -336,6 +340,16 @@ impl TokenStore {
             .await?
             .filter(|e| e.lease_id().as_deref() == Some(lease_id))
             .map(|e| (e, record)))
+    }
+
+    /// When `entry` was last renewed (seconds since the epoch), from its
+    /// lease record; `None` when it never was or has no lease.
+    pub async fn last_renewal(&self, entry: &TokenEntry) -> Result<Option<i64>> {
+        let Some(lease) = entry.lease_id() else {
+            return Ok(None);
+        };
+        let record: Option<TokenLease> = self.view.get_json(&format!("lease/{lease}")).await?;
+        Ok(record.and_then(|r| r.last_renewal))
     }
 
     /// Token lease ids directly below `prefix` (Vault-style listing).

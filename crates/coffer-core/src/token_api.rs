@@ -263,21 +263,20 @@ pub async fn handle(
         "create" | "create-orphan" if write => {
             create(core, req, caller, rest == "create-orphan", None).await
         }
-        "lookup-self" if matches!(op, Read | Create | Update) => Ok(lookup_answer(
-            caller,
-            req.token.as_deref().map(String::as_str),
-        )),
+        "lookup-self" if matches!(op, Read | Create | Update) => {
+            lookup_answer(core, caller, req.token.as_deref().map(String::as_str)).await
+        }
         "lookup" if matches!(op, Create | Update | Read) => {
             let token = p
                 .str("token")?
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| Error::bad("missing token"))?;
             let entry = core.tokens.lookup(token).await?.ok_or_else(bad_token)?;
-            Ok(lookup_answer(&entry, Some(token)))
+            lookup_answer(core, &entry, Some(token)).await
         }
         "lookup-accessor" if write => {
             let entry = by_accessor(core, &p).await?;
-            Ok(lookup_answer(&entry, None))
+            lookup_answer(core, &entry, None).await
         }
         "renew-self" if write => {
             if caller.is_batch() {
@@ -355,10 +354,11 @@ pub async fn handle(
         }
         "accessors" | "accessors/" if op == List => Response::list(core.tokens.accessors().await?),
         "tidy" if write => {
+            // Vault answers 202 and tidies in the background; here the tidy
+            // has finished when the 202 goes out, and the log has the count.
             let removed = core.tokens.tidy().await?;
-            let mut r = Response::data(json!({ "tokens_removed": removed }));
-            r.warnings.push("Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs.".into());
-            Ok(r)
+            tracing::info!(tokens_removed = removed, "token store tidied");
+            Ok(tidy_accepted())
         }
         "roles" | "roles/" if op == List => Response::list(core.tokens.list_roles().await?),
         _ => {
@@ -417,8 +417,17 @@ async fn by_accessor(core: &Core, p: &Params<'_>) -> Result<TokenEntry> {
         .ok_or_else(|| Error::bad("invalid accessor"))
 }
 
-fn lookup_answer(e: &TokenEntry, id: Option<&str>) -> Response {
-    Response::data(e.to_lookup_json(id))
+/// A lookup's answer: the entry, and, as in Vault, when it was last renewed.
+async fn lookup_answer(core: &Core, e: &TokenEntry, id: Option<&str>) -> Result<Response> {
+    let mut data = e.to_lookup_json(id);
+    if let (Some(at), Some(o)) = (core.tokens.last_renewal(e).await?, data.as_object_mut()) {
+        let time = chrono::DateTime::from_timestamp(at, 0)
+            .map(|t| crate::util::rfc3339(&t))
+            .unwrap_or_default();
+        o.insert("last_renewal".into(), json!(time));
+        o.insert("last_renewal_time".into(), json!(at));
+    }
+    Ok(Response::data(data))
 }
 
 async fn renew(
@@ -442,12 +451,18 @@ async fn renew(
     check_login_renewal(core, &entry).await?;
     let at = now().timestamp();
     let increment = p.duration("increment")?.unwrap_or(0);
+    // Without an increment, Vault grants again the TTL of the last renewal
+    // (or of the creation when there was none).
+    let last_granted = match (core.tokens.last_renewal(&entry).await?, entry.expire_time) {
+        (Some(renewed), Some(expire)) if expire > renewed => (expire - renewed) as u64,
+        _ => entry.ttl,
+    };
     let ttl = if entry.period > 0 {
         entry.period
     } else if increment > 0 {
         increment
     } else {
-        entry.ttl
+        last_granted
     };
     let mut expire = at + secs(ttl);
     if let Some(max) = entry.max_expire_time {
@@ -679,7 +694,12 @@ async fn create(
         mount_default_ttl: 0,
         mount_max_ttl: 0,
     };
-    let warnings = create_warnings(&req.data, &spec);
+    let mut warnings = create_warnings(&req.data, &spec);
+    for name in &spec.policies {
+        if name != "root" && name != "default" && core.policies.read_raw(name).await?.is_none() {
+            warnings.push(format!("Policy {name:?} does not exist"));
+        }
+    }
     let (token, entry) = if token_type == "batch" {
         mint_batch(core, spec).await?
     } else {
@@ -763,6 +783,16 @@ async fn roles(core: &Core, req: &Request, name: &str) -> Result<Response> {
                 }
                 if o.get("token_type").and_then(Value::as_str) == Some("default") {
                     o.insert("token_type".into(), json!("default-service"));
+                }
+                // As Vault's read: these two appear only when set.
+                if o.get("token_num_uses").and_then(Value::as_u64) == Some(0) {
+                    o.remove("token_num_uses");
+                }
+                if o.get("token_bound_cidrs")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty)
+                {
+                    o.remove("token_bound_cidrs");
                 }
             }
             Ok(Response::data(def))
@@ -878,4 +908,12 @@ mod tests {
         assert_eq!(p, vec!["a", "b", "default"]);
         assert_eq!(sanitize_policies(&["root".into()], true), vec!["root"]);
     }
+}
+
+/// The answer to a tidy request, as Vault's: 202, no data, and a warning
+/// that points at the server log.
+pub(crate) fn tidy_accepted() -> Response {
+    let mut r = Response::empty().with_status(202);
+    r.warnings.push("Tidy operation successfully started. Any information from the operation will be printed to Coffer's server logs.".into());
+    r
 }

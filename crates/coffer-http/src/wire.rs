@@ -203,18 +203,40 @@ pub fn wrap_ttl_of(headers: &HeaderMap) -> Result<Option<u64>, String> {
     coffer_core::wrapping::parse_wrap_ttl(v).map(Some)
 }
 
-fn is_merge_patch(headers: &HeaderMap) -> bool {
-    headers
+/// Checks a PATCH request's content type as Vault does: none or an
+/// unparseable one is a 400, any type but `application/merge-patch+json` a
+/// 415 naming the type given.
+fn check_merge_patch(headers: &HeaderMap) -> Result<(), HttpResponse> {
+    let given = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/merge-patch+json")
-        })
-        .unwrap_or(false)
+        .map(|v| v.to_str().unwrap_or(""))
+        .unwrap_or("")
+        .trim();
+    if given.is_empty() {
+        return Err(error_response(
+            400,
+            vec![
+                "PATCH requires Content-Type application/merge-patch+json; the request has none"
+                    .into(),
+            ],
+        ));
+    }
+    let parsed: mime::Mime = given.parse().map_err(|_| {
+        error_response(
+            400,
+            vec!["the Content-Type header is not a valid media type".into()],
+        )
+    })?;
+    if parsed.essence_str() != "application/merge-patch+json" {
+        let essence = parsed.essence_str().chars().take(100).collect::<String>();
+        return Err(error_response(
+            415,
+            vec![format!(
+                "PATCH requires Content-Type of application/merge-patch+json, provided {essence}"
+            )],
+        ));
+    }
+    Ok(())
 }
 
 /// A write's body as request data: empty or `null` is no data, otherwise
@@ -410,11 +432,10 @@ async fn handle_v1(
         "DELETE" => Operation::Delete,
         _ => return error_response(405, vec!["unsupported operation".into()]),
     };
-    if operation == Operation::Patch && !is_merge_patch(&headers) {
-        return error_response(
-            415,
-            vec!["PATCH requires Content-Type application/merge-patch+json".into()],
-        );
+    if operation == Operation::Patch {
+        if let Err(resp) = check_merge_patch(&headers) {
+            return resp;
+        }
     }
     let mut data = if operation.is_write() {
         match parse_body(bytes) {
@@ -564,6 +585,25 @@ fn render(r: Response, request_id: String) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patch_content_types_as_vault() {
+        let status = |ct: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            check_merge_patch(&h).err().map(|r| r.status().as_u16())
+        };
+        assert_eq!(status(None), Some(400));
+        assert_eq!(status(Some("text/plain;;;")), Some(400));
+        assert_eq!(status(Some("application/json")), Some(415));
+        assert_eq!(status(Some("Application/Merge-Patch+JSON")), None);
+        assert_eq!(
+            status(Some("application/merge-patch+json; charset=utf-8")),
+            None
+        );
+    }
 
     #[test]
     fn paths() {

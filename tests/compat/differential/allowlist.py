@@ -113,4 +113,32 @@ ALLOW: list[Allow] = [
         "database creds for a role the connection's allowed_roles excludes: OpenBao answers 500; "
         "Coffer answers 400 (the caller's configuration, not a server fault).",
     ),
+    Allow(
+        "GET sys/health*",
+        "audit_devices",
+        "extra",
+        "Coffer's own addition to sys/health: each audit device's state. A device that cannot "
+        "write blocks requests (as in Vault), so a load balancer or operator needs to see it.",
+    ),
+    Allow(
+        "GET sys/seal-status",
+        "build_date",
+        "extra",
+        "Vault 1.13+ names this field build_date and `vault status` prints it; OpenBao 2.x "
+        "renamed it commit_date. Coffer keeps Vault's name.",
+    ),
+    Allow(
+        "GET sys/seal-status",
+        "commit_date",
+        "missing",
+        "The other half of the entry above (OpenBao's name for Vault's build_date).",
+    ),
+    Allow(
+        "role token lookup",
+        "data.period",
+        "extra",
+        "A token from a role with token_period is periodic on both servers (renewal resets it to "
+        "the period), but OpenBao 2.x leaves period out of its lookup; Vault's shows it (its "
+        "periodic-token tutorial prints it), and Coffer follows Vault.",
+    ),
 ]

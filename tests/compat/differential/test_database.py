@@ -22,7 +22,6 @@ def conn_url() -> str:
     return "postgresql://{{username}}:{{password}}@" + rest.split("@", 1)[1]
 
 
-@pytest.mark.xfail(reason="pending: lease lookup data.path (leases); database config/role read shapes", strict=False)
 def test_database_roles_and_creds(diff):
     m = uid("db")
     diff.call("POST", f"sys/mounts/{m}", {"type": "database"}, label="mount database")

@@ -127,7 +127,6 @@ impl DbConfig {
             "allowed_roles": self.allowed_roles,
             "root_credentials_rotate_statements": self.root_rotation_statements,
             "password_policy": self.password_policy,
-            "verify_connection": self.verify_connection,
         })
     }
 

@@ -87,7 +87,6 @@ pub async fn handle(ctx: &EngineCtx<'_>, req: &Request, name: &str) -> Result<Re
                 "default_ttl": r.default_ttl,
                 "max_ttl": r.max_ttl,
                 "credential_type": "password",
-                "credential_config": {},
             })))
         }
         Operation::Create | Operation::Update => write(ctx, req, name).await,
