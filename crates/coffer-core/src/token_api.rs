@@ -898,6 +898,14 @@ async fn roles(core: &Core, req: &Request, name: &str) -> Result<Response> {
     }
 }
 
+/// The answer to a tidy request, as Vault's: 202, no data, and a warning
+/// that points at the server log.
+pub(crate) fn tidy_accepted() -> Response {
+    let mut r = Response::empty().with_status(202);
+    r.warnings.push("Tidy operation successfully started. Any information from the operation will be printed to Coffer's server logs.".into());
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,12 +916,4 @@ mod tests {
         assert_eq!(p, vec!["a", "b", "default"]);
         assert_eq!(sanitize_policies(&["root".into()], true), vec!["root"]);
     }
-}
-
-/// The answer to a tidy request, as Vault's: 202, no data, and a warning
-/// that points at the server log.
-pub(crate) fn tidy_accepted() -> Response {
-    let mut r = Response::empty().with_status(202);
-    r.warnings.push("Tidy operation successfully started. Any information from the operation will be printed to Coffer's server logs.".into());
-    r
 }
