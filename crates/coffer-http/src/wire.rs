@@ -203,17 +203,17 @@ pub fn wrap_ttl_of(headers: &HeaderMap) -> Result<Option<u64>, String> {
     coffer_core::wrapping::parse_wrap_ttl(v).map(Some)
 }
 
-/// Checks a PATCH request's content type as Vault does: none or an
+/// The refusal of a PATCH request's content type, as Vault's: none or an
 /// unparseable one is a 400, any type but `application/merge-patch+json` a
-/// 415 naming the type given.
-fn check_merge_patch(headers: &HeaderMap) -> Result<(), HttpResponse> {
+/// 415 naming the type given. `None` when the type is right.
+fn merge_patch_refusal(headers: &HeaderMap) -> Option<HttpResponse> {
     let given = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or(""))
         .unwrap_or("")
         .trim();
     if given.is_empty() {
-        return Err(error_response(
+        return Some(error_response(
             400,
             vec![
                 "PATCH requires Content-Type application/merge-patch+json; the request has none"
@@ -221,22 +221,22 @@ fn check_merge_patch(headers: &HeaderMap) -> Result<(), HttpResponse> {
             ],
         ));
     }
-    let parsed: mime::Mime = given.parse().map_err(|_| {
-        error_response(
+    let Ok(parsed) = given.parse::<mime::Mime>() else {
+        return Some(error_response(
             400,
             vec!["the Content-Type header is not a valid media type".into()],
-        )
-    })?;
-    if parsed.essence_str() != "application/merge-patch+json" {
-        let essence = parsed.essence_str().chars().take(100).collect::<String>();
-        return Err(error_response(
-            415,
-            vec![format!(
-                "PATCH requires Content-Type of application/merge-patch+json, provided {essence}"
-            )],
         ));
+    };
+    if parsed.essence_str() == "application/merge-patch+json" {
+        return None;
     }
-    Ok(())
+    let essence = parsed.essence_str().chars().take(100).collect::<String>();
+    Some(error_response(
+        415,
+        vec![format!(
+            "PATCH requires Content-Type of application/merge-patch+json, provided {essence}"
+        )],
+    ))
 }
 
 /// A write's body as request data: empty or `null` is no data, otherwise
@@ -433,7 +433,7 @@ async fn handle_v1(
         _ => return error_response(405, vec!["unsupported operation".into()]),
     };
     if operation == Operation::Patch {
-        if let Err(resp) = check_merge_patch(&headers) {
+        if let Some(resp) = merge_patch_refusal(&headers) {
             return resp;
         }
     }
@@ -593,7 +593,7 @@ mod tests {
             if let Some(ct) = ct {
                 h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
             }
-            check_merge_patch(&h).err().map(|r| r.status().as_u16())
+            merge_patch_refusal(&h).map(|r| r.status().as_u16())
         };
         assert_eq!(status(None), Some(400));
         assert_eq!(status(Some("text/plain;;;")), Some(400));
