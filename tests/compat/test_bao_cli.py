@@ -40,7 +40,6 @@ def test_kv_lifecycle(diff):
     diff.cli("kv", "metadata", "delete", f"-mount={m}", "app/db")
 
 
-@pytest.mark.xfail(reason="pending: sys/mounts and sys/auth read/tune shapes: top-level copy, deprecation_status, running_plugin_version, config.token_type (unowned)", strict=False)
 def test_secrets_enable_list_tune(diff):
     m = uid("clis")
     diff.cli("secrets", "enable", f"-path={m}", "-description=cli", "kv")
@@ -51,7 +50,6 @@ def test_secrets_enable_list_tune(diff):
     diff.cli("secrets", "disable", f"{m}/")
 
 
-@pytest.mark.xfail(reason="pending: sys/mounts and sys/auth read/tune shapes: top-level copy, deprecation_status, running_plugin_version, config.token_type (unowned)", strict=False)
 def test_auth_enable_list(diff):
     a = uid("cliup")
     diff.cli("auth", "enable", f"-path={a}", "userpass")

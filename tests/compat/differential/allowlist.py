@@ -141,4 +141,12 @@ ALLOW: list[Allow] = [
         "the period), but OpenBao 2.x leaves period out of its lookup; Vault's shows it (its "
         "periodic-token tutorial prints it), and Coffer follows Vault.",
     ),
+    Allow(
+        "bao * list -format=json",
+        "*/.options",
+        "type",
+        "No options: OpenBao stores a nil map when the request says \"options\": null (as its "
+        "CLI's enable does) and {} when the key is absent, so one mount table shows both. Coffer "
+        "normalises both spellings of \"no options\" to {}.",
+    ),
 ]
