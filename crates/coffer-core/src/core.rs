@@ -866,8 +866,13 @@ impl Core {
                 }
                 if n.is_multiple_of(300) {
                     match core.tokens.tidy().await {
-                        Ok(0) => {}
-                        Ok(removed) => tracing::info!(removed, "expired tokens tidied"),
+                        Ok(removed) if removed.is_empty() => {}
+                        Ok(removed) => {
+                            tracing::info!(removed = removed.len(), "expired tokens tidied");
+                            if let Err(e) = core.after_token_revoked(&removed).await {
+                                tracing::warn!(error = %e, "revoking the leases of tidied tokens failed");
+                            }
+                        }
                         Err(e) => tracing::warn!(error = %e, "token tidy failed"),
                     }
                     let cubbyholes = core

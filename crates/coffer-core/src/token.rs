@@ -667,15 +667,21 @@ impl TokenStore {
     }
 
     /// Removes expired tokens (with their subtrees), dangling accessors and
-    /// parent links. Returns how many tokens were removed.
-    pub async fn tidy(&self) -> Result<usize> {
+    /// parent links. Returns the hashes of the tokens removed: the caller
+    /// revokes their leases and cubbyholes (`Core::after_token_revoked`).
+    pub async fn tidy(&self) -> Result<Vec<String>> {
         let at = now().timestamp();
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for key in self.view.list("id/").await? {
             let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{key}")).await?;
             if let Some(e) = entry {
                 if e.expired(at) || e.uses_exhausted {
-                    removed += self.revoke_tree(&e.id_hash).await?.len();
+                    removed.extend(
+                        self.revoke_tree(&e.id_hash)
+                            .await?
+                            .into_iter()
+                            .map(|t| t.id_hash),
+                    );
                 }
             }
         }
@@ -708,7 +714,12 @@ impl TokenStore {
                         self.view.get_json(&format!("id/{child}")).await?;
                     if let Some(e) = entry {
                         // A child whose parent vanished is revoked, as Vault's tidy does.
-                        removed += self.revoke_tree(&e.id_hash).await?.len();
+                        removed.extend(
+                            self.revoke_tree(&e.id_hash)
+                                .await?
+                                .into_iter()
+                                .map(|t| t.id_hash),
+                        );
                     }
                 }
                 self.view

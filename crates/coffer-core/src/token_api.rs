@@ -357,7 +357,8 @@ pub async fn handle(
             // Vault answers 202 and tidies in the background; here the tidy
             // has finished when the 202 goes out, and the log has the count.
             let removed = core.tokens.tidy().await?;
-            tracing::info!(tokens_removed = removed, "token store tidied");
+            core.after_token_revoked(&removed).await?;
+            tracing::info!(tokens_removed = removed.len(), "token store tidied");
             Ok(tidy_accepted())
         }
         "roles" | "roles/" if op == List => Response::list(core.tokens.list_roles().await?),
