@@ -113,4 +113,12 @@ ALLOW: list[Allow] = [
         "database creds for a role the connection's allowed_roles excludes: OpenBao answers 500; "
         "Coffer answers 400 (the caller's configuration, not a server fault).",
     ),
+    Allow(
+        "transit: bad key parameters",
+        "status",
+        "status",
+        "OpenBao answers 500 (an internal error) when a transit key is created with parameters its "
+        "type cannot take (derivation on ecdsa-p256, an hmac key without key_size); the request is "
+        "at fault, so Coffer answers 400 with the same message, as for any bad input.",
+    ),
 ]

@@ -39,6 +39,18 @@ fn sign_params(top: &Params<'_>, tail: Option<&str>, kind: KeyType) -> Result<Si
         }
         _ => RsaPadding::Pss,
     };
+    // Coffer's PSS salt is the hash's length (Go's "hash", -1); "auto"
+    // (Vault's default) is accepted and signs the same way.
+    match top.0.get("salt_length") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(v)) if matches!(v.as_str(), "" | "auto" | "hash" | "-1") => {}
+        Some(Value::Number(n)) if n.as_i64() == Some(-1) => {}
+        Some(_) => {
+            return Err(Error::bad(
+                "salt_length other than auto or hash is not supported by Coffer's transit engine",
+            ))
+        }
+    }
     match top.str("marshaling_algorithm")?.unwrap_or("asn1") {
         "asn1" => {}
         "jws" => {
