@@ -382,14 +382,21 @@ fn concurrent_rotations_and_encryptions_lose_no_version() {
     let m = mount(&api);
     api.root("POST", &format!("{m}/keys/c"), Some(json!({})));
     let plain = B64.encode("concurrent");
+    // Clients are built first and released together, so the 32 requests
+    // are in flight at once.
+    let clients: Vec<Api<'_>> = (0..32).map(|_| Api::new(&server)).collect();
+    let start = std::sync::Barrier::new(32);
     let results: Vec<(u16, Value)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..32)
-            .map(|i| {
-                let api = Api::new(&server);
+        let handles: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, api)| {
                 let m = m.clone();
                 let plain = plain.clone();
                 let token = server.token.clone();
+                let start = &start;
                 scope.spawn(move || {
+                    start.wait();
                     if i % 2 == 0 {
                         api.call("POST", &format!("{m}/keys/c/rotate"), Some(&token), None)
                     } else {
