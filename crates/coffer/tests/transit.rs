@@ -13,7 +13,11 @@ use serde_json::{json, Value};
 
 fn mount(api: &Api<'_>) -> String {
     let m = unique("transit").to_lowercase();
-    api.root("POST", &format!("sys/mounts/{m}"), Some(json!({"type": "transit"})));
+    api.root(
+        "POST",
+        &format!("sys/mounts/{m}"),
+        Some(json!({"type": "transit"})),
+    );
     m
 }
 
@@ -33,7 +37,9 @@ fn token_for(api: &Api<'_>, policy: &str) -> String {
 }
 
 fn s(v: &Value) -> String {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_string()
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .to_string()
 }
 
 #[test]
@@ -60,7 +66,11 @@ fn encrypt_decrypt_rotate_and_the_ciphertext_layout() {
     assert_eq!(enc["data"]["key_version"], 1);
     let body = ct1.strip_prefix("vault:v1:").expect("vault:v1: prefix");
     let raw = B64.decode(body).unwrap();
-    assert_eq!(raw.len(), 12 + plain.len() + 16, "nonce || ciphertext || tag");
+    assert_eq!(
+        raw.len(),
+        12 + plain.len() + 16,
+        "nonce || ciphertext || tag"
+    );
 
     // Opened outside Coffer with the exported key: Vault's layout exactly.
     let exported = api.root("GET", &format!("{m}/export/encryption-key/app/1"), None);
@@ -85,7 +95,10 @@ fn encrypt_decrypt_rotate_and_the_ciphertext_layout() {
         &format!("{m}/decrypt/app"),
         Some(json!({"ciphertext": ct1})),
     );
-    assert_eq!(B64.decode(s(&dec["data"]["plaintext"])).unwrap(), plain.as_bytes());
+    assert_eq!(
+        B64.decode(s(&dec["data"]["plaintext"])).unwrap(),
+        plain.as_bytes()
+    );
 
     // Rotation: new writes use v2, v1 still opens until the minimum moves.
     let rotated = api.root("POST", &format!("{m}/keys/app/rotate"), None);
@@ -96,7 +109,11 @@ fn encrypt_decrypt_rotate_and_the_ciphertext_layout() {
         Some(json!({"plaintext": B64.encode(&plain)})),
     )["data"]["ciphertext"]);
     assert!(ct2.starts_with("vault:v2:"), "{ct2}");
-    api.root("POST", &format!("{m}/decrypt/app"), Some(json!({"ciphertext": ct1})));
+    api.root(
+        "POST",
+        &format!("{m}/decrypt/app"),
+        Some(json!({"ciphertext": ct1})),
+    );
     let rewrapped = api.root(
         "POST",
         &format!("{m}/rewrap/app"),
@@ -119,10 +136,20 @@ fn encrypt_decrypt_rotate_and_the_ciphertext_layout() {
         Some(json!({"ciphertext": ct1})),
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body["errors"][0].as_str().unwrap().contains("too old"), "{body}");
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("too old"),
+        "{body}"
+    );
     for ct in [&ct2, &ct1b] {
-        let dec = api.root("POST", &format!("{m}/decrypt/app"), Some(json!({"ciphertext": ct})));
-        assert_eq!(B64.decode(s(&dec["data"]["plaintext"])).unwrap(), plain.as_bytes());
+        let dec = api.root(
+            "POST",
+            &format!("{m}/decrypt/app"),
+            Some(json!({"ciphertext": ct})),
+        );
+        assert_eq!(
+            B64.decode(s(&dec["data"]["plaintext"])).unwrap(),
+            plain.as_bytes()
+        );
     }
     // A forged tag and a version that does not exist are refused.
     let mut forged = B64.decode(ct2.strip_prefix("vault:v2:").unwrap()).unwrap();
@@ -150,7 +177,11 @@ fn batch_items_fail_one_by_one_and_datakeys_decrypt() {
     let server = Server::start();
     let api = Api::new(&server);
     let m = mount(&api);
-    api.root("POST", &format!("{m}/keys/b"), Some(json!({"type": "chacha20-poly1305"})));
+    api.root(
+        "POST",
+        &format!("{m}/keys/b"),
+        Some(json!({"type": "chacha20-poly1305"})),
+    );
     let (code, body) = api.call(
         "POST",
         &format!("{m}/encrypt/b"),
@@ -179,7 +210,11 @@ fn batch_items_fail_one_by_one_and_datakeys_decrypt() {
         .iter()
         .map(|r| json!({"ciphertext": r["ciphertext"]}))
         .collect();
-    let dec = api.root("POST", &format!("{m}/decrypt/b"), Some(json!({"batch_input": cts})));
+    let dec = api.root(
+        "POST",
+        &format!("{m}/decrypt/b"),
+        Some(json!({"batch_input": cts})),
+    );
     let plains: Vec<Vec<u8>> = dec["data"]["batch_results"]
         .as_array()
         .unwrap()
@@ -188,7 +223,11 @@ fn batch_items_fail_one_by_one_and_datakeys_decrypt() {
         .collect();
     assert_eq!(plains, vec![b"one".to_vec(), b"two".to_vec()]);
 
-    let dk = api.root("POST", &format!("{m}/datakey/plaintext/b"), Some(json!({"bits": 512})));
+    let dk = api.root(
+        "POST",
+        &format!("{m}/datakey/plaintext/b"),
+        Some(json!({"bits": 512})),
+    );
     let key = B64.decode(s(&dk["data"]["plaintext"])).unwrap();
     assert_eq!(key.len(), 64);
     let opened = api.root(
@@ -206,22 +245,40 @@ fn create_on_encrypt_needs_the_create_capability() {
     let server = Server::start();
     let api = Api::new(&server);
     let m = mount(&api);
-    let update_only = token_for(&api, &format!(r#"path "{m}/encrypt/*" {{ capabilities = ["update"] }}"#));
+    let update_only = token_for(
+        &api,
+        &format!(r#"path "{m}/encrypt/*" {{ capabilities = ["update"] }}"#),
+    );
     let creator = token_for(
         &api,
         &format!(r#"path "{m}/encrypt/*" {{ capabilities = ["create", "update"] }}"#),
     );
     let body = json!({"plaintext": B64.encode("x")});
-    let (code, _) = api.call("POST", &format!("{m}/encrypt/fresh"), Some(&update_only), Some(body.clone()));
+    let (code, _) = api.call(
+        "POST",
+        &format!("{m}/encrypt/fresh"),
+        Some(&update_only),
+        Some(body.clone()),
+    );
     assert_eq!(code, 403, "encrypting to a missing key is a create");
     let (code, _) = api.call("GET", &format!("{m}/keys/fresh"), Some(&server.token), None);
     assert_eq!(code, 404, "the refused request made no key");
-    let (code, out) = api.call("POST", &format!("{m}/encrypt/fresh"), Some(&creator), Some(body.clone()));
+    let (code, out) = api.call(
+        "POST",
+        &format!("{m}/encrypt/fresh"),
+        Some(&creator),
+        Some(body.clone()),
+    );
     assert_eq!(code, 200, "{out}");
     let key = api.root("GET", &format!("{m}/keys/fresh"), None);
     assert_eq!(key["data"]["type"], "aes256-gcm96");
     // Now it exists, so update suffices.
-    let (code, _) = api.call("POST", &format!("{m}/encrypt/fresh"), Some(&update_only), Some(body));
+    let (code, _) = api.call(
+        "POST",
+        &format!("{m}/encrypt/fresh"),
+        Some(&update_only),
+        Some(body),
+    );
     assert_eq!(code, 200);
     // A derived key made by encrypt with a context needs the context later.
     let enc = api.root(
@@ -232,7 +289,12 @@ fn create_on_encrypt_needs_the_create_capability() {
     let ct = s(&enc["data"]["ciphertext"]);
     let key = api.root("GET", &format!("{m}/keys/derived"), None);
     assert_eq!(key["data"]["derived"], true);
-    let (code, _) = api.call("POST", &format!("{m}/decrypt/derived"), Some(&server.token), Some(json!({"ciphertext": ct})));
+    let (code, _) = api.call(
+        "POST",
+        &format!("{m}/decrypt/derived"),
+        Some(&server.token),
+        Some(json!({"ciphertext": ct})),
+    );
     assert_eq!(code, 400);
     let (code, _) = api.call(
         "POST",
@@ -259,9 +321,17 @@ fn signatures_verify_here_and_with_an_independent_verifier() {
         ("ed", "ed25519", json!({})),
         ("ec", "ecdsa-p256", json!({})),
         ("rsa-pss", "rsa-2048", json!({"signature_algorithm": "pss"})),
-        ("rsa-v15", "rsa-2048", json!({"signature_algorithm": "pkcs1v15", "hash_algorithm": "sha2-512"})),
+        (
+            "rsa-v15",
+            "rsa-2048",
+            json!({"signature_algorithm": "pkcs1v15", "hash_algorithm": "sha2-512"}),
+        ),
     ] {
-        let created = api.root("POST", &format!("{m}/keys/{key}"), Some(json!({"type": kind})));
+        let created = api.root(
+            "POST",
+            &format!("{m}/keys/{key}"),
+            Some(json!({"type": kind})),
+        );
         assert_eq!(created["data"]["supports_signing"], true);
         let mut req = extra.clone();
         req["input"] = json!(input);
@@ -277,7 +347,9 @@ fn signatures_verify_here_and_with_an_independent_verifier() {
         assert_eq!(bad["data"]["valid"], false, "{kind}");
         if kind == "ed25519" {
             let read = api.root("GET", &format!("{m}/keys/{key}"), None);
-            let public = B64.decode(s(&read["data"]["keys"]["1"]["public_key"])).unwrap();
+            let public = B64
+                .decode(s(&read["data"]["keys"]["1"]["public_key"]))
+                .unwrap();
             let raw_sig = B64.decode(sig.strip_prefix("vault:v1:").unwrap()).unwrap();
             let msg = B64.decode(&input).unwrap();
             aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, &public)
@@ -287,16 +359,43 @@ fn signatures_verify_here_and_with_an_independent_verifier() {
     }
     // A symmetric key does not sign; a rotated key verifies old signatures
     // until min_decryption_version passes them.
-    let (code, _) = api.call("POST", &format!("{m}/keys/sym"), Some(&server.token), Some(json!({})));
+    let (code, _) = api.call(
+        "POST",
+        &format!("{m}/keys/sym"),
+        Some(&server.token),
+        Some(json!({})),
+    );
     assert_eq!(code, 200);
-    let (code, _) = api.call("POST", &format!("{m}/sign/sym"), Some(&server.token), Some(json!({"input": input})));
+    let (code, _) = api.call(
+        "POST",
+        &format!("{m}/sign/sym"),
+        Some(&server.token),
+        Some(json!({"input": input})),
+    );
     assert_eq!(code, 400);
-    let old = s(&api.root("POST", &format!("{m}/sign/ed"), Some(json!({"input": input})))["data"]["signature"]);
+    let old = s(&api.root(
+        "POST",
+        &format!("{m}/sign/ed"),
+        Some(json!({"input": input})),
+    )["data"]["signature"]);
     api.root("POST", &format!("{m}/keys/ed/rotate"), None);
-    let ok = api.root("POST", &format!("{m}/verify/ed"), Some(json!({"input": input, "signature": old})));
+    let ok = api.root(
+        "POST",
+        &format!("{m}/verify/ed"),
+        Some(json!({"input": input, "signature": old})),
+    );
     assert_eq!(ok["data"]["valid"], true);
-    api.root("POST", &format!("{m}/keys/ed/config"), Some(json!({"min_decryption_version": 2})));
-    let (code, _) = api.call("POST", &format!("{m}/verify/ed"), Some(&server.token), Some(json!({"input": input, "signature": old})));
+    api.root(
+        "POST",
+        &format!("{m}/keys/ed/config"),
+        Some(json!({"min_decryption_version": 2})),
+    );
+    let (code, _) = api.call(
+        "POST",
+        &format!("{m}/verify/ed"),
+        Some(&server.token),
+        Some(json!({"input": input, "signature": old})),
+    );
     assert_eq!(code, 400);
 }
 
@@ -307,40 +406,95 @@ fn hmac_hash_random_and_export_rules() {
     let m = mount(&api);
     api.root("POST", &format!("{m}/keys/h"), Some(json!({})));
     let input = B64.encode("hmac me");
-    let mac = s(&api.root("POST", &format!("{m}/hmac/h/sha2-512"), Some(json!({"input": input})))["data"]["hmac"]);
+    let mac = s(&api.root(
+        "POST",
+        &format!("{m}/hmac/h/sha2-512"),
+        Some(json!({"input": input})),
+    )["data"]["hmac"]);
     assert!(mac.starts_with("vault:v1:"));
-    assert_eq!(B64.decode(mac.strip_prefix("vault:v1:").unwrap()).unwrap().len(), 64);
-    let ok = api.root("POST", &format!("{m}/verify/h/sha2-512"), Some(json!({"input": input, "hmac": mac})));
+    assert_eq!(
+        B64.decode(mac.strip_prefix("vault:v1:").unwrap())
+            .unwrap()
+            .len(),
+        64
+    );
+    let ok = api.root(
+        "POST",
+        &format!("{m}/verify/h/sha2-512"),
+        Some(json!({"input": input, "hmac": mac})),
+    );
     assert_eq!(ok["data"]["valid"], true);
-    let bad = api.root("POST", &format!("{m}/verify/h/sha2-512"), Some(json!({"input": B64.encode("other"), "hmac": mac})));
+    let bad = api.root(
+        "POST",
+        &format!("{m}/verify/h/sha2-512"),
+        Some(json!({"input": B64.encode("other"), "hmac": mac})),
+    );
     assert_eq!(bad["data"]["valid"], false);
 
-    let sum = api.root("POST", &format!("{m}/hash/sha2-256"), Some(json!({"input": B64.encode("hello")})));
-    assert_eq!(sum["data"]["sum"], "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
-    let rnd = api.root("POST", &format!("{m}/random/16"), Some(json!({"format": "hex"})));
+    let sum = api.root(
+        "POST",
+        &format!("{m}/hash/sha2-256"),
+        Some(json!({"input": B64.encode("hello")})),
+    );
+    assert_eq!(
+        sum["data"]["sum"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    let rnd = api.root(
+        "POST",
+        &format!("{m}/random/16"),
+        Some(json!({"format": "hex"})),
+    );
     assert_eq!(s(&rnd["data"]["random_bytes"]).len(), 32);
 
     // Not exportable: every export form is refused; the flag cannot be
     // turned off once on.
     for kind in ["encryption-key", "hmac-key"] {
-        let (code, body) = api.call("GET", &format!("{m}/export/{kind}/h"), Some(&server.token), None);
+        let (code, body) = api.call(
+            "GET",
+            &format!("{m}/export/{kind}/h"),
+            Some(&server.token),
+            None,
+        );
         assert_eq!(code, 400, "{body}");
         assert_eq!(body["errors"][0], "private key material is not exportable");
     }
-    let (code, _) = api.call("GET", &format!("{m}/export/encryption-key/nokey"), Some(&server.token), None);
+    let (code, _) = api.call(
+        "GET",
+        &format!("{m}/export/encryption-key/nokey"),
+        Some(&server.token),
+        None,
+    );
     assert_eq!(code, 404);
-    api.root("POST", &format!("{m}/keys/ec"), Some(json!({"type": "ecdsa-p256", "exportable": true})));
+    api.root(
+        "POST",
+        &format!("{m}/keys/ec"),
+        Some(json!({"type": "ecdsa-p256", "exportable": true})),
+    );
     let ex = api.root("GET", &format!("{m}/export/signing-key/ec"), None);
     assert!(s(&ex["data"]["keys"]["1"]).starts_with("-----BEGIN EC PRIVATE KEY-----"));
-    let (code, _) = api.call("GET", &format!("{m}/export/encryption-key/ec"), Some(&server.token), None);
+    let (code, _) = api.call(
+        "GET",
+        &format!("{m}/export/encryption-key/ec"),
+        Some(&server.token),
+        None,
+    );
     assert_eq!(code, 400, "an ECDSA key has no encryption key");
-    let cfg = api.root("POST", &format!("{m}/keys/ec/config"), Some(json!({"exportable": false})));
+    let cfg = api.root(
+        "POST",
+        &format!("{m}/keys/ec/config"),
+        Some(json!({"exportable": false})),
+    );
     assert_eq!(cfg["data"]["exportable"], true);
 
     // Deletion only when allowed.
     let (code, _) = api.call("DELETE", &format!("{m}/keys/h"), Some(&server.token), None);
     assert_eq!(code, 400);
-    api.root("POST", &format!("{m}/keys/h/config"), Some(json!({"deletion_allowed": true})));
+    api.root(
+        "POST",
+        &format!("{m}/keys/h/config"),
+        Some(json!({"deletion_allowed": true})),
+    );
     let (code, _) = api.call("DELETE", &format!("{m}/keys/h"), Some(&server.token), None);
     assert_eq!(code, 204);
     let (code, _) = api.call("GET", &format!("{m}/keys/h"), Some(&server.token), None);
@@ -353,23 +507,46 @@ fn key_names_are_exact_and_paths_are_not_widened() {
     let api = Api::new(&server);
     let m = mount(&api);
     api.root("POST", &format!("{m}/keys/Mixed"), Some(json!({})));
-    let only_mixed = token_for(&api, &format!(r#"path "{m}/encrypt/Mixed" {{ capabilities = ["update"] }}"#));
+    let only_mixed = token_for(
+        &api,
+        &format!(r#"path "{m}/encrypt/Mixed" {{ capabilities = ["update"] }}"#),
+    );
     let body = json!({"plaintext": B64.encode("x")});
-    let (code, _) = api.call("POST", &format!("{m}/encrypt/Mixed"), Some(&only_mixed), Some(body.clone()));
+    let (code, _) = api.call(
+        "POST",
+        &format!("{m}/encrypt/Mixed"),
+        Some(&only_mixed),
+        Some(body.clone()),
+    );
     assert_eq!(code, 200);
     // A trailing slash or an escaped letter is the same path, decoded and
     // judged once (canonical.rs), so the rule for "Mixed" covers exactly it.
     for same in ["Mixed/", "%4Dixed"] {
-        let (code, _) = api.call("POST", &format!("{m}/encrypt/{same}"), Some(&only_mixed), Some(body.clone()));
+        let (code, _) = api.call(
+            "POST",
+            &format!("{m}/encrypt/{same}"),
+            Some(&only_mixed),
+            Some(body.clone()),
+        );
         assert_eq!(code, 200, "{same}");
     }
     for other in ["mixed", "Mixed/x", "Mixed%2Fx", "Mixed."] {
-        let (code, _) = api.call("POST", &format!("{m}/encrypt/{other}"), Some(&only_mixed), Some(body.clone()));
+        let (code, _) = api.call(
+            "POST",
+            &format!("{m}/encrypt/{other}"),
+            Some(&only_mixed),
+            Some(body.clone()),
+        );
         assert!(code == 403 || code == 400 || code == 404, "{other}: {code}");
     }
     let (code, _) = api.call("GET", &format!("{m}/keys/mixed"), Some(&server.token), None);
     assert_eq!(code, 404, "names are case-sensitive, as in Vault");
-    let (code, _) = api.call("POST", &format!("{m}/encrypt/a/b"), Some(&server.token), Some(body));
+    let (code, _) = api.call(
+        "POST",
+        &format!("{m}/encrypt/a/b"),
+        Some(&server.token),
+        Some(body),
+    );
     assert_eq!(code, 404);
     let listed = api.root("LIST", &format!("{m}/keys"), None);
     assert_eq!(listed["data"]["keys"], json!(["Mixed"]));
@@ -400,7 +577,12 @@ fn concurrent_rotations_and_encryptions_lose_no_version() {
                     if i % 2 == 0 {
                         api.call("POST", &format!("{m}/keys/c/rotate"), Some(&token), None)
                     } else {
-                        api.call("POST", &format!("{m}/encrypt/c"), Some(&token), Some(json!({"plaintext": plain})))
+                        api.call(
+                            "POST",
+                            &format!("{m}/encrypt/c"),
+                            Some(&token),
+                            Some(json!({"plaintext": plain})),
+                        )
                     }
                 })
             })
@@ -416,10 +598,74 @@ fn concurrent_rotations_and_encryptions_lose_no_version() {
     }
     assert_eq!(cts.len(), 16);
     let key = api.root("GET", &format!("{m}/keys/c"), None);
-    assert_eq!(key["data"]["latest_version"], 17, "16 rotations on version 1");
+    assert_eq!(
+        key["data"]["latest_version"], 17,
+        "16 rotations on version 1"
+    );
     assert_eq!(key["data"]["keys"].as_object().unwrap().len(), 17);
     for ct in cts {
-        let dec = api.root("POST", &format!("{m}/decrypt/c"), Some(json!({"ciphertext": ct})));
+        let dec = api.root(
+            "POST",
+            &format!("{m}/decrypt/c"),
+            Some(json!({"ciphertext": ct})),
+        );
         assert_eq!(dec["data"]["plaintext"], plain);
     }
+}
+
+#[test]
+fn the_readme_cli_session_works() {
+    let server = Server::start();
+    server.run(&["secrets", "enable", "transit"]).ok();
+    server.run(&["write", "-f", "transit/keys/app"]).ok();
+    let plain = B64.encode("card 4111");
+    let enc = server
+        .run(&[
+            "write",
+            "--format",
+            "json",
+            "transit/encrypt/app",
+            &format!("plaintext={plain}"),
+        ])
+        .ok()
+        .json();
+    let ct = s(&enc["data"]["ciphertext"]);
+    assert!(ct.starts_with("vault:v1:"), "{enc}");
+    server.run(&["write", "-f", "transit/keys/app/rotate"]).ok();
+    server
+        .run(&[
+            "write",
+            "transit/keys/app/config",
+            "min_decryption_version=1",
+            "auto_rotate_period=720h",
+        ])
+        .ok();
+    let rewrapped = server
+        .run(&[
+            "write",
+            "--format",
+            "json",
+            "transit/rewrap/app",
+            &format!("ciphertext={ct}"),
+        ])
+        .ok()
+        .json();
+    let ct2 = s(&rewrapped["data"]["ciphertext"]);
+    assert!(ct2.starts_with("vault:v2:"), "{rewrapped}");
+    let dec = server
+        .run(&[
+            "write",
+            "--format",
+            "json",
+            "transit/decrypt/app",
+            &format!("ciphertext={ct2}"),
+        ])
+        .ok()
+        .json();
+    assert_eq!(dec["data"]["plaintext"], plain);
+    let key = server
+        .run(&["read", "--format", "json", "transit/keys/app"])
+        .ok()
+        .json();
+    assert_eq!(key["data"]["auto_rotate_period"], 720 * 3600);
 }

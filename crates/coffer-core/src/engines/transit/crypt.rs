@@ -108,6 +108,30 @@ pub(super) fn answer(
     })
 }
 
+/// Items past which a batch runs on a blocking thread, not the runtime.
+const INLINE_ITEMS: usize = 64;
+
+/// Runs `f` over `items`: inline for a few fast items, on a blocking
+/// thread for RSA keys (milliseconds each) and large batches, so crypto
+/// never holds up the async runtime for long.
+pub(super) async fn run_items<F>(
+    p: &Arc<Policy>,
+    items: &[Map<String, Value>],
+    f: F,
+) -> Result<Vec<Outcome>>
+where
+    F: Fn(&Policy, &Map<String, Value>) -> Outcome + Send + 'static,
+{
+    if !p.kind.is_rsa() && items.len() <= INLINE_ITEMS {
+        return Ok(items.iter().map(|i| f(p, i)).collect());
+    }
+    let p = p.clone();
+    let items = items.to_vec();
+    tokio::task::spawn_blocking(move || items.iter().map(|i| f(&p, i)).collect())
+        .await
+        .map_err(|_| Error::Internal("transit: worker failed".into()))
+}
+
 /// The key material for one operation: the version's key, or for a
 /// derived key the one derived from the item's `context`.
 fn op_key(p: &Policy, key: &[u8], item: &Params<'_>) -> Result<Zeroizing<Vec<u8>>> {
@@ -170,10 +194,14 @@ pub(super) fn split_named<'a>(value: &'a str, what: &str) -> Result<(i64, &'a st
         return Err(Error::bad(format!("invalid {what}: no prefix")));
     };
     let Some((ver, body)) = rest.split_once(':') else {
-        return Err(Error::bad(format!("invalid {what}: wrong number of fields")));
+        return Err(Error::bad(format!(
+            "invalid {what}: wrong number of fields"
+        )));
     };
     let ver = ver.parse::<i64>().map_err(|_| {
-        Error::bad(format!("invalid {what}: version number could not be decoded"))
+        Error::bad(format!(
+            "invalid {what}: version number could not be decoded"
+        ))
     })?;
     Ok((ver, body))
 }
@@ -219,9 +247,11 @@ async fn key_for_encrypt(
         Some(k) if k.is_aead() => k,
         _ => return Err(Error::bad(format!("unknown key type {kind_name}"))),
     };
-    let derived = items
-        .iter()
-        .any(|i| i.get("context").and_then(Value::as_str).is_some_and(|c| !c.is_empty()));
+    let derived = items.iter().any(|i| {
+        i.get("context")
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty())
+    });
     let _g = t.write.lock().await;
     if let Some(p) = t.load_locked(ctx, name).await? {
         return Ok(p);
@@ -231,7 +261,7 @@ async fn key_for_encrypt(
     if let Some(c) = req.data.get("convergent_encryption") {
         create.insert("convergent_encryption".into(), c.clone());
     }
-    let policy = super::keys::new_policy(name, kind, &Params(&create), derived)?;
+    let policy = super::keys::new_policy(name, kind, &Params(&create), derived).await?;
     t.store_locked(ctx, policy).await
 }
 
@@ -243,21 +273,19 @@ pub(super) async fn encrypt(
 ) -> Result<Response> {
     let (items, batch) = items(req)?;
     let p = key_for_encrypt(t, ctx, req, name, &items).await?;
-    let outcomes = items
-        .iter()
-        .map(|item| {
-            let item = Params(item);
-            let plaintext = match item.str("plaintext")? {
-                Some(s) => decode_b64(s).map_err(Error::bad)?,
-                None => return Err(Error::bad("missing plaintext to encrypt")),
-            };
-            let (ct, ver) = seal(&p, &item, &plaintext)?;
-            let mut m = Map::new();
-            m.insert("ciphertext".into(), ct.into());
-            m.insert("key_version".into(), ver.into());
-            Ok(m)
-        })
-        .collect();
+    let outcomes = run_items(&p, &items, move |p, item| {
+        let item = Params(item);
+        let plaintext = match item.str("plaintext")? {
+            Some(s) => decode_b64(s).map_err(Error::bad)?,
+            None => return Err(Error::bad("missing plaintext to encrypt")),
+        };
+        let (ct, ver) = seal(p, &item, &plaintext)?;
+        let mut m = Map::new();
+        m.insert("ciphertext".into(), ct.into());
+        m.insert("key_version".into(), ver.into());
+        Ok(m)
+    })
+    .await?;
     answer(&items, outcomes, batch, OnItemError::Status, &Map::new())
 }
 
@@ -271,15 +299,13 @@ pub(super) async fn decrypt(
     let Some(p) = t.get(ctx, name).await? else {
         return Err(Error::bad("encryption key not found"));
     };
-    let outcomes = items
-        .iter()
-        .map(|item| {
-            let (plain, _) = open(&p, &Params(item))?;
-            let mut m = Map::new();
-            m.insert("plaintext".into(), B64.encode(plain.as_slice()).into());
-            Ok(m)
-        })
-        .collect();
+    let outcomes = run_items(&p, &items, move |p, item| {
+        let (plain, _) = open(p, &Params(item))?;
+        let mut m = Map::new();
+        m.insert("plaintext".into(), B64.encode(plain.as_slice()).into());
+        Ok(m)
+    })
+    .await?;
     let mut error_fields = Map::new();
     error_fields.insert("plaintext".into(), "".into());
     answer(&items, outcomes, batch, OnItemError::Status, &error_fields)
@@ -295,18 +321,16 @@ pub(super) async fn rewrap(
     let Some(p) = t.get(ctx, name).await? else {
         return Err(Error::bad("encryption key not found"));
     };
-    let outcomes = items
-        .iter()
-        .map(|item| {
-            let item = Params(item);
-            let (plain, _) = open(&p, &item)?;
-            let (ct, ver) = seal(&p, &item, &plain)?;
-            let mut m = Map::new();
-            m.insert("ciphertext".into(), ct.into());
-            m.insert("key_version".into(), ver.into());
-            Ok(m)
-        })
-        .collect();
+    let outcomes = run_items(&p, &items, move |p, item| {
+        let item = Params(item);
+        let (plain, _) = open(p, &item)?;
+        let (ct, ver) = seal(p, &item, &plain)?;
+        let mut m = Map::new();
+        m.insert("ciphertext".into(), ct.into());
+        m.insert("key_version".into(), ver.into());
+        Ok(m)
+    })
+    .await?;
     answer(&items, outcomes, batch, OnItemError::Ok, &Map::new())
 }
 

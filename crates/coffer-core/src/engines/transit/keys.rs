@@ -63,7 +63,12 @@ fn auto_rotate(p: &Params<'_>) -> Result<Option<u64>> {
 
 /// A new key built from a create request's parameters (also used by
 /// create-on-encrypt with `kind` given).
-pub(super) fn new_policy(name: &str, kind: KeyType, p: &Params<'_>, derived: bool) -> Result<Policy> {
+pub(super) async fn new_policy(
+    name: &str,
+    kind: KeyType,
+    p: &Params<'_>,
+    derived: bool,
+) -> Result<Policy> {
     let convergent = p.bool("convergent_encryption")?.unwrap_or(false);
     if convergent && !derived {
         return Err(Error::bad(
@@ -99,7 +104,8 @@ pub(super) fn new_policy(name: &str, kind: KeyType, p: &Params<'_>, derived: boo
         0
     };
     let auto = auto_rotate(p)?.unwrap_or(0);
-    let mut policy = Policy::new(name, kind, key_size)?;
+    let owned = name.to_string();
+    let mut policy = super::blocking(move || Policy::new(&owned, kind, key_size)).await?;
     policy.derived = derived;
     policy.exportable = p.bool("exportable")?.unwrap_or(false);
     policy.allow_plaintext_backup = p.bool("allow_plaintext_backup")?.unwrap_or(false);
@@ -118,7 +124,7 @@ async fn create(t: &Transit, ctx: &EngineCtx<'_>, req: &Request, name: &str) -> 
         // As Vault: creating an existing key changes nothing.
         return Ok(Response::data(existing.read_data()));
     }
-    let policy = new_policy(name, kind, &p, derived)?;
+    let policy = new_policy(name, kind, &p, derived).await?;
     let stored = t.store_locked(ctx, policy).await?;
     Ok(Response::data(stored.read_data()))
 }
@@ -234,7 +240,7 @@ async fn rotate(t: &Transit, ctx: &EngineCtx<'_>, name: &str) -> Result<Response
         return Err(Error::bad("key not found"));
     };
     let mut next = (*cur).clone();
-    next.rotate()?;
+    let next = super::blocking(move || next.rotate().map(|()| next)).await?;
     let stored = t.store_locked(ctx, next).await?;
     Ok(Response::data(stored.read_data()))
 }

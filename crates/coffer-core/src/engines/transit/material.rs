@@ -72,7 +72,8 @@ pub(crate) fn generate(
             } else {
                 KeySize::Rsa4096
             };
-            let pair = RsaKeyPair::generate(size).map_err(|_| internal("rsa key generation failed"))?;
+            let pair =
+                RsaKeyPair::generate(size).map_err(|_| internal("rsa key generation failed"))?;
             let doc = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
                 .map_err(|_| internal("rsa key encoding failed"))?;
             let spki = pair
@@ -121,15 +122,9 @@ fn aead_key(kind: KeyType, key: &[u8]) -> Result<LessSafeKey> {
 
 /// Encrypts: `nonce || ciphertext || tag` for AEAD keys (Vault's layout),
 /// the RSA-OAEP (SHA-256) ciphertext for RSA keys.
-pub(crate) fn encrypt(
-    kind: KeyType,
-    key: &[u8],
-    plaintext: &[u8],
-    aad: &[u8],
-) -> Result<Vec<u8>> {
+pub(crate) fn encrypt(kind: KeyType, key: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     if kind.is_rsa() {
-        let private =
-            PrivateDecryptingKey::from_pkcs8(key).map_err(|_| internal("bad rsa key"))?;
+        let private = PrivateDecryptingKey::from_pkcs8(key).map_err(|_| internal("bad rsa key"))?;
         let public = OaepPublicEncryptingKey::new(private.public_key())
             .map_err(|_| internal("bad rsa key"))?;
         if plaintext.len() > public.max_plaintext_size(&OAEP_SHA256_MGF1SHA256) {
@@ -316,9 +311,8 @@ pub(crate) fn sign(kind: KeyType, key: &[u8], input: &[u8], p: &SignParams) -> R
         }
         KeyType::EcdsaP256 => {
             ecdsa_hash_check(p)?;
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
-                    .map_err(|_| internal("bad ecdsa key"))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
+                .map_err(|_| internal("bad ecdsa key"))?;
             let sig = if p.prehashed {
                 pair.sign_digest(&prehashed_digest(p, input)?)
             } else {
@@ -363,9 +357,8 @@ pub(crate) fn verify(
         }
         KeyType::EcdsaP256 => {
             ecdsa_hash_check(p)?;
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
-                    .map_err(|_| internal("bad ecdsa key"))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
+                .map_err(|_| internal("bad ecdsa key"))?;
             let public = signature::UnparsedPublicKey::new(
                 &signature::ECDSA_P256_SHA256_ASN1,
                 pair.public_key().as_ref(),
@@ -410,9 +403,8 @@ pub(crate) fn export_signing(kind: KeyType, key: &[u8]) -> Result<Zeroizing<Stri
             Ok(Zeroizing::new(B64.encode(full.as_slice())))
         }
         KeyType::EcdsaP256 => {
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
-                    .map_err(|_| internal("bad ecdsa key"))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
+                .map_err(|_| internal("bad ecdsa key"))?;
             let der = pair
                 .private_key()
                 .as_der()
@@ -512,7 +504,9 @@ mod tests {
         let c = encrypt(KeyType::Aes256Gcm96, &key, b"hello", b"").unwrap();
         assert_eq!(c.len(), 12 + 5 + 16);
         assert_eq!(
-            decrypt(KeyType::Aes256Gcm96, &key, &c[..20], b"").unwrap_err().to_string(),
+            decrypt(KeyType::Aes256Gcm96, &key, &c[..20], b"")
+                .unwrap_err()
+                .to_string(),
             "invalid ciphertext length"
         );
     }

@@ -15,6 +15,8 @@ mod keys;
 mod material;
 mod policy;
 mod signing;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,13 +134,21 @@ impl Transit {
                 continue;
             }
             let mut next = (*cur).clone();
-            next.rotate()?;
+            let next = blocking(move || next.rotate().map(|()| next)).await?;
             let version = next.latest_version;
             self.store_locked(ctx, next).await?;
             tracing::info!(mount = %ctx.mount.path, key = %name, version, "transit key rotated on its schedule");
         }
         Ok(())
     }
+}
+
+/// Runs `f` on a blocking thread: key generation takes seconds for
+/// RSA-4096 and must not hold up the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::Internal("transit: worker failed".into()))?
 }
 
 /// Splits `rest` into a key name and an optional last segment.
@@ -246,7 +256,7 @@ impl Engine for Transit {
 }
 
 #[cfg(test)]
-mod tests {
+mod name_tests {
     use super::*;
 
     #[test]

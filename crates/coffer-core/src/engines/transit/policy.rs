@@ -274,7 +274,10 @@ impl Policy {
     /// The `data` of a `GET keys/<name>`, in Vault's shape.
     pub(crate) fn read_data(&self) -> Value {
         let mut d = Map::new();
-        d.insert("allow_plaintext_backup".into(), self.allow_plaintext_backup.into());
+        d.insert(
+            "allow_plaintext_backup".into(),
+            self.allow_plaintext_backup.into(),
+        );
         d.insert("auto_rotate_period".into(), self.auto_rotate_period.into());
         d.insert("deletion_allowed".into(), self.deletion_allowed.into());
         d.insert("derived".into(), self.derived.into());
@@ -304,15 +307,36 @@ impl Policy {
             d.insert("keys".into(), Value::Object(keys));
         }
         d.insert("latest_version".into(), self.latest_version.into());
-        d.insert("min_available_version".into(), self.min_available_version.into());
-        d.insert("min_decryption_version".into(), self.min_decryption_version.into());
-        d.insert("min_encryption_version".into(), self.min_encryption_version.into());
+        d.insert(
+            "min_available_version".into(),
+            self.min_available_version.into(),
+        );
+        d.insert(
+            "min_decryption_version".into(),
+            self.min_decryption_version.into(),
+        );
+        d.insert(
+            "min_encryption_version".into(),
+            self.min_encryption_version.into(),
+        );
         d.insert("name".into(), self.name.clone().into());
         d.insert("soft_deleted".into(), false.into());
-        d.insert("supports_decryption".into(), self.kind.supports_encryption().into());
-        d.insert("supports_derivation".into(), self.kind.supports_derivation().into());
-        d.insert("supports_encryption".into(), self.kind.supports_encryption().into());
-        d.insert("supports_signing".into(), self.kind.supports_signing().into());
+        d.insert(
+            "supports_decryption".into(),
+            self.kind.supports_encryption().into(),
+        );
+        d.insert(
+            "supports_derivation".into(),
+            self.kind.supports_derivation().into(),
+        );
+        d.insert(
+            "supports_encryption".into(),
+            self.kind.supports_encryption().into(),
+        );
+        d.insert(
+            "supports_signing".into(),
+            self.kind.supports_signing().into(),
+        );
         d.insert("type".into(), self.kind.name().into());
         Value::Object(d)
     }
@@ -419,9 +443,8 @@ pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPu
 pub(crate) fn decode_b64(s: &str) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
     B64.decode(s).map(Zeroizing::new).map_err(|e| {
         let at = match e {
-            base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => {
-                i
-            }
+            base64::DecodeError::InvalidByte(i, _)
+            | base64::DecodeError::InvalidLastSymbol(i, _) => i,
             base64::DecodeError::InvalidLength(n) => n,
             base64::DecodeError::InvalidPadding => s.len(),
         };
@@ -475,7 +498,10 @@ mod tests {
         p.rotate().unwrap();
         let back = Policy::from_bytes(&p.to_bytes().unwrap()).unwrap();
         assert_eq!(back.latest_version, 2);
-        assert_eq!(back.versions[&1].key.as_slice(), p.versions[&1].key.as_slice());
+        assert_eq!(
+            back.versions[&1].key.as_slice(),
+            p.versions[&1].key.as_slice()
+        );
         let dbg = format!("{p:?}");
         let b64 = B64.encode(p.versions[&1].key.as_slice());
         assert!(!dbg.contains(&b64), "{dbg}");

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::crypt::{answer, items, split_named, OnItemError};
+use super::crypt::{answer, items, run_items, split_named, OnItemError};
 use super::material::{self, Hash, RsaPadding, SignParams};
 use super::policy::{decode_b64, KeyType, Policy, B64};
 use super::Transit;
@@ -58,7 +58,11 @@ fn sign_params(top: &Params<'_>, tail: Option<&str>, kind: KeyType) -> Result<Si
                 "marshaling algorithm jws is not supported by Coffer's transit engine",
             ))
         }
-        other => return Err(Error::bad(format!("unsupported marshaling algorithm {other}"))),
+        other => {
+            return Err(Error::bad(format!(
+                "unsupported marshaling algorithm {other}"
+            )))
+        }
     }
     Ok(SignParams {
         hash,
@@ -73,7 +77,7 @@ fn input_of(item: &Params<'_>) -> Result<zeroize::Zeroizing<Vec<u8>>> {
 }
 
 fn check_context(p: &Policy, item: &Params<'_>) -> Result<()> {
-    if p.derived && !item.str("context")?.is_some_and(|c| !c.is_empty()) {
+    if p.derived && item.str("context")?.is_none_or(|c| c.is_empty()) {
         return Err(Error::bad("missing 'context' for key derivation"));
     }
     Ok(())
@@ -98,23 +102,25 @@ pub(super) async fn sign(
         )));
     }
     let params = sign_params(&top, tail, p.kind)?;
-    let (ver, v) = p.for_encryption(top.u64("key_version")?.unwrap_or(0))?;
-    let outcomes = items
-        .iter()
-        .map(|item| {
-            let item = Params(item);
-            check_context(&p, &item)?;
-            let input = input_of(&item)?;
-            let sig = material::sign(p.kind, &v.key, &input, &params)?;
-            let mut m = Map::new();
-            m.insert("key_version".into(), ver.into());
-            m.insert(
-                "signature".into(),
-                format!("vault:v{ver}:{}", B64.encode(sig)).into(),
-            );
-            Ok(m)
-        })
-        .collect();
+    let (ver, _) = p.for_encryption(top.u64("key_version")?.unwrap_or(0))?;
+    let outcomes = run_items(&p, &items, move |p, item| {
+        let item = Params(item);
+        check_context(p, &item)?;
+        let input = input_of(&item)?;
+        let v = p
+            .versions
+            .get(&ver)
+            .ok_or_else(|| Error::bad("no such key version"))?;
+        let sig = material::sign(p.kind, &v.key, &input, &params)?;
+        let mut m = Map::new();
+        m.insert("key_version".into(), ver.into());
+        m.insert(
+            "signature".into(),
+            format!("vault:v{ver}:{}", B64.encode(sig)).into(),
+        );
+        Ok(m)
+    })
+    .await?;
     let mut error_fields = Map::new();
     error_fields.insert("key_version".into(), 0.into());
     answer(&items, outcomes, batch, OnItemError::Ok, &error_fields)
@@ -223,35 +229,29 @@ pub(super) async fn verify(
         };
         return Ok(Response::data(serde_json::json!({ "valid": valid })));
     }
-    let outcomes = items
-        .iter()
-        .map(|item| {
-            let item = Params(item);
-            let valid = match (item.str("signature")?, item.str("hmac")?) {
-                (Some(sig), _) => match &params {
-                    Some(params) => verify_signature(&p, &item, sig, params)?,
-                    None => {
-                        return Err(Error::bad(format!(
-                            "key type {} does not support verification",
-                            p.kind.name()
-                        )))
-                    }
-                },
-                (None, Some(mac)) => verify_hmac(&p, &item, mac, hash)?,
-                (None, None) => {
-                    return Err(Error::bad(
-                        "missing signature or hmac to verify",
-                    ))
+    let outcomes = run_items(&p, &items, move |p, item| {
+        let item = Params(item);
+        let valid = match (item.str("signature")?, item.str("hmac")?) {
+            (Some(sig), _) => match &params {
+                Some(params) => verify_signature(p, &item, sig, params)?,
+                None => {
+                    return Err(Error::bad(format!(
+                        "key type {} does not support verification",
+                        p.kind.name()
+                    )))
                 }
-            };
-            let mut m = Map::new();
-            // Vault's batch items leave out a false `valid`.
-            if valid {
-                m.insert("valid".into(), Value::Bool(true));
-            }
-            Ok(m)
-        })
-        .collect();
+            },
+            (None, Some(mac)) => verify_hmac(p, &item, mac, hash)?,
+            (None, None) => return Err(Error::bad("missing signature or hmac to verify")),
+        };
+        let mut m = Map::new();
+        // Vault's batch items leave out a false `valid`.
+        if valid {
+            m.insert("valid".into(), Value::Bool(true));
+        }
+        Ok(m)
+    })
+    .await?;
     answer(&items, outcomes, batch, OnItemError::Ok, &Map::new())
 }
 
@@ -282,19 +282,17 @@ pub(super) async fn hmac(
             "cannot generate HMAC: version is too old (disallowed by policy)",
         ));
     }
-    let key = hmac_key(&p, ver)?;
-    let outcomes = items
-        .iter()
-        .map(|item| {
-            let input = input_of(&Params(item))?;
-            let mac = material::hmac_sign(hash, key, &input);
-            let mut m = Map::new();
-            m.insert(
-                "hmac".into(),
-                format!("vault:v{ver}:{}", B64.encode(mac)).into(),
-            );
-            Ok(m)
-        })
-        .collect();
+    hmac_key(&p, ver)?;
+    let outcomes = run_items(&p, &items, move |p, item| {
+        let input = input_of(&Params(item))?;
+        let mac = material::hmac_sign(hash, hmac_key(p, ver)?, &input);
+        let mut m = Map::new();
+        m.insert(
+            "hmac".into(),
+            format!("vault:v{ver}:{}", B64.encode(mac)).into(),
+        );
+        Ok(m)
+    })
+    .await?;
     answer(&items, outcomes, batch, OnItemError::Ok, &Map::new())
 }
