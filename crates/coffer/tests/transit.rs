@@ -669,3 +669,61 @@ fn the_readme_cli_session_works() {
         .json();
     assert_eq!(key["data"]["auto_rotate_period"], 720 * 3600);
 }
+
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn key_material_never_reaches_the_database_file_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("transit.db");
+    let server = Server::start_with(&["--dev-storage", db.to_str().unwrap()]);
+    let api = Api::new(&server);
+    let m = mount(&api);
+    let mut needles: Vec<Vec<u8>> = Vec::new();
+    for (name, kind) in [("aes", "aes256-gcm96"), ("mac", "hmac"), ("ed", "ed25519")] {
+        api.root(
+            "POST",
+            &format!("{m}/keys/{name}"),
+            Some(json!({"type": kind, "exportable": true, "key_size": 32})),
+        );
+        api.root("POST", &format!("{m}/keys/{name}/rotate"), None);
+        let export_kind = match kind {
+            "aes256-gcm96" => "encryption-key",
+            "hmac" => "hmac-key",
+            _ => "signing-key",
+        };
+        let ex = api.root("GET", &format!("{m}/export/{export_kind}/{name}"), None);
+        for v in ex["data"]["keys"].as_object().unwrap().values() {
+            let b64 = s(v);
+            let raw = B64.decode(&b64).unwrap();
+            needles.push(raw[..32].to_vec());
+            needles.push(b64.into_bytes());
+        }
+    }
+    let plain = format!("transit-plaintext-{}", unique("p"));
+    api.root(
+        "POST",
+        &format!("{m}/encrypt/aes"),
+        Some(json!({"plaintext": B64.encode(&plain)})),
+    );
+    needles.push(plain.into_bytes());
+    assert_eq!(needles.len(), 13);
+    drop(server);
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        files += 1;
+        for n in &needles {
+            assert!(
+                !contains(&bytes, n),
+                "key material in clear in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(files >= 1);
+}
