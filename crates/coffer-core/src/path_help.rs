@@ -543,7 +543,7 @@ mod tests {
     #[test]
     fn every_route_is_unique_and_has_operations() {
         for doc in [
-            &SYS, &TOKEN, &KV1, &KV2, &USERPASS, &APPROLE, &JWT, &DATABASE,
+            &SYS, &TOKEN, &KV1, &KV2, &USERPASS, &APPROLE, &JWT, &DATABASE, &TRANSIT,
         ] {
             let mut seen = std::collections::HashSet::new();
             for r in doc.routes {
