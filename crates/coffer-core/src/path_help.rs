@@ -218,6 +218,28 @@ pub const DATABASE: BackendDoc = BackendDoc {
     ],
 };
 
+/// The transit secrets engine.
+pub const TRANSIT: BackendDoc = BackendDoc {
+    description: "The transit backend encrypts, decrypts, signs and verifies data with named keys it keeps; the keys never leave it unless made exportable.",
+    routes: &[
+        route("keys", L, "List the keys.", &[]),
+        route("keys/{name}", CRUD, "Create, read or delete a key.", &[NAME, ("type", "string", "The key type (aes256-gcm96 by default)."), ("derived", "bool", "Derive a key per context."), ("exportable", "bool", "Allow export of the key material."), ("auto_rotate_period", "duration", "Rotate this often (0: never, else at least 1h).")]),
+        route("keys/{name}/config", W, "Configure a key.", &[NAME, ("min_decryption_version", "int", "Oldest version that may decrypt."), ("min_encryption_version", "int", "Oldest version that may encrypt."), ("deletion_allowed", "bool", "Allow deletion of the key.")]),
+        route("keys/{name}/rotate", W, "Add a new version to a key.", &[NAME]),
+        route("keys/{name}/trim", W, "Remove the versions below min_available_version.", &[NAME, ("min_available_version", "int", "Oldest version kept.")]),
+        route("export/{type}/{name}", R, "Export an exportable key.", &[NAME, ("type", "string", "encryption-key, signing-key or hmac-key.")]),
+        route("encrypt/{name}", W, "Encrypt base64 plaintext.", &[NAME, ("plaintext", "string", "Base64 plaintext."), ("context", "string", "Base64 context of a derived key."), ("key_version", "int", "Version to use."), ("batch_input", "slice", "Items to encrypt.")]),
+        route("decrypt/{name}", W, "Decrypt a ciphertext.", &[NAME, ("ciphertext", "string", "vault:v<N>:... ciphertext."), ("batch_input", "slice", "Items to decrypt.")]),
+        route("rewrap/{name}", W, "Re-encrypt a ciphertext with the latest version.", &[NAME, ("ciphertext", "string", "The ciphertext.")]),
+        route("datakey/{plaintext}/{name}", W, "Generate a data key.", &[NAME, ("bits", "int", "128, 256 or 512.")]),
+        route("sign/{name}", W, "Sign base64 input.", &[NAME, ("input", "string", "Base64 input."), ("hash_algorithm", "string", "Hash."), ("signature_algorithm", "string", "pss or pkcs1v15 for RSA.")]),
+        route("verify/{name}", W, "Verify a signature or an HMAC.", &[NAME, ("input", "string", "Base64 input."), ("signature", "string", "The signature."), ("hmac", "string", "The HMAC.")]),
+        route("hmac/{name}", W, "HMAC base64 input.", &[NAME, ("input", "string", "Base64 input."), ("algorithm", "string", "Hash.")]),
+        route("hash", W, "Hash base64 input.", &[("input", "string", "Base64 input."), ("algorithm", "string", "Hash."), ("format", "string", "hex or base64.")]),
+        route("random", W, "Random bytes.", &[("bytes", "int", "How many."), ("format", "string", "base64 or hex.")]),
+    ],
+};
+
 /// The catalog of the backend mounted with `kind` (and kv `version`).
 pub fn backend(kind: &str, version: Option<&str>) -> Option<&'static BackendDoc> {
     match (kind, version) {
@@ -227,6 +249,7 @@ pub fn backend(kind: &str, version: Option<&str>) -> Option<&'static BackendDoc>
         ("approle", _) => Some(&APPROLE),
         ("jwt" | "oidc", _) => Some(&JWT),
         ("database", _) => Some(&DATABASE),
+        ("transit", _) => Some(&TRANSIT),
         _ => None,
     }
 }
@@ -520,7 +543,7 @@ mod tests {
     #[test]
     fn every_route_is_unique_and_has_operations() {
         for doc in [
-            &SYS, &TOKEN, &KV1, &KV2, &USERPASS, &APPROLE, &JWT, &DATABASE,
+            &SYS, &TOKEN, &KV1, &KV2, &USERPASS, &APPROLE, &JWT, &DATABASE, &TRANSIT,
         ] {
             let mut seen = std::collections::HashSet::new();
             for r in doc.routes {

@@ -37,13 +37,14 @@ const fn s(method: &'static str, path: &'static str, capability: &'static str) -
 }
 
 /// Mounts the matrix sets up before walking [`CATALOG`]: (path, type, options version).
-pub const MATRIX_MOUNTS: [(&str, &str, &str); 6] = [
+pub const MATRIX_MOUNTS: [(&str, &str, &str); 7] = [
     ("secret", "kv", "2"),
     ("kv1", "kv", "1"),
     ("auth/userpass", "userpass", ""),
     ("auth/approle", "approle", ""),
     ("auth/jwt", "jwt", ""),
     ("database", "database", ""),
+    ("transit", "transit", ""),
 ];
 
 /// Every authenticated route of the API. Unauthenticated ones (health,
@@ -200,6 +201,24 @@ pub const CATALOG: &[Route] = &[
     r("LIST", "database/roles", "list"),
     r("GET", "database/roles/matrix-none", "read"),
     r("GET", "database/creds/matrix-none", "read"),
+    // transit engine (encrypt to a missing key is a create: create-on-encrypt)
+    r("LIST", "transit/keys", "list"),
+    r("POST", "transit/keys/matrix", "update"),
+    r("GET", "transit/keys/matrix", "read"),
+    r("POST", "transit/keys/matrix/config", "update"),
+    r("POST", "transit/keys/matrix/rotate", "update"),
+    r("DELETE", "transit/keys/matrix-none", "delete"),
+    r("GET", "transit/export/encryption-key/matrix", "read"),
+    r("POST", "transit/encrypt/matrix", "update"),
+    r("POST", "transit/encrypt/{new}", "create"),
+    r("POST", "transit/decrypt/matrix", "update"),
+    r("POST", "transit/rewrap/matrix", "update"),
+    r("POST", "transit/datakey/plaintext/matrix", "update"),
+    r("POST", "transit/hmac/matrix", "update"),
+    r("POST", "transit/sign/matrix", "update"),
+    r("POST", "transit/verify/matrix", "update"),
+    r("POST", "transit/hash", "update"),
+    r("POST", "transit/random", "update"),
 ];
 
 #[cfg(test)]

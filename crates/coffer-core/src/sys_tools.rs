@@ -71,7 +71,9 @@ fn encode(bytes: &[u8], format: &str) -> String {
     }
 }
 
-fn random_bytes(req: &Request, tail: &str) -> Result<Response> {
+/// `random[/<source>][/<bytes>]` below its tool path (`tail`), also
+/// answered by the transit engine's `random`.
+pub(crate) fn random_bytes(req: &Request, tail: &str) -> Result<Response> {
     let p = Params(&req.data);
     let segments: Vec<&str> = if tail.is_empty() {
         Vec::new()
@@ -128,7 +130,9 @@ fn random_bytes(req: &Request, tail: &str) -> Result<Response> {
     Ok(resp)
 }
 
-fn hash(req: &Request, tail: &str) -> Result<Response> {
+/// `hash[/<algorithm>]` below its tool path (`tail`), also answered by
+/// the transit engine's `hash`.
+pub(crate) fn hash(req: &Request, tail: &str) -> Result<Response> {
     let p = Params(&req.data);
     let mut warnings = Vec::new();
     let algorithm = if tail.is_empty() {

@@ -167,6 +167,8 @@ fn setup(c: &Client, s: &Server, dir: &std::path::Path) {
         "auth/approle/role/matrix",
         json!({"token_policies": ["default"]}),
     );
+    // An existing transit key: encrypt to it is an update, not a create.
+    root(c, s, "POST", "transit/keys/matrix", json!({}));
 }
 
 fn concrete(route: &Route) -> String {

@@ -4,6 +4,7 @@ pub mod cubbyhole;
 pub mod database;
 pub mod kv_v1;
 pub mod kv_v2;
+pub mod transit;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub fn for_mount(
         },
         "database" => Ok(Arc::new(database::Database::new(passwords.clone()))),
         cubbyhole::KIND => Ok(Arc::new(cubbyhole::Cubbyhole)),
+        transit::KIND => Ok(Arc::new(transit::Transit::new())),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
         ))),
