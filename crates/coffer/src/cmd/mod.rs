@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod generic;
+pub mod inject;
 pub mod kv;
 pub mod lease;
 pub mod login;
@@ -11,6 +12,7 @@ pub mod policy;
 pub mod quorum;
 pub mod revoke;
 pub mod rotate;
+pub mod run;
 pub mod scan;
 pub mod secret;
 pub mod secrets;
