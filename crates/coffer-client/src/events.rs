@@ -44,6 +44,8 @@ pub struct Event {
     pub metadata: Map<String, Value>,
     /// When it happened (RFC 3339).
     pub time: String,
+    /// The whole message as the server sent it.
+    pub raw: Value,
 }
 
 impl Event {
@@ -75,6 +77,7 @@ impl Event {
                 .unwrap_or("")
                 .to_string(),
             metadata: meta,
+            raw: v.clone(),
         })
     }
 

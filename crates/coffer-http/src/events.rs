@@ -87,17 +87,18 @@ pub(crate) async fn subscribe(
     let Some(token) = token else {
         return wire::error_response(403, vec!["permission denied".into()]);
     };
-    let upgrade =
-        match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-            Ok(u) => u,
-            Err(_) => return wire::error_response(
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(u) => u,
+        Err(_) => {
+            return wire::error_response(
                 400,
                 vec![
                     "sys/events/subscribe streams events over a WebSocket: send Upgrade: websocket"
                         .into(),
                 ],
-            ),
-        };
+            )
+        }
+    };
     let core = state.core.clone();
     upgrade.on_upgrade(move |socket| stream(core, socket, token, Some(client_addr), pattern, since))
 }
