@@ -136,9 +136,12 @@ pub fn resolve_all(
         .collect()
 }
 
+/// Variables set to literal values, in order.
+type Literals = Vec<(OsString, OsString)>;
+
 /// The environment of the child: literal variables and references, in the
 /// order they win (process environment, env files in order, `--env`).
-fn plan(a: &Args) -> Result<(Vec<(OsString, OsString)>, Vec<Wanted>), String> {
+fn plan(a: &Args) -> Result<(Literals, Vec<Wanted>), String> {
     let mut literal: Vec<(OsString, OsString)> = Vec::new();
     let mut refs: Vec<Wanted> = Vec::new();
     let mut set = |name: OsString, value: Result<Reference, OsString>, refs: &mut Vec<Wanted>| {
