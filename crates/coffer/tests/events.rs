@@ -269,3 +269,43 @@ fn run_watch_restarts_the_child_after_a_rotation_and_a_write() {
         "sleep died of the forwarded SIGTERM"
     );
 }
+
+#[test]
+fn rotation_and_kv_v1_events_follow_the_same_read_rule() {
+    let s = Server::start();
+    s.run(&["secrets", "enable", "-path=kv1", "-version=1", "kv"])
+        .ok();
+    let token = token_with(
+        &s,
+        "app-v1",
+        &format!("{APP_POLICY}path \"kv1/app/*\" {{ capabilities = [\"read\"] }}\n"),
+    );
+    for path in ["secret/billing/key", "secret/app/db"] {
+        s.run(&["kv", "put", path, "password=initial"]).ok();
+        s.run(&[
+            "secret",
+            "set",
+            path,
+            "-owner=app",
+            "-rotate-every=30d",
+            "-rotator=generate",
+            "-setting",
+            "field=password",
+        ])
+        .ok();
+    }
+    let mut sub = client(&s, &token).subscribe("*", None).unwrap();
+    s.run(&["rotate", "secret/billing/key"]).ok();
+    s.run(&["write", "kv1/billing/x", "v=1"]).ok();
+    s.run(&["rotate", "secret/app/db"]).ok();
+    s.run(&["write", "kv1/app/x", "v=1"]).ok();
+    let ev = next(&mut sub);
+    assert_eq!(ev.event_type, "coffer/rotation-finish");
+    assert_eq!(ev.data_path, "secret/data/app/db");
+    assert_eq!(ev.metadata["current_version"], "2");
+    let ev = next(&mut sub);
+    assert_eq!(
+        (ev.event_type.as_str(), ev.data_path.as_str()),
+        ("kv-v1/write", "kv1/app/x")
+    );
+}
