@@ -114,6 +114,8 @@ pub struct Core {
     pub(crate) migrations: crate::sys_remount::Migrations,
     /// The CORS configuration (`sys/config/cors`), loaded at unseal.
     pub(crate) cors: crate::sys_cors::CorsState,
+    /// Change events for `sys/events/subscribe` ([`crate::events`]).
+    pub(crate) events: Arc<crate::events::EventBus>,
     /// Set once an unseal has loaded mounts, policies, leases and every
     /// audit device; cleared first thing on seal. Requests wait for it.
     ready: AtomicBool,
@@ -126,6 +128,7 @@ impl Core {
         let barrier = Arc::new(Barrier::new(backend));
         barrier.set_rotation_threshold(config.key_rotation_threshold);
         let admin = crate::seal::AdminLock::default();
+        let events = Arc::new(crate::events::EventBus::default());
         Arc::new(Core {
             seal: Seal::new(barrier.clone(), admin.clone()),
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
@@ -135,7 +138,7 @@ impl Core {
                 "sys/password_policy/",
             )),
             audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
-            leases: Expiration::new(View::new(barrier.clone(), "sys/expire/")),
+            leases: Expiration::new(View::new(barrier.clone(), "sys/expire/"), events.clone()),
             logins: LoginGuard::default(),
             router: RwLock::new(Router::default()),
             barrier,
@@ -146,6 +149,7 @@ impl Core {
             generate_root: Default::default(),
             migrations: Default::default(),
             cors: Default::default(),
+            events,
             ready: AtomicBool::new(false),
         })
     }
@@ -512,6 +516,10 @@ impl Core {
             .log_request(&ctx, None)
             .await
             .map_err(|_| audit_failure(true))?;
+        let event_source = match &target {
+            Target::Mount(m, rel) if m.entry.kind == "kv" => Some((m.entry.clone(), rel.clone())),
+            _ => None,
+        };
         let mut result = self.dispatch(&req, target, token.as_ref()).await;
         if let Some((accessor, identity)) = &login_key {
             match &result {
@@ -560,7 +568,66 @@ impl Core {
             .log_response(&ctx, &result)
             .await
             .map_err(|_| audit_failure(false))?;
+        if let (Ok(resp), Some((mount, rel))) = (&result, event_source) {
+            let data = resp.data.as_ref();
+            if let Some((kind, data_path, meta)) =
+                crate::events::kv_event(&mount, &rel, req.operation, data)
+            {
+                self.events.publish(&kind, Some(&*mount), &data_path, meta);
+            }
+        }
         result
+    }
+
+    /// The change-event channel (`sys/events/subscribe` streams it).
+    pub fn events(&self) -> &crate::events::EventBus {
+        &self.events
+    }
+
+    /// Whether the holder of `token` (connected from `client_addr`) may see
+    /// `event`: its policies must grant `read` on the event's `data_path`
+    /// now. An error when the token is no longer valid (revoked, expired,
+    /// used up, or its batch issuer gone): the stream must then close.
+    pub async fn event_visible(
+        &self,
+        token: &str,
+        client_addr: Option<std::net::IpAddr>,
+        event: &crate::events::Event,
+    ) -> Result<bool> {
+        let entry = self.live_token(token, client_addr).await?;
+        if event.event_type == crate::events::RESYNC {
+            return Ok(true);
+        }
+        if event.data_path.is_empty() {
+            return Ok(false);
+        }
+        let acl = self.policies.acl(&entry.policies).await?;
+        Ok(acl
+            .authorize_without_parameters(crate::policy::Operation::Read, &event.data_path)
+            .is_ok())
+    }
+
+    /// The entry of `token` if it is still valid from `client_addr`
+    /// (without taking a use); [`Error::PermissionDenied`] otherwise.
+    pub async fn live_token(
+        &self,
+        token: &str,
+        client_addr: Option<std::net::IpAddr>,
+    ) -> Result<TokenEntry> {
+        if self.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        let entry = self
+            .tokens
+            .lookup(token)
+            .await?
+            .ok_or(Error::PermissionDenied)?;
+        if !crate::auth::ip_allowed(client_addr, &entry.bound_cidrs)
+            || (entry.is_batch() && !self.login_mount_routes(&entry.path))
+        {
+            return Err(Error::PermissionDenied);
+        }
+        Ok(entry)
     }
 
     async fn dispatch(

@@ -103,6 +103,8 @@ impl LeaseEntry {
 pub struct Expiration {
     view: View,
     queue: Mutex<BTreeSet<(i64, String)>>,
+    /// Where `coffer/lease-revoke` events go.
+    events: std::sync::Arc<crate::events::EventBus>,
 }
 
 fn token_index_key(token_hash: &str, lease_id: &str) -> String {
@@ -118,10 +120,11 @@ fn secs(s: u64) -> i64 {
 
 impl Expiration {
     /// A manager over `view`.
-    pub fn new(view: View) -> Self {
+    pub fn new(view: View, events: std::sync::Arc<crate::events::EventBus>) -> Self {
         Expiration {
             view,
             queue: Mutex::new(BTreeSet::new()),
+            events,
         }
     }
 
@@ -331,6 +334,25 @@ impl Expiration {
             .lock()
             .remove(&(entry.expire_time, entry.lease_id.clone()));
         tracing::info!(lease = %entry.lease_id, "lease revoked");
+        // The path the credential was read from: the lease id less its
+        // last segment (`database/creds/app/<id>` -> `database/creds/app`).
+        let path = entry
+            .lease_id
+            .rsplit_once('/')
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default();
+        let meta = crate::events::metadata([
+            ("path", path.clone()),
+            ("data_path", path.clone()),
+            ("lease_id", entry.lease_id.clone()),
+            ("operation", "lease-revoke".to_string()),
+        ]);
+        self.events.publish(
+            crate::events::LEASE_REVOKE,
+            mounted.map(|m| &*m.entry),
+            &path,
+            meta,
+        );
         Ok(())
     }
 

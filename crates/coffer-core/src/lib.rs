@@ -15,6 +15,7 @@ pub mod core;
 pub mod engine;
 pub mod engines;
 pub mod error;
+pub mod events;
 pub mod expiration;
 pub mod lifecycle;
 pub mod mounts;

@@ -140,6 +140,7 @@ pub const CATALOG: &[Route] = &[
     ),
     // sys: Coffer's lifecycle
     r("GET", "sys/coffer/inventory", "read"),
+    r("GET", "sys/events/subscribe/kv-v2/data-write", "read"),
     r("POST", "sys/coffer/revoke-compromised", "update"),
     // token store
     r("POST", "auth/token/create", "update"),

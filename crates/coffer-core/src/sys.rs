@@ -218,6 +218,17 @@ pub(crate) async fn handle(
             ))
         }
         ("metrics", Read) => crate::sys_metrics::handle(core, req).await,
+        (r, Read) if r.starts_with("events/subscribe/") => {
+            // Authorized and audited like any read; the HTTP layer then
+            // upgrades the connection and streams (`coffer-http/src/events.rs`).
+            let pattern = &r["events/subscribe/".len()..];
+            if !crate::events::valid_pattern(pattern) {
+                return Err(Error::bad(format!(
+                    "invalid event type {pattern:?}: letters, digits, - _ . / and * only"
+                )));
+            }
+            Ok(Response::data(json!({ "event_type": pattern })))
+        }
         ("host-info", Read) => crate::sys_host::handle(),
         ("rotate/keyring/config", Read) => Ok(Response::data(json!({
             // Coffer rotates by operation count only (`key_rotation_threshold`

@@ -5,6 +5,7 @@
 //! owns transport concerns only: parsing and limits, TLS, graceful shutdown.
 
 pub mod body;
+mod events;
 pub mod listener;
 pub mod proxy;
 pub mod tls;

@@ -49,10 +49,10 @@ impl Default for HttpLimits {
 }
 
 #[derive(Clone)]
-struct AppState {
-    core: Arc<Core>,
-    limits: HttpLimits,
-    proxies: Arc<TrustedProxies>,
+pub(crate) struct AppState {
+    pub(crate) core: Arc<Core>,
+    pub(crate) limits: HttpLimits,
+    pub(crate) proxies: Arc<TrustedProxies>,
     large_bodies: Arc<Semaphore>,
 }
 
@@ -65,16 +65,22 @@ pub fn app(core: Arc<Core>, limits: HttpLimits) -> Router {
 /// is believed from the peers in `proxies`.
 pub fn app_with_proxies(core: Arc<Core>, limits: HttpLimits, proxies: TrustedProxies) -> Router {
     let large_bodies = Arc::new(Semaphore::new(limits.max_large_bodies.max(1)));
-    Router::new().fallback(handle).with_state(AppState {
-        core,
-        limits,
-        proxies: Arc::new(proxies),
-        large_bodies,
-    })
+    Router::new()
+        .route(
+            "/v1/sys/events/subscribe/{*event_type}",
+            axum::routing::get(crate::events::subscribe),
+        )
+        .fallback(handle)
+        .with_state(AppState {
+            core,
+            limits,
+            proxies: Arc::new(proxies),
+            large_bodies,
+        })
 }
 
 /// An error answer in Vault's shape.
-fn error_response(status: u16, errors: Vec<String>) -> HttpResponse {
+pub(crate) fn error_response(status: u16, errors: Vec<String>) -> HttpResponse {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (code, axum::Json(json!({ "errors": errors }))).into_response()
 }
@@ -85,7 +91,7 @@ fn internal_error_message(request_id: &str) -> String {
     format!("internal error; request id {request_id}")
 }
 
-fn core_error(e: Error, request_id: &str) -> HttpResponse {
+pub(crate) fn core_error(e: Error, request_id: &str) -> HttpResponse {
     let status = e.status();
     if status >= 500 && status != 503 {
         tracing::error!(request_id = %request_id, error = %e, "request failed");
@@ -113,7 +119,7 @@ fn core_error(e: Error, request_id: &str) -> HttpResponse {
 /// a malformed path it reaches no mount and no policy, so it leaves no
 /// audit entry. Status and first words as OpenBao's for a namespace that
 /// does not exist.
-fn namespace_refusal(headers: &HeaderMap) -> Option<HttpResponse> {
+pub(crate) fn namespace_refusal(headers: &HeaderMap) -> Option<HttpResponse> {
     // Every copy of the header counts: a second one must not slip past.
     let foreign = headers.get_all("x-vault-namespace").iter().any(|value| {
         let name = value.to_str().map(str::trim).unwrap_or("\u{fffd}");
@@ -522,7 +528,7 @@ fn body_error(e: BodyError) -> HttpResponse {
     resp
 }
 
-fn coffer_crypto_uuid() -> String {
+pub(crate) fn coffer_crypto_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 

@@ -99,6 +99,12 @@ enum Command {
     Rotate(cmd::rotate::Args),
     /// Respond to a compromised secret: rotate it, revoke its readers and leases.
     Revoke(cmd::revoke::Args),
+    /// Follow change events (KV writes, rotations, lease revocations) as JSON lines.
+    Events(cmd::events::Args),
+    /// Run a command with secrets from coffer:// references in its environment.
+    Run(cmd::run::Args),
+    /// Write a file with the coffer:// references of a template resolved (mode 0600).
+    Inject(cmd::inject::Args),
     /// Find secrets in files, directories and git history.
     Scan(cmd::scan::Args),
     /// Verify audit logs; who read a secret; secrets nobody read.
@@ -134,6 +140,9 @@ fn main() {
         Command::Secret(a) => cmd::secret::run(a),
         Command::Rotate(a) => cmd::rotate::run(a),
         Command::Revoke(a) => cmd::revoke::run(a),
+        Command::Events(a) => cmd::events::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Inject(a) => cmd::inject::run(a),
         Command::Scan(a) => cmd::scan::run(a),
         Command::Audit(a) => cmd::audit::run(a),
         Command::Completion { shell } => {

@@ -208,6 +208,22 @@ pub async fn rotate(
                 json!({"path": full_path, "old_version": current_version, "new_version": new_version, "rotator": rotation.rotator, "result": "success", "reason": reason}),
             )
             .await?;
+            let data_path = format!("{}data/{path}", m.entry.path);
+            let event_meta = crate::events::metadata([
+                ("path", data_path.clone()),
+                ("data_path", data_path.clone()),
+                ("secret", full_path.clone()),
+                ("current_version", new_version.to_string()),
+                ("previous_version", current_version.to_string()),
+                ("rotator", rotation.rotator.clone()),
+                ("operation", "rotation-finish".to_string()),
+            ]);
+            core.events.publish(
+                crate::events::ROTATION_FINISH,
+                Some(&*m.entry),
+                &data_path,
+                event_meta,
+            );
             Ok(Outcome {
                 old_version: current_version,
                 new_version,

@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod auth;
+pub mod events;
 pub mod generic;
+pub mod inject;
 pub mod kv;
 pub mod lease;
 pub mod login;
@@ -11,6 +13,7 @@ pub mod policy;
 pub mod quorum;
 pub mod revoke;
 pub mod rotate;
+pub mod run;
 pub mod scan;
 pub mod secret;
 pub mod secrets;

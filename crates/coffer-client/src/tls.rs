@@ -36,6 +36,78 @@ pub fn pinned_client_config(certs: Vec<CertificateDer<'static>>) -> Result<Clien
         .with_no_client_auth())
 }
 
+/// A client configuration for connections made outside reqwest (the event
+/// WebSocket), verifying the server as the HTTP client does.
+pub(crate) fn stream_config(trust: &crate::http::Trust) -> Result<ClientConfig, String> {
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    match trust {
+        crate::http::Trust::Pinned(certs) => pinned_client_config(certs.clone()),
+        crate::http::Trust::System => Ok(ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot configure TLS: {e}"))?
+            .with_platform_verifier()
+            .map_err(|e| format!("cannot load the system's trust roots: {e}"))?
+            .with_no_client_auth()),
+        crate::http::Trust::Skip => Ok(ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot configure TLS: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()),
+    }
+}
+
+/// Accepts any certificate (`-tls-skip-verify`, testing only); handshake
+/// signatures are still checked with the presented key.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// webpki's verifier, plus acceptance of a pinned self-signed certificate.
 #[derive(Debug)]
 struct PinnedOrChained {
