@@ -462,7 +462,6 @@ impl Client {
     }
 
     /// The server's base address.
-    #[allow(dead_code)] // part of the API offered to other commands (scan import)
     pub fn address(&self) -> &Url {
         &self.base
     }
@@ -533,6 +532,52 @@ impl Client {
             status,
             body,
         })
+    }
+
+    /// Sends a body as given and returns the answer as received (status,
+    /// Content-Type, bytes): for `coffer agent`'s API proxy. `path` is
+    /// below `/v1/` and may carry a query; the host is always this client's.
+    pub fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        wrap_ttl: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Option<String>, Vec<u8>)> {
+        let url = self.url(path);
+        let shown = url.to_string();
+        let mut req = self.http.request(method.clone(), url);
+        if let Some(token) = &self.token {
+            let mut value = HeaderValue::from_str(token.as_str()).map_err(|_| {
+                Error::Config("the token contains characters not allowed in a header".into())
+            })?;
+            value.set_sensitive(true);
+            req = req.header(TOKEN_HEADER, value);
+        }
+        if let Some(ttl) = wrap_ttl.and_then(|t| HeaderValue::from_str(t.trim()).ok()) {
+            req = req.header(WRAP_TTL_HEADER, ttl);
+        }
+        if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(c).ok()) {
+            req = req.header(CONTENT_TYPE, ct);
+        }
+        if !body.is_empty() {
+            req = req.body(body);
+        }
+        let transport = |source| Error::Transport {
+            method: method.clone(),
+            url: shown.clone(),
+            source,
+        };
+        let resp = req.send().map_err(transport)?;
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().map_err(transport)?.to_vec();
+        Ok((status, ct, bytes))
     }
 
     /// Reads a path. `Ok(None)` when the server answers 404 without data
@@ -651,7 +696,7 @@ fn parse_timeout(v: &str) -> Option<Duration> {
 }
 
 /// Loads every certificate of a PEM file.
-fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     use rustls::pki_types::pem::PemObject as _;
     let pem = std::fs::read(path)
         .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?;
@@ -723,7 +768,7 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     opts.open(path)
 }
 
-mod tls;
+pub(crate) mod tls;
 
 #[cfg(test)]
 mod debug_tests;

@@ -28,6 +28,7 @@ pub(crate) fn return_freed_memory() {
     unsafe { mi_collect(true) }
 }
 
+mod agent;
 mod argv;
 mod client;
 mod cmd;
@@ -103,6 +104,8 @@ enum Command {
     Scan(cmd::scan::Args),
     /// Verify audit logs; who read a secret; secrets nobody read.
     Audit(cmd::audit::Args),
+    /// Log in, keep a token alive, render templates, run an app (like `vault agent`).
+    Agent(agent::Args),
     /// Print a shell completion script.
     Completion {
         /// The shell to generate completions for.
@@ -136,6 +139,7 @@ fn main() {
         Command::Revoke(a) => cmd::revoke::run(a),
         Command::Scan(a) => cmd::scan::run(a),
         Command::Audit(a) => cmd::audit::run(a),
+        Command::Agent(a) => agent::run(a),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
             Ok(0)
