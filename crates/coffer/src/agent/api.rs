@@ -87,7 +87,10 @@ impl Api {
 
     fn with(&self, token: Option<&str>) -> Client {
         match token {
-            Some(t) => self.client.clone().with_token(Zeroizing::new(t.to_string())),
+            Some(t) => self
+                .client
+                .clone()
+                .with_token(Zeroizing::new(t.to_string())),
             None => self.client.clone(),
         }
     }
@@ -138,7 +141,12 @@ impl Api {
     ) -> Result<Option<Value>, ApiError> {
         let api = self.clone();
         tokio::task::spawn_blocking(move || {
-            api.call_blocking(token.as_deref().map(String::as_str), method, &path, body.as_ref())
+            api.call_blocking(
+                token.as_deref().map(String::as_str),
+                method,
+                &path,
+                body.as_ref(),
+            )
         })
         .await
         .map_err(|_| ApiError::Unavailable("the request task failed".into()))?
@@ -147,7 +155,12 @@ impl Api {
     /// `POST <mount>/login` with `body`; the token from `auth`.
     pub async fn login(&self, mount_path: &str, body: Value) -> Result<Issued, ApiError> {
         let answer = self
-            .call(None, Method::POST, format!("{mount_path}/login"), Some(body))
+            .call(
+                None,
+                Method::POST,
+                format!("{mount_path}/login"),
+                Some(body),
+            )
             .await?;
         issued(answer.as_ref())
     }
@@ -165,7 +178,10 @@ impl Api {
         let data = answer.as_ref().and_then(|a| a.get("data"));
         Ok(Issued {
             token: token.clone(),
-            ttl: data.and_then(|d| d.get("ttl")).and_then(Value::as_u64).unwrap_or(0),
+            ttl: data
+                .and_then(|d| d.get("ttl"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
             renewable: data
                 .and_then(|d| d.get("renewable"))
                 .and_then(Value::as_bool)
@@ -238,7 +254,13 @@ impl Api {
         tokio::task::spawn_blocking(move || {
             let client = api.with(token.as_deref().map(String::as_str));
             client
-                .send_raw(method, &path_and_query, wrap_ttl.as_deref(), content_type.as_deref(), body)
+                .send_raw(
+                    method,
+                    &path_and_query,
+                    wrap_ttl.as_deref(),
+                    content_type.as_deref(),
+                    body,
+                )
                 .map(|(status, content_type, body)| RawAnswer {
                     status,
                     content_type,
@@ -270,7 +292,13 @@ fn issued(answer: Option<&Value>) -> Result<Issued, ApiError> {
         })?;
     Ok(Issued {
         token: Zeroizing::new(token.to_string()),
-        ttl: auth.get("lease_duration").and_then(Value::as_u64).unwrap_or(0),
-        renewable: auth.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+        ttl: auth
+            .get("lease_duration")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        renewable: auth
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }

@@ -43,7 +43,11 @@ pub struct Backoff {
 impl Backoff {
     /// Starts at `min`.
     pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff { min, max, next: min }
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
     }
 
     /// The next delay: doubles up to `max`, with up to 25% taken off at random.
@@ -172,7 +176,9 @@ pub async fn run(
         for sink in &config.sinks {
             match fsutil::write_atomic(&sink.path, issued.token.as_bytes(), sink.mode) {
                 Ok(()) => tracing::info!("auto-auth: token written to {}", sink.path.display()),
-                Err(e) => tracing::error!("auto-auth: cannot write sink {}: {e}", sink.path.display()),
+                Err(e) => {
+                    tracing::error!("auto-auth: cannot write sink {}: {e}", sink.path.display())
+                }
             }
         }
         tracing::info!(

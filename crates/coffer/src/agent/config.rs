@@ -329,8 +329,9 @@ impl<'a> Section<'a> {
                 .as_u64()
                 .map(Duration::from_secs)
                 .ok_or_else(|| format!("{field}: expected a duration such as \"30s\"")),
-            Some(Value::String(s)) => parse_duration(s)
-                .ok_or_else(|| format!("{field}: invalid duration {s:?} (such as \"30s\", \"5m\")")),
+            Some(Value::String(s)) => parse_duration(s).ok_or_else(|| {
+                format!("{field}: invalid duration {s:?} (such as \"30s\", \"5m\")")
+            }),
             Some(_) => Err(format!("{field}: expected a duration such as \"30s\"")),
         }
     }
@@ -473,7 +474,9 @@ pub fn from_value(doc: &Value, base: &Path) -> R<AgentConfig> {
                 exit_on_retry_failure: t.bool("exit_on_retry_failure", false)?,
             };
             if c.static_secret_render_interval.is_zero() {
-                return Err("template_config.static_secret_render_interval: must be more than 0".into());
+                return Err(
+                    "template_config.static_secret_render_interval: must be more than 0".into(),
+                );
             }
             t.finish()?;
             c
@@ -486,12 +489,13 @@ pub fn from_value(doc: &Value, base: &Path) -> R<AgentConfig> {
     let mut env_templates = Vec::new();
     for mut e in top.children("env_template")? {
         let name = e.str("name")?;
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             || name.starts_with(|c: char| c.is_ascii_digit())
         {
-            return Err(format!("{}: not a valid environment variable name", e.field("name")));
+            return Err(format!(
+                "{}: not a valid environment variable name",
+                e.field("name")
+            ));
         }
         let contents = e.str("contents")?;
         e.finish()?;
@@ -503,7 +507,12 @@ pub fn from_value(doc: &Value, base: &Path) -> R<AgentConfig> {
             let command = x
                 .str_list("command")?
                 .filter(|c| !c.is_empty())
-                .ok_or_else(|| format!("{}: required (a list: program and arguments)", x.field("command")))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{}: required (a list: program and arguments)",
+                        x.field("command")
+                    )
+                })?;
             let restart = match x.opt_str("restart_on_secret_changes")?.as_deref() {
                 None | Some("always") => Restart::Always,
                 Some("never") => Restart::Never,
@@ -534,7 +543,9 @@ pub fn from_value(doc: &Value, base: &Path) -> R<AgentConfig> {
         return Err("exec: needs at least one env_template or template".into());
     }
     if !env_templates.is_empty() && exec.is_none() {
-        return Err("env_template: needs an exec block (the process that gets the environment)".into());
+        return Err(
+            "env_template: needs an exec block (the process that gets the environment)".into(),
+        );
     }
     let proxy = top.child("api_proxy")?;
     let listeners = top.children("listener")?;
@@ -647,13 +658,18 @@ fn auto_auth(mut a: Section<'_>) -> R<AutoAuth> {
     let max_backoff = m.duration("max_backoff", Duration::from_secs(300))?;
     m.finish()?;
     if min_backoff.is_zero() || max_backoff < min_backoff {
-        return Err("auto_auth.method: min_backoff must be more than 0 and at most max_backoff".into());
+        return Err(
+            "auto_auth.method: min_backoff must be more than 0 and at most max_backoff".into(),
+        );
     }
     let mut sinks = Vec::new();
     for mut s in a.children("sink")? {
         let kind = s.str("type")?;
         if kind != "file" {
-            return Err(format!("{}: only \"file\" sinks are supported", s.field("type")));
+            return Err(format!(
+                "{}: only \"file\" sinks are supported",
+                s.field("type")
+            ));
         }
         let mut c = s
             .child("config")?
@@ -699,8 +715,16 @@ fn template(mut t: Section<'_>, base: &Path) -> R<TemplateSpec> {
         None => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) => Some(Command::Shell(s.clone())),
-        Some(Value::Array(_)) => t.str_list("command")?.filter(|c| !c.is_empty()).map(Command::Argv),
-        Some(_) => return Err(format!("{}: expected a string or a list", t.field("command"))),
+        Some(Value::Array(_)) => t
+            .str_list("command")?
+            .filter(|c| !c.is_empty())
+            .map(Command::Argv),
+        Some(_) => {
+            return Err(format!(
+                "{}: expected a string or a list",
+                t.field("command")
+            ))
+        }
     };
     let command_timeout = t.duration("command_timeout", Duration::from_secs(30))?;
     let _ = t.opt_str("left_delimiter")?.map_or(Ok(()), |d| {
@@ -830,16 +854,23 @@ tls_disable = true
 "#,
         )
         .unwrap();
-        assert!(matches!(&c.auto_auth.method, Method::Jwt { mount_path, remove_jwt_after_reading: false, .. } if mount_path == "auth/k8s"));
+        assert!(
+            matches!(&c.auto_auth.method, Method::Jwt { mount_path, remove_jwt_after_reading: false, .. } if mount_path == "auth/k8s")
+        );
         assert_eq!(c.auto_auth.sinks[0].mode, 0o600);
-        assert_eq!(c.exec.as_ref().unwrap().restart_on_secret_changes, Restart::Never);
+        assert_eq!(
+            c.exec.as_ref().unwrap().restart_on_secret_changes,
+            Restart::Never
+        );
         assert!(c.api_proxy.as_ref().unwrap().use_auto_auth_token);
     }
 
     #[test]
     fn malformed_configs_name_the_field() {
         let cases = [
-            (APPROLE_HCL.replace("role_id_file_path", "role_id_path"), "auto_auth.method.config.role_id_path: unknown field"),
+            (APPROLE_HCL.replace("role_id_file_path", "role_id_path"), "auto_auth.method.config.role_id_file_path: required"),
+            (APPROLE_HCL.replace("remove_secret_id_file_after_reading = true", "remove_secret_id_file_after_reading = true\n      bogus = 1"), "auto_auth.method.config.bogus: unknown field"),
+            (APPROLE_HCL.replace("remove_secret_id_file_after_reading = true", "remove_secret_id_file_after_reading = \"yes\""), "auto_auth.method.config.remove_secret_id_file_after_reading: expected true or false"),
             (APPROLE_HCL.replace("\"2s\"", "\"soon\""), "template_config.static_secret_render_interval: invalid duration"),
             (APPROLE_HCL.replace("perms = \"0640\"", "perms = \"rw\""), "template[0].perms: expected an octal file mode"),
             (APPROLE_HCL.replace("method \"approle\"", "method \"ldap\""), "auto_auth.method.type: unsupported method"),
@@ -856,10 +887,15 @@ tls_disable = true
             "[auto_auth.method]\ntype = \"token_file\"\nconfig = { token_file_path = \"/t\" }\n[api_proxy]\n[[listener]]\ntype = \"tcp\"\naddress = \"0.0.0.0:8100\"\ntls_disable = true\n",
         )
         .unwrap_err();
-        assert!(e.starts_with("listener[0].address: must be a loopback"), "{e}");
+        assert!(
+            e.starts_with("listener[0].address: must be a loopback"),
+            "{e}"
+        );
         let e = toml("[auto_auth.method]\ntype = \"token_file\"\nconfig = { token_file_path = \"/t\" }\n[[env_template]]\nname = \"A\"\ncontents = \"x\"\n").unwrap_err();
         assert!(e.starts_with("env_template: needs an exec block"), "{e}");
-        assert!(parse_text("vault {", "hcl").unwrap_err().starts_with("invalid HCL"));
+        assert!(parse_text("vault {", "hcl")
+            .unwrap_err()
+            .starts_with("invalid HCL"));
     }
 
     #[test]

@@ -137,7 +137,10 @@ async fn subscribe(target: &Target, token: &str) -> anyhow::Result<Stream> {
     value.set_sensitive(true);
     request.headers_mut().insert("X-Vault-Token", value);
     let uri = request.uri().clone();
-    let host = uri.host().ok_or_else(|| anyhow::anyhow!("no host"))?.to_string();
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow::anyhow!("no host"))?
+        .to_string();
     let port = uri
         .port_u16()
         .unwrap_or(if target.tls.is_some() { 443 } else { 80 });
@@ -149,7 +152,8 @@ async fn subscribe(target: &Target, token: &str) -> anyhow::Result<Stream> {
     let io: Box<dyn Io> = match &target.tls {
         None => Box::new(tcp),
         Some(config) => {
-            let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())?;
+            let name =
+                rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())?;
             let tls = tokio_rustls::TlsConnector::from(config.clone())
                 .connect(name, tcp)
                 .await?;
@@ -173,7 +177,10 @@ mod tests {
         let msg = r#"{"id":"1","source":"coffer","specversion":"1.0","type":"*",
             "data":{"event":{"id":"1","metadata":{"path":"secret/data/app/db","current_version":"2"}},
                     "event_type":"kv-v2/data-write","plugin_info":{"mount_path":"secret/"}}}"#;
-        assert_eq!(parse(msg), Some(Event::Changed("secret/data/app/db".into())));
+        assert_eq!(
+            parse(msg),
+            Some(Event::Changed("secret/data/app/db".into()))
+        );
         let resync = r#"{"data":{"event":{"metadata":{}},"event_type":"coffer/resync"}}"#;
         assert_eq!(parse(resync), Some(Event::Resync));
         assert_eq!(parse("not json"), None);

@@ -14,7 +14,9 @@ use super::runner::EnvMap;
 /// Sends `sig` to the child `pid`.
 #[allow(unsafe_code)]
 fn send_signal(pid: u32, sig: i32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
     // SAFETY: kill(2) takes plain integers and touches no memory of ours;
     // `pid` is our own child's, still unreaped (we hold its handle).
     unsafe {
@@ -46,7 +48,10 @@ async fn stop(child: &mut tokio::process::Child, config: &ExecConfig) -> Option<
 }
 
 /// Runs the child until it exits or the agent is told to stop; the exit code.
-pub async fn run(config: ExecConfig, mut env: watch::Receiver<Option<EnvMap>>) -> anyhow::Result<i32> {
+pub async fn run(
+    config: ExecConfig,
+    mut env: watch::Receiver<Option<EnvMap>>,
+) -> anyhow::Result<i32> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;

@@ -56,8 +56,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let v = &config.vault;
     // Built outside the runtime: the blocking client must not be dropped inside it.
-    let api = api::Api::new(v.address.as_deref(), v.ca_cert.as_deref(), v.tls_skip_verify)
-        .context("agent config: vault")?;
+    let api = api::Api::new(
+        v.address.as_deref(),
+        v.ca_cert.as_deref(),
+        v.tls_skip_verify,
+    )
+    .context("agent config: vault")?;
     let target = event_target(&api, v.ca_cert.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -71,7 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 /// The event subscription's URL and TLS settings; `None` when events cannot
 /// be used (https without a configured CA: the poll then serves).
-fn event_target(api: &api::Api, ca: Option<&std::path::Path>) -> anyhow::Result<Option<events::Target>> {
+fn event_target(
+    api: &api::Api,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<Option<events::Target>> {
     let mut url = api.address().clone();
     let tls = match url.scheme() {
         "http" => None,
@@ -119,7 +126,13 @@ async fn serve(
         return Ok(0);
     }
     if let Some(p) = &config.api_proxy {
-        let task = proxy::bind(p.address, api.clone(), token_rx.clone(), p.use_auto_auth_token).await?;
+        let task = proxy::bind(
+            p.address,
+            api.clone(),
+            token_rx.clone(),
+            p.use_auto_auth_token,
+        )
+        .await?;
         tokio::spawn(task);
     }
     let (env_tx, env_rx) = watch::channel(None);

@@ -74,9 +74,16 @@ async fn forward(
         Some(q) => format!("{path}?{q}"),
         None => path.into_owned(),
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let own = header("x-vault-token")
-        .or_else(|| header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned)))
+        .or_else(|| {
+            header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
+        })
         .filter(|t| !t.is_empty())
         .map(Zeroizing::new);
     let token = match own {
@@ -102,9 +109,11 @@ async fn forward(
     {
         Ok(answer) => {
             let mut resp = Response::new(Body::from(answer.body));
-            *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            *resp.status_mut() =
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
             if let Some(ct) = answer.content_type.and_then(|c| c.parse().ok()) {
-                resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, ct);
+                resp.headers_mut()
+                    .insert(axum::http::header::CONTENT_TYPE, ct);
             }
             resp.headers_mut().insert(
                 axum::http::header::CACHE_CONTROL,

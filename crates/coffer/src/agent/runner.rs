@@ -79,7 +79,10 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
     let mut last: Vec<Option<Zeroizing<String>>> = vec![None; files];
     let mut deps: Vec<BTreeSet<String>> = vec![BTreeSet::new(); texts.len()];
     let mut last_env: Option<EnvMap> = None;
-    let mut retry = Backoff::new(Duration::from_secs(1), interval.min(Duration::from_secs(60)));
+    let mut retry = Backoff::new(
+        Duration::from_secs(1),
+        interval.min(Duration::from_secs(60)),
+    );
     let mut need_render = true;
     let mut next_poll = Instant::now() + interval;
     let mut retry_at: Option<Instant> = None;
@@ -99,8 +102,15 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
         }
         if need_render {
             need_render = false;
-            let (api2, token, st, tx) = (api.clone(), current.token.clone(), store.clone(), texts.clone());
-            let pass = tokio::task::spawn_blocking(move || template::render_pass(&api2, &token, st, &tx)).await;
+            let (api2, token, st, tx) = (
+                api.clone(),
+                current.token.clone(),
+                store.clone(),
+                texts.clone(),
+            );
+            let pass =
+                tokio::task::spawn_blocking(move || template::render_pass(&api2, &token, st, &tx))
+                    .await;
             let Ok((results, new_store)) = pass else {
                 tracing::error!("templates: the render task failed");
                 continue;
@@ -113,7 +123,9 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
                     let name = template_name(&config, i);
                     match f {
                         Failure::Denied => tracing::warn!("template {name}: permission denied"),
-                        Failure::Unavailable => tracing::warn!("template {name}: server unavailable"),
+                        Failure::Unavailable => {
+                            tracing::warn!("template {name}: server unavailable")
+                        }
                         Failure::Other(m) => tracing::warn!("template {name}: {m}"),
                     }
                     if *f == Failure::Denied {
@@ -125,21 +137,31 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
             for (i, r) in results.iter().enumerate().take(files) {
                 let Ok(text) = &r.output else { continue };
                 let spec = &config.templates[i];
-                let unchanged = last[i].as_ref().is_some_and(|l| l.as_str() == text.as_str())
+                let unchanged = last[i]
+                    .as_ref()
+                    .is_some_and(|l| l.as_str() == text.as_str())
                     && spec.destination.exists();
                 if unchanged {
                     continue;
                 }
                 match fsutil::write_atomic(&spec.destination, text.as_bytes(), spec.perms) {
                     Ok(()) => {
-                        tracing::info!("template {}: rendered {}", spec.name, spec.destination.display());
+                        tracing::info!(
+                            "template {}: rendered {}",
+                            spec.name,
+                            spec.destination.display()
+                        );
                         last[i] = Some(text.clone());
                         if let Some(cmd) = &spec.command {
                             run_command(&spec.name, cmd, spec.command_timeout).await;
                         }
                     }
                     Err(e) => {
-                        tracing::error!("template {}: cannot write {}: {e}", spec.name, spec.destination.display());
+                        tracing::error!(
+                            "template {}: cannot write {}: {e}",
+                            spec.name,
+                            spec.destination.display()
+                        );
                         failed = Some(Failure::Other("write failed".into()));
                     }
                 }
@@ -150,7 +172,9 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
                     .env_templates
                     .iter()
                     .zip(env_results)
-                    .filter_map(|(e, r)| r.output.as_ref().ok().map(|v| (e.name.clone(), v.clone())))
+                    .filter_map(|(e, r)| {
+                        r.output.as_ref().ok().map(|v| (e.name.clone(), v.clone()))
+                    })
                     .collect();
                 let changed = last_env.as_ref().is_none_or(|l| **l != map);
                 if changed {
@@ -172,7 +196,9 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
                     failures_in_a_row += 1;
                     if config.template_config.exit_on_retry_failure && failures_in_a_row >= 12 {
                         if let Some(first) = w.first.take() {
-                            let _ = first.send(Err(format!("templates failed {failures_in_a_row} times in a row")));
+                            let _ = first.send(Err(format!(
+                                "templates failed {failures_in_a_row} times in a row"
+                            )));
                             return;
                         }
                     }
@@ -185,7 +211,11 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
         }
         // Sleep until the first thing due.
         let live = *w.live.borrow();
-        let lease_due = store.leased.values().map(|l| Instant::from_std(l.due())).min();
+        let lease_due = store
+            .leased
+            .values()
+            .map(|l| Instant::from_std(l.due()))
+            .min();
         let mut wake = [lease_due, retry_at, (!live).then_some(next_poll)]
             .into_iter()
             .flatten()
@@ -251,14 +281,22 @@ async fn renew_due(api: &Api, token: &Zeroizing<String>, store: &mut Store) -> b
         .collect();
     let mut refetch = false;
     for key in due {
-        let Some(lease) = store.leased.get_mut(&key) else { continue };
+        let Some(lease) = store.leased.get_mut(&key) else {
+            continue;
+        };
         if lease.replace || !lease.renewable {
-            tracing::info!("templates: lease {} is ending; fetching a new secret", lease.lease_id);
+            tracing::info!(
+                "templates: lease {} is ending; fetching a new secret",
+                lease.lease_id
+            );
             store.leased.remove(&key);
             refetch = true;
             continue;
         }
-        match api.renew_lease(token, &lease.lease_id, lease.increment).await {
+        match api
+            .renew_lease(token, &lease.lease_id, lease.increment)
+            .await
+        {
             Ok(duration) => {
                 lease.since = std::time::Instant::now();
                 lease.lease_duration = duration;
@@ -266,7 +304,10 @@ async fn renew_due(api: &Api, token: &Zeroizing<String>, store: &mut Store) -> b
                     // Capped by its max TTL: replace it two thirds into what is left.
                     lease.replace = true;
                 }
-                tracing::info!("templates: lease {} renewed for {duration}s", lease.lease_id);
+                tracing::info!(
+                    "templates: lease {} renewed for {duration}s",
+                    lease.lease_id
+                );
             }
             Err(ApiError::Unavailable(e)) => {
                 // Try again shortly; the credential stays valid meanwhile.
@@ -275,7 +316,10 @@ async fn renew_due(api: &Api, token: &Zeroizing<String>, store: &mut Store) -> b
                 lease.lease_duration = lease.lease_duration.min(15).max(2);
             }
             Err(e) => {
-                tracing::warn!("templates: lease {} cannot be renewed ({e}); fetching a new secret", lease.lease_id);
+                tracing::warn!(
+                    "templates: lease {} cannot be renewed ({e}); fetching a new secret",
+                    lease.lease_id
+                );
                 store.leased.remove(&key);
                 refetch = true;
             }

@@ -193,7 +193,9 @@ fn secret(args: &[Value]) -> Result<Value, FuncError> {
     };
     CTX.with(|c| {
         let mut c = c.borrow_mut();
-        let ctx = c.as_mut().ok_or_else(|| generic("secret: no render context"))?;
+        let ctx = c
+            .as_mut()
+            .ok_or_else(|| generic("secret: no render context"))?;
         ctx.deps.insert(path.clone());
         if let Some(l) = ctx.store.leased.get(&key) {
             return Ok(secret_value(&l.body));
@@ -213,13 +215,19 @@ fn secret(args: &[Value]) -> Result<Value, FuncError> {
                 if lease_id.is_empty() {
                     ctx.pass.insert(key, body);
                 } else {
-                    let lease_duration = body.get("lease_duration").and_then(Json::as_u64).unwrap_or(0);
+                    let lease_duration = body
+                        .get("lease_duration")
+                        .and_then(Json::as_u64)
+                        .unwrap_or(0);
                     ctx.store.leased.insert(
                         key,
                         Leased {
                             lease_id,
                             lease_duration,
-                            renewable: body.get("renewable").and_then(Json::as_bool).unwrap_or(false),
+                            renewable: body
+                                .get("renewable")
+                                .and_then(Json::as_bool)
+                                .unwrap_or(false),
                             since: Instant::now(),
                             increment: lease_duration,
                             replace: false,
@@ -230,15 +238,20 @@ fn secret(args: &[Value]) -> Result<Value, FuncError> {
                 Ok(value)
             }
             Ok(None) => {
-                ctx.failure.get_or_insert(Failure::Other(format!("no secret at {path}")));
+                ctx.failure
+                    .get_or_insert(Failure::Other(format!("no secret at {path}")));
                 Err(generic(format!("no secret at {path}")))
             }
             Err(e) => {
                 let f = match &e {
                     ApiError::Denied(_) => Failure::Denied,
                     ApiError::Unavailable(_) => Failure::Unavailable,
-                    ApiError::Refused { status: 404, .. } => Failure::Other(format!("no secret at {path}")),
-                    ApiError::Refused { status, .. } => Failure::Other(format!("reading {path}: {status}")),
+                    ApiError::Refused { status: 404, .. } => {
+                        Failure::Other(format!("no secret at {path}"))
+                    }
+                    ApiError::Refused { status, .. } => {
+                        Failure::Other(format!("reading {path}: {status}"))
+                    }
                 };
                 ctx.failure.get_or_insert(f);
                 Err(generic(format!("reading {path}: {e}")))
@@ -316,7 +329,8 @@ fn to_json_value(v: &Value) -> Json {
         }
         Value::Array(a) => Json::Array(a.iter().map(to_json_value).collect()),
         Value::Map(m) | Value::Object(m) => {
-            let sorted: BTreeMap<&String, Json> = m.iter().map(|(k, v)| (k, to_json_value(v))).collect();
+            let sorted: BTreeMap<&String, Json> =
+                m.iter().map(|(k, v)| (k, to_json_value(v))).collect();
             let mut out = serde_json::Map::new();
             for (k, v) in sorted {
                 out.insert(k.clone(), v);
@@ -358,7 +372,8 @@ fn to_json(args: &[Value]) -> Result<Value, FuncError> {
 
 fn to_json_pretty(args: &[Value]) -> Result<Value, FuncError> {
     let v = to_json_value(one_arg("toJSONPretty", args)?);
-    let s = serde_json::to_string_pretty(&sorted(v)).map_err(|_| generic("toJSONPretty: cannot encode"))?;
+    let s = serde_json::to_string_pretty(&sorted(v))
+        .map_err(|_| generic("toJSONPretty: cannot encode"))?;
     Ok(Value::String(go_escape(s)))
 }
 
@@ -366,7 +381,8 @@ fn to_json_pretty(args: &[Value]) -> Result<Value, FuncError> {
 fn sorted(v: Json) -> Json {
     match v {
         Json::Object(o) => {
-            let mut pairs: Vec<(String, Json)> = o.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            let mut pairs: Vec<(String, Json)> =
+                o.into_iter().map(|(k, v)| (k, sorted(v))).collect();
             pairs.sort_by(|a, b| a.0.cmp(&b.0));
             Json::Object(pairs.into_iter().collect())
         }
@@ -377,7 +393,9 @@ fn sorted(v: Json) -> Json {
 
 fn base64_encode(args: &[Value]) -> Result<Value, FuncError> {
     let s = one_str("base64Encode", args)?;
-    Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(s)))
+    Ok(Value::String(
+        base64::engine::general_purpose::STANDARD.encode(s),
+    ))
 }
 
 fn base64_decode(args: &[Value]) -> Result<Value, FuncError> {
@@ -392,7 +410,9 @@ fn base64_decode(args: &[Value]) -> Result<Value, FuncError> {
 
 fn base64_url_encode(args: &[Value]) -> Result<Value, FuncError> {
     let s = one_str("base64URLEncode", args)?;
-    Ok(Value::String(base64::engine::general_purpose::URL_SAFE.encode(s)))
+    Ok(Value::String(
+        base64::engine::general_purpose::URL_SAFE.encode(s),
+    ))
 }
 
 fn base64_url_decode(args: &[Value]) -> Result<Value, FuncError> {
@@ -414,7 +434,9 @@ fn to_upper(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 fn trim_space(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::String(one_str("trimSpace", args)?.trim().to_string()))
+    Ok(Value::String(
+        one_str("trimSpace", args)?.trim().to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -433,19 +455,37 @@ mod tests {
         let body = serde_json::json!({"lease_id": "", "lease_duration": 0, "renewable": false,
             "data": {"data": {"password": "p<w>&", "user": "ana", "b64": "aGVsbG8="},
                      "metadata": {"version": 3}}});
-        assert_eq!(render("{{ with .Data.data }}{{ .password }}{{ end }}", body.clone()), "p<w>&");
+        assert_eq!(
+            render(
+                "{{ with .Data.data }}{{ .password }}{{ end }}",
+                body.clone()
+            ),
+            "p<w>&"
+        );
         assert_eq!(render("{{ .Data.metadata.version }}", body.clone()), "3");
         assert_eq!(
             render("{{ .Data.data | toJSON }}", body.clone()),
             r#"{"b64":"aGVsbG8=","password":"p\u003cw\u003e\u0026","user":"ana"}"#
         );
-        assert_eq!(render("{{ .Data.data.b64 | base64Decode }}", body.clone()), "hello");
-        let ranged = render("{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }};{{ end }}", body.clone());
+        assert_eq!(
+            render("{{ .Data.data.b64 | base64Decode }}", body.clone()),
+            "hello"
+        );
+        let ranged = render(
+            "{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }};{{ end }}",
+            body.clone(),
+        );
         let mut parts: Vec<&str> = ranged.split(';').filter(|p| !p.is_empty()).collect();
         parts.sort();
         assert_eq!(parts, ["b64=aGVsbG8=", "password=p<w>&", "user=ana"]);
         // The same map ranges in the same order every time in one process.
-        assert_eq!(ranged, render("{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }};{{ end }}", body));
+        assert_eq!(
+            ranged,
+            render(
+                "{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }};{{ end }}",
+                body
+            )
+        );
         assert!(check("{{ with secret \"a\" }}").is_err());
         assert!(check("{{ with secret \"secret/data/a\" }}{{ .Data.data.x }}{{ end }}").is_ok());
     }
