@@ -34,7 +34,7 @@ pub enum ApiError {
 }
 
 /// A token the server issued, with its lifetime.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Issued {
     /// The token.
     pub token: Zeroizing<String>,
@@ -42,6 +42,17 @@ pub struct Issued {
     pub ttl: u64,
     /// Whether it may be renewed.
     pub renewable: bool,
+}
+
+/// Shows the lifetime, never the token.
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("token", &"<redacted>")
+            .field("ttl", &self.ttl)
+            .field("renewable", &self.renewable)
+            .finish()
+    }
 }
 
 /// A raw answer, for the API proxy.

@@ -898,6 +898,70 @@ tls_disable = true
             .starts_with("invalid HCL"));
     }
 
+    /// The README's examples parse (kept in step by hand: edit both).
+    #[test]
+    fn the_readme_examples_parse() {
+        let general = r##"vault {
+  address = "https://coffer.internal:8200"
+  ca_cert = "/etc/coffer/ca.pem"
+}
+
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path   = "/etc/coffer/role_id"
+      secret_id_file_path = "/etc/coffer/secret_id"
+      remove_secret_id_file_after_reading = true
+    }
+  }
+  sink "file" { config = { path = "/run/coffer/token" } }   # mode 0600 by default
+}
+
+template_config { static_secret_render_interval = "5m" }    # the fallback poll
+
+template {
+  contents    = <<EOT
+{{ with secret "secret/data/app/db" }}password={{ .Data.data.password }}{{ end }}
+{{ with secret "database/creds/app" }}user={{ .Data.username }} pass={{ .Data.password }}{{ end }}
+EOT
+  destination = "/run/app/config.ini"
+  perms       = "0600"                 # the default (Vault Agent's is 0644)
+  command     = "systemctl reload app" # run after each render that changed the file
+}
+"##;
+        let c = hcl(general).unwrap();
+        assert_eq!(c.templates.len(), 1);
+        let k8s = r##"vault {
+  address = "https://coffer.coffer.svc:8200"
+  ca_cert = "/etc/coffer/ca.pem"
+}
+auto_auth {
+  method "jwt" {
+    mount_path = "auth/kubernetes"
+    config = {
+      path = "/var/run/secrets/coffer/token"   # projected service-account token
+      role = "web"
+      remove_jwt_after_reading = false         # the kubelet rotates it in place
+    }
+  }
+  sink "file" { config = { path = "/home/app/.coffer-token" } }
+}
+env_template "DATABASE_PASSWORD" {
+  contents = "{{ with secret \"secret/data/shop/db\" }}{{ .Data.data.password }}{{ end }}"
+}
+exec {
+  command = ["/app/server"]
+  restart_on_secret_changes = "always"
+}
+"##;
+        let c = hcl(k8s).unwrap();
+        assert!(
+            matches!(&c.auto_auth.method, Method::Jwt { mount_path, remove_jwt_after_reading: false, .. } if mount_path == "auth/kubernetes")
+        );
+        assert_eq!(c.env_templates[0].name, "DATABASE_PASSWORD");
+        assert_eq!(c.exec.unwrap().restart_on_secret_changes, Restart::Always);
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));

@@ -171,6 +171,68 @@ async fn subscribe(target: &Target, token: &str) -> anyhow::Result<Stream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::SinkExt as _;
+    use zeroize::Zeroizing;
+
+    /// A WebSocket server on loopback in Vault's shape: the subscriber
+    /// sends its token, gets an event, then the stream closes; on the
+    /// reconnect it is told to resync.
+    #[tokio::test]
+    async fn the_subscriber_follows_the_stream_and_reports_it_down() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let seen = seen_tx.clone();
+                let callback =
+                    move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                          resp| {
+                        let token = req
+                            .headers()
+                            .get("x-vault-token")
+                            .and_then(|v| v.to_str().ok());
+                        let _ = seen.send((req.uri().to_string(), token.unwrap_or("").to_string()));
+                        Ok(resp)
+                    };
+                let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback)
+                    .await
+                    .unwrap();
+                let msg = r#"{"data":{"event":{"metadata":{"path":"secret/data/app/db"}},"event_type":"kv-v2/data-write"}}"#;
+                ws.send(Message::text(msg)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = ws.close(None).await;
+            }
+        });
+        let current = super::super::auth::Current {
+            token: Zeroizing::new("t-test".into()),
+            generation: 1,
+        };
+        let (_tok_tx, tok_rx) = watch::channel(Some(Arc::new(current)));
+        let (tx, mut rx) = mpsc::channel(8);
+        let (live_tx, mut live_rx) = watch::channel(false);
+        let target = Target {
+            url: format!("ws://{addr}/v1/sys/events/subscribe/*?json=true"),
+            tls: None,
+        };
+        tokio::spawn(run(Some(target), tok_rx, tx, live_tx));
+        let wait = Duration::from_secs(10);
+        let ev = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        assert_eq!(ev, Some(Event::Changed("secret/data/app/db".into())));
+        let (uri, token) = seen_rx.recv().await.unwrap();
+        assert_eq!(uri, "/v1/sys/events/subscribe/*?json=true");
+        assert_eq!(token, "t-test");
+        tokio::time::timeout(wait, live_rx.wait_for(|l| !*l))
+            .await
+            .unwrap()
+            .unwrap();
+        // Reconnected: a resync first (events may have been missed), then events.
+        let ev = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        assert_eq!(ev, Some(Event::Resync));
+        let ev = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        assert_eq!(ev, Some(Event::Changed("secret/data/app/db".into())));
+    }
 
     #[test]
     fn cloud_events_parse() {

@@ -120,7 +120,8 @@ async fn serve(
         token_tx,
         invalid_rx,
     ));
-    if config.exit_after_auth {
+    let has_templates = !config.templates.is_empty() || !config.env_templates.is_empty();
+    if config.exit_after_auth && !has_templates {
         let mut rx = token_rx.clone();
         rx.wait_for(Option::is_some).await?;
         return Ok(0);
@@ -137,7 +138,7 @@ async fn serve(
     }
     let (env_tx, env_rx) = watch::channel(None);
     let (first_tx, first_rx) = oneshot::channel();
-    if !config.templates.is_empty() || !config.env_templates.is_empty() {
+    if has_templates {
         let (ev_tx, ev_rx) = mpsc::channel(256);
         let (live_tx, live_rx) = watch::channel(false);
         tokio::spawn(events::run(target, token_rx.clone(), ev_tx, live_tx));
@@ -155,6 +156,14 @@ async fn serve(
         ));
     } else {
         drop(first_tx);
+    }
+    if config.exit_after_auth {
+        // Vault Agent's rule: authenticate, render every template once, exit.
+        return match first_rx.await {
+            Ok(Ok(())) => Ok(0),
+            Ok(Err(reason)) => Err(anyhow::anyhow!("{reason}")),
+            Err(_) => Ok(1),
+        };
     }
     let failed = async move {
         match first_rx.await {
