@@ -433,7 +433,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
             "d" => n * 86400.0,
             _ => return None,
         };
-        if !secs.is_finite() || secs < 0.0 || secs > 1e10 {
+        if !secs.is_finite() || !(0.0..=1e10).contains(&secs) {
             return None;
         }
         total += Duration::from_secs_f64(secs);
@@ -727,13 +727,11 @@ fn template(mut t: Section<'_>, base: &Path) -> R<TemplateSpec> {
         }
     };
     let command_timeout = t.duration("command_timeout", Duration::from_secs(30))?;
-    let _ = t.opt_str("left_delimiter")?.map_or(Ok(()), |d| {
-        if d == "{{" {
-            Ok(())
-        } else {
-            Err(format!("{}: only \"{{{{\" is supported", t.path))
+    if let Some(d) = t.opt_str("left_delimiter")? {
+        if d != "{{" {
+            return Err(format!("{}: only \"{{{{\" is supported", t.field("left_delimiter")));
         }
-    })?;
+    }
     t.finish()?;
     let name = if name.is_empty() {
         destination.display().to_string()

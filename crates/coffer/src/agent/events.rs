@@ -178,6 +178,7 @@ mod tests {
     /// sends its token, gets an event, then the stream closes; on the
     /// reconnect it is told to resync.
     #[tokio::test]
+    #[allow(clippy::result_large_err)] // tungstenite's callback signature
     async fn the_subscriber_follows_the_stream_and_reports_it_down() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -313,7 +313,7 @@ async fn renew_due(api: &Api, token: &Zeroizing<String>, store: &mut Store) -> b
                 // Try again shortly; the credential stays valid meanwhile.
                 tracing::warn!("templates: renewing lease {} failed ({e})", lease.lease_id);
                 lease.since = std::time::Instant::now();
-                lease.lease_duration = lease.lease_duration.min(15).max(2);
+                lease.lease_duration = lease.lease_duration.clamp(2, 15);
             }
             Err(e) => {
                 tracing::warn!(
