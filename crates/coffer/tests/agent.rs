@@ -280,22 +280,32 @@ template {{
         "secret/data/app/db",
         Some(json!({"data": {"password": pw2, "note": "eA=="}})),
     );
+    let t = Instant::now();
     assert!(
         wait_for(Duration::from_secs(10), || line(&read(&out), "password=")
             == Some(pw2.as_str())),
         "{}",
         agent.log()
     );
+    eprintln!(
+        "measured: KV write to re-render (1 s poll): {:?}",
+        t.elapsed()
+    );
     assert_eq!(line(&read(&out), "user="), Some(user1.as_str()));
     assert_eq!(line(&read(&out), "version="), Some("2"));
 
     // Revoking the token (and with it the lease): a new login, new credentials.
     api.root("POST", "auth/token/revoke", Some(json!({"token": token1})));
+    let t = Instant::now();
     assert!(
         wait_for(Duration::from_secs(20), || read(&sink) != token1
             && line(&read(&out), "user=").is_some_and(|u| u != user1)),
         "{}",
         agent.log()
+    );
+    eprintln!(
+        "measured: token revoked to new login and new credentials rendered: {:?}",
+        t.elapsed()
     );
     assert!(!role_exists(&pg, &user1), "revoked with the token");
     let user2 = line(&read(&out), "user=").unwrap().to_string();
@@ -324,7 +334,15 @@ template {{
         "{}",
         agent.log()
     );
+    eprintln!(
+        "measured: after the restart, KV write to re-render: {:?}",
+        t.elapsed()
+    );
     assert_eq!(read(&sink), token2, "the token outlived the restart");
+    assert!(
+        agent.log().contains("events: cannot subscribe"),
+        "the poll ran because the event endpoint is absent"
+    );
     assert_eq!(line(&read(&out), "user="), Some(user2.as_str()));
     // No secret value in the agent's log.
     let log = agent.log();
@@ -487,12 +505,17 @@ tls_disable = true
         "secret/data/app/exec",
         Some(json!({"data": {"v": v2}})),
     );
+    let t = Instant::now();
     assert!(
         wait_for(Duration::from_secs(10), || read(&child_log)
             .contains(&format!("start {v2}"))),
         "child not restarted: {}\n{}",
         read(&child_log),
         agent.log()
+    );
+    eprintln!(
+        "measured: KV write to child restarted (1 s poll): {:?}",
+        t.elapsed()
     );
     let log = read(&child_log);
     assert_eq!(log.matches("start ").count(), 2, "{log}");

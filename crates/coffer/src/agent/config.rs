@@ -729,7 +729,10 @@ fn template(mut t: Section<'_>, base: &Path) -> R<TemplateSpec> {
     let command_timeout = t.duration("command_timeout", Duration::from_secs(30))?;
     if let Some(d) = t.opt_str("left_delimiter")? {
         if d != "{{" {
-            return Err(format!("{}: only \"{{{{\" is supported", t.field("left_delimiter")));
+            return Err(format!(
+                "{}: only \"{{{{\" is supported",
+                t.field("left_delimiter")
+            ));
         }
     }
     t.finish()?;
