@@ -560,6 +560,24 @@ tls_disable = true
         .unwrap()
         .status();
     assert_eq!(st, 403);
+    // An absolute-form request naming another host still goes to the
+    // configured server: the agent's token never reaches the other host.
+    let decoy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    decoy.set_nonblocking(true).unwrap();
+    let decoy_addr = decoy.local_addr().unwrap();
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", proxy_port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(
+        raw,
+        "GET http://{decoy_addr}/v1/secret/data/app/exec HTTP/1.1\r\nHost: {decoy_addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(&v2), "answered by the configured server");
+    assert!(decoy.accept().is_err(), "the decoy host was contacted");
     // A path outside /v1/ is not forwarded.
     let st = http.get(format!("{proxy}/ui/")).send().unwrap().status();
     assert_eq!(st, 404);
