@@ -64,6 +64,17 @@ fn same_secret(event_path: &str, dep: &str) -> bool {
     event_path.trim_matches('/') == dep || norm(event_path) == norm(dep)
 }
 
+/// Whether an event path names this lease: the lease id itself, or a
+/// prefix of it ending at a segment (`database/creds/app` covers its leases).
+fn lease_matches(lease_id: &str, path: &str) -> bool {
+    let path = path.trim_matches('/');
+    !path.is_empty()
+        && (lease_id == path
+            || lease_id
+                .strip_prefix(path)
+                .is_some_and(|rest| rest.starts_with('/')))
+}
+
 /// Runs until the process ends.
 pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
     let texts: Vec<String> = config
@@ -246,7 +257,12 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
             ev = w.events.recv() => match ev {
                 Some(Event::Resync) => need_render = true,
                 Some(Event::Changed(path)) => {
-                    if deps.iter().any(|d| d.iter().any(|p| same_secret(&path, p))) {
+                    // A revoked lease of ours (`coffer/lease-revoke`): fetch anew.
+                    let before = store.leased.len();
+                    store.leased.retain(|_, l| !lease_matches(&l.lease_id, &path));
+                    if store.leased.len() != before
+                        || deps.iter().any(|d| d.iter().any(|p| same_secret(&path, p)))
+                    {
                         tracing::info!("templates: {path} changed");
                         need_render = true;
                     }
@@ -359,7 +375,17 @@ async fn run_command(name: &str, cmd: &Command, timeout: Duration) {
 
 #[cfg(test)]
 mod tests {
-    use super::same_secret;
+    use super::{lease_matches, same_secret};
+
+    #[test]
+    fn lease_events_match_their_leases() {
+        let id = "database/creds/app/Xyz123";
+        assert!(lease_matches(id, id));
+        assert!(lease_matches(id, "database/creds/app"));
+        assert!(!lease_matches(id, "database/creds/ap"));
+        assert!(!lease_matches(id, "database/creds/app/Xyz1234"));
+        assert!(!lease_matches(id, ""));
+    }
 
     #[test]
     fn kv_event_paths_match_the_secret() {
