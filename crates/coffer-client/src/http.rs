@@ -399,6 +399,52 @@ impl Client {
         &self.base
     }
 
+    /// Sends a body as given and returns the answer as received (status,
+    /// Content-Type, bytes): for `coffer agent`'s API proxy. `path` is
+    /// below `/v1/` and may carry a query; the host is always this client's.
+    pub fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        wrap_ttl: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Option<String>, Vec<u8>)> {
+        let url = self.url(path);
+        let shown = url.to_string();
+        let mut req = self.http.request(method.clone(), url);
+        if let Some(token) = &self.token {
+            let mut value = HeaderValue::from_str(token.as_str()).map_err(|_| {
+                Error::Config("the token contains characters not allowed in a header".into())
+            })?;
+            value.set_sensitive(true);
+            req = req.header(TOKEN_HEADER, value);
+        }
+        if let Some(ttl) = wrap_ttl.and_then(|t| HeaderValue::from_str(t.trim()).ok()) {
+            req = req.header(WRAP_TTL_HEADER, ttl);
+        }
+        if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(c).ok()) {
+            req = req.header(CONTENT_TYPE, ct);
+        }
+        if !body.is_empty() {
+            req = req.body(body);
+        }
+        let transport = |source| Error::Transport {
+            method: method.clone(),
+            url: shown.clone(),
+            source,
+        };
+        let resp = req.send().map_err(transport)?;
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().map_err(transport)?.to_vec();
+        Ok((status, ct, bytes))
+    }
+
     /// Sends one request to `/v1/<path>` and returns the answer whatever its
     /// status. `path` may carry a query string (`secret/data/a?version=2`).
     pub fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
@@ -583,7 +629,7 @@ fn parse_timeout(v: &str) -> Option<Duration> {
 }
 
 /// Loads every certificate of a PEM file.
-fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+pub fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     use rustls::pki_types::pem::PemObject as _;
     let pem = std::fs::read(path)
         .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", path.display())))?;

@@ -20,12 +20,12 @@ pub mod events;
 mod http;
 pub mod reference;
 pub mod resolve;
-mod tls;
+pub mod tls;
 
 #[cfg(test)]
 pub(crate) use http::DEFAULT_TIMEOUT;
 pub use http::{
-    read_token_file, token_file_path, write_token_file, ApiError, Client, Config, Error, Response,
+    load_ca, read_token_file, token_file_path, write_token_file, ApiError, Client, Config, Error, Response,
     Result, DEFAULT_ADDRESS, TOKEN_FILE_NAME,
 };
 pub use reference::{Reference, ReferenceError, Selector};

@@ -58,6 +58,9 @@ pub struct CoreConfig {
     /// Whether `sys/metrics` answers without a token (Vault's listener
     /// `telemetry.unauthenticated_metrics_access`); off by default.
     pub unauthenticated_metrics_access: bool,
+    /// URL prefixes JWT auth mounts may fetch keys from (`jwks_url`,
+    /// `oidc_discovery_url`); empty: none.
+    pub jwt_key_urls: crate::auth::jwt::remote::AllowedUrls,
 }
 
 impl Default for CoreConfig {
@@ -68,6 +71,7 @@ impl Default for CoreConfig {
             rotators: Default::default(),
             key_rotation_threshold: crate::barrier::DEFAULT_ROTATION_THRESHOLD,
             unauthenticated_metrics_access: false,
+            jwt_key_urls: Default::default(),
         }
     }
 }
@@ -289,7 +293,7 @@ impl Core {
 
     pub(crate) fn mounted(&self, entry: MountEntry) -> Result<Mounted> {
         let engine = if entry.path.starts_with("auth/") {
-            crate::auth::for_mount(&entry)?
+            crate::auth::for_mount(&entry, &self.config.jwt_key_urls)?
         } else {
             engines::for_mount(&entry, &self.passwords)?
         };

@@ -193,7 +193,7 @@ pub const APPROLE: BackendDoc = BackendDoc {
 pub const JWT: BackendDoc = BackendDoc {
     description: "The JWT auth method authenticates with JSON Web Tokens signed by keys configured inline or fetched from a JWKS URL.",
     routes: &[
-        route("config", RW, "Configure the keys and issuer the method trusts.", &[("jwks_url", "string", "URL of the key set."), ("jwt_validation_pubkeys", "slice", "PEM public keys."), ("bound_issuer", "string", "The issuer required.")]),
+        route("config", RW, "Configure the keys and issuer the method trusts.", &[("jwks_url", "string", "URL of the key set (under the server's [jwt_discovery] allowed_urls)."), ("jwks_ca_pem", "string", "PEM CA certificates trusted for jwks_url."), ("oidc_discovery_url", "string", "OIDC issuer URL whose discovery document names the key set."), ("oidc_discovery_ca_pem", "string", "PEM CA certificates trusted for oidc_discovery_url."), ("jwt_validation_pubkeys", "slice", "PEM public keys."), ("bound_issuer", "string", "The issuer required.")]),
         route("role", L, "List the roles.", &[]),
         route("role/{name}", CRUD, "Create, read, update or delete a role.", &[NAME, ("role_type", "string", "jwt."), ("user_claim", "string", "The claim naming the user."), ("bound_audiences", "slice", "Audiences required.")]),
         route("login", W, "Log in with a JWT.", &[("role", "string", "The role."), ("jwt", "string", "The signed token.")]),

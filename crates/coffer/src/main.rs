@@ -28,6 +28,7 @@ pub(crate) fn return_freed_memory() {
     unsafe { mi_collect(true) }
 }
 
+mod agent;
 mod argv;
 mod client;
 mod cmd;
@@ -109,6 +110,8 @@ enum Command {
     Scan(cmd::scan::Args),
     /// Verify audit logs; who read a secret; secrets nobody read.
     Audit(cmd::audit::Args),
+    /// Log in, keep a token alive, render templates, run an app (like `vault agent`).
+    Agent(agent::Args),
     /// Print a shell completion script.
     Completion {
         /// The shell to generate completions for.
@@ -145,6 +148,7 @@ fn main() {
         Command::Inject(a) => cmd::inject::run(a),
         Command::Scan(a) => cmd::scan::run(a),
         Command::Audit(a) => cmd::audit::run(a),
+        Command::Agent(a) => agent::run(a),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
             Ok(0)

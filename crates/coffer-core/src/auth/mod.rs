@@ -14,11 +14,15 @@ use crate::mounts::MountEntry;
 use crate::{Error, Result};
 
 /// Creates the engine of an auth mount, or refuses an unknown type.
-pub fn for_mount(entry: &MountEntry) -> Result<Arc<dyn Engine>> {
+/// `jwt_urls`: where JWT mounts may fetch keys (the server's configuration).
+pub fn for_mount(
+    entry: &MountEntry,
+    jwt_urls: &jwt::remote::AllowedUrls,
+) -> Result<Arc<dyn Engine>> {
     match entry.kind.as_str() {
         "approle" => Ok(Arc::new(approle::AppRole::new())),
         "userpass" => Ok(Arc::new(userpass::UserPass::new())),
-        "jwt" | "oidc" => Ok(Arc::new(jwt::JwtAuth::new())),
+        "jwt" | "oidc" => Ok(Arc::new(jwt::JwtAuth::with_allowed_urls(jwt_urls.clone()))),
         other => Err(Error::bad(format!("unknown auth method type {other:?}"))),
     }
 }

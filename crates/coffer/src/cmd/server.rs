@@ -67,6 +67,26 @@ struct ConfigFile {
     audit: Option<AuditSection>,
     #[serde(default)]
     telemetry: TelemetrySection,
+    #[serde(default)]
+    jwt_discovery: JwtDiscoverySection,
+}
+
+/// `[jwt_discovery]`: where JWT auth mounts may fetch keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JwtDiscoverySection {
+    /// URL prefixes `jwks_url`, `oidc_discovery_url` and a discovery
+    /// document's `jwks_uri` must fall under (https, or http to loopback).
+    /// Empty (the default): JWT mounts fetch nothing, keys are inline.
+    #[serde(default)]
+    allowed_urls: Vec<String>,
+}
+
+impl JwtDiscoverySection {
+    fn allowed(&self) -> anyhow::Result<coffer_core::auth::jwt::remote::AllowedUrls> {
+        coffer_core::auth::jwt::remote::AllowedUrls::parse(&self.allowed_urls)
+            .map_err(|e| anyhow::anyhow!("jwt_discovery.{e}"))
+    }
 }
 
 /// `[telemetry]`: who may read `sys/metrics`.
@@ -90,7 +110,8 @@ struct AuditSection {
     file_dir: Option<PathBuf>,
 }
 
-/// What `--dev --config FILE` reads: rotator declarations and `[telemetry]`.
+/// What `--dev --config FILE` reads: rotator declarations, `[telemetry]`
+/// and `[jwt_discovery]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DevConfigFile {
@@ -98,6 +119,8 @@ struct DevConfigFile {
     rotator: BTreeMap<String, RotatorSpec>,
     #[serde(default)]
     telemetry: TelemetrySection,
+    #[serde(default)]
+    jwt_discovery: JwtDiscoverySection,
 }
 
 /// Checks and builds the declared rotators; a bad one stops the server.
@@ -272,19 +295,27 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
         Some(p) => (open_sqlite(p)?, "sqlite"),
         None => (Arc::new(MemoryBackend::new()), "inmem"),
     };
-    let (registry, telemetry) = match &args.config {
+    let (registry, telemetry, jwt_urls) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading configuration {}", path.display()))?;
             let file: DevConfigFile = toml::from_str(&text).with_context(|| {
                 format!(
-                    "invalid configuration {} (with --dev it may hold only [rotator.NAME] and [telemetry] sections)",
+                    "invalid configuration {} (with --dev it may hold only [rotator.NAME], [telemetry] and [jwt_discovery] sections)",
                     path.display()
                 )
             })?;
-            (rotators(file.rotator, path)?, file.telemetry)
+            (
+                rotators(file.rotator, path)?,
+                file.telemetry,
+                file.jwt_discovery.allowed()?,
+            )
         }
-        None => (RotatorRegistry::default(), TelemetrySection::default()),
+        None => (
+            RotatorRegistry::default(),
+            TelemetrySection::default(),
+            Default::default(),
+        ),
     };
     let core = Core::new(
         backend,
@@ -292,6 +323,7 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
             storage_type: storage_type.into(),
             rotators: registry,
             unauthenticated_metrics_access: telemetry.unauthenticated_metrics_access,
+            jwt_key_urls: jwt_urls,
             ..Default::default()
         },
     );
@@ -397,6 +429,7 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
         storage_type: storage_type.into(),
         rotators: rotators(config.rotator, path)?,
         unauthenticated_metrics_access: config.telemetry.unauthenticated_metrics_access,
+        jwt_key_urls: config.jwt_discovery.allowed()?,
         ..Default::default()
     };
     if let Some(name) = config.cluster_name {

@@ -1,11 +1,13 @@
 //! The mount's configuration (`auth/<mount>/config`): which keys sign the
 //! tokens it accepts, the issuer they must name, and the default role.
 //!
-//! Coffer reaches no network, so the keys are given inline: PEM public keys
-//! in `jwt_validation_pubkeys` (as in Vault) or a JWKS document in `jwks`
-//! (a Coffer field: the document a `jwks_url` would serve, as a JSON object
-//! or a JSON string). `oidc_discovery_url`, `jwks_url` and `jwks_pairs` are
-//! refused with a clear 400.
+//! The keys come from exactly one of: PEM public keys in
+//! `jwt_validation_pubkeys` (as in Vault); a JWKS document in `jwks` (a
+//! Coffer field: the document a `jwks_url` would serve, as a JSON object or
+//! a JSON string); `jwks_url` (with `jwks_ca_pem`); or `oidc_discovery_url`
+//! (with `oidc_discovery_ca_pem`). The two URL forms are fetched by
+//! [`super::remote`], only under the prefixes the server's configuration
+//! allows. `jwks_pairs` is refused with a clear 400.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -22,6 +24,14 @@ pub struct Config {
     pub jwt_validation_pubkeys: Vec<String>,
     /// An inline JWKS document.
     pub jwks: Option<Value>,
+    /// URL of a JWKS document.
+    pub jwks_url: String,
+    /// PEM CA certificate(s) trusted for `jwks_url`.
+    pub jwks_ca_pem: String,
+    /// OIDC issuer URL, whose discovery document names the key set.
+    pub oidc_discovery_url: String,
+    /// PEM CA certificate(s) trusted for `oidc_discovery_url`.
+    pub oidc_discovery_ca_pem: String,
     /// Algorithms accepted (empty: every supported one).
     pub jwt_supported_algs: Vec<String>,
     /// Required `iss`.
@@ -36,8 +46,8 @@ pub struct Config {
     pub oidc_response_types: Vec<String>,
 }
 
-/// The fields that need a network fetch Coffer cannot make.
-const NETWORK_FIELDS: &[&str] = &["oidc_discovery_url", "jwks_url", "jwks_pairs"];
+/// Vault's fields Coffer does not implement.
+const NETWORK_FIELDS: &[&str] = &["jwks_pairs"];
 
 fn present(data: &Map<String, Value>, name: &str) -> bool {
     match data.get(name) {
@@ -57,8 +67,8 @@ impl Config {
         for field in NETWORK_FIELDS {
             if present(data, field) {
                 return Err(Error::bad(format!(
-                    "'{field}' is not supported: Coffer does not fetch keys over the network; \
-                     give the keys inline with 'jwt_validation_pubkeys' (PEM) or 'jwks' (a JWKS document)"
+                    "'{field}' is not supported: give one key source, with 'jwks_url', \
+                     'oidc_discovery_url', 'jwt_validation_pubkeys' (PEM) or 'jwks' (a JWKS document)"
                 )));
             }
         }
@@ -91,6 +101,18 @@ impl Config {
                 .map(|k| k.trim().to_string())
                 .collect(),
             jwks,
+            jwks_url: p.str("jwks_url")?.unwrap_or_default().trim().to_string(),
+            jwks_ca_pem: p.str("jwks_ca_pem")?.unwrap_or_default().trim().to_string(),
+            oidc_discovery_url: p
+                .str("oidc_discovery_url")?
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            oidc_discovery_ca_pem: p
+                .str("oidc_discovery_ca_pem")?
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
             jwt_supported_algs: p.str_list("jwt_supported_algs")?.unwrap_or_default(),
             bound_issuer: p.str("bound_issuer")?.unwrap_or_default().to_string(),
             default_role: p.str("default_role")?.unwrap_or_default().to_string(),
@@ -100,18 +122,37 @@ impl Config {
             oidc_response_mode: p.str("oidc_response_mode")?.unwrap_or_default().to_string(),
             oidc_response_types: p.str_list("oidc_response_types")?.unwrap_or_default(),
         };
-        match (
-            config.jwt_validation_pubkeys.is_empty(),
-            config.jwks.is_none(),
-        ) {
-            (false, true) | (true, false) => {}
-            _ => {
+        let sources = [
+            !config.jwt_validation_pubkeys.is_empty(),
+            config.jwks.is_some(),
+            !config.jwks_url.is_empty(),
+            !config.oidc_discovery_url.is_empty(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(Error::bad(
+                "exactly one of 'jwt_validation_pubkeys', 'jwks', 'jwks_url' or 'oidc_discovery_url' must be set",
+            ));
+        }
+        if !config.jwks_ca_pem.is_empty() && config.jwks_url.is_empty() {
+            return Err(Error::bad("'jwks_ca_pem' is only used with 'jwks_url'"));
+        }
+        if !config.oidc_discovery_ca_pem.is_empty() && config.oidc_discovery_url.is_empty() {
+            return Err(Error::bad(
+                "'oidc_discovery_ca_pem' is only used with 'oidc_discovery_url'",
+            ));
+        }
+        for pem in [&config.jwks_ca_pem, &config.oidc_discovery_ca_pem] {
+            if !pem.is_empty()
+                && (!pem.contains("-----BEGIN CERTIFICATE-----") || pem.contains("PRIVATE"))
+            {
                 return Err(Error::bad(
-                    "exactly one of 'jwt_validation_pubkeys' or 'jwks' must be set",
-                ))
+                    "invalid CA PEM: expected -----BEGIN CERTIFICATE----- blocks",
+                ));
             }
         }
-        config.key_set().map_err(Error::bad)?;
+        if config.remote_source().is_none() {
+            config.key_set().map_err(Error::bad)?;
+        }
         for alg in &config.jwt_supported_algs {
             if keys::algorithm(alg).is_none() {
                 return Err(Error::bad(format!(
@@ -123,7 +164,28 @@ impl Config {
         Ok(config)
     }
 
-    /// The configured keys, parsed. The error is a complete message.
+    /// Where the keys are fetched from, when they are not inline.
+    pub fn remote_source(&self) -> Option<super::remote::Source> {
+        use super::remote::Source;
+        if !self.jwks_url.is_empty() {
+            Some(Source::Jwks(self.jwks_url.clone()))
+        } else if !self.oidc_discovery_url.is_empty() {
+            Some(Source::Discovery(self.oidc_discovery_url.clone()))
+        } else {
+            None
+        }
+    }
+
+    /// The CA PEM trusted for the remote source ("" for the system roots).
+    pub fn remote_ca(&self) -> &str {
+        if !self.jwks_url.is_empty() {
+            &self.jwks_ca_pem
+        } else {
+            &self.oidc_discovery_ca_pem
+        }
+    }
+
+    /// The configured inline keys, parsed. The error is a complete message.
     pub fn key_set(&self) -> std::result::Result<KeySet, String> {
         match &self.jwks {
             Some(doc) => KeySet::from_jwks(doc).map_err(|e| format!("invalid jwks: {e}")),
@@ -146,17 +208,17 @@ impl Config {
     /// is secret, and no client secret is ever stored).
     pub fn to_json(&self) -> Value {
         json!({
-            "oidc_discovery_url": "",
-            "oidc_discovery_ca_pem": "",
+            "oidc_discovery_url": self.oidc_discovery_url,
+            "oidc_discovery_ca_pem": self.oidc_discovery_ca_pem,
             "oidc_client_id": "",
             "oidc_response_mode": self.oidc_response_mode,
             "oidc_response_types": self.oidc_response_types,
             "default_role": self.default_role,
             "jwt_validation_pubkeys": self.jwt_validation_pubkeys,
             "jwt_supported_algs": self.jwt_supported_algs,
-            "jwks_url": "",
+            "jwks_url": self.jwks_url,
             "jwks_pairs": [],
-            "jwks_ca_pem": "",
+            "jwks_ca_pem": self.jwks_ca_pem,
             "jwks": self.jwks,
             "bound_issuer": self.bound_issuer,
             "provider_config": {},
@@ -204,19 +266,30 @@ mod tests {
     #[test]
     fn refusals() {
         let pem = TestKey::ec().public_pem();
-        assert!(
-            msg(json!({"oidc_discovery_url": "https://accounts.example"}))
-                .starts_with("'oidc_discovery_url' is not supported")
-        );
-        assert!(msg(json!({"jwks_url": "https://x/keys"})).contains("inline"));
-        assert!(msg(json!({"jwks_pairs": [{"jwks_url": "https://x"}]})).contains("jwks_pairs"));
+        let c = parse(json!({"oidc_discovery_url": "https://accounts.example"})).unwrap();
+        assert!(c.remote_source().is_some());
         assert_eq!(
-            msg(json!({})),
-            "exactly one of 'jwt_validation_pubkeys' or 'jwks' must be set"
+            c.to_json()["oidc_discovery_url"],
+            "https://accounts.example"
         );
+        assert!(
+            msg(json!({"jwks_url": "https://x/keys", "jwks": {"keys": []}}))
+                .starts_with("exactly one")
+        );
+        assert!(
+            msg(json!({"jwks_ca_pem": "x", "oidc_discovery_url": "https://i"}))
+                .contains("jwks_ca_pem")
+        );
+        assert!(msg(
+            json!({"jwks_url": "https://x/keys", "jwks_ca_pem": "-----BEGIN PRIVATE KEY-----"})
+        )
+        .starts_with("invalid CA PEM"));
+        assert!(msg(json!({"jwks_pairs": [{"jwks_url": "https://x"}]})).contains("jwks_pairs"));
+        let one = "exactly one of 'jwt_validation_pubkeys', 'jwks', 'jwks_url' or 'oidc_discovery_url' must be set";
+        assert_eq!(msg(json!({})), one);
         assert_eq!(
             msg(json!({"jwt_validation_pubkeys": [pem], "jwks": {"keys": []}})),
-            "exactly one of 'jwt_validation_pubkeys' or 'jwks' must be set"
+            one
         );
         assert!(msg(json!({"jwt_validation_pubkeys": ["nope"]}))
             .starts_with("error parsing public key"));

@@ -134,6 +134,11 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
+    /// Whether a key carries this `kid`.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
     /// Number of usable keys.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -185,6 +190,15 @@ impl KeySet {
             .ok_or("failed to parse claims: the payload is not a JSON object")?;
         Ok(Verified { alg, claims })
     }
+}
+
+/// The `kid` a compact JWS's header names, if it parses.
+pub fn token_kid(token: &str) -> Option<String> {
+    let parts = split(token)?;
+    decode_object(parts.header)?
+        .get("kid")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn verify_one(key: &DecodingKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {

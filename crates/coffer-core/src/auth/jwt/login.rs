@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use super::claims::{self, Expected, IdentityRules};
 use super::config::Config;
+use super::keys::KeySet;
 use super::role::Role;
 use crate::{AuthGrant, Error, Result};
 
@@ -15,6 +16,23 @@ use crate::{AuthGrant, Error, Result};
 /// bound CIDRs.
 pub fn authenticate(
     config: &Config,
+    role_name: &str,
+    role: &Role,
+    jwt: &str,
+    client: Option<IpAddr>,
+    now: i64,
+) -> Result<AuthGrant> {
+    let keys = config
+        .key_set()
+        .map_err(|e| Error::bad(format!("error configuring token validator: {e}")))?;
+    authenticate_with(config, &keys, role_name, role, jwt, client, now)
+}
+
+/// [`authenticate`] against `keys` (inline or fetched) instead of the
+/// config's inline keys.
+pub fn authenticate_with(
+    config: &Config,
+    keys: &KeySet,
     role_name: &str,
     role: &Role,
     jwt: &str,
@@ -32,9 +50,6 @@ pub fn authenticate(
     {
         return Err(Error::PermissionDenied);
     }
-    let keys = config
-        .key_set()
-        .map_err(|e| Error::bad(format!("error configuring token validator: {e}")))?;
     let verified = keys
         .verify(jwt, &config.algorithms())
         .map_err(|e| Error::bad(format!("error validating token: {e}")))?;

@@ -14,6 +14,7 @@ pub mod claims;
 pub mod config;
 pub mod keys;
 pub mod login;
+pub mod remote;
 pub mod role;
 #[cfg(test)]
 mod testkeys;
@@ -50,11 +51,16 @@ struct Hints {
 }
 
 impl Hints {
-    fn set_config(&mut self, config: Option<&Config>) {
+    /// `fetched`: the keys of a remote source, when cached.
+    fn set_config(&mut self, config: Option<&Config>, fetched: Option<Arc<KeySet>>) {
         self.default_role = config
             .map(|c| c.default_role.to_lowercase())
             .unwrap_or_default();
-        self.keys = config.and_then(|c| c.key_set().ok()).map(Arc::new);
+        self.keys = match config {
+            Some(c) if c.remote_source().is_some() => fetched,
+            Some(c) => c.key_set().ok().map(Arc::new),
+            None => None,
+        };
         self.algorithms = config.map(Config::algorithms).unwrap_or_default();
     }
 }
@@ -65,12 +71,44 @@ pub struct JwtAuth {
     hints: RwLock<Hints>,
     /// Serialises role and config writes (read-modify-write).
     writes: tokio::sync::Mutex<()>,
+    /// Keys fetched from `jwks_url` or `oidc_discovery_url`.
+    remote: remote::Remote,
 }
 
 impl JwtAuth {
-    /// A new engine.
+    /// A new engine that fetches no key (no URL is allowed).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new engine that may fetch keys under `allowed`.
+    pub fn with_allowed_urls(allowed: remote::AllowedUrls) -> Self {
+        JwtAuth {
+            remote: remote::Remote::new(allowed),
+            ..Default::default()
+        }
+    }
+
+    fn set_hints(&self, config: Option<&Config>) {
+        let fetched = config.and_then(|c| self.remote.cached(c));
+        self.hints.write().set_config(config, fetched);
+    }
+
+    /// The keys a login is checked against: inline, or fetched (cached).
+    async fn login_keys(&self, config: &Config) -> Result<Arc<KeySet>> {
+        if config.remote_source().is_none() {
+            return config
+                .key_set()
+                .map(Arc::new)
+                .map_err(|e| Error::bad(format!("error configuring token validator: {e}")));
+        }
+        let keys = self
+            .remote
+            .keys(config)
+            .await
+            .map_err(|e| Error::bad(format!("error fetching the key set: {e}")))?;
+        self.set_hints(Some(config));
+        Ok(keys)
     }
 
     fn remember_role(&self, name: &str, role: Option<&Role>) {
@@ -90,7 +128,7 @@ impl JwtAuth {
 
     async fn load_config(&self, ctx: &EngineCtx<'_>) -> Result<Option<Config>> {
         let config: Option<Config> = ctx.view.get_json(CONFIG_KEY).await?;
-        self.hints.write().set_config(config.as_ref());
+        self.set_hints(config.as_ref());
         Ok(config)
     }
 
@@ -110,8 +148,21 @@ impl JwtAuth {
                 let _guard = self.writes.lock().await;
                 let existing = self.load_config(ctx).await?;
                 let config = Config::parse(&req.data, existing.as_ref())?;
+                if config.remote_source().is_some() {
+                    let (field, url) = if config.jwks_url.is_empty() {
+                        ("oidc_discovery_url", &config.oidc_discovery_url)
+                    } else {
+                        ("jwks_url", &config.jwks_url)
+                    };
+                    self.remote.check_allowed(field, url).map_err(Error::bad)?;
+                    // As Vault does: a URL that serves no usable key set is refused.
+                    self.remote
+                        .fetch_into_cache(&config)
+                        .await
+                        .map_err(|e| Error::bad(format!("error checking {field}: {e}")))?;
+                }
                 ctx.view.put_json(CONFIG_KEY, &config).await?;
-                self.hints.write().set_config(Some(&config));
+                self.set_hints(Some(&config));
                 Ok(Response::empty())
             }
             _ => Err(Error::UnsupportedOperation),
@@ -167,14 +218,35 @@ impl JwtAuth {
             return Err(Error::bad(format!("role {role_name:?} could not be found")));
         };
         let jwt = p.str("jwt")?.unwrap_or_default();
-        let grant = login::authenticate(
-            &config,
-            &role_name,
-            &role,
-            jwt,
-            req.client_addr,
-            crate::util::now().timestamp(),
-        )?;
+        let now = crate::util::now().timestamp();
+        let keys = self.login_keys(&config).await?;
+        let first =
+            login::authenticate_with(&config, &keys, &role_name, &role, jwt, req.client_addr, now);
+        let grant = match first {
+            // A key id the cached set lacks: the issuer may have rotated its
+            // keys. One re-fetch, rate-limited per mount.
+            Err(e)
+                if config.remote_source().is_some()
+                    && keys::token_kid(jwt).is_some_and(|k| !keys.has_kid(&k)) =>
+            {
+                match self.remote.refetch_for_unknown_kid(&config).await {
+                    Some(fresh) => {
+                        self.set_hints(Some(&config));
+                        login::authenticate_with(
+                            &config,
+                            &fresh,
+                            &role_name,
+                            &role,
+                            jwt,
+                            req.client_addr,
+                            now,
+                        )?
+                    }
+                    None => return Err(e),
+                }
+            }
+            other => other?,
+        };
         Ok(Response::login(grant))
     }
 }
