@@ -206,7 +206,15 @@ impl Scanner {
         let mut file_hit = vec![false; self.rules.len()];
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         if let Some(ac) = &self.ac {
-            for m in ac.find_iter(data) {
+            // Leftmost-longest matches, each search resuming one byte past
+            // the previous match's start: a keyword overlapping the end of
+            // another (`:aa` in `user:AAAA…`) is still seen.
+            let mut pos = 0;
+            while pos < data.len() {
+                let Some(m) = ac.find(aho_corasick::Input::new(data).range(pos..)) else {
+                    break;
+                };
+                pos = m.start() + 1;
                 for &r in &self.keyword_rules[m.pattern().as_usize()] {
                     let ri = r as usize;
                     match self.rules[ri].scope {
@@ -446,21 +454,48 @@ fn advance(
 /// `BACK`), forward to its line end (at most `FORWARD`) or `fwd` bytes.
 fn window(data: &[u8], ks: usize, ke: usize, fwd: Option<usize>) -> (usize, usize) {
     let lo = ks.saturating_sub(BACK);
+    // From the newline before the line, so that a boundary class such as
+    // `(?:^|[\s"'])` can match at the line's start.
     let s = match memchr::memrchr(b'\n', &data[lo..ks]) {
-        Some(i) => lo + i + 1,
+        Some(i) => lo + i,
         None => lo,
     };
     let e = match fwd {
         Some(n) => (ke + n).min(data.len()),
         None => {
-            let hi = (ke + FORWARD).min(data.len());
-            match memchr::memchr(b'\n', &data[ke..hi]) {
-                Some(i) => ke + i,
-                None => hi,
+            let e = line_end(data, ke);
+            // A value on the next line: `<k>` then the value, a YAML block
+            // (`k: |`), Kubernetes `- name: K` then `value: …`, a JSON
+            // `"name": "k",` then `"value": …`.
+            if e < data.len() && value_follows(&data[ke..e]) {
+                line_end(data, e + 1)
+            } else {
+                e
             }
         }
     };
     (s, e)
+}
+
+/// The end of the line holding `at` (at most `FORWARD` bytes on).
+fn line_end(data: &[u8], at: usize) -> usize {
+    let hi = (at + FORWARD).min(data.len());
+    match memchr::memchr(b'\n', &data[at..hi]) {
+        Some(i) => at + i,
+        None => hi,
+    }
+}
+
+/// True when what follows a keyword on its line is the rest of an
+/// identifier and punctuation only: the value, if any, is on the next line.
+fn value_follows(rest: &[u8]) -> bool {
+    let ident = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        .count();
+    rest[ident..]
+        .iter()
+        .all(|b| matches!(b, b'"' | b'\'' | b'`' | b'\\' | b' ' | b'\t' | b'\r' | b'>' | b':' | b'|' | b'=' | b',' | b'-' | b'+'))
 }
 
 /// The line(s) around [s, e).
