@@ -34,6 +34,7 @@ fn finding_hides_the_secret() {
         secret_type: "api_key".into(),
         vendor: None,
         commit: None,
+        decoded: None,
     };
     let out = format!("{finding:?}");
     assert!(
@@ -77,19 +78,4 @@ fn candidate_hides_secret_match_and_line() {
         ),
         "{out}"
     );
-}
-
-#[test]
-fn scratch_debug() {
-    let cfg = crate::Config::builtin().unwrap();
-    let s = crate::Scanner::new(&cfg).unwrap();
-    for t in [
-        " AAAAAAAAAAAAAAAAAAAAAAq8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pW ",
-        " AAAAAAAAAAAAAAAAAAAAAAq8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pW@git",
-        "deploy:AAAAAAAAAAAAAAAAAAAAAAq8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pW@git",
-        "https://deploy:AAAAAAAAAAAAAAAAAAAAAAq8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pWv7Tn4q8Zr2LmX0pW@git.internal.io/x",
-    ] {
-        let f: Vec<_> = s.scan("a.txt", t.as_bytes()).iter().map(|f| (f.rule_id.clone(), f.start, f.end)).collect();
-        eprintln!("{t:?} -> {f:?}");
-    }
 }

@@ -10,6 +10,7 @@
 
 use crate::allow::{self, Allowlist, Candidate};
 use crate::config::{context_regex, Config, ConfigError, RuleSpec};
+use crate::decode;
 use crate::entropy::shannon;
 use crate::finding::Finding;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
@@ -63,6 +64,9 @@ pub struct Scanner {
     rules: Vec<Rule>,
     ac: Option<AhoCorasick>,
     patterns: Vec<String>,
+    /// Patterns below this index are rule keywords; the rest are
+    /// [`decode::TRIGGERS`].
+    n_keywords: usize,
     keyword_rules: Vec<Vec<u32>>,
     unkeyed_rules: Vec<u32>,
     path_rules: Vec<u32>,
@@ -75,7 +79,20 @@ struct Raw {
     start: usize,
     end: usize,
     entropy: f64,
+    /// The decoding layer it was found under, if any.
+    decoded: Option<&'static str>,
 }
+
+/// What one keyword pass saw besides matches: decoding triggers and the
+/// first keyword hits (where JSON strings may hide escaped secrets).
+#[derive(Default)]
+struct Seen {
+    triggers: Vec<(decode::Trigger, usize)>,
+    hits: Vec<usize>,
+}
+
+/// Keyword hits remembered per file for the JSON layer.
+const MAX_HITS: usize = 64;
 
 impl Scanner {
     /// Compiles a configuration.
@@ -130,6 +147,9 @@ impl Scanner {
                 }
             }
         }
+        let n_keywords = patterns.len();
+        let mut ac_patterns = patterns.clone();
+        ac_patterns.extend(decode::TRIGGERS.iter().map(|t| t.to_string()));
         let ac = if patterns.is_empty() {
             None
         } else {
@@ -138,12 +158,12 @@ impl Scanner {
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::LeftmostLongest)
                     .kind(Some(AhoCorasickKind::DFA))
-                    .build(&patterns)
+                    .build(&ac_patterns)
                     .or_else(|_| {
                         AhoCorasickBuilder::new()
                             .ascii_case_insensitive(true)
                             .match_kind(MatchKind::LeftmostLongest)
-                            .build(&patterns)
+                            .build(&ac_patterns)
                     })
                     .map_err(|e| ConfigError::Rule {
                         rule: "keywords".into(),
@@ -160,6 +180,7 @@ impl Scanner {
             rules,
             ac,
             patterns,
+            n_keywords,
             keyword_rules,
             unkeyed_rules,
             path_rules,
@@ -188,7 +209,6 @@ impl Scanner {
     /// and the findings. Binary content (a NUL in its first 8 KiB) yields
     /// only path-rule findings.
     pub fn scan(&self, path: &str, data: &[u8]) -> Vec<Finding> {
-        let mut raws: Vec<Raw> = Vec::new();
         let mut out = Vec::new();
         if self.path_excluded(path) {
             return out;
@@ -202,6 +222,35 @@ impl Scanner {
         if is_binary(data) {
             return out;
         }
+        let mut seen = Seen::default();
+        let mut raws = self.pass(path, data, Some(&mut seen));
+        for layer in decode::layers(data, &seen.triggers, &seen.hits) {
+            for r in self.pass(path, &layer.text, None) {
+                if let Some((s, e)) = layer.original_span(r.start, r.end) {
+                    let secret = &data[s..e];
+                    if allow::is_placeholder(secret, self.rules[r.rule as usize].generic)
+                        && layer.map.is_some()
+                    {
+                        continue;
+                    }
+                    raws.push(Raw {
+                        start: s,
+                        end: e,
+                        decoded: Some(layer.kind),
+                        ..r
+                    });
+                }
+            }
+        }
+        self.finish(path, data, raws, &mut out);
+        out
+    }
+
+    /// One keyword pass and the regexes in its windows. `seen`, when given,
+    /// collects decoding triggers and keyword hits (the outer pass only: a
+    /// decoded layer is not decoded again).
+    fn pass(&self, path: &str, data: &[u8], mut seen: Option<&mut Seen>) -> Vec<Raw> {
+        let mut raws: Vec<Raw> = Vec::new();
         let mut cur: Vec<(usize, usize)> = vec![(usize::MAX, 0); self.rules.len()];
         let mut file_hit = vec![false; self.rules.len()];
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
@@ -215,7 +264,22 @@ impl Scanner {
                     break;
                 };
                 pos = m.start() + 1;
-                for &r in &self.keyword_rules[m.pattern().as_usize()] {
+                let p = m.pattern().as_usize();
+                if p >= self.n_keywords {
+                    if let (Some(seen), Some(t)) = (
+                        seen.as_deref_mut(),
+                        decode::Trigger::from_index(p - self.n_keywords),
+                    ) {
+                        seen.triggers.push((t, m.start()));
+                    }
+                    continue;
+                }
+                if let Some(seen) = seen.as_deref_mut() {
+                    if seen.hits.len() < MAX_HITS {
+                        seen.hits.push(m.start());
+                    }
+                }
+                for &r in &self.keyword_rules[p] {
                     let ri = r as usize;
                     match self.rules[ri].scope {
                         Scope::File => file_hit[ri] = true,
@@ -258,8 +322,7 @@ impl Scanner {
             }
             self.run_rule(r, rule, data, s, e, path, &mut raws);
         }
-        self.finish(path, data, raws, &mut out);
-        out
+        raws
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -334,6 +397,7 @@ impl Scanner {
                 start: ss,
                 end: se,
                 entropy: ent,
+                decoded: None,
             });
         }
     }
@@ -341,7 +405,14 @@ impl Scanner {
     /// Drops overlaps (specific beats generic, then rule order), computes
     /// line numbers and builds findings.
     fn finish(&self, path: &str, data: &[u8], mut raws: Vec<Raw>, out: &mut Vec<Finding>) {
-        raws.sort_by_key(|r| (r.start, self.rules[r.rule as usize].generic, r.rule));
+        raws.sort_by_key(|r| {
+            (
+                r.start,
+                self.rules[r.rule as usize].generic,
+                r.decoded.is_some(),
+                r.rule,
+            )
+        });
         let mut kept: Vec<Raw> = Vec::with_capacity(raws.len());
         for r in raws {
             if let Some(last) = kept.last_mut() {
@@ -350,7 +421,7 @@ impl Scanner {
                         self.rules[last.rule as usize].generic,
                         self.rules[r.rule as usize].generic,
                     );
-                    if (lg, last.rule) > (rg, r.rule) {
+                    if (lg, last.decoded.is_some(), last.rule) > (rg, r.decoded.is_some(), r.rule) {
                         *last = r;
                     }
                     continue;
@@ -381,6 +452,7 @@ impl Scanner {
                 secret_type: rule.secret_type.clone(),
                 vendor: rule.vendor.clone(),
                 commit: None,
+                decoded: r.decoded,
             });
         }
     }
@@ -401,6 +473,7 @@ impl Scanner {
             secret_type: rule.secret_type.clone(),
             vendor: rule.vendor.clone(),
             commit: None,
+            decoded: None,
         }
     }
 
@@ -493,9 +566,24 @@ fn value_follows(rest: &[u8]) -> bool {
         .iter()
         .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         .count();
-    rest[ident..]
-        .iter()
-        .all(|b| matches!(b, b'"' | b'\'' | b'`' | b'\\' | b' ' | b'\t' | b'\r' | b'>' | b':' | b'|' | b'=' | b',' | b'-' | b'+'))
+    rest[ident..].iter().all(|b| {
+        matches!(
+            b,
+            b'"' | b'\''
+                | b'`'
+                | b'\\'
+                | b' '
+                | b'\t'
+                | b'\r'
+                | b'>'
+                | b':'
+                | b'|'
+                | b'='
+                | b','
+                | b'-'
+                | b'+'
+        )
+    })
 }
 
 /// The line(s) around [s, e).

@@ -49,6 +49,9 @@ pub struct Finding {
     pub vendor: Option<String>,
     /// Commit that introduced it (history and staged scans only).
     pub commit: Option<CommitInfo>,
+    /// The encoding it was found under (`base64`, `url`, `json`), when it
+    /// was found in decoded text; the span is the encoded original.
+    pub decoded: Option<&'static str>,
 }
 
 /// Prints everything but the secret.

@@ -450,6 +450,7 @@ mod tests {
             secret_type: "other".into(),
             vendor: None,
             commit: None,
+            decoded: None,
         }
     }
 

@@ -61,7 +61,9 @@ fn syntaxes() -> Vec<Syntax> {
         syn!("java setProperty", |k, v| format!(
             "System.setProperty(\"{k}\", \"{v}\");\n"
         )),
-        syn!("kotlin typed", |k, v| format!("val {k}: String = \"{v}\"\n")),
+        syn!("kotlin typed", |k, v| format!(
+            "val {k}: String = \"{v}\"\n"
+        )),
         syn!("csharp", |k, v| format!(
             "    public const string {k} = \"{v}\";\n"
         )),
@@ -79,7 +81,9 @@ fn syntaxes() -> Vec<Syntax> {
         syn!("toml", |k, v| format!("[service]\n{k} = \"{v}\"\n")),
         syn!("ini unquoted", |k, v| format!("[default]\n{k} = {v}\n")),
         syn!("json", |k, v| format!("{{\n    \"{k}\": \"{v}\"\n}}\n")),
-        syn!("xml element", |k, v| format!("<config><{k}>{v}</{k}></config>\n")),
+        syn!("xml element", |k, v| format!(
+            "<config><{k}>{v}</{k}></config>\n"
+        )),
         syn!("xml element multiline", |k, v| format!(
             "<{k}>\n    {v}\n</{k}>\n"
         )),
@@ -256,14 +260,32 @@ fn sample(scanner: &Scanner, rule: &str, example: &str, fixed_length: bool) -> O
 
 /// Rules whose credential only exists inside a larger syntax, with why.
 const EXEMPT: &[(&str, &str)] = &[
-    ("private-key", "multi-line: tested in the multi-line syntaxes below"),
+    (
+        "private-key",
+        "multi-line: tested in the multi-line syntaxes below",
+    ),
     ("putty-private-key", "a multi-line file format of its own"),
     ("gcp-service-account-key-id", "a field of the JSON key file"),
-    ("authorization-bearer", "an HTTP header: tested by curl below"),
-    ("authorization-basic", "an HTTP header: tested by curl below"),
-    ("connection-string-password", "inside an ADO.NET connection string"),
-    ("curl-basic-auth", "a curl argument: its example is its syntax"),
-    ("docker-config-auth", "the auth field of a Docker config.json"),
+    (
+        "authorization-bearer",
+        "an HTTP header: tested by curl below",
+    ),
+    (
+        "authorization-basic",
+        "an HTTP header: tested by curl below",
+    ),
+    (
+        "connection-string-password",
+        "inside an ADO.NET connection string",
+    ),
+    (
+        "curl-basic-auth",
+        "a curl argument: its example is its syntax",
+    ),
+    (
+        "docker-config-auth",
+        "the auth field of a Docker config.json",
+    ),
     ("npmrc-auth-token", "an .npmrc line (`//host/:_authToken=`)"),
     ("nuget-config-password", "a NuGet.config element"),
     ("okta-ssws-token", "an SSWS Authorization header"),
@@ -346,7 +368,10 @@ fn every_rule_in_every_syntax() {
                         .iter()
                         .any(|f| f.rule_id == smp.rule)
                     {
-                        failures.push(format!("{}: truncated value flagged in {}", smp.rule, syn.name));
+                        failures.push(format!(
+                            "{}: truncated value flagged in {}",
+                            smp.rule, syn.name
+                        ));
                     }
                 }
             }
@@ -415,15 +440,40 @@ fn authorization_headers_in_curl_and_code() {
         let bearer = expand("<<b64url:40>>", &mut rng, 1.0);
         let basic = expand("<<b64:40>>", &mut rng, 1.0);
         for (rule, secret, text) in [
-            ("authorization-bearer", &bearer, format!("curl -H 'Authorization: Bearer {bearer}' https://a.internal\n")),
-            ("authorization-bearer", &bearer, format!("headers = {{\"Authorization\": \"Bearer {bearer}\"}}\n")),
-            ("authorization-bearer", &bearer, format!("{{\"headers\": \"{{\\\"Authorization\\\": \\\"Bearer {bearer}\\\"}}\"}}\n")),
-            ("authorization-basic", &basic, format!("curl -H \"Authorization: Basic {basic}\" https://a.internal\n")),
-            ("authorization-basic", &basic, format!("  Authorization: Basic {basic}\n")),
+            (
+                "authorization-bearer",
+                &bearer,
+                format!("curl -H 'Authorization: Bearer {bearer}' https://a.internal\n"),
+            ),
+            (
+                "authorization-bearer",
+                &bearer,
+                format!("headers = {{\"Authorization\": \"Bearer {bearer}\"}}\n"),
+            ),
+            (
+                "authorization-bearer",
+                &bearer,
+                format!(
+                    "{{\"headers\": \"{{\\\"Authorization\\\": \\\"Bearer {bearer}\\\"}}\"}}\n"
+                ),
+            ),
+            (
+                "authorization-basic",
+                &basic,
+                format!("curl -H \"Authorization: Basic {basic}\" https://a.internal\n"),
+            ),
+            (
+                "authorization-basic",
+                &basic,
+                format!("  Authorization: Basic {basic}\n"),
+            ),
         ] {
             let at = text.find(secret.as_str()).unwrap();
             if !found(&scanner, "a.sh", &text, rule, at, secret) {
-                failures.push(format!("{rule}: {}", text.replace(secret.as_str(), "<SECRET>")));
+                failures.push(format!(
+                    "{rule}: {}",
+                    text.replace(secret.as_str(), "<SECRET>")
+                ));
             }
         }
     }

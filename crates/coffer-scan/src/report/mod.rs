@@ -92,5 +92,8 @@ pub fn finding_json(f: &Finding, reveal: bool) -> serde_json::Value {
         obj.insert("email".into(), c.email.clone().into());
         obj.insert("date".into(), c.date.clone().into());
     }
+    if let (Some(d), Some(obj)) = (f.decoded, v.as_object_mut()) {
+        obj.insert("decoded".into(), d.into());
+    }
     v
 }
