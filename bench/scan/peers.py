@@ -19,7 +19,9 @@ back to examples.
 - Kingfisher: data/rules/*.yml, `examples` and `negative_examples`.
 
 "Core" positives exclude rules naming identifiers (ids, hosts, URLs,
-usernames) rather than secrets.
+usernames) rather than secrets, and placeholders (xxxxxx, runs of one
+character, counting sequences, EXAMPLE, ${VAR}): a scanner should not
+report those.
 """
 
 import argparse
@@ -44,6 +46,9 @@ RNG = random.Random(20261202)
 IDENTIFIER_RULE = re.compile(
     r"(?i)(?:\bid\b|[-_ ]id$|client[-_ ]?id|user(?:name)?\b|host|domain|url|endpoint|account[-_ ]?(?:id|name)|"
     r"org(?:anization)?[-_ ]?(?:id|name)|project[-_ ]?id|app[-_ ]?id|tenant|region|email|identifier)"
+)
+PLACEHOLDER = re.compile(
+    r"(?i)x{6,}|(.)\1{7,}|example|1234567|2345678|abcdefg|bcdefgh|qwerty|your[-_]|<[a-z_-]+>|\$\{|changeme|redacted|dummy|fake"
 )
 SECRETISH = re.compile(r"(?i)secret|token|key|password|pat\b|credential|webhook|private")
 
@@ -397,10 +402,12 @@ def main():
     misses = []
     for i, (src, rule, kind, syntax, text) in enumerate(examples):
         found = bool(hits.get(i))
-        core = kind == "positive" and not is_identifier_rule(rule)
+        placeholder = kind == "positive" and bool(PLACEHOLDER.search(text))
+        core = kind == "positive" and not is_identifier_rule(rule) and not placeholder
         keys = [(src, kind, "all")]
         if kind == "positive":
-            keys.append((src, "core" if core else "identifier", "all"))
+            cls = "core" if core else ("placeholder" if placeholder and not is_identifier_rule(rule) else "identifier")
+            keys.append((src, cls, "all"))
             if core:
                 keys.append((src, "core", syntax))
         for k in keys:

@@ -184,6 +184,61 @@ pub fn is_reference(secret: &[u8]) -> bool {
     secret.len() >= 9 && secret[..9].eq_ignore_ascii_case(b"coffer://")
 }
 
+/// SHA-256 digests of sample credentials published in vendors' documentation
+/// and sample apps (Firebase sample app keys, Stripe's documented test keys,
+/// AWS's documentation keys): public, never live, and kept here as digests
+/// so that this file holds none of them.
+const PUBLISHED_SAMPLES: &[&str] = &[
+    "f56e323494a6ffc2064e7a955908957d84f0755e5f975dabd64328d0359a8f7c",
+    "2037abcaffb2b77785da716cf7ccff4ff4d00c4ea930db0167b7d71f50af7eb4",
+    "3f370c9dd8225c63b5c77de1f785edc9712958f18bb612d5fa2e0ae33aeca682",
+    "e4a5542bb7fd7b67e943c71ad29c34b5972c9840597e7eda53e666f44d5da0b9",
+    "a19f89ab3555eac10c40741f6df79ecf0935998f15569f8db9d67bce0181fff6",
+    "0b476bdf9acf2123d547b5ae76f1e59884d8ec9553ee0c47e9f31fd4768f3f3c",
+    "eb540d2b6ee2a0a47c5779bc8a0141784c6b753840d4c6f4e2428a6e86e9e0b1",
+    "37f8f09bdf12c2f2eae4ead7273a62ddb0c23459cbf902892f282b57f7ed6619",
+    "8731261cb72d86267a32a532ebd3df429e2144e5e4ced7e13568bc9e6c8fb1b1",
+    "49f777db995e8260da7ca9ffdf0c08d66f0453e97ec967018baf2cdfe3b582d0",
+    "27a9a42931dff7eb2f8434e20a9bce976ea364e7bee49187f19d5cfeca9c7045",
+    "dc0fcf046c61640cbd1e8b999ada3262d722c2ca4bf42dceac999020ffdbb614",
+    "4c98242dcadc8b29005c6b4aad526552d5ea1842149154c0694adeec75847583",
+    "ea9bb1082cf95663f5faca23b8b15ef2aa0fce0a5c6df9c32dcb85b2e0a4513d",
+    "3a8b61d0f636b007840c0d40ba12bcf48465dc054cdc1a68704a33521d84b665",
+    "a6c814bc555ae62c7bd8b58ec07bf559c7ed3a009976a1e0acc9cef0d4473b41",
+    "2cafc0970149a84f3b9e62eaf169f36f59907a3b3e31f7b82e68c69cd27f7326",
+    "b1471f544ceeea31333bde7e1ecbaad6eac0d4a749412ad29bd66ef895b81c6b",
+    "1a5d44a2dca19669d72edf4c4f1c27c4c1ca4b4408fbb17f6ce4ad452d78ddb3",
+    "c6ea27c534f993d31f0aef882e3d200e7b87470c379ae79c8f9b19d3bd363dc9",
+    "78314b11be2e581549ac1c4f616563fad3fdf0c3b71678f6e2299182080e0598",
+    "e21b597ba6b9cafa59d9ebc4d65c0385f5eb3fa56abab2607fa76589ad849a33",
+];
+
+/// True when `secret` is a published sample credential.
+pub fn is_published_sample(secret: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    if !(16..=128).contains(&secret.len()) {
+        return false;
+    }
+    let d = hex::encode(Sha256::digest(secret));
+    PUBLISHED_SAMPLES.iter().any(|s| *s == d)
+}
+
+/// Length of the longest run of consecutive characters counting up or down
+/// (`abcdef`, `123456`, `ZYXWV`): random credentials practically never hold
+/// six in a row, documentation placeholders do.
+pub fn sequence_run(s: &[u8]) -> usize {
+    let mut best = 1.min(s.len());
+    let (mut up, mut down) = (1, 1);
+    for w in s.windows(2) {
+        let step = i16::from(w[1]) - i16::from(w[0]);
+        let alnum = w[0].is_ascii_alphanumeric() && w[1].is_ascii_alphanumeric();
+        up = if alnum && step == 1 { up + 1 } else { 1 };
+        down = if alnum && step == -1 { down + 1 } else { 1 };
+        best = best.max(up).max(down);
+    }
+    best
+}
+
 /// Words that mark a value as a placeholder, not a credential.
 const PLACEHOLDER_WORDS: &[&str] = &[
     "example",
@@ -236,8 +291,21 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
         return true;
     }
     let run = repeated_run(secret);
+    if is_published_sample(secret) || sequence_run(secret) >= 6 {
+        return true;
+    }
     if !generic {
-        return run * 2 >= secret.len();
+        return run * 2 >= secret.len()
+            || [
+                "changeme",
+                "placeholder",
+                "redacted",
+                "your_",
+                "your-",
+                "xxxx",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
     }
     if run >= 8 {
         return true;
@@ -424,6 +492,13 @@ mod tests {
         assert!(!is_placeholder(b"raR_VeNPXSZV6vGcZPWX", true));
         assert!(!is_placeholder(b"9fK2mQ7xLp3Rt8Vw", true));
         assert!(is_placeholder(b"pkcs-9-at-pkcs15Token", true));
+        // Sequences and published samples, for specific rules too.
+        assert!(is_placeholder(b"sk_live_abcdefghij0123456789", false));
+        assert!(is_placeholder(b"AIzaSyABCDEFGHIJKLmn0pqrstuv", false));
+        assert!(!is_placeholder(b"sk_live_q8Zr2LmX0pWv7Tn4aE2QQUlED", false));
+        assert_eq!(sequence_run(b"x9876543y"), 7);
+        assert!(is_published_sample(b"AKIAIOSFODNN7EXAMPLE"));
+        assert!(!is_published_sample(b"AKIAQ8ZR2LMX0PWV7TN4"));
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Rule {
     path: Option<Regex>,
     allowlists: Vec<Allowlist>,
     scope: Scope,
+    /// A built-in format's structure check ([`crate::structure`]).
+    check: Option<fn(&[u8]) -> bool>,
 }
 
 /// A compiled set of rules, ready to scan content.
@@ -371,6 +373,9 @@ impl Scanner {
             if allow::is_placeholder(secret, rule.generic) || allow::is_reference(secret) {
                 continue;
             }
+            if rule.check.is_some_and(|ok| !ok(secret)) {
+                continue;
+            }
             let line = line_bounds(data, ss, se);
             if allow::inline_allowed(&data[line.0..line.1]) {
                 continue;
@@ -656,5 +661,10 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         path,
         allowlists,
         scope,
+        check: if spec.builtin {
+            crate::structure::check_for(&spec.id)
+        } else {
+            None
+        },
     })
 }

@@ -30,6 +30,7 @@ pub mod finding;
 pub mod git;
 pub mod remediate;
 pub mod report;
+pub mod structure;
 pub mod template;
 pub mod walk;
 

@@ -30,7 +30,7 @@ fn b64(data: &[u8]) -> String {
 
 fn pem(rng: &mut Rng) -> String {
     expand(
-        "-----BEGIN PRIVATE KEY-----\n<<b64:64>>\n<<b64:64>>\n<<b64:64>>\n<<b64:40>>\n-----END PRIVATE KEY-----\n",
+        "-----BEGIN PRIVATE KEY-----\n<<der:250>>\n-----END PRIVATE KEY-----\n",
         rng,
         1.0,
     )
