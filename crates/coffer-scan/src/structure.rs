@@ -60,7 +60,7 @@ pub fn private_key_ok(pem: &[u8]) -> bool {
     if !cleaned
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-        || cleaned.len() % 4 != 0
+        || !cleaned.len().is_multiple_of(4)
     {
         return true; // not judged: an unusual syntax around a real key
     }
