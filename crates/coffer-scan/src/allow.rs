@@ -404,6 +404,11 @@ fn looks_like_identifier(s: &[u8]) -> bool {
             if i < part.len() && !part[i].is_ascii_alphabetic() {
                 return false;
             }
+            // Digits end a word; a lower-case letter right after them
+            // (`f6ameo8gaperc`) is random text, not the next word.
+            if digits > 0 && i < part.len() && part[i].is_ascii_lowercase() {
+                return false;
+            }
             words += 1;
             letters += word.len();
         }
@@ -492,6 +497,7 @@ mod tests {
         assert!(!is_placeholder(b"raR_VeNPXSZV6vGcZPWX", true));
         assert!(!is_placeholder(b"9fK2mQ7xLp3Rt8Vw", true));
         assert!(is_placeholder(b"pkcs-9-at-pkcs15Token", true));
+        assert!(!is_placeholder(b"f6ameo8gaperc4j4g4tg9lbsqwbnak3c", true));
         // Sequences and published samples, for specific rules too.
         assert!(is_placeholder(b"sk_live_abcdefghij0123456789", false));
         assert!(is_placeholder(b"AIzaSyABCDEFGHIJKLmn0pqrstuv", false));
