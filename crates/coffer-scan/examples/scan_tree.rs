@@ -21,8 +21,13 @@ fn main() {
     let scanner = Scanner::new(&cfg).expect("compile");
     let progress = Progress::default();
     let t = Instant::now();
-    let findings = scan_paths(&scanner, &[PathBuf::from(&root)], &ScanOptions::default(), &progress)
-        .expect("scan");
+    let findings = scan_paths(
+        &scanner,
+        &[PathBuf::from(&root)],
+        &ScanOptions::default(),
+        &progress,
+    )
+    .expect("scan");
     let secs = t.elapsed().as_secs_f64();
     let files = progress.files.load(Ordering::Relaxed);
     let bytes = progress.bytes.load(Ordering::Relaxed);

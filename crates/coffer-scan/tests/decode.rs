@@ -190,3 +190,20 @@ fn one_layer_and_a_budget() {
     assert!(found.len() >= 100, "{}", found.len());
     assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
 }
+
+/// A .netrc entry split over lines is found too.
+#[test]
+fn netrc_over_lines() {
+    let s = scanner();
+    let mut rng = Rng::new(21);
+    let pw = expand("<<pw:20>>", &mut rng, 1.0);
+    let text = format!("machine api.internal.io\n  login deploy\n  password {pw}\n");
+    let at = text.find(&pw).unwrap();
+    let found = s.scan(".netrc", text.as_bytes());
+    assert!(
+        found
+            .iter()
+            .any(|f| f.rule_id == "netrc-password" && f.start == at),
+        "{found:?}"
+    );
+}

@@ -289,6 +289,12 @@ const EXEMPT: &[(&str, &str)] = &[
     ("npmrc-auth-token", "an .npmrc line (`//host/:_authToken=`)"),
     ("nuget-config-password", "a NuGet.config element"),
     ("okta-ssws-token", "an SSWS Authorization header"),
+    ("netrc-password", "a .netrc entry"),
+    ("psexec-password", "a PsExec argument"),
+    (
+        "powershell-securestring-plaintext",
+        "a ConvertTo-SecureString argument",
+    ),
 ];
 
 #[test]
