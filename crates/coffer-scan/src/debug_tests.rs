@@ -35,6 +35,7 @@ fn finding_hides_the_secret() {
         vendor: None,
         commit: None,
         decoded: None,
+        also: Vec::new(),
     };
     let out = format!("{finding:?}");
     assert!(

@@ -458,6 +458,7 @@ impl Scanner {
                 vendor: rule.vendor.clone(),
                 commit: None,
                 decoded: r.decoded,
+                also: Vec::new(),
             });
         }
     }
@@ -479,6 +480,7 @@ impl Scanner {
             vendor: rule.vendor.clone(),
             commit: None,
             decoded: None,
+            also: Vec::new(),
         }
     }
 

@@ -17,6 +17,17 @@ pub struct CommitInfo {
     pub date: String,
 }
 
+/// Another place a history finding's secret persists in.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Location {
+    /// Path in that commit.
+    pub path: String,
+    /// 1-based line.
+    pub line: usize,
+    /// Commit id.
+    pub commit: Option<String>,
+}
+
 /// One secret found by one rule.
 #[derive(Clone)]
 pub struct Finding {
@@ -52,7 +63,14 @@ pub struct Finding {
     /// The encoding it was found under (`base64`, `url`, `json`), when it
     /// was found in decoded text; the span is the encoded original.
     pub decoded: Option<&'static str>,
+    /// History scans: later commits and paths holding the same secret (the
+    /// finding itself is where it was introduced); at most
+    /// [`MAX_EXTRA_LOCATIONS`].
+    pub also: Vec<Location>,
 }
+
+/// Extra locations kept per history finding.
+pub const MAX_EXTRA_LOCATIONS: usize = 64;
 
 /// Prints everything but the secret.
 impl std::fmt::Debug for Finding {

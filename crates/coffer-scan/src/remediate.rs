@@ -451,6 +451,7 @@ mod tests {
             vendor: None,
             commit: None,
             decoded: None,
+            also: Vec::new(),
         }
     }
 

@@ -95,5 +95,11 @@ pub fn finding_json(f: &Finding, reveal: bool) -> serde_json::Value {
     if let (Some(d), Some(obj)) = (f.decoded, v.as_object_mut()) {
         obj.insert("decoded".into(), d.into());
     }
+    if let (false, Some(obj)) = (f.also.is_empty(), v.as_object_mut()) {
+        obj.insert(
+            "extraLocations".into(),
+            serde_json::to_value(&f.also).unwrap_or_default(),
+        );
+    }
     v
 }
