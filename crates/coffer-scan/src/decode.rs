@@ -22,7 +22,7 @@ const MAX_TOKEN: usize = 64 << 10;
 
 /// Strings that open a candidate, lowercase (the automaton is ASCII
 /// case-insensitive). Index = [`Trigger`] discriminant.
-pub const TRIGGERS: &[&str] = &["kind: secret", "ls0tls1crudjti", "%3a%2f%2f"];
+pub const TRIGGERS: &[&str] = &["ls0tls1crudjti", "%3a%2f%2f", "kind: secret"];
 
 /// What a trigger string announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +39,9 @@ impl Trigger {
     /// The trigger of [`TRIGGERS`]`[i]`.
     pub fn from_index(i: usize) -> Option<Trigger> {
         match i {
-            0 => Some(Trigger::K8sSecret),
-            1 => Some(Trigger::Base64Pem),
-            2 => Some(Trigger::UrlEncoded),
+            0 => Some(Trigger::Base64Pem),
+            1 => Some(Trigger::UrlEncoded),
+            2 => Some(Trigger::K8sSecret),
             _ => None,
         }
     }
