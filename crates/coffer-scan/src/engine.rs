@@ -459,6 +459,7 @@ impl Scanner {
                 commit: None,
                 decoded: r.decoded,
                 also: Vec::new(),
+                path_class: crate::finding::path_class(path),
             });
         }
     }
@@ -481,6 +482,7 @@ impl Scanner {
             commit: None,
             decoded: None,
             also: Vec::new(),
+            path_class: None,
         }
     }
 

@@ -452,6 +452,7 @@ mod tests {
             commit: None,
             decoded: None,
             also: Vec::new(),
+            path_class: None,
         }
     }
 

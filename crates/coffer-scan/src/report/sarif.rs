@@ -42,7 +42,7 @@ pub(super) fn write(
         .map(|f| {
             let mut res = json!({
                 "ruleId": f.rule_id,
-                "level": "error",
+                "level": if f.path_class.is_some() { "warning" } else { "error" },
                 "message": {"text": format!("{} ({}): {}", f.description, f.rule_id, f.shown(ctx.reveal))},
                 "locations": [{
                     "physicalLocation": {
@@ -70,6 +70,9 @@ pub(super) fn write(
                 }
                 if let Some(d) = f.decoded {
                     props.insert("decoded".into(), d.into());
+                }
+                if let Some(c) = f.path_class {
+                    props.insert("pathClass".into(), c.into());
                 }
                 if !props.is_empty() {
                     obj.insert("properties".into(), props.into());
