@@ -48,7 +48,7 @@ IDENTIFIER_RULE = re.compile(
     r"org(?:anization)?[-_ ]?(?:id|name)|project[-_ ]?id|app[-_ ]?id|tenant|region|email|identifier)"
 )
 PLACEHOLDER = re.compile(
-    r"(?i)x{6,}|(.)\1{7,}|example|1234567|2345678|abcdefg|bcdefgh|qwerty|your[-_]|<[a-z_-]+>|\$\{|changeme|redacted|dummy|fake"
+    r"(?i)x{6,}|(.)\1{7,}|example|1234567|2345678|abcdefg|bcdefgh|qwerty|your[-_]|\$\{|changeme|redacted|dummy|fake"
 )
 SECRETISH = re.compile(r"(?i)secret|token|key|password|pat\b|credential|webhook|private")
 
