@@ -315,6 +315,11 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
     if lower.starts_with("hmac-sha256:") {
         return true;
     }
+    // Numeric literals (`0x8031006C_u32`, `536870912u32`) and counting
+    // byte sequences (`000102030405…`, test vectors).
+    if looks_like_number(secret) || hex_counting(secret) {
+        return true;
+    }
     // Variables, format strings, decorators and command-line flags.
     if secret.starts_with(b"$")
         || secret.starts_with(b"%")
@@ -338,7 +343,52 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
         || looks_like_path(secret)
         || lower.starts_with("eyj") // JWT pieces: the jwt rule owns whole tokens
         || is_uuid(secret)
-        || looks_like_identifier(secret)
+        || looks_like_identifier(secret.strip_prefix(b"=").unwrap_or(secret))
+}
+
+/// True for integer literals with an optional Rust/C suffix.
+fn looks_like_number(s: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(s)
+        .to_ascii_lowercase()
+        .replace('_', "");
+    let body = [
+        "usize", "isize", "u128", "i128", "u64", "i64", "u32", "i32", "u16", "i16", "u8", "i8",
+        "ull", "ul", "u", "l",
+    ]
+    .iter()
+    .find_map(|suf| lower.strip_suffix(suf))
+    .unwrap_or(&lower);
+    match body.strip_prefix("0x") {
+        Some(h) => !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()),
+    }
+}
+
+/// True for hex whose bytes count up (`000102030405`, `A0A1A2A3A4A5`).
+fn hex_counting(s: &[u8]) -> bool {
+    if s.len() < 12 || !s.iter().all(u8::is_ascii_hexdigit) {
+        return false;
+    }
+    let bytes: Vec<u8> = s
+        .chunks(2)
+        .filter_map(|c| {
+            std::str::from_utf8(c)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    let mut run = 1;
+    for w in bytes.windows(2) {
+        run = if w[1] == w[0].wrapping_add(1) {
+            run + 1
+        } else {
+            1
+        };
+        if run >= 6 {
+            return true;
+        }
+    }
+    false
 }
 
 /// True for `/usr/lib/x86_64`, `./config/app.yml`, `~/.ssh/config`: a
@@ -379,6 +429,13 @@ fn looks_like_identifier(s: &[u8]) -> bool {
         if part.iter().all(u8::is_ascii_digit) {
             continue; // "9" in "pkcs-9-at", empty parts
         }
+        // `64BITKEY`, `128BITS`: a width before an upper-case word.
+        let lead = part.iter().take_while(|b| b.is_ascii_digit()).count();
+        let part = if lead > 0 && lead <= 3 && part.get(lead).is_some_and(u8::is_ascii_uppercase) {
+            &part[lead..]
+        } else {
+            part
+        };
         let mut i = 0;
         while i < part.len() {
             let start = i;
@@ -398,7 +455,9 @@ fn looks_like_identifier(s: &[u8]) -> bool {
             let word = &part[start..i];
             let digits = part[i..].iter().take_while(|b| b.is_ascii_digit()).count();
             i += digits;
-            if word.is_empty() || digits > 2 || !word_like(word) {
+            // `x25519`, `sha256`: a longer number may end a part.
+            let at_end = i == part.len();
+            if word.is_empty() || (digits > 2 && !(at_end && digits <= 5)) || !word_like(word) {
                 return false;
             }
             if i < part.len() && !part[i].is_ascii_alphabetic() {
@@ -498,6 +557,16 @@ mod tests {
         assert!(!is_placeholder(b"9fK2mQ7xLp3Rt8Vw", true));
         assert!(is_placeholder(b"pkcs-9-at-pkcs15Token", true));
         assert!(!is_placeholder(b"f6ameo8gaperc4j4g4tg9lbsqwbnak3c", true));
+        for v in [
+            &b"0x8031006C_u32"[..],
+            b"536870912u32",
+            b"000102030405060708090a0b0c0d0e0f10111213",
+            b"FLG_ADDREG_64BITKEY",
+            b"x25519_generate_private_key",
+            b"=FTS5_AVERAGES_ROWID",
+        ] {
+            assert!(is_placeholder(v, true), "{}", String::from_utf8_lossy(v));
+        }
         // Sequences and published samples, for specific rules too.
         assert!(is_placeholder(b"sk_live_abcdefghij0123456789", false));
         assert!(is_placeholder(b"AIzaSyABCDEFGHIJKLmn0pqrstuv", false));

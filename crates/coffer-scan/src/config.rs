@@ -362,7 +362,9 @@ pub fn expand_macros(regex: &str) -> String {
     regex
         .replace("{{assign}}", &vendor_assign())
         .replace("{{end}}", VALUE_END)
-        .replace("{{op}}", ASSIGN)
+        // Generic detectors read `k: Type = v` as a typed declaration first
+        // (a greedy type), or a type name would be taken for the value.
+        .replace("{{op}}", &ASSIGN.replacen(")??", ")?", 1))
 }
 
 /// Builds the regex of a `context` rule: an identifier containing one of the
