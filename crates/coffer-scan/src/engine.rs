@@ -366,6 +366,9 @@ impl Scanner {
                 continue;
             }
             let secret = &data[ss..se];
+            if rule.generic && type_position(&data[se..]) {
+                continue;
+            }
             let ent = shannon(secret);
             if rule.entropy.is_some_and(|floor| ent < floor) {
                 continue;
@@ -557,6 +560,16 @@ fn window(data: &[u8], ks: usize, ke: usize, fwd: Option<usize>) -> (usize, usiz
         }
     };
     (s, e)
+}
+
+/// True when what follows a generic value is ` = …` (not `==`, `=>`): the
+/// "value" was the type of a typed declaration (`KEY: SomeType = 2`).
+fn type_position(after: &[u8]) -> bool {
+    let rest = &after[after
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count()..];
+    rest.first() == Some(&b'=') && !matches!(rest.get(1), Some(b'=' | b'>'))
 }
 
 /// The end of the line holding `at` (at most `FORWARD` bytes on).
