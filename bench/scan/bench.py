@@ -66,6 +66,13 @@ def class_chars(spec):
 def expand(template):
     def repl(m):
         cls, n = m.group(1).rsplit(":", 1)
+        if cls == "der":  # a DER SEQUENCE of n random bytes, base64 lines
+            import base64
+
+            n = int(n)
+            head = bytes([0x30, n]) if n < 0x80 else bytes([0x30, 0x81, n]) if n < 0x100 else bytes([0x30, 0x82, n >> 8, n & 0xFF])
+            b = base64.b64encode(head + bytes(RNG.randrange(256) for _ in range(n))).decode()
+            return "\n".join(b[i : i + 64] for i in range(0, len(b), 64))
         chars = class_chars(cls)
         n = int(n)
         s = [RNG.choice(chars) for _ in range(n)]

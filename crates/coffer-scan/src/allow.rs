@@ -184,6 +184,61 @@ pub fn is_reference(secret: &[u8]) -> bool {
     secret.len() >= 9 && secret[..9].eq_ignore_ascii_case(b"coffer://")
 }
 
+/// SHA-256 digests of sample credentials published in vendors' documentation
+/// and sample apps (Firebase sample app keys, Stripe's documented test keys,
+/// AWS's documentation keys): public, never live, and kept here as digests
+/// so that this file holds none of them.
+const PUBLISHED_SAMPLES: &[&str] = &[
+    "f56e323494a6ffc2064e7a955908957d84f0755e5f975dabd64328d0359a8f7c",
+    "2037abcaffb2b77785da716cf7ccff4ff4d00c4ea930db0167b7d71f50af7eb4",
+    "3f370c9dd8225c63b5c77de1f785edc9712958f18bb612d5fa2e0ae33aeca682",
+    "e4a5542bb7fd7b67e943c71ad29c34b5972c9840597e7eda53e666f44d5da0b9",
+    "a19f89ab3555eac10c40741f6df79ecf0935998f15569f8db9d67bce0181fff6",
+    "0b476bdf9acf2123d547b5ae76f1e59884d8ec9553ee0c47e9f31fd4768f3f3c",
+    "eb540d2b6ee2a0a47c5779bc8a0141784c6b753840d4c6f4e2428a6e86e9e0b1",
+    "37f8f09bdf12c2f2eae4ead7273a62ddb0c23459cbf902892f282b57f7ed6619",
+    "8731261cb72d86267a32a532ebd3df429e2144e5e4ced7e13568bc9e6c8fb1b1",
+    "49f777db995e8260da7ca9ffdf0c08d66f0453e97ec967018baf2cdfe3b582d0",
+    "27a9a42931dff7eb2f8434e20a9bce976ea364e7bee49187f19d5cfeca9c7045",
+    "dc0fcf046c61640cbd1e8b999ada3262d722c2ca4bf42dceac999020ffdbb614",
+    "4c98242dcadc8b29005c6b4aad526552d5ea1842149154c0694adeec75847583",
+    "ea9bb1082cf95663f5faca23b8b15ef2aa0fce0a5c6df9c32dcb85b2e0a4513d",
+    "3a8b61d0f636b007840c0d40ba12bcf48465dc054cdc1a68704a33521d84b665",
+    "a6c814bc555ae62c7bd8b58ec07bf559c7ed3a009976a1e0acc9cef0d4473b41",
+    "2cafc0970149a84f3b9e62eaf169f36f59907a3b3e31f7b82e68c69cd27f7326",
+    "b1471f544ceeea31333bde7e1ecbaad6eac0d4a749412ad29bd66ef895b81c6b",
+    "1a5d44a2dca19669d72edf4c4f1c27c4c1ca4b4408fbb17f6ce4ad452d78ddb3",
+    "c6ea27c534f993d31f0aef882e3d200e7b87470c379ae79c8f9b19d3bd363dc9",
+    "78314b11be2e581549ac1c4f616563fad3fdf0c3b71678f6e2299182080e0598",
+    "e21b597ba6b9cafa59d9ebc4d65c0385f5eb3fa56abab2607fa76589ad849a33",
+];
+
+/// True when `secret` is a published sample credential.
+pub fn is_published_sample(secret: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    if !(16..=128).contains(&secret.len()) {
+        return false;
+    }
+    let d = hex::encode(Sha256::digest(secret));
+    PUBLISHED_SAMPLES.iter().any(|s| *s == d)
+}
+
+/// Length of the longest run of consecutive characters counting up or down
+/// (`abcdef`, `123456`, `ZYXWV`): random credentials practically never hold
+/// six in a row, documentation placeholders do.
+pub fn sequence_run(s: &[u8]) -> usize {
+    let mut best = 1.min(s.len());
+    let (mut up, mut down) = (1, 1);
+    for w in s.windows(2) {
+        let step = i16::from(w[1]) - i16::from(w[0]);
+        let alnum = w[0].is_ascii_alphanumeric() && w[1].is_ascii_alphanumeric();
+        up = if alnum && step == 1 { up + 1 } else { 1 };
+        down = if alnum && step == -1 { down + 1 } else { 1 };
+        best = best.max(up).max(down);
+    }
+    best
+}
+
 /// Words that mark a value as a placeholder, not a credential.
 const PLACEHOLDER_WORDS: &[&str] = &[
     "example",
@@ -236,8 +291,21 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
         return true;
     }
     let run = repeated_run(secret);
+    if is_published_sample(secret) || sequence_run(secret) >= 6 {
+        return true;
+    }
     if !generic {
-        return run * 2 >= secret.len();
+        return run * 2 >= secret.len()
+            || [
+                "changeme",
+                "placeholder",
+                "redacted",
+                "your_",
+                "your-",
+                "xxxx",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
     }
     if run >= 8 {
         return true;
@@ -245,6 +313,11 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
     // Audit-log HMACs (Vault's and Coffer's `hmac-sha256:<hex>`) are digests
     // of values, not the values.
     if lower.starts_with("hmac-sha256:") {
+        return true;
+    }
+    // Numeric literals (`0x8031006C_u32`, `536870912u32`) and counting
+    // byte sequences (`000102030405…`, test vectors).
+    if looks_like_number(secret) || hex_counting(secret) {
         return true;
     }
     // Variables, format strings, decorators and command-line flags.
@@ -270,7 +343,52 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
         || looks_like_path(secret)
         || lower.starts_with("eyj") // JWT pieces: the jwt rule owns whole tokens
         || is_uuid(secret)
-        || looks_like_identifier(secret)
+        || looks_like_identifier(secret.strip_prefix(b"=").unwrap_or(secret))
+}
+
+/// True for integer literals with an optional Rust/C suffix.
+fn looks_like_number(s: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(s)
+        .to_ascii_lowercase()
+        .replace('_', "");
+    let body = [
+        "usize", "isize", "u128", "i128", "u64", "i64", "u32", "i32", "u16", "i16", "u8", "i8",
+        "ull", "ul", "u", "l",
+    ]
+    .iter()
+    .find_map(|suf| lower.strip_suffix(suf))
+    .unwrap_or(&lower);
+    match body.strip_prefix("0x") {
+        Some(h) => !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()),
+    }
+}
+
+/// True for hex whose bytes count up (`000102030405`, `A0A1A2A3A4A5`).
+fn hex_counting(s: &[u8]) -> bool {
+    if s.len() < 12 || !s.iter().all(u8::is_ascii_hexdigit) {
+        return false;
+    }
+    let bytes: Vec<u8> = s
+        .chunks(2)
+        .filter_map(|c| {
+            std::str::from_utf8(c)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    let mut run = 1;
+    for w in bytes.windows(2) {
+        run = if w[1] == w[0].wrapping_add(1) {
+            run + 1
+        } else {
+            1
+        };
+        if run >= 6 {
+            return true;
+        }
+    }
+    false
 }
 
 /// True for `/usr/lib/x86_64`, `./config/app.yml`, `~/.ssh/config`: a
@@ -311,6 +429,13 @@ fn looks_like_identifier(s: &[u8]) -> bool {
         if part.iter().all(u8::is_ascii_digit) {
             continue; // "9" in "pkcs-9-at", empty parts
         }
+        // `64BITKEY`, `128BITS`: a width before an upper-case word.
+        let lead = part.iter().take_while(|b| b.is_ascii_digit()).count();
+        let part = if lead > 0 && lead <= 3 && part.get(lead).is_some_and(u8::is_ascii_uppercase) {
+            &part[lead..]
+        } else {
+            part
+        };
         let mut i = 0;
         while i < part.len() {
             let start = i;
@@ -330,10 +455,17 @@ fn looks_like_identifier(s: &[u8]) -> bool {
             let word = &part[start..i];
             let digits = part[i..].iter().take_while(|b| b.is_ascii_digit()).count();
             i += digits;
-            if word.is_empty() || digits > 2 || !word_like(word) {
+            // `x25519`, `sha256`: a longer number may end a part.
+            let at_end = i == part.len();
+            if word.is_empty() || (digits > 2 && !(at_end && digits <= 5)) || !word_like(word) {
                 return false;
             }
             if i < part.len() && !part[i].is_ascii_alphabetic() {
+                return false;
+            }
+            // Digits end a word; a lower-case letter right after them
+            // (`f6ameo8gaperc`) is random text, not the next word.
+            if digits > 0 && i < part.len() && part[i].is_ascii_lowercase() {
                 return false;
             }
             words += 1;
@@ -424,6 +556,26 @@ mod tests {
         assert!(!is_placeholder(b"raR_VeNPXSZV6vGcZPWX", true));
         assert!(!is_placeholder(b"9fK2mQ7xLp3Rt8Vw", true));
         assert!(is_placeholder(b"pkcs-9-at-pkcs15Token", true));
+        assert!(!is_placeholder(b"f6ameo8gaperc4j4g4tg9lbsqwbnak3c", true));
+        for v in [
+            &b"0x8031006C_u32"[..],
+            b"536870912u32",
+            b"000102030405060708090a0b0c0d0e0f10111213",
+            b"FLG_ADDREG_64BITKEY",
+            b"x25519_generate_private_key",
+            b"=FTS5_AVERAGES_ROWID",
+        ] {
+            assert!(is_placeholder(v, true), "{}", String::from_utf8_lossy(v));
+        }
+        // Sequences and published samples, for specific rules too.
+        assert!(is_placeholder(b"sk_live_abcdefghij0123456789", false));
+        assert!(is_placeholder(b"AIzaSyABCDEFGHIJKLmn0pqrstuv", false));
+        let mut rng = crate::template::Rng::new(12);
+        let live = crate::template::expand("sk_live_<<alnum:24>>", &mut rng, 1.0);
+        assert!(!is_placeholder(live.as_bytes(), false));
+        assert_eq!(sequence_run(b"x9876543y"), 7);
+        assert!(is_published_sample(b"AKIAIOSFODNN7EXAMPLE"));
+        assert!(!is_published_sample(b"AKIAQ8ZR2LMX0PWV7TN4"));
     }
 
     #[test]

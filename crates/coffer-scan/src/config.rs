@@ -168,6 +168,7 @@ impl Config {
         let mut cfg = Config::from_toml_str(BUILTIN_RULES, "built-in rules", None)?;
         for r in &mut cfg.rules {
             r.builtin = true;
+            r.regex = r.regex.as_deref().map(expand_macros);
         }
         Ok(cfg)
     }
@@ -320,14 +321,62 @@ fn merge_rule(existing: &mut RuleSpec, new: RuleSpec) {
     }
 }
 
+/// The grammar between an identifier and its value, shared by every
+/// assignment-shaped rule so that one pattern covers every syntax the
+/// per-syntax matrix (`tests/syntax_matrix.rs`) tests:
+/// - an optional type: `: &'static str`, `: String` (Rust, TS, Kotlin) or
+///   `string` after the name (Go `var k string = "…"`);
+/// - the key's closing quote, an escaped quote (JSON inside JSON) or `]`;
+/// - an operator: `=`, `:=`, `::=`, `:::=`, `?=`, `??=`, `.=` (PHP), `+=`,
+///   `||=`, `=>`, `:`, `<-`, or a `name`/`value` pair (`<add key="k"
+///   value="…">`, Kubernetes `- name: K` then `value: …`,
+///   `{"name": "k", "value": "…"}`);
+/// - an optional YAML block indicator (`|`, `>-`).
+pub const ASSIGN: &str = concat!(
+    r#"(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{1,30}|[ \t]+(?:string|String|str|\[\]byte|any))??"#,
+    r#"[\s'"`\\\]]{0,4}"#,
+    r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=])"#,
+    r#"(?:[ \t]*[|>][-+]?)?"#,
+);
+
+/// [`ASSIGN`] plus the separators a specific secret pattern tolerates: a
+/// function argument (`setProperty("K", "…")`), `>` of an XML element,
+/// `==`, and the value's opening quotes, whitespace or newline.
+pub fn vendor_assign() -> String {
+    format!(
+        r#"(?:{ASSIGN}|(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{{1,30}})??[\s'"`\\\]]{{0,4}}(?:,|>|==))[\s'"`\\=]{{0,12}}"#
+    )
+}
+
+/// Where a secret ends: a quote, whitespace, separator, an XML tag, an
+/// escaped newline/tab or the end of the line.
+pub const VALUE_END: &str = r#"(?:[`'"\s;,)<&\\]|$)"#;
+
+/// Expands `{{assign}}` ([`vendor_assign`]), `{{op}}` ([`ASSIGN`]) and
+/// `{{end}}` ([`VALUE_END`]) in a built-in rule's regex (user
+/// rules are taken as written).
+pub fn expand_macros(regex: &str) -> String {
+    if !regex.contains("{{") {
+        return regex.to_string();
+    }
+    regex
+        .replace("{{assign}}", &vendor_assign())
+        .replace("{{end}}", VALUE_END)
+        // Generic detectors read `k: Type = v` as a typed declaration first
+        // (a greedy type), or a type name would be taken for the value.
+        .replace("{{op}}", &ASSIGN.replacen(")??", ")?", 1))
+}
+
 /// Builds the regex of a `context` rule: an identifier containing one of the
-/// context words, an optional type annotation, an assignment operator, then
-/// the secret, ended by a quote, space, separator or end of line.
+/// context words, the assignment grammar ([`vendor_assign`]), then the
+/// secret, ended by [`VALUE_END`].
 pub fn context_regex(context: &[String], secret: &str) -> String {
     let ids: Vec<String> = context.iter().map(|c| regex::escape(c)).collect();
     format!(
-        r#"(?i)(?:{ids})[\w.-]{{0,25}}(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{{1,30}})?[\s'"`\]]{{0,3}}(?:=|>|:{{1,3}}=|\|\|=?|:|=>|\?=|,|<-)[\s'"`=]{{0,5}}({secret})(?:[`'"\s;,)<&]|\\[nrt]|$)"#,
+        r#"(?m)(?i)(?:{ids})[\w.-]{{0,25}}{assign}({secret}){end}"#,
         ids = ids.join("|"),
+        assign = vendor_assign(),
+        end = VALUE_END,
     )
 }
 

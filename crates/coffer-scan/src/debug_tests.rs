@@ -34,6 +34,9 @@ fn finding_hides_the_secret() {
         secret_type: "api_key".into(),
         vendor: None,
         commit: None,
+        decoded: None,
+        also: Vec::new(),
+        path_class: None,
     };
     let out = format!("{finding:?}");
     assert!(

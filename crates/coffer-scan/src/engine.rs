@@ -10,6 +10,7 @@
 
 use crate::allow::{self, Allowlist, Candidate};
 use crate::config::{context_regex, Config, ConfigError, RuleSpec};
+use crate::decode;
 use crate::entropy::shannon;
 use crate::finding::Finding;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
@@ -55,6 +56,8 @@ pub struct Rule {
     path: Option<Regex>,
     allowlists: Vec<Allowlist>,
     scope: Scope,
+    /// A built-in format's structure check ([`crate::structure`]).
+    check: Option<fn(&[u8]) -> bool>,
 }
 
 /// A compiled set of rules, ready to scan content.
@@ -63,6 +66,9 @@ pub struct Scanner {
     rules: Vec<Rule>,
     ac: Option<AhoCorasick>,
     patterns: Vec<String>,
+    /// Patterns below this index are rule keywords; the rest are
+    /// [`decode::TRIGGERS`].
+    n_keywords: usize,
     keyword_rules: Vec<Vec<u32>>,
     unkeyed_rules: Vec<u32>,
     path_rules: Vec<u32>,
@@ -75,7 +81,20 @@ struct Raw {
     start: usize,
     end: usize,
     entropy: f64,
+    /// The decoding layer it was found under, if any.
+    decoded: Option<&'static str>,
 }
+
+/// What one keyword pass saw besides matches: decoding triggers and the
+/// first keyword hits (where JSON strings may hide escaped secrets).
+#[derive(Default)]
+struct Seen {
+    triggers: Vec<(decode::Trigger, usize)>,
+    hits: Vec<usize>,
+}
+
+/// Keyword hits remembered per file for the JSON layer.
+const MAX_HITS: usize = 64;
 
 impl Scanner {
     /// Compiles a configuration.
@@ -130,6 +149,9 @@ impl Scanner {
                 }
             }
         }
+        let n_keywords = patterns.len();
+        let mut ac_patterns = patterns.clone();
+        ac_patterns.extend(decode::TRIGGERS.iter().map(|t| t.to_string()));
         let ac = if patterns.is_empty() {
             None
         } else {
@@ -138,12 +160,12 @@ impl Scanner {
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::LeftmostLongest)
                     .kind(Some(AhoCorasickKind::DFA))
-                    .build(&patterns)
+                    .build(&ac_patterns)
                     .or_else(|_| {
                         AhoCorasickBuilder::new()
                             .ascii_case_insensitive(true)
                             .match_kind(MatchKind::LeftmostLongest)
-                            .build(&patterns)
+                            .build(&ac_patterns)
                     })
                     .map_err(|e| ConfigError::Rule {
                         rule: "keywords".into(),
@@ -160,6 +182,7 @@ impl Scanner {
             rules,
             ac,
             patterns,
+            n_keywords,
             keyword_rules,
             unkeyed_rules,
             path_rules,
@@ -188,7 +211,6 @@ impl Scanner {
     /// and the findings. Binary content (a NUL in its first 8 KiB) yields
     /// only path-rule findings.
     pub fn scan(&self, path: &str, data: &[u8]) -> Vec<Finding> {
-        let mut raws: Vec<Raw> = Vec::new();
         let mut out = Vec::new();
         if self.path_excluded(path) {
             return out;
@@ -202,12 +224,64 @@ impl Scanner {
         if is_binary(data) {
             return out;
         }
+        let mut seen = Seen::default();
+        let mut raws = self.pass(path, data, Some(&mut seen));
+        for layer in decode::layers(data, &seen.triggers, &seen.hits) {
+            for r in self.pass(path, &layer.text, None) {
+                if let Some((s, e)) = layer.original_span(r.start, r.end) {
+                    let secret = &data[s..e];
+                    if allow::is_placeholder(secret, self.rules[r.rule as usize].generic)
+                        && layer.map.is_some()
+                    {
+                        continue;
+                    }
+                    raws.push(Raw {
+                        start: s,
+                        end: e,
+                        decoded: Some(layer.kind),
+                        ..r
+                    });
+                }
+            }
+        }
+        self.finish(path, data, raws, &mut out);
+        out
+    }
+
+    /// One keyword pass and the regexes in its windows. `seen`, when given,
+    /// collects decoding triggers and keyword hits (the outer pass only: a
+    /// decoded layer is not decoded again).
+    fn pass(&self, path: &str, data: &[u8], mut seen: Option<&mut Seen>) -> Vec<Raw> {
+        let mut raws: Vec<Raw> = Vec::new();
         let mut cur: Vec<(usize, usize)> = vec![(usize::MAX, 0); self.rules.len()];
         let mut file_hit = vec![false; self.rules.len()];
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         if let Some(ac) = &self.ac {
-            for m in ac.find_iter(data) {
-                for &r in &self.keyword_rules[m.pattern().as_usize()] {
+            // Leftmost-longest matches, each search resuming one byte past
+            // the previous match's start: a keyword overlapping the end of
+            // another (`:aa` in `user:AAAA…`) is still seen.
+            let mut pos = 0;
+            while pos < data.len() {
+                let Some(m) = ac.find(aho_corasick::Input::new(data).range(pos..)) else {
+                    break;
+                };
+                pos = m.start() + 1;
+                let p = m.pattern().as_usize();
+                if p >= self.n_keywords {
+                    if let (Some(seen), Some(t)) = (
+                        seen.as_deref_mut(),
+                        decode::Trigger::from_index(p - self.n_keywords),
+                    ) {
+                        seen.triggers.push((t, m.start()));
+                    }
+                    continue;
+                }
+                if let Some(seen) = seen.as_deref_mut() {
+                    if seen.hits.len() < MAX_HITS {
+                        seen.hits.push(m.start());
+                    }
+                }
+                for &r in &self.keyword_rules[p] {
                     let ri = r as usize;
                     match self.rules[ri].scope {
                         Scope::File => file_hit[ri] = true,
@@ -250,8 +324,7 @@ impl Scanner {
             }
             self.run_rule(r, rule, data, s, e, path, &mut raws);
         }
-        self.finish(path, data, raws, &mut out);
-        out
+        raws
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -293,11 +366,17 @@ impl Scanner {
                 continue;
             }
             let secret = &data[ss..se];
+            if rule.generic && type_position(&data[se..]) {
+                continue;
+            }
             let ent = shannon(secret);
             if rule.entropy.is_some_and(|floor| ent < floor) {
                 continue;
             }
             if allow::is_placeholder(secret, rule.generic) || allow::is_reference(secret) {
+                continue;
+            }
+            if rule.check.is_some_and(|ok| !ok(secret)) {
                 continue;
             }
             let line = line_bounds(data, ss, se);
@@ -326,6 +405,7 @@ impl Scanner {
                 start: ss,
                 end: se,
                 entropy: ent,
+                decoded: None,
             });
         }
     }
@@ -333,7 +413,14 @@ impl Scanner {
     /// Drops overlaps (specific beats generic, then rule order), computes
     /// line numbers and builds findings.
     fn finish(&self, path: &str, data: &[u8], mut raws: Vec<Raw>, out: &mut Vec<Finding>) {
-        raws.sort_by_key(|r| (r.start, self.rules[r.rule as usize].generic, r.rule));
+        raws.sort_by_key(|r| {
+            (
+                r.start,
+                self.rules[r.rule as usize].generic,
+                r.decoded.is_some(),
+                r.rule,
+            )
+        });
         let mut kept: Vec<Raw> = Vec::with_capacity(raws.len());
         for r in raws {
             if let Some(last) = kept.last_mut() {
@@ -342,7 +429,7 @@ impl Scanner {
                         self.rules[last.rule as usize].generic,
                         self.rules[r.rule as usize].generic,
                     );
-                    if (lg, last.rule) > (rg, r.rule) {
+                    if (lg, last.decoded.is_some(), last.rule) > (rg, r.decoded.is_some(), r.rule) {
                         *last = r;
                     }
                     continue;
@@ -373,6 +460,9 @@ impl Scanner {
                 secret_type: rule.secret_type.clone(),
                 vendor: rule.vendor.clone(),
                 commit: None,
+                decoded: r.decoded,
+                also: Vec::new(),
+                path_class: crate::finding::path_class(path),
             });
         }
     }
@@ -393,6 +483,9 @@ impl Scanner {
             secret_type: rule.secret_type.clone(),
             vendor: rule.vendor.clone(),
             commit: None,
+            decoded: None,
+            also: Vec::new(),
+            path_class: None,
         }
     }
 
@@ -446,21 +539,73 @@ fn advance(
 /// `BACK`), forward to its line end (at most `FORWARD`) or `fwd` bytes.
 fn window(data: &[u8], ks: usize, ke: usize, fwd: Option<usize>) -> (usize, usize) {
     let lo = ks.saturating_sub(BACK);
+    // From the newline before the line, so that a boundary class such as
+    // `(?:^|[\s"'])` can match at the line's start.
     let s = match memchr::memrchr(b'\n', &data[lo..ks]) {
-        Some(i) => lo + i + 1,
+        Some(i) => lo + i,
         None => lo,
     };
     let e = match fwd {
         Some(n) => (ke + n).min(data.len()),
         None => {
-            let hi = (ke + FORWARD).min(data.len());
-            match memchr::memchr(b'\n', &data[ke..hi]) {
-                Some(i) => ke + i,
-                None => hi,
+            let e = line_end(data, ke);
+            // A value on the next line: `<k>` then the value, a YAML block
+            // (`k: |`), Kubernetes `- name: K` then `value: …`, a JSON
+            // `"name": "k",` then `"value": …`.
+            if e < data.len() && value_follows(&data[ke..e]) {
+                line_end(data, e + 1)
+            } else {
+                e
             }
         }
     };
     (s, e)
+}
+
+/// True when what follows a generic value is ` = …` (not `==`, `=>`): the
+/// "value" was the type of a typed declaration (`KEY: SomeType = 2`).
+fn type_position(after: &[u8]) -> bool {
+    let rest = &after[after
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count()..];
+    rest.first() == Some(&b'=') && !matches!(rest.get(1), Some(b'=' | b'>'))
+}
+
+/// The end of the line holding `at` (at most `FORWARD` bytes on).
+fn line_end(data: &[u8], at: usize) -> usize {
+    let hi = (at + FORWARD).min(data.len());
+    match memchr::memchr(b'\n', &data[at..hi]) {
+        Some(i) => at + i,
+        None => hi,
+    }
+}
+
+/// True when what follows a keyword on its line is the rest of an
+/// identifier and punctuation only: the value, if any, is on the next line.
+fn value_follows(rest: &[u8]) -> bool {
+    let ident = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        .count();
+    rest[ident..].iter().all(|b| {
+        matches!(
+            b,
+            b'"' | b'\''
+                | b'`'
+                | b'\\'
+                | b' '
+                | b'\t'
+                | b'\r'
+                | b'>'
+                | b':'
+                | b'|'
+                | b'='
+                | b','
+                | b'-'
+                | b'+'
+        )
+    })
 }
 
 /// The line(s) around [s, e).
@@ -533,5 +678,10 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         path,
         allowlists,
         scope,
+        check: if spec.builtin {
+            crate::structure::check_for(&spec.id)
+        } else {
+            None
+        },
     })
 }

@@ -17,6 +17,17 @@ pub struct CommitInfo {
     pub date: String,
 }
 
+/// Another place a history finding's secret persists in.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Location {
+    /// Path in that commit.
+    pub path: String,
+    /// 1-based line.
+    pub line: usize,
+    /// Commit id.
+    pub commit: Option<String>,
+}
+
 /// One secret found by one rule.
 #[derive(Clone)]
 pub struct Finding {
@@ -49,7 +60,80 @@ pub struct Finding {
     pub vendor: Option<String>,
     /// Commit that introduced it (history and staged scans only).
     pub commit: Option<CommitInfo>,
+    /// The encoding it was found under (`base64`, `url`, `json`), when it
+    /// was found in decoded text; the span is the encoded original.
+    pub decoded: Option<&'static str>,
+    /// History scans: later commits and paths holding the same secret (the
+    /// finding itself is where it was introduced); at most
+    /// [`MAX_EXTRA_LOCATIONS`].
+    pub also: Vec<Location>,
+    /// Where the path suggests the value lives: `test` (tests, fixtures,
+    /// test vectors), `docs` (documentation, examples) or `vendor`; `None`
+    /// for everything else. Triage only: such findings are reported at a
+    /// lower level, never dropped.
+    pub path_class: Option<&'static str>,
 }
+
+/// The [`Finding::path_class`] of a path.
+pub fn path_class(path: &str) -> Option<&'static str> {
+    let lower = path.to_ascii_lowercase();
+    let segs: Vec<&str> = lower.split('/').collect();
+    let (dirs, file) = segs.split_at(segs.len().saturating_sub(1));
+    let file = file.first().copied().unwrap_or("");
+    let in_dir = |names: &[&str]| dirs.iter().any(|d| names.contains(d));
+    if in_dir(&[
+        "vendor",
+        "third_party",
+        "third-party",
+        "node_modules",
+        "external",
+    ]) {
+        return Some("vendor");
+    }
+    if in_dir(&[
+        "test",
+        "tests",
+        "testing",
+        "spec",
+        "specs",
+        "__tests__",
+        "testdata",
+        "test-data",
+        "test_data",
+        "fixtures",
+        "fixture",
+        "__fixtures__",
+        "mocks",
+        "e2e",
+        "benches",
+    ]) || file.starts_with("test_")
+        || file.contains("_test.")
+        || file.contains(".test.")
+        || file.contains("_spec.")
+        || file.contains(".spec.")
+        || file.contains("test_vectors")
+    {
+        return Some("test");
+    }
+    if in_dir(&[
+        "doc",
+        "docs",
+        "documentation",
+        "example",
+        "examples",
+        "sample",
+        "samples",
+    ]) || [".md", ".rst", ".adoc", ".markdown"]
+        .iter()
+        .any(|e| file.ends_with(e))
+    {
+        return Some("docs");
+    }
+    None
+}
+
+/// Extra locations kept per history finding.
+pub const MAX_EXTRA_LOCATIONS: usize = 64;
 
 /// Prints everything but the secret.
 impl std::fmt::Debug for Finding {
@@ -125,6 +209,18 @@ mod tests {
         assert_eq!(redact("abc"), "*****");
         assert_eq!(redact("abcdefgh"), "ab*****");
         assert_eq!(redact("abcdefghijklmnopqrstu"), "abcd*****");
+    }
+
+    #[test]
+    fn path_classes() {
+        assert_eq!(path_class("tests/test_vectors.rs"), Some("test"));
+        assert_eq!(path_class("src/auth_test.go"), Some("test"));
+        assert_eq!(path_class("web/app.spec.ts"), Some("test"));
+        assert_eq!(path_class("docs/setup.md"), Some("docs"));
+        assert_eq!(path_class("README.md"), Some("docs"));
+        assert_eq!(path_class("third_party/x/a.c"), Some("vendor"));
+        assert_eq!(path_class("src/config/settings.py"), None);
+        assert_eq!(path_class("src/contest/main.rs"), None);
     }
 
     #[test]

@@ -257,15 +257,40 @@ fn scan_blobs(
         .map_err(|_| Error::Git("blob reader panicked".into()))?;
     let _ = child.wait();
     read_result?;
-    // One report per (rule, path, secret): the earliest commit wins.
+    // One report per (rule, secret), at the commit that introduced it;
+    // later commits and paths holding it become its extra locations.
     found.sort_by_key(|(i, f)| (*i, f.line, f.column));
-    let mut seen = HashSet::new();
-    let mut findings: Vec<Finding> = found
-        .into_iter()
-        .filter(|(_, f)| seen.insert(f.fingerprint()))
-        .map(|(_, f)| f)
-        .collect();
-    scanner.retain_commit_allowed(&mut findings);
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut findings: Vec<Finding> = Vec::new();
+    // Commit allowlists first: an allowed introducing commit must not hide
+    // the later commits that still hold the secret.
+    let mut flat: Vec<Finding> = found.into_iter().map(|(_, f)| f).collect();
+    scanner.retain_commit_allowed(&mut flat);
+    for f in flat {
+        let key = crate::finding::fingerprint(&f.rule_id, "", f.secret.as_bytes());
+        match first.get(&key) {
+            Some(&at) => {
+                let head = &mut findings[at];
+                let loc = crate::finding::Location {
+                    path: f.path.clone(),
+                    line: f.line,
+                    commit: f.commit.as_ref().map(|c| c.commit.clone()),
+                };
+                let same_place = head.path == loc.path
+                    && head.commit.as_ref().map(|c| &c.commit) == loc.commit.as_ref();
+                if !same_place
+                    && head.also.len() < crate::finding::MAX_EXTRA_LOCATIONS
+                    && !head.also.contains(&loc)
+                {
+                    head.also.push(loc);
+                }
+            }
+            None => {
+                first.insert(key, findings.len());
+                findings.push(f);
+            }
+        }
+    }
     sort_findings(&mut findings);
     Ok(findings)
 }

@@ -6,6 +6,8 @@
 //!   superset of gitleaks' configuration format) and the built-in rule set.
 //! - [`engine`]: the compiled [`Scanner`]: one Aho-Corasick pass over every
 //!   rule's keywords, regexes run only in windows around keyword hits.
+//! - [`decode`]: one decoding layer (base64, URL encoding, JSON escapes),
+//!   findings reported at their encoded span.
 //! - [`walk`]: parallel directory walking (respects `.gitignore`, skips
 //!   binaries, memory-maps large files).
 //! - [`git`]: history and staged-content scanning through the `git` CLI, each
@@ -21,12 +23,14 @@ pub mod baseline;
 pub mod config;
 #[cfg(test)]
 mod debug_tests;
+pub mod decode;
 pub mod engine;
 pub mod entropy;
 pub mod finding;
 pub mod git;
 pub mod remediate;
 pub mod report;
+pub mod structure;
 pub mod template;
 pub mod walk;
 

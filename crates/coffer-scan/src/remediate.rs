@@ -450,6 +450,9 @@ mod tests {
             secret_type: "other".into(),
             vendor: None,
             commit: None,
+            decoded: None,
+            also: Vec::new(),
+            path_class: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //! A placeholder is `<<CLASS:N>>`: N characters drawn from CLASS, which is a
 //! name (`alnum`, `upper`, `lower`, `digit`, `hex`, `HEX`, `b64`, `b64url`,
 //! `base32`, `alpha`, `word`, `pw`) or a set written like a regex class body
-//! (`A-Z2-7`).
+//! (`A-Z2-7`). `<<der:N>>` is special: the base64 lines of a DER SEQUENCE
+//! of N random bytes, for private-key bodies.
 
 /// Character class names and their characters.
 fn class_chars(name: &str) -> Vec<u8> {
@@ -89,6 +90,10 @@ pub fn expand(template: &str, rng: &mut Rng, scale: f64) -> String {
             Some((c, n)) => (c, n.parse::<usize>().unwrap_or(8)),
             None => (body, 8),
         };
+        if class == "der" {
+            out.push_str(&der_pem_body(rng, n));
+            continue;
+        }
         let chars = class_chars(class);
         if chars.is_empty() {
             continue;
@@ -113,6 +118,36 @@ pub fn expand(template: &str, rng: &mut Rng, scale: f64) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `<<der:N>>`: a DER SEQUENCE of N random content bytes, base64 in lines
+/// of 64 (the body of a PEM key that passes the structure check).
+fn der_pem_body(rng: &mut Rng, n: usize) -> String {
+    let mut der = vec![0x30u8];
+    match n {
+        0..=0x7f => der.push(n as u8),
+        0x80..=0xff => der.extend_from_slice(&[0x81, n as u8]),
+        _ => der.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+    }
+    der.extend((0..n).map(|_| (rng.next_u64() & 0xff) as u8));
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = Vec::new();
+    for c in der.chunks(3) {
+        let v = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            b64.push(if i <= c.len() {
+                T[((v >> (18 - 6 * i)) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    b64.chunks(64)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -103,6 +103,8 @@ fn generic_detector_ignores_placeholders_and_identifiers() {
         "OPENSSL_memcpy(out, key->key, ED25519_PRIVATE_KEY_SEED_LEN);",
         ".header(\"sec-websocket-key\", \"6D69KGBOr4Re+Nj6zx9aQA==\")",
         "if (CBS_peek_asn1_tag(key, CBS_ASN1_CONTEXT_SPECIFIC)) {",
+        "pub const XCN_NCRYPT_PCP_ENCRYPTION_KEY: X509HardwareKeyUsageFlags = 2i32;",
+        "pub const SOME_KEY: u32 = 0x8031006C_u32;",
     ] {
         let found = scanner.scan("app/config.py", line.as_bytes());
         assert!(

@@ -92,5 +92,17 @@ pub fn finding_json(f: &Finding, reveal: bool) -> serde_json::Value {
         obj.insert("email".into(), c.email.clone().into());
         obj.insert("date".into(), c.date.clone().into());
     }
+    if let (Some(c), Some(obj)) = (f.path_class, v.as_object_mut()) {
+        obj.insert("pathClass".into(), c.into());
+    }
+    if let (Some(d), Some(obj)) = (f.decoded, v.as_object_mut()) {
+        obj.insert("decoded".into(), d.into());
+    }
+    if let (false, Some(obj)) = (f.also.is_empty(), v.as_object_mut()) {
+        obj.insert(
+            "extraLocations".into(),
+            serde_json::to_value(&f.also).unwrap_or_default(),
+        );
+    }
     v
 }

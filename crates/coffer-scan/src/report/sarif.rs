@@ -42,7 +42,7 @@ pub(super) fn write(
         .map(|f| {
             let mut res = json!({
                 "ruleId": f.rule_id,
-                "level": "error",
+                "level": if f.path_class.is_some() { "warning" } else { "error" },
                 "message": {"text": format!("{} ({}): {}", f.description, f.rule_id, f.shown(ctx.reveal))},
                 "locations": [{
                     "physicalLocation": {
@@ -61,11 +61,39 @@ pub(super) fn write(
                 if let Some(&i) = index.get(f.rule_id.as_str()) {
                     obj.insert("ruleIndex".into(), i.into());
                 }
+                let mut props = serde_json::Map::new();
                 if let Some(c) = &f.commit {
-                    obj.insert(
-                        "properties".into(),
-                        json!({"commit": c.commit, "author": c.author, "email": c.email, "date": c.date}),
-                    );
+                    props.insert("commit".into(), c.commit.clone().into());
+                    props.insert("author".into(), c.author.clone().into());
+                    props.insert("email".into(), c.email.clone().into());
+                    props.insert("date".into(), c.date.clone().into());
+                }
+                if let Some(d) = f.decoded {
+                    props.insert("decoded".into(), d.into());
+                }
+                if let Some(c) = f.path_class {
+                    props.insert("pathClass".into(), c.into());
+                }
+                if !props.is_empty() {
+                    obj.insert("properties".into(), props.into());
+                }
+                if !f.also.is_empty() {
+                    let related: Vec<Value> = f
+                        .also
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| {
+                            json!({
+                                "id": i + 1,
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": l.path},
+                                    "region": {"startLine": l.line},
+                                },
+                                "message": {"text": format!("also in {}", l.commit.as_deref().unwrap_or("the tree"))},
+                            })
+                        })
+                        .collect();
+                    obj.insert("relatedLocations".into(), related.into());
                 }
             }
             res

@@ -1,0 +1,162 @@
+//! Structure checks of built-in formats that carry one: a match whose
+//! structure is wrong is no credential of that format (a documentation
+//! stand-in, a truncated paste, a method name).
+//!
+//! - `jwt`: the header decodes to a JSON object naming its `alg`;
+//! - `private-key`: the PEM body decodes to what its type says (an OpenSSH
+//!   key's magic, or one DER SEQUENCE whose length is the body's). Bodies
+//!   that do not decode cleanly (escapes, concatenations) and encrypted
+//!   legacy bodies (`Proc-Type:`) are not judged, so no key is lost to an
+//!   unusual syntax.
+
+use crate::decode::b64_decode;
+
+/// The check of built-in rule `id`, if it has one.
+pub fn check_for(id: &str) -> Option<fn(&[u8]) -> bool> {
+    match id {
+        "jwt" => Some(jwt_ok),
+        "private-key" => Some(private_key_ok),
+        _ => None,
+    }
+}
+
+/// A JWT's header is base64url JSON with an `alg`.
+pub fn jwt_ok(token: &[u8]) -> bool {
+    let Some(header) = token.split(|&b| b == b'.').next() else {
+        return false;
+    };
+    let Some(json) = b64_decode(header) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.contains_key("alg")))
+        .unwrap_or(false)
+}
+
+/// A PEM private key's body decodes to its type's structure.
+pub fn private_key_ok(pem: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    let Some(head_end) = text.find("-----\n").or_else(|| text.find("-----\\n")) else {
+        return true;
+    };
+    let header = &text[..head_end];
+    if header.contains("PGP") || text.contains("Proc-Type:") {
+        return true;
+    }
+    let Some(body_end) = text.rfind("-----END") else {
+        return true;
+    };
+    let body = &text[head_end + 5..body_end];
+    if body.contains("...") || body.contains('…') {
+        return false;
+    }
+    let cleaned: String = body
+        .replace("\\n", "\n")
+        .replace("\\r", "")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if !cleaned
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        || !cleaned.len().is_multiple_of(4)
+    {
+        return true; // not judged: an unusual syntax around a real key
+    }
+    let Some(der) = b64_decode_bytes(cleaned.as_bytes()) else {
+        return true;
+    };
+    if header.contains("OPENSSH") {
+        return der.starts_with(b"openssh-key-v1\0");
+    }
+    der_sequence_len(&der) == Some(der.len())
+}
+
+/// Total length (header included) of the DER SEQUENCE at the start of `d`.
+fn der_sequence_len(d: &[u8]) -> Option<usize> {
+    if d.len() < 2 || d[0] != 0x30 {
+        return None;
+    }
+    let b1 = usize::from(d[1]);
+    if b1 < 0x80 {
+        return Some(2 + b1);
+    }
+    let n = b1 & 0x7f;
+    if n == 0 || n > 3 || d.len() < 2 + n {
+        return None;
+    }
+    let len = d[2..2 + n]
+        .iter()
+        .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+    Some(2 + n + len)
+}
+
+/// Standard base64 to bytes (binary allowed).
+fn b64_decode_bytes(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &b in s {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::{expand, Rng};
+
+    #[test]
+    fn jwt_header_names_alg() {
+        let mut rng = Rng::new(1);
+        let good = expand(
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ<<b64url:40>>.<<b64url:43>>",
+            &mut rng,
+            1.0,
+        );
+        assert!(jwt_ok(good.as_bytes()));
+        let bad = expand(
+            "eyJ<<b64url:30>>.eyJ<<b64url:40>>.<<b64url:43>>",
+            &mut rng,
+            1.0,
+        );
+        assert!(!jwt_ok(bad.as_bytes()));
+    }
+
+    #[test]
+    fn private_key_body_is_der() {
+        let mut rng = Rng::new(2);
+        let good = expand(
+            "-----BEGIN PRIVATE KEY-----\n<<der:300>>\n-----END PRIVATE KEY-----",
+            &mut rng,
+            1.0,
+        );
+        assert!(private_key_ok(good.as_bytes()), "{good}");
+        let bad = expand(
+            "-----BEGIN PRIVATE KEY-----\n<<b64:64>>\n<<b64:64>>\n-----END PRIVATE KEY-----",
+            &mut rng,
+            1.0,
+        );
+        assert!(!private_key_ok(bad.as_bytes()));
+        let cut =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA...\n-----END RSA PRIVATE KEY-----";
+        assert!(!private_key_ok(cut.as_bytes()));
+        let escaped = good.replace('\n', "\\n");
+        assert!(private_key_ok(escaped.as_bytes()));
+    }
+}
