@@ -4,6 +4,7 @@ pub mod cubbyhole;
 pub mod database;
 pub mod kv_v1;
 pub mod kv_v2;
+pub mod pki;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub fn for_mount(
             Some(v) => Err(Error::bad(format!("unsupported kv version {v:?}"))),
         },
         "database" => Ok(Arc::new(database::Database::new(passwords.clone()))),
+        pki::KIND => Ok(Arc::new(pki::Pki::new())),
         cubbyhole::KIND => Ok(Arc::new(cubbyhole::Cubbyhole)),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
