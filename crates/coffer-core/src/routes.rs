@@ -37,13 +37,14 @@ const fn s(method: &'static str, path: &'static str, capability: &'static str) -
 }
 
 /// Mounts the matrix sets up before walking [`CATALOG`]: (path, type, options version).
-pub const MATRIX_MOUNTS: [(&str, &str, &str); 6] = [
+pub const MATRIX_MOUNTS: [(&str, &str, &str); 7] = [
     ("secret", "kv", "2"),
     ("kv1", "kv", "1"),
     ("auth/userpass", "userpass", ""),
     ("auth/approle", "approle", ""),
     ("auth/jwt", "jwt", ""),
     ("database", "database", ""),
+    ("pki", "pki", ""),
 ];
 
 /// Every authenticated route of the API. Unauthenticated ones (health,
@@ -200,6 +201,22 @@ pub const CATALOG: &[Route] = &[
     r("LIST", "database/roles", "list"),
     r("GET", "database/roles/matrix-none", "read"),
     r("GET", "database/creds/matrix-none", "read"),
+    // pki engine (ca, crl, cert/:serial and issuer/:ref/pem are public, as in Vault)
+    r("LIST", "pki/roles", "list"),
+    r("POST", "pki/roles/{new}", "create"),
+    r("GET", "pki/roles/matrix-none", "read"),
+    r("LIST", "pki/certs", "list"),
+    r("POST", "pki/issue/matrix-none", "update"),
+    r("POST", "pki/sign/matrix-none", "update"),
+    r("POST", "pki/revoke", "update"),
+    r("POST", "pki/crl/rotate", "update"),
+    r("POST", "pki/tidy", "update"),
+    r("GET", "pki/config/urls", "read"),
+    r("POST", "pki/config/urls", "update"),
+    r("GET", "pki/config/issuers", "read"),
+    r("GET", "pki/issuer/default", "read"),
+    r("POST", "pki/root/generate/internal", "update"),
+    r("POST", "pki/intermediate/generate/internal", "update"),
 ];
 
 #[cfg(test)]

@@ -113,4 +113,12 @@ ALLOW: list[Allow] = [
         "database creds for a role the connection's allowed_roles excludes: OpenBao answers 500; "
         "Coffer answers 400 (the caller's configuration, not a server fault).",
     ),
+    Allow(
+        "GET empty issuer/default",
+        "status",
+        "status",
+        "pki issuer/default on a mount with no issuer: OpenBao answers 500 'no default issuer "
+        "currently configured'; Coffer answers 400 (nothing failed inside the server; a 500 in "
+        "Coffer means an internal error with a request id).",
+    ),
 ]

@@ -19,9 +19,9 @@
 pub mod cert;
 pub mod model;
 mod pg;
+pub mod pki;
 pub mod registry;
 pub mod rotate;
-pub mod pki;
 pub mod rotators;
 pub mod store;
 

@@ -69,7 +69,10 @@ pub async fn step(decl: &PkiRotator, input: &StepInput<'_>) -> Result<Option<Val
         "create" => {
             let p = Params(input.settings);
             let mut data = Map::new();
-            data.insert("common_name".into(), json!(p.str("common_name")?.unwrap_or("")));
+            data.insert(
+                "common_name".into(),
+                json!(p.str("common_name")?.unwrap_or("")),
+            );
             if let Some(a) = p.str_list("alt_names")? {
                 data.insert("alt_names".into(), json!(a));
             }

@@ -125,7 +125,7 @@ pub async fn rotate(
             metadata: &meta,
             settings: &rotation.settings,
             passwords: &core.passwords,
-                core: Some(core),
+            core: Some(core),
         };
         let result = if step == "finish" {
             match rotators::run_step(registry, &rotation.rotator, &input).await {
@@ -225,7 +225,7 @@ pub async fn rotate(
                     metadata: &meta,
                     settings: &rotation.settings,
                     passwords: &core.passwords,
-                core: Some(core),
+                    core: Some(core),
                 };
                 if let Err(e) = rotators::run_step(registry, &rotation.rotator, &input).await {
                     tracing::warn!(path = %full_path, error = %e, "rotation rollback step failed");

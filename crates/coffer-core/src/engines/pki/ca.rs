@@ -34,19 +34,39 @@ fn export_type(kind: &str) -> Result<bool> {
     }
 }
 
+/// OpenBao's warning when a CA is made with no AIA URLs configured.
+async fn aia_warning(
+    ctx: &EngineCtx<'_>,
+    warnings: &mut Vec<String>,
+    intermediate: bool,
+) -> Result<()> {
+    let u = urls::load(ctx).await?;
+    if u.issuing_certificates.is_empty()
+        && u.crl_distribution_points.is_empty()
+        && u.ocsp_servers.is_empty()
+    {
+        let mut w = "This mount hasn't configured any authority information access (AIA) fields; this may make it harder for systems to find missing certificates in the chain or to validate revocation status of certificates. Consider updating /config/urls or the newly generated issuer with this information.".to_string();
+        if intermediate {
+            w.push_str(" Since this certificate is an intermediate, it might be useful to regenerate this certificate after fixing this problem for the root mount.");
+        }
+        warnings.push(w);
+    }
+    Ok(())
+}
+
 /// The names of a CA's subject: any valid hostname (no role applies).
 fn ca_names(req: &Requested) -> Result<Vec<Name>> {
     let role = super::roles::Role {
         allow_any_name: true,
         allow_localhost: true,
         enforce_hostnames: false,
+        require_cn: false,
         ..super::roles::Role::default()
     };
     // A CA common name need not be a hostname ("Example Root CA"): only
     // SANs are judged.
-    names::judge(&role, "", &req.alt_names, &req.ip_sans).map_err(|e| {
-        Error::bad(format!("invalid subject alternative name: {e}"))
-    })
+    names::judge(&role, "", &req.alt_names, &req.ip_sans)
+        .map_err(|e| Error::bad(format!("invalid subject alternative name: {e}")))
 }
 
 fn ca_params(
@@ -109,14 +129,15 @@ pub async fn generate_root(ctx: &EngineCtx<'_>, req: &Request, kind: &str) -> Re
     params.not_before = issue::at(start - 30)?;
     params.not_after = issue::at(start + i64::try_from(ttl).unwrap_or(0))?;
     params.crl_distribution_points = urls::crl_points(ctx).await?;
+    aia_warning(ctx, &mut warnings, false).await?;
     let key = Key::generate(key_of_request(&p)?)?;
     let cert = params
         .self_signed(key.pair())
         .map_err(|e| Error::bad(format!("cannot create the root certificate: {e}")))?;
     let pem = cert.pem();
     let key_id = issuers::put_key(ctx, &key, &key_name).await?;
-    let issuer = issuers::put_issuer(ctx, &issuer_name, &key_id, pem.clone(), vec![pem.clone()])
-        .await?;
+    let issuer =
+        issuers::put_issuer(ctx, &issuer_name, &key_id, pem.clone(), vec![pem.clone()]).await?;
     let (serial, not_after) = store::put(ctx, &pem, &issuer.issuer_id)
         .await
         .map(|s| (s, params.not_after.unix_timestamp()))?;
@@ -170,7 +191,9 @@ pub async fn generate_intermediate(
         data["private_key"] = Value::String(key.pem().to_string());
         data["private_key_type"] = json!(key.kind().name());
     }
-    Ok(Response::data(data))
+    let mut resp = Response::data(data);
+    aia_warning(ctx, &mut resp.warnings, true).await?;
+    Ok(resp)
 }
 
 /// `root/sign-intermediate`: signs a CA certificate for a CSR.
@@ -193,7 +216,7 @@ pub async fn sign_intermediate(ctx: &EngineCtx<'_>, req: &Request) -> Result<Res
     let signer = issuers::signer(ctx, p.str("issuer_ref")?.unwrap_or("default")).await?;
     let mut warnings = Vec::new();
     let (mut params, ttl) = ca_params(ctx, &p, &mut warnings)?;
-    let (nb, na) = issue::window(&signer, ttl, 30)?;
+    let (nb, na) = issue::window(&signer, ttl, 30, Some(&mut warnings))?;
     params.not_before = nb;
     params.not_after = na;
     params.use_authority_key_identifier_extension = true;
@@ -204,6 +227,7 @@ pub async fn sign_intermediate(ctx: &EngineCtx<'_>, req: &Request) -> Result<Res
         .signed_by(&spki, &signer.rcgen()?)
         .map_err(|e| Error::bad(format!("cannot sign the certificate: {e}")))?;
     let pem = cert.pem();
+    aia_warning(ctx, &mut warnings, false).await?;
     let serial = store::put(ctx, &pem, &signer.issuer.issuer_id).await?;
     let mut chain = vec![pem.clone()];
     chain.extend(signer.issuer.ca_chain.iter().cloned());
@@ -282,21 +306,57 @@ pub async fn set_signed(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response> 
         }
     }
     let mut chain = vec![own.clone()];
-    chain.extend(certs.iter().enumerate().filter(|(i, _)| *i != idx).map(|(_, c)| c.clone()));
-    let issuer = issuers::put_issuer(ctx, "", &key_id, own, chain).await?;
+    chain.extend(
+        certs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != idx)
+            .map(|(_, c)| c.clone()),
+    );
+    let issuer = issuers::put_issuer(ctx, "", &key_id, own, chain.clone()).await?;
+    let mut imported = vec![issuer.issuer_id.clone()];
     let mut mapping = Map::new();
     mapping.insert(issuer.issuer_id.clone(), json!(key_id));
-    Ok(Response::data(json!({
+    // The rest of the bundle's CA certificates become issuers without a key
+    // (they cannot sign here), as OpenBao imports them.
+    let known = known_certificates(ctx).await?;
+    for (i, c) in chain.iter().enumerate().skip(1) {
+        if !issuers::is_ca(c) || known.iter().any(|k| k.trim() == c.trim()) {
+            continue;
+        }
+        let rest = chain[i..].to_vec();
+        let other = issuers::put_issuer(ctx, "", "", c.clone(), rest).await?;
+        mapping.insert(other.issuer_id.clone(), json!(""));
+        imported.push(other.issuer_id);
+    }
+    let mut resp = Response::data(json!({
         "existing_issuers": null,
         "existing_keys": null,
-        "imported_issuers": [issuer.issuer_id],
+        "imported_issuers": imported,
         "imported_keys": null,
         "mapping": mapping,
-    })))
+    }));
+    aia_warning(ctx, &mut resp.warnings, false).await?;
+    Ok(resp)
+}
+
+async fn known_certificates(ctx: &EngineCtx<'_>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in issuers::ids(ctx).await? {
+        if let Some(i) = ctx
+            .view
+            .get_json::<StoredIssuer>(&format!("issuer/{id}"))
+            .await?
+        {
+            out.push(i.certificate);
+        }
+    }
+    Ok(out)
 }
 
 fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
-    let (_, p) = parse_x509_pem(pem.as_bytes()).map_err(|_| Error::Internal("stored certificate unreadable".into()))?;
+    let (_, p) = parse_x509_pem(pem.as_bytes())
+        .map_err(|_| Error::Internal("stored certificate unreadable".into()))?;
     Ok(p.contents)
 }
 
@@ -311,7 +371,11 @@ pub async fn read_ca(ctx: &EngineCtx<'_>, req: &Request, what: &str) -> Result<R
         ("ca/pem", Some(i)) => Ok(Response::text(PEM_CHAIN, i.certificate)),
         ("ca_chain", Some(i)) => Ok(Response::text(PEM_CHAIN, i.ca_chain.concat())),
         ("ca" | "ca/pem" | "ca_chain", None) => Ok(Response::empty().with_status(204)),
-        ("cert/ca", Some(i)) => Ok(Response::data(cert_json(&i.certificate, &i.issuer_id, 0))),
+        ("cert/ca", Some(i)) => Ok(Response::data(json!({
+            "certificate": i.certificate,
+            "revocation_time": 0,
+            "revocation_time_rfc3339": "",
+        }))),
         ("cert/ca_chain", Some(i)) => Ok(Response::data(json!({
             "certificate": i.certificate,
             "ca_chain": i.ca_chain.concat(),
@@ -319,9 +383,7 @@ pub async fn read_ca(ctx: &EngineCtx<'_>, req: &Request, what: &str) -> Result<R
             "revocation_time": 0,
             "revocation_time_rfc3339": "",
         }))),
-        (_, None) => Err(Error::bad(
-            "no default issuer currently configured",
-        )),
+        (_, None) => Err(Error::bad("no default issuer currently configured")),
         _ => Err(Error::NotFound),
     }
 }
@@ -337,7 +399,6 @@ pub fn cert_json(pem: &str, issuer_id: &str, revoked: i64) -> Value {
         } else {
             String::new()
         },
-        "ca_chain": null,
     })
 }
 
@@ -358,7 +419,9 @@ pub async fn list_issuers(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response
             .get_json::<StoredIssuer>(&format!("issuer/{id}"))
             .await?
         {
-            let serial = store::facts(&i.certificate).map(|f| f.0).unwrap_or_default();
+            let serial = store::facts(&i.certificate)
+                .map(|f| f.0)
+                .unwrap_or_default();
             info.insert(
                 id.clone(),
                 json!({
@@ -405,7 +468,9 @@ pub async fn issuer(ctx: &EngineCtx<'_>, req: &Request, rest: &str) -> Result<Re
                     issuers::check_name("issuer_name", name)?;
                     if let Some(other) = issuers::resolve(ctx, name).await? {
                         if other.issuer_id != i.issuer_id {
-                            return Err(Error::bad(format!("issuer name {name:?} is already in use")));
+                            return Err(Error::bad(format!(
+                                "issuer name {name:?} is already in use"
+                            )));
                         }
                     }
                 }
@@ -441,9 +506,13 @@ pub async fn config_issuers(ctx: &EngineCtx<'_>, req: &Request) -> Result<Respon
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| Error::bad("the default field is required"))?;
             if reference == "default" {
-                return Err(Error::bad("invalid issuer specification; must be a name or id, not 'default'"));
+                return Err(Error::bad(
+                    "invalid issuer specification; must be a name or id, not 'default'",
+                ));
             }
-            let i = issuers::resolve(ctx, reference).await?.ok_or_else(not_found_issuer)?;
+            let i = issuers::resolve(ctx, reference)
+                .await?
+                .ok_or_else(not_found_issuer)?;
             let cfg = issuers::IssuersConfig {
                 default: i.issuer_id.clone(),
             };

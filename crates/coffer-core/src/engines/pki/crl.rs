@@ -4,7 +4,7 @@
 
 use rcgen::{CertificateRevocationListParams, RevokedCertParams, SerialNumber};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::issuers::{self, StoredIssuer};
 use super::store::{self, Revoked};
@@ -63,8 +63,11 @@ fn serial_bytes(serial: &str) -> Result<Vec<u8>> {
     hex::decode(serial.replace(':', "")).map_err(|_| Error::bad("invalid serial number"))
 }
 
-/// Builds and stores the CRL of `issuer`.
+/// Builds and stores the CRL of `issuer` (an issuer without a key here has none).
 pub async fn rebuild(ctx: &EngineCtx<'_>, issuer: &StoredIssuer) -> Result<BuiltCrl> {
+    if issuer.key_id.is_empty() {
+        return Ok(BuiltCrl::default());
+    }
     let signer = issuers::signer(ctx, &issuer.issuer_id).await?;
     let key = format!("crl/{}", issuer.issuer_id);
     let previous: BuiltCrl = ctx.view.get_json(&key).await?.unwrap_or_default();
@@ -108,7 +111,10 @@ pub async fn rebuild(ctx: &EngineCtx<'_>, issuer: &StoredIssuer) -> Result<Built
 
 /// The current CRL of `issuer`, rebuilt when missing or past its nextUpdate.
 pub async fn current(ctx: &EngineCtx<'_>, issuer: &StoredIssuer) -> Result<BuiltCrl> {
-    let stored: Option<BuiltCrl> = ctx.view.get_json(&format!("crl/{}", issuer.issuer_id)).await?;
+    let stored: Option<BuiltCrl> = ctx
+        .view
+        .get_json(&format!("crl/{}", issuer.issuer_id))
+        .await?;
     match stored {
         Some(c) if c.next_update > now().timestamp() => Ok(c),
         _ => rebuild(ctx, issuer).await,
@@ -126,7 +132,11 @@ pub async fn revoke_serial(
 ) -> Result<(i64, Vec<String>)> {
     let mut warnings = Vec::new();
     let key = store::key_of(serial);
-    if let Some(r) = ctx.view.get_json::<Revoked>(&format!("revoked/{key}")).await? {
+    if let Some(r) = ctx
+        .view
+        .get_json::<Revoked>(&format!("revoked/{key}"))
+        .await?
+    {
         return Ok((r.revocation_time, warnings));
     }
     for id in issuers::ids(ctx).await? {
@@ -206,11 +216,7 @@ pub async fn revoke(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response> {
                 "must specify either 'certificate' or 'serial_number' to revoke; not both",
             ))
         }
-        _ => {
-            return Err(Error::bad(
-                "the serial number must be provided",
-            ))
-        }
+        _ => return Err(Error::bad("the serial number must be provided")),
     };
     let (t, warnings) = revoke_serial(ctx, &serial, None).await?;
     let mut resp = Response::data(json!({
@@ -229,9 +235,12 @@ pub async fn read(ctx: &EngineCtx<'_>, req: &Request, what: &str) -> Result<Resp
     if req.operation != Operation::Read {
         return Err(Error::UnsupportedOperation);
     }
-    let issuer = issuers::resolve(ctx, "default").await?.ok_or_else(|| {
-        Error::bad("no default issuer currently configured")
-    })?;
+    let Some(issuer) = issuers::resolve(ctx, "default").await? else {
+        return match what {
+            "cert/crl" => Err(Error::bad("no default issuer currently configured")),
+            _ => Ok(Response::empty().with_status(204)),
+        };
+    };
     let crl = current(ctx, &issuer).await?;
     match what {
         "crl" => {
@@ -244,15 +253,15 @@ pub async fn read(ctx: &EngineCtx<'_>, req: &Request, what: &str) -> Result<Resp
             "certificate": crl.pem,
             "revocation_time": 0,
             "revocation_time_rfc3339": "",
-            "issuer_id": issuer.issuer_id,
-            "ca_chain": null,
         }))),
     }
 }
 
 /// `crl/rotate`: rebuilds every issuer's CRL.
 pub async fn rotate(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response> {
-    if req.operation != Operation::Read && !matches!(req.operation, Operation::Create | Operation::Update) {
+    if req.operation != Operation::Read
+        && !matches!(req.operation, Operation::Create | Operation::Update)
+    {
         return Err(Error::UnsupportedOperation);
     }
     for id in issuers::ids(ctx).await? {
@@ -296,7 +305,9 @@ pub async fn tidy(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response> {
         for serial in store::list(ctx).await? {
             if let Some(e) = store::get(ctx, &serial).await? {
                 if e.not_after < cutoff {
-                    ctx.view.delete(&format!("certs/{}", store::key_of(&serial))).await?;
+                    ctx.view
+                        .delete(&format!("certs/{}", store::key_of(&serial)))
+                        .await?;
                     status.cert_store_deleted_count += 1;
                 }
             }
@@ -315,7 +326,11 @@ pub async fn tidy(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response> {
         }
         if touched {
             for id in issuers::ids(ctx).await? {
-                if let Some(i) = ctx.view.get_json::<StoredIssuer>(&format!("issuer/{id}")).await? {
+                if let Some(i) = ctx
+                    .view
+                    .get_json::<StoredIssuer>(&format!("issuer/{id}"))
+                    .await?
+                {
                     rebuild(ctx, &i).await?;
                 }
             }
@@ -335,11 +350,27 @@ pub async fn tidy_status(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response>
     if req.operation != Operation::Read {
         return Err(Error::UnsupportedOperation);
     }
-    let s: TidyStatus = ctx.view.get_json("tidy-status").await?.unwrap_or(TidyStatus {
-        state: "Inactive".into(),
-        ..Default::default()
-    });
-    Ok(Response::data(serde_json::to_value(&s).unwrap_or_default()))
+    let s: TidyStatus = ctx
+        .view
+        .get_json("tidy-status")
+        .await?
+        .unwrap_or(TidyStatus {
+            state: "Inactive".into(),
+            ..Default::default()
+        });
+    let mut v = serde_json::to_value(&s).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("error".into(), Value::Null);
+        m.insert("message".into(), Value::Null);
+        m.insert("revoked_safety_buffer".into(), json!(s.safety_buffer));
+        m.insert("missing_issuer_cert_count".into(), json!(0));
+        m.insert("current_cert_store_count".into(), Value::Null);
+        m.insert("current_revoked_cert_count".into(), Value::Null);
+        m.insert("tidy_expired_issuers".into(), json!(false));
+        m.insert("tidy_revoked_cert_issuer_associations".into(), json!(false));
+        m.insert("pause_duration".into(), json!("0s"));
+    }
+    Ok(Response::data(v))
 }
 
 /// Records that `serial` is to be revoked at `at` (Unix seconds).

@@ -1,12 +1,12 @@
 //! `issue/:role` and `sign/:role`: leaf certificates under a role's rules,
 //! and the parameter building CA generation shares.
 
+use ::time::OffsetDateTime;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
     SanType, SerialNumber,
 };
 use serde_json::{json, Map, Value};
-use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
 use super::issuers::{self, Signer};
@@ -15,7 +15,7 @@ use super::names::{self, Name};
 use super::roles::{self, Role};
 use super::{store, urls};
 use crate::engine::EngineCtx;
-use crate::util::{format_duration_short, now, Params};
+use crate::util::{format_duration, now, Params};
 use crate::{Error, LeaseRequest, Operation, Request, Response, Result};
 
 /// Vault's system maximum lease TTL (32 days), the default cap.
@@ -90,8 +90,8 @@ pub fn pick_ttl(
     if ttl > max {
         warnings.push(format!(
             "TTL \"{}\" is longer than permitted maxTTL \"{}\", so maxTTL is being used",
-            format_duration_short(ttl),
-            format_duration_short(max)
+            format_duration(ttl),
+            format_duration(max)
         ));
         return max;
     }
@@ -157,12 +157,24 @@ impl Requested {
     }
 }
 
-/// The validity window for `ttl`, back-dated by `backdate`, refused past the issuer's NotAfter.
-pub fn window(signer: &Signer, ttl: u64, backdate: u64) -> Result<(OffsetDateTime, OffsetDateTime)> {
+/// The validity window for `ttl`, back-dated by `backdate`. Past the
+/// issuer's NotAfter it is refused, or (`past_ca` given, for a CA being
+/// signed, as OpenBao does) kept with a warning.
+pub fn window(
+    signer: &Signer,
+    ttl: u64,
+    backdate: u64,
+    past_ca: Option<&mut Vec<String>>,
+) -> Result<(OffsetDateTime, OffsetDateTime)> {
     let start = now().timestamp();
     let end = start.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX / 2));
     let ca_end = signer.not_after()?;
     if end > ca_end {
+        if let Some(w) = past_ca {
+            w.push("The expiration time for the signed certificate is after the CA's expiration time. If the new certificate is not treated as a root, validation paths with the certificate past the issuing CA's expiration time will fail.".into());
+            let back = i64::try_from(backdate).unwrap_or(0).min(86_400);
+            return Ok((at(start - back)?, at(end)?));
+        }
         return Err(Error::bad(format!(
             "cannot satisfy request, as TTL would result in notAfter of {} that is beyond the expiration of the CA certificate at {}",
             crate::util::rfc3339(&chrono::DateTime::from_timestamp(end, 0).unwrap_or_default()),
@@ -184,7 +196,7 @@ async fn leaf_params(
 ) -> Result<(CertificateParams, u64)> {
     let names = names::judge(role, &req.common_name, &req.alt_names, &req.ip_sans)?;
     let exclude_cn = p.bool("exclude_cn_from_sans")?.unwrap_or(false);
-    // The subject's CN is the judged (canonical) spelling of the common name.
+    // The subject's CN is the common name as judged.
     let cn_name = if req.common_name.is_empty() {
         None
     } else {
@@ -205,7 +217,7 @@ async fn leaf_params(
         t => t.min(mount_max(ctx)),
     };
     let ttl = pick_ttl(ctx, p.duration("ttl")?, role.ttl, max, warnings);
-    let (not_before, not_after) = window(signer, ttl, role.not_before_duration)?;
+    let (not_before, not_after) = window(signer, ttl, role.not_before_duration, None)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = subject(&cn, p, Some(role))?;
     params.subject_alt_names = sans(&san_list)?;
@@ -220,7 +232,10 @@ async fn leaf_params(
         (role.server_flag, ExtendedKeyUsagePurpose::ServerAuth),
         (role.client_flag, ExtendedKeyUsagePurpose::ClientAuth),
         (role.code_signing_flag, ExtendedKeyUsagePurpose::CodeSigning),
-        (role.email_protection_flag, ExtendedKeyUsagePurpose::EmailProtection),
+        (
+            role.email_protection_flag,
+            ExtendedKeyUsagePurpose::EmailProtection,
+        ),
     ] {
         if flag {
             eku.push(u);
@@ -324,6 +339,7 @@ pub async fn issue_with(
         "ca_chain": chain,
         "serial_number": serial,
         "expiration": not_after,
+        "not_before": not_before_of(&cert_pem),
     });
     if let Some(key) = &key {
         data["private_key"] = Value::String(key.pem().to_string());
@@ -345,6 +361,17 @@ pub async fn issue_with(
         });
     }
     Ok(resp)
+}
+
+fn not_before_of(pem: &str) -> i64 {
+    parse_x509_pem(pem.as_bytes())
+        .ok()
+        .and_then(|(_, p)| {
+            X509Certificate::from_der(&p.contents)
+                .ok()
+                .map(|(_, c)| c.validity().not_before.timestamp())
+        })
+        .unwrap_or(0)
 }
 
 /// What is read from a CSR.
@@ -407,7 +434,9 @@ pub fn parse_csr(pem: &str) -> Result<Csr> {
     let key = match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyType::Rsa(rsa.key_size() as u32),
         Ok(x509_parser::public_key::PublicKey::EC(ec)) => KeyType::Ec(ec.key_size() as u32),
-        _ if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => KeyType::Ed25519,
+        _ if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => {
+            KeyType::Ed25519
+        }
         _ => return Err(Error::bad("the CSR's key type is not supported")),
     };
     Ok(Csr {

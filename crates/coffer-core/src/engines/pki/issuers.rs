@@ -110,6 +110,11 @@ pub async fn signer(ctx: &EngineCtx<'_>, reference: &str) -> Result<Signer> {
             "issuer {reference:?} does not exist: generate or import a CA first"
         ))
     })?;
+    if issuer.key_id.is_empty() {
+        return Err(Error::bad(format!(
+            "issuer {reference:?} has no key in this mount and cannot sign"
+        )));
+    }
     let stored: StoredKey = ctx
         .view
         .get_json(&format!("key/{}", issuer.key_id))
@@ -149,7 +154,9 @@ pub async fn put_issuer(
     ca_chain: Vec<String>,
 ) -> Result<StoredIssuer> {
     if !name.is_empty() && resolve(ctx, name).await?.is_some() {
-        return Err(Error::bad(format!("issuer name {name:?} is already in use")));
+        return Err(Error::bad(format!(
+            "issuer name {name:?} is already in use"
+        )));
     }
     let issuer = StoredIssuer {
         issuer_id: uuid_v4(),
@@ -210,8 +217,9 @@ pub fn to_json(i: &StoredIssuer) -> Value {
         "revocation_signature_algorithm": "",
         "issuing_certificates": [],
         "crl_distribution_points": [],
+        "delta_crl_distribution_points": [],
         "ocsp_servers": [],
-        "enable_aia_url_templating": false,
+        "revoked": false,
     })
 }
 

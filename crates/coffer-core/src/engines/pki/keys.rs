@@ -33,7 +33,9 @@ impl KeyType {
             "ec" => match bits {
                 0 => Ok(KeyType::Ec(256)),
                 256 | 384 | 521 => Ok(KeyType::Ec(bits)),
-                _ => Err(Error::bad(format!("unsupported bit length for EC key: {bits}"))),
+                _ => Err(Error::bad(format!(
+                    "unsupported bit length for EC key: {bits}"
+                ))),
             },
             "ed25519" => Ok(KeyType::Ed25519),
             other => Err(Error::bad(format!("unknown key type: {other}"))),
@@ -98,6 +100,14 @@ impl Key {
                     _ => rcgen::RsaKeySize::_2048,
                 };
                 KeyPair::generate_rsa_for(kind.alg(), size)
+            }
+            // PKCS#8 v1 (no embedded public key): the form OpenSSL 3 reads.
+            KeyType::Ed25519 => {
+                let doc = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8v1(
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                )
+                .map_err(|_| Error::Internal("key generation failed".into()))?;
+                KeyPair::try_from(doc.as_ref())
             }
             _ => KeyPair::generate_for(kind.alg()),
         }

@@ -138,8 +138,12 @@ impl Engine for Pki {
         // Vault's unauthenticated PKI paths: the CA, its chain, CRLs and
         // certificates are public documents.
         let p = path.trim_end_matches('/');
-        matches!(p, "ca" | "ca/pem" | "ca_chain" | "crl" | "crl/pem" | "issuers")
-            || p.strip_prefix("cert/").is_some_and(|s| !s.is_empty() && !s.contains('/'))
+        matches!(
+            p,
+            "ca" | "ca/pem" | "ca_chain" | "crl" | "crl/pem" | "issuers"
+        ) || p
+            .strip_prefix("cert/")
+            .is_some_and(|s| !s.is_empty() && !s.contains('/'))
             || p.strip_prefix("issuer/").is_some_and(|s| {
                 s.split_once('/')
                     .is_some_and(|(r, sub)| !r.is_empty() && matches!(sub, "pem" | "der" | "json"))
@@ -150,9 +154,7 @@ impl Engine for Pki {
         let trimmed = path.trim_end_matches('/');
         let (head, rest) = split(path);
         match (head, rest) {
-            ("ca", "") | ("ca", "pem") | ("ca_chain", "") => {
-                ca::read_ca(ctx, req, trimmed).await
-            }
+            ("ca", "") | ("ca", "pem") | ("ca_chain", "") => ca::read_ca(ctx, req, trimmed).await,
             ("cert", "ca") | ("cert", "ca_chain") => ca::read_ca(ctx, req, trimmed).await,
             ("cert", "crl") => crl::read(ctx, req, "cert/crl").await,
             ("cert", serial) if !serial.is_empty() => read_cert(ctx, req, serial).await,
@@ -263,10 +265,30 @@ mod tests {
     #[test]
     fn public_paths() {
         let p = Pki::new();
-        for yes in ["ca", "ca/pem", "ca_chain", "crl", "crl/pem", "cert/ab:cd", "cert/ca", "issuer/default/pem", "issuers/"] {
+        for yes in [
+            "ca",
+            "ca/pem",
+            "ca_chain",
+            "crl",
+            "crl/pem",
+            "cert/ab:cd",
+            "cert/ca",
+            "issuer/default/pem",
+            "issuers/",
+        ] {
             assert!(p.is_unauthenticated(yes), "{yes}");
         }
-        for no in ["crl/rotate", "certs/", "issue/web", "roles/web", "revoke", "issuer/default", "cert/a/b", "tidy", "root/generate/internal"] {
+        for no in [
+            "crl/rotate",
+            "certs/",
+            "issue/web",
+            "roles/web",
+            "revoke",
+            "issuer/default",
+            "cert/a/b",
+            "tidy",
+            "root/generate/internal",
+        ] {
             assert!(!p.is_unauthenticated(no), "{no}");
         }
     }

@@ -1,8 +1,9 @@
 //! A role's name rules: which DNS names and IP addresses a certificate
-//! issued under it may carry. Every name is judged in one canonical
-//! spelling (ASCII lower case, no trailing dot, labels of letters, digits
-//! and `-`), and only that spelling goes into the certificate, so a name
-//! that reads differently to a client than to the rule cannot slip through.
+//! issued under it may carry. A name is judged exactly as it will be
+//! written into the certificate: ASCII only, no trailing dot, no empty
+//! label, a wildcard only as a whole leftmost `*` label, an address only as
+//! an IP SAN. Domains match case-sensitively, as OpenBao matches them (a
+//! name spelled in another case than the role's domain is refused).
 
 use std::net::IpAddr;
 
@@ -19,14 +20,18 @@ pub enum Name {
 }
 
 fn refuse(name: &str) -> Error {
-    Error::bad(format!("subject alternate name {name} not allowed by this role"))
+    Error::bad(format!(
+        "subject alternate name {name} not allowed by this role"
+    ))
 }
 
 /// Whether `label` is a DNS label: 1-63 letters, digits and `-`, not at either end.
 fn label_ok(label: &str) -> bool {
     !label.is_empty()
         && label.len() <= 63
-        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
 }
@@ -36,9 +41,9 @@ fn hostname_ok(host: &str) -> bool {
     host.len() <= 253 && host.split('.').all(label_ok)
 }
 
-/// The canonical form of a requested DNS name, or a refusal. Trailing dots,
-/// empty labels, non-ASCII, `@`, spaces and wildcards other than a whole
-/// leftmost `*` label are refused; letters are lower-cased.
+/// A requested DNS name checked, or a refusal. Trailing dots, empty
+/// labels, non-ASCII, `@`, spaces and wildcards other than a whole
+/// leftmost `*` label are refused.
 pub fn canonical_dns(raw: &str, enforce_hostnames: bool) -> Result<String> {
     let name = raw.trim();
     if name.is_empty() {
@@ -53,10 +58,9 @@ pub fn canonical_dns(raw: &str, enforce_hostnames: bool) -> Result<String> {
     {
         return Err(refuse(raw));
     }
-    let lower = name.to_ascii_lowercase();
-    let (wild, base) = match lower.strip_prefix("*.") {
+    let (wild, base) = match name.strip_prefix("*.") {
         Some(rest) => (true, rest),
-        None => (false, lower.as_str()),
+        None => (false, name),
     };
     if base.contains('*') {
         return Err(refuse(raw));
@@ -64,10 +68,10 @@ pub fn canonical_dns(raw: &str, enforce_hostnames: bool) -> Result<String> {
     if (enforce_hostnames || wild) && !hostname_ok(base) {
         return Err(refuse(raw));
     }
-    Ok(lower)
+    Ok(name.to_string())
 }
 
-/// Whether the canonical DNS name `name` is allowed by `role`.
+/// Whether the checked DNS name `name` is allowed by `role`.
 fn dns_allowed(role: &Role, name: &str) -> bool {
     let (wild, base) = match name.strip_prefix("*.") {
         Some(rest) => (true, rest),
@@ -83,15 +87,14 @@ fn dns_allowed(role: &Role, name: &str) -> bool {
         return true;
     }
     role.allowed_domains.iter().any(|d| {
-        let d = d.trim_end_matches('.').to_ascii_lowercase();
+        let d = d.trim_end_matches('.');
         if d.is_empty() {
             return false;
         }
         if wild {
             // `*.d` is the set of d's children: subdomains must be allowed.
             // `*.x.d` needs subdomains too.
-            return role.allow_subdomains
-                && (base == d || base.ends_with(&format!(".{d}")));
+            return role.allow_subdomains && (base == d || base.ends_with(&format!(".{d}")));
         }
         (role.allow_bare_domains && base == d)
             || (role.allow_subdomains && base.ends_with(&format!(".{d}")))
@@ -177,11 +180,10 @@ mod tests {
     fn subdomains_and_bare_domains() {
         let mut r = role();
         assert!(ok(&r, "a.example.com"));
-        assert!(ok(&r, "A.B.Example.COM"));
-        assert_eq!(
-            judge(&r, "WWW.Example.com", &[], &[]).unwrap(),
-            vec![Name::Dns("www.example.com".into())]
-        );
+        assert!(ok(&r, "A.b.example.com"));
+        // Another case than the role's domain is another name (as OpenBao).
+        assert!(!ok(&r, "WWW.EXAMPLE.COM"));
+        assert!(!ok(&r, "www.Example.com"));
         assert!(!ok(&r, "example.com"));
         r.allow_bare_domains = true;
         assert!(ok(&r, "example.com"));
@@ -240,7 +242,13 @@ mod tests {
         r.allow_ip_sans = false;
         assert!(judge(&r, "a.example.com", &[], &["10.0.0.1".into()]).is_err());
         assert!(judge(&r, "a.example.com", &["::1".into()], &[]).is_err());
-        assert!(judge(&r, "a.example.com", &["b.example.com".into(), "evil.com".into()], &[]).is_err());
+        assert!(judge(
+            &r,
+            "a.example.com",
+            &["b.example.com".into(), "evil.com".into()],
+            &[]
+        )
+        .is_err());
         r.allow_any_name = true;
         assert!(ok(&r, "anything.test"));
         assert!(!ok(&r, "bad..name"));

@@ -224,7 +224,11 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str, patch: bool) -> R
         ));
     }
     if let Some(v) = p.str("issuer_ref")? {
-        role.issuer_ref = if v.is_empty() { "default".into() } else { v.into() };
+        role.issuer_ref = if v.is_empty() {
+            "default".into()
+        } else {
+            v.into()
+        };
     }
     set_list(&p, "allowed_domains", &mut role.allowed_domains)?;
     set_bool(&p, "allow_subdomains", &mut role.allow_subdomains)?;
@@ -232,7 +236,11 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str, patch: bool) -> R
     set_bool(&p, "allow_localhost", &mut role.allow_localhost)?;
     set_bool(&p, "allow_any_name", &mut role.allow_any_name)?;
     set_bool(&p, "allow_ip_sans", &mut role.allow_ip_sans)?;
-    set_bool(&p, "allow_wildcard_certificates", &mut role.allow_wildcard_certificates)?;
+    set_bool(
+        &p,
+        "allow_wildcard_certificates",
+        &mut role.allow_wildcard_certificates,
+    )?;
     set_bool(&p, "enforce_hostnames", &mut role.enforce_hostnames)?;
     set_bool(&p, "require_cn", &mut role.require_cn)?;
     set_bool(&p, "server_flag", &mut role.server_flag)?;
@@ -273,11 +281,11 @@ async fn write(ctx: &EngineCtx<'_>, req: &Request, name: &str, patch: bool) -> R
     if role.key_type == "any" {
         role.key_bits = 0;
     } else {
-        let kt = KeyType::parse(&role.key_type, bits.map(|b| b as u32).or(if patch {
-            Some(role.key_bits)
-        } else {
-            None
-        }))?;
+        let kt = KeyType::parse(
+            &role.key_type,
+            bits.map(|b| b as u32)
+                .or(if patch { Some(role.key_bits) } else { None }),
+        )?;
         role.key_bits = kt.bits();
     }
     if let Some(t) = p.duration("ttl")? {

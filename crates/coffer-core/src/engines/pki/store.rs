@@ -56,7 +56,10 @@ pub fn key_of(serial: &str) -> String {
 
 /// The colon serial of the raw serial bytes (leading zero octets removed).
 pub fn serial_text(raw: &[u8]) -> String {
-    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
+    let start = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
     raw[start..]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -66,9 +69,14 @@ pub fn serial_text(raw: &[u8]) -> String {
 
 /// What the store needs to know of a PEM certificate: serial, NotAfter.
 pub fn facts(pem: &str) -> Result<(String, i64)> {
-    let (_, p) = parse_x509_pem(pem.as_bytes()).map_err(|_| Error::bad("invalid certificate PEM"))?;
-    let (_, c) = X509Certificate::from_der(&p.contents).map_err(|_| Error::bad("invalid certificate"))?;
-    Ok((serial_text(c.raw_serial()), c.validity().not_after.timestamp()))
+    let (_, p) =
+        parse_x509_pem(pem.as_bytes()).map_err(|_| Error::bad("invalid certificate PEM"))?;
+    let (_, c) =
+        X509Certificate::from_der(&p.contents).map_err(|_| Error::bad("invalid certificate"))?;
+    Ok((
+        serial_text(c.raw_serial()),
+        c.validity().not_after.timestamp(),
+    ))
 }
 
 /// Stores `pem`, signed by `issuer_id`.
@@ -88,7 +96,9 @@ pub async fn put(ctx: &EngineCtx<'_>, pem: &str, issuer_id: &str) -> Result<Stri
 
 /// The stored certificate with `serial` (colon form).
 pub async fn get(ctx: &EngineCtx<'_>, serial: &str) -> Result<Option<CertEntry>> {
-    ctx.view.get_json(&format!("certs/{}", key_of(serial))).await
+    ctx.view
+        .get_json(&format!("certs/{}", key_of(serial)))
+        .await
 }
 
 /// Every stored serial, colon form.
@@ -106,7 +116,11 @@ pub async fn list(ctx: &EngineCtx<'_>) -> Result<Vec<String>> {
 pub async fn revoked(ctx: &EngineCtx<'_>) -> Result<Vec<Revoked>> {
     let mut out = Vec::new();
     for k in ctx.view.list("revoked/").await? {
-        if let Some(r) = ctx.view.get_json::<Revoked>(&format!("revoked/{k}")).await? {
+        if let Some(r) = ctx
+            .view
+            .get_json::<Revoked>(&format!("revoked/{k}"))
+            .await?
+        {
             out.push(r);
         }
     }

@@ -63,9 +63,9 @@ pub async fn crl_points(ctx: &EngineCtx<'_>) -> Result<Vec<CrlDistributionPoint>
 
 fn check_urls(field: &str, list: &[String]) -> Result<()> {
     for u in list {
-        let ok = reqwest::Url::parse(u)
-            .ok()
-            .is_some_and(|p| matches!(p.scheme(), "http" | "https" | "ldap") && p.host_str().is_some());
+        let ok = reqwest::Url::parse(u).ok().is_some_and(|p| {
+            matches!(p.scheme(), "http" | "https" | "ldap") && p.host_str().is_some()
+        });
         if !ok || !u.is_ascii() {
             return Err(Error::bad(format!("invalid URL found in {field}: {u}")));
         }
@@ -82,6 +82,7 @@ pub async fn handle_urls(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response>
                 "issuing_certificates": u.issuing_certificates,
                 "crl_distribution_points": u.crl_distribution_points,
                 "ocsp_servers": u.ocsp_servers,
+                "delta_crl_distribution_points": [],
                 "enable_templating": false,
             })))
         }
@@ -89,7 +90,9 @@ pub async fn handle_urls(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response>
             let p = Params(&req.data);
             let mut u = load(ctx).await?;
             if p.bool("enable_templating")?.unwrap_or(false) {
-                return Err(Error::bad("enable_templating is not supported by Coffer's pki engine"));
+                return Err(Error::bad(
+                    "enable_templating is not supported by Coffer's pki engine",
+                ));
             }
             for (field, slot) in [
                 ("issuing_certificates", &mut u.issuing_certificates),
@@ -106,6 +109,7 @@ pub async fn handle_urls(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response>
                 "issuing_certificates": u.issuing_certificates,
                 "crl_distribution_points": u.crl_distribution_points,
                 "ocsp_servers": u.ocsp_servers,
+                "delta_crl_distribution_points": [],
                 "enable_templating": false,
             })))
         }
@@ -120,8 +124,12 @@ pub async fn handle_crl(ctx: &EngineCtx<'_>, req: &Request) -> Result<Response> 
             "expiry": format_duration_short(c.expiry),
             "disable": c.disable,
             "auto_rebuild": false,
+            "auto_rebuild_grace_period": "12h",
+            "allow_expired_cert_revocation": false,
+            "delta_rebuild_interval": "15m",
             "enable_delta": false,
             "ocsp_disable": false,
+            "ocsp_expiry": "12h",
         }))
     };
     match req.operation {
