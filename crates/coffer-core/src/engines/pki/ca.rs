@@ -74,10 +74,8 @@ fn ca_params(
     p: &Params<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<(CertificateParams, u64)> {
+    // As OpenBao, a CA may have an empty subject.
     let req = Requested::from(p)?;
-    if req.common_name.is_empty() {
-        return Err(Error::bad("the common_name field is required"));
-    }
     let sans = ca_names(&req)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = issue::subject(&req.common_name, p, None)?;
@@ -95,6 +93,9 @@ fn ca_params(
     params.serial_number = Some(issue::new_serial());
     let max = issue::mount_max(ctx);
     let ttl = issue::pick_ttl(ctx, p.duration("ttl")?, 0, max, warnings);
+    if req.common_name.is_empty() && p.str_list("organization")?.unwrap_or_default().is_empty() {
+        warnings.push("This issuer certificate was generated without a Subject; this makes it likely that issuing leaf certs with this certificate will cause TLS validation libraries to reject this certificate.".into());
+    }
     Ok((params, ttl))
 }
 
@@ -173,9 +174,6 @@ pub async fn generate_intermediate(
     let p = Params(&req.data);
     let (_, key_name) = names_of(&p)?;
     let req_names = Requested::from(&p)?;
-    if req_names.common_name.is_empty() {
-        return Err(Error::bad("the common_name field is required"));
-    }
     let sans = ca_names(&req_names)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = issue::subject(&req_names.common_name, &p, None)?;
@@ -388,18 +386,21 @@ pub async fn read_ca(ctx: &EngineCtx<'_>, req: &Request, what: &str) -> Result<R
     }
 }
 
-/// A `cert/:serial` answer.
+/// A `cert/:serial` answer (the issuer is named once revoked, as OpenBao does).
 pub fn cert_json(pem: &str, issuer_id: &str, revoked: i64) -> Value {
-    json!({
+    let mut v = json!({
         "certificate": pem,
-        "issuer_id": issuer_id,
         "revocation_time": revoked,
         "revocation_time_rfc3339": if revoked > 0 {
             chrono::DateTime::from_timestamp(revoked, 0).map(|t| crate::util::rfc3339(&t)).unwrap_or_default()
         } else {
             String::new()
         },
-    })
+    });
+    if revoked > 0 {
+        v["issuer_id"] = json!(issuer_id);
+    }
+    v
 }
 
 /// LIST `issuers`.

@@ -117,7 +117,7 @@ impl Default for Role {
 impl Role {
     /// The role as Vault's read shows it.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "issuer_ref": self.issuer_ref,
             "allowed_domains": self.allowed_domains,
             "allowed_domains_template": false,
@@ -146,7 +146,39 @@ impl Role {
             "organization": self.organization,
             "ou": self.ou,
             "country": self.country,
-        })
+        });
+        // Vault fields Coffer does not support, shown at their defaults
+        // (writes of them are ignored, which only ever restricts).
+        let unsupported = json!({
+            "allow_globs_in_identity_templates": false,
+            "allow_token_displayname": false,
+            "allowed_ip_sans_cidr": [],
+            "allowed_other_sans": [],
+            "allowed_serial_numbers": [],
+            "allowed_uri_sans": [],
+            "allowed_uri_sans_template": false,
+            "allowed_user_ids": [],
+            "basic_constraints_valid_for_non_ca": false,
+            "cn_validations": ["email", "hostname"],
+            "ext_key_usage_oids": [],
+            "locality": [],
+            "not_after": "",
+            "not_after_bound": "permit",
+            "not_before": "",
+            "not_before_bound": "permit",
+            "policy_identifiers": [],
+            "postal_code": [],
+            "province": [],
+            "signature_bits": 0,
+            "street_address": [],
+            "use_csr_common_name": true,
+            "use_csr_sans": true,
+            "use_pss": false,
+        });
+        if let (Some(m), Value::Object(u)) = (v.as_object_mut(), unsupported) {
+            m.extend(u);
+        }
+        v
     }
 }
 
