@@ -199,3 +199,55 @@ pub fn check(pending: &Value, anchors: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, IsCa, Issuer, KeyPair};
+
+    fn ca(name: &str) -> (String, KeyPair) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_string());
+        (p.self_signed(&key).unwrap().pem(), key)
+    }
+
+    fn leaf(ca_pem: &str, ca_key: &KeyPair) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).unwrap();
+        let mut p = CertificateParams::new(vec!["app.example.com".to_string()]).unwrap();
+        p.not_before = ::time::OffsetDateTime::now_utc() - ::time::Duration::minutes(1);
+        p.not_after = ::time::OffsetDateTime::now_utc() + ::time::Duration::hours(1);
+        (
+            p.signed_by(&key, &issuer).unwrap().pem(),
+            key.serialize_pem(),
+        )
+    }
+
+    #[test]
+    fn the_test_step_trusts_only_the_mounts_issuers() {
+        let (mount_ca, mount_key) = ca("mount");
+        let (cert, key) = leaf(&mount_ca, &mount_key);
+        let good = json!({"certificate": cert, "private_key": key, "issuing_ca": mount_ca, "ca_chain": [mount_ca]});
+        assert!(check(&good, std::slice::from_ref(&mount_ca)).is_ok());
+        // A pending value that brings its own CA is refused.
+        let (own_ca, own_key) = ca("mount");
+        let (cert2, key2) = leaf(&own_ca, &own_key);
+        let forged = json!({"certificate": cert2, "private_key": key2, "issuing_ca": own_ca});
+        let e = check(&forged, std::slice::from_ref(&mount_ca)).unwrap_err();
+        assert!(
+            e.to_string().contains("not an issuer of the pki mount"),
+            "{e}"
+        );
+        // Claiming the mount's CA as issuer does not make a foreign signature good.
+        let lying = json!({"certificate": cert2, "private_key": key2, "issuing_ca": mount_ca});
+        assert!(check(&lying, std::slice::from_ref(&mount_ca)).is_err());
+        // A key that is not the certificate's is refused.
+        let wrong_key = json!({"certificate": cert, "private_key": key2, "issuing_ca": mount_ca});
+        let e = check(&wrong_key, std::slice::from_ref(&mount_ca)).unwrap_err();
+        assert!(e.to_string().contains("not the certificate's"), "{e}");
+        assert!(check(&json!({}), &[mount_ca]).is_err());
+    }
+}
