@@ -156,7 +156,11 @@ impl Engine for Pki {
         match (head, rest) {
             ("ca", "") | ("ca", "pem") | ("ca_chain", "") => ca::read_ca(ctx, req, trimmed).await,
             ("cert", "ca") | ("cert", "ca_chain") => ca::read_ca(ctx, req, trimmed).await,
-            ("cert", "crl") => crl::read(ctx, req, "cert/crl").await,
+            // A read may rebuild an expired CRL: serialized like revocations.
+            ("cert", "crl") => {
+                let _g = self.lock.lock().await;
+                crl::read(ctx, req, "cert/crl").await
+            }
             ("cert", serial) if !serial.is_empty() => read_cert(ctx, req, serial).await,
             ("certs", "") => {
                 if req.operation != Operation::List {
@@ -164,7 +168,10 @@ impl Engine for Pki {
                 }
                 Response::list(store::list(ctx).await?)
             }
-            ("crl", "") | ("crl", "pem") => crl::read(ctx, req, trimmed).await,
+            ("crl", "") | ("crl", "pem") => {
+                let _g = self.lock.lock().await;
+                crl::read(ctx, req, trimmed).await
+            }
             ("crl", "rotate") => {
                 let _g = self.lock.lock().await;
                 crl::rotate(ctx, req).await
