@@ -606,6 +606,10 @@ fn the_pki_rotator_reissues_a_short_lived_certificate_before_expiry() {
         rotated_at < first_end,
         "reissued at {rotated_at}, after NotAfter {first_end}"
     );
+    eprintln!(
+        "pki rotator: reissued {} s before the first certificate's NotAfter",
+        first_end - rotated_at
+    );
     // After the grace period the replaced certificate is revoked.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
