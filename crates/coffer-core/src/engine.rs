@@ -96,6 +96,12 @@ pub trait Engine: Send + Sync {
         None
     }
 
+    /// The pki engine behind this mount, if it is one: the lifecycle's
+    /// `pki` rotator issues and revokes through it.
+    fn as_pki(&self) -> Option<&crate::engines::pki::Pki> {
+        None
+    }
+
     /// Handles `req` for `path`, relative to the mount.
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response>;
 }

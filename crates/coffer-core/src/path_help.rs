@@ -240,6 +240,37 @@ pub const TRANSIT: BackendDoc = BackendDoc {
     ],
 };
 
+/// The pki secrets engine.
+pub const PKI: BackendDoc = BackendDoc {
+    description: "The PKI backend issues X.509 certificates from a root or intermediate CA under roles that decide which names a certificate may carry.",
+    routes: &[
+        route("root/generate/{type}", W, "Generate a root CA (internal or exported).", &[("type", "string", "internal or exported."), ("common_name", "string", "The CA's common name."), ("ttl", "duration", "Its lifetime."), ("key_type", "string", "rsa, ec or ed25519.")]),
+        route("root/sign-intermediate", W, "Sign an intermediate CA's CSR.", &[("csr", "string", "The PEM CSR."), ("common_name", "string", "The CA's common name."), ("ttl", "duration", "Its lifetime.")]),
+        route("intermediate/generate/{type}", W, "Generate an intermediate key and CSR.", &[("type", "string", "internal or exported."), ("common_name", "string", "The CA's common name.")]),
+        route("intermediate/set-signed", W, "Import the signed intermediate certificate.", &[("certificate", "string", "The PEM certificate and chain.")]),
+        route("ca", R, "The default issuer's certificate (DER).", &[]),
+        route("ca/pem", R, "The default issuer's certificate (PEM).", &[]),
+        route("ca_chain", R, "The default issuer's chain (PEM).", &[]),
+        route("cert/{serial}", R, "A certificate by serial number.", &[("serial", "string", "The serial, colons or hyphens.")]),
+        route("certs", L, "List the stored certificates.", &[]),
+        route("issuers", L, "List the issuers.", &[]),
+        route("issuer/{ref}", RW, "Read or rename an issuer.", &[("ref", "string", "default, an id or a name.")]),
+        route("config/issuers", RW, "Read or set the default issuer.", &[("default", "string", "The issuer.")]),
+        route("config/urls", RW, "URLs written into certificates.", &[("issuing_certificates", "slice", "CA URLs."), ("crl_distribution_points", "slice", "CRL URLs.")]),
+        route("config/crl", RW, "CRL lifetime.", &[("expiry", "duration", "How long a CRL is valid.")]),
+        route("roles", L, "List the roles.", &[]),
+        route("roles/{name}", CRUD, "Manage a role.", &[NAME, ("allowed_domains", "slice", "Domains names may fall under."), ("allow_subdomains", "bool", "Names below them."), ("key_type", "string", "rsa, ec or ed25519."), ("ttl", "duration", "Default TTL."), ("max_ttl", "duration", "Maximum TTL.")]),
+        route("issue/{role}", W, "Issue a certificate and key.", &[("role", "string", "The role."), ("common_name", "string", "The common name."), ("alt_names", "slice", "DNS SANs."), ("ip_sans", "slice", "IP SANs."), ("ttl", "duration", "Its lifetime.")]),
+        route("sign/{role}", W, "Sign a CSR.", &[("role", "string", "The role."), ("csr", "string", "The PEM CSR.")]),
+        route("revoke", W, "Revoke a certificate.", &[("serial_number", "string", "Its serial.")]),
+        route("crl", R, "The default issuer's CRL (DER).", &[]),
+        route("crl/pem", R, "The default issuer's CRL (PEM).", &[]),
+        route("crl/rotate", R, "Rebuild the CRLs.", &[]),
+        route("tidy", W, "Remove expired certificates and revocations.", &[("tidy_cert_store", "bool", "Tidy the store."), ("tidy_revoked_certs", "bool", "Tidy revocations."), ("safety_buffer", "duration", "Time past NotAfter kept.")]),
+        route("tidy-status", R, "The last tidy's outcome.", &[]),
+    ],
+};
+
 /// The catalog of the backend mounted with `kind` (and kv `version`).
 pub fn backend(kind: &str, version: Option<&str>) -> Option<&'static BackendDoc> {
     match (kind, version) {
@@ -250,6 +281,7 @@ pub fn backend(kind: &str, version: Option<&str>) -> Option<&'static BackendDoc>
         ("jwt" | "oidc", _) => Some(&JWT),
         ("database", _) => Some(&DATABASE),
         ("transit", _) => Some(&TRANSIT),
+        ("pki", _) => Some(&PKI),
         _ => None,
     }
 }

@@ -183,6 +183,9 @@ pub struct Response {
     /// A non-JSON body sent as is: (content type, text), e.g. the
     /// Prometheus exposition of `sys/metrics?format=prometheus`.
     pub text: Option<(&'static str, String)>,
+    /// A binary body sent as is: (content type, bytes), e.g. a DER
+    /// certificate or CRL of the `pki` engine.
+    pub bytes: Option<(&'static str, Vec<u8>)>,
     /// The `auth` block of a login or token creation.
     pub auth: Option<Value>,
     /// Warnings.
@@ -212,6 +215,7 @@ impl std::fmt::Debug for Response {
             .field("data", &crate::redact::opt(&self.data))
             .field("raw", &crate::redact::opt(&self.raw))
             .field("text", &self.text.as_ref().map(|(ct, _)| ct))
+            .field("bytes", &self.bytes.as_ref().map(|(ct, _)| ct))
             .field("auth", &crate::redact::opt(&self.auth))
             .field("warnings", &self.warnings)
             .field("lease_id", &self.lease_id)
@@ -251,6 +255,14 @@ impl Response {
     pub fn text(content_type: &'static str, body: String) -> Self {
         Response {
             text: Some((content_type, body)),
+            ..Default::default()
+        }
+    }
+
+    /// A binary body of `content_type`, sent without the envelope.
+    pub fn bytes(content_type: &'static str, body: Vec<u8>) -> Self {
+        Response {
+            bytes: Some((content_type, body)),
             ..Default::default()
         }
     }

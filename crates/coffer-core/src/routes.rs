@@ -37,7 +37,7 @@ const fn s(method: &'static str, path: &'static str, capability: &'static str) -
 }
 
 /// Mounts the matrix sets up before walking [`CATALOG`]: (path, type, options version).
-pub const MATRIX_MOUNTS: [(&str, &str, &str); 7] = [
+pub const MATRIX_MOUNTS: [(&str, &str, &str); 8] = [
     ("secret", "kv", "2"),
     ("kv1", "kv", "1"),
     ("auth/userpass", "userpass", ""),
@@ -45,6 +45,7 @@ pub const MATRIX_MOUNTS: [(&str, &str, &str); 7] = [
     ("auth/jwt", "jwt", ""),
     ("database", "database", ""),
     ("transit", "transit", ""),
+    ("pki", "pki", ""),
 ];
 
 /// Every authenticated route of the API. Unauthenticated ones (health,
@@ -220,6 +221,22 @@ pub const CATALOG: &[Route] = &[
     r("POST", "transit/verify/matrix", "update"),
     r("POST", "transit/hash", "update"),
     r("POST", "transit/random", "update"),
+    // pki engine (ca, crl, cert/:serial and issuer/:ref/pem are public, as in Vault)
+    r("LIST", "pki/roles", "list"),
+    r("POST", "pki/roles/{new}", "create"),
+    r("GET", "pki/roles/matrix-none", "read"),
+    r("LIST", "pki/certs", "list"),
+    r("POST", "pki/issue/matrix-none", "update"),
+    r("POST", "pki/sign/matrix-none", "update"),
+    r("POST", "pki/revoke", "update"),
+    r("POST", "pki/crl/rotate", "update"),
+    r("POST", "pki/tidy", "update"),
+    r("GET", "pki/config/urls", "read"),
+    r("POST", "pki/config/urls", "update"),
+    r("GET", "pki/config/issuers", "read"),
+    r("GET", "pki/issuer/default", "read"),
+    r("POST", "pki/root/generate/internal", "update"),
+    r("POST", "pki/intermediate/generate/internal", "update"),
 ];
 
 #[cfg(test)]

@@ -557,6 +557,14 @@ fn render(r: Response, request_id: String) -> HttpResponse {
         });
         return (StatusCode::OK, axum::Json(body)).into_response();
     }
+    if let Some((content_type, body)) = &r.bytes {
+        return (
+            status(StatusCode::OK),
+            [(header::CONTENT_TYPE, *content_type)],
+            body.clone(),
+        )
+            .into_response();
+    }
     if let Some((content_type, text)) = &r.text {
         return (
             status(StatusCode::OK),

@@ -5,6 +5,7 @@ pub mod database;
 pub mod kv_v1;
 pub mod kv_v2;
 pub mod transit;
+pub mod pki;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub fn for_mount(
             Some(v) => Err(Error::bad(format!("unsupported kv version {v:?}"))),
         },
         "database" => Ok(Arc::new(database::Database::new(passwords.clone()))),
+        pki::KIND => Ok(Arc::new(pki::Pki::new())),
         cubbyhole::KIND => Ok(Arc::new(cubbyhole::Cubbyhole)),
         transit::KIND => Ok(Arc::new(transit::Transit::new())),
         other => Err(Error::bad(format!(

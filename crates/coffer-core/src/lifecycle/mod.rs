@@ -19,6 +19,7 @@
 pub mod cert;
 pub mod model;
 mod pg;
+pub mod pki;
 pub mod registry;
 pub mod rotate;
 pub mod rotators;
@@ -102,6 +103,7 @@ pub async fn handle(
     let mut resp = match req.operation {
         Operation::Read => {
             let lc = store::load(&m.view, path).await?.ok_or(Error::NotFound)?;
+            let lc = with_declared_lead(core, lc);
             let cert = current_cert(m, path).await?;
             Response::data(lc.to_json(now(), cert.as_ref()))
         }
@@ -341,6 +343,24 @@ async fn inventory_row(
     }))
 }
 
+/// `lc` with the lead time of its declared `pki` rotator when the record
+/// sets none itself.
+fn with_declared_lead(core: &Core, mut lc: Lifecycle) -> Lifecycle {
+    if lc.certificate_lead_time.is_some() {
+        return lc;
+    }
+    let Some(r) = lc.rotation.as_ref().filter(|r| r.rotator == "pki") else {
+        return lc;
+    };
+    let Some(name) = r.settings.get("name").and_then(Value::as_str) else {
+        return lc;
+    };
+    if let Ok(registry::Declared::Pki(p)) = core.config.rotators.lookup("pki", name) {
+        lc.certificate_lead_time = Some(p.lead_time);
+    }
+    lc
+}
+
 fn kv2_mounts(core: &Core) -> Vec<Mounted> {
     core.router
         .read()
@@ -360,6 +380,7 @@ pub(crate) async fn status_counts(core: &Core) -> Result<(u64, u64, u64)> {
             let Some(lc) = store::load(&m.view, &path).await? else {
                 continue;
             };
+            let lc = with_declared_lead(core, lc);
             let cert = current_cert(&m, &path).await?;
             match lc.status(at, cert.as_ref()) {
                 Status::Due => due += 1,
@@ -395,6 +416,7 @@ pub async fn inventory(core: &Core, req: &Request) -> Result<Response> {
             let Some(lc) = store::load(&m.view, &path).await? else {
                 continue;
             };
+            let lc = with_declared_lead(core, lc);
             let row = inventory_row(&m, &path, &lc, at).await?;
             let status = row["status"].as_str().unwrap_or("");
             // --due also lists overdue secrets: they are due too.
@@ -430,6 +452,7 @@ pub async fn schedule_pass(
             let Some(lc) = store::load(&m.view, &path).await? else {
                 continue;
             };
+            let lc = with_declared_lead(core, lc);
             if lc.state.in_flight.is_some() {
                 if first {
                     // Nothing runs at start: an in-flight record is a rotation the stop interrupted.
@@ -455,7 +478,16 @@ pub async fn schedule_pass(
             let Some(due) = lc.next_due(cert.as_ref()) else {
                 continue;
             };
-            let jitter = jitter_secs(&m.entry.uuid, &path, rotation.period.unwrap_or(3600));
+            // A certificate's rotation spreads within a twentieth of its lead time.
+            let spread = match rotation.rotator.as_str() {
+                "pki" => lc.certificate_lead_time,
+                _ => None,
+            };
+            let jitter = jitter_secs(
+                &m.entry.uuid,
+                &path,
+                rotation.period.or(spread).unwrap_or(3600),
+            );
             if due + chrono::Duration::seconds(jitter) > at {
                 continue;
             }

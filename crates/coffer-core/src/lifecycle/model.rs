@@ -20,7 +20,9 @@ pub const SECRET_TYPES: [&str; 7] = [
 ];
 
 /// Rotators Coffer can run.
-pub const ROTATORS: [&str; 5] = ["generate", "postgres", "command", "webhook", "manual"];
+pub const ROTATORS: [&str; 6] = [
+    "generate", "postgres", "command", "webhook", "pki", "manual",
+];
 
 /// Default lead time before a certificate's expiry at which rotation falls due.
 pub const DEFAULT_CERT_LEAD: u64 = 30 * 86_400;
@@ -41,7 +43,7 @@ pub struct Rotation {
     /// Allowed window of the day, `HH:MM-HH:MM` UTC (may wrap midnight).
     #[serde(default)]
     pub window: Option<String>,
-    /// Rotator name: generate, postgres, command, webhook or manual.
+    /// Rotator name: generate, postgres, command, webhook, pki or manual.
     pub rotator: String,
     /// Rotator settings.
     #[serde(default)]

@@ -24,6 +24,13 @@
 //! connection_url = "postgres://rotator:{{password}}@db.internal/app"
 //! password_env = "APP_DB_ROTATOR_PASSWORD"
 //! allowed_roles = ["app_blue", "app_green"]
+//!
+//! [rotator.web-cert]
+//! type = "pki"
+//! mount = "pki_int"          # a pki mount of this server
+//! role = "web"               # its role: the role's name rules apply
+//! lead_time = "30d"          # reissue this long before NotAfter
+//! grace_period = "24h"       # revoke the replaced certificate after this
 //! ```
 
 use std::collections::BTreeMap;
@@ -123,6 +130,23 @@ pub enum RotatorSpec {
         #[serde(default)]
         tls_ca_file: Option<String>,
     },
+    /// Certificates reissued from a pki mount's role.
+    Pki {
+        /// The pki mount (`pki`, `pki_int/`).
+        mount: String,
+        /// The role certificates are issued under.
+        role: String,
+        /// How long before NotAfter the certificate is reissued (default 30d).
+        #[serde(default)]
+        lead_time: Option<TimeoutSpec>,
+        /// How long the replaced certificate stays valid before it is
+        /// revoked (default 24h).
+        #[serde(default)]
+        grace_period: Option<TimeoutSpec>,
+        /// The TTL asked for (default: the role's).
+        #[serde(default)]
+        ttl: Option<TimeoutSpec>,
+    },
 }
 
 impl fmt::Debug for RotatorSpec {
@@ -132,6 +156,7 @@ impl fmt::Debug for RotatorSpec {
             RotatorSpec::Command { .. } => "command",
             RotatorSpec::Webhook { .. } => "webhook",
             RotatorSpec::Postgres { .. } => "postgres",
+            RotatorSpec::Pki { .. } => "pki",
         };
         write!(f, "RotatorSpec({kind})")
     }
@@ -192,6 +217,21 @@ impl PostgresRotator {
     }
 }
 
+/// A declared `pki` rotator: where certificates come from.
+#[derive(Debug, Clone)]
+pub struct PkiRotator {
+    /// The pki mount's path, with its trailing `/`.
+    pub mount: String,
+    /// The role.
+    pub role: String,
+    /// Seconds before NotAfter at which the certificate is reissued.
+    pub lead_time: u64,
+    /// Seconds the replaced certificate stays valid.
+    pub grace_period: u64,
+    /// The TTL asked for (None: the role's).
+    pub ttl: Option<u64>,
+}
+
 /// A declared rotator.
 pub enum Declared {
     /// `type = "command"`.
@@ -200,6 +240,8 @@ pub enum Declared {
     Webhook(WebhookRotator),
     /// `type = "postgres"`.
     Postgres(PostgresRotator),
+    /// `type = "pki"`.
+    Pki(PkiRotator),
 }
 
 impl Declared {
@@ -209,6 +251,7 @@ impl Declared {
             Declared::Command(_) => "command",
             Declared::Webhook(_) => "webhook",
             Declared::Postgres(_) => "postgres",
+            Declared::Pki(_) => "pki",
         }
     }
 }
@@ -448,6 +491,68 @@ fn postgres(name: &str, spec: RotatorSpec) -> Result<Declared> {
     }))
 }
 
+fn duration_of(name: &str, field: &str, t: &Option<TimeoutSpec>, default: u64) -> Result<u64> {
+    match t {
+        None => Ok(default),
+        Some(TimeoutSpec::Secs(s)) => Ok(*s),
+        Some(TimeoutSpec::Text(s)) => crate::util::parse_duration(s)
+            .ok_or_else(|| bad(name, format!("{field}: invalid duration {s:?}"))),
+    }
+}
+
+fn pki(name: &str, spec: RotatorSpec) -> Result<Declared> {
+    let RotatorSpec::Pki {
+        mount,
+        role,
+        lead_time,
+        grace_period,
+        ttl,
+    } = spec
+    else {
+        return Err(bad(name, "not a pki rotator"));
+    };
+    let m = mount.trim().trim_matches('/');
+    let seg_ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if m.is_empty() || !m.split('/').all(seg_ok) || m.starts_with("sys") || m.starts_with("auth") {
+        return Err(bad(name, format!("mount {mount:?} is not a mount path")));
+    }
+    if role.is_empty()
+        || !role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(bad(name, format!("role {role:?} is not a role name")));
+    }
+    let lead_time = duration_of(name, "lead_time", &lead_time, 30 * 86_400)?;
+    let grace_period = duration_of(name, "grace_period", &grace_period, 86_400)?;
+    let ttl = match &ttl {
+        None => None,
+        t => Some(duration_of(name, "ttl", t, 0)?).filter(|t| *t > 0),
+    };
+    if lead_time == 0 {
+        return Err(bad(name, "lead_time must be positive"));
+    }
+    if ttl.is_some_and(|t| t <= lead_time) {
+        return Err(bad(
+            name,
+            "ttl must be longer than lead_time (else every certificate is due at once)",
+        ));
+    }
+    Ok(Declared::Pki(PkiRotator {
+        mount: format!("{m}/"),
+        role,
+        lead_time,
+        grace_period,
+        ttl,
+    }))
+}
+
 fn name_ok(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -472,6 +577,7 @@ impl RotatorRegistry {
                 s @ RotatorSpec::Command { .. } => command(&name, s)?,
                 s @ RotatorSpec::Webhook { .. } => webhook(&name, s, base)?,
                 s @ RotatorSpec::Postgres { .. } => postgres(&name, s)?,
+                s @ RotatorSpec::Pki { .. } => pki(&name, s)?,
             };
             entries.insert(name, declared);
         }
@@ -550,6 +656,27 @@ mod tests {
             _ => panic!("not a command"),
         }
         assert!(format!("{r:?}").contains("c (command)"));
+    }
+
+    #[test]
+    fn pki_rotators_name_a_mount_and_a_role() {
+        let r = parse(r#"{"rotator":{"c":{"type":"pki","mount":"pki_int/","role":"web","lead_time":"20s","grace_period":5}}}"#).unwrap();
+        match r.lookup("pki", "c").unwrap() {
+            Declared::Pki(p) => {
+                assert_eq!(p.mount, "pki_int/");
+                assert_eq!((p.lead_time, p.grace_period), (20, 5));
+            }
+            _ => panic!("not pki"),
+        }
+        for bad in [
+            r#"{"rotator":{"c":{"type":"pki","mount":"../x","role":"web"}}}"#,
+            r#"{"rotator":{"c":{"type":"pki","mount":"sys","role":"web"}}}"#,
+            r#"{"rotator":{"c":{"type":"pki","mount":"pki","role":"a/b"}}}"#,
+            r#"{"rotator":{"c":{"type":"pki","mount":"pki","role":"web","ttl":"10s","lead_time":"20s"}}}"#,
+            r#"{"rotator":{"c":{"type":"pki","mount":"pki","role":"web","url":"https://x"}}}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub async fn rotate(
             metadata: &meta,
             settings: &rotation.settings,
             passwords: &core.passwords,
+            core: Some(core),
         };
         let result = if step == "finish" {
             match rotators::run_step(registry, &rotation.rotator, &input).await {
@@ -240,6 +241,7 @@ pub async fn rotate(
                     metadata: &meta,
                     settings: &rotation.settings,
                     passwords: &core.passwords,
+                    core: Some(core),
                 };
                 if let Err(e) = rotators::run_step(registry, &rotation.rotator, &input).await {
                     tracing::warn!(path = %full_path, error = %e, "rotation rollback step failed");
@@ -313,6 +315,7 @@ pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
                 metadata: &meta,
                 settings: &rotation.settings,
                 passwords: &core.passwords,
+                core: Some(core),
             };
             if let Err(e) =
                 rotators::run_step(&core.config.rotators, &rotation.rotator, &input).await

@@ -10,6 +10,8 @@
 //!   run once per step without a shell, in a cleared environment (step name
 //!   as last argument, JSON on stdin, exit status as the result);
 //! - `webhook`: a POST per step to a URL declared by the operator;
+//! - `pki`: a certificate reissued from a pki mount's role declared by the
+//!   operator (see [`super::pki`]);
 //! - `manual`: no automatic rotation (only due reminders).
 
 use serde_json::{json, Map, Value};
@@ -42,6 +44,8 @@ pub struct StepInput<'a> {
     pub settings: &'a Map<String, Value>,
     /// The stored password policies `settings.password_policy` may name.
     pub passwords: &'a PasswordPolicies,
+    /// The core, for rotators that act on another mount (`pki`).
+    pub core: Option<&'a crate::core::Core>,
 }
 
 /// Settings a `postgres` lifecycle record may carry besides the password policy.
@@ -146,8 +150,22 @@ pub fn validate(
             policy_from(settings)?;
             Ok(())
         }
+        "pki" => {
+            if let Some(k) = settings
+                .keys()
+                .find(|k| !super::pki::SETTINGS.contains(&k.as_str()))
+            {
+                return Err(Error::bad(format!(
+                    "rotation.settings.{k}: not a pki rotator setting (the mount and role are \
+                     declared by the operator as [rotator.NAME] with type = \"pki\" and named \
+                     with settings.name)"
+                )));
+            }
+            declared(registry, rotator, settings)?;
+            super::pki::validate(settings)
+        }
         other => Err(Error::bad(format!(
-            "unknown rotator {other:?}: expected one of generate, postgres, command, webhook, manual"
+            "unknown rotator {other:?}: expected one of generate, postgres, command, webhook, pki, manual"
         ))),
     }
 }
@@ -267,12 +285,13 @@ pub async fn run_step(
 ) -> Result<Option<Value>> {
     match rotator {
         "generate" => generate_step(input).await,
-        "command" | "webhook" | "postgres" => {
+        "command" | "webhook" | "postgres" | "pki" => {
             validate(registry, rotator, input.settings)?;
             match declared(registry, rotator, input.settings)? {
                 Declared::Command(c) => command_step(c, input).await,
                 Declared::Webhook(w) => webhook_step(w, input).await,
                 Declared::Postgres(pg) => super::pg::step(pg, input).await,
+                Declared::Pki(p) => super::pki::step(p, input).await,
             }
         }
         "manual" => Err(Error::bad(
@@ -696,6 +715,7 @@ mod tests {
             metadata: &md,
             settings: &settings,
             passwords: &pw,
+            core: None,
         };
         let created = run_step(&r, "command", &mk("create"))
             .await
@@ -740,6 +760,7 @@ mod tests {
             metadata: &md,
             settings: &settings,
             passwords: &pw,
+            core: None,
         };
         // create: the value it printed on stdout is redacted from stderr.
         let err = run_step(&r, "command", &mk("create", &Value::Null))
@@ -776,6 +797,7 @@ mod tests {
             metadata: &md,
             settings: &s,
             passwords: &pw,
+            core: None,
         };
         assert!(step_document(&input, false).get("current").is_none());
         assert_eq!(step_document(&input, true)["current"], cur);

@@ -38,7 +38,7 @@ enum Command {
             -setting name=rotate-key\n  \
         coffer secret set secret/app/db -setting length=40 -unset-setting symbols\n\n\
         -setting and -unset-setting change only the settings they name.\n\
-        command, webhook and postgres rotators are declared in the server's \
+        command, webhook, postgres and pki rotators are declared in the server's \
         configuration ([rotator.NAME]) and named with -setting name=NAME; \
         choosing one needs sudo on the lifecycle path.")]
     Set(Box<SetArgs>),
@@ -126,14 +126,15 @@ struct SetArgs {
     /// Rotate only within this window of the day (UTC), HH:MM-HH:MM.
     #[arg(long, value_name = "HH:MM-HH:MM")]
     window: Option<String>,
-    /// generate, postgres, command, webhook or manual.
+    /// generate, postgres, command, webhook, pki or manual.
     #[arg(long)]
     rotator: Option<String>,
     /// Rotator setting key=value (repeatable), merged into the current
     /// settings (other keys are kept; choosing another rotator starts from
     /// none); JSON values are sent as JSON. generate: fields, length, format,
     /// symbols; postgres: name, role or strategy and roles; command and
-    /// webhook: name (the rotator declared in the server configuration).
+    /// webhook: name (the rotator declared in the server configuration);
+    /// pki: name, common_name, alt_names, ip_sans.
     #[arg(long = "setting", value_name = "K=V")]
     settings: Vec<String>,
     /// Remove this rotator setting (repeatable).
