@@ -16,6 +16,7 @@ pub mod engine;
 pub mod engines;
 pub mod error;
 pub mod expiration;
+pub mod identity;
 pub mod lifecycle;
 pub mod mounts;
 pub mod password;

@@ -51,6 +51,8 @@ pub struct TokenSpec {
     pub mount_default_ttl: u64,
     /// Mount max TTL (0: system).
     pub mount_max_ttl: u64,
+    /// The identity entity (empty: none).
+    pub entity_id: String,
 }
 
 /// Prints whether an id was requested, never the id.
@@ -73,6 +75,7 @@ impl std::fmt::Debug for TokenSpec {
             .field("role", &self.role)
             .field("mount_default_ttl", &self.mount_default_ttl)
             .field("mount_max_ttl", &self.mount_max_ttl)
+            .field("entity_id", &self.entity_id)
             .finish()
     }
 }
@@ -191,6 +194,7 @@ async fn build_entry(core: &Core, spec: TokenSpec) -> Result<(Zeroizing<String>,
         bound_cidrs: spec.bound_cidrs,
         role: spec.role,
         uses_exhausted: false,
+        entity_id: spec.entity_id,
     };
     Ok((token, entry))
 }
@@ -210,7 +214,7 @@ pub fn auth_block(token: Option<&str>, e: &TokenEntry) -> Value {
         "metadata": if e.meta.is_empty() { Value::Null } else { json!(e.meta) },
         "lease_duration": remaining_ttl(e),
         "renewable": e.renewable,
-        "entity_id": "",
+        "entity_id": e.entity_id,
         "token_type": e.token_type(),
         "orphan": e.parent.is_none(),
         "mfa_requirement": null,
@@ -244,7 +248,7 @@ async fn caller_sudo(core: &Core, req: &Request, caller: &TokenEntry) -> Result<
     if caller.is_root() {
         return Ok(true);
     }
-    let acl = core.policies.acl(&caller.policies).await?;
+    let acl = core.token_acl(caller).await?;
     Ok(acl.capabilities(&req.path).contains(Capability::Sudo))
 }
 
@@ -264,6 +268,7 @@ pub async fn handle(
             create(core, req, caller, rest == "create-orphan", None).await
         }
         "lookup-self" if matches!(op, Read | Create | Update) => Ok(lookup_answer(
+            core,
             caller,
             req.token.as_deref().map(String::as_str),
         )),
@@ -273,11 +278,11 @@ pub async fn handle(
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| Error::bad("missing token"))?;
             let entry = core.tokens.lookup(token).await?.ok_or_else(bad_token)?;
-            Ok(lookup_answer(&entry, Some(token)))
+            Ok(lookup_answer(core, &entry, Some(token)))
         }
         "lookup-accessor" if write => {
             let entry = by_accessor(core, &p).await?;
-            Ok(lookup_answer(&entry, None))
+            Ok(lookup_answer(core, &entry, None))
         }
         "renew-self" if write => {
             if caller.is_batch() {
@@ -417,8 +422,16 @@ async fn by_accessor(core: &Core, p: &Params<'_>) -> Result<TokenEntry> {
         .ok_or_else(|| Error::bad("invalid accessor"))
 }
 
-fn lookup_answer(e: &TokenEntry, id: Option<&str>) -> Response {
-    Response::data(e.to_lookup_json(id))
+/// A lookup's answer; `identity_policies` (the entity's and its groups',
+/// as the identity store holds them now) appear only when there are some,
+/// as in Vault.
+fn lookup_answer(core: &Core, e: &TokenEntry, id: Option<&str>) -> Response {
+    let mut data = e.to_lookup_json(id);
+    let identity = core.identity_policies(e);
+    if !identity.is_empty() {
+        data["identity_policies"] = json!(identity);
+    }
+    Response::data(data)
 }
 
 async fn renew(
@@ -678,6 +691,8 @@ async fn create(
         role: role.map(|(n, _)| n.to_string()),
         mount_default_ttl: 0,
         mount_max_ttl: 0,
+        // As Vault: a token created by an entity's token acts for the entity.
+        entity_id: caller.entity_id.clone(),
     };
     let warnings = create_warnings(&req.data, &spec);
     let (token, entry) = if token_type == "batch" {

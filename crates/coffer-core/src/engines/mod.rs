@@ -26,6 +26,7 @@ pub fn for_mount(
         },
         "database" => Ok(Arc::new(database::Database::new(passwords.clone()))),
         cubbyhole::KIND => Ok(Arc::new(cubbyhole::Cubbyhole)),
+        crate::identity::KIND => Ok(Arc::new(crate::identity::IdentityMount)),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
         ))),

@@ -72,9 +72,16 @@ pub fn authenticate(
         },
     )
     .map_err(Error::bad)?;
+    let alias_metadata = identity.metadata.clone();
     let mut metadata = identity.metadata;
     metadata.insert("role".into(), role_name.to_string());
-    Ok(role.token.grant(&identity.name, metadata))
+    let mut grant = role.token.grant(&identity.name, metadata);
+    // As Vault: the alias is the user claim, its metadata the claim
+    // mappings; the groups claim names the external groups.
+    grant.entity_alias = Some(identity.name);
+    grant.alias_metadata = alias_metadata;
+    grant.group_aliases = identity.groups;
+    Ok(grant)
 }
 
 #[cfg(test)]
