@@ -302,7 +302,8 @@ impl PolicyStore {
     /// against exactly that data ([`crate::identity::template`]); an ACL
     /// holding them is cached under the entity and the epoch, so any
     /// identity change makes the next request build it afresh. A value the
-    /// policy does not allow fails the whole ACL (403), as in OpenBao.
+    /// policy does not allow fails the whole ACL (400 `Forbidden` for
+    /// every request of the token, as OpenBao answers).
     pub async fn acl_for(
         &self,
         names: &[String],
@@ -366,7 +367,11 @@ impl PolicyStore {
                     Err(forbidden) => {
                         tracing::warn!(policy = %p.policy.name(), error = %forbidden,
                             "failed to construct ACL from a templated policy");
-                        return Err(Error::PermissionDenied);
+                        // OpenBao's answer to a token whose ACL cannot be built.
+                        return Err(Error::Status {
+                            code: 400,
+                            errors: vec!["Forbidden".into()],
+                        });
                     }
                 }
             }

@@ -457,7 +457,7 @@ async fn write_alias(
                 mount_accessor: accessor.unwrap_or_default().to_string(),
                 name: name.unwrap_or_default().to_string(),
                 metadata: BTreeMap::new(),
-                custom_metadata: BTreeMap::new(),
+                custom_metadata: Some(BTreeMap::new()),
                 creation_time: at.clone(),
                 last_update_time: at.clone(),
             },
@@ -470,7 +470,7 @@ async fn write_alias(
             alias.mount_accessor = a.to_string();
         }
         if let Some(c) = custom {
-            alias.custom_metadata = c;
+            alias.custom_metadata = Some(c);
         }
         if s.entity_alias_by_name(&alias.mount_accessor, &alias.name)
             .is_some_and(|(_, other)| other.id != alias.id)
@@ -557,11 +557,7 @@ fn list_aliases(store: &IdentityStore, mounts: Mounts<'_>, groups: bool) -> Resu
     store.read(|s| {
         let mut info = Map::new();
         let mut add = |a: &Alias| {
-            let mut v = a.to_list_json(&mounts(&a.mount_accessor));
-            if !groups && v["custom_metadata"].is_null() {
-                v["custom_metadata"] = json!({});
-            }
-            info.insert(a.id.clone(), v);
+            info.insert(a.id.clone(), a.to_list_json(&mounts(&a.mount_accessor)));
         };
         if groups {
             s.groups
@@ -629,7 +625,8 @@ async fn write_group(
     let member_groups = p.str_list("member_group_ids")?;
     let _w = store.lock().await;
     let at = stamp();
-    let result = store.read(|s| -> Result<(Change, Option<Value>)> {
+    let result = store.read(|s| -> Result<(Vec<Change>, Option<Value>)> {
+        let mut touched = Vec::new();
         let existing = match path_id.or(body_id) {
             Some(id) => Some(
                 s.groups
@@ -702,15 +699,28 @@ async fn write_group(
                     )));
                 }
             }
+            // As OpenBao, a group joining or leaving as a member changes too.
+            for id in ids
+                .iter()
+                .filter(|i| !g.member_group_ids.contains(i))
+                .chain(g.member_group_ids.iter().filter(|i| !ids.contains(i)))
+            {
+                if let Some(member) = s.groups.get(id) {
+                    let mut member = member.clone();
+                    member.modify_index += 1;
+                    touched.push(Change::PutGroup(member));
+                }
+            }
             g.member_group_ids = ids;
         }
         g.modify_index += 1;
         g.last_update_time = at.clone();
         let answer = created.then(|| json!({"id": g.id, "name": g.name}));
-        Ok((Change::PutGroup(g), answer))
+        touched.push(Change::PutGroup(g));
+        Ok((touched, answer))
     })?;
-    let (change, answer) = result;
-    store.commit(vec![change]).await?;
+    let (changes, answer) = result;
+    store.commit(changes).await?;
     Ok(match answer {
         Some(a) => Response::data(a),
         None => Response::empty(),
@@ -779,7 +789,7 @@ async fn write_group_alias(
                 mount_accessor: String::new(),
                 name: String::new(),
                 metadata: BTreeMap::new(),
-                custom_metadata: BTreeMap::new(),
+                custom_metadata: None,
                 creation_time: at.clone(),
                 last_update_time: at.clone(),
             },

@@ -22,9 +22,10 @@ pub struct Alias {
     /// Metadata set through the API.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    /// Custom metadata set through the API.
+    /// Custom metadata set through the API (`None` for aliases made by a
+    /// login, shown as `null` as OpenBao does).
     #[serde(default)]
-    pub custom_metadata: BTreeMap<String, String>,
+    pub custom_metadata: Option<BTreeMap<String, String>>,
     /// RFC 3339 creation time.
     pub creation_time: String,
     /// RFC 3339 time of the last change.
@@ -56,7 +57,7 @@ impl Alias {
         let mut out = json!({
             "canonical_id": self.canonical_id,
             "creation_time": self.creation_time,
-            "custom_metadata": Self::map_or_null(&self.custom_metadata),
+            "custom_metadata": self.custom_metadata,
             "id": self.id,
             "last_update_time": self.last_update_time,
             "local": false,
@@ -78,7 +79,7 @@ impl Alias {
         let (path, kind) = self.mount_fields(mount);
         json!({
             "canonical_id": self.canonical_id,
-            "custom_metadata": Self::map_or_null(&self.custom_metadata),
+            "custom_metadata": self.custom_metadata,
             "local": false,
             "metadata": Self::map_or_null(&self.metadata),
             "mount_accessor": self.mount_accessor,

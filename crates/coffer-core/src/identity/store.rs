@@ -344,7 +344,7 @@ impl IdentityStore {
                             mount_accessor: accessor.to_string(),
                             name: alias_name.to_string(),
                             metadata: alias_metadata.clone(),
-                            custom_metadata: BTreeMap::new(),
+                            custom_metadata: None,
                             creation_time: now.clone(),
                             last_update_time: now.clone(),
                         }],

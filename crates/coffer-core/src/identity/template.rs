@@ -8,7 +8,8 @@
 //!   holding `*` or `+` (unless the policy sets
 //!   `allow_wildcards_in_identity_templates`) or `/` (unless it sets
 //!   `allow_slashes_in_identity_templates`) fails the whole ACL, so the
-//!   token is refused everywhere instead of reaching more than intended.
+//!   token is refused everywhere (OpenBao's 400 `Forbidden`) instead of
+//!   reaching more than intended.
 //! * Substituted text is never scanned again for templates.
 
 use std::collections::BTreeMap;
@@ -96,7 +97,7 @@ fn lookup<'a>(expr: &str, data: &'a TemplateData) -> Option<&'a str> {
                         if let Some(key) = f.strip_prefix("metadata.") {
                             alias.metadata.get(key).map(String::as_str)
                         } else if let Some(key) = f.strip_prefix("custom_metadata.") {
-                            alias.custom_metadata.get(key).map(String::as_str)
+                            alias.custom_metadata.as_ref()?.get(key).map(String::as_str)
                         } else {
                             None
                         }
@@ -190,7 +191,7 @@ mod tests {
             mount_accessor: "auth_userpass_1".into(),
             name: "alice".into(),
             metadata: BTreeMap::new(),
-            custom_metadata: BTreeMap::new(),
+            custom_metadata: None,
             creation_time: String::new(),
             last_update_time: String::new(),
         };
