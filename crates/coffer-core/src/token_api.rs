@@ -427,13 +427,11 @@ async fn by_accessor(core: &Core, p: &Params<'_>) -> Result<TokenEntry> {
 /// as in Vault.
 fn lookup_answer(core: &Core, e: &TokenEntry, id: Option<&str>) -> Response {
     let mut data = e.to_lookup_json(id);
-    if !e.entity_id.is_empty() {
-        // As OpenBao, for tokens of an entity (no namespaces here: empty).
-        data["external_namespace_policies"] = json!({});
-    }
     let identity = core.identity_policies(e);
     if !identity.is_empty() {
         data["identity_policies"] = json!(identity);
+        // As OpenBao beside them (no namespaces here: always empty).
+        data["external_namespace_policies"] = json!({});
     }
     Response::data(data)
 }
