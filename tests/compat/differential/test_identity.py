@@ -202,5 +202,15 @@ def test_login_identity_policies_and_templates(diff):
     diff.call("POST", f"auth/{m}/login/alice", {"password": pw}, token=None, label="login with a disabled entity")
     diff.call("POST", "identity/entity/id/{eid}", {"disabled": False}, label="enable entity")
     diff.call("GET", "auth/token/lookup-self", token=V("t"), label="lookup after enabling")
-    diff.call("DELETE", "identity/entity/id/{eid}", label="delete alice entity")
+    # An alias outlives its auth mount (shown without mount_path/type).
     diff.call("DELETE", f"sys/auth/{m}", label="disable userpass")
+    # (OpenBao shows an unset custom_metadata as {} or null depending on
+    # whether the alias was reloaded from its storage: not compared here.)
+    diff.call(
+        "GET",
+        "identity/entity/id/{eid}",
+        label="entity after its mount is gone",
+        volatile=IDS,
+        ignore=("data.aliases*.custom_metadata",),
+    )
+    diff.call("DELETE", "identity/entity/id/{eid}", label="delete alice entity")

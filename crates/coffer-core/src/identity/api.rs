@@ -217,9 +217,13 @@ fn list_entities(store: &IdentityStore, mounts: Mounts<'_>, by_id: bool) -> Resu
                     .aliases
                     .iter()
                     .map(|a| {
-                        let (path, kind) = mounts(&a.mount_accessor).unwrap_or_default();
-                        json!({"id": a.id, "mount_accessor": a.mount_accessor,
-                               "mount_path": path, "mount_type": kind, "name": a.name})
+                        let mut v = json!({"id": a.id, "mount_accessor": a.mount_accessor,
+                                           "name": a.name});
+                        if let Some((path, kind)) = mounts(&a.mount_accessor) {
+                            v["mount_path"] = json!(path);
+                            v["mount_type"] = json!(kind);
+                        }
+                        v
                     })
                     .collect();
                 v["aliases"] = json!(aliases);

@@ -36,10 +36,12 @@ pub struct Alias {
 pub type MountInfo = Option<(String, String)>;
 
 impl Alias {
-    fn mount_fields(&self, mount: &MountInfo) -> (Value, Value) {
-        match mount {
-            Some((path, kind)) => (json!(path), json!(kind)),
-            None => (json!(""), json!("")),
+    /// Adds `mount_path` and `mount_type` while the auth mount exists; an
+    /// alias outlives its mount, shown without them, as in OpenBao.
+    fn add_mount(out: &mut Value, mount: &MountInfo) {
+        if let (Some((path, kind)), Some(o)) = (mount, out.as_object_mut()) {
+            o.insert("mount_path".into(), json!(path));
+            o.insert("mount_type".into(), json!(kind));
         }
     }
 
@@ -53,7 +55,6 @@ impl Alias {
 
     /// The alias as `entity-alias/id/<id>` (or inside an entity) shows it.
     pub fn to_json(&self, mount: &MountInfo, with_namespace: bool) -> Value {
-        let (path, kind) = self.mount_fields(mount);
         let mut out = json!({
             "canonical_id": self.canonical_id,
             "creation_time": self.creation_time,
@@ -64,10 +65,9 @@ impl Alias {
             "merged_from_canonical_ids": null,
             "metadata": Self::map_or_null(&self.metadata),
             "mount_accessor": self.mount_accessor,
-            "mount_path": path,
-            "mount_type": kind,
             "name": self.name,
         });
+        Self::add_mount(&mut out, mount);
         if with_namespace {
             out["namespace_id"] = json!("root");
         }
@@ -76,17 +76,16 @@ impl Alias {
 
     /// The alias as a LIST's `key_info` shows it.
     pub fn to_list_json(&self, mount: &MountInfo) -> Value {
-        let (path, kind) = self.mount_fields(mount);
-        json!({
+        let mut out = json!({
             "canonical_id": self.canonical_id,
             "custom_metadata": self.custom_metadata,
             "local": false,
             "metadata": Self::map_or_null(&self.metadata),
             "mount_accessor": self.mount_accessor,
-            "mount_path": path,
-            "mount_type": kind,
             "name": self.name,
-        })
+        });
+        Self::add_mount(&mut out, mount);
+        out
     }
 }
 

@@ -72,7 +72,17 @@ pub fn authenticate(
         },
     )
     .map_err(Error::bad)?;
-    let alias_metadata = identity.metadata.clone();
+    // The alias keeps the claim mappings only (the joined groups list is
+    // token metadata; the groups themselves become group memberships).
+    let mut alias_metadata = identity.metadata.clone();
+    if identity.groups.is_some()
+        && !role
+            .claim_mappings
+            .as_ref()
+            .is_some_and(|m| m.values().any(|v| v == "groups"))
+    {
+        alias_metadata.remove("groups");
+    }
     let mut metadata = identity.metadata;
     metadata.insert("role".into(), role_name.to_string());
     let mut grant = role.token.grant(&identity.name, metadata);
