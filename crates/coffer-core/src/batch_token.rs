@@ -62,6 +62,8 @@ struct Payload {
     role: Option<String>,
     #[serde(rename = "e", default)]
     explicit_max_ttl: u64,
+    #[serde(rename = "n", default, skip_serializing_if = "String::is_empty")]
+    entity_id: String,
 }
 
 /// Seals and opens batch tokens with the store's batch key.
@@ -129,6 +131,7 @@ impl BatchKeys {
             bound_cidrs: entry.bound_cidrs.clone(),
             role: entry.role.clone(),
             explicit_max_ttl: entry.explicit_max_ttl,
+            entity_id: entry.entity_id.clone(),
         };
         let plain = Zeroizing::new(
             serde_json::to_vec(&payload).map_err(|e| Error::Internal(e.to_string()))?,
@@ -192,6 +195,7 @@ fn to_entry(token: &str, p: Payload) -> TokenEntry {
         bound_cidrs: p.bound_cidrs,
         role: p.role,
         uses_exhausted: false,
+        entity_id: p.entity_id,
     }
 }
 
@@ -226,6 +230,7 @@ mod tests {
             bound_cidrs: Vec::new(),
             role: None,
             uses_exhausted: false,
+            entity_id: String::new(),
         }
     }
 

@@ -101,6 +101,8 @@ pub struct Core {
     pub(crate) router: RwLock<Router>,
     pub(crate) tokens: TokenStore,
     pub(crate) policies: PolicyStore,
+    /// Entities, aliases and groups (`identity/`), read by every ACL.
+    pub(crate) identity: crate::identity::store::IdentityStore,
     /// Password policies (`sys/policies/password`), shared with the engines.
     pub(crate) passwords: crate::password::PasswordPolicies,
     pub(crate) audit: AuditBroker,
@@ -137,6 +139,10 @@ impl Core {
             seal: Seal::new(barrier.clone(), admin.clone()),
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
             policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
+            identity: crate::identity::store::IdentityStore::new(View::new(
+                barrier.clone(),
+                "sys/identity/",
+            )),
             passwords: crate::password::PasswordPolicies::new(View::new(
                 barrier.clone(),
                 "sys/password_policy/",
@@ -226,6 +232,7 @@ impl Core {
                 }
                 let loaded = async {
                     self.load_mounts().await?;
+                    self.identity.load().await?;
                     self.policies.ensure_default().await?;
                     crate::sys_version::record(&self.barrier).await?;
                     crate::sys_cors::load(self).await?;
@@ -264,6 +271,7 @@ impl Core {
         self.seal.seal();
         *self.router.write() = Router::default();
         self.policies.clear_caches();
+        self.identity.clear();
         self.tokens.clear_cache();
         self.leases.clear();
         tracing::info!("core sealed");
@@ -282,9 +290,18 @@ impl Core {
             }
             router.insert(self.mounted(entry)?);
         }
+        let mut added = false;
         if router.get(engines::cubbyhole::MOUNT_PATH).is_none() {
             // Mounted on every store, as Vault's; added at the first unseal.
             router.insert(self.mounted(engines::cubbyhole::mount_entry())?);
+            added = true;
+        }
+        if router.get(crate::identity::MOUNT_PATH).is_none() {
+            // Likewise the identity API.
+            router.insert(self.mounted(crate::identity::mount_entry())?);
+            added = true;
+        }
+        if added {
             self.save_mounts(&router).await?;
         }
         *self.router.write() = router;
@@ -651,6 +668,13 @@ impl Core {
             {
                 crate::lifecycle::handle(self, token, &m, req, &rel).await
             }
+            (Target::Mount(m, rel), Some(_)) if m.entry.kind == crate::identity::KIND => {
+                let mounts = |accessor: &str| self.auth_mount_by_accessor(accessor);
+                let mut resp =
+                    crate::identity::api::handle(&self.identity, &mounts, req, &rel).await?;
+                resp.mount_type = m.entry.kind.clone();
+                Ok(resp)
+            }
             (Target::Sys(rest), None) if crate::wrapping::is_unauthenticated(&rest) => {
                 crate::wrapping::lookup(self, req).await
             }
@@ -713,7 +737,21 @@ impl Core {
         } else {
             format!("{name}-{}", grant.display_name)
         };
+        let entity_id = match &grant.entity_alias {
+            Some(alias) => {
+                self.identity
+                    .login(
+                        &mount.accessor,
+                        alias,
+                        &grant.alias_metadata,
+                        grant.group_aliases.as_deref(),
+                    )
+                    .await?
+            }
+            None => String::new(),
+        };
         let spec = TokenSpec {
+            entity_id,
             policies: grant.policies,
             no_default_policy: grant.no_default_policy,
             meta: grant.metadata,
@@ -744,7 +782,19 @@ impl Core {
         } else {
             token_api::mint(self, spec).await?
         };
-        Ok(token_api::auth_block(Some(&token), &entry))
+        let mut auth = token_api::auth_block(Some(&token), &entry);
+        let identity = self.identity_policies(&entry);
+        if !identity.is_empty() {
+            // As Vault: `policies` is the union, `token_policies` the
+            // token's own, `identity_policies` the entity's and groups'.
+            let mut all = entry.policies.clone();
+            all.extend(identity.iter().cloned());
+            all.sort();
+            all.dedup();
+            auth["policies"] = serde_json::json!(all);
+            auth["identity_policies"] = serde_json::json!(identity);
+        }
+        Ok(auth)
     }
 
     /// Looks up the request's token and checks where it is used from; for a
@@ -759,6 +809,10 @@ impl Core {
             .await?
             .ok_or(Error::PermissionDenied)?;
         if !crate::auth::ip_allowed(req.client_addr, &entry.bound_cidrs) {
+            return Err(Error::PermissionDenied);
+        }
+        if !entry.entity_id.is_empty() && self.identity.is_disabled(&entry.entity_id) {
+            // A disabled entity's tokens are refused, not revoked (Vault).
             return Err(Error::PermissionDenied);
         }
         if entry.is_batch() && !self.login_mount_routes(&entry.path) {
@@ -834,7 +888,7 @@ impl Core {
             // handlers); help reveals no data and is open to any token.
             return Ok(());
         }
-        let acl = self.policies.acl(&token.policies).await?;
+        let acl = self.token_acl(token).await?;
         let op = match req.operation {
             Operation::Read => crate::policy::Operation::Read,
             Operation::List => crate::policy::Operation::List,
@@ -872,6 +926,58 @@ impl Core {
             return Err(Error::PermissionDenied);
         }
         Ok(())
+    }
+
+    /// The ACL of `token` at this moment: its own policies plus, when it
+    /// acts for an entity, the entity's and its groups' policies as the
+    /// identity store holds them now, with identity templates resolved
+    /// against that same state. A disabled entity gets nothing (403).
+    pub(crate) async fn token_acl(&self, token: &TokenEntry) -> Result<Arc<crate::policy::Acl>> {
+        let (names, identity) = self.effective_policies(token)?;
+        self.policies
+            .acl_for(&names, identity.as_ref().map(|r| (&*r.template, r.epoch)))
+            .await
+    }
+
+    /// A token's policy names (its own, then the identity ones) and what
+    /// the identity store says about its entity; refused (403) when the
+    /// entity is disabled.
+    pub(crate) fn effective_policies(
+        &self,
+        token: &TokenEntry,
+    ) -> Result<(Vec<String>, Option<crate::identity::store::Resolved>)> {
+        if token.entity_id.is_empty() {
+            return Ok((token.policies.clone(), None));
+        }
+        let Some(resolved) = self.identity.resolve(&token.entity_id) else {
+            return Ok((token.policies.clone(), None));
+        };
+        if resolved.disabled {
+            return Err(Error::PermissionDenied);
+        }
+        let mut names = token.policies.clone();
+        names.extend(resolved.policies.iter().cloned());
+        Ok((names, Some(resolved)))
+    }
+
+    /// The identity policies of a token (entity and groups), for lookups.
+    pub(crate) fn identity_policies(&self, token: &TokenEntry) -> Vec<String> {
+        if token.entity_id.is_empty() {
+            return Vec::new();
+        }
+        self.identity
+            .resolve(&token.entity_id)
+            .map(|r| r.policies)
+            .unwrap_or_default()
+    }
+
+    /// The (path, type) of the auth mount whose accessor is `accessor`.
+    pub(crate) fn auth_mount_by_accessor(&self, accessor: &str) -> Option<(String, String)> {
+        self.router
+            .read()
+            .entries()
+            .find(|m| m.entry.accessor == accessor && m.entry.path.starts_with("auth/"))
+            .map(|m| (m.entry.path.clone(), m.entry.kind.clone()))
     }
 
     fn resolve(&self, path: &str) -> Result<Target> {

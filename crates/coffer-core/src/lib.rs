@@ -17,6 +17,7 @@ pub mod engines;
 pub mod error;
 pub mod events;
 pub mod expiration;
+pub mod identity;
 pub mod lifecycle;
 pub mod mounts;
 pub mod password;

@@ -80,7 +80,8 @@ impl MountEntry {
     pub fn to_json(&self) -> Value {
         // As Vault: a mount an operator created shows `options` as an object
         // and a `deprecation_status`; the built-in cubbyhole shows neither.
-        let builtin = self.kind == crate::engines::cubbyhole::KIND;
+        let builtin =
+            self.kind == crate::engines::cubbyhole::KIND || self.kind == crate::identity::KIND;
         let options: Value = if self.options.is_empty() && builtin {
             Value::Null
         } else {
@@ -93,6 +94,10 @@ impl MountEntry {
         });
         if self.path.starts_with("auth/") {
             config["token_type"] = json!("default-service");
+        }
+        if self.kind == crate::identity::KIND {
+            // As Vault's identity mount (its OIDC endpoints read the header).
+            config["passthrough_request_headers"] = json!(["Authorization"]);
         }
         let mut out = json!({
             "accessor": self.accessor,

@@ -271,6 +271,33 @@ pub const PKI: BackendDoc = BackendDoc {
     ],
 };
 
+/// The identity store.
+pub const IDENTITY: BackendDoc = BackendDoc {
+    description: "The identity store: entities, their aliases on auth methods, internal and external groups, and lookups. Entity and group policies are added to their tokens at each request.",
+    routes: &[
+        route("entity", W, "Create or update an entity.", &[NAME, ("id", "string", "ID of the entity to update."), ("policies", "slice", "Policies of the entity."), ("metadata", "map", "Metadata of the entity."), ("disabled", "bool", "Refuse the entity's tokens.")]),
+        route("entity/id", L, "List entities by id.", &[]),
+        route("entity/id/{id}", CRUD, "Manage an entity by id.", &[("id", "string", "ID of the entity.")]),
+        route("entity/name", L, "List entities by name.", &[]),
+        route("entity/name/{name}", CRUD, "Manage an entity by name.", &[NAME]),
+        route("entity/batch-delete", W, "Delete several entities.", &[("entity_ids", "slice", "Entities to delete.")]),
+        route("entity/merge", W, "Merge entities into one.", &[("from_entity_ids", "slice", "Entities merged."), ("to_entity_id", "string", "Entity kept.")]),
+        route("entity-alias", W, "Create or update an entity alias.", &[NAME, ("mount_accessor", "string", "Accessor of the auth mount."), ("canonical_id", "string", "The entity.")]),
+        route("entity-alias/id", L, "List entity aliases.", &[]),
+        route("entity-alias/id/{id}", CRUD, "Manage an entity alias.", &[("id", "string", "ID of the alias.")]),
+        route("group", W, "Create or update a group.", &[NAME, ("type", "string", "internal or external."), ("policies", "slice", "Policies of the group."), ("member_entity_ids", "slice", "Member entities."), ("member_group_ids", "slice", "Member groups.")]),
+        route("group/id", L, "List groups by id.", &[]),
+        route("group/id/{id}", CRUD, "Manage a group by id.", &[("id", "string", "ID of the group.")]),
+        route("group/name", L, "List groups by name.", &[]),
+        route("group/name/{name}", CRUD, "Manage a group by name.", &[NAME]),
+        route("group-alias", W, "Create or update an external group's alias.", &[NAME, ("mount_accessor", "string", "Accessor of the auth mount."), ("canonical_id", "string", "The group.")]),
+        route("group-alias/id", L, "List group aliases.", &[]),
+        route("group-alias/id/{id}", CRUD, "Manage a group alias.", &[("id", "string", "ID of the alias.")]),
+        route("lookup/entity", W, "Find an entity by id, name or alias.", &[]),
+        route("lookup/group", W, "Find a group by id, name or alias.", &[]),
+    ],
+};
+
 /// The catalog of the backend mounted with `kind` (and kv `version`).
 pub fn backend(kind: &str, version: Option<&str>) -> Option<&'static BackendDoc> {
     match (kind, version) {
@@ -282,6 +309,7 @@ pub fn backend(kind: &str, version: Option<&str>) -> Option<&'static BackendDoc>
         ("database", _) => Some(&DATABASE),
         ("transit", _) => Some(&TRANSIT),
         ("pki", _) => Some(&PKI),
+        ("identity", _) => Some(&IDENTITY),
         _ => None,
     }
 }
@@ -530,7 +558,7 @@ fn openapi_type(kind: &str) -> &'static str {
 /// Answers `sys/internal/specs/openapi`: the built-in backends and every
 /// mount the token's policies reach, each route under its mount path.
 pub(crate) async fn openapi(core: &Core, token: &TokenEntry) -> Result<Response> {
-    let acl: std::sync::Arc<Acl> = core.policies.acl(&token.policies).await?;
+    let acl: std::sync::Arc<Acl> = core.token_acl(token).await?;
     let mut mounts: Vec<(String, &'static BackendDoc)> =
         vec![("sys/".into(), &SYS), ("auth/token/".into(), &TOKEN)];
     for m in core.router.read().entries() {

@@ -18,7 +18,8 @@ use tokio::sync::Mutex;
 
 use crate::barrier::View;
 use crate::cache::ParsedCache;
-use crate::policy::{Acl, Policy, DEFAULT_POLICY_HCL};
+use crate::identity::template::{self, Allow, TemplateData};
+use crate::policy::{Acl, PathPattern, PathRule, Policy, DEFAULT_POLICY_HCL};
 use crate::{Error, Result};
 
 #[derive(Serialize, Deserialize)]
@@ -35,6 +36,12 @@ struct StoredPolicy {
     /// Whether the next write must carry `cas`.
     #[serde(default)]
     cas_required: bool,
+    /// Whether identity template values may hold `/` (OpenBao).
+    #[serde(default)]
+    allow_slashes_in_identity_templates: bool,
+    /// Whether identity template values may hold `*` or `+` (OpenBao).
+    #[serde(default)]
+    allow_wildcards_in_identity_templates: bool,
 }
 
 /// A stored policy as `sys/policies/acl/<name>` reads it.
@@ -48,6 +55,8 @@ pub struct PolicyRecord {
     pub modified: Option<DateTime<Utc>>,
     /// Whether the next write must carry `cas`.
     pub cas_required: bool,
+    /// What identity template values may hold in this policy's paths.
+    pub allow: Allow,
 }
 
 /// OpenBao's check-and-set options of one policy write.
@@ -58,13 +67,26 @@ pub struct WriteOptions {
     /// Whether later writes must carry `cas` (a write without it resets
     /// the flag, as OpenBao's POST resets unspecified fields).
     pub cas_required: bool,
+    /// OpenBao's `allow_slashes_in_identity_templates` and
+    /// `allow_wildcards_in_identity_templates` (reset by a write without them).
+    pub allow: Allow,
+}
+
+/// A parsed policy with what its identity templates may expand to.
+pub struct Loaded {
+    /// The parsed policy.
+    pub policy: Policy,
+    /// Whether any of its paths holds an identity template.
+    pub templated: bool,
+    /// What template values may hold.
+    pub allow: Allow,
 }
 
 /// Reads, writes and compiles policies, with caches cleared on every change.
 pub struct PolicyStore {
     view: View,
     /// Parsed policies by name.
-    parsed: ParsedCache<Policy>,
+    parsed: ParsedCache<Loaded>,
     /// Compiled ACLs by sorted policy set (names joined by `\n`, which no
     /// policy name contains).
     acls: ParsedCache<Acl>,
@@ -124,6 +146,7 @@ impl PolicyStore {
                 version: 0,
                 modified: None,
                 cas_required: false,
+                allow: Allow::default(),
             }));
         }
         if name == crate::wrapping::POLICY {
@@ -132,6 +155,7 @@ impl PolicyStore {
                 version: 0,
                 modified: None,
                 cas_required: false,
+                allow: Allow::default(),
             }));
         }
         Ok(self
@@ -143,6 +167,10 @@ impl PolicyStore {
                 version: p.version,
                 modified: p.modified,
                 cas_required: p.cas_required,
+                allow: Allow {
+                    slashes: p.allow_slashes_in_identity_templates,
+                    wildcards: p.allow_wildcards_in_identity_templates,
+                },
             }))
     }
 
@@ -194,6 +222,8 @@ impl PolicyStore {
                     version: current + 1,
                     modified: Some(crate::util::now()),
                     cas_required: opts.cas_required,
+                    allow_slashes_in_identity_templates: opts.allow.slashes,
+                    allow_wildcards_in_identity_templates: opts.allow.wildcards,
                 },
             )
             .await?;
@@ -221,15 +251,26 @@ impl PolicyStore {
         Ok(names)
     }
 
-    async fn get(&self, name: &str) -> Result<Option<Arc<Policy>>> {
+    async fn get(&self, name: &str) -> Result<Option<Arc<Loaded>>> {
+        let loaded = |policy: Policy, allow: Allow| {
+            let templated = policy
+                .rules()
+                .iter()
+                .any(|r| template::is_templated(r.pattern.as_str()));
+            Arc::new(Loaded {
+                policy,
+                templated,
+                allow,
+            })
+        };
         if name == "root" {
-            return Ok(Some(Arc::new(Policy::root())));
+            return Ok(Some(loaded(Policy::root(), Allow::default())));
         }
         if name == crate::wrapping::POLICY {
             // Built in and immutable, like root; parsed on an ACL cache miss.
             let policy = Policy::parse(name, crate::wrapping::POLICY_HCL)
                 .map_err(|e| Error::Internal(format!("built-in policy {name:?}: {e}")))?;
-            return Ok(Some(Arc::new(policy)));
+            return Ok(Some(loaded(policy, Allow::default())));
         }
         if let Some(p) = self.parsed.get(name) {
             return Ok(Some(p));
@@ -238,16 +279,36 @@ impl PolicyStore {
         let Some(stored) = self.view.get_json::<StoredPolicy>(name).await? else {
             return Ok(None);
         };
-        let policy = Arc::new(
-            Policy::parse(name, &stored.raw)
-                .map_err(|e| Error::Internal(format!("stored policy {name:?} is invalid: {e}")))?,
-        );
+        let policy = Policy::parse(name, &stored.raw)
+            .map_err(|e| Error::Internal(format!("stored policy {name:?} is invalid: {e}")))?;
+        let allow = Allow {
+            slashes: stored.allow_slashes_in_identity_templates,
+            wildcards: stored.allow_wildcards_in_identity_templates,
+        };
+        let policy = loaded(policy, allow);
         self.parsed.fill(name, policy.clone(), epoch);
         Ok(Some(policy))
     }
 
-    /// The compiled ACL of a set of policy names (unknown names grant nothing).
+    /// The compiled ACL of a set of policy names (unknown names grant
+    /// nothing), without identity: templated paths do not apply.
     pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>> {
+        self.acl_for(names, None).await
+    }
+
+    /// The compiled ACL of a set of policy names for a token whose entity
+    /// the identity store describes as `identity` (its template data and
+    /// the store's epoch it was read at). Templated paths are resolved
+    /// against exactly that data ([`crate::identity::template`]); an ACL
+    /// holding them is cached under the entity and the epoch, so any
+    /// identity change makes the next request build it afresh. A value the
+    /// policy does not allow fails the whole ACL (400 `Forbidden` for
+    /// every request of the token, as OpenBao answers).
+    pub async fn acl_for(
+        &self,
+        names: &[String],
+        identity: Option<(&TemplateData, u64)>,
+    ) -> Result<Arc<Acl>> {
         let mut key: Vec<String> = names.to_vec();
         key.sort();
         key.dedup();
@@ -260,11 +321,64 @@ impl PolicyStore {
         let mut policies = Vec::with_capacity(key.len());
         for name in &key {
             if let Some(p) = self.get(name).await? {
-                policies.push((*p).clone());
+                policies.push(p);
             }
         }
-        let acl = Arc::new(Acl::new(&policies));
-        self.acls.fill(&cache_key, acl.clone(), epoch);
+        if !policies.iter().any(|p| p.templated) {
+            let plain: Vec<Policy> = policies.iter().map(|p| p.policy.clone()).collect();
+            let acl = Arc::new(Acl::new(&plain));
+            self.acls.fill(&cache_key, acl.clone(), epoch);
+            return Ok(acl);
+        }
+        // No name or id holds a NUL: the key cannot collide with a plain set.
+        let templated_key = match identity {
+            Some((data, at)) => format!("{cache_key}\0{}\0{at}", data.entity_id),
+            None => format!("{cache_key}\0"),
+        };
+        if let Some(acl) = self.acls.get(&templated_key) {
+            return Ok(acl);
+        }
+        let mut rendered = Vec::with_capacity(policies.len());
+        for p in &policies {
+            if !p.templated {
+                rendered.push(p.policy.clone());
+                continue;
+            }
+            let mut rules = Vec::with_capacity(p.policy.rules().len());
+            for rule in p.policy.rules() {
+                let text = rule.pattern.as_str();
+                if !template::is_templated(text) {
+                    rules.push(rule.clone());
+                    continue;
+                }
+                let Some((data, _)) = identity else {
+                    continue;
+                };
+                match template::render(text, data, p.allow) {
+                    Ok(Some(path)) => {
+                        if let Ok(pattern) = PathPattern::parse(&path) {
+                            rules.push(PathRule {
+                                pattern,
+                                ..rule.clone()
+                            });
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(forbidden) => {
+                        tracing::warn!(policy = %p.policy.name(), error = %forbidden,
+                            "failed to construct ACL from a templated policy");
+                        // OpenBao's answer to a token whose ACL cannot be built.
+                        return Err(Error::Status {
+                            code: 400,
+                            errors: vec!["Forbidden".into()],
+                        });
+                    }
+                }
+            }
+            rendered.push(Policy::from_rules(p.policy.name(), rules));
+        }
+        let acl = Arc::new(Acl::new(&rendered));
+        self.acls.fill(&templated_key, acl.clone(), epoch);
         Ok(acl)
     }
 }
@@ -291,7 +405,7 @@ mod tests {
         s.write("p", text).await.unwrap();
         let cas = |c| WriteOptions {
             cas: Some(c),
-            cas_required: false,
+            ..Default::default()
         };
         let tasks: Vec<_> = (0..32)
             .map(|_| {
@@ -312,6 +426,7 @@ mod tests {
         let req = WriteOptions {
             cas: Some(0),
             cas_required: true,
+            ..Default::default()
         };
         s.write_with("q", text, req).await.unwrap();
         assert!(s.write("q", text).await.is_err());

@@ -142,6 +142,16 @@ pub struct AuthGrant {
     pub alias_name: String,
     /// Issue a batch token (never stored; see [`crate::batch_token`]).
     pub batch: bool,
+    /// The identity alias name this login maps to (user name, role id,
+    /// user claim); the core finds or creates the entity holding it.
+    /// `None`: the login has no entity.
+    pub entity_alias: Option<String>,
+    /// Metadata stored on a newly created alias.
+    pub alias_metadata: std::collections::BTreeMap<String, String>,
+    /// The auth method's group names (a JWT groups claim): external
+    /// groups aliased to them on this mount get the entity as a member,
+    /// the others on this mount lose it. `None`: memberships untouched.
+    pub group_aliases: Option<Vec<String>>,
 }
 
 /// A lease an engine asks for when it hands out a credential that must end

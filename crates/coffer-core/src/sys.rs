@@ -426,7 +426,7 @@ async fn mount(core: &Core, req: &Request, path: &str, auth: bool) -> Result<Res
         "kv-v1" => ("kv", [("version".to_string(), "1".to_string())].into()),
         other => (other, std::collections::BTreeMap::new()),
     };
-    if kind == crate::engines::cubbyhole::KIND {
+    if kind == crate::engines::cubbyhole::KIND || kind == crate::identity::KIND {
         // The one cubbyhole mount is built in (Vault's message).
         return Err(Error::bad(format!(
             "mount type of {kind:?} is not mountable"

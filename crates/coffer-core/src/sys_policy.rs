@@ -125,6 +125,8 @@ async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Res
                 "name": name,
                 "version": rec.version,
                 "cas_required": rec.cas_required,
+                "allow_slashes_in_identity_templates": rec.allow.slashes,
+                "allow_wildcards_in_identity_templates": rec.allow.wildcards,
             });
             out[text_key] = json!(rec.raw);
             // OpenBao's versioning fields; `root` was never written.
@@ -157,6 +159,14 @@ async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Res
             let opts = crate::policy_store::WriteOptions {
                 cas: p.u64("cas")?,
                 cas_required: p.bool("cas_required")?.unwrap_or(false),
+                allow: crate::identity::template::Allow {
+                    slashes: p
+                        .bool("allow_slashes_in_identity_templates")?
+                        .unwrap_or(false),
+                    wildcards: p
+                        .bool("allow_wildcards_in_identity_templates")?
+                        .unwrap_or(false),
+                },
             };
             core.policies
                 .write_with(&name, decoded.as_deref().unwrap_or(text), opts)
@@ -189,7 +199,7 @@ async fn capabilities(core: &Core, req: &Request, token: &TokenEntry) -> Result<
     if paths.is_empty() {
         return Err(Error::bad("missing paths"));
     }
-    let acl = core.policies.acl(&token.policies).await?;
+    let acl = core.token_acl(token).await?;
     let mut out = Map::new();
     let mut all: Vec<&'static str> = Vec::new();
     for path in &paths {

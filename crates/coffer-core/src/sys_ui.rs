@@ -45,7 +45,7 @@ pub(crate) async fn handle(
     rest: Option<&str>,
     token: &TokenEntry,
 ) -> Result<Response> {
-    let acl = core.policies.acl(&token.policies).await?;
+    let acl = core.token_acl(token).await?;
     match rest {
         None => Ok(list(core, &acl)),
         Some(path) => one(core, &acl, path),

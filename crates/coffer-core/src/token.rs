@@ -103,6 +103,10 @@ pub struct TokenEntry {
     /// ends (or by tidy, after a crash in between).
     #[serde(default)]
     pub uses_exhausted: bool,
+    /// The identity entity the token acts for (empty: none); its policies
+    /// and its groups' are added at each request.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub entity_id: String,
 }
 
 impl TokenEntry {
@@ -135,7 +139,7 @@ impl TokenEntry {
             "creation_time": self.creation_time,
             "creation_ttl": self.ttl,
             "display_name": self.display_name,
-            "entity_id": "",
+            "entity_id": self.entity_id,
             "expire_time": self.expire_time.map(fmt),
             "explicit_max_ttl": self.explicit_max_ttl,
             "id": id.unwrap_or(""),
@@ -291,6 +295,7 @@ impl TokenStore {
             bound_cidrs: Vec::new(),
             role: None,
             uses_exhausted: false,
+            entity_id: String::new(),
         };
         self.store(&entry).await?;
         Ok(token)
@@ -782,6 +787,7 @@ mod tests {
             bound_cidrs: Vec::new(),
             role: None,
             uses_exhausted: false,
+            entity_id: String::new(),
         }
     }
 

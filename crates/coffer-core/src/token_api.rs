@@ -51,6 +51,8 @@ pub struct TokenSpec {
     pub mount_default_ttl: u64,
     /// Mount max TTL (0: system).
     pub mount_max_ttl: u64,
+    /// The identity entity (empty: none).
+    pub entity_id: String,
 }
 
 /// Prints whether an id was requested, never the id.
@@ -73,6 +75,7 @@ impl std::fmt::Debug for TokenSpec {
             .field("role", &self.role)
             .field("mount_default_ttl", &self.mount_default_ttl)
             .field("mount_max_ttl", &self.mount_max_ttl)
+            .field("entity_id", &self.entity_id)
             .finish()
     }
 }
@@ -191,6 +194,7 @@ async fn build_entry(core: &Core, spec: TokenSpec) -> Result<(Zeroizing<String>,
         bound_cidrs: spec.bound_cidrs,
         role: spec.role,
         uses_exhausted: false,
+        entity_id: spec.entity_id,
     };
     Ok((token, entry))
 }
@@ -210,7 +214,7 @@ pub fn auth_block(token: Option<&str>, e: &TokenEntry) -> Value {
         "metadata": if e.meta.is_empty() { Value::Null } else { json!(e.meta) },
         "lease_duration": remaining_ttl(e),
         "renewable": e.renewable,
-        "entity_id": "",
+        "entity_id": e.entity_id,
         "token_type": e.token_type(),
         "orphan": e.parent.is_none(),
         "mfa_requirement": null,
@@ -244,7 +248,7 @@ async fn caller_sudo(core: &Core, req: &Request, caller: &TokenEntry) -> Result<
     if caller.is_root() {
         return Ok(true);
     }
-    let acl = core.policies.acl(&caller.policies).await?;
+    let acl = core.token_acl(caller).await?;
     Ok(acl.capabilities(&req.path).contains(Capability::Sudo))
 }
 
@@ -418,7 +422,9 @@ async fn by_accessor(core: &Core, p: &Params<'_>) -> Result<TokenEntry> {
         .ok_or_else(|| Error::bad("invalid accessor"))
 }
 
-/// A lookup's answer: the entry, and, as in Vault, when it was last renewed.
+/// A lookup's answer: the entry; when it was last renewed, as in Vault;
+/// and `identity_policies` (the entity's and its groups', as the identity
+/// store holds them now), which appear only when there are some.
 async fn lookup_answer(core: &Core, e: &TokenEntry, id: Option<&str>) -> Result<Response> {
     let mut data = e.to_lookup_json(id);
     if let (Some(at), Some(o)) = (core.tokens.last_renewal(e).await?, data.as_object_mut()) {
@@ -427,6 +433,12 @@ async fn lookup_answer(core: &Core, e: &TokenEntry, id: Option<&str>) -> Result<
             .unwrap_or_default();
         o.insert("last_renewal".into(), json!(time));
         o.insert("last_renewal_time".into(), json!(at));
+    }
+    let identity = core.identity_policies(e);
+    if !identity.is_empty() {
+        data["identity_policies"] = json!(identity);
+        // As OpenBao beside them (no namespaces here: always empty).
+        data["external_namespace_policies"] = json!({});
     }
     Ok(Response::data(data))
 }
@@ -694,6 +706,8 @@ async fn create(
         role: role.map(|(n, _)| n.to_string()),
         mount_default_ttl: 0,
         mount_max_ttl: 0,
+        // As Vault: a token created by an entity's token acts for the entity.
+        entity_id: caller.entity_id.clone(),
     };
     let mut warnings = create_warnings(&req.data, &spec);
     for name in &spec.policies {

@@ -92,14 +92,18 @@ path "secret/data/app/*" { capabilities = ["read"] }
     // The list keeps the mounts each token reaches.
     let (st, b) = api.call("GET", "sys/internal/ui/mounts", Some(&least), None);
     assert_eq!(st, 200, "{b}");
-    // cubbyhole/: the default policy grants `cubbyhole/*`, as Vault's.
+    // cubbyhole/ and identity/: the default policy grants `cubbyhole/*`
+    // and `identity/oidc/provider/+/authorize`, as Vault's.
     assert_eq!(
         keys(&b["data"]["secret"]),
-        ["cubbyhole/", "kv1/", "secret/", "sys/"]
+        ["cubbyhole/", "identity/", "kv1/", "secret/", "sys/"]
     );
     assert_eq!(keys(&b["data"]["auth"]), ["token/"]);
     let (_, b) = api.call("GET", "sys/internal/ui/mounts", Some(&nothing), None);
-    assert_eq!(keys(&b["data"]["secret"]), ["cubbyhole/", "sys/"]);
+    assert_eq!(
+        keys(&b["data"]["secret"]),
+        ["cubbyhole/", "identity/", "sys/"]
+    );
     let (_, b) = api.call("GET", "sys/internal/ui/mounts", Some(&denied_mount), None);
     assert_eq!(keys(&b["data"]["secret"]), ["secret/"]);
     assert_eq!(keys(&b["data"]["auth"]), Vec::<String>::new());
@@ -107,7 +111,7 @@ path "secret/data/app/*" { capabilities = ["read"] }
     // root reaches every mount.
     assert_eq!(
         keys(&b["data"]["secret"]),
-        ["cubbyhole/", "kv1/", "secret/", "sys/"]
+        ["cubbyhole/", "identity/", "kv1/", "secret/", "sys/"]
     );
     // Without a token: nothing is listed; a bad token is refused.
     let (st, b) = api.call("GET", "sys/internal/ui/mounts", None, None);

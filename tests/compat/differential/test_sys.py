@@ -45,7 +45,6 @@ def test_auth_enable_list_tune_disable(diff):
     diff.call("GET", f"sys/auth/{a}", label="read disabled auth")
 
 
-@pytest.mark.xfail(reason="pending: allow_slashes/allow_wildcards_in_identity_templates (Coffer has no identity templating)", strict=False)
 def test_policies_acl(diff):
     p = uid("pol")
     rules = 'path "secret/data/x" { capabilities = ["read", "list"] }\n'

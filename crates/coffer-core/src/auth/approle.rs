@@ -500,6 +500,9 @@ impl AppRole {
         metadata.insert("role_name".into(), name.clone());
         let mut grant = role.token.grant("", metadata);
         grant.bound_cidrs = token_cidrs;
+        // As Vault: the entity alias is the role id, with the role's name.
+        grant.entity_alias = Some(role.role_id.clone());
+        grant.alias_metadata = BTreeMap::from([("role_name".to_string(), name.clone())]);
         grant.alias_name = name;
         Ok(Response::login(grant))
     }

@@ -276,6 +276,7 @@ impl TokenParams {
             no_default_policy: self.no_default_policy,
             alias_name: display_name.to_string(),
             batch: self.issues_batch(),
+            ..Default::default()
         }
     }
 }

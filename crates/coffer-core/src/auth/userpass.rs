@@ -174,7 +174,9 @@ impl UserPass {
             return Err(Error::PermissionDenied);
         }
         let metadata = BTreeMap::from([("username".to_string(), name.to_string())]);
-        Ok(Response::login(user.token.grant(name, metadata)))
+        let mut grant = user.token.grant(name, metadata);
+        grant.entity_alias = Some(name.to_string());
+        Ok(Response::login(grant))
     }
 }
 

@@ -151,7 +151,7 @@ async fn require_sudo(core: &Core, token: Option<&TokenEntry>, req: &Request) ->
         )],
     };
     let token = token.ok_or_else(denied)?;
-    let acl = core.policies.acl(&token.policies).await?;
+    let acl = core.token_acl(token).await?;
     let op = match req.operation {
         Operation::Create => crate::policy::Operation::Create,
         Operation::Patch => crate::policy::Operation::Patch,

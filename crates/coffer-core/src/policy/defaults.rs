@@ -1,8 +1,8 @@
 //! The built-in `default` policy, attached to every non-root token.
 //!
 //! Its rules are Vault's default policy, so clients relying on them behave the
-//! same; the two templated identity rules (`identity/entity/{id,name}/...`)
-//! are left out because Coffer has no templated policies.
+//! same, the two templated identity rules included (a token may read its own
+//! entity; see [`crate::identity::template`]).
 
 use super::parse::{PathRule, Policy};
 
@@ -25,6 +25,14 @@ path "auth/token/revoke-self" {
 # A token may ask for its own capabilities on a path.
 path "sys/capabilities-self" {
   capabilities = ["update"]
+}
+
+# A token may read its own entity, by id or by name.
+path "identity/entity/id/{{identity.entity.id}}" {
+  capabilities = ["read"]
+}
+path "identity/entity/name/{{identity.entity.name}}" {
+  capabilities = ["read"]
 }
 
 # A token may read its resultant ACL (used by UIs).

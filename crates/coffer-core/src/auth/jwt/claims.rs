@@ -257,6 +257,8 @@ pub struct Identity {
     pub name: String,
     /// `claim_mappings` results (plus `groups` when the role names a groups claim).
     pub metadata: BTreeMap<String, String>,
+    /// The groups claim's values, when the role names one.
+    pub groups: Option<Vec<String>>,
 }
 
 /// How a role maps claims to an identity.
@@ -292,6 +294,7 @@ pub fn identity(
         ));
     };
     let mut metadata = BTreeMap::new();
+    let mut group_names = None;
     for (source, target) in rules.claim_mappings {
         if let Some(v) = get_claim(claims, source) {
             let s = v
@@ -329,10 +332,12 @@ pub fn identity(
         metadata
             .entry("groups".to_string())
             .or_insert_with(|| groups.join(","));
+        group_names = Some(groups.iter().map(|g| g.to_string()).collect());
     }
     Ok(Identity {
         name: name.to_string(),
         metadata,
+        groups: group_names,
     })
 }
 

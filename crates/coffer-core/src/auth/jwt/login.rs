@@ -87,9 +87,26 @@ pub fn authenticate_with(
         },
     )
     .map_err(Error::bad)?;
+    // The alias keeps the claim mappings only (the joined groups list is
+    // token metadata; the groups themselves become group memberships).
+    let mut alias_metadata = identity.metadata.clone();
+    if identity.groups.is_some()
+        && !role
+            .claim_mappings
+            .as_ref()
+            .is_some_and(|m| m.values().any(|v| v == "groups"))
+    {
+        alias_metadata.remove("groups");
+    }
     let mut metadata = identity.metadata;
     metadata.insert("role".into(), role_name.to_string());
-    Ok(role.token.grant(&identity.name, metadata))
+    let mut grant = role.token.grant(&identity.name, metadata);
+    // As Vault: the alias is the user claim, its metadata the claim
+    // mappings; the groups claim names the external groups.
+    grant.entity_alias = Some(identity.name);
+    grant.alias_metadata = alias_metadata;
+    grant.group_aliases = identity.groups;
+    Ok(grant)
 }
 
 #[cfg(test)]

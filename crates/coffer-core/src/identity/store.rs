@@ -1,0 +1,515 @@
+//! The identity store: entities, aliases and groups, kept in memory and
+//! behind the barrier (`sys/identity/entity/<id>`, `sys/identity/group/<id>`).
+//!
+//! Every change is computed under one write lock from the current state,
+//! written to storage in one atomic batch, and only then applied to memory,
+//! with the epoch bumped. A reader (the ACL of a request) therefore sees a
+//! state that storage holds, and never a half-applied change; policy
+//! caches keyed on [`IdentityStore::epoch`] never serve an older one.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::model::{Alias, Entity, Group};
+use super::template::{GroupData, TemplateData};
+use crate::barrier::{to_json, BarrierOp, View};
+use crate::{Error, Result};
+
+/// Everything the store holds, by id.
+#[derive(Default, Clone)]
+pub struct State {
+    /// Entities by id.
+    pub entities: BTreeMap<String, Entity>,
+    /// Groups by id.
+    pub groups: BTreeMap<String, Group>,
+}
+
+/// One change of a write.
+// Built and consumed within one write: boxing the records buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Change {
+    /// Store (create or replace) an entity.
+    PutEntity(Entity),
+    /// Remove an entity.
+    DeleteEntity(String),
+    /// Store (create or replace) a group.
+    PutGroup(Group),
+    /// Remove a group.
+    DeleteGroup(String),
+}
+
+/// What the identity store says about a token's entity at one moment.
+pub struct Resolved {
+    /// Whether the entity is disabled (its tokens are refused).
+    pub disabled: bool,
+    /// The entity's policies and those of every group it is in (directly,
+    /// through nested groups, or through external groups), sorted.
+    pub policies: Vec<String>,
+    /// What policy templates may refer to.
+    pub template: Arc<TemplateData>,
+    /// The store's epoch this was read at.
+    pub epoch: u64,
+}
+
+/// The in-memory identity store over its storage view.
+pub struct IdentityStore {
+    view: View,
+    state: RwLock<State>,
+    epoch: AtomicU64,
+    write: tokio::sync::Mutex<()>,
+}
+
+impl State {
+    /// The entity named `name` (case-insensitively).
+    pub fn entity_by_name(&self, name: &str) -> Option<&Entity> {
+        self.entities
+            .values()
+            .find(|e| e.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The group named `name` (case-insensitively).
+    pub fn group_by_name(&self, name: &str) -> Option<&Group> {
+        self.groups
+            .values()
+            .find(|g| g.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The entity alias with this id, and its entity.
+    pub fn entity_alias(&self, id: &str) -> Option<(&Entity, &Alias)> {
+        self.entities
+            .values()
+            .find_map(|e| e.aliases.iter().find(|a| a.id == id).map(|a| (e, a)))
+    }
+
+    /// The entity alias of `name` on the auth mount `accessor`.
+    pub fn entity_alias_by_name(&self, accessor: &str, name: &str) -> Option<(&Entity, &Alias)> {
+        self.entities.values().find_map(|e| {
+            e.aliases
+                .iter()
+                .find(|a| a.mount_accessor == accessor && a.name == name)
+                .map(|a| (e, a))
+        })
+    }
+
+    /// The group alias with this id, and its group.
+    pub fn group_alias(&self, id: &str) -> Option<(&Group, &Alias)> {
+        self.groups
+            .values()
+            .find_map(|g| g.alias.as_ref().filter(|a| a.id == id).map(|a| (g, a)))
+    }
+
+    /// The group alias of `name` on the auth mount `accessor`.
+    pub fn group_alias_by_name(&self, accessor: &str, name: &str) -> Option<(&Group, &Alias)> {
+        self.groups.values().find_map(|g| {
+            g.alias
+                .as_ref()
+                .filter(|a| a.mount_accessor == accessor && a.name == name)
+                .map(|a| (g, a))
+        })
+    }
+
+    /// Groups listing `group_id` among their member groups.
+    pub fn parents(&self, group_id: &str) -> Vec<String> {
+        self.groups
+            .values()
+            .filter(|g| g.member_group_ids.iter().any(|m| m == group_id))
+            .map(|g| g.id.clone())
+            .collect()
+    }
+
+    /// The groups an entity is in: directly, and inherited through groups
+    /// that list those as members (each once; cycles cannot loop).
+    pub fn groups_of(&self, entity_id: &str) -> (Vec<String>, Vec<String>) {
+        let direct: Vec<String> = self
+            .groups
+            .values()
+            .filter(|g| g.member_entity_ids.iter().any(|m| m == entity_id))
+            .map(|g| g.id.clone())
+            .collect();
+        let mut seen: HashSet<String> = direct.iter().cloned().collect();
+        let mut queue: VecDeque<String> = direct.iter().cloned().collect();
+        let mut inherited = Vec::new();
+        while let Some(g) = queue.pop_front() {
+            for p in self.parents(&g) {
+                if seen.insert(p.clone()) {
+                    inherited.push(p.clone());
+                    queue.push_back(p);
+                }
+            }
+        }
+        inherited.sort();
+        (direct, inherited)
+    }
+
+    /// Whether `ancestor` is reachable from `group` through member groups
+    /// (itself included): adding `ancestor` as a member of `group` would
+    /// then make a cycle.
+    pub fn contains_group(&self, group: &str, ancestor: &str) -> bool {
+        let mut seen = HashSet::new();
+        let mut queue = VecDeque::from([group.to_string()]);
+        while let Some(g) = queue.pop_front() {
+            if g == ancestor {
+                return true;
+            }
+            if !seen.insert(g.clone()) {
+                continue;
+            }
+            if let Some(grp) = self.groups.get(&g) {
+                queue.extend(grp.member_group_ids.iter().cloned());
+            }
+        }
+        false
+    }
+
+    fn resolve(&self, entity_id: &str) -> Option<(bool, Vec<String>, TemplateData)> {
+        let entity = self.entities.get(entity_id)?;
+        let (direct, inherited) = self.groups_of(entity_id);
+        let mut policies: BTreeSet<String> = entity.policies.iter().cloned().collect();
+        let mut groups = Vec::new();
+        for id in direct.iter().chain(inherited.iter()) {
+            if let Some(g) = self.groups.get(id) {
+                policies.extend(g.policies.iter().cloned());
+                groups.push(GroupData {
+                    id: g.id.clone(),
+                    name: g.name.clone(),
+                    metadata: g.metadata.clone(),
+                });
+            }
+        }
+        let template = TemplateData {
+            entity_id: entity.id.clone(),
+            entity_name: entity.name.clone(),
+            metadata: entity.metadata.clone(),
+            aliases: entity
+                .aliases
+                .iter()
+                .map(|a| (a.mount_accessor.clone(), a.clone()))
+                .collect(),
+            groups,
+        };
+        Some((entity.disabled, policies.into_iter().collect(), template))
+    }
+}
+
+impl IdentityStore {
+    /// A store over `view` (empty until [`load`](Self::load)).
+    pub fn new(view: View) -> Self {
+        IdentityStore {
+            view,
+            state: RwLock::new(State::default()),
+            epoch: AtomicU64::new(0),
+            write: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Loads every entity and group from storage (at unseal).
+    pub async fn load(&self) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut state = State::default();
+        for key in self.view.list("entity/").await? {
+            if let Some(e) = self
+                .view
+                .get_json::<Entity>(&format!("entity/{key}"))
+                .await?
+            {
+                state.entities.insert(e.id.clone(), e);
+            }
+        }
+        for key in self.view.list("group/").await? {
+            if let Some(g) = self.view.get_json::<Group>(&format!("group/{key}")).await? {
+                state.groups.insert(g.id.clone(), g);
+            }
+        }
+        *self.state.write() = state;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Forgets everything held in memory (on seal).
+    pub fn clear(&self) {
+        *self.state.write() = State::default();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changes so far; every applied write increases it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f` on the current state.
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read())
+    }
+
+    /// Takes the write lock; changes are computed and committed under it.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write.lock().await
+    }
+
+    /// Writes `changes` in one atomic batch, then applies them to memory.
+    /// The caller holds [`lock`](Self::lock).
+    pub async fn commit(&self, changes: Vec<Change>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Vec::with_capacity(changes.len());
+        for c in &changes {
+            ops.push(match c {
+                Change::PutEntity(e) => BarrierOp::Put(format!("entity/{}", e.id), to_json(e)?),
+                Change::DeleteEntity(id) => BarrierOp::Delete(format!("entity/{id}")),
+                Change::PutGroup(g) => BarrierOp::Put(format!("group/{}", g.id), to_json(g)?),
+                Change::DeleteGroup(id) => BarrierOp::Delete(format!("group/{id}")),
+            });
+        }
+        self.view.write_batch(ops).await?;
+        let mut state = self.state.write();
+        for c in changes {
+            match c {
+                Change::PutEntity(e) => {
+                    state.entities.insert(e.id.clone(), e);
+                }
+                Change::DeleteEntity(id) => {
+                    state.entities.remove(&id);
+                }
+                Change::PutGroup(g) => {
+                    state.groups.insert(g.id.clone(), g);
+                }
+                Change::DeleteGroup(id) => {
+                    state.groups.remove(&id);
+                }
+            }
+        }
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// What the store holds about `entity_id` right now: `None` if there
+    /// is no such entity (a deleted entity's tokens keep only their own
+    /// policies, as in Vault).
+    pub fn resolve(&self, entity_id: &str) -> Option<Resolved> {
+        let state = self.state.read();
+        // Read under the same guard as the state: the epoch matches it.
+        let epoch = self.epoch();
+        let (disabled, policies, template) = state.resolve(entity_id)?;
+        Some(Resolved {
+            disabled,
+            policies,
+            template: Arc::new(template),
+            epoch,
+        })
+    }
+
+    /// Whether `entity_id` names a disabled entity.
+    pub fn is_disabled(&self, entity_id: &str) -> bool {
+        self.state
+            .read()
+            .entities
+            .get(entity_id)
+            .is_some_and(|e| e.disabled)
+    }
+
+    /// At login through the auth mount `accessor`: the entity holding the
+    /// alias `alias_name`, created with its alias if none does; with
+    /// `groups` (an auth method's group names, e.g. a JWT groups claim),
+    /// the entity's external group memberships on that mount are set to
+    /// the groups whose alias names one of them. A disabled entity cannot
+    /// log in (403). Returns the entity id.
+    pub async fn login(
+        &self,
+        accessor: &str,
+        alias_name: &str,
+        alias_metadata: &BTreeMap<String, String>,
+        groups: Option<&[String]>,
+    ) -> Result<String> {
+        let _w = self.write.lock().await;
+        let now = crate::util::rfc3339(&crate::util::now());
+        let mut changes = Vec::new();
+        let entity_id = {
+            let state = self.state.read();
+            match state.entity_alias_by_name(accessor, alias_name) {
+                Some((e, _)) if e.disabled => return Err(Error::PermissionDenied),
+                Some((e, _)) => e.id.clone(),
+                None => {
+                    let id = coffer_crypto::random::uuid();
+                    let entity = Entity {
+                        name: format!("entity_{}", &id[..8]),
+                        id: id.clone(),
+                        policies: Vec::new(),
+                        metadata: BTreeMap::new(),
+                        disabled: false,
+                        aliases: vec![Alias {
+                            id: coffer_crypto::random::uuid(),
+                            canonical_id: id.clone(),
+                            mount_accessor: accessor.to_string(),
+                            name: alias_name.to_string(),
+                            metadata: alias_metadata.clone(),
+                            custom_metadata: None,
+                            creation_time: now.clone(),
+                            last_update_time: now.clone(),
+                        }],
+                        creation_time: now.clone(),
+                        last_update_time: now.clone(),
+                    };
+                    changes.push(Change::PutEntity(entity));
+                    id
+                }
+            }
+        };
+        if let Some(names) = groups {
+            let state = self.state.read();
+            for g in state.groups.values().filter(|g| g.is_external()) {
+                let Some(alias) = g.alias.as_ref().filter(|a| a.mount_accessor == accessor) else {
+                    continue;
+                };
+                let wanted = names.iter().any(|n| n == &alias.name);
+                let member = g.member_entity_ids.iter().any(|m| m == &entity_id);
+                if wanted != member {
+                    let mut g = g.clone();
+                    if wanted {
+                        g.member_entity_ids.push(entity_id.clone());
+                    } else {
+                        g.member_entity_ids.retain(|m| m != &entity_id);
+                    }
+                    g.modify_index += 1;
+                    g.last_update_time = now.clone();
+                    changes.push(Change::PutGroup(g));
+                }
+            }
+        }
+        self.commit(changes).await?;
+        Ok(entity_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barrier::Barrier;
+
+    fn store() -> (Arc<IdentityStore>, View) {
+        let barrier = Arc::new(Barrier::new(Arc::new(coffer_storage::MemoryBackend::new())));
+        barrier.unseal(coffer_crypto::Keyring::new(0));
+        let view = View::new(barrier, "sys/identity/");
+        (Arc::new(IdentityStore::new(view.clone())), view)
+    }
+
+    fn group(id: &str, policies: &[&str], entities: &[&str], groups: &[&str]) -> Group {
+        Group {
+            id: id.into(),
+            name: id.into(),
+            kind: "internal".into(),
+            policies: policies.iter().map(|s| s.to_string()).collect(),
+            metadata: BTreeMap::new(),
+            member_entity_ids: entities.iter().map(|s| s.to_string()).collect(),
+            member_group_ids: groups.iter().map(|s| s.to_string()).collect(),
+            alias: None,
+            creation_time: String::new(),
+            last_update_time: String::new(),
+            modify_index: 1,
+        }
+    }
+
+    /// 32 first logins of one alias at once make exactly one entity, and a
+    /// reload from storage sees the same state.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_first_logins_make_one_entity() {
+        let (s, view) = store();
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.login("auth_up_1", "alice", &BTreeMap::new(), None)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(s.read(|st| st.entities.len()), 1);
+        let again = IdentityStore::new(view);
+        again.load().await.unwrap();
+        assert_eq!(again.read(|st| st.entities.len()), 1);
+    }
+
+    /// Policies come from direct and nested groups, each once, and a cycle
+    /// written behind the API's back cannot make resolution loop.
+    #[tokio::test]
+    async fn nested_groups_give_policies_and_cycles_terminate() {
+        let (s, _) = store();
+        let id = s.login("acc", "bob", &BTreeMap::new(), None).await.unwrap();
+        let _w = s.lock().await;
+        s.commit(vec![
+            Change::PutGroup(group("a", &["pa"], &[&id], &[])),
+            Change::PutGroup(group("b", &["pb"], &[], &["a"])),
+            Change::PutGroup(group("c", &["pc"], &[], &["b"])),
+            // A cycle: a lists c as a member.
+            Change::PutGroup(group("a", &["pa"], &[&id], &["c"])),
+        ])
+        .await
+        .unwrap();
+        let r = s.resolve(&id).unwrap();
+        assert_eq!(r.policies, ["pa", "pb", "pc"]);
+        let (direct, inherited) = s.read(|st| st.groups_of(&id));
+        assert_eq!(direct, ["a"]);
+        assert_eq!(inherited, ["b", "c"]);
+        assert!(s.read(|st| st.contains_group("c", "a")));
+        let before = r.epoch;
+        s.commit(vec![Change::DeleteGroup("c".into())])
+            .await
+            .unwrap();
+        let r = s.resolve(&id).unwrap();
+        assert!(r.epoch > before);
+        assert_eq!(r.policies, ["pa", "pb"]);
+    }
+
+    /// An external group aliased to a group name gains and loses the
+    /// entity as logins report the name or not; other mounts' groups stay.
+    #[tokio::test]
+    async fn logins_set_external_group_memberships_of_their_mount() {
+        let (s, _) = store();
+        let mut ext = group("x", &["px"], &[], &[]);
+        ext.kind = "external".into();
+        ext.alias = Some(Alias {
+            id: "ga".into(),
+            canonical_id: "x".into(),
+            mount_accessor: "jwt_1".into(),
+            name: "ops".into(),
+            metadata: BTreeMap::new(),
+            custom_metadata: None,
+            creation_time: String::new(),
+            last_update_time: String::new(),
+        });
+        {
+            let _w = s.lock().await;
+            s.commit(vec![Change::PutGroup(ext)]).await.unwrap();
+        }
+        let m = BTreeMap::new();
+        let ops = ["ops".to_string()];
+        let id = s.login("jwt_1", "ci", &m, Some(&ops)).await.unwrap();
+        assert_eq!(s.resolve(&id).unwrap().policies, ["px"]);
+        // Another mount's login with the same group name changes nothing.
+        s.login("jwt_2", "ci", &m, Some(&ops)).await.unwrap();
+        assert_eq!(s.resolve(&id).unwrap().policies, ["px"]);
+        s.login("jwt_1", "ci", &m, Some(&[])).await.unwrap();
+        assert!(s.resolve(&id).unwrap().policies.is_empty());
+        // Disabled: the login is refused.
+        {
+            let _w = s.lock().await;
+            let mut e = s.read(|st| st.entities[&id].clone());
+            e.disabled = true;
+            s.commit(vec![Change::PutEntity(e)]).await.unwrap();
+        }
+        assert!(matches!(
+            s.login("jwt_1", "ci", &m, None).await,
+            Err(Error::PermissionDenied)
+        ));
+    }
+}
