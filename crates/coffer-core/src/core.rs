@@ -58,6 +58,11 @@ pub struct CoreConfig {
     /// Whether `sys/metrics` answers without a token (Vault's listener
     /// `telemetry.unauthenticated_metrics_access`); off by default.
     pub unauthenticated_metrics_access: bool,
+    /// Whether this is a `--dev` server (in-memory or throwaway storage,
+    /// auto-unsealed): `coffer check` refuses it as the store of record.
+    pub dev_mode: bool,
+    /// Whether the listener serves TLS (`coffer check` requires it).
+    pub listener_tls: bool,
 }
 
 impl Default for CoreConfig {
@@ -68,6 +73,8 @@ impl Default for CoreConfig {
             rotators: Default::default(),
             key_rotation_threshold: crate::barrier::DEFAULT_ROTATION_THRESHOLD,
             unauthenticated_metrics_access: false,
+            dev_mode: false,
+            listener_tls: false,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod password;
 pub mod path_help;
 pub mod policy;
 pub mod policy_store;
+pub mod procedure;
 pub mod redact;
 pub mod request;
 pub mod routes;

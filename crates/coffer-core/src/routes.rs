@@ -140,6 +140,17 @@ pub const CATALOG: &[Route] = &[
     // sys: Coffer's lifecycle
     r("GET", "sys/coffer/inventory", "read"),
     r("POST", "sys/coffer/revoke-compromised", "update"),
+    // sys: the procedure's artefacts (org policy, check, plan, review)
+    r("GET", "sys/coffer/org-policy", "read"),
+    s("POST", "sys/coffer/org-policy", "update"),
+    r("LIST", "sys/coffer/org-policy/history", "list"),
+    r("GET", "sys/coffer/check", "read"),
+    r("POST", "sys/coffer/check", "update"),
+    s("POST", "sys/coffer/check/abort", "update"),
+    r("GET", "sys/coffer/plan", "read"),
+    r("POST", "sys/coffer/plan/approve", "update"),
+    r("POST", "sys/coffer/review", "update"),
+    r("LIST", "sys/coffer/review", "list"),
     // token store
     r("POST", "auth/token/create", "update"),
     s("POST", "auth/token/create-orphan", "update"),

@@ -2,13 +2,17 @@
 
 pub mod audit;
 pub mod auth;
+pub mod check;
 pub mod generic;
 pub mod kv;
 pub mod lease;
 pub mod login;
 pub mod operator;
+pub mod org_policy;
+pub mod plan;
 pub mod policy;
 pub mod quorum;
+pub mod review;
 pub mod revoke;
 pub mod rotate;
 pub mod scan;

@@ -292,6 +292,7 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
             storage_type: storage_type.into(),
             rotators: registry,
             unauthenticated_metrics_access: telemetry.unauthenticated_metrics_access,
+            dev_mode: true,
             ..Default::default()
         },
     );
@@ -397,6 +398,7 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
         storage_type: storage_type.into(),
         rotators: rotators(config.rotator, path)?,
         unauthenticated_metrics_access: config.telemetry.unauthenticated_metrics_access,
+        listener_tls: listener.tls.is_some(),
         ..Default::default()
     };
     if let Some(name) = config.cluster_name {
