@@ -151,6 +151,8 @@ pub const CATALOG: &[Route] = &[
     r("POST", "sys/coffer/plan/approve", "update"),
     r("POST", "sys/coffer/review", "update"),
     r("LIST", "sys/coffer/review", "list"),
+    r("LIST", "sys/coffer/apps", "list"),
+    r("POST", "sys/coffer/apps/matrix-app", "update"),
     // token store
     r("POST", "auth/token/create", "update"),
     s("POST", "auth/token/create-orphan", "update"),

@@ -112,6 +112,8 @@ enum Command {
     Plan(cmd::plan::Args),
     /// Review access: stale grants, over-shared secrets, decisions, export.
     Review(cmd::review::Args),
+    /// Onboard a system from its coffer.app.toml: secrets, policy, role.
+    Apply(cmd::apply::Args),
     /// Print a shell completion script.
     Completion {
         /// The shell to generate completions for.
@@ -149,6 +151,7 @@ fn main() {
         Command::Check(a) => cmd::check::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Review(a) => cmd::review::run(a),
+        Command::Apply(a) => cmd::apply::run(a),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
             Ok(0)

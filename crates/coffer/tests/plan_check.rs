@@ -614,3 +614,462 @@ fn the_walkthrough_completes_and_each_regression_blocks_again() {
     assert_eq!(code, 1);
     assert!(has_blocker(&c, "audit", "audit device file/"), "{c:#}");
 }
+
+/// Masks what differs between runs: RFC 3339 times, dates and SHA-256 hex.
+fn mask(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    while i < b.len() {
+        let rest = &b[i..];
+        if rest.len() >= 20
+            && digits(&rest[0..4])
+            && rest[4] == b'-'
+            && digits(&rest[5..7])
+            && rest[10] == b'T'
+            && rest[13] == b':'
+        {
+            // Seconds, then any fraction, then Z.
+            let mut j = 19;
+            if rest.get(j) == Some(&b'.') {
+                j += 1;
+                while rest.get(j).is_some_and(u8::is_ascii_digit) {
+                    j += 1;
+                }
+            }
+            out.push_str("<time>");
+            i += j + usize::from(rest.get(j) == Some(&b'Z'));
+        } else if rest.len() >= 10
+            && digits(&rest[0..4])
+            && rest[4] == b'-'
+            && digits(&rest[5..7])
+            && rest[7] == b'-'
+            && digits(&rest[8..10])
+        {
+            out.push_str("<date>");
+            i += 10;
+        } else if rest.len() >= 64
+            && rest[..64]
+                .iter()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
+            out.push_str("<sha256>");
+            i += 64;
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("COFFER_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run with COFFER_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert_eq!(actual, expected, "{name} differs from its golden file");
+}
+
+/// A dev server with a small, fixed estate.
+fn estate() -> Server {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("app.hcl");
+    std::fs::write(
+        &pol,
+        "path \"secret/data/app/db\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    s.run(&["policy", "write", "app", pol.to_str().unwrap()])
+        .ok();
+    std::fs::write(&pol, "path \"secret/data/billing/*\" { capabilities = [\"read\", \"update\"] }\npath \"secret/rotate/billing/*\" { capabilities = [\"update\"] }\n").unwrap();
+    s.run(&["policy", "write", "billing", pol.to_str().unwrap()])
+        .ok();
+    s.run(&["auth", "enable", "approle"]).ok();
+    s.run(&[
+        "write",
+        "auth/approle/role/app",
+        "token_policies=app",
+        "token_ttl=1h",
+    ])
+    .ok();
+    s.run(&[
+        "write",
+        "auth/approle/role/billing",
+        "token_policies=billing",
+        "token_ttl=1h",
+    ])
+    .ok();
+    s.run(&[
+        "kv",
+        "put",
+        "secret/app/db",
+        &format!("password={}", random_hex(8)),
+    ])
+    .ok();
+    s.run(&[
+        "kv",
+        "put",
+        "secret/billing/stripe",
+        &format!("api_key={}", random_hex(8)),
+    ])
+    .ok();
+    s.run(&[
+        "secret",
+        "set",
+        "secret/app/db",
+        "-owner=platform",
+        "-type=db_credential",
+        "-rotate-every=30d",
+        "-rotator=generate",
+    ])
+    .ok();
+    s.run(&[
+        "secret",
+        "set",
+        "secret/billing/stripe",
+        "-owner=billing",
+        "-type=api_key",
+        "-vendor=stripe",
+        "-rotate-every=180d",
+        "-rotator=manual",
+    ])
+    .ok();
+    let org = dir.path().join("org.toml");
+    s.run(&["org-policy", "init", "-o", org.to_str().unwrap()])
+        .ok();
+    s.run(&["org-policy", "apply", org.to_str().unwrap()]).ok();
+    s
+}
+
+#[test]
+fn the_plan_is_deterministic_and_matches_its_golden_files() {
+    let s = estate();
+    let md = s.run(&["plan"]).ok().stdout;
+    let md2 = s.run(&["plan"]).ok().stdout;
+    let drop_generated = |t: &str| -> String {
+        t.lines()
+            .filter(|l| !l.starts_with("Generated at: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        drop_generated(&md),
+        drop_generated(&md2),
+        "same state, same bytes"
+    );
+    assert!(
+        md.contains("| `secret/billing/stripe` | stripe | billing |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("rotation cadence outside the policy"),
+        "180d > 90d for api keys: {md}"
+    );
+    golden("plan.md", &mask(&md));
+    let json = s.run(&["plan", "--format", "json"]).ok().json();
+    let mut j = json.clone();
+    j["generated_at"] = json!("<generated>");
+    golden(
+        "plan.json",
+        &mask(&serde_json::to_string_pretty(&j).unwrap()),
+    );
+    assert_eq!(
+        json["access"]["matrix"][0]["read"],
+        json!(["auth/approle/app"])
+    );
+    let html = s.run(&["plan", "--format", "html"]).ok().stdout;
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "{html}"
+    );
+    for external in ["<script", "<link", "src=", "@import", "url("] {
+        assert!(!html.contains(external), "external asset {external}");
+    }
+    // The API answers the same JSON, never a value.
+    let api = Api::new(&s);
+    let body = api.root("GET", "sys/coffer/plan", None);
+    assert_eq!(body["data"]["inventory"], json["inventory"]);
+    let value = api.root("GET", "secret/data/app/db", None)["data"]["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!body.to_string().contains(&value));
+}
+
+#[test]
+fn abort_records_its_note_and_secures_with_rotators() {
+    let s = estate();
+    let dir = tempfile::tempdir().unwrap();
+    let note = dir.path().join("note.md");
+    s.run(&["check", "abort"]).code(2);
+    let before =
+        Api::new(&s).root("GET", "secret/data/app/db", None)["data"]["metadata"]["version"].clone();
+    let r = s
+        .run(&[
+            "check",
+            "abort",
+            "--reason",
+            "project cancelled",
+            "--secure",
+            "-o",
+            note.to_str().unwrap(),
+        ])
+        .code(3);
+    assert!(r.stdout.contains("Aborted"), "{}", r.stdout);
+    let text = std::fs::read_to_string(&note).unwrap();
+    assert!(text.contains("Reason: project cancelled"), "{text}");
+    // Read just now (by the root token above): listed and, having a rotator, rotated.
+    assert!(
+        text.contains("`secret/app/db` (read in the last 30 days): rotated to version"),
+        "{text}"
+    );
+    // Third-party without a rotator: listed with what to do.
+    assert!(
+        text.contains("`secret/billing/stripe` (") && text.contains("(at stripe)"),
+        "{text}"
+    );
+    let after =
+        Api::new(&s).root("GET", "secret/data/app/db", None)["data"]["metadata"]["version"].clone();
+    assert_ne!(before, after);
+}
+
+/// An AppRole login: the role's token.
+fn approle_token(api: &Api, role: &str) -> String {
+    let id = api.root("GET", &format!("auth/approle/role/{role}/role-id"), None)["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sid = api.root("POST", &format!("auth/approle/role/{role}/secret-id"), None)["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, b) = api.call(
+        "POST",
+        "auth/approle/login",
+        None,
+        Some(json!({"role_id": id, "secret_id": sid})),
+    );
+    assert_eq!(st, 200, "{b}");
+    b["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_review_finds_the_stale_grant_and_the_over_shared_secret() {
+    let s = estate();
+    let api = Api::new(&s);
+    let dir = tempfile::tempdir().unwrap();
+    // Three more roles may read secret/app/db; only `app` reads it.
+    let pol = dir.path().join("wide.hcl");
+    std::fs::write(
+        &pol,
+        "path \"secret/data/app/db\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    for r in ["ci", "batch", "report"] {
+        s.run(&["policy", "write", r, pol.to_str().unwrap()]).ok();
+        s.run(&[
+            "write",
+            &format!("auth/approle/role/{r}"),
+            &format!("token_policies={r}"),
+            "token_ttl=1h",
+        ])
+        .ok();
+    }
+    let app = approle_token(&api, "app");
+    let (st, _) = api.call("GET", "secret/data/app/db", Some(&app), None);
+    assert_eq!(st, 200);
+    let r = s
+        .run(&["review", "start", "--max-readers", "3", "--format", "json"])
+        .ok()
+        .json();
+    let f = &r["findings"];
+    assert_eq!(f["over_shared"][0]["secret"], "secret/app/db", "{r:#}");
+    assert_eq!(f["over_shared"][0]["readers"], 4);
+    let stale: Vec<String> = f["stale_grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {}",
+                g["identity"].as_str().unwrap(),
+                g["secret"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        stale.contains(&"auth/approle/ci secret/app/db".to_string()),
+        "{stale:?}"
+    );
+    assert!(
+        !stale.contains(&"auth/approle/app secret/app/db".to_string()),
+        "app read it: {stale:?}"
+    );
+    // Decide with a rationale (mandatory), apply, export.
+    let id = r["id"].as_str().unwrap();
+    let item = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["identity"] == "auth/approle/ci" && i["secret"] == "secret/app/db")
+        .unwrap()["item"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _) = api.call(
+        "POST",
+        &format!("sys/coffer/review/{id}/decide"),
+        Some(&s.token),
+        Some(json!({"item": item, "decision": "revoke", "rationale": " "})),
+    );
+    assert_eq!(st, 400, "a rationale is required");
+    s.run(&[
+        "review",
+        "decide",
+        id,
+        &item,
+        "--decision",
+        "revoke",
+        "--rationale",
+        "ci does not use it",
+    ])
+    .ok();
+    s.run(&["review", "apply", id]).ok();
+    let ci = approle_token(&api, "ci");
+    let (st, _) = api.call("GET", "secret/data/app/db", Some(&ci), None);
+    assert_eq!(st, 403, "the revoked grant is gone for new logins");
+    let csv = s
+        .run(&["review", "export", id, "--format", "csv"])
+        .ok()
+        .stdout;
+    assert!(
+        csv.lines().any(|l| l.contains("auth/approle/ci")
+            && l.contains("revoke")
+            && l.contains("ci does not use it")),
+        "{csv}"
+    );
+    let json = s
+        .run(&["review", "export", id, "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(json["applied"]["changes"][0]["identity"], "auth/approle/ci");
+}
+
+#[test]
+fn apply_twice_changes_nothing_and_the_role_reads_exactly_its_secrets() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let dir = tempfile::tempdir().unwrap();
+    api.root(
+        "POST",
+        "secret/data/billing/stripe",
+        Some(json!({"data": {"api_key": random_hex(8)}})),
+    );
+    api.root(
+        "POST",
+        "secret/data/other/thing",
+        Some(json!({"data": {"v": random_hex(8)}})),
+    );
+    let file = dir.path().join("coffer.app.toml");
+    std::fs::write(
+        &file,
+        "[app]\nname = \"billing\"\nsource = \"git.example/billing/coffer.app.toml\"\n\n\
+         [identity]\nmethod = \"approle\"\ntoken_ttl = \"1h\"\n\n\
+         [[secret]]\npath = \"secret/billing/stripe\"\ntype = \"api_key\"\nowner = \"billing\"\nvendor = \"stripe\"\nrotate_every = \"90d\"\n\n\
+         [[secret]]\npath = \"secret/billing/signing\"\ntype = \"token\"\nowner = \"billing\"\nrotate_every = \"30d\"\nrotator = \"generate\"\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let dry = s
+        .run(&["apply", "-f", f, "--dry-run", "--format", "json"])
+        .ok()
+        .json();
+    assert!(!dry["changes"].as_array().unwrap().is_empty());
+    assert_eq!(
+        api.call("GET", "sys/policies/acl/app-billing", Some(&s.token), None)
+            .0,
+        404,
+        "dry run changed nothing"
+    );
+    let first = s.run(&["apply", "-f", f, "--format", "json"]).ok().json();
+    assert!(first["changes"].as_array().unwrap().len() >= 5, "{first:#}");
+    let second = s.run(&["apply", "-f", f]).ok();
+    assert!(second.stdout.starts_with("No changes"), "{}", second.stdout);
+    assert!(
+        second.stdout.contains("auth/approle/login"),
+        "the run-time snippet: {}",
+        second.stdout
+    );
+    // The role reads exactly its secrets.
+    let t = approle_token(&api, "billing");
+    assert_eq!(
+        api.call("GET", "secret/data/billing/stripe", Some(&t), None)
+            .0,
+        200
+    );
+    assert_eq!(
+        api.call("GET", "secret/data/billing/signing", Some(&t), None)
+            .0,
+        200,
+        "generated on onboarding"
+    );
+    assert_eq!(
+        api.call("GET", "secret/data/other/thing", Some(&t), None).0,
+        403
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            "secret/data/billing/stripe",
+            Some(&t),
+            Some(json!({"data": {"x": "y"}}))
+        )
+        .0,
+        403
+    );
+    assert_eq!(api.call("LIST", "secret/metadata/", Some(&t), None).0, 403);
+    // The plan lists the app with its file's source.
+    let plan = s.run(&["plan", "--format", "json"]).ok().json();
+    let app = &plan["onboarded_systems"][0];
+    assert_eq!(app["name"], "billing");
+    assert_eq!(app["source"], "git.example/billing/coffer.app.toml");
+    // A secret removed from the file is reported, not deleted.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let cut = text
+        .find("[[secret]]\npath = \"secret/billing/signing\"")
+        .unwrap();
+    std::fs::write(&file, &text[..cut]).unwrap();
+    let third = s.run(&["apply", "-f", f]).ok();
+    assert!(
+        third
+            .stdout
+            .contains("secret/billing/signing was removed from the file: kept"),
+        "{}",
+        third.stdout
+    );
+    assert_eq!(
+        api.call(
+            "GET",
+            "secret/lifecycle/billing/signing",
+            Some(&s.token),
+            None
+        )
+        .0,
+        200
+    );
+}

@@ -50,6 +50,7 @@ pub fn is_path(rest: &str) -> bool {
         "coffer/check",
         "coffer/plan",
         "coffer/review",
+        "coffer/apps",
     ]
     .iter()
     .any(|p| rest == *p || rest.starts_with(&format!("{p}/")))
@@ -220,9 +221,67 @@ pub(crate) async fn handle(
     if rest.starts_with("coffer/review") {
         return review::handle(core, req, rest, token).await;
     }
+    if rest.starts_with("coffer/apps") {
+        return apps(core, req, rest, token).await;
+    }
     Err(Error::UnsupportedPath(format!(
         "unsupported path sys/{rest}"
     )))
+}
+
+/// `sys/coffer/apps[/<name>]`: the systems onboarded with `coffer apply`
+/// (name, source file, identity, secrets), listed by the plan. LIST, GET,
+/// POST (the record as JSON), DELETE.
+async fn apps(core: &Core, req: &Request, rest: &str, token: &TokenEntry) -> Result<Response> {
+    let v = view(core);
+    let name = rest
+        .strip_prefix("coffer/apps")
+        .unwrap_or("")
+        .trim_matches('/');
+    if name.is_empty() {
+        return match req.operation {
+            Operation::List | Operation::Read => {
+                let mut keys = v.list("apps/").await?;
+                keys.sort();
+                Response::list(keys)
+            }
+            _ => Err(Error::UnsupportedOperation),
+        };
+    }
+    if name.len() > 128
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::bad(
+            "app name: letters, digits, - and _ only (at most 128)",
+        ));
+    }
+    let key = format!("apps/{name}");
+    match req.operation {
+        Operation::Read => Ok(Response::data(
+            v.get_json::<Value>(&key).await?.ok_or(Error::NotFound)?,
+        )),
+        Operation::Create | Operation::Update => {
+            let p = Params(&req.data);
+            let rec = json!({
+                "name": name,
+                "source": p.str("source")?.unwrap_or(""),
+                "identity": p.str("identity")?.unwrap_or(""),
+                "policy": p.str("policy")?.unwrap_or(""),
+                "secrets": p.str_list("secrets")?.unwrap_or_default(),
+            });
+            v.put_json(&key, &rec).await?;
+            core.audit_event("app_onboarded", Some(token), rec.clone())
+                .await?;
+            Ok(Response::data(rec))
+        }
+        Operation::Delete => {
+            v.delete(&key).await?;
+            Ok(Response::empty())
+        }
+        _ => Err(Error::UnsupportedOperation),
+    }
 }
 
 /// Records that the emergency revocation ran (`drill` false) or was

@@ -389,8 +389,8 @@ pub async fn build(
             "mount_ttls": mounts,
             "leases": core.leases.len(),
             "token_trees": "a token's children and leases are revoked with it; leases never outlive their token",
-            "emergency_procedure": "coffer revoke --compromised SECRET --reason \"...\": rotates the secret, revokes its leases and every token that read it",
-            "drill": "coffer revoke --compromised --drill SECRET --reason \"drill\": computes the same without changing anything, and records it",
+            "emergency_procedure": "`coffer revoke --compromised SECRET --reason \"...\"` rotates the secret, revokes its leases and every token that read it",
+            "drill": "`coffer revoke --compromised --drill SECRET --reason \"drill\"` computes the same without changing anything, and records it",
             "drill_max_age": dur(policy.drill_max_age),
             "last_drill": drill,
             "last_used": used,
@@ -485,7 +485,7 @@ pub async fn current(core: &Core) -> Result<Value> {
         "plan_sha256": h,
         "required": policy.required_approvals,
         "approvals": approvals,
-        "role_mapping": "a token signs as a role when it holds one of the role's policies (or has one of its display names) in the org policy's [approvals.roles]; root tokens cannot sign",
+        "role_mapping": "A token signs as a role when it holds one of the role's policies (or has one of its display names) in the org policy's [approvals.roles]; root tokens cannot sign",
     });
     Ok(plan)
 }

@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod apply;
 pub mod audit;
 pub mod auth;
 pub mod check;

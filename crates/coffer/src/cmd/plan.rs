@@ -441,7 +441,7 @@ pub fn markdown(p: &Value) -> String {
     o.push_str("## 8. Revocation\n\n");
     let rv = &p["revocation"];
     o.push_str(&format!(
-        "- Maximum token TTL (policy): {}\n- Token trees: {}\n- Dynamic credential leases: {}\n- Emergency procedure: `{}`\n- Drill: `{}` (at least every {})\n- Last drill: {}\n- Last used: {}\n\n",
+        "- Maximum token TTL (policy): {}\n- Token trees: {}\n- Dynamic credential leases: {}\n- Emergency procedure: {}\n- Drill: {} (at least every {})\n- Last drill: {}\n- Last used: {}\n\n",
         s(&rv["token_max_ttl"]), s(&rv["token_trees"]), s(&rv["leases"]), s(&rv["emergency_procedure"]), s(&rv["drill"]), s(&rv["drill_max_age"]),
         if rv["last_drill"].is_null() { "never".into() } else { format!("{} on `{}` by {}", s(&rv["last_drill"]["at"]), s(&rv["last_drill"]["path"]), s(&rv["last_drill"]["by"])) },
         if rv["last_used"].is_null() { "never".into() } else { format!("{} on `{}` by {}", s(&rv["last_used"]["at"]), s(&rv["last_used"]["path"]), s(&rv["last_used"]["by"])) },
