@@ -307,44 +307,16 @@ fn walkthrough(p: &mut Prod) -> (String, String) {
         ],
     )
     .ok();
-    p.run_as(
-        Some(&root),
-        &[
-            "secret",
-            "set",
-            "secret/billing/stripe",
-            "-owner=billing",
-            "-type=api_key",
-            "-vendor=stripe",
-            "-rotate-every=90d",
-            "-rotator=manual",
-        ],
-    )
-    .ok();
-    // The app's identity reads exactly its secret.
-    p.run_as(Some(&root), &["auth", "enable", "approle"]).ok();
-    let pol = p.dir.path().join("billing.hcl");
+    // The app's file: owner, type, vendor, cadence; its identity reads exactly its secret.
     std::fs::write(
-        &pol,
-        "path \"secret/data/billing/stripe\" { capabilities = [\"read\"] }\n",
+        p.dir.path().join("coffer.app.toml"),
+        "[app]\nname = \"billing\"\n[identity]\nmethod = \"approle\"\ntoken_ttl = \"1h\"\ntoken_max_ttl = \"4h\"\n\
+         [[secret]]\npath = \"secret/billing/stripe\"\ntype = \"api_key\"\nowner = \"billing\"\n\
+         vendor = \"stripe\"\nrotate_every = \"90d\"\nrotator = \"manual\"\n",
     )
     .unwrap();
-    p.run_as(
-        Some(&root),
-        &["policy", "write", "billing-app", pol.to_str().unwrap()],
-    )
-    .ok();
-    p.run_as(
-        Some(&root),
-        &[
-            "write",
-            "auth/approle/role/billing",
-            "token_policies=billing-app",
-            "token_ttl=1h",
-            "token_max_ttl=4h",
-        ],
-    )
-    .ok();
+    p.run_as(Some(&root), &["apply", "-f", "coffer.app.toml"])
+        .ok();
     // The org policy.
     p.run_as(Some(&root), &["org-policy", "init"]).ok();
     let org = p.dir.path().join("org-policy.toml");
@@ -536,22 +508,26 @@ fn the_walkthrough_completes_and_each_regression_blocks_again() {
     // needs new approvals.
     let broad = p.dir.path().join("broad.hcl");
     std::fs::write(&broad, "path \"secret/*\" { capabilities = [\"read\"] }\n").unwrap();
-    p.run(&["policy", "write", "billing-app", broad.to_str().unwrap()])
+    p.run(&["policy", "write", "app-billing", broad.to_str().unwrap()])
         .ok();
     let (code, c) = p.check(&repo);
     assert_eq!(code, 1);
     let b = blockers(&c);
     assert!(
         b.iter().any(|(cr, item, why)| cr == "access"
-            && item == "policy billing-app"
+            && item == "policy app-billing"
             && why.contains("secret/*")
             && why.contains("auth/approle/billing")),
         "{b:#?}"
     );
     assert!(has_blocker(&c, "approvals", "approval security"), "{c:#}");
-    let pol = p.dir.path().join("billing.hcl");
-    p.run(&["policy", "write", "billing-app", pol.to_str().unwrap()])
-        .ok();
+    // Applying the app's file again restores least privilege.
+    let again = p.run(&["apply", "-f", "coffer.app.toml"]).ok();
+    assert!(
+        again.stdout.contains("update policy app-billing"),
+        "{}",
+        again.stdout
+    );
     let (code, c) = p.check(&repo);
     assert_eq!(code, 0, "the original plan's approvals hold again: {c:#}");
 

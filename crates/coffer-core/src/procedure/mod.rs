@@ -36,7 +36,7 @@ use crate::{Error, Operation, Request, Response, Result};
 /// A duration as the plan and the check print it: whole days as `90d`,
 /// else Go's short form (`24h`, `1h30m`).
 pub fn dur(secs: u64) -> String {
-    if secs > 0 && secs % 86_400 == 0 {
+    if secs > 0 && secs.is_multiple_of(86_400) {
         format!("{}d", secs / 86_400)
     } else {
         crate::util::format_duration_short(secs)
