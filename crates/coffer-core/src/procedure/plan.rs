@@ -594,3 +594,36 @@ async fn approve(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respo
         .await?;
     Ok(Response::data(rec))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_ignores_what_operation_changes_and_sees_structure() {
+        let plan = json!({
+            "generated_at": "t1",
+            "inventory": {"secrets": [{"secret": "secret/a"}]},
+            "rotation": {"secrets": [{"secret": "secret/a", "next_due": "d1", "status": "ok", "cadence": "30d"}], "calendar": [1]},
+            "revocation": {"leases": 1, "last_drill": null},
+            "runtime_delivery": [{"secret": "secret/a", "readers": []}],
+            "sign_off": {"approvals": []},
+        });
+        let h = hash(&plan);
+        let mut moved = plan.clone();
+        moved["generated_at"] = json!("t2");
+        moved["rotation"]["secrets"][0]["next_due"] = json!("d2");
+        moved["rotation"]["secrets"][0]["status"] = json!("due");
+        moved["rotation"]["calendar"] = json!([2]);
+        moved["revocation"]["leases"] = json!(7);
+        moved["runtime_delivery"][0]["readers"] = json!([{"display_name": "x"}]);
+        moved["sign_off"]["approvals"] = json!([{"role": "security"}]);
+        assert_eq!(hash(&moved), h);
+        let mut changed = plan.clone();
+        changed["rotation"]["secrets"][0]["cadence"] = json!("365d");
+        assert_ne!(hash(&changed), h);
+        let mut added = plan;
+        added["inventory"]["secrets"] = json!([{"secret": "secret/a"}, {"secret": "secret/b"}]);
+        assert_ne!(hash(&added), h);
+    }
+}

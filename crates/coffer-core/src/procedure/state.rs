@@ -414,3 +414,45 @@ pub fn is_reader(identity: &Identity, o: &Observed) -> bool {
 pub fn identity_json(i: &Identity) -> Value {
     json!({"id": i.id(), "kind": i.kind, "mount": i.mount, "name": i.name, "policies": i.policies})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broad_patterns_cover_whole_mounts_only() {
+        let mounts = vec!["secret/".to_string(), "kv/".to_string()];
+        for (p, want) in [
+            ("*", vec!["secret/", "kv/"]),
+            ("secret/*", vec!["secret/"]),
+            ("secret/data/*", vec!["secret/"]),
+            ("secret/+/*", vec!["secret/"]),
+            ("s*", vec!["secret/"]),
+            ("secret/data/app/*", vec![]),
+            ("secret/data/app/db", vec![]),
+            ("kv/data/x*", vec![]),
+        ] {
+            assert_eq!(covered_mounts(p, &mounts), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn a_reader_is_matched_by_its_policies_default_aside() {
+        let i = Identity {
+            kind: "approle".into(),
+            mount: "auth/approle/".into(),
+            name: "app".into(),
+            policies: vec!["app".into(), "default".into()],
+        };
+        let o = |p: &[&str]| Observed {
+            display_name: "approle".into(),
+            policies: p.iter().map(|s| s.to_string()).collect(),
+            last_read: 0,
+            reads: 1,
+        };
+        assert!(is_reader(&i, &o(&["app"])));
+        assert!(is_reader(&i, &o(&["default", "app"])));
+        assert!(!is_reader(&i, &o(&["app", "ci"])));
+        assert!(!is_reader(&i, &o(&["default"])));
+    }
+}
