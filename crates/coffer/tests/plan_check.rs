@@ -1049,3 +1049,65 @@ fn apply_twice_changes_nothing_and_the_role_reads_exactly_its_secrets() {
         200
     );
 }
+
+#[test]
+fn a_drill_changes_nothing_and_counts_for_the_check() {
+    let s = estate();
+    let api = Api::new(&s);
+    let app = approle_token(&api, "app");
+    assert_eq!(
+        api.call("GET", "secret/data/app/db", Some(&app), None).0,
+        200
+    );
+    let version = |api: &Api| {
+        api.root("GET", "secret/metadata/app/db", None)["data"]["current_version"].clone()
+    };
+    let before = version(&api);
+    let c = s
+        .run(&["check", "--no-record", "--format", "json"])
+        .code(1)
+        .json();
+    assert!(
+        has_blocker(&c, "revocation", "emergency revocation"),
+        "{c:#}"
+    );
+    let d = s
+        .run(&[
+            "revoke",
+            "--compromised",
+            "--drill",
+            "secret/app/db",
+            "--reason",
+            "drill",
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(d["data"]["drill"], true);
+    assert_eq!(d["data"]["tokens_would_revoke"], 1, "{d:#}");
+    assert_eq!(d["data"]["rotation"]["ready"], true, "{d:#}");
+    assert_eq!(version(&api), before, "nothing rotated");
+    assert_eq!(
+        api.call("GET", "secret/data/app/db", Some(&app), None).0,
+        200,
+        "the reader keeps its token"
+    );
+    let c = s
+        .run(&["check", "--no-record", "--format", "json"])
+        .code(1)
+        .json();
+    assert!(
+        !has_blocker(&c, "revocation", "emergency revocation"),
+        "{c:#}"
+    );
+    let plan = s.run(&["plan", "--format", "json"]).ok().json();
+    assert_eq!(
+        plan["revocation"]["last_drill"]["path"],
+        "secret/data/app/db"
+    );
+    assert_eq!(
+        plan["runtime_delivery"][0]["readers"][0]["identities"],
+        json!(["auth/approle/app"])
+    );
+}
