@@ -61,6 +61,11 @@ pub struct CoreConfig {
     /// URL prefixes JWT auth mounts may fetch keys from (`jwks_url`,
     /// `oidc_discovery_url`); empty: none.
     pub jwt_key_urls: crate::auth::jwt::remote::AllowedUrls,
+    /// Whether this is a `--dev` server (in-memory or throwaway storage,
+    /// auto-unsealed): `coffer check` refuses it as the store of record.
+    pub dev_mode: bool,
+    /// Whether the listener serves TLS (`coffer check` requires it).
+    pub listener_tls: bool,
 }
 
 impl Default for CoreConfig {
@@ -72,6 +77,8 @@ impl Default for CoreConfig {
             key_rotation_threshold: crate::barrier::DEFAULT_ROTATION_THRESHOLD,
             unauthenticated_metrics_access: false,
             jwt_key_urls: Default::default(),
+            dev_mode: false,
+            listener_tls: false,
         }
     }
 }

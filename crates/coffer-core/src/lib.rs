@@ -24,6 +24,7 @@ pub mod password;
 pub mod path_help;
 pub mod policy;
 pub mod policy_store;
+pub mod procedure;
 pub mod redact;
 pub mod request;
 pub mod routes;

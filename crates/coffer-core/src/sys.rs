@@ -295,6 +295,9 @@ pub(crate) async fn handle(
                 ("coffer/inventory", Read | List) => {
                     return crate::lifecycle::inventory(core, req).await
                 }
+                (p, _) if crate::procedure::is_path(p) => {
+                    return crate::procedure::handle(core, req, rest, token).await
+                }
                 ("coffer/revoke-compromised", Create | Update) => {
                     return crate::lifecycle::revoke_compromised(core, req, token).await
                 }
@@ -707,4 +710,5 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
         || rest.starts_with("revoke-prefix/")
         || rest.starts_with("revoke-force/")
         || rest.starts_with("locked-users")
+        || crate::procedure::requires_sudo(rest, op)
 }

@@ -118,7 +118,10 @@ pub fn parse<C: CommandFactory + FromArgMatches>() -> C {
     match try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
-            let scan = std::env::args_os().nth(1).is_some_and(|a| a == "scan");
+            // `scan` and `check` give 1 a meaning of their own (findings, blockers).
+            let scan = std::env::args_os()
+                .nth(1)
+                .is_some_and(|a| a == "scan" || a == "check");
             let code = match (e.use_stderr(), scan) {
                 (false, _) => 0,
                 (true, true) => 2,

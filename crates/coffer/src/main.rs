@@ -112,6 +112,17 @@ enum Command {
     Audit(cmd::audit::Args),
     /// Log in, keep a token alive, render templates, run an app (like `vault agent`).
     Agent(agent::Args),
+    /// The org secrets policy: init, show, apply, diff, history.
+    #[command(name = "org-policy")]
+    OrgPolicy(cmd::org_policy::Args),
+    /// Check the acceptance criteria: Completed (0), Blocked (1), Aborted (3).
+    Check(cmd::check::Args),
+    /// Write the Secrets Management Plan from live state; sign it off.
+    Plan(cmd::plan::Args),
+    /// Review access: stale grants, over-shared secrets, decisions, export.
+    Review(cmd::review::Args),
+    /// Onboard a system from its coffer.app.toml: secrets, policy, role.
+    Apply(cmd::apply::Args),
     /// Print a shell completion script.
     Completion {
         /// The shell to generate completions for.
@@ -149,6 +160,11 @@ fn main() {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Audit(a) => cmd::audit::run(a),
         Command::Agent(a) => agent::run(a),
+        Command::OrgPolicy(a) => cmd::org_policy::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
+        Command::Review(a) => cmd::review::run(a),
+        Command::Apply(a) => cmd::apply::run(a),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
             Ok(0)

@@ -130,6 +130,11 @@ impl Device {
         self.hasher.hmac(input)
     }
 
+    /// The log file of a file device.
+    pub fn file_path(&self) -> Option<std::path::PathBuf> {
+        self.state.lock().sink.file_path()
+    }
+
     /// Where the chain of a file device's existing log ends, from its last line.
     pub fn chain_from_file(&self) -> Option<ChainState> {
         let line = self.state.lock().sink.last_line()?;

@@ -307,6 +307,14 @@ impl Sink {
         last_line_of(f).ok().flatten()
     }
 
+    /// The file a file sink writes (its directory joined with its path).
+    pub fn file_path(&self) -> Option<PathBuf> {
+        match self {
+            Sink::File { root, rel, .. } => Some(root.join(rel)),
+            _ => None,
+        }
+    }
+
     /// Whether this is a file (reopened on SIGHUP).
     pub fn is_file(&self) -> bool {
         matches!(self, Sink::File { .. })

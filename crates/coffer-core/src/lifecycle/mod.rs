@@ -562,6 +562,9 @@ pub async fn revoke_compromised(
     }
     let rel = rel.strip_prefix("data/").unwrap_or(&rel).to_string();
     let lc = store::load(&m.view, &rel).await?.unwrap_or_default();
+    if p.bool("drill")?.unwrap_or(false) {
+        return drill(core, caller, &m, &rel, &lc, &reason, since).await;
+    }
     let mut warnings = Vec::new();
     let rotated = if lc.rotation.as_ref().is_some_and(|r| r.rotator != "manual") {
         match rotate::rotate(
@@ -619,12 +622,78 @@ pub async fn revoke_compromised(
         }),
     )
     .await?;
+    crate::procedure::record_revocation(core, &data_path, &reason, false, caller).await?;
     let mut r = Response::data(json!({
         "path": data_path,
         "reason": reason,
         "rotated": rotated,
         "leases_revoked": leases,
         "tokens_revoked": tokens,
+        "since": since.map(|t| rfc3339(&t)),
+    }));
+    r.warnings = warnings;
+    Ok(r)
+}
+
+/// The drill of [`revoke_compromised`]: works out everything it would do
+/// (the rotator that would run, and whether its settings still validate;
+/// the leases under the secret's prefixes; the tokens that read it) without
+/// rotating or revoking anything, and records the drill.
+async fn drill(
+    core: &Core,
+    caller: &TokenEntry,
+    m: &Mounted,
+    rel: &str,
+    lc: &Lifecycle,
+    reason: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<Response> {
+    let data_path = format!("{}data/{rel}", m.entry.path);
+    let mut warnings = Vec::new();
+    let rotation = match lc.rotation.as_ref().filter(|r| r.rotator != "manual") {
+        Some(r) => match rotators::validate(&core.config.rotators, &r.rotator, &r.settings) {
+            Ok(()) => json!({"rotator": r.rotator, "ready": true}),
+            Err(e) => {
+                warnings.push(format!(
+                    "the rotator would fail: {}",
+                    e.messages().join("; ")
+                ));
+                json!({"rotator": r.rotator, "ready": false})
+            }
+        },
+        None => {
+            warnings
+                .push("no rotator configured: the secret would have to be rotated by hand".into());
+            Value::Null
+        }
+    };
+    let mut leases = 0usize;
+    for prefix in &lc.lease_prefixes {
+        let dir = format!("{}/", prefix.trim_end_matches('/'));
+        leases += core.leases.list(&dir).await?.len();
+    }
+    let tokens = core
+        .audit
+        .readers_since(&data_path, since)
+        .await?
+        .into_iter()
+        .filter(|a| *a != caller.accessor)
+        .count();
+    core.audit_event(
+        "secret_compromise_drill",
+        Some(caller),
+        json!({"path": data_path, "reason": reason, "rotation": rotation,
+               "leases_would_revoke": leases, "tokens_would_revoke": tokens}),
+    )
+    .await?;
+    crate::procedure::record_revocation(core, &data_path, reason, true, caller).await?;
+    let mut r = Response::data(json!({
+        "drill": true,
+        "path": data_path,
+        "reason": reason,
+        "rotation": rotation,
+        "leases_would_revoke": leases,
+        "tokens_would_revoke": tokens,
         "since": since.map(|t| rfc3339(&t)),
     }));
     r.warnings = warnings;

@@ -27,6 +27,10 @@ pub struct Args {
     /// The secret has leaked: rotate it and cut off everyone who read it.
     #[arg(long)]
     compromised: bool,
+    /// Rehearse: work out what would be rotated and revoked, change
+    /// nothing, and record the drill (`coffer check` looks for one).
+    #[arg(long)]
+    drill: bool,
     /// Why (required; recorded in the rotation history and the audit log).
     #[arg(long)]
     reason: Option<String>,
@@ -53,7 +57,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             "{path:?} names no secret: use <mount>/<path>, e.g. secret/billing/stripe"
         ));
     }
-    let mut body = json!({"path": path, "reason": reason});
+    let mut body = json!({"path": path, "reason": reason, "drill": a.drill});
     if let Some(since) = a.since.as_deref().filter(|s| !s.trim().is_empty()) {
         body["since"] = json!(since.trim());
     }
@@ -68,6 +72,14 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     .unwrap_or(Value::Null);
     generic::print_warnings(&answer);
     let data = answer.get("data").unwrap_or(&Value::Null);
+    if a.drill {
+        if a.output.format == Format::Json {
+            print!("{}", output::json(&answer));
+        } else {
+            print!("{}", render_drill(data));
+        }
+        return Ok(0);
+    }
     if a.output.format == Format::Json {
         print!("{}", output::json(&answer));
     } else {
@@ -85,6 +97,35 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
          `coffer rotate {path}`."
     );
     Ok(2)
+}
+
+/// What a drill found, as a Key/Value table.
+fn render_drill(d: &Value) -> String {
+    let text = |k: &str| d.get(k).map(generic::cell).unwrap_or_else(|| "-".into());
+    let rotation = match d.get("rotation") {
+        Some(r) if r.is_object() => format!(
+            "{} ({})",
+            r.get("rotator").map(output::value_text).unwrap_or_default(),
+            if r.get("ready") == Some(&Value::Bool(true)) {
+                "ready"
+            } else {
+                "would FAIL"
+            }
+        ),
+        _ => "none: rotate by hand".into(),
+    };
+    let rows = vec![
+        (
+            "Drill".to_owned(),
+            "nothing was changed; the drill is recorded".to_owned(),
+        ),
+        ("Secret".to_owned(), text("path")),
+        ("Reason".to_owned(), text("reason")),
+        ("Would rotate with".to_owned(), rotation),
+        ("Leases to revoke".to_owned(), text("leases_would_revoke")),
+        ("Tokens to revoke".to_owned(), text("tokens_would_revoke")),
+    ];
+    output::table(&rows)
 }
 
 /// What was rotated and revoked, as a Key/Value table.

@@ -215,7 +215,7 @@ fn scan_root(args: &Args) -> PathBuf {
 /// The directory baseline paths are relative to: the root of the git
 /// repository holding the scanned root, else the scanned root itself
 /// (absolute). None when it cannot be resolved.
-fn baseline_root(root: &Path) -> Option<PathBuf> {
+pub(crate) fn baseline_root(root: &Path) -> Option<PathBuf> {
     let root = std::fs::canonicalize(root).ok()?;
     let git = root.ancestors().find(|d| d.join(".git").exists());
     Some(git.unwrap_or(&root).to_path_buf())
@@ -225,7 +225,7 @@ fn baseline_root(root: &Path) -> Option<PathBuf> {
 /// separators, whatever the working directory. History and staged findings
 /// (already relative to their repository), standard input and paths that
 /// do not resolve under the root keep the path as printed.
-fn baseline_path(key_root: Option<&Path>, f: &Finding) -> String {
+pub(crate) fn baseline_path(key_root: Option<&Path>, f: &Finding) -> String {
     if f.commit.is_some() || f.path == "<stdin>" {
         return f.path.clone();
     }
@@ -238,7 +238,7 @@ fn baseline_path(key_root: Option<&Path>, f: &Finding) -> String {
         .unwrap_or_else(|| f.path.clone())
 }
 
-fn load_config(explicit: Option<&Path>, root: &Path) -> anyhow::Result<Config> {
+pub(crate) fn load_config(explicit: Option<&Path>, root: &Path) -> anyhow::Result<Config> {
     if let Some(p) = explicit {
         return Ok(Config::load(p)?);
     }

@@ -324,6 +324,7 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
             rotators: registry,
             unauthenticated_metrics_access: telemetry.unauthenticated_metrics_access,
             jwt_key_urls: jwt_urls,
+            dev_mode: true,
             ..Default::default()
         },
     );
@@ -430,6 +431,7 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
         rotators: rotators(config.rotator, path)?,
         unauthenticated_metrics_access: config.telemetry.unauthenticated_metrics_access,
         jwt_key_urls: config.jwt_discovery.allowed()?,
+        listener_tls: listener.tls.is_some(),
         ..Default::default()
     };
     if let Some(name) = config.cluster_name {
