@@ -8,8 +8,9 @@
 //!    groups of every node commit in sequence order (a reader that sees
 //!    `seq = n` knows every group up to `n` is committed);
 //! 2. each fenced batch first touches the leader row with its term
-//!    (`UPDATE ... WHERE term = $1 AND holder = $2 AND expires_at >
-//!    clock_timestamp()`): no row, no write, and the row lock keeps a
+//!    (`UPDATE ... WHERE term = $1 AND expires_at > clock_timestamp()`; a
+//!    term names one holder's unbroken tenure, since every change of holder
+//!    or lapse increments it): no row, no write, and the row lock keeps a
 //!    takeover from committing in between;
 //! 3. the batches' operations;
 //! 4. one `T_log` row with the group's keys, which other nodes read to
@@ -112,7 +113,7 @@ impl WriteConn {
             .await?,
             delete: prep(format!("DELETE FROM {} WHERE key = $1", t.kv)).await?,
             fence: prep(format!(
-                "UPDATE {} SET term = term WHERE id = 1 AND term = $1 AND holder = $2 \
+                "UPDATE {} SET term = term WHERE id = 1 AND term = $1 \
                  AND expires_at > clock_timestamp()",
                 t.leader
             ))
@@ -247,10 +248,9 @@ async fn fast_path(
     let bump = tx.query_one(&st.bump, &[]);
     let fences = join_all(group.iter().filter_map(|r| r.fence).map(|term| {
         let tx = &tx;
-        let node = &node;
         async move {
             let term = i64::try_from(term).unwrap_or(i64::MAX);
-            tx.execute(&st.fence, &[&term, node]).await
+            tx.execute(&st.fence, &[&term]).await
         }
     }));
     let ops = join_all(group.iter().map(|r| apply_ops(&tx, st, &r.ops)));
@@ -303,7 +303,7 @@ async fn slow_path(c: &mut WriteConn, node: &str, group: &[Request]) -> Result<V
             .map_err(pg)?;
         if let Some(term) = r.fence {
             let t = i64::try_from(term).unwrap_or(i64::MAX);
-            match tx.execute(&st.fence, &[&t, &node]).await {
+            match tx.execute(&st.fence, &[&t]).await {
                 Ok(1) => {}
                 Ok(_) => {
                     tx.batch_execute(

@@ -32,6 +32,13 @@ pub struct DropTables {
     table: String,
 }
 
+impl DropTables {
+    /// Drops `table`'s tables at `url` when dropped.
+    pub fn new(url: String, table: String) -> Self {
+        DropTables { url, table }
+    }
+}
+
 impl Drop for DropTables {
     fn drop(&mut self) {
         let (url, table) = (self.url.clone(), self.table.clone());

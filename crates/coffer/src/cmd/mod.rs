@@ -6,6 +6,7 @@ pub mod generic;
 pub mod kv;
 pub mod lease;
 pub mod login;
+pub mod migrate;
 pub mod operator;
 pub mod policy;
 pub mod quorum;
