@@ -4,6 +4,10 @@
 //! dropped afterwards).
 //!
 //! `cargo run --release -p coffer-storage --example write_throughput [seconds]`
+//!
+//! Measured on a shared 2-core machine (PostgreSQL 15 on loopback,
+//! `synchronous_commit = on`): SQLite 1269/s with one writer and 5651/s
+//! with 32; PostgreSQL 188/s and 1919/s (group commit: 10.2x).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
