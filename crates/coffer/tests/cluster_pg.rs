@@ -590,3 +590,65 @@ fn operator_migrate_moves_sqlite_into_postgresql_and_back() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["data"]["data"]["v"], json!(written[24]));
 }
+
+#[test]
+fn kill_9_of_a_node_in_a_write_loop_loses_no_acknowledged_write() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "kill9");
+    let (mut nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "sys/mounts/kv",
+        &root,
+        Some(json!({"type": "kv", "options": {"version": "1"}})),
+    );
+    assert!(st < 300, "{v}");
+    let addr = nodes[0].server.addr.clone();
+    let token = root.clone();
+    // Four writers on node A until it dies; each records what was acknowledged.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (addr, token) = (addr.clone(), token.clone());
+            std::thread::spawn(move || {
+                let http = cli_support::http();
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let value = format!("w{w}-{i}");
+                    let r = http
+                        .post(format!("{addr}/v1/kv/k{w}-{i}"))
+                        .header("X-Vault-Token", &token)
+                        .json(&json!({"v": value}))
+                        .send();
+                    match r {
+                        Ok(resp) if resp.status().is_success() => {
+                            acked.push((format!("k{w}-{i}"), value))
+                        }
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    nodes[0].server.kill();
+    let acked: Vec<(String, String)> = writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        acked.len() > 20,
+        "only {} writes before the kill",
+        acked.len()
+    );
+    for (key, value) in &acked {
+        let (st, v) = call(&nodes[1], "GET", &format!("kv/{key}"), &root, None);
+        assert_eq!(st, 200, "acknowledged {key} lost: {v}");
+        assert_eq!(v["data"]["v"], json!(value));
+    }
+    eprintln!(
+        "{} acknowledged writes, all present on the other node",
+        acked.len()
+    );
+}
