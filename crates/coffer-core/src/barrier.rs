@@ -208,6 +208,24 @@ impl Barrier {
         Ok(())
     }
 
+    /// Drops `keys` from the read cache (another node wrote them). A read
+    /// running meanwhile does not fill them back.
+    pub fn invalidate(&self, keys: &[String]) {
+        self.write_epoch.fetch_add(1, Ordering::SeqCst);
+        let mut cache = self.cache.lock();
+        for key in keys {
+            cache.entries.remove(key);
+        }
+        self.write_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Empties the read cache (the change log had a gap).
+    pub fn invalidate_all(&self) {
+        self.write_epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.lock().entries.clear();
+        self.write_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Seals the barrier: drops the keyring (its keys zeroize) and empties the cache.
     pub fn seal(&self) {
         *self.active.write() = None;

@@ -101,6 +101,13 @@ impl<V> ParsedCache<V> {
         }
     }
 
+    /// Drops `key` (changed by another node); a fill racing this is dropped.
+    pub fn invalidate(&self, key: &str) {
+        let mut map = self.map.lock();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        map.remove(key);
+    }
+
     /// Forgets everything.
     pub fn clear(&self) {
         self.map.lock().clear();

@@ -66,6 +66,11 @@ pub struct CoreConfig {
     pub dev_mode: bool,
     /// Whether the listener serves TLS (`coffer check` requires it).
     pub listener_tls: bool,
+    /// The address clients reach this node at (`api_addr`; `sys/leader`
+    /// shows the leader's).
+    pub api_addr: String,
+    /// Length of the leader lease on shared storage: the failover bound.
+    pub leader_lease_ttl: std::time::Duration,
 }
 
 impl Default for CoreConfig {
@@ -79,6 +84,8 @@ impl Default for CoreConfig {
             jwt_key_urls: Default::default(),
             dev_mode: false,
             listener_tls: false,
+            api_addr: String::new(),
+            leader_lease_ttl: crate::leader::DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -132,6 +139,10 @@ pub struct Core {
     /// Set once an unseal has loaded mounts, policies, leases and every
     /// audit device; cleared first thing on seal. Requests wait for it.
     ready: AtomicBool,
+    /// The change-log position applied to the caches (shared storage).
+    pub(crate) coherence: crate::coherence::Coherence,
+    /// This node's hold on the leader lease of background work.
+    pub(crate) leadership: crate::leader::Leadership,
 }
 
 impl Core {
@@ -142,6 +153,7 @@ impl Core {
         barrier.set_rotation_threshold(config.key_rotation_threshold);
         let admin = crate::seal::AdminLock::default();
         let events = Arc::new(crate::events::EventBus::default());
+        let leadership = crate::leader::Leadership::new(&config.api_addr);
         Arc::new(Core {
             seal: Seal::new(barrier.clone(), admin.clone()),
             tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
@@ -168,6 +180,8 @@ impl Core {
             cors: Default::default(),
             events,
             ready: AtomicBool::new(false),
+            coherence: Default::default(),
+            leadership,
         })
     }
 
@@ -238,6 +252,8 @@ impl Core {
                     return Ok(true);
                 }
                 let loaded = async {
+                    // Follow other nodes' writes from before anything is loaded.
+                    self.coherence_start().await?;
                     self.load_mounts().await?;
                     self.identity.load().await?;
                     self.policies.ensure_default().await?;
@@ -281,10 +297,13 @@ impl Core {
         self.identity.clear();
         self.tokens.clear_cache();
         self.leases.clear();
+        if self.barrier.backend().is_shared() {
+            self.release_leadership().await;
+        }
         tracing::info!("core sealed");
     }
 
-    async fn load_mounts(&self) -> Result<()> {
+    pub(crate) async fn load_mounts(&self) -> Result<()> {
         let entries: Vec<MountEntry> = match self.barrier.get(MOUNT_TABLE_KEY).await? {
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Internal(format!("corrupt mount table: {e}")))?,
@@ -404,6 +423,12 @@ impl Core {
         if let Some(resp) = crate::sys::handle_unauthenticated(self, &req).await? {
             return Ok(resp);
         }
+        if self.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        // Shared storage: apply what other nodes wrote before this request
+        // arrived (revocations, policy and mount changes), or 503.
+        self.sync_storage().await?;
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
@@ -1005,8 +1030,37 @@ impl Core {
     /// Starts the background work of this node: expired leases and expired
     /// tokens (with their trees and leases) are revoked every second, the
     /// token store tidied every five minutes. Runs while the
-    /// process lives; does nothing while sealed.
+    /// process lives; does nothing while sealed. On shared storage only the
+    /// holder of the leader lease runs it, fenced by its term
+    /// ([`crate::leader`]); a second task renews the lease.
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let shared = self.barrier.backend().is_shared();
+        if shared {
+            let renewer = Arc::clone(self);
+            tokio::spawn(async move {
+                let period = (renewer.config.leader_lease_ttl / 5)
+                    .max(std::time::Duration::from_millis(100));
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut n: u64 = 0;
+                loop {
+                    tick.tick().await;
+                    if renewer.is_sealed() {
+                        if renewer.leadership.current_term().is_some() {
+                            renewer.release_leadership().await;
+                        }
+                        continue;
+                    }
+                    renewer.renew_leadership().await;
+                    if n.is_multiple_of(5) {
+                        if let Err(e) = renewer.echo_node().await {
+                            tracing::debug!(error = %e, "node registry not updated");
+                        }
+                    }
+                    n += 1;
+                }
+            });
+        }
         let core = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -1023,60 +1077,94 @@ impl Core {
                     first_unsealed_pass = true;
                     continue;
                 }
-                if first_unsealed_pass || n.is_multiple_of(5) {
-                    if let Err(e) =
-                        crate::lifecycle::schedule_pass(&core, &rotations, first_unsealed_pass)
-                            .await
-                    {
-                        tracing::warn!(error = %e, "rotation scheduler pass failed");
-                    }
+                if !shared {
+                    core.background_pass(n, first_unsealed_pass, &rotations)
+                        .await;
                     first_unsealed_pass = false;
+                    continue;
                 }
-                if let Err(e) = core.leases.revoke_due(&core).await {
-                    tracing::warn!(error = %e, "lease expiry pass failed");
+                let Some(term) = core.leadership.current_term() else {
+                    // Not the leader: a node that takes over later recovers
+                    // interrupted rotations first, as after an unseal.
+                    first_unsealed_pass = true;
+                    continue;
+                };
+                if let Err(e) = core.sync_storage().await {
+                    tracing::warn!(error = %e, "background pass skipped: storage unavailable");
+                    continue;
                 }
-                if let Err(e) = core.tokens.revoke_expired(&core).await {
-                    tracing::warn!(error = %e, "token expiry pass failed");
-                }
-                let mounts: Vec<_> = core.router.read().entries().cloned().collect();
-                for m in mounts {
-                    let ctx = EngineCtx {
-                        view: &m.view,
-                        mount: &m.entry,
-                    };
-                    if let Err(e) = m.engine.periodic(&ctx).await {
-                        tracing::warn!(mount = %m.entry.path, error = %e, "engine background pass failed");
-                    }
-                }
-                if n.is_multiple_of(300) {
-                    match core.tokens.tidy().await {
-                        Ok(removed) if removed.is_empty() => {}
-                        Ok(removed) => {
-                            tracing::info!(removed = removed.len(), "expired tokens tidied");
-                            if let Err(e) = core.after_token_revoked(&removed).await {
-                                tracing::warn!(error = %e, "revoking the leases of tidied tokens failed");
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "token tidy failed"),
-                    }
-                    let cubbyholes = core
-                        .router
-                        .read()
-                        .get(engines::cubbyhole::MOUNT_PATH)
-                        .map(|m| m.view.clone());
-                    if let Some(view) = cubbyholes {
-                        if let Err(e) = engines::cubbyhole::sweep(&view, &core.tokens).await {
-                            tracing::warn!(error = %e, "cubbyhole sweep failed");
-                        }
-                    }
-                }
-                if n.is_multiple_of(crate::audit::readers::PRUNE_EVERY_SECS) {
-                    if let Err(e) = core.audit.prune_readers(&core.tokens).await {
-                        tracing::warn!(error = %e, "reader index prune failed");
+                coffer_storage::fence::fenced(
+                    term,
+                    core.background_pass(n, first_unsealed_pass, &rotations),
+                )
+                .await;
+                first_unsealed_pass = false;
+                if n.is_multiple_of(600) {
+                    if let Err(e) = core.forget_old_nodes().await {
+                        tracing::debug!(error = %e, "node registry not tidied");
                     }
                 }
             }
         })
+    }
+
+    /// One second's background work (pass `n`): the rotation scheduler
+    /// every 5 s (and on the `first` pass), lease and token expiry, the
+    /// engines' periodic work, tidy every 5 minutes.
+    async fn background_pass(
+        self: &Arc<Self>,
+        n: u64,
+        first: bool,
+        rotations: &Arc<tokio::sync::Semaphore>,
+    ) {
+        if first || n.is_multiple_of(5) {
+            if let Err(e) = crate::lifecycle::schedule_pass(self, rotations, first).await {
+                tracing::warn!(error = %e, "rotation scheduler pass failed");
+            }
+        }
+        if let Err(e) = self.leases.revoke_due(self).await {
+            tracing::warn!(error = %e, "lease expiry pass failed");
+        }
+        if let Err(e) = self.tokens.revoke_expired(self).await {
+            tracing::warn!(error = %e, "token expiry pass failed");
+        }
+        let mounts: Vec<_> = self.router.read().entries().cloned().collect();
+        for m in mounts {
+            let ctx = EngineCtx {
+                view: &m.view,
+                mount: &m.entry,
+            };
+            if let Err(e) = m.engine.periodic(&ctx).await {
+                tracing::warn!(mount = %m.entry.path, error = %e, "engine background pass failed");
+            }
+        }
+        if n.is_multiple_of(300) {
+            match self.tokens.tidy().await {
+                Ok(removed) if removed.is_empty() => {}
+                Ok(removed) => {
+                    tracing::info!(removed = removed.len(), "expired tokens tidied");
+                    if let Err(e) = self.after_token_revoked(&removed).await {
+                        tracing::warn!(error = %e, "revoking the leases of tidied tokens failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "token tidy failed"),
+            }
+            let cubbyholes = self
+                .router
+                .read()
+                .get(engines::cubbyhole::MOUNT_PATH)
+                .map(|m| m.view.clone());
+            if let Some(view) = cubbyholes {
+                if let Err(e) = engines::cubbyhole::sweep(&view, &self.tokens).await {
+                    tracing::warn!(error = %e, "cubbyhole sweep failed");
+                }
+            }
+        }
+        if n.is_multiple_of(crate::audit::readers::PRUNE_EVERY_SECS) {
+            if let Err(e) = self.audit.prune_readers(&self.tokens).await {
+                tracing::warn!(error = %e, "reader index prune failed");
+            }
+        }
     }
 
     /// The seal status as `sys/seal-status` answers it.

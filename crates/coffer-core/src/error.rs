@@ -92,7 +92,15 @@ impl Error {
 
 impl From<coffer_storage::StorageError> for Error {
     fn from(e: coffer_storage::StorageError) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            // The database is down or unreachable: 503, as while sealed,
+            // so load balancers and clients retry elsewhere or later.
+            coffer_storage::StorageError::Unavailable => Error::Status {
+                code: 503,
+                errors: vec!["storage unavailable: the storage backend cannot be reached".into()],
+            },
+            other => Error::Internal(other.to_string()),
+        }
     }
 }
 

@@ -145,6 +145,19 @@ impl Expiration {
         Ok(())
     }
 
+    /// Another node wrote the lease `lease_id`: queue its (new) expiry.
+    /// Stale queue entries are harmless: expiry re-reads the lease.
+    pub async fn changed_elsewhere(&self, lease_id: &str) -> Result<()> {
+        if let Some(e) = self
+            .view
+            .get_json::<LeaseEntry>(&format!("id/{lease_id}"))
+            .await?
+        {
+            self.queue.lock().insert((e.expire_time, e.lease_id));
+        }
+        Ok(())
+    }
+
     /// How many leases are held (Vault's `vault.expire.num_leases`).
     pub fn len(&self) -> usize {
         self.queue.lock().len()
@@ -448,6 +461,20 @@ impl Expiration {
         };
         let mut n = 0;
         for id in due {
+            // Renewed (here or on another node) since it was queued: requeue.
+            match self.view.get_json::<LeaseEntry>(&format!("id/{id}")).await {
+                Ok(None) => continue,
+                Ok(Some(e)) if e.expire_time > at => {
+                    self.queue.lock().insert((e.expire_time, id));
+                    continue;
+                }
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    tracing::warn!(lease = %id, error = %e, "expired lease could not be read; will retry");
+                    self.queue.lock().insert((at + 30, id));
+                    continue;
+                }
+            }
             match self.revoke(core, &id, false).await {
                 Ok(()) => n += 1,
                 Err(e) => {

@@ -103,6 +103,7 @@ pub const CATALOG: &[Route] = &[
     r("GET", "sys/policies/password/matrix-pw/generate", "read"),
     r("GET", "sys/metrics", "read"),
     r("GET", "sys/host-info", "read"),
+    r("GET", "sys/ha-status", "read"),
     // sys: audit
     s("GET", "sys/audit", "read"),
     s("PUT", "sys/audit/{new}", "update"),

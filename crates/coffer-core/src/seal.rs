@@ -209,6 +209,21 @@ impl Seal {
         Ok(())
     }
 
+    /// Forgets the cached seal configuration (another node rekeyed).
+    pub fn forget_config(&self) {
+        self.state.lock().config = None;
+    }
+
+    /// Re-opens the keyring from storage with the root key in memory and
+    /// installs it (another node rotated it). [`Error::Sealed`] while
+    /// sealed; an error when the stored keyring no longer opens with this
+    /// root key (another node rekeyed).
+    pub async fn reload_keyring(&self) -> Result<()> {
+        let root = self.state.lock().root_key.clone().ok_or(Error::Sealed)?;
+        let keyring = open_keyring(&self.barrier, &root).await?;
+        self.barrier.set_keyring(keyring)
+    }
+
     /// Discards unseal progress.
     pub fn reset(&self) {
         let mut s = self.state.lock();
@@ -318,7 +333,15 @@ async fn open_keyring(barrier: &Barrier, root: &Key) -> Result<Keyring> {
 /// here is the one in storage and no seal runs until it is installed.
 async fn rotate_locked(barrier: &Barrier, state: &Mutex<State>) -> Result<u32> {
     let root = state.lock().root_key.clone().ok_or(Error::Sealed)?;
-    let mut keyring = (*barrier.keyring()?).clone();
+    let mut keyring = if barrier.backend().is_shared() {
+        // Another node may have rotated since: start from the stored keyring,
+        // never overwrite a term it added.
+        let stored = open_keyring(barrier, &root).await?;
+        barrier.set_keyring(stored.clone())?;
+        stored
+    } else {
+        (*barrier.keyring()?).clone()
+    };
     let term = keyring.rotate(crate::util::now().timestamp());
     let sealed = root.seal(&keyring.to_bytes(), KEYRING_KEY.as_bytes());
     barrier.backend().put(KEYRING_KEY, sealed).await?;

@@ -29,15 +29,7 @@ pub(crate) async fn handle_unauthenticated(core: &Core, req: &Request) -> Result
             if core.is_sealed() {
                 return Err(Error::Sealed);
             }
-            Response::raw(json!({
-                "ha_enabled": false,
-                "is_self": false,
-                "active_time": "0001-01-01T00:00:00Z",
-                "leader_address": "",
-                "leader_cluster_address": "",
-                "performance_standby": false,
-                "performance_standby_last_remote_wal": 0,
-            }))
+            Response::raw(core.leader_status().await?)
         }
         _ if crate::sys_ui::is_anonymous_list(req) => {
             if core.is_sealed() {
@@ -230,6 +222,7 @@ pub(crate) async fn handle(
             Ok(Response::data(json!({ "event_type": pattern })))
         }
         ("host-info", Read) => crate::sys_host::handle(),
+        ("ha-status", Read) => Ok(enveloped(req, core.ha_status().await?)),
         ("rotate/keyring/config", Read) => Ok(Response::data(json!({
             // Coffer rotates by operation count only (`key_rotation_threshold`
             // in the server configuration); there is no time interval.

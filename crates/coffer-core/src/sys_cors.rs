@@ -16,7 +16,8 @@ use crate::util::Params;
 use crate::{Error, Operation, Request, Response, Result};
 
 /// Storage key of the configuration.
-const KEY: &str = "core/cors";
+/// Storage key of the CORS configuration.
+pub(crate) const KEY: &str = "core/cors";
 
 /// Headers every enabled configuration allows (Vault's list).
 pub const DEFAULT_ALLOWED_HEADERS: [&str; 10] = [

@@ -519,6 +519,27 @@ impl TokenStore {
         Ok(Some((*e).clone()))
     }
 
+    /// Another node wrote the entry of `hash`: drops it from the cache and,
+    /// once the expiry index is loaded, indexes its (new) expiry.
+    pub async fn changed_elsewhere(&self, hash: &str) -> Result<()> {
+        self.parsed.invalidate(hash);
+        if self.indexed.load(Ordering::SeqCst) {
+            if let Some(e) = self
+                .view
+                .get_json::<TokenEntry>(&format!("id/{hash}"))
+                .await?
+            {
+                self.index_expiry(&e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Another node changed the batch token key: read it again.
+    pub fn forget_batch_key(&self) {
+        self.batch.clear();
+    }
+
     /// Forgets parsed entries and the expiry index (on seal).
     pub fn clear_cache(&self) {
         self.parsed.clear();

@@ -4,12 +4,18 @@
 //! of encryption: everything the core writes has already passed the barrier.
 //! Keys are `/`-separated paths, like Vault's physical storage.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
+pub mod fence;
 pub mod memory;
+pub mod pg_tls;
+pub mod postgresql;
 pub mod sqlite;
 
 pub use memory::MemoryBackend;
+pub use postgresql::{PostgresBackend, PostgresConfig};
 pub use sqlite::SqliteBackend;
 
 /// Errors a storage backend can return.
@@ -21,9 +27,59 @@ pub enum StorageError {
     /// The storage is held by another process (its exclusive lock is taken).
     #[error("{0}")]
     InUse(String),
-    /// The backend is closed or its worker has stopped.
+    /// The backend is closed, its worker has stopped, or its database
+    /// cannot be reached.
     #[error("storage backend is unavailable")]
     Unavailable,
+    /// A fenced write (background work) whose leader term is no longer the
+    /// current one: this node lost the leader lease, nothing was written.
+    #[error("write refused: this node no longer holds the leader lease (term {0})")]
+    Fenced(u64),
+}
+
+/// What changed in a shared store since a position of its change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// Every key other processes wrote between the given position and
+    /// `position` (which the caller passes next time).
+    Keys {
+        /// The log position these changes reach.
+        position: u64,
+        /// Keys written (put or deleted) by other processes, in log order.
+        keys: Vec<String>,
+    },
+    /// The log no longer reaches back to the given position (it was
+    /// pruned, or the store was replaced): drop every cache.
+    Lost {
+        /// The current log position.
+        position: u64,
+    },
+}
+
+/// A node's claim to lead background work on a shared store.
+#[derive(Debug, Clone)]
+pub struct LeaderClaim {
+    /// This process's unique node id.
+    pub holder: String,
+    /// The address clients reach this node at (`api_addr`).
+    pub api_addr: String,
+    /// How long the lease lasts without renewal (the failover bound).
+    pub ttl: Duration,
+}
+
+/// The current holder of the leader lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderRecord {
+    /// Node id of the holder.
+    pub holder: String,
+    /// Its `api_addr`.
+    pub api_addr: String,
+    /// The fencing token: incremented at every change of holder.
+    pub term: u64,
+    /// When the holder took the lease (seconds since the Unix epoch).
+    pub acquired_at: i64,
+    /// Whether the lease is still within its expiry.
+    pub live: bool,
 }
 
 /// Result type of storage operations.
@@ -96,7 +152,41 @@ pub trait Backend: Send + Sync + 'static {
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>>;
 
     /// Applies all `ops` atomically and durably: either all are visible, or none.
+    ///
+    /// Inside [`fence::fenced`], a shared backend applies them only while
+    /// the fence's term is the current leader term, checked in the same
+    /// transaction (else [`StorageError::Fenced`]).
     async fn write_batch(&self, ops: Vec<Op>) -> Result<()>;
+
+    /// Whether several processes share this store at once (PostgreSQL).
+    /// Then caches must follow [`Backend::changes_since`] and background
+    /// work needs the leader lease.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The keys other processes wrote since `position` (0 = the log's
+    /// start). `None` for a store no other process writes.
+    async fn changes_since(&self, _position: u64) -> Result<Option<Changes>> {
+        Ok(None)
+    }
+
+    /// Takes or renews the leader lease; returns the term when this
+    /// claim holds it, `None` when another live holder does. Unshared
+    /// backends always answer term 1.
+    async fn claim_leadership(&self, _claim: &LeaderClaim) -> Result<Option<u64>> {
+        Ok(Some(1))
+    }
+
+    /// Gives up the lease if `holder` holds it (clean shutdown, seal).
+    async fn release_leadership(&self, _holder: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// The lease's current holder, if any (`None` for unshared backends).
+    async fn leader(&self) -> Result<Option<LeaderRecord>> {
+        Ok(None)
+    }
 }
 
 /// Derives the Vault-style directory listing of `prefix` from full keys.

@@ -1,8 +1,12 @@
 //! Runs the conformance suite in `common` against every backend.
+//!
+//! The PostgreSQL cases use `COFFER_TEST_PG_URL` (each test its own tables,
+//! dropped afterwards) and print a notice and pass without it.
 
 mod common;
 
 use coffer_storage::{MemoryBackend, Op, SqliteBackend};
+use common::pg::pg_backend;
 use proptest::prelude::*;
 
 /// Generates one `#[tokio::test]` per suite function for a backend.
@@ -22,15 +26,19 @@ macro_rules! conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                let (backend, _guard) = $make;
+                #[allow(clippy::redundant_closure_call)]
+                let Some((backend, _guard)) = ($make)(stringify!($case)).await else {
+                    return;
+                };
                 crate::common::$case(backend).await;
             }
         )*
     };
 }
 
-conformance!(memory, (MemoryBackend::new(), ()));
-conformance!(sqlite, sqlite_backend());
+conformance!(memory, |_| async { Some((MemoryBackend::new(), ())) });
+conformance!(sqlite, |_| async { Some(sqlite_backend()) });
+conformance!(postgresql, pg_backend);
 
 /// A fresh SQLite backend in a temporary directory (the guard).
 fn sqlite_backend() -> (SqliteBackend, tempfile::TempDir) {
@@ -80,5 +88,20 @@ proptest! {
     fn sqlite_matches_model(batches in batches()) {
         let (backend, _dir) = sqlite_backend();
         runtime().block_on(common::matches_model(&backend, batches));
+    }
+}
+
+proptest! {
+    // Each case opens a backend on its own tables: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn postgresql_matches_model(batches in batches()) {
+        let rt = runtime();
+        rt.block_on(async {
+            if let Some((backend, _guard)) = pg_backend("model").await {
+                common::matches_model(&backend, batches).await;
+            }
+        });
     }
 }

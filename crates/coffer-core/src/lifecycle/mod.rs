@@ -496,12 +496,13 @@ pub async fn schedule_pass(
             };
             let m2 = m.clone();
             let core2 = Arc::clone(core);
-            tokio::spawn(async move {
+            // The rotation keeps the leader's fence (shared storage).
+            tokio::spawn(coffer_storage::fence::inherit(async move {
                 let _permit = permit;
                 if let Err(e) = rotate::rotate(&core2, None, &m2, &path, "scheduled").await {
                     tracing::debug!(error = %e, "scheduled rotation did not complete");
                 }
-            });
+            }));
         }
     }
     Ok(())

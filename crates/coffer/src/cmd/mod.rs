@@ -10,6 +10,7 @@ pub mod inject;
 pub mod kv;
 pub mod lease;
 pub mod login;
+pub mod migrate;
 pub mod operator;
 pub mod org_policy;
 pub mod plan;

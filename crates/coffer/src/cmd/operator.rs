@@ -36,6 +36,10 @@ enum Command {
     Rekey(super::quorum::RekeyArgs),
     /// Create a new root token from a quorum of unseal key shares (OTP flow).
     GenerateRoot(super::quorum::GenerateRootArgs),
+    /// Copy all stored entries between storage backends, offline (like
+    /// `vault operator migrate`; -config FILE with [storage_source.TYPE]
+    /// and [storage_destination.TYPE]).
+    Migrate(super::migrate::MigrateArgs),
 }
 
 #[derive(clap::Args)]
@@ -82,6 +86,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         Command::Rekey(a) => super::quorum::rekey(&client, a, format),
         Command::GenerateRoot(a) => super::quorum::generate_root(&client, a, format),
+        // Offline: talks to the storage, not to a server.
+        Command::Migrate(a) => super::migrate::run(a),
         Command::Rotate => {
             client
                 .request(Method::PUT, "sys/rotate", None)?

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use coffer_core::lifecycle::registry::{RotatorRegistry, RotatorSpec};
 use coffer_core::{Core, CoreConfig};
 use coffer_http::ListenerConfig;
-use coffer_storage::{Backend, MemoryBackend, SqliteBackend};
+use coffer_storage::{Backend, MemoryBackend, PostgresBackend, PostgresConfig, SqliteBackend};
 use serde::Deserialize;
 
 /// Arguments of `coffer server`.
@@ -59,6 +59,10 @@ struct ConfigFile {
     seal: Option<SealSection>,
     #[serde(default)]
     cluster_name: Option<String>,
+    /// The address clients reach this node at, shown by `sys/leader` and
+    /// `sys/ha-status` (default: the listener's scheme and address).
+    #[serde(default)]
+    api_addr: Option<String>,
     /// Operator-declared rotators (`[rotator.NAME]`), the only programs,
     /// URLs and database connections lifecycle rotation may use.
     #[serde(default)]
@@ -133,17 +137,108 @@ fn rotators(
         .map_err(|e| anyhow::anyhow!("invalid configuration {}: {e}", config.display()))
 }
 
+/// `[storage]`: exactly one backend section.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StorageSection {
-    sqlite: Option<SqliteSection>,
-    inmem: Option<toml::Table>,
+pub(crate) struct StorageSection {
+    pub(crate) sqlite: Option<SqliteSection>,
+    pub(crate) postgresql: Option<PostgresqlSection>,
+    pub(crate) inmem: Option<toml::Table>,
 }
 
+/// `[storage.postgresql]`: one database shared by every node.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SqliteSection {
-    path: PathBuf,
+pub(crate) struct PostgresqlSection {
+    /// libpq URL or key=value string (`sslmode` honoured). Unset: the
+    /// `COFFER_PG_CONNECTION_URL` environment variable.
+    connection_url: Option<String>,
+    /// Read connections per node (the writer has one more). Default 4.
+    max_connections: Option<usize>,
+    /// Base name of the tables. Default `coffer_kv`.
+    table: Option<String>,
+    /// Several nodes share the store. Default true; false locks it to one node.
+    ha_enabled: Option<bool>,
+    /// PEM CA file the server's certificate must chain to.
+    tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate file (certificate authentication).
+    tls_cert_file: Option<PathBuf>,
+    /// PEM key file of the client certificate.
+    tls_key_file: Option<PathBuf>,
+    /// Length of the leader lease, the failover bound ("5s"; 1s to 60s).
+    lease_ttl: Option<String>,
+}
+
+impl PostgresqlSection {
+    /// The backend settings; files are read relative to `base`.
+    pub(crate) fn backend_config(&self, base: &Path) -> anyhow::Result<PostgresConfig> {
+        let url = match &self.connection_url {
+            Some(u) => u.clone(),
+            None => std::env::var("COFFER_PG_CONNECTION_URL").map_err(|_| {
+                anyhow::anyhow!(
+                    "storage.postgresql: set connection_url or the COFFER_PG_CONNECTION_URL \
+                     environment variable"
+                )
+            })?,
+        };
+        let mut config = PostgresConfig::new(url);
+        if let Some(n) = self.max_connections {
+            if !(1..=256).contains(&n) {
+                bail!("storage.postgresql.max_connections must be between 1 and 256");
+            }
+            config.max_connections = n;
+        }
+        if let Some(t) = &self.table {
+            config.table = t.clone();
+        }
+        if let Some(ha) = self.ha_enabled {
+            config.ha_enabled = ha;
+        }
+        let read = |name: &str, f: &Option<PathBuf>| -> anyhow::Result<String> {
+            match f {
+                None => Ok(String::new()),
+                Some(p) => std::fs::read_to_string(base.join(p))
+                    .with_context(|| format!("storage.postgresql.{name}: reading {}", p.display())),
+            }
+        };
+        config.tls_ca = read("tls_ca_file", &self.tls_ca_file)?;
+        config.tls_cert = read("tls_cert_file", &self.tls_cert_file)?;
+        config.tls_key = zeroize::Zeroizing::new(read("tls_key_file", &self.tls_key_file)?);
+        Ok(config)
+    }
+
+    /// The leader lease length.
+    fn lease_ttl(&self) -> anyhow::Result<Duration> {
+        let Some(v) = &self.lease_ttl else {
+            return Ok(coffer_core::leader::DEFAULT_LEASE_TTL);
+        };
+        let secs = coffer_core::util::parse_duration(v)
+            .with_context(|| format!("storage.postgresql.lease_ttl: invalid duration {v:?}"))?;
+        if !(1..=60).contains(&secs) {
+            bail!("storage.postgresql.lease_ttl must be between 1s and 60s");
+        }
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+/// Opens PostgreSQL storage from its section.
+pub(crate) async fn open_postgresql(
+    section: &PostgresqlSection,
+    base: &Path,
+) -> anyhow::Result<Arc<dyn Backend>> {
+    let config = section.backend_config(base)?;
+    let table = config.table.clone();
+    let backend = PostgresBackend::open(config)
+        .await
+        .with_context(|| format!("opening PostgreSQL storage (table {table})"))?;
+    Ok(Arc::new(backend))
+}
+
+/// `[storage.sqlite]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SqliteSection {
+    pub(crate) path: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -380,7 +475,7 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_sqlite(path: &Path) -> anyhow::Result<Arc<dyn Backend>> {
+pub(crate) fn open_sqlite(path: &Path) -> anyhow::Result<Arc<dyn Backend>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating storage directory {}", dir.display()))?;
@@ -410,13 +505,20 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
             bail!("listener.tcp: set tls_cert_file and tls_key_file, or tls_disable = true")
         }
     };
+    let storage = &config.storage;
+    let mut lease_ttl = coffer_core::leader::DEFAULT_LEASE_TTL;
     let (backend, storage_type): (Arc<dyn Backend>, &str) =
-        match (&config.storage.sqlite, &config.storage.inmem) {
-            (Some(s), None) => (open_sqlite(&base.join(&s.path))?, "sqlite"),
-            (None, Some(_)) => (Arc::new(MemoryBackend::new()), "inmem"),
-            _ => {
-                bail!("configure exactly one storage backend: [storage.sqlite] or [storage.inmem]")
+        match (&storage.sqlite, &storage.postgresql, &storage.inmem) {
+            (Some(s), None, None) => (open_sqlite(&base.join(&s.path))?, "sqlite"),
+            (None, Some(p), None) => {
+                lease_ttl = p.lease_ttl()?;
+                (open_postgresql(p, base).await?, "postgresql")
             }
+            (None, None, Some(_)) => (Arc::new(MemoryBackend::new()), "inmem"),
+            _ => bail!(
+                "configure exactly one storage backend: [storage.sqlite], \
+                 [storage.postgresql] or [storage.inmem]"
+            ),
         };
     let address = parse_addr(&tcp.address)?;
     let mut listener = tcp.listener_config(address)?;
@@ -432,6 +534,8 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
         unauthenticated_metrics_access: config.telemetry.unauthenticated_metrics_access,
         jwt_key_urls: config.jwt_discovery.allowed()?,
         listener_tls: listener.tls.is_some(),
+        api_addr: config.api_addr.clone().unwrap_or_default(),
+        leader_lease_ttl: lease_ttl,
         ..Default::default()
     };
     if let Some(name) = config.cluster_name {
@@ -460,6 +564,9 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
         Some(tx),
     ));
     if let Ok(bound) = rx.await {
+        if config.api_addr.is_none() {
+            core.set_api_addr(format!("{scheme}://{bound}"));
+        }
         println!("==> Coffer server started! Log data will stream in below:\n");
         println!("    Api Address: {scheme}://{bound}");
         println!("    Storage: {storage_type}");

@@ -14,7 +14,8 @@ mod credgen;
 #[cfg(test)]
 mod debug_tests;
 pub(crate) mod pg;
-mod pg_tls;
+/// TLS for PostgreSQL lives with the storage backend, which uses it too.
+use coffer_storage::pg_tls;
 mod roles;
 mod schedule;
 mod secret;
@@ -137,7 +138,8 @@ impl Engine for Database {
         let view = ctx.view.clone();
         let mount = ctx.mount.clone();
         let passwords = self.passwords.clone();
-        tokio::spawn(async move {
+        // The pass keeps the leader's fence (shared storage).
+        tokio::spawn(coffer_storage::fence::inherit(async move {
             let _guard = guard;
             let ctx = EngineCtx {
                 view: &view,
@@ -146,7 +148,7 @@ impl Engine for Database {
             if let Err(e) = static_roles::rotate_due(&ctx, &passwords).await {
                 tracing::warn!(mount = %mount.path, error = %e, "static role rotation pass failed");
             }
-        });
+        }));
         Ok(())
     }
 }

@@ -110,18 +110,6 @@ pub fn expand_statement(stmt: &str) -> Vec<String> {
     }
 }
 
-/// Connection-string keys that name files on the server. Refused: the
-/// server would read whatever file an API caller names, with its own
-/// rights; the PEM goes inline in `tls_ca`, `tls_certificate`, `private_key`.
-const FILE_KEYS: &[&str] = &[
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "sslcrl",
-    "sslcrldir",
-    "sslpassword",
-];
-
 /// A parsed connection string: the driver's settings and the TLS mode.
 pub struct Target {
     /// The driver's settings (`sslmode` already set to what it negotiates).
@@ -132,7 +120,7 @@ pub struct Target {
 
 fn invalid_url() -> PgError {
     PgError {
-        message: "invalid connection_url: expected a postgres:// URL or key=value pairs".into(),
+        message: pg_tls::INVALID_URL.into(),
         code: None,
     }
 }
@@ -169,119 +157,13 @@ pub fn target(url: &str, username: &str, password: &str) -> Result<Target, PgErr
     Ok(Target { config, mode })
 }
 
-/// Removes `sslmode` from a connection string (the driver knows only
-/// disable/prefer/require) and returns the rest and its value; refuses
-/// [`FILE_KEYS`].
+/// Removes `sslmode` from a connection string (see
+/// [`pg_tls::split_sslmode`]); refuses file-naming keys.
 fn take_ssl_params(s: &str) -> Result<(Zeroizing<String>, Option<String>), PgError> {
-    let mut mode = None;
-    let mut check = |key: &str, value: &str| -> Result<bool, PgError> {
-        if FILE_KEYS.contains(&key) {
-            return Err(PgError {
-                message: format!(
-                    "{key} is not supported in connection_url: Coffer reads no files named \
-                     in a configuration; give the certificate as PEM in tls_ca \
-                     (tls_certificate and private_key for a client certificate)"
-                ),
-                code: None,
-            });
-        }
-        if key == "sslmode" {
-            mode = Some(value.to_ascii_lowercase());
-            return Ok(true);
-        }
-        Ok(false)
-    };
-    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        let Some((base, query)) = s.split_once('?') else {
-            return Ok((Zeroizing::new(s.to_string()), None));
-        };
-        let mut kept = Vec::new();
-        for pair in query.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if !check(k, v)? {
-                kept.push(pair);
-            }
-        }
-        let rest = if kept.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
-        return Ok((Zeroizing::new(rest), mode));
-    }
-    let mut rest = Zeroizing::new(String::with_capacity(s.len()));
-    let mut last = 0;
-    for (start, end, key, value) in kv_pairs(s).ok_or_else(invalid_url)? {
-        let value = Zeroizing::new(value);
-        if check(&key, &value)? {
-            rest.push_str(&s[last..start]);
-            last = end;
-        }
-    }
-    rest.push_str(&s[last..]);
-    Ok((rest, mode))
-}
-
-/// Splits a key=value connection string (libpq syntax: optional spaces
-/// around `=`, values optionally single-quoted, backslash escapes) into
-/// `(start, end, key, value)`; `None` when it is malformed.
-fn kv_pairs(s: &str) -> Option<Vec<(usize, usize, String, String)>> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut out = Vec::new();
-    let skip_ws = |i: &mut usize| {
-        while *i < b.len() && b[*i].is_ascii_whitespace() {
-            *i += 1;
-        }
-    };
-    loop {
-        skip_ws(&mut i);
-        if i >= b.len() {
-            return Some(out);
-        }
-        let start = i;
-        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let key = s.get(start..i)?.to_string();
-        skip_ws(&mut i);
-        if b.get(i) != Some(&b'=') || key.is_empty() {
-            return None;
-        }
-        i += 1;
-        skip_ws(&mut i);
-        let mut value = Vec::new();
-        if b.get(i) == Some(&b'\'') {
-            i += 1;
-            loop {
-                match b.get(i)? {
-                    b'\\' => {
-                        value.push(*b.get(i + 1)?);
-                        i += 2;
-                    }
-                    b'\'' => {
-                        i += 1;
-                        break;
-                    }
-                    c => {
-                        value.push(*c);
-                        i += 1;
-                    }
-                }
-            }
-        } else {
-            while i < b.len() && !b[i].is_ascii_whitespace() {
-                if b[i] == b'\\' {
-                    value.push(*b.get(i + 1)?);
-                    i += 2;
-                } else {
-                    value.push(b[i]);
-                    i += 1;
-                }
-            }
-        }
-        out.push((start, i, key, String::from_utf8(value).ok()?));
-    }
+    pg_tls::split_sslmode(s).map_err(|message| PgError {
+        message,
+        code: None,
+    })
 }
 
 /// Opens a connection from a connection URL (see [`target`]) with the TLS

@@ -1,0 +1,370 @@
+//! PostgreSQL backend: one database shared by every Coffer node.
+//!
+//! * Entries live in one table (`key text COLLATE "C" PRIMARY KEY, value
+//!   bytea`), so keys sort by bytes exactly as in SQLite ([`schema`]).
+//! * Writes go to one writer task per node that commits everything queued
+//!   as one transaction (group commit, [`writer`]); each group takes the
+//!   next change sequence number and logs its keys in the same transaction.
+//! * Reads share a few connections whose queries tokio-postgres pipelines
+//!   ([`readers`]).
+//! * [`Backend::changes_since`] reads that log, so every node can drop what
+//!   other nodes changed from its caches; the sequence is taken under a row
+//!   lock, so a position seen means every group up to it is committed and
+//!   nothing is skipped.
+//! * The leader lease is one row renewed by its holder; a new holder
+//!   increments the term, and fenced writes check it in their transaction.
+//! * With `ha_enabled = false` the store is one node's, like a SQLite file:
+//!   a session advisory lock keeps a second node out.
+
+mod connect;
+mod readers;
+mod schema;
+mod writer;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio_postgres::Client;
+use zeroize::Zeroizing;
+
+use crate::pg_tls::TlsMaterial;
+use crate::{Backend, Changes, LeaderClaim, LeaderRecord, Op, Result, StorageError};
+use connect::{db_error, ConnectSpec};
+use readers::Readers;
+use schema::Tables;
+use writer::Writer;
+
+/// Settings of a PostgreSQL store (`[storage.postgresql]`).
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// libpq URL or key=value string; `sslmode` is honoured (default
+    /// `prefer`), file-naming keys are refused.
+    pub connection_url: Zeroizing<String>,
+    /// Read connections kept open (the writer has one more). Default 4.
+    pub max_connections: usize,
+    /// Base name of the store's tables. Default `coffer_kv`.
+    pub table: String,
+    /// Whether several nodes share the store (caches follow the change log,
+    /// background work needs the leader lease). Default true.
+    pub ha_enabled: bool,
+    /// PEM CA certificate(s) the server must chain to (empty: none).
+    pub tls_ca: String,
+    /// PEM client certificate chain (empty: none).
+    pub tls_cert: String,
+    /// PEM key of the client certificate (empty: none).
+    pub tls_key: Zeroizing<String>,
+}
+
+impl PostgresConfig {
+    /// Defaults for `connection_url`.
+    pub fn new(connection_url: impl Into<String>) -> Self {
+        PostgresConfig {
+            connection_url: Zeroizing::new(connection_url.into()),
+            max_connections: 4,
+            table: "coffer_kv".into(),
+            ha_enabled: true,
+            tls_ca: String::new(),
+            tls_cert: String::new(),
+            tls_key: Zeroizing::new(String::new()),
+        }
+    }
+}
+
+/// Never shows the connection URL (it may hold a password) or the key.
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("max_connections", &self.max_connections)
+            .field("table", &self.table)
+            .field("ha_enabled", &self.ha_enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Durable key-value storage in a PostgreSQL database.
+pub struct PostgresBackend {
+    tables: Tables,
+    readers: Readers,
+    writer: Writer,
+    node: String,
+    ha: bool,
+    /// With `ha_enabled = false`: the connection holding the store's
+    /// session advisory lock.
+    _exclusive: Option<Client>,
+}
+
+impl fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("table", &self.tables.base)
+            .field("ha", &self.ha)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A process-unique node id for the change log (not a secret).
+fn node_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:x}-{:016x}", std::process::id(), h.finish())
+}
+
+/// The smallest string above every string that starts with `prefix`, or
+/// `None` for the empty prefix (or one made only of `char::MAX`).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(c) = chars.pop() {
+        let next = match c as u32 {
+            0xD7FF => Some('\u{E000}'),
+            n => char::from_u32(n + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+impl PostgresBackend {
+    /// Connects, migrates the schema (under an advisory lock) and starts the
+    /// writer. Must run inside a tokio runtime.
+    pub async fn open(config: PostgresConfig) -> Result<Self> {
+        let tables = Tables::new(&config.table)?;
+        let tls = TlsMaterial {
+            ca: &config.tls_ca,
+            client_cert: &config.tls_cert,
+            client_key: &config.tls_key,
+        };
+        let spec = Arc::new(ConnectSpec::parse(&config.connection_url, &tls)?);
+        let mut admin = spec.connect().await?;
+        schema::migrate(&mut admin, &tables).await?;
+        let exclusive = if config.ha_enabled {
+            None
+        } else {
+            let key = format!("coffer-exclusive:{}", tables.base);
+            let row = admin
+                .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])
+                .await
+                .map_err(|e| db_error("lock", &e))?;
+            if !row.get::<_, bool>(0) {
+                return Err(StorageError::InUse(format!(
+                    "postgresql table {} is in use by another Coffer node and ha_enabled is \
+                     false; stop it or set ha_enabled = true on every node",
+                    tables.base
+                )));
+            }
+            Some(admin)
+        };
+        let node = node_id();
+        Ok(PostgresBackend {
+            readers: Readers::new(spec.clone(), tables.clone(), config.max_connections),
+            writer: Writer::spawn(spec, tables.clone(), node.clone()),
+            tables,
+            node,
+            ha: config.ha_enabled,
+            _exclusive: exclusive,
+        })
+    }
+
+    /// The base table name.
+    pub fn table(&self) -> &str {
+        &self.tables.base
+    }
+
+    /// The holder of a live leader lease on this table, whether or not
+    /// this backend itself is shared (offline tools refuse to run beside a
+    /// live cluster).
+    pub async fn live_leader(&self) -> Result<Option<LeaderRecord>> {
+        let conn = self.readers.conn().await?;
+        let row = conn
+            .client
+            .query_opt(&conn.leader, &[])
+            .await
+            .map_err(|e| db_error("leader", &e))?;
+        Ok(row
+            .map(|r| LeaderRecord {
+                holder: r.get(0),
+                api_addr: r.get(1),
+                term: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                acquired_at: r.get(3),
+                live: r.get(4),
+            })
+            .filter(|r| r.live))
+    }
+
+    async fn keys_query(&self, prefix: &str) -> Result<Vec<String>> {
+        let conn = self.readers.conn().await?;
+        let rows = match prefix_end(prefix) {
+            Some(end) => {
+                conn.client
+                    .query(&conn.keys_between, &[&prefix, &end])
+                    .await
+            }
+            None => conn.client.query(&conn.keys_from, &[&prefix]).await,
+        }
+        .map_err(|e| db_error("keys_with_prefix", &e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.get::<_, String>(0))
+            .filter(|k| k.starts_with(prefix))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let conn = self.readers.conn().await?;
+        let row = conn
+            .client
+            .query_opt(&conn.get, &[&key])
+            .await
+            .map_err(|e| db_error("get", &e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let conn = self.readers.conn().await?;
+        let start = i32::try_from(prefix.chars().count() + 1)
+            .map_err(|_| StorageError::Backend("postgresql list: prefix too long".into()))?;
+        let end = prefix_end(prefix);
+        let stmt = if end.is_some() {
+            &conn.list_between
+        } else {
+            &conn.list_from
+        };
+        let rows = conn
+            .client
+            .query(stmt, &[&prefix, &end, &start])
+            .await
+            .map_err(|e| db_error("list", &e))?;
+        Ok(rows.into_iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        self.keys_query(prefix).await
+    }
+
+    async fn write_batch(&self, ops: Vec<Op>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.writer.submit(ops, crate::fence::current()).await
+    }
+
+    fn is_shared(&self) -> bool {
+        self.ha
+    }
+
+    async fn changes_since(&self, position: u64) -> Result<Option<Changes>> {
+        if !self.ha {
+            return Ok(None);
+        }
+        let conn = self.readers.conn().await?;
+        let from = i64::try_from(position).unwrap_or(i64::MAX);
+        let rows = conn
+            .client
+            .query(&conn.changes, &[&from])
+            .await
+            .map_err(|e| db_error("change log", &e))?;
+        let current: i64 = rows
+            .first()
+            .map(|r| r.get(0))
+            .ok_or_else(|| StorageError::Backend("postgresql: change sequence missing".into()))?;
+        let current = u64::try_from(current).unwrap_or(0);
+        if current < position {
+            // The store was replaced (restored, recreated) under us.
+            return Ok(Some(Changes::Lost { position: current }));
+        }
+        let mut keys = Vec::new();
+        let mut expected = position + 1;
+        for row in &rows {
+            let Some(seq) = row.get::<_, Option<i64>>(1) else {
+                continue;
+            };
+            if u64::try_from(seq).ok() != Some(expected) {
+                return Ok(Some(Changes::Lost { position: current }));
+            }
+            expected += 1;
+            let node: String = row.get(2);
+            if node != self.node {
+                keys.extend(row.get::<_, Vec<String>>(3));
+            }
+        }
+        if expected != current + 1 {
+            // Pruned rows: the log no longer reaches back to `position`.
+            return Ok(Some(Changes::Lost { position: current }));
+        }
+        Ok(Some(Changes::Keys {
+            position: current,
+            keys,
+        }))
+    }
+
+    async fn claim_leadership(&self, claim: &LeaderClaim) -> Result<Option<u64>> {
+        if !self.ha {
+            return Ok(Some(1));
+        }
+        let conn = self.readers.conn().await?;
+        let ms = claim.ttl.as_secs_f64() * 1000.0;
+        let row = conn
+            .client
+            .query_opt(&conn.claim, &[&claim.holder, &claim.api_addr, &ms])
+            .await
+            .map_err(|e| db_error("leader claim", &e))?;
+        Ok(row.map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+
+    async fn release_leadership(&self, holder: &str) -> Result<()> {
+        if !self.ha {
+            return Ok(());
+        }
+        let conn = self.readers.conn().await?;
+        conn.client
+            .execute(&conn.release, &[&holder])
+            .await
+            .map_err(|e| db_error("leader release", &e))?;
+        Ok(())
+    }
+
+    async fn leader(&self) -> Result<Option<LeaderRecord>> {
+        if !self.ha {
+            return Ok(None);
+        }
+        self.live_leader().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_bounds_every_extension() {
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a/").as_deref(), Some("a0"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        let end = prefix_end("é/").unwrap();
+        for k in ["é/", "é/x", "é/\u{10FFFF}\u{10FFFF}"] {
+            assert!(k < end.as_str(), "{k}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_url() {
+        let marker = ["pw", "4c1d"].join("-");
+        let c = PostgresConfig::new(format!("postgres://u:{marker}@h/db"));
+        assert!(!format!("{c:?}").contains(&marker));
+    }
+}

@@ -1,0 +1,353 @@
+//! The writer task: group commit over one connection.
+//!
+//! It takes everything queued (up to a bound) and commits it as one
+//! transaction, acknowledging each caller only after `COMMIT` returned:
+//!
+//! 1. `UPDATE T_meta SET value = value + 1 WHERE name = 'seq'` takes the
+//!    next change sequence number and holds that row's lock until commit, so
+//!    groups of every node commit in sequence order (a reader that sees
+//!    `seq = n` knows every group up to `n` is committed);
+//! 2. each fenced batch first touches the leader row with its term
+//!    (`UPDATE ... WHERE term = $1 AND expires_at > clock_timestamp()`; a
+//!    term names one holder's unbroken tenure, since every change of holder
+//!    or lapse increments it): no row, no write, and the row lock keeps a
+//!    takeover from committing in between;
+//! 3. the batches' operations;
+//! 4. one `T_log` row with the group's keys, which other nodes read to
+//!    invalidate their caches.
+//!
+//! The fast path sends all of it as one pipeline. If any statement fails or
+//! a fence does not hold, the transaction is rolled back and the group is
+//! redone batch by batch, each in a savepoint, so one caller's failure is
+//! its own.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::{Client, Statement, Transaction};
+
+use super::connect::{db_error, ConnectSpec};
+use super::schema::Tables;
+use crate::{Op, Result, StorageError};
+
+/// Most caller batches folded into one transaction.
+const MAX_GROUP: usize = 512;
+/// Stop adding batches to a group once it holds this many value bytes.
+const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
+/// Log rows older than this are pruned (a node further behind drops all
+/// of its caches instead of catching up).
+const LOG_RETENTION_SQL: &str = "interval '1 hour'";
+/// Prune the log every this many groups.
+const PRUNE_EVERY: u64 = 4096;
+
+/// One caller's batch, its fence and where to send its outcome.
+pub(super) struct Request {
+    pub ops: Vec<Op>,
+    pub fence: Option<u64>,
+    pub done: oneshot::Sender<Result<()>>,
+}
+
+/// Handle to the writer task. Dropping it lets the task finish what is
+/// queued and stop.
+pub(super) struct Writer {
+    queue: mpsc::UnboundedSender<Request>,
+}
+
+impl Writer {
+    /// Starts the writer task on the current runtime.
+    pub(super) fn spawn(spec: Arc<ConnectSpec>, tables: Tables, node: String) -> Self {
+        let (queue, incoming) = mpsc::unbounded_channel();
+        tokio::spawn(run(spec, tables, node, incoming));
+        Writer { queue }
+    }
+
+    /// Queues `ops` and waits until they are committed (or have failed).
+    pub(super) async fn submit(&self, ops: Vec<Op>, fence: Option<u64>) -> Result<()> {
+        let (done, outcome) = oneshot::channel();
+        self.queue
+            .send(Request { ops, fence, done })
+            .map_err(|_| StorageError::Unavailable)?;
+        outcome.await.map_err(|_| StorageError::Unavailable)?
+    }
+}
+
+/// The writer's prepared statements.
+struct Stmts {
+    bump: Statement,
+    put: Statement,
+    delete: Statement,
+    fence: Statement,
+    log: Statement,
+}
+
+/// The writer's connection and statements.
+struct WriteConn {
+    client: Client,
+    st: Stmts,
+}
+
+impl WriteConn {
+    async fn open(spec: &ConnectSpec, t: &Tables) -> Result<WriteConn> {
+        let client = spec.connect().await?;
+        let prep = |sql: String| {
+            let client = &client;
+            async move {
+                client
+                    .prepare(&sql)
+                    .await
+                    .map_err(|e| db_error("prepare", &e))
+            }
+        };
+        let st = Stmts {
+            bump: prep(format!(
+                "UPDATE {} SET value = value + 1 WHERE name = 'seq' RETURNING value",
+                t.meta
+            ))
+            .await?,
+            put: prep(format!(
+                "INSERT INTO {} (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                t.kv
+            ))
+            .await?,
+            delete: prep(format!("DELETE FROM {} WHERE key = $1", t.kv)).await?,
+            fence: prep(format!(
+                "UPDATE {} SET term = term WHERE id = 1 AND term = $1 \
+                 AND expires_at > clock_timestamp()",
+                t.leader
+            ))
+            .await?,
+            log: prep(format!(
+                "INSERT INTO {} (seq, node, keys) VALUES ($1, $2, $3)",
+                t.log
+            ))
+            .await?,
+        };
+        Ok(WriteConn { client, st })
+    }
+}
+
+async fn run(
+    spec: Arc<ConnectSpec>,
+    tables: Tables,
+    node: String,
+    mut incoming: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut conn: Option<WriteConn> = None;
+    let mut groups: u64 = 0;
+    while let Some(first) = incoming.recv().await {
+        let mut bytes = value_bytes(&first.ops);
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            match incoming.try_recv() {
+                Ok(r) => {
+                    bytes += value_bytes(&r.ops);
+                    group.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            conn = WriteConn::open(&spec, &tables).await.ok();
+        }
+        let outcomes = match conn.as_mut() {
+            None => group
+                .iter()
+                .map(|_| Err(StorageError::Unavailable))
+                .collect(),
+            Some(c) => match commit_group(c, &node, &group).await {
+                Ok(outcomes) => outcomes,
+                Err(err) => group.iter().map(|_| Err(clone_err(&err))).collect(),
+            },
+        };
+        for (request, outcome) in group.into_iter().zip(outcomes) {
+            // The caller may have gone away; its write stands regardless.
+            let _ = request.done.send(outcome);
+        }
+        groups += 1;
+        if groups.is_multiple_of(PRUNE_EVERY) {
+            if let Some(c) = conn.as_ref() {
+                let sql = format!(
+                    "DELETE FROM {} WHERE at < clock_timestamp() - {LOG_RETENTION_SQL}",
+                    tables.log
+                );
+                if let Err(e) = c.client.execute(&sql, &[]).await {
+                    tracing::warn!(error = %db_error("log prune", &e), "postgresql storage");
+                }
+            }
+        }
+    }
+}
+
+fn clone_err(e: &StorageError) -> StorageError {
+    match e {
+        StorageError::Unavailable => StorageError::Unavailable,
+        StorageError::Fenced(t) => StorageError::Fenced(*t),
+        other => StorageError::Backend(other.to_string()),
+    }
+}
+
+fn value_bytes(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+        })
+        .sum()
+}
+
+fn keys_of(ops: &[Op]) -> impl Iterator<Item = String> + '_ {
+    ops.iter().map(|op| match op {
+        Op::Put { key, .. } | Op::Delete { key } => key.clone(),
+    })
+}
+
+/// Sends one batch's operations as a pipeline; the first error, if any.
+async fn apply_ops(
+    tx: &Transaction<'_>,
+    st: &Stmts,
+    ops: &[Op],
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let results = join_all(ops.iter().map(|op| async move {
+        match op {
+            Op::Put { key, value } => tx.execute(&st.put, &[key, value]).await,
+            Op::Delete { key } => tx.execute(&st.delete, &[key]).await,
+        }
+    }))
+    .await;
+    results.into_iter().try_for_each(|r| r.map(|_| ()))
+}
+
+/// Commits the group: the pipelined fast path, or batch by batch.
+async fn commit_group(c: &mut WriteConn, node: &str, group: &[Request]) -> Result<Vec<Result<()>>> {
+    if let Some(outcomes) = fast_path(c, node, group).await? {
+        return Ok(outcomes);
+    }
+    slow_path(c, node, group).await
+}
+
+/// Whether an error means the connection (not a statement) failed.
+fn connection_failed(e: &tokio_postgres::Error) -> bool {
+    e.is_closed() || e.as_db_error().is_none()
+}
+
+/// Everything in one pipeline. `Ok(None)` (rolled back) when a statement
+/// failed or a fence did not hold; an `Err` only when the connection failed.
+async fn fast_path(
+    c: &mut WriteConn,
+    node: &str,
+    group: &[Request],
+) -> Result<Option<Vec<Result<()>>>> {
+    let pg = |e: tokio_postgres::Error| db_error("commit", &e);
+    let WriteConn { client, st } = c;
+    let st: &Stmts = st;
+    let tx = client.transaction().await.map_err(pg)?;
+    let keys: Vec<String> = group.iter().flat_map(|r| keys_of(&r.ops)).collect();
+    let node = node.to_string();
+    let bump = tx.query_one(&st.bump, &[]);
+    let fences = join_all(group.iter().filter_map(|r| r.fence).map(|term| {
+        let tx = &tx;
+        async move {
+            let term = i64::try_from(term).unwrap_or(i64::MAX);
+            tx.execute(&st.fence, &[&term]).await
+        }
+    }));
+    let ops = join_all(group.iter().map(|r| apply_ops(&tx, st, &r.ops)));
+    let (bump, fences, ops) = futures_util::join!(bump, fences, ops);
+    let seq: i64 = match bump {
+        Ok(row) => row.get(0),
+        Err(e) if connection_failed(&e) => return Err(db_error("commit", &e)),
+        Err(_) => return Ok(None),
+    };
+    for f in &fences {
+        match f {
+            Ok(1) => {}
+            Err(e) if connection_failed(e) => return Err(db_error("commit", e)),
+            _ => {
+                tx.rollback().await.map_err(pg)?;
+                return Ok(None);
+            }
+        }
+    }
+    for o in &ops {
+        if let Err(e) = o {
+            if connection_failed(e) {
+                return Err(db_error("commit", e));
+            }
+            tx.rollback().await.map_err(pg)?;
+            return Ok(None);
+        }
+    }
+    tx.execute(&st.log, &[&seq, &node, &keys])
+        .await
+        .map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(Some(group.iter().map(|_| Ok(())).collect()))
+}
+
+/// Each batch in its own savepoint, so a failing or fenced batch is rolled
+/// back alone.
+async fn slow_path(c: &mut WriteConn, node: &str, group: &[Request]) -> Result<Vec<Result<()>>> {
+    let pg = |e: tokio_postgres::Error| db_error("commit", &e);
+    let WriteConn { client, st } = c;
+    let st: &Stmts = st;
+    let tx = client.transaction().await.map_err(pg)?;
+    let seq: i64 = tx.query_one(&st.bump, &[]).await.map_err(pg)?.get(0);
+    let node = node.to_string();
+    let mut keys = Vec::new();
+    let mut outcomes = Vec::with_capacity(group.len());
+    for r in group {
+        tx.batch_execute("SAVEPOINT coffer_batch")
+            .await
+            .map_err(pg)?;
+        if let Some(term) = r.fence {
+            let t = i64::try_from(term).unwrap_or(i64::MAX);
+            match tx.execute(&st.fence, &[&t]).await {
+                Ok(1) => {}
+                Ok(_) => {
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT coffer_batch; RELEASE SAVEPOINT coffer_batch",
+                    )
+                    .await
+                    .map_err(pg)?;
+                    outcomes.push(Err(StorageError::Fenced(term)));
+                    continue;
+                }
+                Err(e) if connection_failed(&e) => return Err(pg(e)),
+                Err(e) => {
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT coffer_batch; RELEASE SAVEPOINT coffer_batch",
+                    )
+                    .await
+                    .map_err(pg)?;
+                    outcomes.push(Err(db_error("fence check", &e)));
+                    continue;
+                }
+            }
+        }
+        match apply_ops(&tx, st, &r.ops).await {
+            Ok(()) => {
+                tx.batch_execute("RELEASE SAVEPOINT coffer_batch")
+                    .await
+                    .map_err(pg)?;
+                keys.extend(keys_of(&r.ops));
+                outcomes.push(Ok(()));
+            }
+            Err(e) if connection_failed(&e) => return Err(pg(e)),
+            Err(e) => {
+                tx.batch_execute(
+                    "ROLLBACK TO SAVEPOINT coffer_batch; RELEASE SAVEPOINT coffer_batch",
+                )
+                .await
+                .map_err(pg)?;
+                outcomes.push(Err(db_error("write", &e)));
+            }
+        }
+    }
+    tx.execute(&st.log, &[&seq, &node, &keys])
+        .await
+        .map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(outcomes)
+}

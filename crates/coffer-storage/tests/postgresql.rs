@@ -1,0 +1,227 @@
+//! PostgreSQL-specific behaviour: two backends on one table act as two
+//! nodes: the change log, the leader lease and its fence, the exclusive
+//! mode. Skipped (with a notice) without `COFFER_TEST_PG_URL`.
+
+mod common;
+
+use std::time::Duration;
+
+use coffer_storage::{
+    fence, Backend, Changes, LeaderClaim, PostgresBackend, PostgresConfig, StorageError,
+};
+use common::pg::{pg_url, table_name, DropTables};
+
+async fn node(url: &str, table: &str) -> PostgresBackend {
+    let mut c = PostgresConfig::new(url);
+    c.table = table.into();
+    PostgresBackend::open(c).await.expect("open")
+}
+
+async fn two_nodes(test: &str) -> Option<(PostgresBackend, PostgresBackend, DropTables)> {
+    let url = pg_url()?;
+    let table = table_name(test);
+    let a = node(&url, &table).await;
+    let b = node(&url, &table).await;
+    Some((a, b, DropTables::new(url, table)))
+}
+
+fn claim(holder: &str, ttl_ms: u64) -> LeaderClaim {
+    LeaderClaim {
+        holder: holder.into(),
+        api_addr: format!("http://{holder}"),
+        ttl: Duration::from_millis(ttl_ms),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_carries_other_nodes_keys_and_reports_gaps() {
+    let Some((a, b, _drop)) = two_nodes("changes").await else {
+        return;
+    };
+    let Some(Changes::Lost { position: start }) = a.changes_since(u64::MAX).await.unwrap() else {
+        panic!("a position past the end is a gap");
+    };
+    b.put("x/1", b"1".to_vec()).await.unwrap();
+    b.write_batch(vec![
+        coffer_storage::Op::Delete { key: "x/2".into() },
+        coffer_storage::Op::Put {
+            key: "x/3".into(),
+            value: b"3".to_vec(),
+        },
+    ])
+    .await
+    .unwrap();
+    a.put("mine", b"m".to_vec()).await.unwrap();
+    // A sees B's keys at once, in order, and not its own.
+    let Some(Changes::Keys { position, keys }) = a.changes_since(start).await.unwrap() else {
+        panic!("no gap expected");
+    };
+    assert_eq!(keys, ["x/1", "x/2", "x/3"]);
+    assert_eq!(position, start + 3);
+    assert_eq!(a.get("x/1").await.unwrap().as_deref(), Some(&b"1"[..]));
+    // B sees only A's.
+    let Some(Changes::Keys { keys, .. }) = b.changes_since(start).await.unwrap() else {
+        panic!("no gap expected");
+    };
+    assert_eq!(keys, ["mine"]);
+    // Nothing new: empty.
+    assert_eq!(
+        a.changes_since(position).await.unwrap(),
+        Some(Changes::Keys {
+            position,
+            keys: vec![]
+        })
+    );
+    // A pruned log is a gap, never a silent skip.
+    let url = pg_url().unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute(
+            &format!("DELETE FROM \"{}_log\" WHERE seq = $1", a.table()),
+            &[&i64::try_from(start + 1).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        a.changes_since(start).await.unwrap(),
+        Some(Changes::Lost { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leaders_fenced_writes_are_refused_after_takeover() {
+    let Some((a, b, _drop)) = two_nodes("fence").await else {
+        return;
+    };
+    let t1 = a
+        .claim_leadership(&claim("a", 2500))
+        .await
+        .unwrap()
+        .unwrap();
+    // Renewal keeps the term; another claimant is refused while it lives.
+    assert_eq!(
+        a.claim_leadership(&claim("a", 2500)).await.unwrap(),
+        Some(t1)
+    );
+    assert_eq!(b.claim_leadership(&claim("b", 2500)).await.unwrap(), None);
+    let leader = b.leader().await.unwrap().unwrap();
+    assert_eq!(
+        (leader.holder.as_str(), leader.term, leader.live),
+        ("a", t1, true)
+    );
+    fence::fenced(t1, a.put("bg/1", b"a".to_vec()))
+        .await
+        .unwrap();
+
+    // A "pauses" past its lease; B takes over with the next term.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let t2 = b
+        .claim_leadership(&claim("b", 5000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t2, t1 + 1);
+    // A resumes: its background writes under the old term write nothing,
+    // including every other op of the batch.
+    let err = fence::fenced(
+        t1,
+        a.write_batch(vec![
+            coffer_storage::Op::Put {
+                key: "bg/2".into(),
+                value: b"late".to_vec(),
+            },
+            coffer_storage::Op::Delete { key: "bg/1".into() },
+        ]),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(t) if t == t1), "{err}");
+    assert_eq!(a.get("bg/2").await.unwrap(), None);
+    assert_eq!(a.get("bg/1").await.unwrap().as_deref(), Some(&b"a"[..]));
+    // A's unfenced (request) writes still work, beside a refused one in the
+    // same group.
+    let (fenced, plain) = tokio::join!(
+        fence::fenced(t1, a.put("bg/3", b"late".to_vec())),
+        a.put("req/1", b"ok".to_vec())
+    );
+    assert!(matches!(fenced, Err(StorageError::Fenced(_))));
+    plain.unwrap();
+    assert_eq!(a.get("bg/3").await.unwrap(), None);
+    // A cannot take the lease back while B holds it; B's fence holds.
+    assert_eq!(a.claim_leadership(&claim("a", 2500)).await.unwrap(), None);
+    fence::fenced(t2, b.put("bg/4", b"b".to_vec()))
+        .await
+        .unwrap();
+    // A release hands over at once, with a new term.
+    b.release_leadership("b").await.unwrap();
+    let t3 = a
+        .claim_leadership(&claim("a", 2500))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t3, t2 + 1);
+    assert!(matches!(
+        fence::fenced(t2, b.put("bg/5", b"x".to_vec())).await,
+        Err(StorageError::Fenced(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_disabled_keeps_a_second_node_out() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let table = table_name("exclusive");
+    let _drop = DropTables::new(url.clone(), table.clone());
+    let mut c = PostgresConfig::new(url.clone());
+    c.table = table.clone();
+    c.ha_enabled = false;
+    let first = PostgresBackend::open(c.clone()).await.unwrap();
+    assert!(!first.is_shared());
+    let err = PostgresBackend::open(c.clone()).await.unwrap_err();
+    assert!(matches!(err, StorageError::InUse(_)), "{err}");
+    drop(first);
+    // The lock goes with the connection.
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(b) = PostgresBackend::open(c.clone()).await {
+            reopened = Some(b);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened.is_some(), "the lock outlived its node");
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_without_quoting_the_url() {
+    let marker = ["pw", "91ab"].join("-");
+    for table in ["", "1abc", "a-b", "a\"b", &"x".repeat(49)] {
+        let mut c = PostgresConfig::new(format!("postgres://u:{marker}@127.0.0.1:1/db"));
+        c.table = table.into();
+        let err = PostgresBackend::open(c).await.unwrap_err().to_string();
+        assert!(err.contains("table"), "{err}");
+        assert!(!err.contains(&marker));
+    }
+    let c = PostgresConfig::new(format!(
+        "postgres://u:{marker}@127.0.0.1:1/db?sslrootcert=/etc/passwd"
+    ));
+    let err = PostgresBackend::open(c).await.unwrap_err().to_string();
+    assert!(err.contains("sslrootcert"), "{err}");
+    assert!(!err.contains(&marker), "{err}");
+    let c = PostgresConfig::new(format!(
+        "postgres://u:{marker}@127.0.0.1:1/db?sslmode=bogus"
+    ));
+    let err = PostgresBackend::open(c).await.unwrap_err().to_string();
+    assert!(err.contains("sslmode"), "{err}");
+    assert!(!err.contains(&marker), "{err}");
+    // Nobody listens on port 1: unavailable, not a panic or a leak.
+    let c = PostgresConfig::new(format!(
+        "postgres://u:{marker}@127.0.0.1:1/db?sslmode=disable"
+    ));
+    let err = PostgresBackend::open(c).await.unwrap_err();
+    assert!(matches!(err, StorageError::Unavailable), "{err}");
+}

@@ -1,0 +1,654 @@
+//! Three real server processes on one PostgreSQL store (tables of their
+//! own per test): writes, revocations and policy changes on one node are
+//! seen at once on the others; the leader of background work fails over;
+//! `operator migrate` moves a SQLite store into PostgreSQL and back.
+//!
+//! Needs `COFFER_TEST_PG_URL`; without it every test prints a notice and
+//! skips.
+
+mod cli_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cli_support::{free_port, unique, Api, Server, BIN};
+use serde_json::json;
+
+fn pg_url() -> Option<String> {
+    match std::env::var("COFFER_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("COFFER_TEST_PG_URL is not set: skipping the PostgreSQL cluster test");
+            None
+        }
+    }
+}
+
+/// SQL against the test database through psql (for checks and cleanup).
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-Atc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Drops a test table set on drop.
+struct Tables {
+    url: String,
+    base: String,
+}
+
+impl Drop for Tables {
+    fn drop(&mut self) {
+        let sql = ["", "_meta", "_log", "_leader"]
+            .map(|s| format!("DROP TABLE IF EXISTS \"{}{s}\";", self.base))
+            .concat();
+        let _ = Command::new("psql")
+            .args([&self.url, "-Atc", &sql])
+            .output();
+    }
+}
+
+fn tables(url: &str, test: &str) -> Tables {
+    Tables {
+        url: url.to_string(),
+        base: unique(&format!("pgstore_{test}")).replace('-', "_"),
+    }
+}
+
+/// Writes a node's configuration in `dir` and returns (path, address).
+fn node_config(dir: &Path, url: &str, table: &str, extra: &str) -> (std::path::PathBuf, String) {
+    let port = free_port();
+    let audit = dir.join("audit");
+    std::fs::create_dir_all(&audit).unwrap();
+    let text = format!(
+        "[storage.postgresql]\nconnection_url = {url:?}\ntable = {table:?}\n{extra}\n\n\
+         [listener.tcp]\naddress = \"127.0.0.1:{port}\"\ntls_disable = true\n\n\
+         [audit]\nfile_dir = {:?}\n",
+        audit.to_str().unwrap()
+    );
+    let path = dir.join("coffer.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, format!("http://127.0.0.1:{port}"))
+}
+
+/// A running node and its directory.
+struct Node {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+fn start_node(url: &str, table: &str, extra: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, addr) = node_config(dir.path(), url, table, extra);
+    Node {
+        server: Server::start_config(&cfg, addr),
+        _dir: dir,
+    }
+}
+
+fn unseal<'a>(node: &'a Node, keys: &[String]) -> Api<'a> {
+    let api = Api::new(&node.server);
+    for k in keys {
+        let (st, v) = api.call("PUT", "sys/unseal", None, Some(json!({"key": k})));
+        assert_eq!(st, 200, "{v}");
+        if v["sealed"] == json!(false) {
+            break;
+        }
+    }
+    api
+}
+
+/// Starts `n` nodes on one fresh store, initialises it on the first and
+/// unseals all; returns the nodes, the root token and the unseal keys.
+fn cluster(url: &str, table: &str, n: usize, extra: &str) -> (Vec<Node>, String, Vec<String>) {
+    let mut nodes: Vec<Node> = (0..n).map(|_| start_node(url, table, extra)).collect();
+    let api = Api::new(&nodes[0].server);
+    let (st, init) = api.call(
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 3, "secret_threshold": 2})),
+    );
+    assert_eq!(st, 200, "{init}");
+    let keys: Vec<String> = init["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    for node in &mut nodes {
+        node.server.token = root.clone();
+        unseal(node, &keys[..2]);
+    }
+    (nodes, root, keys)
+}
+
+fn call(
+    node: &Node,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    Api::new(&node.server).call(method, path, Some(token), body)
+}
+
+#[test]
+fn every_node_serves_reads_and_writes_and_sees_revocations_at_once() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "rw");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 3, "");
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+
+    // A mount made on A routes on B at once.
+    let (st, v) = call(
+        a,
+        "POST",
+        "sys/mounts/kv",
+        &root,
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert!(st < 300, "{v}");
+    // Writes on any node are read at once on the others.
+    for (i, (w, readers)) in [(a, [b, c]), (b, [a, c]), (c, [a, b])]
+        .into_iter()
+        .enumerate()
+    {
+        let value = unique("value");
+        let (st, v) = call(
+            w,
+            "POST",
+            &format!("kv/data/app{i}"),
+            &root,
+            Some(json!({"data": {"v": value}})),
+        );
+        assert_eq!(st, 200, "{v}");
+        for r in readers {
+            let (st, v) = call(r, "GET", &format!("kv/data/app{i}"), &root, None);
+            assert_eq!(st, 200, "{v}");
+            assert_eq!(v["data"]["data"]["v"], json!(value));
+        }
+    }
+    // An overwrite on C replaces what A has cached.
+    let newer = unique("newer");
+    call(
+        c,
+        "POST",
+        "kv/data/app0",
+        &root,
+        Some(json!({"data": {"v": newer}})),
+    );
+    let (_, v) = call(a, "GET", "kv/data/app0", &root, None);
+    assert_eq!(v["data"]["data"]["v"], json!(newer));
+
+    // A token made on A, cached on B by use, then revoked on A: B refuses
+    // it on the very next request.
+    let (st, v) = call(
+        a,
+        "PUT",
+        "sys/policies/acl/reader",
+        &root,
+        Some(json!({"policy": "path \"kv/data/*\" { capabilities = [\"read\"] }"})),
+    );
+    assert!(st < 300, "{v}");
+    let (_, v) = call(
+        a,
+        "POST",
+        "auth/token/create",
+        &root,
+        Some(json!({"policies": ["reader"]})),
+    );
+    let tok = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (st, _) = call(b, "GET", "kv/data/app1", &tok, None);
+    assert_eq!(st, 200);
+    let (st, _) = call(
+        a,
+        "POST",
+        "auth/token/revoke",
+        &root,
+        Some(json!({"token": tok})),
+    );
+    assert!(st < 300);
+    let (st, v) = call(b, "GET", "kv/data/app1", &tok, None);
+    assert_eq!(st, 403, "revoked on A, still honoured on B: {v}");
+    let (st, _) = call(c, "GET", "kv/data/app1", &tok, None);
+    assert_eq!(st, 403);
+
+    // A policy narrowed on C applies on A at once (A has the ACL cached).
+    let (_, v) = call(
+        a,
+        "POST",
+        "auth/token/create",
+        &root,
+        Some(json!({"policies": ["reader"]})),
+    );
+    let tok2 = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(call(a, "GET", "kv/data/app2", &tok2, None).0, 200);
+    let (st, _) = call(
+        c,
+        "PUT",
+        "sys/policies/acl/reader",
+        &root,
+        Some(json!({"policy": "path \"kv/data/app1\" { capabilities = [\"read\"] }"})),
+    );
+    assert!(st < 300);
+    assert_eq!(
+        call(a, "GET", "kv/data/app2", &tok2, None).0,
+        403,
+        "old ACL served on A"
+    );
+    assert_eq!(call(a, "GET", "kv/data/app1", &tok2, None).0, 200);
+    // Deleted on B: refused everywhere.
+    assert!(call(b, "DELETE", "sys/policies/acl/reader", &root, None).0 < 300);
+    assert_eq!(call(a, "GET", "kv/data/app1", &tok2, None).0, 403);
+    assert_eq!(call(c, "GET", "kv/data/app1", &tok2, None).0, 403);
+
+    // A key rotation on A: everything stays readable on B, and what B
+    // writes afterwards (with the new term) reads on A and C.
+    let (_, before) = call(b, "GET", "sys/key-status", &root, None);
+    assert!(call(a, "PUT", "sys/rotate", &root, None).0 < 300);
+    let (_, after) = call(b, "GET", "sys/key-status", &root, None);
+    assert_eq!(
+        after["data"]["term"].as_u64(),
+        before["data"]["term"].as_u64().map(|t| t + 1),
+        "B did not pick up A's rotation"
+    );
+    let v_after = unique("after-rotation");
+    assert_eq!(
+        call(
+            b,
+            "POST",
+            "kv/data/rot",
+            &root,
+            Some(json!({"data": {"v": v_after}}))
+        )
+        .0,
+        200
+    );
+    for n in [a, c] {
+        let (st, v) = call(n, "GET", "kv/data/rot", &root, None);
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["data"]["data"]["v"], json!(v_after));
+        assert_eq!(call(n, "GET", "kv/data/app1", &root, None).0, 200);
+    }
+    // A rotation on C right after must not drop B's term.
+    assert!(call(c, "PUT", "sys/rotate", &root, None).0 < 300);
+    let (_, v) = call(a, "GET", "sys/key-status", &root, None);
+    assert_eq!(
+        v["data"]["term"].as_u64(),
+        before["data"]["term"].as_u64().map(|t| t + 2)
+    );
+
+    // Unmounted on B: gone on A.
+    assert!(call(b, "DELETE", "sys/mounts/kv", &root, None).0 < 300);
+    assert_eq!(call(a, "GET", "kv/data/app1", &root, None).0, 404);
+
+    // One leader, named the same by every node, in Vault's shape.
+    let mut selves = 0;
+    let mut addresses = Vec::new();
+    for n in &nodes {
+        let (st, v) = Api::new(&n.server).call("GET", "sys/leader", None, None);
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["ha_enabled"], json!(true));
+        if v["is_self"] == json!(true) {
+            selves += 1;
+            assert_eq!(v["leader_address"], json!(n.server.addr));
+        }
+        addresses.push(v["leader_address"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(selves, 1, "{addresses:?}");
+    assert!(addresses.windows(2).all(|w| w[0] == w[1]), "{addresses:?}");
+    let (st, v) = call(c, "GET", "sys/ha-status", &root, None);
+    assert_eq!(st, 200, "{v}");
+    let listed = v["data"]["nodes"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{v}");
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|n| n["active_node"] == json!(true))
+            .count(),
+        1
+    );
+}
+
+/// The node `sys/leader` names as leader, by index.
+fn leader_index(nodes: &[Node]) -> Option<usize> {
+    nodes.iter().position(|n| {
+        let (st, v) = Api::new(&n.server).call("GET", "sys/leader", None, None);
+        st == 200 && v["is_self"] == json!(true)
+    })
+}
+
+#[test]
+fn background_work_fails_over_within_seconds_and_runs_once() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "failover");
+    let (mut nodes, root, _keys) = cluster(&url, &t.base, 3, "lease_ttl = \"2s\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let leader = loop {
+        if let Some(i) = leader_index(&nodes) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no leader within 10 s");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Tokens with short TTLs, made on a node that is not the leader: their
+    // expiry (a revocation, background work) must happen once, elsewhere.
+    let maker = (leader + 1) % 3;
+    let mut hashes = Vec::new();
+    for _ in 0..8 {
+        let (st, v) = call(
+            &nodes[maker],
+            "POST",
+            "auth/token/create",
+            &root,
+            Some(json!({"ttl": "4s", "policies": ["default"]})),
+        );
+        assert_eq!(st, 200, "{v}");
+        let tok = v["auth"]["client_token"].as_str().unwrap();
+        hashes.push(coffer_crypto::hash::sha256_hex(tok.as_bytes()));
+    }
+    let stored = |h: &str| {
+        psql(
+            &url,
+            &format!(
+                "SELECT count(*) FROM \"{}\" WHERE key = 'sys/token/id/{h}'",
+                t.base
+            ),
+        )
+    };
+    assert!(hashes.iter().all(|h| stored(h) == "1"));
+    // Kill the leader outright.
+    let killed_at = Instant::now();
+    nodes[leader].server.kill();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let new_leader = loop {
+        if let Some(i) = survivors.iter().copied().find(|i| {
+            let (st, v) = Api::new(&nodes[*i].server).call("GET", "sys/leader", None, None);
+            st == 200 && v["is_self"] == json!(true)
+        }) {
+            break i;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "no failover within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let failover = killed_at.elapsed();
+    eprintln!("failover after {failover:?} (lease_ttl 2s)");
+    assert_ne!(new_leader, leader);
+    // The tokens expire and the new leader revokes each (their entries go).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hashes.iter().any(|h| stored(h) != "0") {
+        assert!(
+            Instant::now() < deadline,
+            "expired tokens were not revoked after failover"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Exactly once: each token key appears in the change log twice (its
+    // creation and its one revocation), never more.
+    std::thread::sleep(Duration::from_secs(3));
+    for h in &hashes {
+        let n = psql(
+            &url,
+            &format!(
+                "SELECT count(*) FROM \"{}_log\" WHERE 'sys/token/id/{h}' = ANY(keys)",
+                t.base
+            ),
+        );
+        assert_eq!(n, "2", "token {h} was written {n} times");
+    }
+    // The lease row names the new leader with a later term.
+    let holder_addr = psql(&url, &format!("SELECT api_addr FROM \"{}_leader\"", t.base));
+    assert_eq!(holder_addr, nodes[new_leader].server.addr);
+    nodes.truncate(3);
+}
+
+#[test]
+fn a_stopped_leader_is_replaced_and_cannot_write_when_it_resumes() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "sigstop");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "lease_ttl = \"2s\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let leader = loop {
+        if let Some(i) = leader_index(&nodes) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let other = 1 - leader;
+    let term = |url: &str| psql(url, &format!("SELECT term FROM \"{}_leader\"", t.base));
+    let term_before: u64 = term(&url).parse().unwrap();
+    let pid = nodes[leader].server.pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopped = Instant::now();
+    while leader_index(&nodes[other..=other]).is_none() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "no takeover from a stopped leader"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "takeover from a stopped leader after {:?}",
+        stopped.elapsed()
+    );
+    let term_after: u64 = term(&url).parse().unwrap();
+    assert!(term_after > term_before);
+    // Tokens expiring while the old leader is stopped are revoked once.
+    let (_, v) = call(
+        &nodes[other],
+        "POST",
+        "auth/token/create",
+        &root,
+        Some(json!({"ttl": "2s"})),
+    );
+    let h = coffer_crypto::hash::sha256_hex(v["auth"]["client_token"].as_str().unwrap().as_bytes());
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_secs(6));
+    let n = psql(
+        &url,
+        &format!(
+            "SELECT count(*) FROM \"{}_log\" WHERE 'sys/token/id/{h}' = ANY(keys)",
+            t.base
+        ),
+    );
+    assert_eq!(n, "2");
+    // The resumed node serves requests again, as a follower.
+    let (st, _) = call(&nodes[leader], "GET", "auth/token/lookup-self", &root, None);
+    assert_eq!(st, 200);
+    let (_, v) = Api::new(&nodes[leader].server).call("GET", "sys/leader", None, None);
+    assert_eq!(v["is_self"], json!(false), "two leaders after SIGCONT");
+}
+
+fn coffer(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+#[test]
+fn operator_migrate_moves_sqlite_into_postgresql_and_back() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "migrate");
+    let dir = tempfile::tempdir().unwrap();
+    let (server, cfg, keys) = cli_support::start_initialised(&dir.path().join("src"), 3, 2);
+    let api = Api::new(&server);
+    api.root(
+        "POST",
+        "sys/mounts/kv",
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    let mut written = Vec::new();
+    for i in 0..25 {
+        let v = unique("migrated");
+        api.root(
+            "POST",
+            &format!("kv/data/app/{i}"),
+            Some(json!({"data": {"v": v}})),
+        );
+        written.push(v);
+    }
+    let root = server.token.clone();
+    drop(server);
+    let _ = cfg;
+    let src_db = dir.path().join("src").join("coffer.db");
+    let back_db = dir.path().join("back.db");
+    let plan = |from: &str, to: &str| {
+        let p = dir.path().join(format!("{}.toml", unique("plan")));
+        std::fs::write(&p, format!("{from}\n{to}\n")).unwrap();
+        p
+    };
+    let sqlite =
+        |side: &str, path: &Path| format!("[{side}.sqlite]\npath = {:?}", path.to_str().unwrap());
+    let pg = |side: &str| {
+        format!(
+            "[{side}.postgresql]\nconnection_url = {url:?}\ntable = {:?}",
+            t.base
+        )
+    };
+
+    let to_pg = plan(
+        &sqlite("storage_source", &src_db),
+        &pg("storage_destination"),
+    );
+    let out = coffer(&["operator", "migrate", "-config", to_pg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
+    // A second run meets a non-empty destination and refuses.
+    let out = coffer(&["operator", "migrate", "-config", to_pg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No plaintext reached PostgreSQL.
+    let dump = psql(
+        &url,
+        &format!("SELECT encode(value, 'escape') FROM \"{}\"", t.base),
+    );
+    assert!(!dump.contains(&written[0]));
+
+    // A node on PostgreSQL unseals with the same keys and reads everything.
+    let node = start_node(&url, &t.base, "");
+    let api = unseal(&node, &keys[..2]);
+    for (i, v) in written.iter().enumerate() {
+        let (st, body) = api.call("GET", &format!("kv/data/app/{i}"), Some(&root), None);
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["data"]["data"]["v"], json!(v));
+    }
+    // Migrating out of a live cluster is refused.
+    let back = plan(
+        &pg("storage_source"),
+        &sqlite("storage_destination", &back_db),
+    );
+    let out = coffer(&["operator", "migrate", "-config", back.to_str().unwrap()]);
+    assert!(!out.status.success(), "migrated out of a live cluster");
+    drop(node);
+    // Offline, back to SQLite: a fresh SQLite server reads the same secrets.
+    std::thread::sleep(Duration::from_secs(6)); // the dead node's lease expires
+    let out = coffer(&["operator", "migrate", "-config", back.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let scfg = sdir.path().join("coffer.toml");
+    std::fs::write(&scfg, format!("[storage.sqlite]\npath = {:?}\n\n[listener.tcp]\naddress = \"127.0.0.1:{port}\"\ntls_disable = true\n", back_db.to_str().unwrap())).unwrap();
+    let mut s = Server::start_config(&scfg, format!("http://127.0.0.1:{port}"));
+    s.token = root.clone();
+    let api = Api::new(&s);
+    for k in &keys[..2] {
+        api.call("PUT", "sys/unseal", None, Some(json!({"key": k})));
+    }
+    let (st, body) = api.call("GET", "kv/data/app/24", Some(&root), None);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["data"]["v"], json!(written[24]));
+}
+
+#[test]
+fn kill_9_of_a_node_in_a_write_loop_loses_no_acknowledged_write() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "kill9");
+    let (mut nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "sys/mounts/kv",
+        &root,
+        Some(json!({"type": "kv", "options": {"version": "1"}})),
+    );
+    assert!(st < 300, "{v}");
+    let addr = nodes[0].server.addr.clone();
+    let token = root.clone();
+    // Four writers on node A until it dies; each records what was acknowledged.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (addr, token) = (addr.clone(), token.clone());
+            std::thread::spawn(move || {
+                let http = cli_support::http();
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let value = format!("w{w}-{i}");
+                    let r = http
+                        .post(format!("{addr}/v1/kv/k{w}-{i}"))
+                        .header("X-Vault-Token", &token)
+                        .json(&json!({"v": value}))
+                        .send();
+                    match r {
+                        Ok(resp) if resp.status().is_success() => {
+                            acked.push((format!("k{w}-{i}"), value))
+                        }
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    nodes[0].server.kill();
+    let acked: Vec<(String, String)> = writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        acked.len() > 20,
+        "only {} writes before the kill",
+        acked.len()
+    );
+    for (key, value) in &acked {
+        let (st, v) = call(&nodes[1], "GET", &format!("kv/{key}"), &root, None);
+        assert_eq!(st, 200, "acknowledged {key} lost: {v}");
+        assert_eq!(v["data"]["v"], json!(value));
+    }
+    eprintln!(
+        "{} acknowledged writes, all present on the other node",
+        acked.len()
+    );
+}
