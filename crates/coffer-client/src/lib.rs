@@ -25,8 +25,8 @@ pub mod tls;
 #[cfg(test)]
 pub(crate) use http::DEFAULT_TIMEOUT;
 pub use http::{
-    load_ca, read_token_file, token_file_path, write_token_file, ApiError, Client, Config, Error, Response,
-    Result, DEFAULT_ADDRESS, TOKEN_FILE_NAME,
+    load_ca, read_token_file, token_file_path, write_token_file, ApiError, Client, Config, Error,
+    Response, Result, DEFAULT_ADDRESS, TOKEN_FILE_NAME,
 };
 pub use reference::{Reference, ReferenceError, Selector};
 pub use resolve::{ResolveError, Resolver};

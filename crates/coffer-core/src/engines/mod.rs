@@ -4,8 +4,8 @@ pub mod cubbyhole;
 pub mod database;
 pub mod kv_v1;
 pub mod kv_v2;
-pub mod transit;
 pub mod pki;
+pub mod transit;
 
 use std::sync::Arc;
 

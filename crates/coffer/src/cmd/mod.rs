@@ -3,8 +3,8 @@
 pub mod apply;
 pub mod audit;
 pub mod auth;
-pub mod events;
 pub mod check;
+pub mod events;
 pub mod generic;
 pub mod inject;
 pub mod kv;
