@@ -17,6 +17,7 @@
 //! | `sys/token/batch-key` | the batch token key |
 //! | `sys/expire/id/<id>` | the lease expiry queue |
 //! | `core/cors` | the CORS configuration |
+//! | `sys/identity/…` | the identity store (entities, aliases, groups), reloaded |
 //!
 //! A log that no longer reaches back (pruned, or the store was replaced)
 //! drops every cache and reloads the mount table, keyring and lease queue.
@@ -119,6 +120,7 @@ impl Core {
         let mut keyring = false;
         let mut policies = false;
         let mut cors = false;
+        let mut identity = false;
         for key in keys {
             match key.as_str() {
                 crate::seal::KEYRING_KEY => keyring = true,
@@ -129,6 +131,8 @@ impl Core {
                 k => {
                     if k.starts_with("sys/policy/") {
                         policies = true;
+                    } else if k.starts_with("sys/identity/") {
+                        identity = true;
                     } else if let Some(hash) = k.strip_prefix("sys/token/id/") {
                         self.tokens.changed_elsewhere(hash).await?;
                     } else if let Some(id) = k.strip_prefix("sys/expire/id/") {
@@ -149,6 +153,10 @@ impl Core {
         }
         if cors {
             crate::sys_cors::load(self).await?;
+        }
+        if identity {
+            // Group and entity policies apply at once on every node.
+            self.identity.load().await?;
         }
         Ok(())
     }
@@ -185,6 +193,7 @@ impl Core {
             self.load_mounts().await?;
         }
         self.leases.load().await?;
+        self.identity.load().await?;
         crate::sys_cors::load(self).await
     }
 }

@@ -564,6 +564,10 @@ impl Core {
             request: &req,
             token: token.as_ref(),
             mount: mount.as_deref(),
+            identity_policies: token
+                .as_ref()
+                .map(|t| self.identity_policies(t))
+                .unwrap_or_default(),
         };
         self.audit
             .log_request(&ctx, None)
@@ -736,6 +740,7 @@ impl Core {
             request: req,
             token,
             mount,
+            identity_policies: token.map(|t| self.identity_policies(t)).unwrap_or_default(),
         };
         let result = Err(e);
         if self
@@ -988,7 +993,9 @@ impl Core {
             return Err(Error::PermissionDenied);
         }
         let mut names = token.policies.clone();
-        names.extend(resolved.policies.iter().cloned());
+        // Identity never grants root, whatever the store holds (writes
+        // refuse it; this guards data stored before that check).
+        names.extend(resolved.policies.iter().filter(|p| *p != "root").cloned());
         Ok((names, Some(resolved)))
     }
 
@@ -999,7 +1006,7 @@ impl Core {
         }
         self.identity
             .resolve(&token.entity_id)
-            .map(|r| r.policies)
+            .map(|r| r.policies.into_iter().filter(|p| p != "root").collect())
             .unwrap_or_default()
     }
 

@@ -134,6 +134,40 @@ pub struct Subscription {
     pub rx: broadcast::Receiver<Arc<Event>>,
 }
 
+/// Most live subscriptions the server holds at once: well below the
+/// listener's connection limit, so subscribers cannot take every slot.
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
+
+/// Most live subscriptions one token holds at once.
+pub const MAX_SUBSCRIPTIONS_PER_TOKEN: usize = 16;
+
+/// Live subscriptions, in all and per token (by token hash).
+#[derive(Debug, Default)]
+struct Slots {
+    total: usize,
+    per_token: std::collections::HashMap<String, usize>,
+}
+
+/// One live subscription's place; given back when dropped.
+#[derive(Debug)]
+pub struct SubscriptionSlot {
+    slots: Arc<Mutex<Slots>>,
+    key: String,
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock();
+        s.total = s.total.saturating_sub(1);
+        if let Some(n) = s.per_token.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_token.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// The server's event channel: a broadcast to live subscribers plus a
 /// bounded ring of recent events for replay.
 #[derive(Debug)]
@@ -141,6 +175,7 @@ pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
     ring: Mutex<VecDeque<Arc<Event>>>,
     seq: AtomicU64,
+    slots: Arc<Mutex<Slots>>,
 }
 
 impl Default for EventBus {
@@ -149,6 +184,7 @@ impl Default for EventBus {
             tx: broadcast::channel(RING_SIZE).0,
             ring: Mutex::new(VecDeque::with_capacity(RING_SIZE)),
             seq: AtomicU64::new(0),
+            slots: Arc::default(),
         }
     }
 }
@@ -181,6 +217,23 @@ impl EventBus {
         ring.push_back(event.clone());
         // No receiver is not an error: nobody is listening.
         let _ = self.tx.send(event);
+    }
+
+    /// Reserves a live subscription for the token whose hash is
+    /// `token_key`; `None` when the server or the token holds the most
+    /// allowed ([`MAX_SUBSCRIPTIONS`], [`MAX_SUBSCRIPTIONS_PER_TOKEN`]).
+    pub fn reserve(&self, token_key: &str) -> Option<SubscriptionSlot> {
+        let mut s = self.slots.lock();
+        let mine = s.per_token.get(token_key).copied().unwrap_or(0);
+        if s.total >= MAX_SUBSCRIPTIONS || mine >= MAX_SUBSCRIPTIONS_PER_TOKEN {
+            return None;
+        }
+        s.total += 1;
+        s.per_token.insert(token_key.to_string(), mine + 1);
+        Some(SubscriptionSlot {
+            slots: self.slots.clone(),
+            key: token_key.to_string(),
+        })
     }
 
     /// A subscription resuming after the event `since` (none: live only).
@@ -360,5 +413,22 @@ mod tests {
         m.options.clear();
         let (t, p, _) = kv_event(&m, "app/db", Operation::Create, None).unwrap();
         assert_eq!((t.as_str(), p.as_str()), ("kv-v1/write", "secret/app/db"));
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_capped_per_token_and_given_back() {
+        let bus = EventBus::default();
+        let held: Vec<_> = (0..MAX_SUBSCRIPTIONS_PER_TOKEN)
+            .map(|_| bus.reserve("a").expect("within the cap"))
+            .collect();
+        assert!(bus.reserve("a").is_none(), "one more than the cap");
+        assert!(bus.reserve("b").is_some(), "another token is not affected");
+        drop(held);
+        assert!(bus.reserve("a").is_some(), "slots are given back");
     }
 }

@@ -245,9 +245,11 @@ impl PolicyStore {
     /// Names of all policies, `root` included, sorted.
     pub async fn list(&self) -> Result<Vec<String>> {
         let mut names = self.view.list("").await?;
-        names.push("root".into());
+        names.retain(|n| n != "root");
         names.sort();
         names.dedup();
+        // As Vault: the stored names in order, then `root` (never stored).
+        names.push("root".into());
         Ok(names)
     }
 
@@ -356,12 +358,19 @@ impl PolicyStore {
                 };
                 match template::render(text, data, p.allow) {
                     Ok(Some(path)) => {
-                        if let Ok(pattern) = PathPattern::parse(&path) {
-                            rules.push(PathRule {
-                                pattern,
-                                ..rule.clone()
+                        let Ok(pattern) = PathPattern::parse(&path) else {
+                            // Fail closed: dropping the rule could drop a deny.
+                            tracing::warn!(policy = %p.policy.name(),
+                                "a templated policy path rendered to an invalid pattern");
+                            return Err(Error::Status {
+                                code: 400,
+                                errors: vec!["Forbidden".into()],
                             });
-                        }
+                        };
+                        rules.push(PathRule {
+                            pattern,
+                            ..rule.clone()
+                        });
                     }
                     Ok(None) => {}
                     Err(forbidden) => {

@@ -62,6 +62,7 @@ async fn quorum_endpoint(core: &Core, req: &Request) -> Result<Response> {
         request: req,
         token: None,
         mount: None,
+        identity_policies: Vec::new(),
     };
     core.audit
         .log_request(&ctx, None)

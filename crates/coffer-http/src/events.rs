@@ -33,6 +33,10 @@ const TOKEN_CHECK: Duration = Duration::from_secs(5);
 /// WebSocket close code for "policy violation" (RFC 6455).
 const CLOSE_POLICY: u16 = 1008;
 
+/// Largest message or frame a subscriber may send (control frames only are
+/// expected; a ping's payload is at most 125 bytes).
+const INBOUND_LIMIT: usize = 4096;
+
 /// The subscription handler.
 pub(crate) async fn subscribe(
     State(state): State<AppState>,
@@ -99,8 +103,29 @@ pub(crate) async fn subscribe(
             )
         }
     };
+    let Some(slot) = state
+        .core
+        .events()
+        .reserve(&coffer_core::token::hash_token(&token))
+    else {
+        return wire::error_response(
+            429,
+            vec![
+                "too many event subscriptions: close one (each token may hold 16, the server 1024)"
+                    .into(),
+            ],
+        );
+    };
     let core = state.core.clone();
-    upgrade.on_upgrade(move |socket| stream(core, socket, token, Some(client_addr), pattern, since))
+    // Subscribers only listen: anything they send beyond control frames
+    // is refused, and no inbound message may grow past a few KiB.
+    upgrade
+        .max_message_size(INBOUND_LIMIT)
+        .max_frame_size(INBOUND_LIMIT)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            stream(core, socket, token, Some(client_addr), pattern, since).await
+        })
 }
 
 /// What to do with one event for this subscriber.
@@ -118,11 +143,9 @@ async fn judge(
     ev: &Event,
 ) -> Verdict {
     if !ev.matches(pattern) && ev.event_type != coffer_core::events::RESYNC {
-        // Not asked for; still, a dead token ends the stream promptly.
-        return match core.live_token(token, addr).await {
-            Ok(_) => Verdict::Skip,
-            Err(_) => Verdict::Close,
-        };
+        // Not asked for: skipped without a token lookup (the periodic
+        // check still ends the stream of a dead token within seconds).
+        return Verdict::Skip;
     }
     match core.event_visible(token, addr, ev).await {
         Ok(true) => Verdict::Send,
@@ -196,6 +219,9 @@ async fn stream(
             }
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                    return close(&mut socket, "subscribers send nothing but control frames").await
+                }
                 Some(Ok(_)) => {}
             },
         }

@@ -325,7 +325,7 @@ fn merge_rule(existing: &mut RuleSpec, new: RuleSpec) {
 /// assignment-shaped rule so that one pattern covers every syntax the
 /// per-syntax matrix (`tests/syntax_matrix.rs`) tests:
 /// - an optional type: `: &'static str`, `: String` (Rust, TS, Kotlin) or
-///   `string` after the name (Go `var k string = "…"`);
+///   `string` after the name (Go `var k string = "…"`), then `=` only;
 /// - the key's closing quote, an escaped quote (JSON inside JSON) or `]`;
 /// - an operator: `=`, `:=`, `::=`, `:::=`, `?=`, `??=`, `.=` (PHP), `+=`,
 ///   `||=`, `=>`, `:`, `<-`, or a `name`/`value` pair (`<add key="k"
@@ -333,9 +333,24 @@ fn merge_rule(existing: &mut RuleSpec, new: RuleSpec) {
 ///   `{"name": "k", "value": "…"}`);
 /// - an optional YAML block indicator (`|`, `>-`).
 pub const ASSIGN: &str = concat!(
-    r#"(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{1,30}|[ \t]+(?:string|String|str|\[\]byte|any))??"#,
+    r#"(?:[\s'"`\\\]]{0,4}"#,
+    r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=])|"#,
+    // A typed declaration (`KEY: &str = "…"`, Go's `var k string = "…"`)
+    // is followed by `=` only: `key: some::path::Type,` (a field's type)
+    // is no assignment.
+    r#"(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{1,30}|[ \t]+(?:string|String|str|\[\]byte|any))"#,
+    r#"[\s'"`\\\]]{0,4}=)"#,
+    r#"(?:[ \t]*[|>][-+]?)?"#,
+);
+
+/// [`ASSIGN`] with the typed declaration tried first, for the generic
+/// detectors: in `token: SecretString = "…"` the type name must not be
+/// taken for the value.
+pub const GENERIC_ASSIGN: &str = concat!(
+    r#"(?:(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{1,30}|[ \t]+(?:string|String|str|\[\]byte|any))"#,
+    r#"[\s'"`\\\]]{0,4}=|"#,
     r#"[\s'"`\\\]]{0,4}"#,
-    r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=])"#,
+    r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=]))"#,
     r#"(?:[ \t]*[|>][-+]?)?"#,
 );
 
@@ -352,7 +367,7 @@ pub fn vendor_assign() -> String {
 /// escaped newline/tab or the end of the line.
 pub const VALUE_END: &str = r#"(?:[`'"\s;,)<&\\]|$)"#;
 
-/// Expands `{{assign}}` ([`vendor_assign`]), `{{op}}` ([`ASSIGN`]) and
+/// Expands `{{assign}}` ([`vendor_assign`]), `{{op}}` ([`GENERIC_ASSIGN`]) and
 /// `{{end}}` ([`VALUE_END`]) in a built-in rule's regex (user
 /// rules are taken as written).
 pub fn expand_macros(regex: &str) -> String {
@@ -362,9 +377,7 @@ pub fn expand_macros(regex: &str) -> String {
     regex
         .replace("{{assign}}", &vendor_assign())
         .replace("{{end}}", VALUE_END)
-        // Generic detectors read `k: Type = v` as a typed declaration first
-        // (a greedy type), or a type name would be taken for the value.
-        .replace("{{op}}", &ASSIGN.replacen(")??", ")?", 1))
+        .replace("{{op}}", GENERIC_ASSIGN)
 }
 
 /// Builds the regex of a `context` rule: an identifier containing one of the

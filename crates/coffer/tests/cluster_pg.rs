@@ -293,6 +293,7 @@ fn every_node_serves_reads_and_writes_and_sees_revocations_at_once() {
     assert_eq!(call(a, "GET", "kv/data/app1", &root, None).0, 404);
 
     // One leader, named the same by every node, in Vault's shape.
+    wait_for_leader(&nodes);
     let mut selves = 0;
     let mut addresses = Vec::new();
     for n in &nodes {
@@ -307,8 +308,16 @@ fn every_node_serves_reads_and_writes_and_sees_revocations_at_once() {
     }
     assert_eq!(selves, 1, "{addresses:?}");
     assert!(addresses.windows(2).all(|w| w[0] == w[1]), "{addresses:?}");
-    let (st, v) = call(c, "GET", "sys/ha-status", &root, None);
-    assert_eq!(st, 200, "{v}");
+    // Each node registers within a renewal period of its unseal.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let (st, v) = call(c, "GET", "sys/ha-status", &root, None);
+        assert_eq!(st, 200, "{v}");
+        if v["data"]["nodes"].as_array().map(Vec::len) == Some(3) || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let listed = v["data"]["nodes"].as_array().unwrap();
     assert_eq!(listed.len(), 3, "{v}");
     assert_eq!(
@@ -318,6 +327,20 @@ fn every_node_serves_reads_and_writes_and_sees_revocations_at_once() {
             .count(),
         1
     );
+}
+
+/// Waits (at most 10 s) until one of `nodes` holds the leader lease, and
+/// returns its index: a node takes the lease within a renewal period of
+/// its unseal, not at once.
+fn wait_for_leader(nodes: &[Node]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(i) = leader_index(nodes) {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "no leader within 10 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The node `sys/leader` names as leader, by index.
@@ -333,14 +356,7 @@ fn background_work_fails_over_within_seconds_and_runs_once() {
     let Some(url) = pg_url() else { return };
     let t = tables(&url, "failover");
     let (mut nodes, root, _keys) = cluster(&url, &t.base, 3, "lease_ttl = \"2s\"");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let leader = loop {
-        if let Some(i) = leader_index(&nodes) {
-            break i;
-        }
-        assert!(Instant::now() < deadline, "no leader within 10 s");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let leader = wait_for_leader(&nodes);
     // Tokens with short TTLs, made on a node that is not the leader: their
     // expiry (a revocation, background work) must happen once, elsewhere.
     let maker = (leader + 1) % 3;
@@ -561,6 +577,7 @@ fn operator_migrate_moves_sqlite_into_postgresql_and_back() {
         assert_eq!(body["data"]["data"]["v"], json!(v));
     }
     // Migrating out of a live cluster is refused.
+    wait_for_leader(std::slice::from_ref(&node));
     let back = plan(
         &pg("storage_source"),
         &sqlite("storage_destination", &back_db),

@@ -41,12 +41,18 @@ impl Idp {
     }
 
     fn sign(&self, sub: &str, groups: &[&str]) -> String {
+        self.sign_with(sub, json!({ "groups": groups }))
+    }
+
+    /// A JWT for `sub` with `extra` claims besides the standard ones.
+    fn sign_with(&self, sub: &str, extra: Value) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
-        let claims = json!({"iss": ISSUER, "aud": "coffer", "sub": sub, "groups": groups,
+        let mut claims = json!({"iss": ISSUER, "aud": "coffer", "sub": sub,
                             "iat": now - 2, "nbf": now - 2, "exp": now + 300});
+        merge(&mut claims, extra);
         let header = json!({"alg": "EdDSA", "typ": "JWT"});
         let signed = format!(
             "{}.{}",
@@ -757,4 +763,148 @@ fn identity_requests_are_judged_and_audited() {
         .filter(|e| e["type"] == "response" && e["response"]["data"]["id"].is_string())
         .count();
     assert!(refused >= 1 && granted >= 1, "{entries:?}");
+}
+
+/// The attacks an attacker's review found, each refused: a write to
+/// `group/name/<name>` (or `entity/name/<name>`) naming another object's id
+/// in its body changes that other object; `root` given as an identity
+/// policy; a JWT login keeping the alias metadata of an earlier login.
+#[test]
+fn identity_writes_reach_only_the_object_judged_and_never_grant_root() {
+    let s = Server::start();
+    let t = setup(&s);
+    let api = &t.api;
+    policy(
+        api,
+        "superp",
+        r#"path "secret/*" { capabilities = ["create", "read", "update"] }"#,
+    );
+    policy(
+        api,
+        "team-lead",
+        r#"path "identity/group/name/team-*" { capabilities = ["create", "read", "update"] }
+path "identity/entity/name/team-*" { capabilities = ["create", "read", "update"] }"#,
+    );
+    let admins = api.root(
+        "POST",
+        "identity/group",
+        Some(json!({"name": "ops-admins", "policies": ["superp"]})),
+    )["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let victim = entity(api, "victim", json!({"policies": ["billing-read"]}));
+    api.root(
+        "POST",
+        "auth/userpass/users/alice",
+        Some(json!({"password": t.password, "token_policies": ["team-lead"]})),
+    );
+    let login = userpass_login(api, "alice", &t.password);
+    let alice = token_of(&login);
+    let alice_entity = login.1["auth"]["entity_id"].as_str().unwrap().to_string();
+    assert_eq!(status(api, "GET", "secret/data/payroll/db", &alice), 403);
+
+    // The body's id does not redirect a group/name write to ops-admins.
+    let (st, v) = api.call(
+        "POST",
+        "identity/group/name/team-alice",
+        Some(&alice),
+        Some(json!({"id": admins, "member_entity_ids": [alice_entity]})),
+    );
+    assert!(st < 300, "{st} {v}");
+    let g = api.root("GET", &format!("identity/group/id/{admins}"), None);
+    assert_eq!(g["data"]["name"], json!("ops-admins"), "{g}");
+    assert!(
+        !g["data"]["member_entity_ids"]
+            .to_string()
+            .contains(&alice_entity),
+        "alice joined ops-admins: {g}"
+    );
+    assert_eq!(status(api, "GET", "secret/data/payroll/db", &alice), 403);
+    // Nor an entity/name write to another entity.
+    let (st, v) = api.call(
+        "POST",
+        "identity/entity/name/team-x",
+        Some(&alice),
+        Some(json!({"id": victim, "disabled": true})),
+    );
+    assert!(st < 300, "{st} {v}");
+    let e = api.root("GET", &format!("identity/entity/id/{victim}"), None);
+    assert_eq!(e["data"]["name"], json!("victim"), "{e}");
+    assert_eq!(e["data"]["disabled"], json!(false), "{e}");
+
+    // root is never an identity policy, in any spelling.
+    for spelling in ["root", "ROOT", " Root "] {
+        let (st, v) = api.call(
+            "POST",
+            "identity/group",
+            Some(&s.token),
+            Some(json!({"name": unique("rootg"), "policies": [spelling], "member_entity_ids": [alice_entity]})),
+        );
+        assert_eq!(st, 400, "group policies {spelling:?}: {v}");
+        let (st, v) = api.call(
+            "POST",
+            &format!("identity/entity/id/{alice_entity}"),
+            Some(&s.token),
+            Some(json!({ "policies": [spelling] })),
+        );
+        assert_eq!(st, 400, "entity policies {spelling:?}: {v}");
+    }
+    let caps = api.call(
+        "POST",
+        "sys/capabilities-self",
+        Some(&alice),
+        Some(json!({"paths": ["sys/seal"]})),
+    );
+    assert_eq!(caps.1["sys/seal"], json!(["deny"]), "{}", caps.1);
+
+    // A JWT login refreshes the alias metadata its templates read.
+    api.root(
+        "POST",
+        "auth/jwt/role/teams",
+        Some(
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["coffer"],
+                    "claim_mappings": {"team": "team"}, "token_policies": ["team-folder"],
+                    "token_ttl": "10m"}),
+        ),
+    );
+    policy(
+        api,
+        "team-folder",
+        &format!(
+            r#"path "secret/data/team/{{{{identity.entity.aliases.{}.metadata.team}}}}/*" {{ capabilities = ["read"] }}"#,
+            t.jwt
+        ),
+    );
+    for team in ["billing", "ops"] {
+        api.root(
+            "POST",
+            &format!("secret/data/team/{team}/x"),
+            Some(json!({"data": {"v": unique("v")}})),
+        );
+    }
+    let login_as = |team: &str| {
+        token_of(&api.call(
+            "POST",
+            "auth/jwt/login",
+            None,
+            Some(json!({"role": "teams", "jwt": t.idp.sign_with("mover", json!({"team": team}))})),
+        ))
+    };
+    let first = login_as("billing");
+    assert_eq!(
+        status(api, "GET", "secret/data/team/billing/x", &first),
+        200
+    );
+    let second = login_as("ops");
+    assert_eq!(status(api, "GET", "secret/data/team/ops/x", &second), 200);
+    assert_eq!(
+        status(api, "GET", "secret/data/team/billing/x", &second),
+        403
+    );
+    assert_eq!(
+        status(api, "GET", "secret/data/team/billing/x", &first),
+        403,
+        "the earlier token keeps the team the provider no longer states"
+    );
 }

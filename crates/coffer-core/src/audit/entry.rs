@@ -38,19 +38,31 @@ impl Renderer<'_> {
             .as_ref()
             .map(|tok| self.hasher.string(tok))
             .unwrap_or(Value::from(""));
-        json!({
+        // As Vault: `policies` is what the request was judged with (the
+        // token's and its entity's), `identity_policies` the entity's part.
+        let mut policies = t.policies.clone();
+        for p in &ctx.identity_policies {
+            if !policies.contains(p) {
+                policies.push(p.clone());
+            }
+        }
+        let mut out = json!({
             "client_token": client_token,
             "accessor": self.accessor(&t.accessor),
             "display_name": t.display_name,
-            "policies": t.policies,
+            "policies": policies,
             "token_policies": t.policies,
             "metadata": if t.meta.is_empty() { Value::Null } else { json!(t.meta) },
-            "entity_id": "",
-            "token_type": "service",
+            "entity_id": t.entity_id,
+            "token_type": t.token_type(),
             "token_ttl": t.ttl,
             "token_issue_time": chrono::DateTime::from_timestamp(t.creation_time, 0)
                 .map(|d| rfc3339(&d)).unwrap_or_default(),
-        })
+        });
+        if !ctx.identity_policies.is_empty() {
+            out["identity_policies"] = json!(ctx.identity_policies);
+        }
+        out
     }
 
     /// The `request` block.

@@ -194,6 +194,7 @@ mod tests {
             request: &req,
             token: None,
             mount,
+            identity_policies: Vec::new(),
         };
         derive(&ctx, &result).map(|(name, _)| name)
     }

@@ -64,6 +64,9 @@ pub struct AuditContext<'a> {
     pub token: Option<&'a TokenEntry>,
     /// The mount that handles the path, if any.
     pub mount: Option<&'a MountEntry>,
+    /// The policies the token's entity and its groups add (identity), as
+    /// resolved for this request; empty without an entity.
+    pub identity_policies: Vec<String>,
 }
 
 const CONFIG_KEY: &str = "config";

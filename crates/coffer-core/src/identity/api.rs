@@ -153,16 +153,22 @@ fn kv_pairs(p: &Params<'_>, name: &str) -> Result<Option<BTreeMap<String, String
     Ok(Some(out))
 }
 
+/// The `policies` of an entity or group write: trimmed, lower-cased, no
+/// duplicates; `root` is refused (as in Vault: identity never grants root).
 fn policies(p: &Params<'_>) -> Result<Option<Vec<String>>> {
-    Ok(p.str_list("policies")?.map(|list| {
-        let mut out: Vec<String> = list
-            .iter()
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect();
-        out.dedup();
-        out
-    }))
+    let Some(list) = p.str_list("policies")? else {
+        return Ok(None);
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in list.iter().map(|s| s.trim().to_lowercase()) {
+        if name == "root" {
+            return Err(Error::bad("policies cannot contain root"));
+        }
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    Ok(Some(out))
 }
 
 fn entity_json(s: &State, e: &Entity, mounts: Mounts<'_>) -> Value {
@@ -253,6 +259,13 @@ async fn write_entity(
     let body_id = p.str("id")?.filter(|s| !s.is_empty());
     let body_name = p.str("name")?.filter(|s| !s.is_empty());
     let existing = store.read(|s| -> Result<Option<Entity>> {
+        // On `entity/name/<name>` the ACL judged that name: the object is
+        // the entity of that name (or a new one), never one a body `id`
+        // names (OpenBao lets the body id win; that lets a token allowed
+        // one name rewrite any entity).
+        if let Some(n) = path_name {
+            return Ok(s.entity_by_name(n).cloned());
+        }
         if let Some(id) = path_id.or(body_id) {
             return s
                 .entities
@@ -598,12 +611,19 @@ fn list_groups(store: &IdentityStore, by_id: bool) -> Result<Response> {
             names.sort();
             return Response::list(names);
         }
+        // Parent counts in one pass over the groups (not one pass per group).
+        let mut parent_counts: std::collections::HashMap<&str, usize> = Default::default();
+        for g in s.groups.values() {
+            for m in &g.member_group_ids {
+                *parent_counts.entry(m.as_str()).or_default() += 1;
+            }
+        }
         let mut info = Map::new();
         for g in s.groups.values() {
             info.insert(
                 g.id.clone(),
                 json!({"name": g.name, "num_member_entities": g.member_entity_ids.len(),
-                       "num_parent_groups": s.parents(&g.id).len()}),
+                       "num_parent_groups": parent_counts.get(g.id.as_str()).copied().unwrap_or(0)}),
             );
         }
         list_with_info(info)
@@ -631,7 +651,15 @@ async fn write_group(
     let at = stamp();
     let result = store.read(|s| -> Result<(Vec<Change>, Option<Value>)> {
         let mut touched = Vec::new();
-        let existing = match path_id.or(body_id) {
+        // On `group/name/<name>` the object is the group of that name (the
+        // one the ACL judged) or a new one; a body `id` never redirects the
+        // write to another group.
+        let by_id = if path_name.is_some() {
+            None
+        } else {
+            path_id.or(body_id)
+        };
+        let existing = match by_id {
             Some(id) => Some(
                 s.groups
                     .get(id)

@@ -7,7 +7,7 @@
 //! state that storage holds, and never a half-applied change; policy
 //! caches keyed on [`IdentityStore::epoch`] never serve an older one.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -129,13 +129,21 @@ impl State {
             .filter(|g| g.member_entity_ids.iter().any(|m| m == entity_id))
             .map(|g| g.id.clone())
             .collect();
-        let mut seen: HashSet<String> = direct.iter().cloned().collect();
-        let mut queue: VecDeque<String> = direct.iter().cloned().collect();
+        // One pass builds the child -> parents index, so a deep or wide
+        // nesting costs one walk of the groups, not one per level.
+        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+        for g in self.groups.values() {
+            for m in &g.member_group_ids {
+                parents.entry(m.as_str()).or_default().push(g.id.as_str());
+            }
+        }
+        let mut seen: HashSet<&str> = direct.iter().map(String::as_str).collect();
+        let mut queue: VecDeque<&str> = direct.iter().map(String::as_str).collect();
         let mut inherited = Vec::new();
         while let Some(g) = queue.pop_front() {
-            for p in self.parents(&g) {
-                if seen.insert(p.clone()) {
-                    inherited.push(p.clone());
+            for &p in parents.get(g).map(Vec::as_slice).unwrap_or_default() {
+                if seen.insert(p) {
+                    inherited.push(p.to_string());
                     queue.push_back(p);
                 }
             }
@@ -331,7 +339,28 @@ impl IdentityStore {
             let state = self.state.read();
             match state.entity_alias_by_name(accessor, alias_name) {
                 Some((e, _)) if e.disabled => return Err(Error::PermissionDenied),
-                Some((e, _)) => e.id.clone(),
+                Some((e, a)) => {
+                    // As Vault: the auth method's current view of the alias
+                    // (e.g. JWT claim mappings) replaces the stored one, so
+                    // templates never act on what the provider said before.
+                    if a.metadata != *alias_metadata {
+                        let mut e = e.clone();
+                        if let Some(alias) = e
+                            .aliases
+                            .iter_mut()
+                            .find(|x| x.mount_accessor == accessor && x.name == alias_name)
+                        {
+                            alias.metadata = alias_metadata.clone();
+                            alias.last_update_time = now.clone();
+                        }
+                        e.last_update_time = now.clone();
+                        let id = e.id.clone();
+                        changes.push(Change::PutEntity(e));
+                        id
+                    } else {
+                        e.id.clone()
+                    }
+                }
                 None => {
                     let id = coffer_crypto::random::uuid();
                     let entity = Entity {

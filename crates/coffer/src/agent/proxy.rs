@@ -57,6 +57,51 @@ fn error(status: StatusCode, msg: &str) -> Response {
     (status, axum::Json(serde_json::json!({"errors": [msg]}))).into_response()
 }
 
+/// Whether `host` (a `Host` header) names this machine's loopback: a
+/// page on another site that rebinds its name to 127.0.0.1 still sends
+/// its own name here.
+fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`
+        match rest.split_once(']') {
+            Some((v6, tail)) if tail.is_empty() || tail.starts_with(':') => v6,
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The refusal of a request a web browser could have sent on a page's
+/// behalf: one with an `Origin` header, or addressed to a non-loopback
+/// host name (DNS rebinding). Unmodified Vault clients send neither.
+fn browser_refusal(headers: &HeaderMap) -> Option<Response> {
+    if headers.contains_key(axum::http::header::ORIGIN) {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "the agent's API proxy refuses requests from web pages (Origin header)",
+        ));
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !loopback_host(host) {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "the agent's API proxy answers only requests addressed to a loopback host",
+        ));
+    }
+    None
+}
+
 async fn forward(
     State(p): State<Proxy>,
     method: Method,
@@ -64,6 +109,9 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = browser_refusal(&headers) {
+        return refused;
+    }
     let Some(rest) = uri.path().strip_prefix("/v1/") else {
         return error(StatusCode::NOT_FOUND, "the agent proxies /v1/ paths only");
     };
@@ -122,5 +170,40 @@ async fn forward(
             resp
         }
         Err(e) => error(StatusCode::BAD_GATEWAY, &format!("agent: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod browser_tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_and_no_origin() {
+        for ok in [
+            "127.0.0.1:8100",
+            "localhost:8100",
+            "LOCALHOST",
+            "[::1]:8100",
+            "127.0.0.2",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "attacker.example:8100",
+            "attacker.example",
+            "",
+            "10.0.0.1:8100",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(axum::http::header::HOST, "127.0.0.1:8100".parse().unwrap());
+        assert!(browser_refusal(&h).is_none());
+        h.insert(
+            axum::http::header::ORIGIN,
+            "http://attacker.example".parse().unwrap(),
+        );
+        assert!(browser_refusal(&h).is_some());
     }
 }

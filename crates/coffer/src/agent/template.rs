@@ -113,11 +113,90 @@ fn functions() -> Vec<(&'static str, Func)> {
     ]
 }
 
-/// Parses `text`, so that a syntax error stops the agent at start.
+/// Parses `text`, so that a syntax error (or a template that calls itself,
+/// which would recurse until the stack overflows) stops the agent at start.
 pub fn check(text: &str) -> Result<(), String> {
+    refuse_recursion(text)?;
     let mut t = Template::default();
     t.add_funcs(&functions());
     t.parse(text).map_err(|e| e.to_string())
+}
+
+/// Refuses a template whose `define`/`block` templates call one another in
+/// a cycle (`{{define "x"}}{{template "x"}}{{end}}`). Go stops such a
+/// recursion at a depth limit; the template engine here would overflow the
+/// stack, so a cycle is refused before anything renders.
+fn refuse_recursion(text: &str) -> Result<(), String> {
+    let quoted = |s: &str| -> Option<String> {
+        let s = s.trim_start();
+        let rest = s.strip_prefix('"')?;
+        Some(rest[..rest.find('"')?].to_string())
+    };
+    // The stack of open actions: `Some(name)` for define/block, `None`
+    // for if/range/with; calls are recorded against the innermost name.
+    let mut open: Vec<Option<String>> = Vec::new();
+    let mut calls: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let action = after[..end].trim_start_matches('-').trim();
+        rest = &after[end + 2..];
+        let word = action.split_whitespace().next().unwrap_or("");
+        let args = action[word.len()..].trim_start();
+        let current = open
+            .iter()
+            .rev()
+            .find_map(|o| o.clone())
+            .unwrap_or_default();
+        match word {
+            "define" | "block" => {
+                let name = quoted(args).unwrap_or_default();
+                if word == "block" {
+                    calls.entry(current).or_default().insert(name.clone());
+                }
+                open.push(Some(name));
+            }
+            "if" | "range" | "with" => open.push(None),
+            "end" => {
+                open.pop();
+            }
+            "template" => {
+                if let Some(name) = quoted(args) {
+                    calls.entry(current).or_default().insert(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Depth-first search for a cycle among the named templates.
+    fn visit(
+        n: &str,
+        calls: &HashMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Result<(), String> {
+        if path.iter().any(|p| p == n) {
+            return Err(format!(
+                "template {n:?} calls itself (recursion is not supported)"
+            ));
+        }
+        if done.contains(n) {
+            return Ok(());
+        }
+        path.push(n.to_string());
+        for next in calls.get(n).into_iter().flatten() {
+            visit(next, calls, path, done)?;
+        }
+        path.pop();
+        done.insert(n.to_string());
+        Ok(())
+    }
+    let mut done = BTreeSet::new();
+    for name in calls.keys() {
+        visit(name, &calls, &mut Vec::new(), &mut done)?;
+    }
+    Ok(())
 }
 
 /// Renders every template in one pass with `token`; returns the outcomes
@@ -142,9 +221,8 @@ pub fn render_pass(
     for text in texts {
         let mut t = Template::default();
         t.add_funcs(&functions());
-        let result = t
-            .parse(text)
-            .map_err(|e| e.to_string())
+        let result = refuse_recursion(text)
+            .and_then(|()| t.parse(text).map_err(|e| e.to_string()))
             .and_then(|()| t.render(&Context::empty()).map_err(|e| e.to_string()));
         let (deps, failure) = CTX.with(|c| {
             let mut c = c.borrow_mut();
@@ -442,6 +520,14 @@ fn trim_space(args: &[Value]) -> Result<Value, FuncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recursive_templates_are_refused() {
+        assert!(check(r#"{{define "x"}}{{template "x"}}{{end}}{{template "x"}}"#).is_err());
+        assert!(check(r#"{{define "a"}}{{if .}}{{template "b"}}{{end}}{{end}}{{define "b"}}{{template "a"}}{{end}}"#).is_err());
+        assert!(check(r#"{{define "a"}}x{{end}}{{template "a"}}{{template "a"}}"#).is_ok());
+        assert!(check(r#"{{ with secret "secret/data/a" }}{{ .Data.data.k }}{{ end }}"#).is_ok());
+    }
 
     fn render(text: &str, data: Json) -> String {
         let mut t = Template::default();

@@ -178,20 +178,27 @@ impl Remote {
         if let Some(k) = self.cached(config) {
             return Ok(k);
         }
-        match self.fetch_into_cache(config).await {
-            Ok(k) => Ok(k),
-            Err(e) => {
-                let c = self.cached.read();
-                match c.as_ref() {
-                    Some(c) if Some(&c.source) == config.remote_source().as_ref() => {
-                        tracing::warn!(
-                            "jwt: key refresh failed ({e}); using the keys fetched before"
-                        );
-                        Ok(c.keys.clone())
-                    }
-                    _ => Err(e),
-                }
+        // A fetch ran moments ago and left no fresh keys (it failed): logins
+        // must not each make the server fetch again.
+        let e = if self
+            .last_fetch
+            .read()
+            .is_some_and(|t| t.elapsed() < REFETCH_INTERVAL)
+        {
+            "the key URL gave no keys moments ago; try again shortly".to_string()
+        } else {
+            match self.fetch_into_cache(config).await {
+                Ok(k) => return Ok(k),
+                Err(e) => e,
             }
+        };
+        let c = self.cached.read();
+        match c.as_ref() {
+            Some(c) if Some(&c.source) == config.remote_source().as_ref() => {
+                tracing::warn!("jwt: key refresh failed ({e}); using the keys fetched before");
+                Ok(c.keys.clone())
+            }
+            _ => Err(e),
         }
     }
 
