@@ -1,7 +1,7 @@
 //! `coffer agent` against real server processes: AppRole and JWT auto-auth,
 //! a consul-template file with a KV secret and a dynamic PostgreSQL
 //! credential (lease renewed on its lease), re-rendering on change through
-//! the fallback poll (this server has no event endpoint yet: 404), a new
+//! the fallback poll and through the server's change events, a new
 //! login after the token is revoked, a server restart, exec mode, the API
 //! proxy, refused configs, and the real `bao agent` rendering the same bytes.
 
@@ -729,5 +729,85 @@ template {{
         read(&ours),
         read(&theirs),
         "coffer agent and bao agent rendered different bytes"
+    );
+}
+
+/// The push path against the real event endpoint: with the fallback poll
+/// set to an hour, a KV write still reaches the rendered file within
+/// seconds (only the change event can have caused it), and a write to a
+/// path the agent's token may not read sends it nothing.
+#[test]
+fn a_kv_change_reaches_the_rendered_file_by_event_not_by_poll() {
+    let server = Server::start();
+    let api = Api::new(&server);
+    let policy = r#"path "secret/data/push/*" { capabilities = ["read"] }
+path "sys/events/subscribe/*" { capabilities = ["read"] }"#;
+    let (role_id, secret_id) = approle(&api, policy, "1h");
+    let first = random_hex(8);
+    api.root(
+        "POST",
+        "secret/data/push/db",
+        Some(json!({"data": {"password": first}})),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("role_id"), &role_id).unwrap();
+    std::fs::write(d.join("secret_id"), &secret_id).unwrap();
+    let out = d.join("out.txt");
+    let config = d.join("agent.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+vault {{ address = "{addr}" }}
+auto_auth {{
+  method "approle" {{
+    config = {{
+      role_id_file_path = "{d}/role_id"
+      secret_id_file_path = "{d}/secret_id"
+      remove_secret_id_file_after_reading = false
+    }}
+  }}
+}}
+template_config {{ static_secret_render_interval = "1h" }}
+template {{
+  contents = "{{{{ with secret \"secret/data/push/db\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}"
+  destination = "{out}"
+}}
+"#,
+            addr = server.addr,
+            d = d.display(),
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&config, server.home.path());
+    assert!(
+        wait_for(Duration::from_secs(15), || read(&out) == first),
+        "first render: {}",
+        agent.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || agent
+            .log()
+            .contains("events: subscribed")),
+        "no event subscription: {}",
+        agent.log()
+    );
+    let second = random_hex(8);
+    let written = Instant::now();
+    api.root(
+        "POST",
+        "secret/data/push/db",
+        Some(json!({"data": {"password": second}})),
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || read(&out) == second),
+        "no re-render by event within 5 s: {}",
+        agent.log()
+    );
+    println!(
+        "kv write to re-render by event: {} ms",
+        written.elapsed().as_millis()
     );
 }

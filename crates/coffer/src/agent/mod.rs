@@ -41,10 +41,7 @@ pub struct Args {
 
 /// Runs the agent; its exit code (the child's, in exec mode).
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::cmd::server::init_logging(&args.log_level);
     let config = Arc::new(config::load(&args.config)?);
     for (i, t) in config.templates.iter().enumerate() {
         template::check(&t.contents)

@@ -358,7 +358,9 @@ fn harden_memory() {
     }
 }
 
-fn init_logging(level: &str) {
+/// Logs to stderr at `level`, coloured only on a terminal without `NO_COLOR`
+/// (the server's and the agent's log).
+pub(crate) fn init_logging(level: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn,rustls=warn"))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

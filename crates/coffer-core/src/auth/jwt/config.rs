@@ -207,7 +207,7 @@ impl Config {
     /// The config as Vault's read shows it (public keys only; nothing here
     /// is secret, and no client secret is ever stored).
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut out = json!({
             "oidc_discovery_url": self.oidc_discovery_url,
             "oidc_discovery_ca_pem": self.oidc_discovery_ca_pem,
             "oidc_client_id": "",
@@ -217,14 +217,19 @@ impl Config {
             "jwt_validation_pubkeys": self.jwt_validation_pubkeys,
             "jwt_supported_algs": self.jwt_supported_algs,
             "jwks_url": self.jwks_url,
-            "jwks_pairs": [],
             "jwks_ca_pem": self.jwks_ca_pem,
-            "jwks": self.jwks,
             "bound_issuer": self.bound_issuer,
             "provider_config": {},
             "namespace_in_state": self.namespace_in_state,
-            "unsupported_critical_cert_extensions": [],
-        })
+            "override_allowed_server_names": [],
+            // As OpenBao: a config that parsed and was stored is valid.
+            "status": "valid",
+        });
+        // Coffer's inline JWKS (no OpenBao field): shown only when set.
+        if let Some(jwks) = &self.jwks {
+            out["jwks"] = jwks.clone();
+        }
+        out
     }
 }
 

@@ -229,6 +229,11 @@ impl Role {
             json!(self.verbose_oidc_logging),
         );
         out.insert("max_age".into(), json!(self.max_age));
+        // OIDC-only fields, at their defaults (Coffer has no OIDC flow).
+        out.insert("callback_mode".into(), json!("client"));
+        out.insert("oidc_disable_confirmation".into(), json!(false));
+        out.insert("token_policies_template_claims".into(), json!(false));
+        out.insert("oauth2_metadata".into(), Value::Null);
         self.token.to_json_fields(&mut out);
         Value::Object(out)
     }
