@@ -1111,3 +1111,43 @@ fn a_drill_changes_nothing_and_counts_for_the_check() {
         json!(["auth/approle/app"])
     );
 }
+
+/// Access by team: an identity group holding a policy appears in the
+/// plan's identities and in its access matrix, with the policies its
+/// parent groups add.
+#[test]
+fn the_access_matrix_shows_access_granted_through_identity_groups() {
+    let s = estate();
+    s.run(&[
+        "write",
+        "identity/group",
+        "name=billing-team",
+        "policies=billing",
+    ])
+    .ok();
+    s.run(&["write", "identity/group", "name=finance"]).ok();
+    let plan = s.run(&["plan", "--format", "json"]).ok().json();
+    let matrix = plan["access"]["matrix"].as_array().unwrap();
+    let stripe = matrix
+        .iter()
+        .find(|r| r["secret"] == json!("secret/billing/stripe"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    for column in ["read", "write", "rotate"] {
+        assert!(
+            stripe[column]
+                .to_string()
+                .contains("identity/group/billing-team"),
+            "{column}: {stripe}"
+        );
+    }
+    let app = matrix
+        .iter()
+        .find(|r| r["secret"] == json!("secret/app/db"))
+        .unwrap();
+    assert!(
+        !app["read"].to_string().contains("identity/group/"),
+        "no group reaches secret/app/db: {app}"
+    );
+    let md = s.run(&["plan"]).ok().stdout;
+    assert!(md.contains("identity/group/billing-team"), "{md}");
+}

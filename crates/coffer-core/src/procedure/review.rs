@@ -320,7 +320,12 @@ async fn apply(core: &Core, token: &TokenEntry, k: &str) -> Result<Response> {
             continue;
         };
         let Some(rel) = role_path(&identity.kind, &identity.name) else {
-            skipped.push(json!({"identity": id, "why": "token roles take their policies from the caller: change the role with coffer write auth/token/roles/NAME"}));
+            let why = if identity.kind == "group" {
+                "a group's policies are its own: change them with coffer write identity/group/name/NAME policies=..."
+            } else {
+                "token roles take their policies from the caller: change the role with coffer write auth/token/roles/NAME"
+            };
+            skipped.push(json!({"identity": id, "why": why}));
             continue;
         };
         let slug: String = format!(

@@ -38,9 +38,11 @@ pub struct Secret {
 /// An identity an application or person logs in as.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    /// `token_role`, `approle`, `userpass` or `jwt`.
+    /// `token_role`, `approle`, `userpass`, `jwt` or `group` (an identity
+    /// group: its members' tokens gain its policies).
     pub kind: String,
-    /// The auth mount (`auth/approle/`), or `auth/token/`.
+    /// The auth mount (`auth/approle/`), `auth/token/`, or
+    /// `identity/group/` for a group.
     pub mount: String,
     /// The role or user name.
     pub name: String,
@@ -267,12 +269,45 @@ pub async fn identities(core: &Core) -> Result<Vec<Identity>> {
             });
         }
     }
+    out.extend(identity_groups(core));
     for i in &mut out {
         i.policies.sort();
         i.policies.dedup();
     }
     out.sort_by_key(Identity::id);
     Ok(out)
+}
+
+/// Identity groups as identities: a member's tokens gain the group's
+/// policies and those of every group that contains it (so the access
+/// matrix can say "the billing team can read X").
+fn identity_groups(core: &Core) -> Vec<Identity> {
+    core.identity.read(|s| {
+        s.groups
+            .values()
+            .map(|g| {
+                let mut policies = g.policies.clone();
+                let mut seen = std::collections::HashSet::new();
+                let mut queue = vec![g.id.clone()];
+                while let Some(id) = queue.pop() {
+                    for parent in s.parents(&id) {
+                        if seen.insert(parent.clone()) {
+                            if let Some(pg) = s.groups.get(&parent) {
+                                policies.extend(pg.policies.iter().cloned());
+                            }
+                            queue.push(parent);
+                        }
+                    }
+                }
+                Identity {
+                    kind: "group".into(),
+                    mount: "identity/group/".into(),
+                    name: g.name.clone(),
+                    policies,
+                }
+            })
+            .collect()
+    })
 }
 
 /// Rules of non-admin policies granting read or list on `*` or a whole
