@@ -399,6 +399,20 @@ impl Client {
         &self.base
     }
 
+    /// A request to `url` carrying this client's token (a sensitive header,
+    /// never logged), if it has one.
+    fn authed(&self, method: Method, url: Url) -> Result<reqwest::blocking::RequestBuilder> {
+        let req = self.http.request(method, url);
+        let Some(token) = &self.token else {
+            return Ok(req);
+        };
+        let mut value = HeaderValue::from_str(token.as_str()).map_err(|_| {
+            Error::Config("the token contains characters not allowed in a header".into())
+        })?;
+        value.set_sensitive(true);
+        Ok(req.header(TOKEN_HEADER, value))
+    }
+
     /// Sends a body as given and returns the answer as received (status,
     /// Content-Type, bytes): for `coffer agent`'s API proxy. `path` is
     /// below `/v1/` and may carry a query; the host is always this client's.
@@ -412,14 +426,7 @@ impl Client {
     ) -> Result<(u16, Option<String>, Vec<u8>)> {
         let url = self.url(path);
         let shown = url.to_string();
-        let mut req = self.http.request(method.clone(), url);
-        if let Some(token) = &self.token {
-            let mut value = HeaderValue::from_str(token.as_str()).map_err(|_| {
-                Error::Config("the token contains characters not allowed in a header".into())
-            })?;
-            value.set_sensitive(true);
-            req = req.header(TOKEN_HEADER, value);
-        }
+        let mut req = self.authed(method.clone(), url)?;
         if let Some(ttl) = wrap_ttl.and_then(|t| HeaderValue::from_str(t.trim()).ok()) {
             req = req.header(WRAP_TTL_HEADER, ttl);
         }
@@ -461,14 +468,7 @@ impl Client {
     ) -> Result<Response> {
         let url = self.url(path);
         let shown = url.to_string();
-        let mut req = self.http.request(method.clone(), url);
-        if let Some(token) = &self.token {
-            let mut value = HeaderValue::from_str(token.as_str()).map_err(|_| {
-                Error::Config("the token contains characters not allowed in a header".into())
-            })?;
-            value.set_sensitive(true);
-            req = req.header(TOKEN_HEADER, value);
-        }
+        let mut req = self.authed(method.clone(), url)?;
         if let Some(ttl) = &self.wrap_ttl {
             let value = HeaderValue::from_str(ttl.trim())
                 .map_err(|_| Error::Config(format!("invalid wrap TTL {ttl:?}")))?;

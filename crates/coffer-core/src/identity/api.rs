@@ -611,19 +611,13 @@ fn list_groups(store: &IdentityStore, by_id: bool) -> Result<Response> {
             names.sort();
             return Response::list(names);
         }
-        // Parent counts in one pass over the groups (not one pass per group).
-        let mut parent_counts: std::collections::HashMap<&str, usize> = Default::default();
-        for g in s.groups.values() {
-            for m in &g.member_group_ids {
-                *parent_counts.entry(m.as_str()).or_default() += 1;
-            }
-        }
+        let parents = s.parent_index();
         let mut info = Map::new();
         for g in s.groups.values() {
             info.insert(
                 g.id.clone(),
                 json!({"name": g.name, "num_member_entities": g.member_entity_ids.len(),
-                       "num_parent_groups": parent_counts.get(g.id.as_str()).copied().unwrap_or(0)}),
+                       "num_parent_groups": parents.get(g.id.as_str()).map_or(0, Vec::len)}),
             );
         }
         list_with_info(info)
@@ -907,13 +901,20 @@ fn criterion<'a>(p: &'a Params<'a>, keys: &[&'a str]) -> Result<(&'a str, &'a st
     found.ok_or_else(|| Error::bad("query parameter not supplied"))
 }
 
-fn lookup_entity(store: &IdentityStore, mounts: Mounts<'_>, req: &Request) -> Result<Response> {
-    let p = Params(&req.data);
-    let (key, value) = criterion(&p, &["id", "name", "alias_id", "alias_name"])?;
+/// A lookup's one criterion (`id`, `name`, `alias_id` or `alias_name`),
+/// its value, and the alias mount accessor `alias_name` needs.
+fn lookup_criterion<'a>(p: &'a Params<'a>) -> Result<(&'a str, &'a str, &'a str)> {
+    let (key, value) = criterion(p, &["id", "name", "alias_id", "alias_name"])?;
     let accessor = p.str("alias_mount_accessor")?.unwrap_or_default();
     if key == "alias_name" && accessor.is_empty() {
         return Err(Error::bad("missing 'alias_mount_accessor' field"));
     }
+    Ok((key, value, accessor))
+}
+
+fn lookup_entity(store: &IdentityStore, mounts: Mounts<'_>, req: &Request) -> Result<Response> {
+    let p = Params(&req.data);
+    let (key, value, accessor) = lookup_criterion(&p)?;
     store.read(|s| {
         let found = match key {
             "id" => s.entities.get(value),
@@ -930,11 +931,7 @@ fn lookup_entity(store: &IdentityStore, mounts: Mounts<'_>, req: &Request) -> Re
 
 fn lookup_group(store: &IdentityStore, mounts: Mounts<'_>, req: &Request) -> Result<Response> {
     let p = Params(&req.data);
-    let (key, value) = criterion(&p, &["id", "name", "alias_id", "alias_name"])?;
-    let accessor = p.str("alias_mount_accessor")?.unwrap_or_default();
-    if key == "alias_name" && accessor.is_empty() {
-        return Err(Error::bad("missing 'alias_mount_accessor' field"));
-    }
+    let (key, value, accessor) = lookup_criterion(&p)?;
     store.read(|s| {
         let found = match key {
             "id" => s.groups.get(value),

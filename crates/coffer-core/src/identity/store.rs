@@ -120,6 +120,38 @@ impl State {
             .collect()
     }
 
+    /// Every group's parents (the groups listing it among their member
+    /// groups), by group id, built in one pass over the groups.
+    pub fn parent_index(&self) -> HashMap<&str, Vec<&str>> {
+        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+        for g in self.groups.values() {
+            for m in &g.member_group_ids {
+                parents.entry(m.as_str()).or_default().push(g.id.as_str());
+            }
+        }
+        parents
+    }
+
+    /// The groups `from` inherits from, each once: its parents, theirs, and
+    /// so on (cycles cannot loop), in breadth-first order.
+    pub fn ancestors<'a>(
+        parents: &HashMap<&'a str, Vec<&'a str>>,
+        from: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<&'a str> {
+        let mut queue: VecDeque<&str> = from.into_iter().collect();
+        let mut seen: HashSet<&str> = queue.iter().copied().collect();
+        let mut out = Vec::new();
+        while let Some(g) = queue.pop_front() {
+            for &p in parents.get(g).map(Vec::as_slice).unwrap_or_default() {
+                if seen.insert(p) {
+                    out.push(p);
+                    queue.push_back(p);
+                }
+            }
+        }
+        out
+    }
+
     /// The groups an entity is in: directly, and inherited through groups
     /// that list those as members (each once; cycles cannot loop).
     pub fn groups_of(&self, entity_id: &str) -> (Vec<String>, Vec<String>) {
@@ -129,25 +161,12 @@ impl State {
             .filter(|g| g.member_entity_ids.iter().any(|m| m == entity_id))
             .map(|g| g.id.clone())
             .collect();
-        // One pass builds the child -> parents index, so a deep or wide
-        // nesting costs one walk of the groups, not one per level.
-        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
-        for g in self.groups.values() {
-            for m in &g.member_group_ids {
-                parents.entry(m.as_str()).or_default().push(g.id.as_str());
-            }
-        }
-        let mut seen: HashSet<&str> = direct.iter().map(String::as_str).collect();
-        let mut queue: VecDeque<&str> = direct.iter().map(String::as_str).collect();
-        let mut inherited = Vec::new();
-        while let Some(g) = queue.pop_front() {
-            for &p in parents.get(g).map(Vec::as_slice).unwrap_or_default() {
-                if seen.insert(p) {
-                    inherited.push(p.to_string());
-                    queue.push_back(p);
-                }
-            }
-        }
+        let parents = self.parent_index();
+        let mut inherited: Vec<String> =
+            Self::ancestors(&parents, direct.iter().map(String::as_str))
+                .into_iter()
+                .map(str::to_string)
+                .collect();
         inherited.sort();
         (direct, inherited)
     }

@@ -283,20 +283,14 @@ pub async fn identities(core: &Core) -> Result<Vec<Identity>> {
 /// matrix can say "the billing team can read X").
 fn identity_groups(core: &Core) -> Vec<Identity> {
     core.identity.read(|s| {
+        let parents = s.parent_index();
         s.groups
             .values()
             .map(|g| {
                 let mut policies = g.policies.clone();
-                let mut seen = std::collections::HashSet::new();
-                let mut queue = vec![g.id.clone()];
-                while let Some(id) = queue.pop() {
-                    for parent in s.parents(&id) {
-                        if seen.insert(parent.clone()) {
-                            if let Some(pg) = s.groups.get(&parent) {
-                                policies.extend(pg.policies.iter().cloned());
-                            }
-                            queue.push(parent);
-                        }
+                for id in crate::identity::store::State::ancestors(&parents, [g.id.as_str()]) {
+                    if let Some(pg) = s.groups.get(id) {
+                        policies.extend(pg.policies.iter().cloned());
                     }
                 }
                 Identity {
