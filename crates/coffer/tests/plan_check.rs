@@ -458,19 +458,25 @@ fn the_walkthrough_completes_and_each_regression_blocks_again() {
 
     // 1. A secret planted in the scanned repository.
     let leak = repo.join("deploy.env");
-    // Base32 letters only (A-P), as the AWS key id rule wants.
-    let id: String = random_hex(8)
-        .bytes()
-        .map(|b| {
-            char::from(
-                b"ABCDEFGHIJKLMNOP"[usize::from(if b.is_ascii_digit() {
-                    b - b'0'
-                } else {
-                    b - b'a' + 10
-                })],
-            )
-        })
-        .collect();
+    // Base32 (A-Z, 2-7), as the AWS key id rule wants, with at least 12
+    // distinct characters: a random draw may otherwise fall below the
+    // rule's entropy floor (3.0 bits) and rightly not be reported.
+    const BASE32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let id: String = loop {
+        let hex = random_hex(16);
+        let candidate: String = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| {
+                let byte = u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap();
+                char::from(BASE32[usize::from(byte % 32)])
+            })
+            .collect();
+        let distinct: std::collections::BTreeSet<char> = candidate.chars().collect();
+        if distinct.len() >= 12 {
+            break candidate;
+        }
+    };
     let planted = format!("AWS_ACCESS_KEY_ID=AKIA{id}\n");
     std::fs::write(&leak, planted).unwrap();
     let (code, c) = p.check(&repo);
