@@ -23,6 +23,11 @@ pub fn token_string(n: usize) -> String {
     let raw = bytes(n.div_ceil(4) * 3);
     let mut s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
     s.truncate(n);
+    // Never a leading `-`: a CLI would read `coffer token renew -accessor
+    // -abc…` as a flag (costs 1/64 of one character's entropy).
+    if s.starts_with('-') {
+        s.replace_range(..1, "A");
+    }
     s
 }
 
