@@ -203,6 +203,23 @@ impl LoginGuard {
         }
     }
 
+    /// Records a login's outcome: success clears the identity's failures;
+    /// a refusal (400 or 403) counts against the address and identity;
+    /// any other error (the server's) counts against neither.
+    pub fn record<T>(
+        &self,
+        addr: Option<IpAddr>,
+        accessor: &str,
+        identity: Option<&str>,
+        outcome: &crate::Result<T>,
+    ) {
+        match outcome {
+            Ok(_) => self.success(accessor, identity),
+            Err(e) if matches!(e.status(), 400 | 403) => self.failure(addr, accessor, identity),
+            Err(_) => {}
+        }
+    }
+
     /// Clears an identity's failures after a successful login.
     pub fn success(&self, accessor: &str, identity: Option<&str>) {
         if let Some(id) = identity {

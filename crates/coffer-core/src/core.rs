@@ -1,25 +1,39 @@
 //! The core: one request's path from token to engine.
 //!
-//! 1. the path is put into its canonical shape ([`crate::canonical`]): bad
-//!    segments are refused, the trailing slash follows the operation;
-//! 2. unauthenticated sys endpoints (health, seal status, init, unseal) answer;
-//! 3. a sealed core, or one still loading after unseal, refuses everything
-//!    else (503);
-//! 4. the path is routed (`sys/`, `auth/token/`, or the longest mount
-//!    prefix) and the target's case rules complete the canonical path, which
-//!    everything after sees unchanged;
-//! 5. the token is looked up by hash (unknown, expired, used up or used from
-//!    outside its bound CIDRs: 403), except on auth methods' login paths; a
-//!    use of a limited-use token is taken here, atomically;
-//! 6. a write to a path the engine says is new becomes a `create`;
-//! 7. the token's policies must allow the operation on the canonical path
-//!    (deny by default, `deny` wins, `sudo` on root-protected paths);
-//! 8. the request is audited; if no enabled device records it, it is refused;
-//! 9. the handler answers; a login's grant becomes a token;
-//! 10. a response asked to be wrapped (`X-Vault-Wrap-TTL`) is put in a
-//!     wrapping token's cubbyhole ([`crate::wrapping`]);
-//! 11. the response is audited, then returned; a token whose last use this
-//!     was is revoked.
+//! [`Core::handle`] runs every request through one pipeline, the same for
+//! every engine: the system backend (`sys/`), the token store
+//! (`auth/token/`) and the identity API are mounted backends like `kv`
+//! ([`crate::backends`]). Its stages, in order:
+//!
+//! 1. canonicalise the path ([`crate::canonical`]): bad segments are
+//!    refused, the trailing slash follows the operation;
+//! 2. route it: a kernel backend or the longest mount prefix, a KV v2
+//!    mount's lifecycle paths to its lifecycle sub-router; the engine's case
+//!    rules complete the canonical path, which everything after sees
+//!    unchanged; the engine declares what the route demands
+//!    ([`crate::engine::Access`]);
+//! 3. sealed? Open status routes (health, seal status, init, unseal) answer
+//!    here, unaudited, as Vault serves them outside its request path; all
+//!    else needs an unsealed core that has applied other nodes' writes;
+//! 4. authenticate (routes that need a token): the token by hash
+//!    (unknown, expired, used up or used from outside its bound CIDRs:
+//!    403); a use of a limited-use token is taken here, atomically;
+//! 5. existence check: a write to a path the engine says is new is a
+//!    `create`;
+//! 6. authorize: the token's policies must allow the operation on the
+//!    canonical path (deny by default, `deny` wins, `sudo` on root-protected
+//!    paths);
+//! 7. login throttling on auth methods' anonymous routes;
+//! 8. audit the request; if no enabled device records it, it is refused;
+//! 9. the engine;
+//! 10. mint: a login's grant becomes a token, a lease request a lease;
+//! 11. wrap a response asked to be wrapped (`X-Vault-Wrap-TTL`,
+//!     [`crate::wrapping`]);
+//! 12. audit the response, then publish the change event;
+//! 13. revoke a token whose last use this was.
+//!
+//! A request refused at any stage is audited (with its token,
+//! when it names a live one), except while sealed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,7 +46,7 @@ use zeroize::Zeroizing;
 use crate::abuse::LoginGuard;
 use crate::audit::{AuditBroker, AuditContext};
 use crate::barrier::{Barrier, View};
-use crate::engine::EngineCtx;
+use crate::engine::{Access, EngineCtx};
 use crate::expiration::Expiration;
 use crate::mounts::{MountEntry, Mounted, Router, MOUNT_TABLE_KEY};
 use crate::policy_store::PolicyStore;
@@ -98,16 +112,6 @@ pub struct InitResult {
     pub root_token: Zeroizing<String>,
 }
 
-/// Where a request goes once routed.
-pub(crate) enum Target {
-    /// The system backend, with the path below `sys/`.
-    Sys(String),
-    /// The token store, with the path below `auth/token/`.
-    Token(String),
-    /// A mounted engine, with the path relative to its mount.
-    Mount(Mounted, String),
-}
-
 /// The sealed store and everything mounted on it.
 pub struct Core {
     pub(crate) barrier: Arc<Barrier>,
@@ -143,6 +147,11 @@ pub struct Core {
     pub(crate) coherence: crate::coherence::Coherence,
     /// This node's hold on the leader lease of background work.
     pub(crate) leadership: crate::leader::Leadership,
+    /// The kernel's own mounted backends (`sys/`, `auth/token/`), routed
+    /// sealed or not ([`crate::backends`]).
+    kernel: Vec<Mounted>,
+    /// This core, for the lifecycle sub-routers mounted after construction.
+    this: std::sync::Weak<Core>,
 }
 
 impl Core {
@@ -154,34 +163,39 @@ impl Core {
         let admin = crate::seal::AdminLock::default();
         let events = Arc::new(crate::events::EventBus::default());
         let leadership = crate::leader::Leadership::new(&config.api_addr);
-        Arc::new(Core {
-            seal: Seal::new(barrier.clone(), admin.clone()),
-            tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
-            policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
-            identity: crate::identity::store::IdentityStore::new(View::new(
-                barrier.clone(),
-                "sys/identity/",
-            )),
-            passwords: crate::password::PasswordPolicies::new(View::new(
-                barrier.clone(),
-                "sys/password_policy/",
-            )),
-            audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
-            leases: Expiration::new(View::new(barrier.clone(), "sys/expire/"), events.clone()),
-            logins: LoginGuard::default(),
-            router: RwLock::new(Router::default()),
-            barrier,
-            config,
-            cluster_id: coffer_crypto::random::uuid(),
-            admin,
-            rekey: Default::default(),
-            generate_root: Default::default(),
-            migrations: Default::default(),
-            cors: Default::default(),
-            events,
-            ready: AtomicBool::new(false),
-            coherence: Default::default(),
-            leadership,
+        Arc::new_cyclic(|this| {
+            let kernel = crate::backends::kernel_mounts(this, &barrier);
+            Core {
+                seal: Seal::new(barrier.clone(), admin.clone()),
+                tokens: TokenStore::new(View::new(barrier.clone(), "sys/token/")),
+                policies: PolicyStore::new(View::new(barrier.clone(), "sys/policy/")),
+                identity: crate::identity::store::IdentityStore::new(View::new(
+                    barrier.clone(),
+                    "sys/identity/",
+                )),
+                passwords: crate::password::PasswordPolicies::new(View::new(
+                    barrier.clone(),
+                    "sys/password_policy/",
+                )),
+                audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
+                leases: Expiration::new(View::new(barrier.clone(), "sys/expire/"), events.clone()),
+                logins: LoginGuard::default(),
+                router: RwLock::new(Router::with_kernel(kernel.clone())),
+                kernel,
+                this: this.clone(),
+                barrier,
+                config,
+                cluster_id: coffer_crypto::random::uuid(),
+                admin,
+                rekey: Default::default(),
+                generate_root: Default::default(),
+                migrations: Default::default(),
+                cors: Default::default(),
+                events,
+                ready: AtomicBool::new(false),
+                coherence: Default::default(),
+                leadership,
+            }
         })
     }
 
@@ -266,7 +280,7 @@ impl Core {
                 if let Err(e) = loaded {
                     self.audit.clear().await;
                     self.seal.seal();
-                    *self.router.write() = Router::default();
+                    *self.router.write() = self.empty_router();
                     return Err(e);
                 }
                 self.ready.store(true, Ordering::Release);
@@ -292,7 +306,7 @@ impl Core {
             tracing::warn!(error = %e, "failed to persist the encryption count at seal");
         }
         self.seal.seal();
-        *self.router.write() = Router::default();
+        *self.router.write() = self.empty_router();
         self.policies.clear_caches();
         self.identity.clear();
         self.tokens.clear_cache();
@@ -309,7 +323,7 @@ impl Core {
                 .map_err(|e| Error::Internal(format!("corrupt mount table: {e}")))?,
             None => Vec::new(),
         };
-        let mut router = Router::default();
+        let mut router = self.empty_router();
         for entry in entries {
             if let Some(cfg) = entry.config.user_lockout_config {
                 self.logins.configure(&entry.accessor, cfg);
@@ -335,17 +349,35 @@ impl Core {
     }
 
     pub(crate) fn mounted(&self, entry: MountEntry) -> Result<Mounted> {
-        let engine = if entry.path.starts_with("auth/") {
+        let engine: Arc<dyn crate::engine::Engine> = if entry.kind == crate::identity::KIND {
+            Arc::new(crate::backends::IdentityBackend {
+                core: self.this.clone(),
+            })
+        } else if entry.path.starts_with("auth/") {
             crate::auth::for_mount(&entry, &self.config.jwt_key_urls)?
         } else {
             engines::for_mount(&entry, &self.passwords)?
         };
         let view = View::new(self.barrier.clone(), entry.storage_prefix());
-        Ok(Mounted {
+        let mut mounted = Mounted {
             entry: Arc::new(entry),
             engine,
             view,
-        })
+            sub_router: None,
+        };
+        if mounted.engine.as_kv2().is_some() {
+            mounted.sub_router = Some(Arc::new(crate::backends::LifecycleBackend {
+                core: self.this.clone(),
+                kv: mounted.clone(),
+            }));
+        }
+        Ok(mounted)
+    }
+
+    /// A router holding only the kernel's own backends: what a sealed core
+    /// routes.
+    fn empty_router(&self) -> Router {
+        Router::with_kernel(self.kernel.clone())
     }
 
     /// Persists the router's mount table.
@@ -409,231 +441,264 @@ impl Core {
         result
     }
 
+    /// The request pipeline: every request, to every engine (the system
+    /// backend, the token store and the identity API included), passes
+    /// these stages in this order, and the engine's declared
+    /// [`Access`] of the route alone decides which apply. A request refused
+    /// at any stage after canonicalisation is audited, as in Vault, except
+    /// while sealed and on the open status routes, which Vault serves
+    /// outside its request path.
     async fn handle_untimed(&self, mut req: Request, is_login: &mut bool) -> Result<Response> {
-        let shaped = crate::canonical::shape(req.operation, &req.path);
-        let shaped = match shaped {
-            Ok(p) => p,
+        // 1. Canonicalise: bad segments refused, the trailing slash follows the operation.
+        req.path = match crate::canonical::shape(req.operation, &req.path) {
+            Ok(path) => path,
             Err(e) if self.is_sealed() => return Err(e),
-            Err(e) => {
-                let token = self.peek_token(&req).await;
-                return self.refuse(&req, token.as_ref(), None, e).await;
-            }
+            Err(e) => return self.refuse_unrouted(&req, e).await,
         };
-        req.path = shaped;
-        if let Some(resp) = crate::sys::handle_unauthenticated(self, &req).await? {
-            return Ok(resp);
+        // 2. Route: a kernel backend or the longest mount prefix; the
+        //    engine's case rules complete the canonical path. A sealed core
+        //    routes only its kernel backends.
+        let mut routed = self.route(&mut req);
+        let access = routed.as_ref().map(|(m, rel)| m.engine.access(&req, rel));
+        // 3. Sealed? Open status routes answer here, unaudited; everything
+        //    else waits for an unsealed core that has applied what other
+        //    nodes wrote before this request arrived (shared storage).
+        if let (Ok((m, rel)), Ok(Access::Open { while_sealed })) = (&routed, access) {
+            if !while_sealed && self.is_sealed() {
+                return Err(Error::Sealed);
+            }
+            return self.call_engine(m, &req, rel, None).await;
         }
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        // Shared storage: apply what other nodes wrote before this request
-        // arrived (revocations, policy and mount changes), or 503.
-        self.sync_storage().await?;
-        if self.is_sealed() {
-            return Err(Error::Sealed);
-        }
-        let target = match self.route_canonical(&mut req) {
-            Ok(t) => t,
-            Err(e) => {
-                let token = self.peek_token(&req).await;
-                return self.refuse(&req, token.as_ref(), None, e).await;
+        if self.barrier.backend().is_shared() {
+            self.sync_storage().await?;
+            if self.is_sealed() {
+                return Err(Error::Sealed);
             }
+            routed = self.route(&mut req); // the mount table may have changed
+        }
+        let (m, rel) = match routed {
+            Ok(r) => r,
+            Err(e) => return self.refuse_unrouted(&req, e).await,
         };
-        let mount = match &target {
-            Target::Mount(m, _) => Some(m.entry.clone()),
-            _ => None,
-        };
-        let login = match &target {
-            Target::Mount(m, rel) => m.engine.is_unauthenticated(rel),
-            Target::Sys(rest) => crate::wrapping::is_unauthenticated(rest),
-            _ => false,
-        };
-        *is_login = login;
-        let token = if login {
-            None
-        } else {
-            match self.authenticate(&req).await {
+        let access = m.engine.access(&req, &rel);
+        let anonymous = access == Access::Anonymous;
+        *is_login = anonymous;
+        let mount = Some(&*m.entry);
+        // 4. Authenticate: the token by hash, where it is used from; one use
+        //    of a limited-use token is taken here, atomically.
+        let token = match access {
+            Access::Token => match self.authenticate(&req).await {
                 Ok(t) => Some(t),
                 Err(e) => {
                     let e = crate::wrapping::authentication_error(&req, e);
-                    return self.refuse(&req, None, mount.as_deref(), e).await;
+                    return self.refuse(&req, None, mount, e).await;
                 }
-            }
+            },
+            _ => None,
         };
+        let token = token.as_ref();
         let spent = token
-            .as_ref()
             .filter(|t| t.uses_exhausted)
             .map(|t| t.id_hash.clone());
-        let result = self.serve(req, target, token, mount, login).await;
+        let result = async {
+            // 5. Existence check: a write to a path the engine says is new is a create.
+            if req.operation == Operation::Update {
+                match self.exists(&m, &req, &rel, token).await {
+                    Ok(Some(false)) => req.operation = Operation::Create,
+                    Ok(_) => {}
+                    Err(e) => return self.refuse(&req, token, mount, e).await,
+                }
+            }
+            // 6. Authorize: deny by default, `deny` wins, `sudo` on root-protected paths.
+            if let Some(t) = token {
+                if let Err(e) = self.authorize(t, &req, &m).await {
+                    return self.refuse(&req, Some(t), mount, e).await;
+                }
+            }
+            // 7. Login throttling: refused early while the address or identity is locked out.
+            let login = (anonymous && m.entry.path.starts_with("auth/")).then(|| {
+                (
+                    m.entry.accessor.clone(),
+                    m.engine.login_identity(&req, &rel),
+                )
+            });
+            if let Some((accessor, identity)) = &login {
+                if let Err(e) = self
+                    .logins
+                    .check(req.client_addr, accessor, identity.as_deref())
+                {
+                    return self.refuse(&req, None, mount, e).await;
+                }
+            }
+            // 8. Audit the request: if no enabled device records it, it is refused.
+            let audit = self.audit_context(&req, token, mount);
+            self.audit
+                .log_request(&audit, None)
+                .await
+                .map_err(|_| audit_failure(true))?;
+            // 9. The engine.
+            let mut result = self.call_engine(&m, &req, &rel, token).await;
+            if let Some((accessor, identity)) = &login {
+                self.logins
+                    .record(req.client_addr, accessor, identity.as_deref(), &result);
+            }
+            // 10. Mint: a login's grant becomes a token, a lease request a lease.
+            if let Ok(resp) = &mut result {
+                if let Err(e) = self.mint(&req, &m.entry, token, resp).await {
+                    result = Err(e);
+                }
+            }
+            // 11. Wrap, last, so that the answer wrapped is the complete one.
+            if let Ok(resp) = &mut result {
+                if let Err(e) =
+                    crate::wrapping::wrap_if_asked(self, &req, token.is_some(), resp).await
+                {
+                    result = Err(e);
+                }
+            }
+            // 12. Audit the response, then tell subscribers what changed.
+            self.audit
+                .log_response(&audit, &result)
+                .await
+                .map_err(|_| audit_failure(false))?;
+            if let Ok(resp) = &result {
+                self.publish(&m.entry, &rel, req.operation, resp);
+            }
+            result
+        }
+        .await;
+        // 13. The request that took a token's last use revokes it, as in Vault.
         if let Some(hash) = spent {
-            // The request that took a token's last use revokes it, as Vault does.
             self.revoke_token_tree(&hash).await?;
         }
         result
     }
 
     /// Routes a shaped request and completes its canonical path with the
-    /// target's case rules (and its policy-naming parameters), so the ACL,
-    /// the audit trail and the engine all see the same object.
-    fn route_canonical(&self, req: &mut Request) -> Result<Target> {
-        let target = self.resolve(&req.path)?;
-        let canonical = match &target {
-            Target::Sys(rest) => {
-                crate::sys_policy::canonical_path(rest).map(|c| format!("sys/{c}"))
-            }
-            Target::Token(_) => None,
-            Target::Mount(m, rel) => match m.engine.canonical_path(rel) {
-                std::borrow::Cow::Borrowed(_) => None,
-                std::borrow::Cow::Owned(c) => Some(format!("{}{c}", m.entry.path)),
-            },
-        };
-        let policy_params = match &target {
-            Target::Token(_) => true,
-            Target::Mount(m, _) => m.entry.path.starts_with("auth/"),
-            Target::Sys(_) => false,
-        };
-        if policy_params {
+    /// engine's case rules (and its policy-naming parameters), so that the
+    /// ACL, the audit trail and the engine all see the same object.
+    fn route(&self, req: &mut Request) -> Result<(Mounted, String)> {
+        let (m, rel) = self.resolve(&req.path)?;
+        if m.entry.path.starts_with("auth/") {
             crate::canonical::policy_fields(&mut req.data);
         }
-
-        match canonical {
-            None => Ok(target),
-            Some(path) => {
-                req.path = path;
+        match m.engine.canonical_path(&rel) {
+            std::borrow::Cow::Borrowed(_) => Ok((m, rel)),
+            std::borrow::Cow::Owned(c) => {
+                req.path = format!("{}{c}", m.entry.path);
                 self.resolve(&req.path)
             }
         }
     }
 
-    /// The request's token entry, if it names a live one, without taking a
-    /// use: for the audit record of a request refused before routing.
-    async fn peek_token(&self, req: &Request) -> Option<TokenEntry> {
-        let token = req.token.as_ref()?;
-        self.tokens.lookup(token).await.ok().flatten()
+    /// The mount answering `path` and the path relative to it.
+    fn resolve(&self, path: &str) -> Result<(Mounted, String)> {
+        match self.router.read().route(path) {
+            Some((m, rel)) => Ok((m, rel.to_string())),
+            None => Err(Error::UnsupportedPath(format!(
+                "no handler for route \"{path}\". route entry not found."
+            ))),
+        }
     }
 
-    /// Everything after authentication: existence check, authorization,
-    /// login throttling, audit, dispatch, minting and lease registration.
-    async fn serve(
+    /// Audits a request refused before it was routed (a bad path, no
+    /// mount), with its token if it names a live one (no use is taken).
+    async fn refuse_unrouted(&self, req: &Request, e: Error) -> Result<Response> {
+        let token = match &req.token {
+            Some(t) => self.tokens.lookup(t).await.ok().flatten(),
+            None => None,
+        };
+        self.refuse(req, token.as_ref(), None, e).await
+    }
+
+    /// The engine's existence check of `rel` (stage 5).
+    async fn exists(
         &self,
-        mut req: Request,
-        target: Target,
-        token: Option<TokenEntry>,
-        mount: Option<Arc<MountEntry>>,
-        login: bool,
+        m: &Mounted,
+        req: &Request,
+        rel: &str,
+        token: Option<&TokenEntry>,
+    ) -> Result<Option<bool>> {
+        let view = engine_view(m, token)?;
+        let ctx = EngineCtx {
+            view: &view,
+            mount: &m.entry,
+            token,
+        };
+        m.engine.exists(&ctx, req, rel).await
+    }
+
+    /// Calls the engine (stage 9); help requests get the route's help.
+    async fn call_engine(
+        &self,
+        m: &Mounted,
+        req: &Request,
+        rel: &str,
+        token: Option<&TokenEntry>,
     ) -> Result<Response> {
-        let authenticated = token.is_some();
-        if req.operation == Operation::Update {
-            if let Target::Mount(m, rel) = &target {
-                let view = match engine_view(m, token.as_ref()) {
-                    Ok(v) => v,
-                    Err(e) => return self.refuse(&req, token.as_ref(), mount.as_deref(), e).await,
-                };
-                let ctx = EngineCtx {
-                    view: &view,
-                    mount: &m.entry,
-                };
-                match m.engine.exists(&ctx, &req, rel).await {
-                    Ok(Some(false)) => req.operation = Operation::Create,
-                    Ok(_) => {}
-                    Err(e) => return self.refuse(&req, token.as_ref(), mount.as_deref(), e).await,
-                }
-            }
+        if crate::path_help::is_help(req) {
+            return crate::path_help::answer(m, rel);
         }
-        if let Some(t) = &token {
-            if let Err(e) = self.authorize(t, &req, &target).await {
-                return self.refuse(&req, Some(t), mount.as_deref(), e).await;
-            }
-        }
-        // Login throttling: refuse early while the address or identity is locked out.
-        let login_key = match (&target, login) {
-            (Target::Mount(m, rel), true) => {
-                Some((m.entry.accessor.clone(), m.engine.login_identity(&req, rel)))
-            }
-            _ => None,
+        let view = engine_view(m, token)?;
+        let ctx = EngineCtx {
+            view: &view,
+            mount: &m.entry,
+            token,
         };
-        if let Some((accessor, identity)) = &login_key {
-            if let Err(e) = self
-                .logins
-                .check(req.client_addr, accessor, identity.as_deref())
-            {
-                return self.refuse(&req, None, mount.as_deref(), e).await;
-            }
+        let mut resp = m.engine.handle(&ctx, req, rel).await?;
+        resp.mount_type = m.entry.kind.clone();
+        Ok(resp)
+    }
+
+    /// Stage 10: a login's grant becomes a token and its `auth` block; a
+    /// lease request becomes a registered lease.
+    async fn mint(
+        &self,
+        req: &Request,
+        mount: &MountEntry,
+        token: Option<&TokenEntry>,
+        resp: &mut Response,
+    ) -> Result<()> {
+        if let Some(grant) = resp.grant.take() {
+            resp.auth = Some(self.mint_login(req, mount, grant).await?);
         }
-        let ctx = AuditContext {
-            request: &req,
-            token: token.as_ref(),
-            mount: mount.as_deref(),
-            identity_policies: token
-                .as_ref()
-                .map(|t| self.identity_policies(t))
-                .unwrap_or_default(),
-        };
-        self.audit
-            .log_request(&ctx, None)
-            .await
-            .map_err(|_| audit_failure(true))?;
-        let event_source = match &target {
-            Target::Mount(m, rel) if m.entry.kind == "kv" => Some((m.entry.clone(), rel.clone())),
-            _ => None,
-        };
-        let mut result = self.dispatch(&req, target, token.as_ref()).await;
-        if let Some((accessor, identity)) = &login_key {
-            match &result {
-                Ok(_) => self.logins.success(accessor, identity.as_deref()),
-                Err(e) if matches!(e.status(), 400 | 403) => {
-                    self.logins
-                        .failure(req.client_addr, accessor, identity.as_deref())
-                }
-                Err(_) => {}
-            }
+        if let Some(lease) = resp.lease.take() {
+            let entry = self
+                .leases
+                .register(&req.path, mount, token, &lease)
+                .await?;
+            resp.lease_id = entry.lease_id;
+            resp.lease_duration = u64::try_from(entry.expire_time - entry.issue_time).unwrap_or(0);
+            resp.renewable = entry.renewable;
         }
-        let mut failure = None;
-        if let (Ok(resp), Some(m)) = (&mut result, mount.as_deref()) {
-            if let Some(grant) = resp.grant.take() {
-                match self.mint_login(&req, m, grant).await {
-                    Ok(auth) => resp.auth = Some(auth),
-                    Err(e) => failure = Some(e),
-                }
-            }
-            if let Some(lease) = resp.lease.take() {
-                match self
-                    .leases
-                    .register(&req.path, m, token.as_ref(), &lease)
-                    .await
-                {
-                    Ok(entry) => {
-                        resp.lease_id = entry.lease_id;
-                        resp.lease_duration =
-                            u64::try_from(entry.expire_time - entry.issue_time).unwrap_or(0);
-                        resp.renewable = entry.renewable;
-                    }
-                    Err(e) => failure = Some(e),
-                }
-            }
+        Ok(())
+    }
+
+    /// Publishes the change event of a successful KV request, if it made one.
+    fn publish(&self, mount: &Arc<MountEntry>, rel: &str, op: Operation, resp: &Response) {
+        if let Some((kind, data_path, meta)) =
+            crate::events::kv_event(mount, rel, op, resp.data.as_ref())
+        {
+            self.events.publish(&kind, Some(&**mount), &data_path, meta);
         }
-        if let Some(e) = failure {
-            result = Err(e);
+    }
+
+    /// What the audit trail records of a request's caller.
+    fn audit_context<'a>(
+        &self,
+        req: &'a Request,
+        token: Option<&'a TokenEntry>,
+        mount: Option<&'a MountEntry>,
+    ) -> AuditContext<'a> {
+        AuditContext {
+            request: req,
+            token,
+            mount,
+            identity_policies: token.map(|t| self.identity_policies(t)).unwrap_or_default(),
         }
-        if let Ok(resp) = &mut result {
-            // Wrapped last, so the answer that is wrapped is the complete one.
-            if let Err(e) = crate::wrapping::wrap_if_asked(self, &req, authenticated, resp).await {
-                result = Err(e);
-            }
-        }
-        self.audit
-            .log_response(&ctx, &result)
-            .await
-            .map_err(|_| audit_failure(false))?;
-        if let (Ok(resp), Some((mount, rel))) = (&result, event_source) {
-            let data = resp.data.as_ref();
-            if let Some((kind, data_path, meta)) =
-                crate::events::kv_event(&mount, &rel, req.operation, data)
-            {
-                self.events.publish(&kind, Some(&*mount), &data_path, meta);
-            }
-        }
-        result
     }
 
     /// The change-event channel (`sys/events/subscribe` streams it).
@@ -687,47 +752,6 @@ impl Core {
         Ok(entry)
     }
 
-    async fn dispatch(
-        &self,
-        req: &Request,
-        target: Target,
-        token: Option<&TokenEntry>,
-    ) -> Result<Response> {
-        if crate::path_help::is_help(req) {
-            return crate::path_help::answer(&target);
-        }
-        match (target, token) {
-            (Target::Sys(rest), Some(t)) => crate::sys::handle(self, req, &rest, t).await,
-            (Target::Token(rest), Some(t)) => token_api::handle(self, req, &rest, t).await,
-            (Target::Mount(m, rel), _)
-                if m.engine.as_kv2().is_some() && crate::lifecycle::is_lifecycle_path(&rel) =>
-            {
-                crate::lifecycle::handle(self, token, &m, req, &rel).await
-            }
-            (Target::Mount(m, rel), Some(_)) if m.entry.kind == crate::identity::KIND => {
-                let mounts = |accessor: &str| self.auth_mount_by_accessor(accessor);
-                let mut resp =
-                    crate::identity::api::handle(&self.identity, &mounts, req, &rel).await?;
-                resp.mount_type = m.entry.kind.clone();
-                Ok(resp)
-            }
-            (Target::Sys(rest), None) if crate::wrapping::is_unauthenticated(&rest) => {
-                crate::wrapping::lookup(self, req).await
-            }
-            (Target::Mount(m, rel), _) => {
-                let view = engine_view(&m, token)?;
-                let ctx = EngineCtx {
-                    view: &view,
-                    mount: &m.entry,
-                };
-                let mut resp = m.engine.handle(&ctx, req, &rel).await?;
-                resp.mount_type = m.entry.kind.clone();
-                Ok(resp)
-            }
-            _ => Err(Error::PermissionDenied),
-        }
-    }
-
     /// Audits a refused request, then returns its error.
     async fn refuse(
         &self,
@@ -736,12 +760,7 @@ impl Core {
         mount: Option<&MountEntry>,
         e: Error,
     ) -> Result<Response> {
-        let ctx = AuditContext {
-            request: req,
-            token,
-            mount,
-            identity_policies: token.map(|t| self.identity_policies(t)).unwrap_or_default(),
-        };
+        let ctx = self.audit_context(req, token, mount);
         let result = Err(e);
         if self
             .audit
@@ -915,7 +934,7 @@ impl Core {
     }
 
     /// Decides whether `token` may perform `req`, per its policies.
-    async fn authorize(&self, token: &TokenEntry, req: &Request, target: &Target) -> Result<()> {
+    async fn authorize(&self, token: &TokenEntry, req: &Request, m: &Mounted) -> Result<()> {
         if crate::sys_ui::judged_here(&req.path, req.operation)
             || crate::path_help::is_help(req)
             || (req.path == "sys/internal/specs/openapi" && req.operation == Operation::Read)
@@ -934,12 +953,12 @@ impl Core {
             Operation::Patch => crate::policy::Operation::Patch,
             Operation::Delete => crate::policy::Operation::Delete,
         };
-        let kv2 = matches!(target, Target::Mount(m, _)
-            if m.entry.kind == "kv" && m.entry.options.get("version").map(String::as_str) == Some("2"));
+        let kv2 =
+            m.entry.kind == "kv" && m.entry.options.get("version").map(String::as_str) == Some("2");
         let result = if kv2 {
             acl.authorize_without_parameters(op, &req.path)
-        } else if matches!(target, Target::Mount(m, _) if m.entry.path.starts_with("auth/")) {
-            // Parameter rules judge `policies` and `token_policies` together
+        } else if m.entry.path.starts_with("auth/") && m.entry.kind != "token" {
+            // Auth methods' parameter rules judge `policies` and `token_policies` together
             // (the engine stores either); the engine gets the data as sent.
             let mut judged = req.data.clone();
             crate::canonical::merge_policy_alias(&mut judged);
@@ -1017,21 +1036,6 @@ impl Core {
             .entries()
             .find(|m| m.entry.accessor == accessor && m.entry.path.starts_with("auth/"))
             .map(|m| (m.entry.path.clone(), m.entry.kind.clone()))
-    }
-
-    fn resolve(&self, path: &str) -> Result<Target> {
-        if let Some(rest) = path.strip_prefix("sys/") {
-            return Ok(Target::Sys(rest.to_string()));
-        }
-        if let Some(rest) = path.strip_prefix("auth/token/") {
-            return Ok(Target::Token(rest.to_string()));
-        }
-        match self.router.read().route(path) {
-            Some((m, rel)) => Ok(Target::Mount(m, rel.to_string())),
-            None => Err(Error::UnsupportedPath(format!(
-                "no handler for route \"{path}\". route entry not found."
-            ))),
-        }
     }
 
     /// Starts the background work of this node: expired leases and expired
@@ -1140,6 +1144,7 @@ impl Core {
             let ctx = EngineCtx {
                 view: &m.view,
                 mount: &m.entry,
+                token: None,
             };
             if let Err(e) = m.engine.periodic(&ctx).await {
                 tracing::warn!(mount = %m.entry.path, error = %e, "engine background pass failed");

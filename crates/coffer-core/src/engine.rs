@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use crate::barrier::View;
 use crate::mounts::MountEntry;
+use crate::token::TokenEntry;
 use crate::{Request, Response, Result};
 
 /// What an engine sees of its mount when it handles a request.
@@ -12,6 +13,29 @@ pub struct EngineCtx<'a> {
     pub view: &'a View,
     /// The mount's entry (path, type, options, config).
     pub mount: &'a MountEntry,
+    /// The caller's token, authenticated and authorized by the pipeline;
+    /// `None` on routes answered without one ([`Access::Anonymous`],
+    /// [`Access::Open`]) and on background work.
+    pub token: Option<&'a TokenEntry>,
+}
+
+/// What the request pipeline demands of a request before the engine sees
+/// it: a property of the route, declared by the engine that owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A valid token whose policies allow the operation (every route but
+    /// the few below).
+    Token,
+    /// No token: login endpoints, `sys/wrapping/lookup`, and the rekey and
+    /// root generation endpoints a quorum of key shares authorizes.
+    /// Audited like any request; refused while sealed.
+    Anonymous,
+    /// No token and not audited: the status endpoints Vault serves outside
+    /// its request path (health, seal status, init, unseal, leader).
+    Open {
+        /// Whether it answers while the core is sealed.
+        while_sealed: bool,
+    },
 }
 
 /// A secrets engine mounted at a path. It sees only its own storage view and
@@ -41,6 +65,23 @@ pub trait Engine: Send + Sync {
     /// Whether `path` (relative to the mount) is answered without a token,
     /// as the login endpoints of auth methods are.
     fn is_unauthenticated(&self, _path: &str) -> bool {
+        false
+    }
+
+    /// What the pipeline demands of `req` on `path` (relative to the mount)
+    /// before this engine handles it. By default a token, except on the
+    /// paths [`Engine::is_unauthenticated`] names.
+    fn access(&self, _req: &Request, path: &str) -> Access {
+        if self.is_unauthenticated(path) {
+            Access::Anonymous
+        } else {
+            Access::Token
+        }
+    }
+
+    /// Whether this engine answers `path` when it is mounted as another
+    /// mount's sub-router (see [`crate::mounts::Mounted::sub_router`]).
+    fn claims(&self, _path: &str) -> bool {
         false
     }
 

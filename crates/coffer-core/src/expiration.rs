@@ -291,6 +291,7 @@ impl Expiration {
             let ctx = EngineCtx {
                 view: &m.view,
                 mount: &m.entry,
+                token: None,
             };
             m.engine.renew_lease(&ctx, &entry.internal, ttl).await?;
         }
@@ -330,6 +331,7 @@ impl Expiration {
             let ctx = EngineCtx {
                 view: &m.view,
                 mount: &m.entry,
+                token: None,
             };
             if let Err(e) = m.engine.revoke_lease(&ctx, &entry.internal).await {
                 if !force {

@@ -7,6 +7,7 @@
 pub mod abuse;
 pub mod audit;
 pub mod auth;
+mod backends;
 pub mod barrier;
 pub mod batch_token;
 pub mod cache;

@@ -134,16 +134,45 @@ pub struct Mounted {
     pub engine: Arc<dyn Engine>,
     /// The engine's storage.
     pub view: View,
+    /// A second engine that answers the paths it [claims](Engine::claims)
+    /// below this mount, with the mount's entry and view: the lifecycle
+    /// API of a KV v2 mount (`lifecycle/`, `rotate/`). `None` for most.
+    pub sub_router: Option<Arc<dyn Engine>>,
+}
+
+impl Mounted {
+    /// The mount as its sub-router: same entry and view, the sub-router's
+    /// engine.
+    fn as_sub_router(&self, engine: Arc<dyn Engine>) -> Mounted {
+        Mounted {
+            entry: self.entry.clone(),
+            engine,
+            view: self.view.clone(),
+            sub_router: None,
+        }
+    }
 }
 
 /// Routes paths to mounts by longest prefix.
 #[derive(Clone, Default)]
 pub struct Router {
+    /// The kernel's own backends (`sys/`, `auth/token/`): always routed,
+    /// sealed or not, ahead of every mount; never listed by
+    /// [`Router::entries`] nor changed by [`Router::insert`]/[`Router::remove`].
+    kernel: Vec<Mounted>,
     /// Mounts sorted by path length, longest first.
     mounts: Vec<Mounted>,
 }
 
 impl Router {
+    /// A router holding only the kernel's own backends.
+    pub fn with_kernel(kernel: Vec<Mounted>) -> Router {
+        Router {
+            kernel,
+            mounts: Vec::new(),
+        }
+    }
+
     /// Adds a mount.
     pub fn insert(&mut self, m: Mounted) {
         self.mounts.retain(|x| x.entry.path != m.entry.path);
@@ -158,16 +187,21 @@ impl Router {
         Some(self.mounts.remove(i))
     }
 
-    /// The mount answering `path`, and the path relative to it.
+    /// The mount answering `path`, and the path relative to it: a kernel
+    /// backend first, else the longest mount prefix; a path its mount's
+    /// sub-router claims goes to that sub-router.
     pub fn route<'a>(&self, path: &'a str) -> Option<(Mounted, &'a str)> {
-        for m in &self.mounts {
+        for m in self.kernel.iter().chain(&self.mounts) {
             let mp = m.entry.path.as_str();
-            if let Some(rest) = path.strip_prefix(mp) {
-                return Some((m.clone(), rest));
-            }
-            if mp.strip_suffix('/') == Some(path) {
-                return Some((m.clone(), ""));
-            }
+            let rest = match path.strip_prefix(mp) {
+                Some(rest) => rest,
+                None if mp.strip_suffix('/') == Some(path) => "",
+                None => continue,
+            };
+            return Some(match &m.sub_router {
+                Some(sub) if sub.claims(rest) => (m.as_sub_router(sub.clone()), rest),
+                _ => (m.clone(), rest),
+            });
         }
         None
     }

@@ -10,7 +10,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::core::{Core, Target, VERSION};
+use crate::core::{Core, VERSION};
+use crate::mounts::Mounted;
 use crate::policy::Acl;
 use crate::token::TokenEntry;
 use crate::{Error, Operation, Request, Response, Result};
@@ -325,7 +326,7 @@ pub(crate) fn is_help(req: &Request) -> bool {
 }
 
 /// Whether `rel` (a path below a mount) matches `pattern`.
-fn matches(pattern: &str, rel: &str) -> bool {
+pub(crate) fn matches(pattern: &str, rel: &str) -> bool {
     let rel = rel.trim_end_matches('/');
     let pat: Vec<&str> = pattern.split('/').collect();
     let segs: Vec<&str> = rel.split('/').collect();
@@ -399,22 +400,19 @@ fn route_help(rel: &str, r: &RouteDoc) -> String {
 
 /// The catalog, mount path (as the API spells it) and path below the
 /// mount for a routed request.
-fn doc_of(target: &Target) -> Option<(&'static BackendDoc, String, String)> {
-    match target {
-        Target::Sys(rest) => Some((&SYS, "sys/".into(), rest.clone())),
-        Target::Token(rest) => Some((&TOKEN, "auth/token/".into(), rest.clone())),
-        Target::Mount(m, rel) => {
-            let version = m.entry.options.get("version").map(String::as_str);
-            backend(&m.entry.kind, version).map(|d| (d, m.entry.path.clone(), rel.clone()))
-        }
+fn doc_of(m: &Mounted) -> Option<&'static BackendDoc> {
+    match m.entry.kind.as_str() {
+        "system" => Some(&SYS),
+        "token" => Some(&TOKEN),
+        kind => backend(kind, m.entry.options.get("version").map(String::as_str)),
     }
 }
 
 /// Answers a help request on a routed path: the backend's overview at the
 /// mount itself, a route's help below it; 404 for a path no route matches.
-pub(crate) fn answer(target: &Target) -> Result<Response> {
-    let (doc, mount, rel) =
-        doc_of(target).ok_or_else(|| Error::UnsupportedPath("no help for this path".into()))?;
+pub(crate) fn answer(m: &Mounted, rel: &str) -> Result<Response> {
+    let doc = doc_of(m).ok_or_else(|| Error::UnsupportedPath("no help for this path".into()))?;
+    let mount = m.entry.path.clone();
     let rel = rel.trim_end_matches('/').to_string();
     let (help, routes): (String, Vec<&RouteDoc>) = if rel.is_empty() {
         (backend_help(doc), doc.routes.iter().collect())

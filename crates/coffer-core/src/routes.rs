@@ -274,6 +274,11 @@ pub const CATALOG: &[Route] = &[
     r("POST", "pki/intermediate/generate/internal", "update"),
 ];
 
+/// Declared routes (mount path + pattern as in the path-help catalogs,
+/// operation or `*`) that no single capability decides, with the reason:
+/// the matrix cannot judge them, other tests do.
+pub const NOT_IN_MATRIX: &[(&str, &str, &str)] = &[];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +302,65 @@ mod tests {
                 route.path
             );
         }
+    }
+
+    /// The routes every backend declares (its path-help catalog, which
+    /// `path-help` and the OpenAPI document serve), the system backend and
+    /// the token store included: each (route, operation) must have a row
+    /// in [`CATALOG`], so the matrix proves it refuses a token lacking the
+    /// capability, unless [`NOT_IN_MATRIX`] says why no capability decides it.
+    #[test]
+    #[ignore = "90 declared routes are not yet in the matrix; being added"]
+    fn every_declared_route_is_in_the_matrix() {
+        use crate::path_help::{backend, SYS, TOKEN};
+        let mut mounts: Vec<(&str, &crate::path_help::BackendDoc)> = vec![
+            ("sys/", &SYS),
+            ("auth/token/", &TOKEN),
+            ("identity/", &crate::path_help::IDENTITY),
+        ];
+        for (path, kind, version) in MATRIX_MOUNTS {
+            let doc = backend(kind, Some(version).filter(|v| !v.is_empty()))
+                .unwrap_or_else(|| panic!("no route catalog for {kind}"));
+            mounts.push((path, doc));
+        }
+        let mut missing = Vec::new();
+        for (mount, doc) in mounts {
+            let mount = format!("{}/", mount.trim_end_matches('/'));
+            for route in doc.routes {
+                for op in route.ops {
+                    let full = format!("{mount}{}", route.pattern);
+                    let exempt = NOT_IN_MATRIX
+                        .iter()
+                        .any(|(p, o, _)| *p == full && (*o == *op || *o == "*"));
+                    let covered = CATALOG.iter().any(|r| {
+                        let method_op = match (r.method, r.capability) {
+                            ("GET", _) => "read",
+                            ("LIST", _) => "list",
+                            ("DELETE", _) => "delete",
+                            ("PATCH", _) => "patch",
+                            (_, "create") => "create",
+                            _ => "update",
+                        };
+                        let same_op = method_op == *op
+                            || (matches!(method_op, "create" | "update")
+                                && matches!(*op, "create" | "update"));
+                        same_op
+                            && r.path.strip_prefix(mount.as_str()).is_some_and(|rel| {
+                                crate::path_help::matches(route.pattern, &rel.replace("{new}", "x"))
+                            })
+                    });
+                    if !covered && !exempt {
+                        missing.push(format!("{op} {full}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "{} declared routes not in the matrix:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
     }
 
     #[test]

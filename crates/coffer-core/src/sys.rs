@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use crate::core::{Core, VERSION};
+use crate::engine::Access;
 use crate::mounts::{normalize_mount_path, MountEntry};
 use crate::token::TokenEntry;
 use crate::util::{now, rfc3339, Params};
@@ -15,68 +16,63 @@ const RESERVED: [&str; 4] = ["sys/", "auth/", "cubbyhole/", "identity/"];
 /// The system-wide default and maximum lease TTL (32 days), as Vault's.
 const SYSTEM_TTL: u64 = 2_764_800;
 
-/// Answers the endpoints that need no token (and work while sealed).
-pub(crate) async fn handle_unauthenticated(core: &Core, req: &Request) -> Result<Option<Response>> {
-    let resp = match (req.path.as_str(), req.operation) {
-        ("sys/health", Operation::Read) => health(core, req).await?,
-        ("sys/seal-status", Operation::Read) => Response::raw(core.seal_status().await?),
-        ("sys/init", Operation::Read) => {
-            Response::raw(json!({"initialized": core.is_initialized().await?}))
-        }
-        ("sys/init", Operation::Create | Operation::Update) => init(core, req).await?,
-        ("sys/unseal", Operation::Create | Operation::Update) => unseal(core, req).await?,
-        ("sys/leader", Operation::Read) => {
-            if core.is_sealed() {
-                return Err(Error::Sealed);
-            }
-            Response::raw(core.leader_status().await?)
-        }
-        _ if crate::sys_ui::is_anonymous_list(req) => {
-            if core.is_sealed() {
-                return Err(Error::Sealed);
-            }
-            crate::sys_ui::anonymous_list()
-        }
-        ("sys/metrics", Operation::Read) if core.config.unauthenticated_metrics_access => {
-            crate::sys_metrics::handle(core, req).await?
-        }
-        ("sys/health" | "sys/seal-status" | "sys/init" | "sys/unseal" | "sys/leader", _) => {
-            return Err(Error::UnsupportedOperation)
-        }
-        (p, _) if crate::sys_rekey::is_path(p) || crate::sys_generate_root::is_path(p) => {
-            quorum_endpoint(core, req).await?
-        }
-        _ => return Ok(None),
+/// What the pipeline demands of a `sys/` request (`rest` is the path below
+/// `sys/`): Vault's status endpoints are open (health, seal status and init
+/// even while sealed), the quorum and wrapping-lookup endpoints anonymous,
+/// everything else needs a token.
+pub(crate) fn access(core: &Core, req: &Request, rest: &str) -> Access {
+    const OPEN_SEALED: Access = Access::Open { while_sealed: true };
+    const OPEN: Access = Access::Open {
+        while_sealed: false,
     };
-    Ok(Some(resp))
+    match (rest, req.operation) {
+        ("health" | "seal-status" | "init" | "unseal", _) => OPEN_SEALED,
+        ("leader", _) => OPEN,
+        ("metrics", Operation::Read) if core.config.unauthenticated_metrics_access => OPEN_SEALED,
+        _ if crate::sys_ui::is_anonymous_list(req) => OPEN,
+        (r, _) if crate::wrapping::is_unauthenticated(r) => Access::Anonymous,
+        _ if crate::sys_rekey::is_path(&req.path)
+            || crate::sys_generate_root::is_path(&req.path) =>
+        {
+            // A quorum of unseal key shares authorizes these, as in Vault;
+            // the shares, the OTP and the new keys are HMAC'd in the trail.
+            Access::Anonymous
+        }
+        _ => Access::Token,
+    }
 }
 
-/// Rekey and root generation: no token (a quorum of unseal key shares
-/// authorizes them, as in Vault), but audited like any other request, with
-/// the shares, the OTP and the new keys HMAC'd. Sealed: 503, unaudited.
-async fn quorum_endpoint(core: &Core, req: &Request) -> Result<Response> {
-    if core.is_sealed() {
-        return Err(Error::Sealed);
+/// Answers the `sys/` routes [`access`] marks open or anonymous.
+pub(crate) async fn handle_without_token(
+    core: &Core,
+    req: &Request,
+    rest: &str,
+) -> Result<Response> {
+    match (rest, req.operation) {
+        ("health", Operation::Read) => health(core, req).await,
+        ("seal-status", Operation::Read) => Ok(Response::raw(core.seal_status().await?)),
+        ("init", Operation::Read) => Ok(Response::raw(
+            json!({"initialized": core.is_initialized().await?}),
+        )),
+        ("init", Operation::Create | Operation::Update) => init(core, req).await,
+        ("unseal", Operation::Create | Operation::Update) => unseal(core, req).await,
+        ("leader", Operation::Read) => Ok(Response::raw(core.leader_status().await?)),
+        ("metrics", Operation::Read) => crate::sys_metrics::handle(core, req).await,
+        _ if crate::sys_ui::is_anonymous_list(req) => Ok(crate::sys_ui::anonymous_list()),
+        ("health" | "seal-status" | "init" | "unseal" | "leader", _) => {
+            Err(Error::UnsupportedOperation)
+        }
+        (r, _) if crate::wrapping::is_unauthenticated(r) => {
+            crate::wrapping::lookup(core, req).await
+        }
+        (r, _) => match r.strip_prefix("generate-root/") {
+            Some(rest) => crate::sys_generate_root::handle(core, req, rest).await,
+            None if crate::sys_rekey::is_path(&req.path) => {
+                crate::sys_rekey::handle(core, req).await
+            }
+            None => Err(Error::PermissionDenied),
+        },
     }
-    let ctx = crate::audit::AuditContext {
-        request: req,
-        token: None,
-        mount: None,
-        identity_policies: Vec::new(),
-    };
-    core.audit
-        .log_request(&ctx, None)
-        .await
-        .map_err(|_| crate::core::audit_failure(true))?;
-    let result = match req.path.strip_prefix("sys/generate-root/") {
-        Some(rest) => crate::sys_generate_root::handle(core, req, rest).await,
-        None => crate::sys_rekey::handle(core, req).await,
-    };
-    core.audit
-        .log_response(&ctx, &result)
-        .await
-        .map_err(|_| crate::core::audit_failure(false))?;
-    result
 }
 
 async fn health(core: &Core, req: &Request) -> Result<Response> {
@@ -317,6 +313,27 @@ pub(crate) async fn handle(
             }
             crate::sys_policy::handle(core, req, rest, token).await
         }
+    }
+}
+
+/// The kernel's `sys/` mount (the system backend's entry in the router).
+pub(crate) fn system_mount_entry() -> MountEntry {
+    MountEntry {
+        description: "system endpoints used for control, policy and debugging".into(),
+        accessor: "system_00000000".into(),
+        uuid: "00000000-0000-0000-0000-000000000000".into(),
+        seal_wrap: true,
+        ..MountEntry::new("sys/", "system")
+    }
+}
+
+/// The kernel's `auth/token/` mount (the token store's entry in the router).
+pub(crate) fn token_mount_entry() -> MountEntry {
+    MountEntry {
+        description: "token based credentials".into(),
+        accessor: "auth_token_00000000".into(),
+        uuid: "00000000-0000-0000-0000-000000000001".into(),
+        ..MountEntry::new("auth/token/", "token")
     }
 }
 

@@ -508,6 +508,7 @@ async fn check_login_renewal(core: &Core, entry: &TokenEntry) -> Result<()> {
     let ctx = crate::engine::EngineCtx {
         view: &m.view,
         mount: &m.entry,
+        token: None,
     };
     m.engine
         .check_renewal(&ctx, &entry.meta, &entry.policies)

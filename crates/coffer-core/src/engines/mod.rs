@@ -30,7 +30,6 @@ pub fn for_mount(
         pki::KIND => Ok(Arc::new(pki::Pki::new())),
         cubbyhole::KIND => Ok(Arc::new(cubbyhole::Cubbyhole)),
         transit::KIND => Ok(Arc::new(transit::Transit::new())),
-        crate::identity::KIND => Ok(Arc::new(crate::identity::IdentityMount)),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
         ))),

@@ -17,11 +17,7 @@ pub mod model;
 pub mod store;
 pub mod template;
 
-use async_trait::async_trait;
-
-use crate::engine::{Engine, EngineCtx};
 use crate::mounts::MountEntry;
-use crate::{Error, Request, Response, Result};
 
 /// Where the identity API is mounted.
 pub const MOUNT_PATH: &str = "identity/";
@@ -34,16 +30,4 @@ pub fn mount_entry() -> MountEntry {
     let mut entry = MountEntry::new(MOUNT_PATH, KIND);
     entry.description = "identity store".into();
     entry
-}
-
-/// The mount's engine object. The core answers identity requests itself
-/// (the API needs the store and the auth mount table), after the same
-/// authentication, ACL and audit as any engine; this is never reached.
-pub struct IdentityMount;
-
-#[async_trait]
-impl Engine for IdentityMount {
-    async fn handle(&self, _ctx: &EngineCtx<'_>, _req: &Request, _path: &str) -> Result<Response> {
-        Err(Error::UnsupportedOperation)
-    }
 }

@@ -54,6 +54,7 @@ async fn current_cert(m: &Mounted, path: &str) -> Result<Option<model::CertInfo>
     let ctx = EngineCtx {
         view: &m.view,
         mount: &m.entry,
+        token: None,
     };
     Ok(kv
         .read_stage(&ctx, path, None)

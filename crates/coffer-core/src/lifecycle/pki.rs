@@ -59,6 +59,7 @@ pub async fn step(decl: &PkiRotator, input: &StepInput<'_>) -> Result<Option<Val
     let ctx = EngineCtx {
         view: &m.view,
         mount: &m.entry,
+        token: None,
     };
     let serial_of = |v: &Value| {
         v.get("serial_number")

@@ -66,6 +66,7 @@ pub async fn rotate(
     let ctx = EngineCtx {
         view: &m.view,
         mount: &m.entry,
+        token: None,
     };
     let in_flight = || Error::Status {
         code: 409,
@@ -285,6 +286,7 @@ pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
     let ctx = EngineCtx {
         view: &m.view,
         mount: &m.entry,
+        token: None,
     };
     let _guard = store::lock(&m.entry.uuid, path).await;
     let Some(mut lc) = store::load(&m.view, path).await? else {

@@ -386,6 +386,7 @@ async fn apply(core: &Core, token: &TokenEntry, k: &str) -> Result<Response> {
         let ctx = EngineCtx {
             view: &m.view,
             mount: &m.entry,
+            token: None,
         };
         let req = Request::new(Operation::Update, format!("{}{rel}", m.entry.path))
             .with_data(json!({"token_policies": policies}));

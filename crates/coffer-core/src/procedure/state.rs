@@ -145,6 +145,7 @@ pub async fn secrets(core: &Core, at: DateTime<Utc>) -> Result<Vec<Secret>> {
                     let ctx = EngineCtx {
                         view: &m.view,
                         mount: &m.entry,
+                        token: None,
                     };
                     kv.read_stage(&ctx, &path, None)
                         .await
@@ -202,6 +203,7 @@ async fn engine_call(m: &crate::mounts::Mounted, op: Operation, rel: &str) -> Op
     let ctx = EngineCtx {
         view: &m.view,
         mount: &m.entry,
+        token: None,
     };
     let req = Request::new(op, format!("{}{rel}", m.entry.path));
     let resp = m.engine.handle(&ctx, &req, rel).await.ok()?;

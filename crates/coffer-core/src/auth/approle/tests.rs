@@ -43,6 +43,7 @@ impl Fixture {
         let ctx = EngineCtx {
             view: &self.view,
             mount: &self.mount,
+            token: None,
         };
         if op == Operation::Update && self.engine.exists(&ctx, &req, path).await? == Some(false) {
             req.operation = Operation::Create;

@@ -144,6 +144,7 @@ impl Engine for Database {
             let ctx = EngineCtx {
                 view: &view,
                 mount: &mount,
+                token: None,
             };
             if let Err(e) = static_roles::rotate_due(&ctx, &passwords).await {
                 tracing::warn!(mount = %mount.path, error = %e, "static role rotation pass failed");

@@ -45,6 +45,7 @@ async fn the_periodic_pass_rotates_keys_that_are_due() {
     let ctx = EngineCtx {
         view: &view,
         mount: &mount,
+        token: None,
     };
     let t = Transit::new();
     call(

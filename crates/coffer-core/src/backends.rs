@@ -1,0 +1,129 @@
+//! The kernel's own mounted backends: the system backend at `sys/`, the
+//! token store at `auth/token/`, the identity API at `identity/`, and the
+//! lifecycle API mounted as a sub-router of every KV v2 mount.
+//!
+//! They are engines like `kv`: the router routes to them, the pipeline in
+//! [`crate::core`] authenticates, authorizes and audits their requests with
+//! the same code as every other engine's, and the routes they declare
+//! ([`Engine::access`]) decide which of those stages apply. Unlike the
+//! engines below the router they hold the core (weakly, as Vault's system
+//! backend does): they are its API. Nothing below the router may.
+
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+
+use crate::core::Core;
+use crate::engine::{Access, Engine, EngineCtx};
+use crate::mounts::{MountEntry, Mounted};
+use crate::{Error, Request, Response, Result};
+
+/// The core behind a kernel backend; a 503 once the core is gone (a
+/// request racing the process's shutdown).
+fn upgrade(core: &Weak<Core>) -> Result<Arc<Core>> {
+    core.upgrade().ok_or(Error::Sealed)
+}
+
+/// The system backend (`sys/`): seal, mounts, policies, leases, audit
+/// devices, keys, tools and Coffer's own cross-mount views.
+pub(crate) struct SystemBackend {
+    pub(crate) core: Weak<Core>,
+}
+
+#[async_trait]
+impl Engine for SystemBackend {
+    fn canonical_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        match crate::sys_policy::canonical_path(path) {
+            Some(c) => std::borrow::Cow::Owned(c),
+            None => std::borrow::Cow::Borrowed(path),
+        }
+    }
+
+    fn access(&self, req: &Request, path: &str) -> Access {
+        match self.core.upgrade() {
+            Some(core) => crate::sys::access(&core, req, path),
+            None => Access::Token,
+        }
+    }
+
+    async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        let core = upgrade(&self.core)?;
+        match ctx.token {
+            Some(token) => crate::sys::handle(&core, req, path, token).await,
+            None => crate::sys::handle_without_token(&core, req, path).await,
+        }
+    }
+}
+
+/// The token store's API (`auth/token/`).
+pub(crate) struct TokenBackend {
+    pub(crate) core: Weak<Core>,
+}
+
+#[async_trait]
+impl Engine for TokenBackend {
+    async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        let core = upgrade(&self.core)?;
+        let token = ctx.token.ok_or(Error::PermissionDenied)?;
+        crate::token_api::handle(&core, req, path, token).await
+    }
+}
+
+/// The lifecycle API of one KV v2 mount (`<mount>lifecycle/...`,
+/// `<mount>rotate/<path>`), answering in the KV engine's place on the
+/// paths it claims.
+pub(crate) struct LifecycleBackend {
+    pub(crate) core: Weak<Core>,
+    /// The KV v2 mount it serves (without a sub-router of its own).
+    pub(crate) kv: Mounted,
+}
+
+#[async_trait]
+impl Engine for LifecycleBackend {
+    fn claims(&self, path: &str) -> bool {
+        crate::lifecycle::is_lifecycle_path(path)
+    }
+
+    async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        let core = upgrade(&self.core)?;
+        crate::lifecycle::handle(&core, ctx.token, &self.kv, req, path).await
+    }
+}
+
+/// The identity API (`identity/`): entities, aliases and groups, kept in
+/// the core's identity store because every ACL reads it.
+pub(crate) struct IdentityBackend {
+    pub(crate) core: Weak<Core>,
+}
+
+#[async_trait]
+impl Engine for IdentityBackend {
+    async fn handle(&self, _ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+        let core = upgrade(&self.core)?;
+        let mounts = |accessor: &str| core.auth_mount_by_accessor(accessor);
+        crate::identity::api::handle(&core.identity, &mounts, req, path).await
+    }
+}
+
+/// The kernel backends' mounts, as the router holds them from the start.
+pub(crate) fn kernel_mounts(
+    core: &Weak<Core>,
+    barrier: &Arc<crate::barrier::Barrier>,
+) -> Vec<Mounted> {
+    let mount = |entry: MountEntry, engine: Arc<dyn Engine>| Mounted {
+        view: crate::barrier::View::new(barrier.clone(), entry.storage_prefix()),
+        entry: Arc::new(entry),
+        engine,
+        sub_router: None,
+    };
+    vec![
+        mount(
+            crate::sys::system_mount_entry(),
+            Arc::new(SystemBackend { core: core.clone() }),
+        ),
+        mount(
+            crate::sys::token_mount_entry(),
+            Arc::new(TokenBackend { core: core.clone() }),
+        ),
+    ]
+}
