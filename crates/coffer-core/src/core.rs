@@ -707,8 +707,8 @@ impl Core {
     }
 
     /// Whether the holder of `token` (connected from `client_addr`) may see
-    /// `event`: its policies must grant `read` on the event's `data_path`
-    /// now. An error when the token is no longer valid (revoked, expired,
+    /// `event`: its policies (identity policies included) must grant
+    /// `read` on the event's `data_path` now. An error when the token is no longer valid (revoked, expired,
     /// used up, or its batch issuer gone): the stream must then close.
     pub async fn event_visible(
         &self,
@@ -723,7 +723,10 @@ impl Core {
         if event.data_path.is_empty() {
             return Ok(false);
         }
-        let acl = self.policies.acl(&entry.policies).await?;
+        // The same ACL as a request's: the token's own policies and, for an
+        // entity, its and its groups' policies as the identity store holds
+        // them now (a disabled entity gets nothing: the stream closes).
+        let acl = self.token_acl(&entry).await?;
         Ok(acl
             .authorize_without_parameters(crate::policy::Operation::Read, &event.data_path)
             .is_ok())

@@ -309,3 +309,56 @@ fn rotation_and_kv_v1_events_follow_the_same_read_rule() {
         ("kv-v1/write", "kv1/app/x")
     );
 }
+
+#[test]
+fn group_policies_decide_what_a_subscriber_sees_too() {
+    // Access that comes only from an identity group's policy: the
+    // subscription is authorized with it, and so must each event be.
+    let s = Server::start();
+    let api = cli_support::Api::new(&s);
+    let pw = unique("pw");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.hcl");
+    std::fs::write(&file, APP_POLICY).unwrap();
+    s.run(&["policy", "write", "app-by-group", file.to_str().unwrap()])
+        .ok();
+    api.root(
+        "POST",
+        "sys/auth/userpass",
+        Some(serde_json::json!({"type": "userpass"})),
+    );
+    api.root(
+        "POST",
+        "auth/userpass/users/alice",
+        Some(serde_json::json!({"password": pw})),
+    );
+    let login = api.root(
+        "POST",
+        "auth/userpass/login/alice",
+        Some(serde_json::json!({"password": pw})),
+    );
+    let entity = login["auth"]["entity_id"].as_str().unwrap().to_string();
+    api.root(
+        "POST",
+        "identity/group",
+        Some(serde_json::json!({
+            "name": "apps", "policies": ["app-by-group"], "member_entity_ids": [entity],
+        })),
+    );
+    // A fresh login, so the token certainly carries no direct app policy.
+    let login = api.root(
+        "POST",
+        "auth/userpass/login/alice",
+        Some(serde_json::json!({"password": pw})),
+    );
+    let token = login["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        login["auth"]["token_policies"],
+        serde_json::json!(["default"])
+    );
+    let mut sub = client(&s, &token).subscribe("*", None).unwrap();
+    s.run(&["kv", "put", "secret/billing/key", "v=1"]).ok();
+    s.run(&["kv", "put", "secret/app/db", "v=1"]).ok();
+    let ev = next(&mut sub);
+    assert_eq!(ev.data_path, "secret/data/app/db");
+}
