@@ -11,6 +11,6 @@ pub mod proxy;
 pub mod tls;
 pub mod wire;
 
-pub use listener::{serve, ListenerConfig};
+pub use listener::{serve, ListenerConfig, ServeError};
 pub use proxy::TrustedProxies;
 pub use wire::{app, app_with_proxies, HttpLimits};

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use anyhow::Context;
 use axum_server::accept::{Accept, DefaultAcceptor};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
@@ -160,7 +159,7 @@ pub async fn serve(
     config: ListenerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let tls = match &config.tls {
         Some((cert, key)) => Some(RustlsConfig::from_config(crate::tls::server_config(
             cert, key,
@@ -213,7 +212,27 @@ pub async fn serve(
         }
     };
     drop((on_shutdown, on_bound));
-    result.with_context(|| format!("cannot listen on {}", config.address))
+    result.map_err(|source| ServeError::Listen {
+        address: config.address,
+        source,
+    })
+}
+
+/// Why [`serve`] stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The address could not be bound, or the server failed while serving.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The configured address.
+        address: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Aborts a helper task when its owner is done with it.

@@ -471,11 +471,20 @@ async fn handle_v1(
         wrap_ttl,
     };
     let request_id = req.id.clone();
-    let result =
-        match tokio::time::timeout(state.limits.request_timeout, state.core.handle(req)).await {
-            Ok(r) => r,
-            Err(_) => return error_response(503, vec!["request timed out".into()]),
-        };
+    // The core handles the request in a task of its own: a client that
+    // disconnects, or the request timeout below, drops only this wait, never
+    // the handling itself, so a multi-step operation (a rotation, a database
+    // root rotation) is never cancelled between two steps and is audited.
+    let core = state.core.clone();
+    let task = tokio::spawn(async move { core.handle(req).await });
+    let result = match tokio::time::timeout(state.limits.request_timeout, task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::error!(request_id = %request_id, panicked = e.is_panic(), "request handling failed");
+            return error_response(500, vec![internal_error_message(&request_id)]);
+        }
+        Err(_) => return error_response(503, vec!["request timed out".into()]),
+    };
     // The large-body slot (if any) is given back only once the request,
     // whose data came from the body, has been handled.
     drop(read);

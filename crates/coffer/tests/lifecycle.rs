@@ -1221,3 +1221,61 @@ fn a_failing_command_rotator_reports_its_stderr_redacted() {
         "a value in the log"
     );
 }
+
+/// A client that gives up on a rotation (its timeout, or a disconnect)
+/// while a slow step runs does not cancel the rotation between two steps
+/// (issue 10, item 5): the server handles the request in a task of its
+/// own, so the rotation finishes, its history says success, and the audit
+/// log holds the rotated event.
+#[test]
+fn a_client_disconnect_mid_rotation_does_not_cancel_it() {
+    let script =
+        "case \"$0\" in create) echo '{\"data\":{\"token\":\"rotated\"}}';; set) sleep 2;; esac";
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rotators.toml");
+    std::fs::write(&cfg, sh_rotator("slow-set", script, "20s")).unwrap();
+    let s = Server::start_with(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--dev-audit-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let log = dir.path().join("audit.log");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "PUT",
+        "sys/audit/file",
+        Some(json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}})),
+    );
+    assert_eq!(st, 204, "{body}");
+    let path = unique("vendor/token");
+    put_secret(&s, &path, json!({"token": unique("v")}));
+    let (st, _) = set_lifecycle(
+        &s,
+        &path,
+        json!({
+            "rotation": {"period": "90d", "rotator": "command", "settings": {"name": "slow-set"}}
+        }),
+    );
+    assert_eq!(st, 204);
+    // The client hangs up half a second in, while `set` sleeps.
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(format!("{}/v1/secret/rotate/{path}", s.addr))
+        .header("X-Vault-Token", &s.token)
+        .json(&json!({}))
+        .send();
+    assert!(sent.is_err(), "the client gave up before the answer");
+    wait_until("the rotation finishes after the disconnect", 20, || {
+        lifecycle(&s, &path)["state"]["history"][0]["result"] == "success"
+    });
+    let (_, cur) = read_secret(&s, &path, "");
+    assert_eq!(cur["data"]["data"]["token"], "rotated");
+    wait_until("the rotation is audited", 10, || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("secret_rotated"))
+    });
+}
