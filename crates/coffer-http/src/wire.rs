@@ -476,7 +476,14 @@ async fn handle_v1(
     // the handling itself, so a multi-step operation (a rotation, a database
     // root rotation) is never cancelled between two steps and is audited.
     let core = state.core.clone();
-    let task = tokio::spawn(async move { core.handle(req).await });
+    // The large-body slot (if any) goes with the task and is given back
+    // once the request, whose data came from the body, has been handled,
+    // even if the wait below times out first: `max_large_bodies` holds.
+    let task = tokio::spawn(async move {
+        let result = core.handle(req).await;
+        drop(read);
+        result
+    });
     let result = match tokio::time::timeout(state.limits.request_timeout, task).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -485,9 +492,6 @@ async fn handle_v1(
         }
         Err(_) => return error_response(503, vec!["request timed out".into()]),
     };
-    // The large-body slot (if any) is given back only once the request,
-    // whose data came from the body, has been handled.
-    drop(read);
     let resp = match result {
         Ok(r) => render(r, request_id),
         Err(e) => core_error(e, &request_id),
