@@ -27,7 +27,7 @@ use crate::{Error, Request, Response, Result};
 pub const MOUNT_PATH: &str = "identity/";
 
 /// The mount type.
-pub const KIND: &str = "identity";
+pub const KIND: &str = crate::mounts::IDENTITY_KIND;
 
 /// The mount table entry of the built-in identity mount.
 pub fn mount_entry() -> MountEntry {
@@ -43,6 +43,10 @@ pub struct IdentityMount;
 
 #[async_trait]
 impl Engine for IdentityMount {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn handle(&self, _ctx: &EngineCtx<'_>, _req: &Request, _path: &str) -> Result<Response> {
         Err(Error::UnsupportedOperation)
     }
