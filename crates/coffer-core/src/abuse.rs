@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -27,30 +26,7 @@ const SWEEP_AT: usize = 10_000;
 /// Beyond this many tracked identities, only active lockouts are kept.
 const HARD_CAP: usize = 100_000;
 
-/// Vault's `user_lockout_config` of an auth mount.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LockoutConfig {
-    /// Failures that lock an identity out.
-    pub lockout_threshold: u32,
-    /// How long a lockout lasts, in seconds.
-    pub lockout_duration: u64,
-    /// Seconds after which the failure count starts over.
-    pub lockout_counter_reset: u64,
-    /// Turns lockout off.
-    pub disable_lockout: bool,
-}
-
-impl Default for LockoutConfig {
-    fn default() -> Self {
-        // Vault's defaults.
-        LockoutConfig {
-            lockout_threshold: 5,
-            lockout_duration: 15 * 60,
-            lockout_counter_reset: 15 * 60,
-            disable_lockout: false,
-        }
-    }
-}
+pub use crate::mounts::LockoutConfig;
 
 /// A client address, with the mount accessor and identity it tried (both
 /// `None` for the address-wide spray counter).

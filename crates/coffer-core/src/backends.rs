@@ -32,6 +32,10 @@ pub(crate) struct SystemBackend {
 
 #[async_trait]
 impl Engine for SystemBackend {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn canonical_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
         match crate::sys_policy::canonical_path(path) {
             Some(c) => std::borrow::Cow::Owned(c),
@@ -62,6 +66,10 @@ pub(crate) struct TokenBackend {
 
 #[async_trait]
 impl Engine for TokenBackend {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let core = upgrade(&self.core)?;
         let token = ctx.token.ok_or(Error::PermissionDenied)?;
@@ -80,6 +88,10 @@ pub(crate) struct LifecycleBackend {
 
 #[async_trait]
 impl Engine for LifecycleBackend {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn claims(&self, path: &str) -> bool {
         crate::lifecycle::is_lifecycle_path(path)
     }
@@ -98,6 +110,10 @@ pub(crate) struct IdentityBackend {
 
 #[async_trait]
 impl Engine for IdentityBackend {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn handle(&self, _ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let core = upgrade(&self.core)?;
         let mounts = |accessor: &str| core.auth_mount_by_accessor(accessor);

@@ -47,6 +47,7 @@ use crate::abuse::LoginGuard;
 use crate::audit::{AuditBroker, AuditContext};
 use crate::barrier::{Barrier, View};
 use crate::engine::{Access, EngineCtx};
+use crate::engines::EngineExt;
 use crate::expiration::Expiration;
 use crate::mounts::{MountEntry, Mounted, Router, MOUNT_TABLE_KEY};
 use crate::policy_store::PolicyStore;

@@ -88,30 +88,8 @@ impl Event {
     /// Whether the event's type matches a subscription pattern: `*`
     /// matches any run of characters (slashes too), as Vault's glob does.
     pub fn matches(&self, pattern: &str) -> bool {
-        glob(pattern.as_bytes(), self.event_type.as_bytes())
+        coffer_policy::glob::star(pattern, &self.event_type)
     }
-}
-
-/// `*`-only glob matching (iterative, no backtracking blow-up).
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == s[si] {
-            pi += 1;
-            si += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Whether `pattern` is an event type or glob a subscriber may ask for.
@@ -344,13 +322,14 @@ mod tests {
 
     #[test]
     fn globs_match_like_vaults() {
-        assert!(glob(b"*", b"kv-v2/data-write"));
-        assert!(glob(b"kv-v2/*", b"kv-v2/data-write"));
-        assert!(!glob(b"kv-v2/*", b"kv-v1/write"));
-        assert!(glob(b"*write", b"kv-v1/write"));
-        assert!(glob(b"kv-v2/data-write", b"kv-v2/data-write"));
-        assert!(!glob(b"kv-v2/data-write", b"kv-v2/data-writes"));
-        assert!(glob(b"*/*-*", b"kv-v2/data-write"));
+        let glob = coffer_policy::glob::star;
+        assert!(glob("*", "kv-v2/data-write"));
+        assert!(glob("kv-v2/*", "kv-v2/data-write"));
+        assert!(!glob("kv-v2/*", "kv-v1/write"));
+        assert!(glob("*write", "kv-v1/write"));
+        assert!(glob("kv-v2/data-write", "kv-v2/data-write"));
+        assert!(!glob("kv-v2/data-write", "kv-v2/data-writes"));
+        assert!(glob("*/*-*", "kv-v2/data-write"));
         assert!(valid_pattern("kv-v2/*") && !valid_pattern("a b") && !valid_pattern(""));
     }
 

@@ -10,6 +10,7 @@
 //! admits. Attempts are bounded: a policy too unlikely to be met fails
 //! instead of spinning, and `sys/policies/password` refuses to store one.
 
+use coffer_crypto::random::uniform_index;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -186,22 +187,6 @@ impl PasswordPolicy {
                 "failed to generate password from policy: no candidate met the rules".into(),
             ],
         })
-    }
-}
-
-/// A uniformly random index below `n` (> 0): rejection sampling over 32-bit
-/// values from the CSPRNG, so no index is likelier than another.
-pub fn uniform_index(n: usize) -> usize {
-    let n32 = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
-    // Values at or above the largest multiple of n32 are rejected.
-    let zone = u32::MAX - (u32::MAX % n32);
-    loop {
-        let mut b = [0u8; 4];
-        coffer_crypto::random::fill(&mut b);
-        let x = u32::from_le_bytes(b);
-        if x < zone {
-            return (x % n32) as usize;
-        }
     }
 }
 

@@ -17,7 +17,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use zeroize::Zeroizing;
 
 use crate::core::Core;
 use crate::engines::cubbyhole;
@@ -54,53 +53,7 @@ fn invalid() -> Error {
     Error::bad("wrapping token is not valid or does not exist")
 }
 
-/// The `wrap_info` block of a wrapped response.
-#[derive(Clone)]
-pub struct WrapInfo {
-    /// The wrapping token.
-    pub token: Zeroizing<String>,
-    /// Its accessor.
-    pub accessor: String,
-    /// Its TTL in seconds.
-    pub ttl: u64,
-    /// When it was created (RFC 3339).
-    pub creation_time: String,
-    /// The path whose answer it wraps.
-    pub creation_path: String,
-    /// The accessor of the token (or AppRole secret ID) inside, if any.
-    pub wrapped_accessor: String,
-}
-
-/// Leaves out the token.
-impl std::fmt::Debug for WrapInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WrapInfo")
-            .field("token", &crate::redact::Redacted)
-            .field("accessor", &self.accessor)
-            .field("ttl", &self.ttl)
-            .field("creation_time", &self.creation_time)
-            .field("creation_path", &self.creation_path)
-            .field("wrapped_accessor", &self.wrapped_accessor)
-            .finish()
-    }
-}
-
-impl WrapInfo {
-    /// The block as Vault's envelope carries it (`wrapped_accessor` only when set).
-    pub fn to_json(&self) -> Value {
-        let mut out = json!({
-            "token": self.token.as_str(),
-            "accessor": self.accessor,
-            "ttl": self.ttl,
-            "creation_time": self.creation_time,
-            "creation_path": self.creation_path,
-        });
-        if !self.wrapped_accessor.is_empty() {
-            out["wrapped_accessor"] = json!(self.wrapped_accessor);
-        }
-        out
-    }
-}
+pub use crate::request::WrapInfo;
 
 /// Parses an `X-Vault-Wrap-TTL` value: a Go duration (`90s`, `5m`, `1h`,
 /// `1d`) or a number of seconds. `Ok(0)` means "do not wrap". The error is

@@ -31,6 +31,22 @@ pub fn token_string(n: usize) -> String {
     s
 }
 
+/// A uniformly random index below `n` (> 0): rejection sampling over 32-bit
+/// values from the CSPRNG, so no index is likelier than another.
+pub fn uniform_index(n: usize) -> usize {
+    let n32 = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    // Values at or above the largest multiple of n32 are rejected.
+    let zone = u32::MAX - (u32::MAX % n32);
+    loop {
+        let mut b = [0u8; 4];
+        fill(&mut b);
+        let x = u32::from_le_bytes(b);
+        if x < zone {
+            return (x % n32) as usize;
+        }
+    }
+}
+
 /// Returns a random UUID-formatted string (version 4).
 pub fn uuid() -> String {
     let mut b = [0u8; 16];

@@ -574,6 +574,10 @@ fn role_name(segment: &str) -> Result<String> {
 
 #[async_trait]
 impl Engine for AppRole {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn check_renewal(
         &self,
         ctx: &EngineCtx<'_>,

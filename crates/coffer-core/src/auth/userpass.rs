@@ -182,6 +182,10 @@ impl UserPass {
 
 #[async_trait]
 impl Engine for UserPass {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn check_renewal(
         &self,
         ctx: &EngineCtx<'_>,

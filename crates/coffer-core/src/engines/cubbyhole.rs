@@ -23,7 +23,7 @@ use crate::{Error, Operation, Request, Response, Result};
 pub const MOUNT_PATH: &str = "cubbyhole/";
 
 /// The mount type.
-pub const KIND: &str = "cubbyhole";
+pub const KIND: &str = crate::mounts::CUBBYHOLE_KIND;
 
 /// The mount table entry of the built-in cubbyhole mount.
 pub fn mount_entry() -> MountEntry {
@@ -65,6 +65,10 @@ pub struct Cubbyhole;
 
 #[async_trait]
 impl Engine for Cubbyhole {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn exists(
         &self,
         ctx: &EngineCtx<'_>,

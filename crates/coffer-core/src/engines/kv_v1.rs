@@ -27,6 +27,10 @@ pub struct KvV1;
 
 #[async_trait]
 impl Engine for KvV1 {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn exists(
         &self,
         ctx: &EngineCtx<'_>,

@@ -920,8 +920,8 @@ fn zeroize_value(v: &mut Value) {
 
 #[async_trait]
 impl Engine for KvV2 {
-    fn as_kv2(&self) -> Option<&KvV2> {
-        Some(self)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     async fn exists(

@@ -35,3 +35,23 @@ pub fn for_mount(
         ))),
     }
 }
+
+/// The concrete engines the core's own subsystems work through (the
+/// lifecycle's staged rotation through KV v2, its `pki` rotator through
+/// pki), found by downcasting: the engine contract names no concrete engine.
+pub trait EngineExt {
+    /// The KV v2 engine behind this mount, if it is one.
+    fn as_kv2(&self) -> Option<&kv_v2::KvV2>;
+    /// The pki engine behind this mount, if it is one.
+    fn as_pki(&self) -> Option<&pki::Pki>;
+}
+
+impl EngineExt for dyn Engine {
+    fn as_kv2(&self) -> Option<&kv_v2::KvV2> {
+        self.as_any().downcast_ref()
+    }
+
+    fn as_pki(&self) -> Option<&pki::Pki> {
+        self.as_any().downcast_ref()
+    }
+}

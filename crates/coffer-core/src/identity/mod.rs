@@ -23,7 +23,7 @@ use crate::mounts::MountEntry;
 pub const MOUNT_PATH: &str = "identity/";
 
 /// The mount type.
-pub const KIND: &str = "identity";
+pub const KIND: &str = crate::mounts::IDENTITY_KIND;
 
 /// The mount table entry of the built-in identity mount.
 pub fn mount_entry() -> MountEntry {

@@ -32,6 +32,7 @@ use serde_json::{json, Map, Value};
 
 use crate::core::Core;
 use crate::engine::EngineCtx;
+use crate::engines::EngineExt;
 use crate::mounts::Mounted;
 use crate::token::TokenEntry;
 use crate::util::{now, rfc3339, Params};

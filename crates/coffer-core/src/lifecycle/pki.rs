@@ -22,6 +22,7 @@ use zeroize::Zeroize;
 use super::registry::PkiRotator;
 use super::rotators::StepInput;
 use crate::engine::EngineCtx;
+use crate::engines::EngineExt;
 use crate::util::{now, Params};
 use crate::{Error, Result};
 

@@ -13,6 +13,7 @@ use super::store;
 use crate::audit::events::names::SECRET_ROTATED;
 use crate::core::Core;
 use crate::engine::EngineCtx;
+use crate::engines::EngineExt;
 use crate::mounts::Mounted;
 use crate::token::TokenEntry;
 use crate::{Error, Result};

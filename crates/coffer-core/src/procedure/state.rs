@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::core::Core;
 use crate::engine::EngineCtx;
+use crate::engines::EngineExt;
 use crate::lifecycle::model::{Lifecycle, Status};
 use crate::policy::{Capability, Policy};
 use crate::{Operation, Request, Result};

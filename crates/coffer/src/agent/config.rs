@@ -403,43 +403,10 @@ impl<'a> Section<'a> {
     }
 }
 
-/// A Go-style duration: `90s`, `5m`, `1h30m`, `250ms` (rounded up to whole
-/// milliseconds), or plain seconds.
+/// A Go-style duration: `90s`, `5m`, `1h30m`, `250ms`, or plain seconds
+/// (Vault's grammar, [`coffer_core::policy::duration::parse`]).
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(Duration::from_secs(n));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(digits);
-        let n: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let secs = match unit {
-            "ms" => n / 1000.0,
-            "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            "d" => n * 86400.0,
-            _ => return None,
-        };
-        if !secs.is_finite() || !(0.0..=1e10).contains(&secs) {
-            return None;
-        }
-        total += Duration::from_secs_f64(secs);
-        rest = tail;
-    }
-    Some(total)
+    coffer_core::policy::duration::parse(s)
 }
 
 /// Builds the configuration from the parsed document; `base` resolves

@@ -184,28 +184,7 @@ fn normalize_list(v: &Value) -> Option<Vec<Scalar<'_>>> {
 
 /// Whether `value` matches `pattern`, where `*` matches any run of
 /// characters (including none) and every other character itself.
-pub fn glob_match(pattern: &str, value: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let v: Vec<char> = value.chars().collect();
-    let (mut pi, mut vi) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while vi < v.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, vi));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == v[vi] {
-            pi += 1;
-            vi += 1;
-        } else if let Some((sp, sv)) = star {
-            pi = sp + 1;
-            vi = sv + 1;
-            star = Some((sp, sv + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
+pub use coffer_policy::glob::star as glob_match;
 
 /// Checks every bound claim: the claim must exist and one of its values
 /// equal (or, with `glob`, match) one of the bound values. The error follows

@@ -263,6 +263,10 @@ fn role_name(path: &str) -> Result<String> {
 
 #[async_trait]
 impl Engine for JwtAuth {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn check_renewal(
         &self,
         ctx: &EngineCtx<'_>,

@@ -14,10 +14,10 @@ pub const MAX_IDENTIFIER_LEN: usize = 63;
 const UNSAFE_IN_SQL: [char; 3] = ['\'', '\\', '\0'];
 
 /// `n` characters drawn uniformly from `alphabet` (the shared unbiased
-/// draw of [`crate::password`]).
+/// draw, [`coffer_crypto::random::uniform_index`]).
 fn draw(alphabet: &[u8], n: usize) -> String {
     (0..n)
-        .map(|_| char::from(alphabet[crate::password::uniform_index(alphabet.len())]))
+        .map(|_| char::from(alphabet[coffer_crypto::random::uniform_index(alphabet.len())]))
         .collect()
 }
 

@@ -76,6 +76,10 @@ fn split(path: &str) -> (&str, &str) {
 
 #[async_trait]
 impl Engine for Database {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn exists(
         &self,
         ctx: &EngineCtx<'_>,

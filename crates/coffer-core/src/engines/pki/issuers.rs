@@ -139,7 +139,7 @@ pub fn check_name(field: &str, name: &str) -> Result<()> {
 
 /// Stores `key` and answers its id.
 pub async fn put_key(ctx: &EngineCtx<'_>, key: &Key, name: &str) -> Result<String> {
-    let id = uuid_v4();
+    let id = coffer_crypto::random::uuid();
     let stored = StoredKey::of(key, id.clone(), name.to_string());
     ctx.view.put_json(&format!("key/{id}"), &stored).await?;
     Ok(id)
@@ -159,7 +159,7 @@ pub async fn put_issuer(
         )));
     }
     let issuer = StoredIssuer {
-        issuer_id: uuid_v4(),
+        issuer_id: coffer_crypto::random::uuid(),
         issuer_name: name.to_string(),
         key_id: key_id.to_string(),
         certificate,
@@ -180,11 +180,6 @@ pub async fn put_issuer(
         ctx.view.put_json("config/issuers", &cfg).await?;
     }
     Ok(issuer)
-}
-
-/// A random UUID (v4).
-pub fn uuid_v4() -> String {
-    coffer_crypto::random::uuid()
 }
 
 /// Every PEM certificate in `text`, in order.

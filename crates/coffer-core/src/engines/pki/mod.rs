@@ -243,8 +243,8 @@ impl Engine for Pki {
         crl::run_deferred(ctx).await
     }
 
-    fn as_pki(&self) -> Option<&Pki> {
-        Some(self)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

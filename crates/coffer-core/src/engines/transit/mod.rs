@@ -177,6 +177,10 @@ fn writes_only(req: &Request) -> Result<()> {
 
 #[async_trait]
 impl Engine for Transit {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn exists(
         &self,
         ctx: &EngineCtx<'_>,

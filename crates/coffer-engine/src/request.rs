@@ -61,7 +61,7 @@ pub struct Request {
     /// The client's address.
     pub client_addr: Option<IpAddr>,
     /// Seconds of Vault's `X-Vault-Wrap-TTL`: when set (and above zero)
-    /// the response is wrapped in a single-use token ([`crate::wrapping`]).
+    /// the response is wrapped in a single-use token (coffer-core's `wrapping`).
     pub wrap_ttl: Option<u64>,
 }
 
@@ -140,7 +140,7 @@ pub struct AuthGrant {
     /// The name of the authenticated identity (user name, role name, subject),
     /// for the audit trail and lockout.
     pub alias_name: String,
-    /// Issue a batch token (never stored; see [`crate::batch_token`]).
+    /// Issue a batch token (never stored; see coffer-core's `batch_token`).
     pub batch: bool,
     /// The identity alias name this login maps to (user name, role id,
     /// user claim); the core finds or creates the entity holding it.
@@ -214,7 +214,7 @@ pub struct Response {
     pub lease: Option<LeaseRequest>,
     /// The envelope of a wrapped response: the response itself sits in the
     /// wrapping token's cubbyhole, and only this goes to the client.
-    pub wrap_info: Option<crate::wrapping::WrapInfo>,
+    pub wrap_info: Option<WrapInfo>,
 }
 
 /// Prints whether `data`, `raw` and `auth` are set, never their contents.
@@ -297,5 +297,53 @@ impl Response {
             return Err(crate::Error::NotFound);
         }
         Ok(Response::data(serde_json::json!({ "keys": keys })))
+    }
+}
+
+/// The `wrap_info` block of a wrapped response.
+#[derive(Clone)]
+pub struct WrapInfo {
+    /// The wrapping token.
+    pub token: Zeroizing<String>,
+    /// Its accessor.
+    pub accessor: String,
+    /// Its TTL in seconds.
+    pub ttl: u64,
+    /// When it was created (RFC 3339).
+    pub creation_time: String,
+    /// The path whose answer it wraps.
+    pub creation_path: String,
+    /// The accessor of the token (or AppRole secret ID) inside, if any.
+    pub wrapped_accessor: String,
+}
+
+/// Leaves out the token.
+impl std::fmt::Debug for WrapInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrapInfo")
+            .field("token", &crate::redact::Redacted)
+            .field("accessor", &self.accessor)
+            .field("ttl", &self.ttl)
+            .field("creation_time", &self.creation_time)
+            .field("creation_path", &self.creation_path)
+            .field("wrapped_accessor", &self.wrapped_accessor)
+            .finish()
+    }
+}
+
+impl WrapInfo {
+    /// The block as Vault's envelope carries it (`wrapped_accessor` only when set).
+    pub fn to_json(&self) -> Value {
+        let mut out = serde_json::json!({
+            "token": self.token.as_str(),
+            "accessor": self.accessor,
+            "ttl": self.ttl,
+            "creation_time": self.creation_time,
+            "creation_path": self.creation_path,
+        });
+        if !self.wrapped_accessor.is_empty() {
+            out["wrapped_accessor"] = serde_json::json!(self.wrapped_accessor);
+        }
+        out
     }
 }

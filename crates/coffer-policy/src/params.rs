@@ -154,22 +154,6 @@ pub(crate) fn merge_param_map(into: &mut ParamMap, from: &ParamMap) {
     }
 }
 
-/// Vault's glob: `*x*` contains, `*x` ends with, `x*` starts with, else
-/// equality; patterns shorter than two bytes only match themselves.
-pub(crate) fn glob_match(pattern: &str, value: &str) -> bool {
-    if pattern.len() < 2 {
-        return pattern == value;
-    }
-    let starts = pattern.starts_with('*');
-    let ends = pattern.ends_with('*');
-    match (starts, ends) {
-        (true, true) => value.contains(&pattern[1..pattern.len() - 1]),
-        (true, false) => value.ends_with(&pattern[1..]),
-        (false, true) => value.starts_with(&pattern[..pattern.len() - 1]),
-        (false, false) => pattern == value,
-    }
-}
-
 /// A scalar request value as a string; `None` for null, lists and objects.
 fn scalar_str(value: &Value) -> Option<Cow<'_, str>> {
     match value {
@@ -181,7 +165,8 @@ fn scalar_str(value: &Value) -> Option<Cow<'_, str>> {
 }
 
 fn str_in_list(value: &str, list: &[ParamValue]) -> bool {
-    list.iter().any(|p| glob_match(&p.as_match_str(), value))
+    list.iter()
+        .any(|p| crate::glob::param(&p.as_match_str(), value))
 }
 
 fn scalar_in_list(value: &Value, list: &[ParamValue]) -> bool {

@@ -1,5 +1,12 @@
 //! ACL policies in Vault HCL: parsing, formatting and evaluation.
 //!
+//! **Architecture Invariant**: pure functions of their inputs. No I/O, no
+//! async runtime, no storage, no clock: the core hands this crate policy
+//! text and request paths and gets decisions back. It depends on no other
+//! Coffer crate, so it can be fuzzed and tested alone. The two value
+//! grammars policies share with the rest of Coffer live here too, written
+//! once: Vault's durations ([`duration`]) and globs ([`glob`]).
+//!
 //! * [`Policy::parse`] reads a policy in Vault's HCL (or JSON) syntax;
 //!   [`format_policy`] writes it back in canonical HCL.
 //! * [`Acl::new`] compiles a token's policies; [`Acl::authorize`] decides a
@@ -10,7 +17,7 @@
 //! counts (see [`PathPattern`]), and `deny` in it beats everything.
 //!
 //! ```
-//! use coffer_core::policy::{Acl, Operation, Policy};
+//! use coffer_policy::{Acl, Operation, Policy};
 //!
 //! let p = Policy::parse("app", r#"path "secret/*" { capabilities = ["read"] }"#).unwrap();
 //! let acl = Acl::new(&[p]);
@@ -21,8 +28,9 @@
 mod acl;
 mod capability;
 mod defaults;
-mod duration;
+pub mod duration;
 mod format;
+pub mod glob;
 mod hcl_syntax;
 mod json_syntax;
 mod params;

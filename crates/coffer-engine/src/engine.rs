@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use crate::barrier::View;
+use crate::caller::TokenEntry;
 use crate::mounts::MountEntry;
-use crate::token::TokenEntry;
 use crate::{Request, Response, Result};
 
 /// What an engine sees of its mount when it handles a request.
@@ -55,7 +55,7 @@ pub trait Engine: Send + Sync {
     }
 
     /// The canonical spelling of a mount-relative `path` (already shaped by
-    /// [`crate::canonical::shape`]): names this engine treats
+    /// coffer-core's `canonical::shape`): names this engine treats
     /// case-insensitively are lower-cased here, before the ACL judges the
     /// path, so the engine never "repairs" a path after authorization.
     fn canonical_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
@@ -131,17 +131,10 @@ pub trait Engine: Send + Sync {
         Ok(())
     }
 
-    /// The KV v2 engine behind this mount, if it is one: the lifecycle
-    /// (staged rotation) works through its API.
-    fn as_kv2(&self) -> Option<&crate::engines::kv_v2::KvV2> {
-        None
-    }
-
-    /// The pki engine behind this mount, if it is one: the lifecycle's
-    /// `pki` rotator issues and revokes through it.
-    fn as_pki(&self) -> Option<&crate::engines::pki::Pki> {
-        None
-    }
+    /// The engine as [`std::any::Any`], so a caller that needs one concrete
+    /// engine's own API (the lifecycle works through KV v2's and pki's) can
+    /// downcast to it; this contract names no concrete engine.
+    fn as_any(&self) -> &dyn std::any::Any;
 
     /// Handles `req` for `path`, relative to the mount.
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response>;

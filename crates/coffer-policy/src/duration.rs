@@ -1,14 +1,17 @@
-//! Go-style durations for `min_wrapping_ttl` / `max_wrapping_ttl`.
+//! Go-style durations, as Vault reads and prints them: the one parser of
+//! every duration Coffer accepts (TTLs in requests, policies'
+//! `min_wrapping_ttl` / `max_wrapping_ttl`, configuration files).
 //!
-//! Accepts what Vault accepts there: a number of seconds (`300`, `"300"`) or a
+//! Accepts what Vault accepts: a number of seconds (`300`, `"300"`) or a
 //! duration string made of `<number><unit>` terms (`"90s"`, `"1h30m"`,
-//! `"1.5h"`, `"7d"`), with units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`, `d`.
+//! `"1.5h"`, `"7d"`), with units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`, `d`
+//! (Go's `time.ParseDuration` plus Vault's `d`).
 
 use std::time::Duration;
 
 /// Parses a duration string; a bare number means seconds. `None` if invalid,
 /// negative or overflowing.
-pub(crate) fn parse(input: &str) -> Option<Duration> {
+pub fn parse(input: &str) -> Option<Duration> {
     let s = input.trim();
     if s.is_empty() {
         return None;
@@ -63,7 +66,7 @@ pub(crate) fn parse(input: &str) -> Option<Duration> {
 
 /// Formats a duration in the canonical form `parse` reads back: `1h30m`,
 /// `45s`, `0s`, or `1500ms` / `10ns` when not a whole number of seconds.
-pub(crate) fn format(d: Duration) -> String {
+pub fn format(d: Duration) -> String {
     if d.subsec_nanos() != 0 {
         let nanos = d.as_nanos();
         return if nanos.checked_rem(1_000_000) == Some(0) {
@@ -88,6 +91,25 @@ pub(crate) fn format(d: Duration) -> String {
         out.push_str(&format!("{s}s"));
     }
     out
+}
+
+/// Parses a duration in whole seconds (a fraction of a second is dropped,
+/// as Vault's `parseutil.ParseDurationSecond` drops it). `None` if invalid.
+pub fn parse_secs(input: &str) -> Option<u64> {
+    parse(input).map(|d| d.as_secs())
+}
+
+/// Formats whole seconds as Go's `time.Duration` prints them, zero units
+/// included: `"0s"`, `"1m30s"`, `"1h0m0s"` (Vault's `ttl` fields in reads).
+pub fn format_go(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
 }
 
 #[cfg(test)]
@@ -129,5 +151,33 @@ mod tests {
             assert_eq!(parse(&format(d)), Some(d), "{d:?}");
         }
         assert_eq!(format(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
+    fn whole_seconds_and_go_form() {
+        // The cases of the former second-valued parser, unchanged.
+        assert_eq!(parse_secs("90d"), Some(90 * 86400));
+        assert_eq!(parse_secs("720h"), Some(720 * 3600));
+        assert_eq!(parse_secs("1h30m"), Some(5400));
+        assert_eq!(parse_secs("45"), Some(45));
+        assert_eq!(parse_secs("0s"), Some(0));
+        assert_eq!(parse_secs("1.5h"), Some(5400));
+        assert_eq!(parse_secs(" 10 "), Some(10));
+        assert_eq!(parse_secs("abc"), None);
+        assert_eq!(parse_secs("10x"), None);
+        assert_eq!(parse_secs("h"), None);
+        assert_eq!(parse_secs("1h30"), None);
+        assert_eq!(parse_secs("1h 30m"), None);
+        assert_eq!(parse_secs("-1s"), None);
+        assert_eq!(parse_secs("+1s"), None);
+        // Sub-second terms add up before the fraction is dropped, as in Vault.
+        assert_eq!(parse_secs("1500ms"), Some(1));
+        assert_eq!(parse_secs("500ms500ms"), Some(1));
+        assert_eq!(format_go(0), "0s");
+        assert_eq!(format_go(5400), "1h30m0s");
+        assert_eq!(format_go(90), "1m30s");
+        // The short form drops zero units (Vault's warnings).
+        assert_eq!(format(Duration::from_secs(7201)), "2h1s");
+        assert_eq!(format(Duration::from_secs(2_764_800)), "768h");
     }
 }

@@ -539,7 +539,7 @@ fn kv2_skips_parameter_constraints() {
 
 #[test]
 fn glob_values_follow_vault() {
-    use super::params::glob_match;
+    use crate::glob::param as glob_match;
     assert!(glob_match("*", "*"));
     assert!(!glob_match("*", "anything"));
     assert!(glob_match("**", "anything"));

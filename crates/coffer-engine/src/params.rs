@@ -1,96 +1,9 @@
-//! Small shared helpers: times, Go-style durations and request parameters.
+//! Typed access to request parameters, with Vault's lenient coercions.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use crate::time::parse_duration;
 use crate::{Error, Result};
-
-/// The current time.
-pub fn now() -> DateTime<Utc> {
-    Utc::now()
-}
-
-/// RFC 3339 with sub-second precision, as Vault prints times.
-pub fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-/// Parses a Go-style duration ("90d", "720h", "1h30m", "45s", "0") or a
-/// plain number of seconds, as Vault accepts in its inputs.
-pub fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(n);
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let unit: String = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            "ms".into()
-        } else {
-            c.to_string()
-        };
-        let value: f64 = num.parse().ok()?;
-        num.clear();
-        let secs = match unit.as_str() {
-            "ms" => value / 1000.0,
-            "s" => value,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            "d" => value * 86400.0,
-            _ => return None,
-        };
-        if !secs.is_finite() || secs < 0.0 || secs > u64::MAX as f64 / 2.0 {
-            return None;
-        }
-        total = total.checked_add(secs as u64)?;
-        any = true;
-    }
-    if !num.is_empty() || !any {
-        return None;
-    }
-    Some(total)
-}
-
-/// Formats seconds as Go's `time.Duration` prints them ("0s", "1h0m0s", "90m" → "1h30m0s").
-pub fn format_duration(secs: u64) -> String {
-    let h = secs / 3600;
-    let m = (secs % 3600) / 60;
-    let s = secs % 60;
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// Formats seconds as Vault prints durations in its warnings: Go's
-/// `time.Duration` form without zero units ("2h", "2h1s", "1h30m", "0s").
-pub fn format_duration_short(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    if out.is_empty() {
-        out.push_str("0s");
-    }
-    out
-}
 
 /// Typed access to request parameters with Vault's lenient coercions
 /// (numbers given as strings, booleans as "true"), and clear errors.
@@ -248,28 +161,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90d"), Some(90 * 86400));
-        assert_eq!(parse_duration("720h"), Some(720 * 3600));
-        assert_eq!(parse_duration("1h30m"), Some(5400));
-        assert_eq!(parse_duration("45"), Some(45));
-        assert_eq!(parse_duration("0s"), Some(0));
-        assert_eq!(parse_duration("1.5h"), Some(5400));
-        assert_eq!(parse_duration("abc"), None);
-        assert_eq!(parse_duration("10x"), None);
-        assert_eq!(parse_duration("10"), Some(10));
-        assert_eq!(parse_duration("h"), None);
-        assert_eq!(format_duration(0), "0s");
-        assert_eq!(format_duration(5400), "1h30m0s");
-        assert_eq!(format_duration(90), "1m30s");
-        // Vault's warning form drops zero units.
-        assert_eq!(format_duration_short(7201), "2h1s");
-        assert_eq!(format_duration_short(5400), "1h30m");
-        assert_eq!(format_duration_short(2_764_800), "768h");
-        assert_eq!(format_duration_short(0), "0s");
-    }
-
-    #[test]
     fn params_coerce() {
         let m: Map<String, Value> = serde_json::from_str(
             r#"{"a": "3", "b": 4, "c": "true", "d": [1, "2"], "e": "1,2", "f": -1, "g": {}}"#,
@@ -285,55 +176,5 @@ mod tests {
         assert!(p.str("b").is_err());
         assert!(p.object("g").unwrap().is_some());
         assert_eq!(p.u64("missing").unwrap(), None);
-    }
-}
-
-/// A list as Vault's reads show it: `null` when empty (Go's nil slice),
-/// else the strings.
-pub fn list_or_null(items: &[String]) -> Value {
-    if items.is_empty() {
-        Value::Null
-    } else {
-        Value::Array(items.iter().cloned().map(Value::String).collect())
-    }
-}
-
-/// Applies an RFC 7396 JSON merge patch to `target`.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(Map::new());
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in p {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-#[cfg(test)]
-mod merge_tests {
-    use super::merge_patch;
-    use serde_json::json;
-
-    #[test]
-    fn rfc7396_examples() {
-        let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut t, &json!({"a": "z", "c": {"f": null}}));
-        assert_eq!(t, json!({"a": "z", "c": {"d": "e"}}));
-        let mut t = json!({"a": [1]});
-        merge_patch(&mut t, &json!({"a": {"b": "c"}}));
-        assert_eq!(t, json!({"a": {"b": "c"}}));
-        let mut t = json!("x");
-        merge_patch(&mut t, &json!({"a": null, "b": 1}));
-        assert_eq!(t, json!({"b": 1}));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Its rules are Vault's default policy, so clients relying on them behave the
 //! same, the two templated identity rules included (a token may read its own
-//! entity; see [`crate::identity::template`]).
+//! entity; coffer-core's `identity::template` fills them in).
 
 use super::parse::{PathRule, Policy};
 

@@ -30,6 +30,3 @@ impl fmt::Debug for Keys<'_> {
             .finish()
     }
 }
-
-#[cfg(test)]
-mod tests;

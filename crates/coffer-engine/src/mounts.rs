@@ -13,6 +13,11 @@ use crate::{Error, Result};
 /// Storage key of the mount table (behind the barrier).
 pub const MOUNT_TABLE_KEY: &str = "core/mounts";
 
+/// Engine type of the per-token cubbyhole, mounted by the core itself.
+pub const CUBBYHOLE_KIND: &str = "cubbyhole";
+/// Engine type of the identity store's mount, mounted by the core itself.
+pub const IDENTITY_KIND: &str = "identity";
+
 /// A mount's tunable settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MountConfig {
@@ -27,7 +32,32 @@ pub struct MountConfig {
     pub force_no_cache: bool,
     /// Login lockout settings of an auth mount (Vault's `user_lockout_config`).
     #[serde(default)]
-    pub user_lockout_config: Option<crate::abuse::LockoutConfig>,
+    pub user_lockout_config: Option<LockoutConfig>,
+}
+
+/// Vault's `user_lockout_config` of an auth mount.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockoutConfig {
+    /// Failures that lock an identity out.
+    pub lockout_threshold: u32,
+    /// How long a lockout lasts, in seconds.
+    pub lockout_duration: u64,
+    /// Seconds after which the failure count starts over.
+    pub lockout_counter_reset: u64,
+    /// Turns lockout off.
+    pub disable_lockout: bool,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        // Vault's defaults.
+        LockoutConfig {
+            lockout_threshold: 5,
+            lockout_duration: 15 * 60,
+            lockout_counter_reset: 15 * 60,
+            disable_lockout: false,
+        }
+    }
 }
 
 /// One entry of the mount table.
@@ -80,8 +110,7 @@ impl MountEntry {
     pub fn to_json(&self) -> Value {
         // As Vault: a mount an operator created shows `options` as an object
         // and a `deprecation_status`; the built-in cubbyhole shows neither.
-        let builtin =
-            self.kind == crate::engines::cubbyhole::KIND || self.kind == crate::identity::KIND;
+        let builtin = self.kind == CUBBYHOLE_KIND || self.kind == IDENTITY_KIND;
         let options: Value = if self.options.is_empty() && builtin {
             Value::Null
         } else {
@@ -95,7 +124,7 @@ impl MountEntry {
         if self.path.starts_with("auth/") {
             config["token_type"] = json!("default-service");
         }
-        if self.kind == crate::identity::KIND {
+        if self.kind == IDENTITY_KIND {
             // As Vault's identity mount (its OIDC endpoints read the header).
             config["passthrough_request_headers"] = json!(["Authorization"]);
         }
