@@ -83,6 +83,11 @@ const CORE_ALLOWED: &[(&str, &str)] = &[
 const EDGES_ALLOWED: &[(&str, &str, &str)] = &[
     ("audit", "core", "audit's `impl Core` glue (see above)"),
     (
+        "backends",
+        "core",
+        "the kernel's own mounted backends (sys, token store, identity, lifecycle) are the core's API and hold it, as Vault's system backend does",
+    ),
+    (
         "coherence",
         "core",
         "the cache-coherence task runs against Core",
@@ -112,7 +117,7 @@ const EDGES_ALLOWED: &[(&str, &str, &str)] = &[
         "core",
         "procedure endpoints take Core (see above)",
     ),
-    ("sys", "core", "the system backend is not an engine yet"),
+    ("sys", "core", "the system backend's handlers act on the core (mounted through backends.rs)"),
     ("sys_cors", "core", "part of the system backend"),
     ("sys_generate_root", "core", "part of the system backend"),
     ("sys_leases", "core", "part of the system backend"),
