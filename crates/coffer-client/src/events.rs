@@ -7,7 +7,15 @@
 //! asking the server to replay what it missed (`since=<last event id>`).
 //! When the server cannot (its ring of recent events no longer holds that
 //! id, or it restarted), the first event is of type [`RESYNC`]: the
-//! consumer should then read everything it watches again.
+//! consumer should then read everything it watches again. A [`Watch`]
+//! also hands out a [`RESYNC`] event of its own after every reconnect,
+//! since events may have been missed in between (another server node, a
+//! server that lost its ring).
+//!
+//! The server pings every 5 s. A subscriber that hears nothing at all for
+//! its heartbeat ([`DEFAULT_HEARTBEAT`]) pings the server; when the next
+//! heartbeat also passes in silence, the connection is taken as dead (a
+//! half-open TCP connection, a frozen server) and a [`Watch`] reconnects.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -27,6 +35,13 @@ pub const RESYNC: &str = "coffer/resync";
 
 /// Longest wait between two reconnection attempts of a [`Watch`].
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How long a subscriber waits in silence before it pings the server (and,
+/// after twice that, gives the connection up).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// How long connecting (TCP) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One change event, parsed from Vault's CloudEvents shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +100,19 @@ impl Event {
     pub fn is_resync(&self) -> bool {
         self.event_type == RESYNC
     }
+
+    /// The marker a [`Watch`] hands out after reconnecting.
+    fn local_resync() -> Event {
+        Event {
+            id: String::new(),
+            event_type: RESYNC.to_string(),
+            path: String::new(),
+            data_path: String::new(),
+            metadata: Map::new(),
+            time: String::new(),
+            raw: Value::Null,
+        }
+    }
 }
 
 /// A plain or TLS connection to the server.
@@ -121,6 +149,20 @@ impl Write for Stream {
 pub struct Subscriber {
     socket: WebSocket<Stream>,
     last_id: Option<String>,
+    /// A ping was sent after a silent heartbeat and nothing came since.
+    ping_out: bool,
+}
+
+/// What one read of a [`Subscriber`] gave.
+#[derive(Debug)]
+pub enum Next {
+    /// An event.
+    Event(Box<Event>),
+    /// Nothing to deliver: a heartbeat passed in silence (a ping was
+    /// sent), or only a ping or pong came.
+    Idle,
+    /// The server closed the stream (its token died, or it is stopping).
+    Closed,
 }
 
 /// Shows the cursor, never the connection's token.
@@ -141,6 +183,17 @@ impl Client {
     /// `kv-v2/data-write`, ...), resuming after the event `since` when
     /// given. A refusal (403, 400) is an [`Error::Api`].
     pub fn subscribe(&self, event_type: &str, since: Option<&str>) -> Result<Subscriber, Error> {
+        self.subscribe_with(event_type, since, DEFAULT_HEARTBEAT)
+    }
+
+    /// [`Client::subscribe`] with a heartbeat of `heartbeat`: silence that
+    /// long brings a ping, twice that long ends the connection.
+    pub fn subscribe_with(
+        &self,
+        event_type: &str,
+        since: Option<&str>,
+        heartbeat: Duration,
+    ) -> Result<Subscriber, Error> {
         let mut path = format!("sys/events/subscribe/{event_type}?json=true");
         if let Some(id) = since {
             let enc: String = url_component(id);
@@ -157,9 +210,13 @@ impl Client {
             .ok_or_else(|| stream_error("the address has no host"))?
             .to_string();
         let port = url.port_or_known_default().unwrap_or(8200);
-        let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port))
+        let tcp = connect(host.trim_matches(['[', ']']), port)
             .map_err(|e| stream_error(format!("cannot connect to {shown}: {e}")))?;
         let _ = tcp.set_nodelay(true);
+        // Bounds the handshake too, and makes every later read return
+        // after a heartbeat at most.
+        tcp.set_read_timeout(Some(heartbeat.max(Duration::from_millis(10))))
+            .map_err(|e| stream_error(format!("cannot set a read timeout: {e}")))?;
         let stream = if tls {
             let config = crate::tls::stream_config(&self.trust).map_err(stream_error)?;
             let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']))
@@ -209,8 +266,25 @@ impl Client {
         Ok(Subscriber {
             socket,
             last_id: since.map(str::to_string),
+            ping_out: false,
         })
     }
+}
+
+/// Connects to the first address of `host` that answers, each within
+/// [`CONNECT_TIMEOUT`].
+fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    use std::net::ToSocketAddrs as _;
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host")
+    }))
 }
 
 /// Percent-encodes a query parameter value.
@@ -220,28 +294,68 @@ fn url_component(s: &str) -> String {
 
 impl Subscriber {
     /// The next event; `Ok(None)` when the server closed the stream (its
-    /// token died, or it is shutting down).
+    /// token died, or it is shutting down). A connection silent for two
+    /// heartbeats is an error.
     pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            match self.next_message()? {
+                Next::Event(ev) => return Ok(Some(*ev)),
+                Next::Idle => {}
+                Next::Closed => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads until an event arrives, the stream closes, a ping or pong
+    /// comes, or a heartbeat passes in silence (then it pings the server);
+    /// the last two are [`Next::Idle`]. A second silent heartbeat in a row
+    /// is an error.
+    pub fn next_message(&mut self) -> Result<Next, Error> {
         loop {
             let msg = match self.socket.read() {
                 Ok(m) => m,
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    return Ok(None)
+                    return Ok(Next::Closed)
+                }
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.ping_out {
+                        return Err(stream_error(
+                            "event stream: the server sent nothing for two heartbeats",
+                        ));
+                    }
+                    self.ping_out = true;
+                    match self.socket.send(Message::Ping(Vec::new().into())) {
+                        Ok(()) => {}
+                        Err(tungstenite::Error::Io(e))
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(e) => return Err(stream_error(format!("event stream: {e}"))),
+                    }
+                    return Ok(Next::Idle);
                 }
                 Err(e) => return Err(stream_error(format!("event stream: {e}"))),
             };
+            self.ping_out = false;
             let text = match msg {
                 Message::Text(t) => t.as_str().to_string(),
                 Message::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
-                Message::Close(_) => return Ok(None),
-                _ => continue,
+                Message::Close(_) => return Ok(Next::Closed),
+                Message::Ping(_) | Message::Pong(_) => return Ok(Next::Idle),
+                Message::Frame(_) => continue,
             };
             let Ok(v) = serde_json::from_str::<Value>(&text) else {
                 continue;
             };
             if let Some(ev) = Event::from_json(&v) {
                 self.last_id = Some(ev.id.clone());
-                return Ok(Some(ev));
+                return Ok(Next::Event(Box::new(ev)));
             }
         }
     }
@@ -252,16 +366,37 @@ impl Subscriber {
     }
 }
 
+/// Told of a [`Watch`]'s connection: `Ok` when it (re)connected, `Err`
+/// with the reason when an attempt failed or the stream dropped.
+pub type StateHook = Box<dyn FnMut(Result<(), &Error>) + Send>;
+
 /// An event stream that reconnects by itself, resuming from the last event
 /// it delivered; retries with a capped, jittered backoff while the server
-/// cannot be reached.
-#[derive(Debug)]
+/// cannot be reached. After every reconnect its first event is a
+/// [`RESYNC`] marker: read everything again.
 pub struct Watch {
     client: Client,
     event_type: String,
     sub: Option<Subscriber>,
     last_id: Option<String>,
     failures: u32,
+    heartbeat: Duration,
+    connected_before: bool,
+    resync_due: bool,
+    hook: Option<StateHook>,
+}
+
+/// Shows the subscription, never the client's token.
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("event_type", &self.event_type)
+            .field("connected", &self.sub.is_some())
+            .field("last_id", &self.last_id)
+            .field("failures", &self.failures)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
 }
 
 impl Watch {
@@ -273,6 +408,40 @@ impl Watch {
             sub: None,
             last_id: None,
             failures: 0,
+            heartbeat: DEFAULT_HEARTBEAT,
+            connected_before: false,
+            resync_due: false,
+            hook: None,
+        }
+    }
+
+    /// Sets the heartbeat (see [`Client::subscribe_with`]).
+    pub fn heartbeat(mut self, heartbeat: Duration) -> Watch {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// Calls `hook` on every connection, failed attempt and drop.
+    pub fn on_state(mut self, hook: StateHook) -> Watch {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Changes the token: the stream is opened again with it (and the next
+    /// event is a [`RESYNC`] marker).
+    pub fn set_client(&mut self, client: Client) {
+        self.client = client;
+        self.sub = None;
+    }
+
+    /// Whether the stream is open now.
+    pub fn is_connected(&self) -> bool {
+        self.sub.is_some()
+    }
+
+    fn tell(&mut self, state: Result<(), &Error>) {
+        if let Some(hook) = self.hook.as_mut() {
+            hook(state);
         }
     }
 
@@ -280,11 +449,24 @@ impl Watch {
     /// returns why it cannot.
     pub fn connect(&mut self) -> Result<(), Error> {
         if self.sub.is_none() {
-            let sub = self
-                .client
-                .subscribe(&self.event_type, self.last_id.as_deref())?;
+            let sub = match self.client.subscribe_with(
+                &self.event_type,
+                self.last_id.as_deref(),
+                self.heartbeat,
+            ) {
+                Ok(sub) => sub,
+                Err(e) => {
+                    self.tell(Err(&e));
+                    return Err(e);
+                }
+            };
             self.sub = Some(sub);
             self.failures = 0;
+            if self.connected_before {
+                self.resync_due = true;
+            }
+            self.connected_before = true;
+            self.tell(Ok(()));
         }
         Ok(())
     }
@@ -294,29 +476,45 @@ impl Watch {
     /// no longer valid or may not subscribe) is returned.
     pub fn next_event(&mut self) -> Result<Event, Error> {
         loop {
-            if let Err(e) = self.connect() {
-                if matches!(&e, Error::Api(a) if (400..500).contains(&a.status)) {
-                    return Err(e);
-                }
-                self.failures = self.failures.saturating_add(1);
-                std::thread::sleep(backoff(self.failures));
-                continue;
-            }
-            let Some(sub) = self.sub.as_mut() else {
-                continue;
-            };
-            match sub.next_event() {
-                Ok(Some(ev)) => {
-                    self.last_id = Some(ev.id.clone());
-                    return Ok(ev);
-                }
-                Ok(None) | Err(_) => {
-                    self.sub = None;
-                    self.failures = self.failures.saturating_add(1);
-                    std::thread::sleep(backoff(self.failures));
-                }
+            if let Some(ev) = self.poll_event()? {
+                return Ok(ev);
             }
         }
+    }
+
+    /// Like [`Watch::next_event`], but returns `Ok(None)` after a heartbeat
+    /// without events, or after one failed reconnection attempt (and its
+    /// backoff), so that the caller can look at other things.
+    pub fn poll_event(&mut self) -> Result<Option<Event>, Error> {
+        if let Err(e) = self.connect() {
+            if matches!(&e, Error::Api(a) if (400..500).contains(&a.status)) {
+                return Err(e);
+            }
+            self.failures = self.failures.saturating_add(1);
+            std::thread::sleep(backoff(self.failures));
+            return Ok(None);
+        }
+        if self.resync_due {
+            self.resync_due = false;
+            return Ok(Some(Event::local_resync()));
+        }
+        let Some(sub) = self.sub.as_mut() else {
+            return Ok(None);
+        };
+        let why = match sub.next_message() {
+            Ok(Next::Event(ev)) => {
+                self.last_id = Some(ev.id.clone());
+                return Ok(Some(*ev));
+            }
+            Ok(Next::Idle) => return Ok(None),
+            Ok(Next::Closed) => stream_error("the server closed the event stream"),
+            Err(e) => e,
+        };
+        self.sub = None;
+        self.tell(Err(&why));
+        self.failures = self.failures.saturating_add(1);
+        std::thread::sleep(backoff(self.failures));
+        Ok(None)
     }
 }
 
@@ -354,6 +552,87 @@ mod tests {
         assert_eq!(e.metadata["current_version"], "3");
         assert!(!e.is_resync());
         assert!(Event::from_json(&serde_json::json!({"hello": 1})).is_none());
+    }
+
+    fn event_json(id: &str) -> String {
+        serde_json::json!({
+            "id": id, "type": "kv-v2/data-write", "time": "2026-01-01T00:00:00Z",
+            "data": {"event": {"id": id, "metadata": {"path": "secret/data/a",
+                "data_path": "secret/data/a"}}, "event_type": "kv-v2/data-write"}
+        })
+        .to_string()
+    }
+
+    /// A WebSocket server on loopback: the first connection gets one event
+    /// and then silence (its socket open, nothing read, no pong: a frozen
+    /// peer); the second gets one event and stays. Returns the address and
+    /// the request URIs it saw.
+    fn frozen_then_live_server() -> (String, std::sync::mpsc::Receiver<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut keep = Vec::new();
+            for (n, id) in ["e1", "e2"].into_iter().enumerate() {
+                let (tcp, _) = listener.accept().unwrap();
+                let seen = seen_tx.clone();
+                #[allow(clippy::result_large_err)] // tungstenite's callback signature
+                let callback = move |req: &tungstenite::handshake::server::Request, resp| {
+                    let _ = seen.send(req.uri().to_string());
+                    Ok(resp)
+                };
+                let mut ws = tungstenite::accept_hdr(tcp, callback).unwrap();
+                ws.send(Message::text(event_json(id))).unwrap();
+                if n == 1 {
+                    // Live: answer pings for a while.
+                    for _ in 0..50 {
+                        if ws.read().is_err() {
+                            break;
+                        }
+                    }
+                }
+                keep.push(ws);
+            }
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        (format!("http://{addr}"), seen_rx)
+    }
+
+    #[test]
+    fn a_silent_stream_is_given_up_and_reopened_with_a_resync() {
+        let (addr, seen) = frozen_then_live_server();
+        let client = Client::new(crate::Config {
+            address: addr,
+            token: Some(zeroize::Zeroizing::new("t-test".into())),
+            ca_cert: None,
+            skip_verify: false,
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let states = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = states.clone();
+        let mut watch = Watch::new(client, "*")
+            .heartbeat(Duration::from_millis(200))
+            .on_state(Box::new(move |s| log.lock().unwrap().push(s.is_ok())));
+        let started = std::time::Instant::now();
+        assert_eq!(watch.next_event().unwrap().id, "e1");
+        // Silence: a ping after one heartbeat, given up after the second.
+        let ev = watch.next_event().unwrap();
+        assert!(ev.is_resync(), "a reconnect starts with a resync: {ev:?}");
+        assert_eq!(watch.next_event().unwrap().id, "e2");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(*states.lock().unwrap(), vec![true, false, true]);
+        assert_eq!(seen.recv().unwrap(), "/v1/sys/events/subscribe/*?json=true");
+        assert_eq!(
+            seen.recv().unwrap(),
+            "/v1/sys/events/subscribe/*?json=true&since=e1",
+            "the reconnect resumes after the last event"
+        );
+        // The live stream answers pings: it idles without being given up.
+        for _ in 0..4 {
+            assert!(watch.poll_event().unwrap().is_none());
+        }
+        assert!(watch.is_connected());
     }
 
     #[test]
