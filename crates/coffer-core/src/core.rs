@@ -413,7 +413,9 @@ impl Core {
         let _admin = self.admin.lock().await;
         let mounted = self.mounted(entry)?;
         let mut router = self.router.read().clone();
-        for m in router.entries() {
+        // The kernel's backends (`sys/`, `auth/token/`) count too: they are
+        // routed ahead of every mount, so one below them would never answer.
+        for m in self.kernel.iter().chain(router.entries()) {
             let (a, b) = (m.entry.path.as_str(), mounted.entry.path.as_str());
             if a == b {
                 return Err(Error::bad(format!("path is already in use at {b}")));

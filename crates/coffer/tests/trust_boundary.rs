@@ -597,3 +597,21 @@ fn the_core_serves_nothing_unaudited_around_an_unseal() {
         ids.len()
     );
 }
+
+#[test]
+fn nothing_mounts_under_the_kernels_own_backends() {
+    // The token store and the system backend are routed ahead of every
+    // mount, so a mount below them could never answer: refused, as a mount
+    // below any other mount is.
+    let s = Server::start();
+    let api = Api::new(&s);
+    for (path, body) in [
+        ("sys/auth/token/x", json!({"type": "userpass"})),
+        ("sys/mounts/sys/x", json!({"type": "kv"})),
+    ] {
+        let (st, b) = api.call("POST", path, Some(&s.token), Some(body));
+        assert_eq!(st, 400, "{path}: {b}");
+    }
+    let auth = api.root("GET", "sys/auth", None);
+    assert!(auth["data"].get("token/x/").is_none(), "{auth}");
+}
