@@ -408,19 +408,63 @@ impl TokenStore {
         self.indexed.store(false, Ordering::SeqCst);
     }
 
-    /// Adds every stored token's expiry to the index (first pass after unseal).
+    /// Adds every stored token's expiry to the index (first pass after
+    /// unseal), and gives a lease to each token with a TTL that has none (a
+    /// store written before tokens had leases), so that `revoke-prefix` and
+    /// `sys/leases/lookup` reach every token.
     async fn load_expiry_index(&self) -> Result<()> {
         let mut found = Vec::new();
+        let mut backfilled = 0usize;
         for key in self.view.list("id/").await? {
             let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{key}")).await?;
-            if let Some(t) = entry.as_ref().and_then(|e| e.expire_time) {
+            let Some(entry) = entry else { continue };
+            if self.backfill_lease(&entry).await? {
+                backfilled += 1;
+            }
+            if let Some(t) = entry.expire_time {
                 found.push((t, key));
             }
+        }
+        if backfilled > 0 {
+            tracing::info!(
+                backfilled,
+                "token leases created for tokens stored without one"
+            );
         }
         // Merged, not replaced: tokens stored during the scan are indexed already.
         self.expiring.lock().extend(found);
         self.indexed.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Writes the lease record of `entry` if it should have one and has
+    /// none; true when it wrote one. Under the uses lock, as revocation is,
+    /// and only while the token is still stored, so a token revoked
+    /// meanwhile never gets its lease back.
+    async fn backfill_lease(&self, entry: &TokenEntry) -> Result<bool> {
+        let Some(lease) = entry.lease_id() else {
+            return Ok(false);
+        };
+        let key = format!("lease/{lease}");
+        if self.view.get(&key).await?.is_some() {
+            return Ok(false);
+        }
+        let _guard = self.uses.lock().await;
+        if self.view.get(&key).await?.is_some()
+            || self
+                .view
+                .get(&format!("id/{}", entry.id_hash))
+                .await?
+                .is_none()
+        {
+            return Ok(false);
+        }
+        let record = TokenLease {
+            token: entry.id_hash.clone(),
+            last_renewal: None,
+        };
+        self.view.put_json(&key, &record).await?;
+        Ok(true)
     }
 
     /// Revokes every token whose TTL has passed, with its tree and the
@@ -754,6 +798,36 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn tokens_stored_without_a_lease_get_one_at_the_first_pass_after_unseal() {
+        let s = store();
+        let later = now().timestamp() + 3600;
+        // Written as a store from before token leases holds it: the entry only.
+        let mut old = entry("old", None, Some(later));
+        old.path = "auth/userpass/login/alice".into();
+        s.view.put_json("id/old", &old).await.unwrap();
+        let root = entry("root", None, None);
+        s.view.put_json("id/root", &root).await.unwrap();
+        let id = old.lease_id().unwrap();
+        assert!(s.lease(&id).await.unwrap().is_none());
+        s.load_expiry_index().await.unwrap();
+        let (found, _) = s.lease(&id).await.unwrap().expect("lease backfilled");
+        assert_eq!(found.id_hash, "old");
+        assert_eq!(
+            s.leases_with_prefix("auth/userpass/login/alice/")
+                .await
+                .unwrap(),
+            vec![(id.clone(), "old".to_string())]
+        );
+        // Tokens without a TTL get none; a second pass changes nothing.
+        assert!(s.view.keys_with_prefix("lease/").await.unwrap().len() == 1);
+        s.load_expiry_index().await.unwrap();
+        assert!(s.view.keys_with_prefix("lease/").await.unwrap().len() == 1);
+        // Revoking the token takes its backfilled lease with it.
+        s.revoke_tree("old").await.unwrap();
+        assert!(s.view.keys_with_prefix("lease/").await.unwrap().is_empty());
     }
 
     #[tokio::test]
