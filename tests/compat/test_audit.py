@@ -147,3 +147,65 @@ def test_log_raw_and_hmac_accessor_options(ac, audit_server):
     accessor = writes[0]["auth"]["accessor"]
     assert accessor and not accessor.startswith("hmac-sha256:")
     assert writes[0]["auth"]["client_token"] == ac.token
+
+
+def test_entries_name_the_granting_policies_the_client_and_the_mount(ac, audit_server):
+    """Vault's audit fields, as OpenBao 2.7 writes them: `auth.policy_results`
+    (allowed, and which policies granted), `request.client_id` (the entity, or
+    a hash of a token's sorted policies), the mount's class and version, and
+    the client's port."""
+    import base64
+    import hashlib
+
+    srv, _, workdir = audit_server
+    name = uid("fields")
+    log = workdir / f"{name}.log"
+    ac.sys.enable_audit_device("file", options={"file_path": str(log)}, path=name)
+    path = uid("p")
+    ac.secrets.kv.v2.create_or_update_secret(path=path, secret={"k": "v"})
+    narrow, broad = uid("narrow"), uid("broad")
+    # Both policies hold a rule for the path; only `broad`'s grants read.
+    ac.sys.create_or_update_policy(narrow, f'path "secret/data/{path}" {{ capabilities = ["list"] }}')
+    ac.sys.create_or_update_policy(broad, f'path "secret/data/{path}" {{ capabilities = ["read", "list"] }}')
+    tok = ac.auth.token.create(policies=[narrow, broad], no_default_policy=True)["auth"]["client_token"]
+    user = hvac.Client(url=srv.addr, token=tok, timeout=30)
+    user.secrets.kv.v2.read_secret_version(path=path, raise_on_deleted_version=False)
+    with pytest.raises(exceptions.Forbidden):
+        user.secrets.kv.v2.create_or_update_secret(path=path, secret={"k": "w"})
+    with pytest.raises(exceptions.Forbidden):
+        hvac.Client(url=srv.addr, token="cfs.not-a-token", timeout=30).secrets.kv.v2.read_secret_version(
+            path=path, raise_on_deleted_version=False
+        )
+
+    def last(pred):
+        found = [e for e in entries(log) if e["type"] == "request" and pred(e)]
+        assert found, "no matching audit entry"
+        return found[-1]
+
+    read = last(lambda e: e["request"]["path"] == f"secret/data/{path}" and e["request"]["operation"] == "read"
+                and "client_id" in e["request"])
+    assert read["auth"]["policy_results"] == {
+        "allowed": True,
+        "granting_policies": [{"name": broad, "namespace_id": "root", "type": "acl"}],
+    }
+    req = read["request"]
+    expected = base64.b64encode(
+        hashlib.sha256(("\x7f".join(sorted([narrow, broad])) + "\x00root").encode()).digest()
+    ).decode()
+    assert req["client_id"] == expected
+    assert req["mount_point"] == "secret/" and req["mount_type"] == "kv" and req["mount_class"] == "secret"
+    assert req["mount_running_version"].endswith("+builtin.coffer")
+    assert isinstance(req["remote_port"], int) and req["remote_port"] > 0
+
+    denied = last(lambda e: e["request"]["path"] == f"secret/data/{path}" and e["request"]["operation"] in ("create", "update")
+                  and e["auth"].get("policy_results") == {"allowed": False})
+    assert denied["error"]
+    bogus = last(lambda e: e["request"]["path"] == f"secret/data/{path}" and "client_id" not in e["request"])
+    assert "policy_results" not in bogus["auth"]
+
+    root_read = [e for e in entries(log) if e["type"] == "response" and e["request"]["path"] in ("sys/policy/" + broad, "sys/policies/acl/" + broad)]
+    assert root_read and root_read[-1]["auth"]["policy_results"]["granting_policies"][0]["name"] == "root"
+    resp = root_read[-1]["response"]
+    assert resp["mount_point"] == "sys/" and resp["mount_type"] == "system" and resp["mount_class"] == "secret"
+    assert resp["mount_running_plugin_version"].endswith("+builtin.coffer")
+    ac.sys.disable_audit_device(name)

@@ -44,7 +44,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::abuse::LoginGuard;
-use crate::audit::{AuditBroker, AuditContext};
+use crate::audit::{AuditBroker, AuditContext, PolicyResults};
 use crate::barrier::{Barrier, View};
 use crate::engine::{Access, EngineCtx};
 use crate::engines::EngineExt;
@@ -497,7 +497,9 @@ impl Core {
                 Ok(t) => Some(t),
                 Err(e) => {
                     let e = crate::wrapping::authentication_error(&req, e);
-                    return self.refuse(&req, None, mount, e).await;
+                    return self
+                        .refuse(&req, None, mount, PolicyResults::NotJudged, e)
+                        .await;
                 }
             },
             _ => None,
@@ -512,15 +514,27 @@ impl Core {
                 match self.exists(&m, &req, &rel, token).await {
                     Ok(Some(false)) => req.operation = Operation::Create,
                     Ok(_) => {}
-                    Err(e) => return self.refuse(&req, token, mount, e).await,
+                    Err(e) => {
+                        return self
+                            .refuse(&req, token, mount, PolicyResults::NotJudged, e)
+                            .await
+                    }
                 }
             }
             // 6. Authorize: deny by default, `deny` wins, `sudo` on root-protected paths.
-            if let Some(t) = token {
-                if let Err(e) = self.authorize(t, &req, &m).await {
-                    return self.refuse(&req, Some(t), mount, e).await;
-                }
-            }
+            let policy = match token {
+                Some(t) => match self.authorize(t, &req, &m).await {
+                    Ok(granting) => PolicyResults::Allowed(granting),
+                    Err(e) => {
+                        let policy = match e {
+                            Error::PermissionDenied => PolicyResults::Denied,
+                            _ => PolicyResults::NotJudged,
+                        };
+                        return self.refuse(&req, Some(t), mount, policy, e).await;
+                    }
+                },
+                None => PolicyResults::Allowed(Vec::new()),
+            };
             // 7. Login throttling: refused early while the address or identity is locked out.
             let login = (anonymous && m.entry.path.starts_with("auth/")).then(|| {
                 (
@@ -533,11 +547,12 @@ impl Core {
                     .logins
                     .check(req.client_addr, accessor, identity.as_deref())
                 {
-                    return self.refuse(&req, None, mount, e).await;
+                    return self.refuse(&req, None, mount, policy, e).await;
                 }
             }
             // 8. Audit the request: if no enabled device records it, it is refused.
-            let audit = self.audit_context(&req, token, mount);
+            let mut audit = self.audit_context(&req, token, mount);
+            audit.policy = policy;
             self.audit
                 .log_request(&audit, None)
                 .await
@@ -614,7 +629,8 @@ impl Core {
             Some(t) => self.tokens.lookup(t).await.ok().flatten(),
             None => None,
         };
-        self.refuse(req, token.as_ref(), None, e).await
+        self.refuse(req, token.as_ref(), None, PolicyResults::NotJudged, e)
+            .await
     }
 
     /// The engine's existence check of `rel` (stage 5).
@@ -701,6 +717,7 @@ impl Core {
             token,
             mount,
             identity_policies: token.map(|t| self.identity_policies(t)).unwrap_or_default(),
+            policy: PolicyResults::NotJudged,
         }
     }
 
@@ -764,9 +781,11 @@ impl Core {
         req: &Request,
         token: Option<&TokenEntry>,
         mount: Option<&MountEntry>,
+        policy: PolicyResults,
         e: Error,
     ) -> Result<Response> {
-        let ctx = self.audit_context(req, token, mount);
+        let mut ctx = self.audit_context(req, token, mount);
+        ctx.policy = policy;
         let result = Err(e);
         if self
             .audit
@@ -939,8 +958,15 @@ impl Core {
         Ok(())
     }
 
-    /// Decides whether `token` may perform `req`, per its policies.
-    async fn authorize(&self, token: &TokenEntry, req: &Request, m: &Mounted) -> Result<()> {
+    /// Decides whether `token` may perform `req`, per its policies; on
+    /// success, the policies
+    /// that granted it (none for the routes judged by their own handler).
+    async fn authorize(
+        &self,
+        token: &TokenEntry,
+        req: &Request,
+        m: &Mounted,
+    ) -> Result<Vec<Arc<str>>> {
         if crate::sys_ui::judged_here(&req.path, req.operation)
             || crate::path_help::is_help(req)
             || (req.path == "sys/internal/specs/openapi" && req.operation == Operation::Read)
@@ -948,7 +974,7 @@ impl Core {
             // Vault's own rules: the UI mount table and the OpenAPI document
             // show what the token's policies reach (judged by their
             // handlers); help reveals no data and is open to any token.
-            return Ok(());
+            return Ok(Vec::new());
         }
         let acl = self.token_acl(token).await?;
         let op = match req.operation {
@@ -987,7 +1013,7 @@ impl Core {
         if !granted.wrapping_ttl_allowed(wrap_ttl) {
             return Err(Error::PermissionDenied);
         }
-        Ok(())
+        Ok(granted.granting_policies)
     }
 
     /// The ACL of `token` at this moment: its own policies plus, when it

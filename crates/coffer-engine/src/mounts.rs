@@ -13,6 +13,11 @@ use crate::{Error, Result};
 /// Storage key of the mount table (behind the barrier).
 pub const MOUNT_TABLE_KEY: &str = "core/mounts";
 
+/// The version every built-in engine runs, in Vault's form
+/// (`running_plugin_version` in the mount tables, `mount_running_version`
+/// in audit entries).
+pub const BUILTIN_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "+builtin.coffer");
+
 /// Engine type of the per-token cubbyhole, mounted by the core itself.
 pub const CUBBYHOLE_KIND: &str = "cubbyhole";
 /// Engine type of the identity store's mount, mounted by the core itself.
@@ -136,7 +141,7 @@ impl MountEntry {
             "local": self.local,
             "options": options,
             "plugin_version": "",
-            "running_plugin_version": "",
+            "running_plugin_version": BUILTIN_VERSION,
             "running_sha256": "",
             "seal_wrap": self.seal_wrap,
             "type": self.kind,

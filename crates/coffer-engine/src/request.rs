@@ -60,6 +60,9 @@ pub struct Request {
     pub token: Option<Zeroizing<String>>,
     /// The client's address.
     pub client_addr: Option<IpAddr>,
+    /// The client's TCP port, when the connection came from the client
+    /// itself (not through a trusted proxy).
+    pub client_port: Option<u16>,
     /// Seconds of Vault's `X-Vault-Wrap-TTL`: when set (and above zero)
     /// the response is wrapped in a single-use token (coffer-core's `wrapping`).
     pub wrap_ttl: Option<u64>,
@@ -75,6 +78,7 @@ impl std::fmt::Debug for Request {
             .field("data", &crate::redact::Keys(&self.data))
             .field("token", &crate::redact::opt(&self.token))
             .field("client_addr", &self.client_addr)
+            .field("client_port", &self.client_port)
             .field("wrap_ttl", &self.wrap_ttl)
             .finish()
     }
@@ -90,6 +94,7 @@ impl Request {
             data: Map::new(),
             token: None,
             client_addr: None,
+            client_port: None,
             wrap_ttl: None,
         }
     }

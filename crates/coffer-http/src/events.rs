@@ -68,6 +68,7 @@ pub(crate) async fn subscribe(
         data: query,
         token: token.clone(),
         client_addr: Some(client_addr),
+        client_port: (client_addr == peer.ip()).then(|| peer.port()),
         wrap_ttl: None,
     };
     let request_id = request.id.clone();

@@ -468,6 +468,7 @@ async fn handle_v1(
         data,
         token,
         client_addr: Some(client_addr),
+        client_port: (client_addr == peer.ip()).then(|| peer.port()),
         wrap_ttl,
     };
     let request_id = req.id.clone();

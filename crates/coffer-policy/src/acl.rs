@@ -13,6 +13,7 @@
 //! lists merged, required parameters unioned, the smaller wrapping TTLs kept.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -30,11 +31,20 @@ struct Perms {
     params: ParamRules,
     min_wrapping_ttl: Option<Duration>,
     max_wrapping_ttl: Option<Duration>,
+    /// Each policy that contributed a rule, with the capabilities it
+    /// granted here: the audit trail names those that granted a request.
+    granting: Vec<(Arc<str>, CapabilitySet)>,
 }
 
 impl Perms {
-    fn from_rule(rule: &PathRule) -> Perms {
+    fn from_rule(rule: &PathRule, policy: &Arc<str>) -> Perms {
+        let granting = if rule.capabilities.is_deny() {
+            Vec::new()
+        } else {
+            vec![(policy.clone(), rule.capabilities)]
+        };
         Perms {
+            granting,
             caps: rule.capabilities,
             params: ParamRules {
                 allowed: rule.allowed_parameters.clone(),
@@ -46,8 +56,9 @@ impl Perms {
         }
     }
 
-    /// Merges another rule for the same pattern into these permissions.
-    fn merge(&mut self, rule: &PathRule) {
+    /// Merges another rule for the same pattern (from `policy`) into these
+    /// permissions.
+    fn merge(&mut self, rule: &PathRule, policy: &Arc<str>) {
         if self.caps.is_deny() {
             return;
         }
@@ -59,6 +70,10 @@ impl Perms {
             return;
         }
         self.caps = self.caps.union(rule.capabilities);
+        match self.granting.iter_mut().find(|(name, _)| name == policy) {
+            Some((_, caps)) => *caps = caps.union(rule.capabilities),
+            None => self.granting.push((policy.clone(), rule.capabilities)),
+        }
         self.min_wrapping_ttl = min_some(self.min_wrapping_ttl, rule.min_wrapping_ttl);
         self.max_wrapping_ttl = min_some(self.max_wrapping_ttl, rule.max_wrapping_ttl);
         merge_param_map(&mut self.params.allowed, &rule.allowed_parameters);
@@ -245,6 +260,10 @@ pub struct AuthzResult {
     pub min_wrapping_ttl: Option<Duration>,
     /// The matched rule's `max_wrapping_ttl`.
     pub max_wrapping_ttl: Option<Duration>,
+    /// The policies whose rules for the matched pattern grant the
+    /// operation's capability (`root` for the root policy), in the order
+    /// the token holds them: Vault's audit `policy_results`.
+    pub granting_policies: Vec<Arc<str>>,
 }
 
 impl AuthzResult {
@@ -322,27 +341,31 @@ impl Acl {
         let mut segment_perms: HashMap<&str, (&PathRule, Perms)> = HashMap::new();
         for policy in policies {
             acl.root |= policy.is_root();
+            let name: Arc<str> = Arc::from(policy.name());
             for rule in policy.rules() {
                 let pattern = &rule.pattern;
                 match pattern.kind() {
                     Kind::Exact => match acl.exact.get_mut(pattern.as_str()) {
-                        Some(p) => p.merge(rule),
+                        Some(p) => p.merge(rule, &name),
                         None => {
-                            acl.exact
-                                .insert(pattern.as_str().to_string(), Perms::from_rule(rule));
+                            acl.exact.insert(
+                                pattern.as_str().to_string(),
+                                Perms::from_rule(rule, &name),
+                            );
                         }
                     },
                     Kind::Prefix => match prefix_perms.get_mut(pattern.stem()) {
-                        Some(p) => p.merge(rule),
+                        Some(p) => p.merge(rule, &name),
                         None => {
                             prefix_order.push(pattern.stem());
-                            prefix_perms.insert(pattern.stem(), Perms::from_rule(rule));
+                            prefix_perms.insert(pattern.stem(), Perms::from_rule(rule, &name));
                         }
                     },
                     Kind::Segments(_) => match segment_perms.get_mut(pattern.as_str()) {
-                        Some((_, p)) => p.merge(rule),
+                        Some((_, p)) => p.merge(rule, &name),
                         None => {
-                            segment_perms.insert(pattern.as_str(), (rule, Perms::from_rule(rule)));
+                            segment_perms
+                                .insert(pattern.as_str(), (rule, Perms::from_rule(rule, &name)));
                         }
                     },
                 }
@@ -471,6 +494,7 @@ impl Acl {
                 sudo: true,
                 min_wrapping_ttl: None,
                 max_wrapping_ttl: None,
+                granting_policies: vec![Arc::from(super::parse::ROOT_POLICY_NAME)],
             });
         }
         let perms = self
@@ -491,6 +515,12 @@ impl Acl {
             sudo: perms.caps.contains(Capability::Sudo),
             min_wrapping_ttl: perms.min_wrapping_ttl,
             max_wrapping_ttl: perms.max_wrapping_ttl,
+            granting_policies: perms
+                .granting
+                .iter()
+                .filter(|(_, caps)| caps.contains(needed))
+                .map(|(name, _)| name.clone())
+                .collect(),
         })
     }
 

@@ -1269,3 +1269,58 @@ fn reaches_under_follows_vaults_mount_visibility_rule() {
     assert!(!a.reaches_under("other/"));
     assert!(Acl::root().reaches_under("anything/"));
 }
+
+mod granting_policies {
+    use super::*;
+
+    fn granting(acl: &Acl, op: Operation, path: &str) -> Vec<String> {
+        match acl.authorize(op, path, None) {
+            Ok(r) => r.granting_policies.iter().map(|n| n.to_string()).collect(),
+            Err(e) => panic!("{path} was refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn only_the_policies_granting_the_operations_capability_are_named() {
+        let a = acl(&[
+            r#"path "secret/data/a" { capabilities = ["read"] }"#,
+            r#"path "secret/data/a" { capabilities = ["list"] }"#,
+            r#"path "secret/data/a" { capabilities = ["read", "update"] }"#,
+        ]);
+        assert_eq!(granting(&a, Operation::Read, "secret/data/a"), ["p0", "p2"]);
+        assert_eq!(granting(&a, Operation::Update, "secret/data/a"), ["p2"]);
+    }
+
+    #[test]
+    fn the_winning_pattern_decides_not_every_pattern_that_matches() {
+        let a = acl(&[
+            r#"path "secret/data/*" { capabilities = ["read"] }"#,
+            r#"path "secret/data/a/*" { capabilities = ["read"] }"#,
+        ]);
+        assert_eq!(granting(&a, Operation::Read, "secret/data/a/b"), ["p1"]);
+        assert_eq!(granting(&a, Operation::Read, "secret/data/b"), ["p0"]);
+    }
+
+    #[test]
+    fn two_rules_of_one_policy_name_it_once_and_deny_names_none() {
+        let a = acl(&[r#"
+            path "kv/x" { capabilities = ["read"] }
+            path "kv/x" { capabilities = ["read", "create"] }
+        "#]);
+        assert_eq!(granting(&a, Operation::Read, "kv/x"), ["p0"]);
+        let denied = acl(&[
+            r#"path "kv/x" { capabilities = ["read"] }"#,
+            r#"path "kv/x" { capabilities = ["deny"] }"#,
+        ]);
+        assert!(denied.authorize(Operation::Read, "kv/x", None).is_err());
+    }
+
+    #[test]
+    fn root_is_granted_by_the_root_policy() {
+        let r = Acl::root().authorize(Operation::Delete, "sys/seal", None);
+        let names: Vec<String> = r
+            .map(|r| r.granting_policies.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["root"]);
+    }
+}

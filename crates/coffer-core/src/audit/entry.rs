@@ -10,6 +10,47 @@ use crate::token::TokenEntry;
 use crate::util::{now, rfc3339};
 use crate::{Operation, Response, Result};
 
+/// The mount that answered a request, in the audit entry's words:
+/// `mount_type`, `mount_point`, `mount_accessor`, `mount_class` and the
+/// built-in version (under `version_key`, which Vault names differently in
+/// the request and the response block).
+fn mount_fields(out: &mut Value, ctx: &AuditContext<'_>, version_key: &str) {
+    let Some(m) = ctx.mount else {
+        return;
+    };
+    out["mount_type"] = json!(m.kind);
+    out["mount_point"] = json!(m.path);
+    out["mount_accessor"] = json!(m.accessor);
+    out["mount_class"] = json!(if m.path.starts_with("auth/") {
+        "auth"
+    } else {
+        "secret"
+    });
+    out[version_key] = json!(crate::mounts::BUILTIN_VERSION);
+}
+
+/// Vault's client id: the token's entity, or for a token without one the
+/// base64 SHA-256 of its sorted policies and its namespace (each policy
+/// after a DEL byte, the namespace after a NUL, the first byte dropped), so
+/// client counts agree with Vault's for the same tokens.
+pub fn client_id(token: &TokenEntry) -> String {
+    if !token.entity_id.is_empty() {
+        return token.entity_id.clone();
+    }
+    let mut policies: Vec<&str> = token.policies.iter().map(String::as_str).collect();
+    policies.sort_unstable();
+    let mut input = String::new();
+    for p in policies {
+        input.push('\u{7f}');
+        input.push_str(p);
+    }
+    input.push('\0');
+    input.push_str("root");
+    let input = &input[1..];
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(coffer_crypto::hash::sha256(input.as_bytes()))
+}
+
 /// How one device renders entries.
 pub struct Renderer<'a> {
     /// The device's hasher.
@@ -29,6 +70,15 @@ impl Renderer<'_> {
 
     /// The `auth` block of the token that made a request.
     fn auth(&self, ctx: &AuditContext<'_>) -> Value {
+        let mut out = self.token_auth(ctx);
+        if let Some(results) = ctx.policy.to_json() {
+            out["policy_results"] = results;
+        }
+        out
+    }
+
+    /// The token's part of the `auth` block.
+    fn token_auth(&self, ctx: &AuditContext<'_>) -> Value {
         let Some(t) = ctx.token else {
             return json!({"token_type": "", "policies": null, "metadata": null, "display_name": ""});
         };
@@ -73,25 +123,21 @@ impl Renderer<'_> {
         } else {
             Value::Object(self.hasher.map(&r.data))
         };
-        let (mount_type, mount_point, mount_accessor) = match ctx.mount {
-            Some(m) => (m.kind.clone(), m.path.clone(), m.accessor.clone()),
-            None if r.path.starts_with("sys/") => ("system".into(), "sys/".into(), String::new()),
-            None if r.path.starts_with("auth/token/") => {
-                ("token".into(), "auth/token/".into(), String::new())
-            }
-            None => (String::new(), String::new(), String::new()),
-        };
         let mut out = json!({
             "id": r.id,
             "operation": r.operation.as_str(),
-            "mount_type": mount_type,
-            "mount_point": mount_point,
-            "mount_accessor": mount_accessor,
             "namespace": {"id": "root"},
             "path": r.path,
             "data": data,
             "remote_address": r.client_addr.map(|a| a.to_string()).unwrap_or_default(),
         });
+        if let Some(port) = r.client_port {
+            out["remote_port"] = json!(port);
+        }
+        if let Some(t) = ctx.token {
+            out["client_id"] = json!(client_id(t));
+        }
+        mount_fields(&mut out, ctx, "mount_running_version");
         if let (Some(tok), Some(t)) = (&r.token, ctx.token) {
             out["client_token"] = self.hasher.string(tok);
             out["client_token_accessor"] = self.accessor(&t.accessor);
@@ -151,12 +197,11 @@ impl Renderer<'_> {
             }
         }
         let data = data.map(|d| self.hasher.value(&d)).unwrap_or(Value::Null);
-        let mut out = json!({
-            "mount_type": if resp.mount_type.is_empty() {
-                ctx.mount.map(|m| m.kind.clone()).unwrap_or_default()
-            } else { resp.mount_type.clone() },
-            "data": data,
-        });
+        let mut out = json!({"data": data});
+        mount_fields(&mut out, ctx, "mount_running_plugin_version");
+        if !resp.mount_type.is_empty() {
+            out["mount_type"] = json!(resp.mount_type);
+        }
         if let Some(auth) = &resp.auth {
             out["auth"] = self.response_auth(auth);
         }

@@ -195,6 +195,7 @@ mod tests {
             token: None,
             mount,
             identity_policies: Vec::new(),
+            policy: Default::default(),
         };
         derive(&ctx, &result).map(|(name, _)| name)
     }

@@ -67,6 +67,41 @@ pub struct AuditContext<'a> {
     /// The policies the token's entity and its groups add (identity), as
     /// resolved for this request; empty without an entity.
     pub identity_policies: Vec<String>,
+    /// What the ACL decided (Vault's `auth.policy_results`).
+    pub policy: PolicyResults,
+}
+
+/// What the ACL decided for a request, as Vault's audit entries show it in
+/// `auth.policy_results`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PolicyResults {
+    /// The request never reached the ACL (no valid token, an unroutable
+    /// path): the entry carries no `policy_results`.
+    #[default]
+    NotJudged,
+    /// Allowed, by the policies named (none for a route that needs no
+    /// token, or one its handler judges, such as a login).
+    Allowed(Vec<Arc<str>>),
+    /// Refused by the ACL.
+    Denied,
+}
+
+impl PolicyResults {
+    /// The `policy_results` object, or `None` when the ACL never judged.
+    pub fn to_json(&self) -> Option<Value> {
+        match self {
+            PolicyResults::NotJudged => None,
+            PolicyResults::Denied => Some(json!({"allowed": false})),
+            PolicyResults::Allowed(names) if names.is_empty() => Some(json!({"allowed": true})),
+            PolicyResults::Allowed(names) => {
+                let granting: Vec<Value> = names
+                    .iter()
+                    .map(|n| json!({"name": &**n, "namespace_id": "root", "type": "acl"}))
+                    .collect();
+                Some(json!({"allowed": true, "granting_policies": granting}))
+            }
+        }
+    }
 }
 
 const CONFIG_KEY: &str = "config";
