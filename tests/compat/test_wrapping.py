@@ -160,3 +160,78 @@ def test_bao_cli_wrap_then_unwrap_round_trip(server, root):
     assert p.returncode != 0
     assert INVALID in p.stderr
     shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_jwt_wrap_format_stands_for_a_single_use_wrapping_token(server, root):
+    """`X-Vault-Wrap-Format: jwt`: the wrapping token comes as an ES512 JWT
+    (Vault's claims), which lookup, unwrap and rewrap accept in the token
+    header or the `token` parameter, once; a JWT whose claims were changed
+    is refused."""
+    import base64
+
+    srv, token = server
+    path = uid("jwt")
+    value = secrets.token_hex(8)
+    root.secrets.kv.v2.create_or_update_secret(path=path, secret={"k": value})
+
+    def wrapped():
+        r = requests.get(
+            f"{srv.addr}/v1/secret/data/{path}",
+            headers={"X-Vault-Token": token, "X-Vault-Wrap-TTL": "60", "X-Vault-Wrap-Format": "jwt"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        info = r.json()["wrap_info"]
+        assert info["ttl"] == 60 and info["creation_path"] == f"secret/data/{path}"
+        return info["token"]
+
+    def b64(part):
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+    jwt = wrapped()
+    head, claims, _ = jwt.split(".")
+    assert b64(head) == {"alg": "ES512", "typ": "JWT"}
+    body = b64(claims)
+    assert body["type"] == "wrapping" and body["accessor"] == ""
+    assert body["exp"] - body["iat"] == 60 and body["nbf"] <= body["iat"]
+
+    looked = requests.post(f"{srv.addr}/v1/sys/wrapping/lookup", json={"token": jwt}, timeout=10)
+    assert looked.status_code == 200 and looked.json()["data"]["creation_ttl"] == 60
+    out = requests.post(f"{srv.addr}/v1/sys/wrapping/unwrap", headers={"X-Vault-Token": jwt}, timeout=10)
+    assert out.status_code == 200, out.text
+    assert out.json()["data"]["data"] == {"k": value}
+    again = requests.post(f"{srv.addr}/v1/sys/wrapping/unwrap", headers={"X-Vault-Token": jwt}, timeout=10)
+    assert again.status_code == 400 and INVALID in again.text
+
+    # In the body of a token holder's unwrap, too.
+    jwt = wrapped()
+    out = requests.post(
+        f"{srv.addr}/v1/sys/wrapping/unwrap", headers={"X-Vault-Token": token}, json={"token": jwt}, timeout=10
+    )
+    assert out.status_code == 200 and out.json()["data"]["data"] == {"k": value}
+
+    # Claims changed, signature kept: not a token of this server.
+    jwt = wrapped()
+    head, claims, sig = jwt.split(".")
+    forged = dict(b64(claims), exp=b64(claims)["exp"] + 3600)
+    forged = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    bad = requests.post(f"{srv.addr}/v1/sys/wrapping/unwrap", headers={"X-Vault-Token": f"{head}.{forged}.{sig}"}, timeout=10)
+    assert bad.status_code == 400 and INVALID in bad.text
+    # The untouched one still unwraps: the forgery spent nothing.
+    assert requests.post(f"{srv.addr}/v1/sys/wrapping/unwrap", headers={"X-Vault-Token": jwt}, timeout=10).status_code == 200
+
+    # Rewrap keeps the format asked for; another format value means the plain token, as in Vault.
+    jwt = wrapped()
+    re = requests.post(
+        f"{srv.addr}/v1/sys/wrapping/rewrap",
+        headers={"X-Vault-Token": token, "X-Vault-Wrap-Format": "jwt"},
+        json={"token": jwt},
+        timeout=10,
+    )
+    assert re.status_code == 200 and re.json()["wrap_info"]["token"].startswith("eyJ")
+    plain = requests.get(
+        f"{srv.addr}/v1/secret/data/{path}",
+        headers={"X-Vault-Token": token, "X-Vault-Wrap-TTL": "60", "X-Vault-Wrap-Format": "xml"},
+        timeout=10,
+    )
+    assert plain.json()["wrap_info"]["token"].startswith("cfs.")

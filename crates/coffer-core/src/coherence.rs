@@ -128,6 +128,7 @@ impl Core {
                 crate::mounts::MOUNT_TABLE_KEY => mounts = true,
                 crate::sys_cors::KEY => cors = true,
                 "sys/token/batch-key" => self.tokens.forget_batch_key(),
+                "sys/token/wrapping-jwt-key" => self.tokens.wrapping_jwt().clear(),
                 k => {
                     if k.starts_with("sys/policy/") {
                         policies = true;

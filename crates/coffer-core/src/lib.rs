@@ -42,6 +42,7 @@ mod sys_version;
 pub mod token;
 pub mod token_api;
 pub mod wrapping;
+pub mod wrapping_jwt;
 
 #[cfg(test)]
 mod redact_tests;
@@ -64,5 +65,5 @@ pub mod util {
 
 pub use crate::core::{Core, CoreConfig, InitResult};
 pub use error::{Error, Result};
-pub use request::{AuthGrant, LeaseRequest, Operation, Request, Response};
+pub use request::{AuthGrant, LeaseRequest, Operation, Request, Response, WrapFormat};
 pub use sys::decode_key;

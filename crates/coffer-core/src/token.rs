@@ -99,6 +99,8 @@ pub struct TokenStore {
     uses: Arc<tokio::sync::Mutex<()>>,
     /// Seals and opens batch tokens.
     batch: Arc<crate::batch_token::BatchKeys>,
+    /// Signs and opens wrapping tokens in JWT form.
+    wrapping_jwt: Arc<crate::wrapping_jwt::JwtKey>,
 }
 
 impl TokenStore {
@@ -110,6 +112,7 @@ impl TokenStore {
             indexed: Arc::new(AtomicBool::new(false)),
             uses: Arc::new(tokio::sync::Mutex::new(())),
             batch: Arc::new(crate::batch_token::BatchKeys::new(view.clone())),
+            wrapping_jwt: Arc::new(crate::wrapping_jwt::JwtKey::new(view.clone())),
             view,
         }
     }
@@ -400,10 +403,16 @@ impl TokenStore {
         self.batch.clear();
     }
 
+    /// The key that signs wrapping tokens in JWT form.
+    pub fn wrapping_jwt(&self) -> &crate::wrapping_jwt::JwtKey {
+        &self.wrapping_jwt
+    }
+
     /// Forgets parsed entries and the expiry index (on seal).
     pub fn clear_cache(&self) {
         self.parsed.clear();
         self.batch.clear();
+        self.wrapping_jwt.clear();
         self.expiring.lock().clear();
         self.indexed.store(false, Ordering::SeqCst);
     }

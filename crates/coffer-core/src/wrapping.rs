@@ -23,7 +23,8 @@ use crate::engines::cubbyhole;
 use crate::token::{hash_token, TokenEntry};
 use crate::token_api::{self, TokenSpec};
 use crate::util::rfc3339;
-use crate::{Error, Request, Response, Result};
+use crate::{Error, Request, Response, Result, WrapFormat};
+use zeroize::Zeroizing;
 
 /// The policy of every wrapping token.
 pub const POLICY: &str = "response-wrapping";
@@ -143,12 +144,18 @@ pub(crate) async fn wrap_if_asked(
     {
         return Ok(());
     }
-    *resp = wrap(core, Stored::of(resp), ttl, &req.path).await?;
+    *resp = wrap(core, Stored::of(resp), ttl, &req.path, req.wrap_format).await?;
     Ok(())
 }
 
 /// Mints a wrapping token for `stored` and puts the answer in its cubbyhole.
-async fn wrap(core: &Core, stored: Stored, ttl: u64, creation_path: &str) -> Result<Response> {
+async fn wrap(
+    core: &Core,
+    stored: Stored,
+    ttl: u64,
+    creation_path: &str,
+    format: WrapFormat,
+) -> Result<Response> {
     let wrapped_accessor = wrapped_accessor(&stored);
     let spec = TokenSpec {
         policies: vec![POLICY.into()],
@@ -172,6 +179,28 @@ async fn wrap(core: &Core, stored: Stored, ttl: u64, creation_path: &str) -> Res
         core.revoke_token_tree(&entry.id_hash).await?;
         return Err(e);
     }
+    let token = match format {
+        WrapFormat::Token => token,
+        WrapFormat::Jwt => {
+            let jwt = core
+                .tokens
+                .wrapping_jwt()
+                .issue(
+                    &token,
+                    entry.creation_time,
+                    entry.ttl,
+                    &core.config.api_addr,
+                )
+                .await;
+            match jwt {
+                Ok(jwt) => jwt,
+                Err(e) => {
+                    core.revoke_token_tree(&entry.id_hash).await?;
+                    return Err(e);
+                }
+            }
+        }
+    };
     Ok(Response {
         wrap_info: Some(WrapInfo {
             token,
@@ -240,13 +269,51 @@ pub(crate) fn authentication_error(req: &Request, e: Error) -> Error {
     }
 }
 
-/// The token the body names, if any (not empty).
-fn body_token(req: &Request) -> Result<Option<&str>> {
-    match req.data.get("token") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(t)) => Ok(Some(t.as_str()).filter(|t| !t.is_empty())),
-        Some(_) => Err(Error::bad("token: expected a string")),
+/// The token the body names, if any (not empty); a wrapping JWT this
+/// store signed stands for its token.
+async fn body_token(core: &Core, req: &Request) -> Result<Option<Zeroizing<String>>> {
+    let named = match req.data.get("token") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(t)) if t.is_empty() => return Ok(None),
+        Some(Value::String(t)) => t,
+        Some(_) => return Err(Error::bad("token: expected a string")),
+    };
+    Ok(Some(match opened_jwt(core, named).await? {
+        Some(token) => token,
+        None => Zeroizing::new(named.clone()),
+    }))
+}
+
+/// The wrapping token a JWT stands for, when `token` is a valid wrapping
+/// JWT of this store.
+async fn opened_jwt(core: &Core, token: &str) -> Result<Option<Zeroizing<String>>> {
+    if !crate::wrapping_jwt::looks_like_jwt(token) {
+        return Ok(None);
     }
+    core.tokens
+        .wrapping_jwt()
+        .open(token, crate::util::now().timestamp())
+        .await
+}
+
+/// The pipeline's step before authentication on `sys/wrapping/{lookup,
+/// unwrap,rewrap}` (`rel`, relative to `sys/`): a wrapping JWT sent as
+/// the request's token is replaced by the token it stands for. Anything
+/// else (an invalid JWT included) is left as sent, to fail as it would.
+pub(crate) async fn open_jwt_token(core: &Core, req: &mut Request, rel: &str) -> Result<()> {
+    if !matches!(
+        rel,
+        "wrapping/lookup" | "wrapping/unwrap" | "wrapping/rewrap"
+    ) {
+        return Ok(());
+    }
+    let Some(sent) = req.token.as_deref() else {
+        return Ok(());
+    };
+    if let Some(token) = opened_jwt(core, sent).await? {
+        req.token = Some(token);
+    }
+    Ok(())
 }
 
 /// Handles `sys/wrapping/<op>` for an authenticated caller.
@@ -279,7 +346,7 @@ pub(crate) async fn handle(
         ("rewrap", Create | Update) => {
             let (entry, stored) = take(core, req, caller).await?;
             let ttl = req.wrap_ttl.filter(|t| *t > 0).unwrap_or(entry.ttl);
-            let fresh = wrap(core, stored, ttl, &entry.path).await?;
+            let fresh = wrap(core, stored, ttl, &entry.path, req.wrap_format).await?;
             if entry.id_hash != caller.id_hash {
                 core.revoke_token_tree(&entry.id_hash).await?;
             }
@@ -295,7 +362,8 @@ pub(crate) async fn handle(
 /// Takes the wrapping token's single use and its answer: the token in the
 /// body, or else the caller's own (whose use authentication already took).
 async fn take(core: &Core, req: &Request, caller: &TokenEntry) -> Result<(TokenEntry, Stored)> {
-    let entry = match body_token(req)? {
+    let named = body_token(core, req).await?;
+    let entry = match named.as_deref() {
         Some(t) if hash_token(t) != caller.id_hash => {
             let hash = hash_token(t);
             // Checked before the use is taken: naming some other token in
@@ -325,8 +393,9 @@ pub(crate) async fn lookup(core: &Core, req: &Request) -> Result<Response> {
     if !matches!(req.operation, Read | Create | Update) {
         return Err(Error::UnsupportedOperation);
     }
-    let token = match body_token(req)? {
-        Some(t) => t,
+    let named = body_token(core, req).await?;
+    let token = match named.as_deref() {
+        Some(t) => t.as_str(),
         None => match req.token.as_deref().map(String::as_str) {
             Some(t) if !t.is_empty() => t,
             _ => {

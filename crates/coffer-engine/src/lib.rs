@@ -32,4 +32,4 @@ pub mod time;
 
 pub use engine::{Engine, EngineCtx};
 pub use error::{Error, Result};
-pub use request::{AuthGrant, LeaseRequest, Operation, Request, Response};
+pub use request::{AuthGrant, LeaseRequest, Operation, Request, Response, WrapFormat};

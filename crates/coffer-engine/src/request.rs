@@ -66,6 +66,30 @@ pub struct Request {
     /// Seconds of Vault's `X-Vault-Wrap-TTL`: when set (and above zero)
     /// the response is wrapped in a single-use token (coffer-core's `wrapping`).
     pub wrap_ttl: Option<u64>,
+    /// The form of that token (Vault's `X-Vault-Wrap-Format`).
+    pub wrap_format: WrapFormat,
+}
+
+/// The form a wrapping token is handed out in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WrapFormat {
+    /// The token itself.
+    #[default]
+    Token,
+    /// A JWT signed by the server, standing for the token (`jwt`).
+    Jwt,
+}
+
+impl WrapFormat {
+    /// The format an `X-Vault-Wrap-Format` value names: `jwt`, or the plain
+    /// token for anything else, as Vault reads it.
+    pub fn from_header(value: &str) -> WrapFormat {
+        if value == "jwt" {
+            WrapFormat::Jwt
+        } else {
+            WrapFormat::Token
+        }
+    }
 }
 
 /// Prints the data's keys and whether a token was sent, never their values.
@@ -80,6 +104,7 @@ impl std::fmt::Debug for Request {
             .field("client_addr", &self.client_addr)
             .field("client_port", &self.client_port)
             .field("wrap_ttl", &self.wrap_ttl)
+            .field("wrap_format", &self.wrap_format)
             .finish()
     }
 }
@@ -96,6 +121,7 @@ impl Request {
             client_addr: None,
             client_port: None,
             wrap_ttl: None,
+            wrap_format: WrapFormat::Token,
         }
     }
 

@@ -70,6 +70,7 @@ pub(crate) async fn subscribe(
         client_addr: Some(client_addr),
         client_port: (client_addr == peer.ip()).then(|| peer.port()),
         wrap_ttl: None,
+        wrap_format: Default::default(),
     };
     let request_id = request.id.clone();
     let answer = match tokio::time::timeout(

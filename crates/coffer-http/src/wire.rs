@@ -470,6 +470,11 @@ async fn handle_v1(
         client_addr: Some(client_addr),
         client_port: (client_addr == peer.ip()).then(|| peer.port()),
         wrap_ttl,
+        wrap_format: headers
+            .get("x-vault-wrap-format")
+            .and_then(|v| v.to_str().ok())
+            .map(coffer_core::WrapFormat::from_header)
+            .unwrap_or_default(),
     };
     let request_id = req.id.clone();
     // The core handles the request in a task of its own: a client that
