@@ -24,7 +24,9 @@ pub type Param = (&'static str, &'static str, &'static str);
 pub struct RouteDoc {
     /// Path below the mount; `{name}` is one segment, a final `{path}` the rest.
     pub pattern: &'static str,
-    /// Operations it answers: `read`, `list`, `create`, `update`, `delete`.
+    /// Operations it answers: `read`, `list`, `create` (the path has an
+    /// existence check: a write to a new object is a create), `update`,
+    /// `patch`, `delete`.
     pub ops: &'static [&'static str],
     /// One-line summary.
     pub summary: &'static str,
@@ -59,6 +61,7 @@ const R: &[&str] = &["read"];
 const W: &[&str] = &["update"];
 const L: &[&str] = &["list"];
 const RW: &[&str] = &["read", "update"];
+const CU: &[&str] = &["create", "update"];
 const CRUD: &[&str] = &["read", "create", "update", "delete"];
 const CRUDL: &[&str] = &["read", "list", "create", "update", "delete"];
 
@@ -147,12 +150,12 @@ pub const TOKEN: BackendDoc = BackendDoc {
 pub const KV2: BackendDoc = BackendDoc {
     description: "This backend provides a versioned key-value store. Secrets are encrypted by Coffer's barrier; each key keeps a configured number of versions, which can be read by number.",
     routes: &[
-        route("config", RW, "Configures settings for the KV store.", &[("max_versions", "int", "Versions kept per key."), ("cas_required", "bool", "Whether writes need cas."), ("delete_version_after", "duration", "How long a version lives.")]),
-        route("data/{path}", &["read", "create", "update", "delete"], "Write, patch, read and delete data in the key-value store.", &[SECRET_PATH, ("data", "map", "The contents of the data map will be stored and returned on read."), ("options", "map", "Options for writing a KV entry, such as cas."), ("version", "int", "If provided during a read, the value at the version number will be returned.")]),
-        route("metadata/{path}", CRUDL, "Allows interaction with key metadata and settings in the KV store.", &[SECRET_PATH, ("max_versions", "int", "Versions kept for this key."), ("custom_metadata", "map", "User-provided key-value pairs.")]),
-        route("delete/{path}", W, "Marks one or more versions as deleted in the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to delete.")]),
-        route("undelete/{path}", W, "Undeletes one or more versions from the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to undelete.")]),
-        route("destroy/{path}", W, "Permanently removes one or more versions in the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to destroy.")]),
+        route("config", &["read", "create", "update"], "Configures settings for the KV store.", &[("max_versions", "int", "Versions kept per key."), ("cas_required", "bool", "Whether writes need cas."), ("delete_version_after", "duration", "How long a version lives.")]),
+        route("data/{path}", &["read", "create", "update", "patch", "delete"], "Write, patch, read and delete data in the key-value store.", &[SECRET_PATH, ("data", "map", "The contents of the data map will be stored and returned on read."), ("options", "map", "Options for writing a KV entry, such as cas."), ("version", "int", "If provided during a read, the value at the version number will be returned.")]),
+        route("metadata/{path}", &["read", "list", "create", "update", "patch", "delete"], "Allows interaction with key metadata and settings in the KV store.", &[SECRET_PATH, ("max_versions", "int", "Versions kept for this key."), ("custom_metadata", "map", "User-provided key-value pairs.")]),
+        route("delete/{path}", CU, "Marks one or more versions as deleted in the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to delete.")]),
+        route("undelete/{path}", CU, "Undeletes one or more versions from the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to undelete.")]),
+        route("destroy/{path}", CU, "Permanently removes one or more versions in the KV store.", &[SECRET_PATH, ("versions", "slice", "The versions to destroy.")]),
         route("subkeys/{path}", R, "Read the structure of a secret entry with the values removed.", &[SECRET_PATH, ("depth", "int", "How deep to descend."), ("version", "int", "The version to read.")]),
         route("lifecycle/{path}", &["read", "list", "update"], "Coffer's lifecycle record of a secret: owner, type, rotation policy.", &[SECRET_PATH]),
         route("rotate/{path}", W, "Start a staged rotation of a secret.", &[SECRET_PATH]),
@@ -331,7 +334,8 @@ pub(crate) fn matches(pattern: &str, rel: &str) -> bool {
     let pat: Vec<&str> = pattern.split('/').collect();
     let segs: Vec<&str> = rel.split('/').collect();
     for (i, p) in pat.iter().enumerate() {
-        if *p == "{path}" && i == pat.len() - 1 {
+        // A final `{path}` or `{prefix}` spans the rest (Vault's `.*` and `.+?`).
+        if matches!(*p, "{path}" | "{prefix}") && i == pat.len() - 1 {
             return segs.len() > i && !segs[i..].iter().any(|s| s.is_empty());
         }
         match segs.get(i) {
@@ -349,11 +353,14 @@ pub(crate) fn matches(pattern: &str, rel: &str) -> bool {
 
 /// The route's pattern as the regular expression Vault shows.
 fn regex_of(pattern: &str) -> String {
+    let last = pattern.split('/').count() - 1;
     let parts: Vec<String> = pattern
         .split('/')
+        .enumerate()
         .map(
-            |p| match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            |(i, p)| match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 Some("path") => "(?P<path>.*)".to_string(),
+                Some("prefix") if i == last => "(?P<prefix>.+?)".to_string(),
                 Some(name) => format!("(?P<{name}>\\w(([\\w-.]+)?\\w)?)"),
                 None => p.replace('.', "\\."),
             },
@@ -424,15 +431,17 @@ pub(crate) fn answer(m: &Mounted, rel: &str) -> Result<Response> {
             .ok_or_else(|| Error::UnsupportedPath(format!("unsupported path: {mount}{rel}")))?;
         (route_help(&rel, r), vec![r])
     };
-    let mut paths = Map::new();
+    let mut doc = OpenApi::default();
     let tag = tag_of(&mount);
     for r in routes {
-        add_openapi_path(&mut paths, "", r, tag);
+        // Relative to the mount, as Vault's: operation ids without the
+        // backend's prefix.
+        doc.add("", r, tag, "");
     }
     Ok(Response::raw(json!({
         "help": help,
         "see_also": null,
-        "openapi": document(paths),
+        "openapi": document(doc.paths, doc.schemas),
     })))
 }
 
@@ -446,7 +455,9 @@ fn tag_of(mount: &str) -> &'static str {
     }
 }
 
-fn document(paths: Map<String, Value>) -> Value {
+/// An OpenAPI document holding `paths` and the request-body `schemas`
+/// they refer to.
+fn document(paths: Map<String, Value>, schemas: Map<String, Value>) -> Value {
     json!({
         "openapi": "3.0.2",
         "info": {
@@ -456,90 +467,157 @@ fn document(paths: Map<String, Value>) -> Value {
             "license": {"name": "Apache-2.0 OR MIT"},
         },
         "paths": paths,
+        "components": {"schemas": schemas},
     })
 }
 
-/// Adds one route to an OpenAPI `paths` object, under `prefix` (the mount
-/// path, or empty for a document relative to the mount).
-fn add_openapi_path(paths: &mut Map<String, Value>, prefix: &str, r: &RouteDoc, tag: &str) {
-    let templ = format!("/{prefix}{}", r.pattern);
-    let slug: String = format!("{prefix}{}", r.pattern)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
+/// The parts of an OpenAPI document being built: its paths and schemas.
+#[derive(Default)]
+struct OpenApi {
+    paths: Map<String, Value>,
+    schemas: Map<String, Value>,
+}
+
+/// `kv-write-data-path` as Vault names the schema of its body:
+/// `KvWriteDataPathRequest`.
+fn schema_name(operation_id: &str) -> String {
+    let mut name: String = operation_id
         .split('-')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
-    let placeholders: Vec<&str> = r
-        .pattern
-        .split('/')
-        .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
-        .collect();
-    let describe = |name: &str| {
-        r.params
-            .iter()
-            .find(|p| p.0 == name)
-            .map(|p| p.2)
-            .unwrap_or("")
-    };
-    let path_params: Vec<Value> = placeholders
-        .iter()
-        .map(|n| json!({"name": n, "description": describe(n), "in": "path", "schema": {"type": "string"}, "required": true}))
-        .collect();
-    let body_props: Map<String, Value> = r
-        .params
-        .iter()
-        .filter(|p| !placeholders.contains(&p.0))
-        .map(|(name, kind, desc)| {
-            (
-                name.to_string(),
-                json!({"type": openapi_type(kind), "description": desc}),
-            )
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
         })
         .collect();
-    let ok = json!({"200": {"description": "OK"}});
-    let mut item = Map::new();
-    item.insert("description".into(), json!(r.summary));
-    if !path_params.is_empty() {
-        item.insert("parameters".into(), json!(path_params));
+    name.push_str("Request");
+    name
+}
+
+/// The operation-id prefix of a backend in the whole-server document, as
+/// Vault's: the engine's type (`kv`, `userpass`, ...); none for the system
+/// backend, nor in a mount's own help (`kind` empty).
+fn operation_prefix(kind: &str) -> &str {
+    match kind {
+        "system" => "",
+        other => other,
     }
-    if r.ops.contains(&"create") {
-        item.insert("x-vault-createSupported".into(), json!(true));
-    }
-    if r.ops.contains(&"read") {
-        item.insert(
-            "get".into(),
-            json!({"operationId": format!("read-{slug}"), "tags": [tag], "responses": ok}),
-        );
-    }
-    if r.ops.iter().any(|o| matches!(*o, "create" | "update")) {
-        let mut op =
-            json!({"operationId": format!("write-{slug}"), "tags": [tag], "responses": ok});
-        if !body_props.is_empty() {
-            op["requestBody"] = json!({"content": {"application/json": {"schema": {"type": "object", "properties": body_props}}}});
+}
+
+impl OpenApi {
+    /// Adds one route under `prefix` (the mount path, or empty for a
+    /// document relative to the mount), in Vault's shape: one path item per
+    /// route; a list on a path that also reads is GET's optional `list`
+    /// parameter, a list alone GET with `list=true` required; each request
+    /// body a schema under `components`.
+    fn add(&mut self, prefix: &str, r: &RouteDoc, tag: &str, kind: &str) {
+        let templ = format!("/{prefix}{}", r.pattern);
+        let slug: String = r
+            .pattern
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .split('-')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let op_prefix = operation_prefix(kind);
+        let mount_slug: String = if op_prefix.is_empty() && !prefix.is_empty() && prefix != "sys/" {
+            prefix
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("-")
+        } else {
+            String::new()
+        };
+        let op_id = |verb: &str| {
+            [op_prefix, mount_slug.as_str(), verb, slug.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("-")
+        };
+        let placeholders: Vec<&str> = r
+            .pattern
+            .split('/')
+            .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
+            .collect();
+        let describe = |name: &str| {
+            r.params
+                .iter()
+                .find(|p| p.0 == name)
+                .map(|p| p.2)
+                .unwrap_or("")
+        };
+        let path_params: Vec<Value> = placeholders
+            .iter()
+            .map(|n| json!({"name": n, "description": describe(n), "in": "path", "schema": {"type": "string"}, "required": true}))
+            .collect();
+        let body_props: Map<String, Value> = r
+            .params
+            .iter()
+            .filter(|p| !placeholders.contains(&p.0))
+            .map(|(name, kind, desc)| {
+                (
+                    name.to_string(),
+                    json!({"type": openapi_type(kind), "description": desc}),
+                )
+            })
+            .collect();
+        let ok = json!({"200": {"description": "OK"}});
+        let has = |op: &str| r.ops.contains(&op);
+        let mut item = Map::new();
+        item.insert("description".into(), json!(r.summary));
+        if !path_params.is_empty() {
+            item.insert("parameters".into(), json!(path_params));
         }
-        item.insert("post".into(), op);
-    }
-    if r.ops.contains(&"delete") {
-        item.insert(
-            "delete".into(),
-            json!({"operationId": format!("delete-{slug}"), "tags": [tag], "responses": {"204": {"description": "empty body"}}}),
-        );
-    }
-    paths.insert(templ.clone(), Value::Object(item));
-    if r.ops.contains(&"list") {
-        let list = json!({
-            "description": r.summary,
-            "parameters": path_params,
-            "get": {
-                "operationId": format!("list-{slug}"),
-                "tags": [tag],
-                "parameters": [{"name": "list", "description": "Must be set to `true`", "in": "query", "schema": {"type": "string", "enum": ["true"]}, "required": true}],
-                "responses": ok,
-            },
-        });
-        paths.insert(format!("{templ}/"), list);
+        if has("create") {
+            item.insert("x-vault-createSupported".into(), json!(true));
+        }
+        if has("read") || has("list") {
+            let (verb, list_param) = if has("read") {
+                let optional = has("list").then(|| json!({"name": "list", "description": "Return a list if `true`", "in": "query", "schema": {"type": "string"}}));
+                ("read", optional)
+            } else {
+                let required = json!({"name": "list", "description": "Must be set to `true`", "in": "query", "schema": {"type": "string", "enum": ["true"]}, "required": true});
+                ("list", Some(required))
+            };
+            let mut get = json!({"operationId": op_id(verb), "tags": [tag], "responses": ok});
+            if let Some(p) = list_param {
+                get["parameters"] = json!([p]);
+            }
+            item.insert("get".into(), get);
+        }
+        let mut with_body = |verb: &str, method: &str, item: &mut Map<String, Value>| {
+            let id = op_id(verb);
+            let mut op = json!({"operationId": id, "tags": [tag], "responses": ok});
+            if !body_props.is_empty() {
+                let name = schema_name(&id);
+                self.schemas.insert(
+                    name.clone(),
+                    json!({"type": "object", "properties": body_props}),
+                );
+                op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}});
+            }
+            item.insert(method.into(), op);
+        };
+        if has("create") || has("update") {
+            with_body("write", "post", &mut item);
+        }
+        if has("patch") {
+            with_body("patch", "patch", &mut item);
+        }
+        if has("delete") {
+            item.insert(
+                "delete".into(),
+                json!({"operationId": op_id("delete"), "tags": [tag], "responses": {"204": {"description": "empty body"}}}),
+            );
+        }
+        self.paths.insert(templ, Value::Object(item));
     }
 }
 
@@ -557,24 +635,26 @@ fn openapi_type(kind: &str) -> &'static str {
 /// mount the token's policies reach, each route under its mount path.
 pub(crate) async fn openapi(core: &Core, token: &TokenEntry) -> Result<Response> {
     let acl: std::sync::Arc<Acl> = core.token_acl(token).await?;
-    let mut mounts: Vec<(String, &'static BackendDoc)> =
-        vec![("sys/".into(), &SYS), ("auth/token/".into(), &TOKEN)];
+    let mut mounts: Vec<(String, String, &'static BackendDoc)> = vec![
+        ("sys/".into(), "system".into(), &SYS),
+        ("auth/token/".into(), "token".into(), &TOKEN),
+    ];
     for m in core.router.read().entries() {
         let version = m.entry.options.get("version").map(String::as_str);
         if let Some(doc) = backend(&m.entry.kind, version) {
-            mounts.push((m.entry.path.clone(), doc));
+            mounts.push((m.entry.path.clone(), m.entry.kind.clone(), doc));
         }
     }
-    let mut paths = Map::new();
-    for (mount, doc) in mounts {
+    let mut out = OpenApi::default();
+    for (mount, kind, doc) in mounts {
         if !acl.reaches_under(&mount) {
             continue;
         }
         for r in doc.routes {
-            add_openapi_path(&mut paths, &mount, r, tag_of(&mount));
+            out.add(&mount, r, tag_of(&mount), &kind);
         }
     }
-    Ok(Response::raw(document(paths)))
+    Ok(Response::raw(document(out.paths, out.schemas)))
 }
 
 #[cfg(test)]
@@ -596,6 +676,19 @@ mod tests {
         assert!(matches("mounts", "mounts/"));
         assert!(!matches("mounts", "mountsx"));
         assert_eq!(regex_of("data/{path}"), "^data/(?P<path>.*)$");
+        // Vault's lease prefixes span segments.
+        assert!(matches(
+            "leases/revoke-prefix/{prefix}",
+            "leases/revoke-prefix/auth/userpass/login"
+        ));
+        assert!(!matches(
+            "leases/revoke-prefix/{prefix}",
+            "leases/revoke-prefix"
+        ));
+        assert_eq!(
+            regex_of("leases/lookup/{prefix}"),
+            "^leases/lookup/(?P<prefix>.+?)$"
+        );
     }
 
     #[test]
@@ -608,7 +701,7 @@ mod tests {
                 assert!(seen.insert(r.pattern), "{} twice", r.pattern);
                 assert!(!r.ops.is_empty() && !r.summary.is_empty(), "{}", r.pattern);
                 for op in r.ops {
-                    assert!(["read", "list", "create", "update", "delete"].contains(op));
+                    assert!(["read", "list", "create", "update", "patch", "delete"].contains(op));
                 }
             }
         }

@@ -525,10 +525,31 @@ fn path_help_and_the_openapi_document() {
     // The document lists the built-ins and the mounts the token reaches.
     let doc = api.root("GET", "sys/internal/specs/openapi", None);
     let paths = doc["paths"].as_object().unwrap();
+    // As Vault's: a list on a path that also reads is GET's optional `list`
+    // parameter, request bodies are schemas under components.
+    let meta = &doc["paths"]["/secret/metadata/{path}"];
+    assert_eq!(meta["get"]["parameters"][0]["name"], "list", "{meta}");
+    assert_eq!(meta["x-vault-createSupported"], true, "{meta}");
+    let body = meta["patch"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .expect("a patch body schema");
+    let name = body.trim_start_matches("#/components/schemas/");
+    assert!(
+        doc["components"]["schemas"][name]["properties"]["custom_metadata"].is_object(),
+        "{name}"
+    );
+    assert!(!doc["paths"]
+        .as_object()
+        .unwrap()
+        .contains_key("/sys/policies/acl/"));
+    assert_eq!(
+        doc["paths"]["/sys/policies/acl"]["get"]["parameters"][0]["required"],
+        true
+    );
     for p in [
         "/sys/mounts",
         "/secret/data/{path}",
-        "/secret/metadata/{path}/",
+        "/secret/metadata/{path}",
         "/auth/userpass/login/{username}",
         "/auth/token/create",
     ] {

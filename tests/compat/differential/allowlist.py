@@ -165,4 +165,57 @@ ALLOW: list[Allow] = [
         "currently configured'; Coffer answers 400 (nothing failed inside the server; a 500 in "
         "Coffer means an internal error with a request id).",
     ),
+    Allow(
+        "bao path-help*",
+        "info.*",
+        "*",
+        "The OpenAPI document names its own product: Coffer's title, description, version and "
+        "licence, not OpenBao's.",
+    ),
+    Allow(
+        "bao path-help*",
+        "paths.*.description",
+        "value",
+        "Route descriptions are written in Coffer's own words (OpenBao's text is not copied); the "
+        "routes, operations and parameters are compared, not the prose.",
+    ),
+    Allow(
+        "bao path-help*",
+        "paths.*.*.summary",
+        "*",
+        "Coffer's route catalog has one summary per route, in its own words; OpenBao writes one per "
+        "operation on some routes. Prose, not API.",
+    ),
+    Allow(
+        "bao path-help*",
+        "paths./^.*$",
+        "missing",
+        "OpenBao's KV v2 declares a catch-all route that answers only while a KV v1 mount is being "
+        "upgraded in place; Coffer upgrades no mount in place, so it has no such route.",
+    ),
+    Allow(
+        "bao path-help*",
+        "paths./detailed-metadata/{path}",
+        "missing",
+        "detailed-metadata is an OpenBao addition (not in Vault's KV v2 API, which Coffer follows).",
+    ),
+    Allow(
+        "bao path-help*",
+        "paths./metadata/{path}.get.parameters[[]len]",
+        "value",
+        "OpenBao's KV v2 metadata GET also takes `scan` (its recursive listing, not in Vault); "
+        "Coffer documents Vault's `list` parameter only.",
+    ),
+    Allow(
+        "bao path-help*",
+        "paths./lifecycle/*",
+        "extra",
+        "Coffer's own API: each KV v2 mount's lifecycle records (owner, type, rotation policy).",
+    ),
+    Allow(
+        "bao path-help*",
+        "paths./rotate/*",
+        "extra",
+        "Coffer's own API: staged rotation of a KV v2 secret.",
+    ),
 ]
