@@ -488,7 +488,12 @@ impl Core {
         };
         // A wrapping JWT stands for its token on the wrapping endpoints.
         if m.entry.kind == "system" {
-            crate::wrapping::open_jwt_token(self, &mut req, &rel).await?;
+            if let Err(e) = crate::wrapping::open_jwt_token(self, &mut req, &rel).await {
+                let mount = Some(&*m.entry);
+                return self
+                    .refuse(&req, None, mount, PolicyResults::NotJudged, e)
+                    .await;
+            }
         }
         let access = m.engine.access(&req, &rel);
         let anonymous = access == Access::Anonymous;

@@ -284,8 +284,21 @@ async fn body_token(core: &Core, req: &Request) -> Result<Option<Zeroizing<Strin
     }))
 }
 
-/// The wrapping token a JWT stands for, when `token` is a valid wrapping
-/// JWT of this store.
+/// The refusal of a JWT that is not a valid wrapping JWT of this store, in
+/// OpenBao's words and status.
+fn invalid_jwt() -> Error {
+    Error::Status {
+        code: 403,
+        errors: vec![
+            "error validating wrapping token: wrapping token signature could not be validated"
+                .into(),
+        ],
+    }
+}
+
+/// The wrapping token a JWT stands for, when `token` has a JWT's shape:
+/// refused when it is not a valid wrapping JWT of this store; `None` for
+/// anything else (a plain token).
 async fn opened_jwt(core: &Core, token: &str) -> Result<Option<Zeroizing<String>>> {
     if !crate::wrapping_jwt::looks_like_jwt(token) {
         return Ok(None);
@@ -293,13 +306,16 @@ async fn opened_jwt(core: &Core, token: &str) -> Result<Option<Zeroizing<String>
     core.tokens
         .wrapping_jwt()
         .open(token, crate::util::now().timestamp())
-        .await
+        .await?
+        .map(Some)
+        .ok_or_else(invalid_jwt)
 }
 
 /// The pipeline's step before authentication on `sys/wrapping/{lookup,
 /// unwrap,rewrap}` (`rel`, relative to `sys/`): a wrapping JWT sent as
-/// the request's token is replaced by the token it stands for. Anything
-/// else (an invalid JWT included) is left as sent, to fail as it would.
+/// the request's token is replaced by the token it stands for; a JWT that
+/// is not a valid one of this store is refused (403, as OpenBao), and any
+/// other token is left as sent.
 pub(crate) async fn open_jwt_token(core: &Core, req: &mut Request, rel: &str) -> Result<()> {
     if !matches!(
         rel,

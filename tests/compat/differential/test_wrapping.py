@@ -32,3 +32,23 @@ def test_cubbyhole(diff):
     diff.call("GET", "cubbyhole/x")
     diff.call("LIST", "cubbyhole/")
     diff.call("DELETE", "cubbyhole/x")
+
+
+def test_jwt_wrap_format(diff):
+    """X-Vault-Wrap-Format: jwt on both servers: the JWT is looked up,
+    unwrapped once (in the header and in the body) and rewrapped; a JWT
+    cut short is refused as an unknown token."""
+    diff.call("POST", "secret/data/wrapjwt", {"data": {"a": "b"}})
+    jwt = {"X-Vault-Wrap-TTL": "60", "X-Vault-Wrap-Format": "jwt"}
+    w = diff.call("GET", "secret/data/wrapjwt", headers=jwt, label="jwt wrap a read")
+    diff.bind("j", w, "wrap_info", "token")
+    diff.call("POST", "sys/wrapping/lookup", {"token": V("j")}, label="jwt lookup")
+    diff.call("POST", "sys/wrapping/unwrap", token=V("j"), label="jwt unwrap in the header")
+    diff.call("POST", "sys/wrapping/unwrap", token=V("j"), label="jwt unwrap twice")
+    w = diff.call("POST", "sys/wrapping/wrap", {"k": "v"}, headers=jwt, label="jwt wrap data")
+    diff.bind("k", w, "wrap_info", "token")
+    r = diff.call("POST", "sys/wrapping/rewrap", {"token": V("k")}, headers={"X-Vault-Wrap-Format": "jwt"},
+                  label="jwt rewrap")
+    diff.bind("k2", r, "wrap_info", "token")
+    diff.call("POST", "sys/wrapping/unwrap", {"token": V("k2")}, label="jwt unwrap in the body")
+    diff.call("POST", "sys/wrapping/unwrap", {"token": "eyJhbGciOiJFUzUxMiJ9.e30.AA"}, label="jwt forged")
