@@ -291,7 +291,12 @@ const EXEMPT: &[(&str, &str)] = &[
     ("okta-ssws-token", "an SSWS Authorization header"),
     ("netrc-password", "a .netrc entry"),
     ("gradle-credentials", "a Gradle credentials block"),
-    ("kerberos-roast-hash", "a hashcat line of its own"),
+    ("truenas-api-key", "a JSON-RPC call's params"),
+    (
+        "blynk-device-token",
+        "a query parameter of a Blynk Cloud URL",
+    ),
+    ("sonarqube-login-token", "a sonar.login property or flag"),
     ("psexec-password", "a PsExec argument"),
     (
         "powershell-securestring-plaintext",
