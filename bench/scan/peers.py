@@ -54,7 +54,7 @@ PLACEHOLDER = re.compile(
     # Documentation stand-ins: RFC 4122's sample UUID, RFC 7617's Aladdin,
     # Microsoft's Contoso, counting pairs, a block repeated three times, and
     # passwords that are the word itself.
-    r"|123e4567-e89b-12d3-a456-426614174000|aladdin|contoso|abcd1234|a1b2c3d4|1a2b3c4d|abc123|"
+    r"|123e4567-?e89b-?12d3-?a456-?426614174|://[^:/@\s]+:(?:secret|password|pass)@|aladdin|contoso|abcd1234|a1b2c3d4|1a2b3c4d|abc123|"
     r"123\w{0,2}456\w{0,2}789|(\w{2,}[-_.]?|\w[-_.])\2\2|######|%\w+%|\$password\b|"
     r"\bpassword\s*[\s=:]\s*['\"]?(?:my|some_)?(?:password|secret)\b"
 )

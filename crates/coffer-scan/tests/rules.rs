@@ -278,3 +278,23 @@ fn kerberos_roast_hashes() {
     let cut = expand("$krb5asrep$23$<<hex:32>>$<<hex:20>>", &mut rng, 1.0);
     assert!(scanner.scan("a.txt", cut.as_bytes()).is_empty());
 }
+
+/// A TrueNAS API key in a pretty-printed JSON-RPC call (params on their own
+/// line) is found whole.
+#[test]
+fn truenas_key_in_pretty_json() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(63);
+    let key = expand("<<digit:1>>-<<alnum:64>>", &mut rng, 1.0);
+    let text = format!(
+        "{{\n  \"id\": 1,\n  \"msg\": \"method\",\n  \"method\": \"auth.login_with_api_key\",\n  \"params\": [\n    \"{key}\"\n  ]\n}}\n"
+    );
+    let at = text.find(&key).unwrap();
+    let found = scanner.scan("rpc.json", text.as_bytes());
+    assert!(
+        found
+            .iter()
+            .any(|f| f.rule_id == "truenas-api-key" && f.start == at && f.end == at + key.len()),
+        "{found:?}"
+    );
+}

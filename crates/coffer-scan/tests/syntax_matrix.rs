@@ -297,6 +297,10 @@ const EXEMPT: &[(&str, &str)] = &[
         "a query parameter of a Blynk Cloud URL",
     ),
     ("sonarqube-login-token", "a sonar.login property or flag"),
+    (
+        "android-buildconfig-secret",
+        "a Gradle buildConfigField call",
+    ),
     ("psexec-password", "a PsExec argument"),
     (
         "powershell-securestring-plaintext",
