@@ -32,17 +32,21 @@ impl Checksum {
     }
 }
 
+/// A format's check: `Some(true)` valid, `Some(false)` invalid, `None`
+/// when the match cannot be judged (a PEM body in an unusual syntax).
+pub type Check = fn(&[u8]) -> Option<bool>;
+
 /// The integrity check of built-in rule `id`, if its format has one.
-pub fn check_for(id: &str) -> Option<fn(&[u8]) -> bool> {
+pub fn check_for(id: &str) -> Option<Check> {
     match id {
         "github-pat"
         | "github-oauth-token"
         | "github-app-token"
         | "github-refresh-token"
-        | "npm-access-token" => Some(base62_crc32_ok),
-        "pypi-upload-token" => Some(pypi_macaroon_ok),
-        "jwt" => Some(jwt_payload_ok),
-        "private-key" => Some(|pem| crate::structure::private_key_parses(pem) == Some(true)),
+        | "npm-access-token" => Some(|t| Some(base62_crc32_ok(t))),
+        "pypi-upload-token" => Some(|t| Some(pypi_macaroon_ok(t))),
+        "jwt" => Some(|t| Some(jwt_payload_ok(t))),
+        "private-key" => Some(crate::structure::private_key_parses),
         _ => None,
     }
 }

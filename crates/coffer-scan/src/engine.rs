@@ -60,7 +60,7 @@ pub struct Rule {
     /// A built-in format's structure check ([`crate::structure`]).
     check: Option<fn(&[u8]) -> bool>,
     /// A built-in format's checksum ([`crate::checksum`]).
-    checksum: Option<fn(&[u8]) -> bool>,
+    checksum: Option<crate::checksum::Check>,
 }
 
 /// A compiled set of rules, ready to scan content.
@@ -392,8 +392,8 @@ impl Scanner {
             if rule.entropy.is_some_and(|floor| ent < floor) {
                 continue;
             }
-            let checksum = rule.checksum.map(|ok| {
-                if ok(secret) {
+            let checksum = rule.checksum.and_then(|check| check(secret)).map(|ok| {
+                if ok {
                     Checksum::Valid
                 } else {
                     Checksum::Invalid

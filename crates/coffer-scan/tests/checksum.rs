@@ -73,6 +73,15 @@ fn failing_checksums_are_kept_at_low_confidence() {
         assert_eq!(f.level(), "note");
         assert_eq!(finding_json(&f, false)["checksum"], "invalid");
     }
+    // A key whose body is not judged (an encrypted legacy PEM) is neither.
+    let legacy = expand(
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,<<HEX:32>>\n\n<<b64:64>>\n<<b64:64>>\n-----END RSA PRIVATE KEY-----\n",
+        &mut rng,
+        1.0,
+    );
+    let f = one(&s, "src/key.pem", &legacy, "private-key");
+    assert_eq!(f.checksum, None);
+    assert_eq!(f.confidence(), "medium");
     // Formats without a checksum say nothing about it.
     let aws = expand("aws_access_key_id = AKIA<<base32:16>>", &mut rng, 1.0);
     let f = one(&s, "src/a.env", &aws, "aws-access-key-id");
