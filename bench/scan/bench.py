@@ -49,6 +49,9 @@ CLASSES = {
 }
 
 
+BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+
+
 def class_chars(spec):
     if spec in CLASSES:
         return CLASSES[spec]
@@ -73,6 +76,38 @@ def expand(template):
             head = bytes([0x30, n]) if n < 0x80 else bytes([0x30, 0x81, n]) if n < 0x100 else bytes([0x30, 0x82, n >> 8, n & 0xFF])
             b = base64.b64encode(head + bytes(RNG.randrange(256) for _ in range(n))).decode()
             return "\n".join(b[i : i + 64] for i in range(0, len(b), 64))
+        if cls == "crc62":  # n alphanumerics and their CRC32 in 6 base62 digits
+            import zlib
+
+            body = "".join(RNG.choice(CLASSES["alnum"]) for _ in range(int(n)))
+            c, digits = zlib.crc32(body.encode()), []
+            for _ in range(6):
+                c, r = divmod(c, 62)
+                digits.append(BASE62[r])
+            return body + "".join(reversed(digits))
+        if cls == "pypi":  # a version-2 macaroon located at pypi.org
+            import base64
+
+            n = max(1, min(127, int(n)))
+            ident = "".join(RNG.choice("0123456789abcdef") for _ in range(32))
+            ident = f"{ident[:8]}-{ident[8:12]}-{ident[12:16]}-{ident[16:20]}-{ident[20:]}"
+            caveat = "".join(RNG.choice(CLASSES["alnum"]) for _ in range(n))
+            m = b"\x02\x01\x08pypi.org\x02\x24" + ident.encode() + b"\x00\x02" + bytes([n]) + caveat.encode()
+            m += b"\x00\x00\x06\x20" + bytes(RNG.randrange(256) for _ in range(32))
+            return base64.urlsafe_b64encode(m).decode().rstrip("=")
+        if cls == "basic":  # base64 of user:password
+            import base64
+
+            cred = "".join(RNG.choice(string.ascii_lowercase) for _ in range(6)) + ":"
+            cred += "".join(RNG.choice(CLASSES["pw"]) for _ in range(int(n)))
+            return base64.b64encode(cred.encode()).decode()
+        if cls == "jwt":  # an HS256 JWT with n string claims
+            import base64
+
+            enc = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+            claims = ",".join(f'"c{i}":"' + "".join(RNG.choice(CLASSES["alnum"]) for _ in range(12)) + '"' for i in range(max(1, int(n))))
+            sig = bytes(RNG.randrange(256) for _ in range(32))
+            return ".".join([enc(b'{"alg":"HS256","typ":"JWT"}'), enc(("{" + claims + "}").encode()), enc(sig)])
         chars = class_chars(cls)
         n = int(n)
         s = [RNG.choice(chars) for _ in range(n)]

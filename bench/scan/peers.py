@@ -20,8 +20,10 @@ back to examples.
 
 "Core" positives exclude rules naming identifiers (ids, hosts, URLs,
 usernames) rather than secrets, and placeholders (xxxxxx, runs of one
-character, counting sequences, EXAMPLE, ${VAR}): a scanner should not
-report those.
+character, runs of six counting letters or digits, a block repeated three
+times, EXAMPLE, ${VAR}, documentation stand-ins such as RFC 4122's sample
+UUID, RFC 7617's Aladdin and Contoso, a password that is the word itself):
+a scanner should not report those.
 """
 
 import argparse
@@ -49,7 +51,35 @@ IDENTIFIER_RULE = re.compile(
 )
 PLACEHOLDER = re.compile(
     r"(?i)x{6,}|(.)\1{7,}|example|1234567|2345678|abcdefg|bcdefgh|qwerty|your[-_]|\$\{|changeme|redacted|dummy|fake"
+    # Documentation stand-ins: RFC 4122's sample UUID, RFC 7617's Aladdin,
+    # Microsoft's Contoso, counting pairs, a block repeated three times, and
+    # passwords that are the word itself.
+    r"|123e4567-?e89b-?12d3-?a456-?426614174|://[^:/@\s]+:(?:secret|password|pass)@|aladdin|contoso|abcd1234|a1b2c3d4|1a2b3c4d|abc123|"
+    r"123\w{0,2}456\w{0,2}789|(\w{2,}[-_.]?|\w[-_.])\2\2|######|%\w+%|\$password\b|"
+    r"\bpassword\s*[\s=:]\s*['\"]?(?:my|some_)?(?:password|secret)\b"
 )
+
+
+def sequence_run(text):
+    """The longest run of consecutive ascending or descending letters or
+    digits (`abcdef`, `987654`, `ZYXWV`)."""
+    best = run = 1
+    step = 0
+    for a, b in zip(text, text[1:]):
+        d = ord(b) - ord(a)
+        same_kind = a.isalnum() and b.isalnum() and a.isdigit() == b.isdigit()
+        if same_kind and d in (1, -1) and (run == 1 or d == step):
+            run, step = run + 1, d
+        else:
+            run, step = 1, 0
+            if same_kind and d in (1, -1):
+                run, step = 2, d
+        best = max(best, run)
+    return best
+
+
+def is_placeholder(text):
+    return bool(PLACEHOLDER.search(text)) or sequence_run(text) >= 6
 SECRETISH = re.compile(r"(?i)secret|token|key|password|pat\b|credential|webhook|private")
 
 # ------------------------------------------------------------ regex sampler
@@ -402,7 +432,7 @@ def main():
     misses = []
     for i, (src, rule, kind, syntax, text) in enumerate(examples):
         found = bool(hits.get(i))
-        placeholder = kind == "positive" and bool(PLACEHOLDER.search(text))
+        placeholder = kind == "positive" and is_placeholder(text)
         core = kind == "positive" and not is_identifier_rule(rule) and not placeholder
         keys = [(src, kind, "all")]
         if kind == "positive":

@@ -345,10 +345,12 @@ pub const ASSIGN: &str = concat!(
 
 /// [`ASSIGN`] with the typed declaration tried first, for the generic
 /// detectors: in `token: SecretString = "…"` the type name must not be
-/// taken for the value.
+/// taken for the value. The type is followed by a space or quote before
+/// its `=`, so that in `password: ab1=cd2` the whole `ab1=cd2` is the
+/// value.
 pub const GENERIC_ASSIGN: &str = concat!(
     r#"(?:(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{1,30}|[ \t]+(?:string|String|str|\[\]byte|any))"#,
-    r#"[\s'"`\\\]]{0,4}=|"#,
+    r#"[\s'"`\\\]]{1,4}=|"#,
     r#"[\s'"`\\\]]{0,4}"#,
     r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=]))"#,
     r#"(?:[ \t]*[|>][-+]?)?"#,

@@ -36,6 +36,7 @@ fn finding_hides_the_secret() {
         commit: None,
         decoded: None,
         also: Vec::new(),
+        checksum: None,
         path_class: None,
     };
     let out = format!("{finding:?}");

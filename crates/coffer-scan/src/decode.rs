@@ -7,8 +7,11 @@
 //! exactly (URL and JSON escapes keep a byte map) or the whole encoded token
 //! (base64). Each file gets a budget of decoded bytes and of layers.
 //!
-//! - base64: the values of a Kubernetes `kind: Secret`'s `data:` block, and
-//!   base64 PEM (`LS0tLS1CRUdJTi…`, "-----BEGIN" encoded);
+//! - base64: the values of a Kubernetes `kind: Secret`'s `data:` block,
+//!   base64 PEM (`LS0tLS1CRUdJTi…`, "-----BEGIN" encoded), and the
+//!   `user:password` of an `Authorization: Basic` header (found by the
+//!   `authorization-basic` rule, so that a provider token used as the
+//!   password is reported under its own rule);
 //! - URL encoding: tokens holding an encoded `://` (`%3A%2F%2F`);
 //! - JSON string escapes: a string literal holding `\n`, `\"`, `\/` or
 //!   `\uXXXX` around a keyword hit.
@@ -33,6 +36,9 @@ pub enum Trigger {
     Base64Pem,
     /// An URL-encoded `://`.
     UrlEncoded,
+    /// The base64 credentials of an `Authorization: Basic` header (not an
+    /// automaton trigger: the `authorization-basic` rule's matches).
+    BasicAuth,
 }
 
 impl Trigger {
@@ -134,6 +140,24 @@ pub fn layers(data: &[u8], triggers: &[(Trigger, usize)], hits: &[usize]) -> Vec
                     push(l, &mut out);
                 }
             }
+            Trigger::BasicAuth => {
+                let end = run_end(data, at, is_b64);
+                if let Some(text) = basic_credentials(&data[at..end]) {
+                    let n = text.len();
+                    push(
+                        Layer {
+                            kind: "base64",
+                            start: at,
+                            end,
+                            text,
+                            body: 0,
+                            body_len: n,
+                            map: None,
+                        },
+                        &mut out,
+                    );
+                }
+            }
         }
     }
     for &h in hits {
@@ -212,6 +236,17 @@ pub fn b64_decode(s: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     Some(out)
+}
+
+/// The `user:password` of HTTP Basic credentials (base64), when they
+/// decode to one line of text holding a colon.
+pub fn basic_credentials(b64: &[u8]) -> Option<Vec<u8>> {
+    let text = b64_decode(b64)?;
+    let colon = memchr::memchr(b':', &text)?;
+    if text.len() > 4096 || text.contains(&b'\n') || colon + 1 >= text.len() {
+        return None;
+    }
+    Some(text)
 }
 
 /// The `data:` values of a Kubernetes Secret: `  key: <base64>` lines

@@ -9,6 +9,7 @@
 //! automaton pass and nothing else.
 
 use crate::allow::{self, Allowlist, Candidate};
+use crate::checksum::Checksum;
 use crate::config::{context_regex, Config, ConfigError, RuleSpec};
 use crate::decode;
 use crate::entropy::shannon;
@@ -58,6 +59,8 @@ pub struct Rule {
     scope: Scope,
     /// A built-in format's structure check ([`crate::structure`]).
     check: Option<fn(&[u8]) -> bool>,
+    /// A built-in format's checksum ([`crate::checksum`]).
+    checksum: Option<crate::checksum::Check>,
 }
 
 /// A compiled set of rules, ready to scan content.
@@ -73,6 +76,8 @@ pub struct Scanner {
     unkeyed_rules: Vec<u32>,
     path_rules: Vec<u32>,
     allowlists: Vec<Allowlist>,
+    /// The built-in `authorization-basic` rule, whose matches are decoded.
+    basic_rule: Option<u32>,
 }
 
 /// A match before line numbers are computed.
@@ -83,6 +88,8 @@ struct Raw {
     entropy: f64,
     /// The decoding layer it was found under, if any.
     decoded: Option<&'static str>,
+    /// The format's checksum outcome, when it has one.
+    checksum: Option<Checksum>,
 }
 
 /// What one keyword pass saw besides matches: decoding triggers and the
@@ -178,7 +185,12 @@ impl Scanner {
             .iter()
             .map(|a| Allowlist::compile(a, "allowlist"))
             .collect::<Result<_, _>>()?;
+        let basic_rule = rules
+            .iter()
+            .position(|r| r.id == "authorization-basic" && r.check.is_some())
+            .and_then(|i| u32::try_from(i).ok());
         Ok(Scanner {
+            basic_rule,
             rules,
             ac,
             patterns,
@@ -226,6 +238,13 @@ impl Scanner {
         }
         let mut seen = Seen::default();
         let mut raws = self.pass(path, data, Some(&mut seen));
+        if let Some(b) = self.basic_rule {
+            seen.triggers.extend(
+                raws.iter()
+                    .filter(|r| r.rule == b)
+                    .map(|r| (decode::Trigger::BasicAuth, r.start)),
+            );
+        }
         for layer in decode::layers(data, &seen.triggers, &seen.hits) {
             for r in self.pass(path, &layer.text, None) {
                 if let Some((s, e)) = layer.original_span(r.start, r.end) {
@@ -373,7 +392,21 @@ impl Scanner {
             if rule.entropy.is_some_and(|floor| ent < floor) {
                 continue;
             }
-            if allow::is_placeholder(secret, rule.generic) || allow::is_reference(secret) {
+            let checksum = rule.checksum.and_then(|check| check(secret)).map(|ok| {
+                if ok {
+                    Checksum::Valid
+                } else {
+                    Checksum::Invalid
+                }
+            });
+            // A valid checksum is a credential of its format, however
+            // sequential it looks; only published samples are dropped.
+            let placeholder = if checksum == Some(Checksum::Valid) {
+                allow::is_published_sample(secret)
+            } else {
+                allow::is_placeholder(secret, rule.generic)
+            };
+            if placeholder || allow::is_reference(secret) {
                 continue;
             }
             if rule.check.is_some_and(|ok| !ok(secret)) {
@@ -406,30 +439,30 @@ impl Scanner {
                 end: se,
                 entropy: ent,
                 decoded: None,
+                checksum,
             });
         }
     }
 
-    /// Drops overlaps (specific beats generic, then rule order), computes
+    /// Drops overlaps (see `rank`), computes
     /// line numbers and builds findings.
     fn finish(&self, path: &str, data: &[u8], mut raws: Vec<Raw>, out: &mut Vec<Finding>) {
-        raws.sort_by_key(|r| {
+        // Specific beats generic (and the Basic-credentials container, which
+        // loses to the token it holds), undecoded beats decoded, then rule
+        // order.
+        let rank = |r: &Raw| {
             (
-                r.start,
-                self.rules[r.rule as usize].generic,
+                self.rules[r.rule as usize].generic || Some(r.rule) == self.basic_rule,
                 r.decoded.is_some(),
                 r.rule,
             )
-        });
+        };
+        raws.sort_by_key(|r| (r.start, rank(r)));
         let mut kept: Vec<Raw> = Vec::with_capacity(raws.len());
         for r in raws {
             if let Some(last) = kept.last_mut() {
                 if r.start < last.end {
-                    let (lg, rg) = (
-                        self.rules[last.rule as usize].generic,
-                        self.rules[r.rule as usize].generic,
-                    );
-                    if (lg, last.decoded.is_some(), last.rule) > (rg, r.decoded.is_some(), r.rule) {
+                    if rank(last) > rank(&r) {
                         *last = r;
                     }
                     continue;
@@ -463,6 +496,7 @@ impl Scanner {
                 decoded: r.decoded,
                 also: Vec::new(),
                 path_class: crate::finding::path_class(path),
+                checksum: r.checksum,
             });
         }
     }
@@ -486,6 +520,7 @@ impl Scanner {
             decoded: None,
             also: Vec::new(),
             path_class: None,
+            checksum: None,
         }
     }
 
@@ -680,6 +715,11 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         scope,
         check: if spec.builtin {
             crate::structure::check_for(&spec.id)
+        } else {
+            None
+        },
+        checksum: if spec.builtin {
+            crate::checksum::check_for(&spec.id)
         } else {
             None
         },

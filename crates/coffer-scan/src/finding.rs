@@ -1,5 +1,6 @@
 //! A finding: one secret found by one rule at one place.
 
+use crate::checksum::Checksum;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -72,6 +73,9 @@ pub struct Finding {
     /// for everything else. Triage only: such findings are reported at a
     /// lower level, never dropped.
     pub path_class: Option<&'static str>,
+    /// The outcome of the format's checksum or structure check, for formats
+    /// that have one ([`crate::checksum`]).
+    pub checksum: Option<Checksum>,
 }
 
 /// The [`Finding::path_class`] of a path.
@@ -153,11 +157,34 @@ impl std::fmt::Debug for Finding {
             .field("secret_type", &self.secret_type)
             .field("vendor", &self.vendor)
             .field("commit", &self.commit)
+            .field("checksum", &self.checksum)
             .finish()
     }
 }
 
 impl Finding {
+    /// `high` when the format's checksum holds, `low` when it fails,
+    /// `medium` for formats without one.
+    pub fn confidence(&self) -> &'static str {
+        match self.checksum {
+            Some(Checksum::Valid) => "high",
+            Some(Checksum::Invalid) => "low",
+            None => "medium",
+        }
+    }
+
+    /// The SARIF level: `error`, `warning` for test, docs and vendored
+    /// paths (triage), `note` when the checksum fails. A valid checksum is
+    /// always an `error`, whatever the path.
+    pub fn level(&self) -> &'static str {
+        match (self.checksum, self.path_class) {
+            (Some(Checksum::Valid), _) => "error",
+            (Some(Checksum::Invalid), _) => "note",
+            (None, Some(_)) => "warning",
+            (None, None) => "error",
+        }
+    }
+
     /// A stable identity for baselines: rule, path and a hash of the secret,
     /// but not the line, so that moving a line keeps the finding known.
     pub fn fingerprint(&self) -> String {

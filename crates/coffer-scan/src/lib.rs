@@ -6,6 +6,8 @@
 //!   superset of gitleaks' configuration format) and the built-in rule set.
 //! - [`engine`]: the compiled [`Scanner`]: one Aho-Corasick pass over every
 //!   rule's keywords, regexes run only in windows around keyword hits.
+//! - [`checksum`]: checksums and structures of formats that carry one
+//!   (GitHub, npm, PyPI, JWT, PEM keys), which raise or lower confidence.
 //! - [`decode`]: one decoding layer (base64, URL encoding, JSON escapes),
 //!   findings reported at their encoded span.
 //! - [`walk`]: parallel directory walking (respects `.gitignore`, skips
@@ -20,6 +22,7 @@
 
 pub mod allow;
 pub mod baseline;
+pub mod checksum;
 pub mod config;
 #[cfg(test)]
 mod debug_tests;

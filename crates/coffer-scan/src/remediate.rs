@@ -452,6 +452,7 @@ mod tests {
             commit: None,
             decoded: None,
             also: Vec::new(),
+            checksum: None,
             path_class: None,
         }
     }

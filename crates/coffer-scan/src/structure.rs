@@ -16,6 +16,7 @@ pub fn check_for(id: &str) -> Option<fn(&[u8]) -> bool> {
     match id {
         "jwt" => Some(jwt_ok),
         "private-key" => Some(private_key_ok),
+        "authorization-basic" => Some(basic_ok),
         _ => None,
     }
 }
@@ -34,22 +35,41 @@ pub fn jwt_ok(token: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// A PEM private key's body decodes to its type's structure.
-pub fn private_key_ok(pem: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(pem);
-    let Some(head_end) = text.find("-----\n").or_else(|| text.find("-----\\n")) else {
-        return true;
+/// HTTP Basic credentials decode to `user:password` whose password is no
+/// placeholder (`dXNlcm5hbWU6cGFzc3dvcmQ=` is `username:password`).
+pub fn basic_ok(b64: &[u8]) -> bool {
+    let Some(text) = crate::decode::basic_credentials(b64) else {
+        return false;
     };
+    let Some(colon) = memchr::memchr(b':', &text) else {
+        return false;
+    };
+    let password = &text[colon + 1..];
+    !crate::allow::is_placeholder(password, false)
+        && !password.eq_ignore_ascii_case(b"password")
+        && !password.eq_ignore_ascii_case(b"pass")
+}
+
+/// A PEM private key's body decodes to its type's structure (or is not
+/// judged).
+pub fn private_key_ok(pem: &[u8]) -> bool {
+    private_key_parses(pem) != Some(false)
+}
+
+/// Whether a PEM private key's body decodes to its type's structure:
+/// `None` when the body is not judged (an unusual syntax, PGP, an
+/// encrypted legacy key).
+pub fn private_key_parses(pem: &[u8]) -> Option<bool> {
+    let text = String::from_utf8_lossy(pem);
+    let head_end = text.find("-----\n").or_else(|| text.find("-----\\n"))?;
     let header = &text[..head_end];
     if header.contains("PGP") || text.contains("Proc-Type:") {
-        return true;
+        return None;
     }
-    let Some(body_end) = text.rfind("-----END") else {
-        return true;
-    };
+    let body_end = text.rfind("-----END")?;
     let body = &text[head_end + 5..body_end];
     if body.contains("...") || body.contains('…') {
-        return false;
+        return Some(false);
     }
     let cleaned: String = body
         .replace("\\n", "\n")
@@ -62,15 +82,13 @@ pub fn private_key_ok(pem: &[u8]) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
         || !cleaned.len().is_multiple_of(4)
     {
-        return true; // not judged: an unusual syntax around a real key
+        return None; // not judged: an unusual syntax around a real key
     }
-    let Some(der) = b64_decode_bytes(cleaned.as_bytes()) else {
-        return true;
-    };
+    let der = crate::checksum::b64_bytes(cleaned.as_bytes())?;
     if header.contains("OPENSSH") {
-        return der.starts_with(b"openssh-key-v1\0");
+        return Some(der.starts_with(b"openssh-key-v1\0"));
     }
-    der_sequence_len(&der) == Some(der.len())
+    Some(der_sequence_len(&der) == Some(der.len()))
 }
 
 /// Total length (header included) of the DER SEQUENCE at the start of `d`.
@@ -90,30 +108,6 @@ fn der_sequence_len(d: &[u8]) -> Option<usize> {
         .iter()
         .fold(0usize, |a, &b| (a << 8) | usize::from(b));
     Some(2 + n + len)
-}
-
-/// Standard base64 to bytes (binary allowed).
-fn b64_decode_bytes(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for &b in s {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

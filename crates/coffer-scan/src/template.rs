@@ -6,8 +6,15 @@
 //! A placeholder is `<<CLASS:N>>`: N characters drawn from CLASS, which is a
 //! name (`alnum`, `upper`, `lower`, `digit`, `hex`, `HEX`, `b64`, `b64url`,
 //! `base32`, `alpha`, `word`, `pw`) or a set written like a regex class body
-//! (`A-Z2-7`). `<<der:N>>` is special: the base64 lines of a DER SEQUENCE
-//! of N random bytes, for private-key bodies.
+//! (`A-Z2-7`). A few classes build a format's structure:
+//! - `<<der:N>>`: the base64 lines of a DER SEQUENCE of N random bytes, for
+//!   private-key bodies;
+//! - `<<crc62:N>>`: N random alphanumerics and their CRC32 in six base62
+//!   digits (GitHub's and npm's token checksum);
+//! - `<<pypi:N>>`: a PyPI macaroon (base64url) with an N-byte caveat;
+//! - `<<jwt:N>>`: a JWT with N claims in its payload;
+//! - `<<basic:N>>`: HTTP Basic credentials, base64 of `user:` and an
+//!   N-character password.
 
 /// Character class names and their characters.
 fn class_chars(name: &str) -> Vec<u8> {
@@ -90,9 +97,33 @@ pub fn expand(template: &str, rng: &mut Rng, scale: f64) -> String {
             Some((c, n)) => (c, n.parse::<usize>().unwrap_or(8)),
             None => (body, 8),
         };
-        if class == "der" {
-            out.push_str(&der_pem_body(rng, n));
-            continue;
+        match class {
+            "der" => {
+                out.push_str(&der_pem_body(rng, n));
+                continue;
+            }
+            "crc62" => {
+                let len = ((n as f64) * scale).round().max(1.0) as usize;
+                let random = expand(&format!("<<alnum:{len}>>"), rng, 1.0);
+                let check = crate::checksum::base62_6(crate::checksum::crc32(random.as_bytes()));
+                out.push_str(&random);
+                out.push_str(&String::from_utf8_lossy(&check));
+                continue;
+            }
+            "pypi" => {
+                out.push_str(&pypi_macaroon(rng, n));
+                continue;
+            }
+            "jwt" => {
+                out.push_str(&jwt(rng, n));
+                continue;
+            }
+            "basic" => {
+                let cred = expand(&format!("<<lower:6>>:<<pw:{n}>>"), rng, 1.0);
+                out.push_str(&b64_encode(cred.as_bytes(), false));
+                continue;
+            }
+            _ => {}
         }
         let chars = class_chars(class);
         if chars.is_empty() {
@@ -130,24 +161,77 @@ fn der_pem_body(rng: &mut Rng, n: usize) -> String {
         _ => der.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
     }
     der.extend((0..n).map(|_| (rng.next_u64() & 0xff) as u8));
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = Vec::new();
-    for c in der.chunks(3) {
+    b64_encode(&der, false)
+        .as_bytes()
+        .chunks(64)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Base64 of `data`: standard with padding, or URL-safe without.
+pub fn b64_encode(data: &[u8], url: bool) -> String {
+    let table: &[u8] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
         let v = (u32::from(c[0]) << 16)
             | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
             | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
-            b64.push(if i <= c.len() {
-                T[((v >> (18 - 6 * i)) & 63) as usize]
-            } else {
-                b'='
-            });
+            if i <= c.len() {
+                out.push(char::from(table[((v >> (18 - 6 * i)) & 63) as usize]));
+            } else if !url {
+                out.push('=');
+            }
         }
     }
-    b64.chunks(64)
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
+    out
+}
+
+fn random_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| (rng.next_u64() & 0xff) as u8).collect()
+}
+
+/// A PyPI API token's body: a version-2 binary macaroon located at
+/// `pypi.org`, with a UUID identifier, one caveat of `n` bytes (at most
+/// 127) and a 32-byte signature, in base64url.
+fn pypi_macaroon(rng: &mut Rng, n: usize) -> String {
+    let n = n.clamp(1, 127);
+    let mut m = b"\x02\x01\x08pypi.org\x02\x24".to_vec();
+    m.extend_from_slice(
+        expand(
+            "<<hex:8>>-<<hex:4>>-<<hex:4>>-<<hex:4>>-<<hex:12>>",
+            rng,
+            1.0,
+        )
+        .as_bytes(),
+    );
+    m.push(0x00);
+    m.extend_from_slice(&[0x02, n as u8]);
+    m.extend_from_slice(expand(&format!("<<alnum:{n}>>"), rng, 1.0).as_bytes());
+    m.extend_from_slice(&[0x00, 0x00, 0x06, 0x20]);
+    m.extend(random_bytes(rng, 32));
+    b64_encode(&m, true)
+}
+
+/// A JWT (HS256 header) with `n` random string claims and a random
+/// signature.
+fn jwt(rng: &mut Rng, n: usize) -> String {
+    let header = br#"{"alg":"HS256","typ":"JWT"}"#;
+    let claims: Vec<String> = (0..n.max(1))
+        .map(|i| format!("\"c{i}\":\"{}\"", expand("<<alnum:12>>", rng, 1.0)))
+        .collect();
+    let payload = format!("{{{}}}", claims.join(","));
+    format!(
+        "{}.{}.{}",
+        b64_encode(header, true),
+        b64_encode(payload.as_bytes(), true),
+        b64_encode(&random_bytes(rng, 32), true)
+    )
 }
 
 #[cfg(test)]

@@ -207,3 +207,55 @@ fn netrc_over_lines() {
         "{found:?}"
     );
 }
+
+/// `Authorization: Basic` credentials are decoded: a provider token used as
+/// the password is reported under its own rule at the base64 span, and
+/// credentials that decode to a placeholder (`username:password`) or to no
+/// `user:password` at all are not reported.
+#[test]
+fn basic_auth_credentials_are_decoded() {
+    let s = scanner();
+    for seed in 0..10 {
+        let mut rng = Rng::new(400 + seed);
+        let gh = expand("ghp_<<crc62:30>>", &mut rng, 1.0);
+        let enc = b64(format!("x-access-token:{gh}").as_bytes());
+        for text in [
+            format!("curl -H 'Authorization: Basic {enc}' https://git.internal/x\n"),
+            format!("headers = {{\"Authorization\": \"Basic {enc}\"}}\n"),
+        ] {
+            let at = text.find(&enc).unwrap();
+            let found = s.scan("ci.sh", text.as_bytes());
+            assert!(
+                found.iter().any(|f| f.rule_id == "github-pat"
+                    && f.start == at
+                    && f.end == at + enc.len()
+                    && f.decoded == Some("base64")
+                    && f.confidence() == "high"),
+                "{found:?}"
+            );
+            assert_eq!(found.len(), 1, "one finding per span: {found:?}");
+        }
+        let pw = expand("<<pw:16>>", &mut rng, 1.0);
+        let enc = b64(format!("deploy:{pw}").as_bytes());
+        let text = format!("Authorization: Basic {enc}\n");
+        let found = s.scan("req.http", text.as_bytes());
+        assert!(
+            found
+                .iter()
+                .any(|f| f.rule_id == "authorization-basic" && f.secret.as_str() == enc),
+            "{found:?}"
+        );
+    }
+    for plain in [
+        &b"username:password"[..],
+        b"user:changeme",
+        b"no colon in here at all",
+    ] {
+        let text = format!("Authorization: Basic {}\n", b64(plain));
+        assert!(
+            s.scan("req.http", text.as_bytes()).is_empty(),
+            "{}",
+            String::from_utf8_lossy(plain)
+        );
+    }
+}

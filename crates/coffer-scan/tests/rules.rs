@@ -229,3 +229,72 @@ fn unquoted_dotenv_value_keeps_an_inner_hash() {
     }
     assert!(checked >= 40, "only {checked} values checked");
 }
+
+/// A Gradle `credentials { … }` block over several lines (the usual
+/// layout) is found; a property reference and the word `password` are not.
+#[test]
+fn gradle_credentials_block_over_lines() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(61);
+    let pw = expand("<<pw:20>>", &mut rng, 1.0);
+    for (value, expect) in [
+        (pw.as_str(), true),
+        ("$mavenPassword", false),
+        ("password", false),
+    ] {
+        let text = format!(
+            "publishing {{\n  repositories {{\n    maven {{\n      url \"https://maven.internal/releases\"\n      credentials {{\n        // deploy user\n        username 'deploy'\n        password '{value}'\n      }}\n    }}\n  }}\n}}\n"
+        );
+        let found = scanner.scan("build.gradle", text.as_bytes());
+        let at = text.find(&format!("'{value}'")).unwrap() + 1;
+        let hit = found
+            .iter()
+            .any(|f| f.rule_id == "gradle-credentials" && f.start == at && f.line == 8);
+        assert_eq!(hit, expect, "{value}: {found:?}");
+    }
+}
+
+/// Kerberos AS-REP and TGS-REP hashes in hashcat's formats (etype 23, with
+/// and without the account name) are found whole.
+#[test]
+fn kerberos_roast_hashes() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(62);
+    for tpl in [
+        "$krb5asrep$23$<<lower:5>>@corp.local:<<hex:32>>$<<hex:220>>",
+        "$krb5asrep$23$<<hex:32>>$<<hex:220>>",
+        "$krb5tgs$23$*svc_sql$CORP.LOCAL$MSSQLSvc/db.corp.local*$<<hex:32>>$<<hex:300>>",
+    ] {
+        let hash = expand(tpl, &mut rng, 1.0);
+        let text = format!("{hash}\n");
+        let found = scanner.scan("loot.txt", text.as_bytes());
+        assert!(
+            found.iter().any(|f| f.rule_id == "kerberos-roast-hash"
+                && f.start == 0
+                && f.secret.as_str() == hash),
+            "{found:?}"
+        );
+    }
+    let cut = expand("$krb5asrep$23$<<hex:32>>$<<hex:20>>", &mut rng, 1.0);
+    assert!(scanner.scan("a.txt", cut.as_bytes()).is_empty());
+}
+
+/// A TrueNAS API key in a pretty-printed JSON-RPC call (params on their own
+/// line) is found whole.
+#[test]
+fn truenas_key_in_pretty_json() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(63);
+    let key = expand("<<digit:1>>-<<alnum:64>>", &mut rng, 1.0);
+    let text = format!(
+        "{{\n  \"id\": 1,\n  \"msg\": \"method\",\n  \"method\": \"auth.login_with_api_key\",\n  \"params\": [\n    \"{key}\"\n  ]\n}}\n"
+    );
+    let at = text.find(&key).unwrap();
+    let found = scanner.scan("rpc.json", text.as_bytes());
+    assert!(
+        found
+            .iter()
+            .any(|f| f.rule_id == "truenas-api-key" && f.start == at && f.end == at + key.len()),
+        "{found:?}"
+    );
+}

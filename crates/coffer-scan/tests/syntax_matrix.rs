@@ -290,6 +290,17 @@ const EXEMPT: &[(&str, &str)] = &[
     ("nuget-config-password", "a NuGet.config element"),
     ("okta-ssws-token", "an SSWS Authorization header"),
     ("netrc-password", "a .netrc entry"),
+    ("gradle-credentials", "a Gradle credentials block"),
+    ("truenas-api-key", "a JSON-RPC call's params"),
+    (
+        "blynk-device-token",
+        "a query parameter of a Blynk Cloud URL",
+    ),
+    ("sonarqube-login-token", "a sonar.login property or flag"),
+    (
+        "android-buildconfig-secret",
+        "a Gradle buildConfigField call",
+    ),
     ("psexec-password", "a PsExec argument"),
     (
         "powershell-securestring-plaintext",
@@ -446,7 +457,7 @@ fn authorization_headers_in_curl_and_code() {
     for seed in 0..5u64 {
         let mut rng = Rng::new(77 + seed);
         let bearer = expand("<<b64url:40>>", &mut rng, 1.0);
-        let basic = expand("<<b64:40>>", &mut rng, 1.0);
+        let basic = expand("<<basic:24>>", &mut rng, 1.0);
         for (rule, secret, text) in [
             (
                 "authorization-bearer",

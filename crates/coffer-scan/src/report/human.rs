@@ -26,6 +26,14 @@ pub(super) fn write(
                 c.author, c.email, c.date
             )?;
         }
+        if let Some(c) = f.checksum {
+            writeln!(
+                out,
+                "    checksum: {} ({} confidence)",
+                c.as_str(),
+                f.confidence()
+            )?;
+        }
         writeln!(out, "    fingerprint: {}", f.fingerprint())?;
     }
     match findings.len() {

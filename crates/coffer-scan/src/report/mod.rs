@@ -98,6 +98,12 @@ pub fn finding_json(f: &Finding, reveal: bool) -> serde_json::Value {
     if let (Some(d), Some(obj)) = (f.decoded, v.as_object_mut()) {
         obj.insert("decoded".into(), d.into());
     }
+    if let (Some(c), Some(obj)) = (f.checksum, v.as_object_mut()) {
+        obj.insert("checksum".into(), c.as_str().into());
+    }
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("confidence".into(), f.confidence().into());
+    }
     if let (false, Some(obj)) = (f.also.is_empty(), v.as_object_mut()) {
         obj.insert(
             "extraLocations".into(),

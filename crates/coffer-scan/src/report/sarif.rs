@@ -42,7 +42,7 @@ pub(super) fn write(
         .map(|f| {
             let mut res = json!({
                 "ruleId": f.rule_id,
-                "level": if f.path_class.is_some() { "warning" } else { "error" },
+                "level": f.level(),
                 "message": {"text": format!("{} ({}): {}", f.description, f.rule_id, f.shown(ctx.reveal))},
                 "locations": [{
                     "physicalLocation": {
@@ -73,6 +73,9 @@ pub(super) fn write(
                 }
                 if let Some(c) = f.path_class {
                     props.insert("pathClass".into(), c.into());
+                }
+                if let Some(c) = f.checksum {
+                    props.insert("checksum".into(), c.as_str().into());
                 }
                 if !props.is_empty() {
                     obj.insert("properties".into(), props.into());
