@@ -517,7 +517,7 @@ impl Core {
             }
             // 6. Authorize: deny by default, `deny` wins, `sudo` on root-protected paths.
             if let Some(t) = token {
-                if let Err(e) = self.authorize(t, &req, &m).await {
+                if let Err(e) = self.authorize(t, &req, &m, &rel).await {
                     return self.refuse(&req, Some(t), mount, e).await;
                 }
             }
@@ -940,7 +940,13 @@ impl Core {
     }
 
     /// Decides whether `token` may perform `req`, per its policies.
-    async fn authorize(&self, token: &TokenEntry, req: &Request, m: &Mounted) -> Result<()> {
+    async fn authorize(
+        &self,
+        token: &TokenEntry,
+        req: &Request,
+        m: &Mounted,
+        rel: &str,
+    ) -> Result<()> {
         if crate::sys_ui::judged_here(&req.path, req.operation)
             || crate::path_help::is_help(req)
             || (req.path == "sys/internal/specs/openapi" && req.operation == Operation::Read)
@@ -951,7 +957,14 @@ impl Core {
             return Ok(());
         }
         let acl = self.token_acl(token).await?;
-        let op = match req.operation {
+        // A route may be judged on another object than its own path (the
+        // engine declares it): the ACL then sees that path and operation.
+        let object = m.engine.acl_object(req, rel);
+        let (operation, acl_path) = match &object {
+            Some((op, path)) => (*op, format!("{}{path}", m.entry.path)),
+            None => (req.operation, req.path.clone()),
+        };
+        let op = match operation {
             Operation::Read => crate::policy::Operation::Read,
             Operation::List => crate::policy::Operation::List,
             Operation::Create => crate::policy::Operation::Create,
@@ -962,15 +975,15 @@ impl Core {
         let kv2 =
             m.entry.kind == "kv" && m.entry.options.get("version").map(String::as_str) == Some("2");
         let result = if kv2 {
-            acl.authorize_without_parameters(op, &req.path)
+            acl.authorize_without_parameters(op, &acl_path)
         } else if m.entry.path.starts_with("auth/") && m.entry.kind != "token" {
             // Auth methods' parameter rules judge `policies` and `token_policies` together
             // (the engine stores either); the engine gets the data as sent.
             let mut judged = req.data.clone();
             crate::canonical::merge_policy_alias(&mut judged);
-            acl.authorize(op, &req.path, Some(&judged))
+            acl.authorize(op, &acl_path, Some(&judged))
         } else {
-            acl.authorize(op, &req.path, Some(&req.data))
+            acl.authorize(op, &acl_path, Some(&req.data))
         };
         let granted = result.map_err(|d| {
             tracing::debug!(path = %req.path, reason = %d, "request denied");
