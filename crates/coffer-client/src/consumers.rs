@@ -60,3 +60,65 @@ pub fn report(
         Some(e) => Err(e),
     }
 }
+
+/// The KV v2 mounts of data paths, asked of the server once per path
+/// (`sys/internal/ui/mounts/<path>`, as the resolver does), for consumers
+/// that know only the paths they read (`coffer agent`'s templates).
+#[derive(Debug, Default)]
+pub struct Mounts {
+    known: std::sync::Mutex<std::collections::HashMap<String, Option<String>>>,
+}
+
+impl Mounts {
+    /// What a consumer holds when it read `version` at `data_path`
+    /// (`secret/data/app/db`); `None` when the path is not a KV v2
+    /// secret's data (a dynamic credential, a KV v1 secret).
+    pub fn held(
+        &self,
+        client: &Client,
+        data_path: &str,
+        version: u64,
+    ) -> Result<Option<Held>, Error> {
+        let data_path = data_path.trim_matches('/');
+        let cached = self
+            .known
+            .lock()
+            .ok()
+            .and_then(|k| k.get(data_path).cloned());
+        let mount = match cached {
+            Some(m) => m,
+            None => {
+                let resp = client
+                    .request(
+                        Method::GET,
+                        &format!("sys/internal/ui/mounts/{data_path}"),
+                        None,
+                    )?
+                    .error_for_status()?;
+                let d = resp.data().cloned().unwrap_or_default();
+                let v2 = d.get("type").and_then(|t| t.as_str()) == Some("kv")
+                    && d.get("options")
+                        .and_then(|o| o.get("version"))
+                        .and_then(|v| v.as_str())
+                        == Some("2");
+                let m = d
+                    .get("path")
+                    .and_then(|p| p.as_str())
+                    .filter(|_| v2)
+                    .map(str::to_string);
+                if let Ok(mut k) = self.known.lock() {
+                    k.insert(data_path.to_string(), m.clone());
+                }
+                m
+            }
+        };
+        Ok(mount.and_then(|mount| {
+            let rel = data_path.strip_prefix(mount.as_str())?.strip_prefix("data/")?;
+            Some(Held {
+                mount: mount.clone(),
+                path: rel.to_string(),
+                version,
+            })
+        }))
+    }
+}
