@@ -113,7 +113,9 @@ impl Mounts {
             }
         };
         Ok(mount.and_then(|mount| {
-            let rel = data_path.strip_prefix(mount.as_str())?.strip_prefix("data/")?;
+            let rel = data_path
+                .strip_prefix(mount.as_str())?
+                .strip_prefix("data/")?;
             Some(Held {
                 mount: mount.clone(),
                 path: rel.to_string(),

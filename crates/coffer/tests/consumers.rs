@@ -20,7 +20,11 @@ const READER: &str = "path \"secret/data/app/*\" { capabilities = [\"read\"] }\n
 
 /// A token whose only policy (besides default) is `policy`.
 fn token_with(api: &Api, name: &str, policy: &str) -> String {
-    api.root("PUT", &format!("sys/policies/acl/{name}"), Some(json!({"policy": policy})));
+    api.root(
+        "PUT",
+        &format!("sys/policies/acl/{name}"),
+        Some(json!({"policy": policy})),
+    );
     let v = api.root(
         "POST",
         "auth/token/create",
@@ -67,7 +71,10 @@ fn read(p: &Path) -> String {
 /// The consumers of `secret/app/db` as the lifecycle record shows them.
 fn consumers(api: &Api) -> Vec<Value> {
     let v = api.root("GET", "secret/lifecycle/app/db", None);
-    v["data"]["consumers"].as_array().cloned().unwrap_or_default()
+    v["data"]["consumers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Starts `coffer agent` rendering the password of `secret/app/db` to `out`,
@@ -148,7 +155,10 @@ fn managed_secret(s: &Server, api: &Api, wait: &str) -> String {
     ])
     .ok();
     let lc = api.root("GET", "secret/lifecycle/app/db", None);
-    assert_eq!(lc["data"]["rotation"]["consumer_wait"], json!(format_go(wait)));
+    assert_eq!(
+        lc["data"]["rotation"]["consumer_wait"],
+        json!(format_go(wait))
+    );
     first
 }
 
@@ -191,7 +201,10 @@ fn rotation_waits_until_the_run_watch_child_and_the_agent_confirm_the_new_versio
         .iter()
         .map(|c| c["kind"].as_str().unwrap().to_string())
         .collect();
-    assert!(kinds.contains(&"agent".into()) && kinds.contains(&"run".into()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"agent".into()) && kinds.contains(&"run".into()),
+        "{kinds:?}"
+    );
 
     let t = Instant::now();
     let rotate = s.run(&["rotate", "secret/app/db"]);
@@ -210,7 +223,12 @@ fn rotation_waits_until_the_run_watch_child_and_the_agent_confirm_the_new_versio
     assert_ne!(current, first);
     // Both hold the new value and confirmed version 2.
     let lc = api.root("GET", "secret/lifecycle/app/db", None);
-    let last = lc["data"]["state"]["history"].as_array().unwrap().last().unwrap().clone();
+    let last = lc["data"]["state"]["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(last["result"], "success", "{lc}");
     let held = lc["data"]["consumers"].as_array().unwrap().clone();
     assert_eq!(held.len(), 2, "{held:?}");
@@ -245,13 +263,21 @@ fn rotation_waits_until_the_run_watch_child_and_the_agent_confirm_the_new_versio
         .iter()
         .any(|c| c["kind"] == "agent" && c["version"] == 3)));
     std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(step().as_deref(), Some("set"), "still waiting for the stopped consumer");
+    assert_eq!(
+        step().as_deref(),
+        Some("set"),
+        "still waiting for the stopped consumer"
+    );
     assert!(!rotation.is_finished());
     let shown = s.run(&["secret", "show", "secret/app/db"]).ok().stdout;
     assert!(shown.contains("rotating"), "{shown}");
     signal("-CONT");
     let done = rotation.join().unwrap().unwrap();
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     eprintln!(
         "measured: rotate to finish, one consumer stopped for 1 s then resumed: {:.0} ms",
         t.elapsed().as_secs_f64() * 1000.0
@@ -271,7 +297,10 @@ fn rotation_waits_until_the_run_watch_child_and_the_agent_confirm_the_new_versio
 
     // The inventory and the CLI show who holds what; no value anywhere.
     let shown = s.run(&["secret", "show", "secret/app/db"]).ok().stdout;
-    assert!(shown.contains("Consumers") && shown.contains("agent:"), "{shown}");
+    assert!(
+        shown.contains("Consumers") && shown.contains("agent:"),
+        "{shown}"
+    );
     let json_out = s
         .run(&["secret", "show", "-format=json", "secret/app/db"])
         .ok()
@@ -302,7 +331,10 @@ fn a_consumer_that_never_confirms_fails_the_rotation_at_set_and_keeps_the_old_ve
     let t = Instant::now();
     let rotate = s.run(&["rotate", "secret/app/db"]);
     let took = t.elapsed();
-    eprintln!("measured: rotation failed at set after {:.0} ms (consumer_wait 2s)", took.as_secs_f64() * 1000.0);
+    eprintln!(
+        "measured: rotation failed at set after {:.0} ms (consumer_wait 2s)",
+        took.as_secs_f64() * 1000.0
+    );
     assert_ne!(rotate.code, 0);
     assert!(took >= Duration::from_secs(2), "{took:?}");
     assert!(
@@ -316,13 +348,27 @@ fn a_consumer_that_never_confirms_fails_the_rotation_at_set_and_keeps_the_old_ve
         .stdout;
     assert_eq!(current.trim(), first, "the old version stays current");
     let lc = api.root("GET", "secret/lifecycle/app/db", None);
-    let last = lc["data"]["state"]["history"].as_array().unwrap().last().unwrap().clone();
+    let last = lc["data"]["state"]["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(last["result"], "failure");
     assert_eq!(last["step"], "set");
     assert_eq!(lc["data"]["state"]["in_flight"], Value::Null);
     let meta = api.root("GET", "secret/metadata/app/db", None);
     assert!(meta["data"]["stages"].get("pending").is_none(), "{meta}");
-    // A consumer that stopped reporting (outside the freshness window) is not waited for.
+    // The wait is bounded; a consumer that stopped reporting (outside the
+    // freshness window) is not waited for.
+    let (st, v) = api.call(
+        "POST",
+        "secret/lifecycle/app/db",
+        Some(&s.token),
+        Some(json!({"rotation": {"consumer_wait": "2h"}})),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(v.to_string().contains("consumer_wait"), "{v}");
     api.root(
         "POST",
         "secret/lifecycle/app/db",
@@ -347,7 +393,8 @@ fn reports_need_read_on_the_secret_and_are_bound_to_their_token() {
     );
     s.run(&["kv", "put", "secret/app/db", "password=one"]).ok();
     s.run(&["kv", "put", "secret/app/db", "password=two"]).ok();
-    s.run(&["secret", "set", "secret/app/db", "-owner=app"]).ok();
+    s.run(&["secret", "set", "secret/app/db", "-owner=app"])
+        .ok();
     let a = token_with(&api, "reader-a", READER);
     let b = token_with(&api, "reader-b", READER);
     let other = token_with(
@@ -371,6 +418,13 @@ fn reports_need_read_on_the_secret_and_are_bound_to_their_token() {
 
     let (st, v) = report(&a, "web-1", 1);
     assert_eq!(st, 200, "{v}");
+    let a_owner = v["data"]["owner"].as_str().unwrap().to_string();
+    assert!(a_owner.starts_with("token:"), "{v}");
+    let accessor = api.call("GET", "auth/token/lookup-self", Some(&a), None).1["data"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!v.to_string().contains(&accessor), "no accessor is shown");
     // B reports under the same id: its own record; A's is untouched.
     let (st, v) = report(&b, "web-1", 2);
     assert_eq!(st, 200, "{v}");
@@ -378,12 +432,14 @@ fn reports_need_read_on_the_secret_and_are_bound_to_their_token() {
     assert_eq!(list.len(), 2, "{list:?}");
     let owners: Vec<&str> = list.iter().map(|c| c["owner"].as_str().unwrap()).collect();
     assert_ne!(owners[0], owners[1]);
-    let a_owner = {
-        let v = api.call("GET", "auth/token/lookup-self", Some(&a), None).1;
-        format!("accessor:{}", v["data"]["accessor"].as_str().unwrap())
-    };
-    let a_rec = list.iter().find(|c| c["owner"] == a_owner.as_str()).unwrap();
-    assert_eq!(a_rec["version"], 1, "B did not overwrite A's record: {list:?}");
+    let a_rec = list
+        .iter()
+        .find(|c| c["owner"] == a_owner.as_str())
+        .unwrap();
+    assert_eq!(
+        a_rec["version"], 1,
+        "B did not overwrite A's record: {list:?}"
+    );
     // A updates its own record.
     assert_eq!(report(&a, "web-1", 2).0, 200);
     let list = consumers(&api);
@@ -397,13 +453,22 @@ fn reports_need_read_on_the_secret_and_are_bound_to_their_token() {
         (json!({"consumer_id": "z", "version": 0}), "version"),
         (json!({"consumer_id": "z", "version": 9}), "does not exist"),
         (json!({"consumer_id": "z", "version": "two"}), "version"),
+        (
+            json!({"consumer_id": "z", "version": 1, "kind": "a b"}),
+            "kind",
+        ),
     ] {
         let (st, v) = api.call("POST", "secret/consumers/app/db", Some(&a), Some(body));
         assert_eq!(st, 400, "{v}");
         assert!(v.to_string().contains(word), "{v}");
     }
     assert_eq!(consumers(&api).len(), 2);
-    let (st, _) = api.call("POST", "secret/consumers/app/nothing", Some(&a), Some(json!({"consumer_id": "z", "version": 1})));
+    let (st, _) = api.call(
+        "POST",
+        "secret/consumers/app/nothing",
+        Some(&a),
+        Some(json!({"consumer_id": "z", "version": 1})),
+    );
     assert_eq!(st, 404);
 
     // Reports are audited like any request.
@@ -411,7 +476,10 @@ fn reports_need_read_on_the_secret_and_are_bound_to_their_token() {
         .unwrap()
         .map(|e| read(&e.unwrap().path()))
         .collect();
-    assert!(trail.contains("secret/consumers/app/db"), "reports are in the audit trail");
+    assert!(
+        trail.contains("secret/consumers/app/db"),
+        "reports are in the audit trail"
+    );
     assert!(!trail.contains("\"password\":\"two\""));
 }
 
@@ -420,8 +488,16 @@ fn the_agent_follows_changes_after_the_server_is_killed_and_started_again() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, cfg, keys) = start_initialised(dir.path(), 1, 1);
     let api = Api::new(&server);
-    api.root("POST", "sys/mounts/secret", Some(json!({"type": "kv", "options": {"version": "2"}})));
-    api.root("POST", "secret/data/app/db", Some(json!({"data": {"password": "before"}})));
+    api.root(
+        "POST",
+        "sys/mounts/secret",
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    api.root(
+        "POST",
+        "secret/data/app/db",
+        Some(json!({"data": {"password": "before"}})),
+    );
     let token = token_with(&api, "app-reader", READER);
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, &token).unwrap();
@@ -439,7 +515,11 @@ fn the_agent_follows_changes_after_the_server_is_killed_and_started_again() {
     let (st, v) = api.call("PUT", "sys/unseal", None, Some(json!({"key": keys[0]})));
     assert_eq!(st, 200, "{v}");
     let t = Instant::now();
-    api.root("POST", "secret/data/app/db", Some(json!({"data": {"password": "after"}})));
+    api.root(
+        "POST",
+        "secret/data/app/db",
+        Some(json!({"data": {"password": "after"}})),
+    );
     // The default poll is five minutes: only the event stream, reconnected, can do this.
     assert!(
         wait_for(Duration::from_secs(60), || read(&out) == "after"),

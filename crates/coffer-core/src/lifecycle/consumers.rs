@@ -23,6 +23,9 @@ use crate::token::TokenEntry;
 use crate::util::{now, rfc3339, Params};
 use crate::{Error, Request, Response, Result};
 
+/// Longest `rotation.consumer_wait`: a rotation (and the `rotate` request
+/// that started it) is never held open longer.
+pub const MAX_WAIT: u64 = 600;
 /// Most consumer records one secret keeps.
 pub const MAX_CONSUMERS: usize = 1000;
 /// A consumer counts as live this long after its last report, unless the
@@ -40,7 +43,9 @@ const MAX_ID: usize = 128;
 pub struct Consumer {
     /// The id the consumer chose (`agent:host:pid`, ...).
     pub id: String,
-    /// Who reported: `entity:<id>` or `accessor:<accessor>`.
+    /// Who reported: `entity:<id>`, or for a token without an entity
+    /// `token:<hash>` (the first 16 hex digits of the SHA-256 of its
+    /// accessor: stable for the token, and no accessor is shown).
     pub owner: String,
     /// `agent`, `run`, or what the consumer calls itself.
     #[serde(default)]
@@ -87,7 +92,8 @@ pub fn to_json(list: &[Consumer], at: DateTime<Utc>, freshness: u64) -> Value {
 /// The identity a report is bound to.
 fn owner_of(token: &TokenEntry) -> String {
     if token.entity_id.is_empty() {
-        format!("accessor:{}", token.accessor)
+        let h = coffer_crypto::hash::sha256_hex(token.accessor.as_bytes());
+        format!("token:{}", &h[..16])
     } else {
         format!("entity:{}", token.entity_id)
     }
@@ -96,8 +102,7 @@ fn owner_of(token: &TokenEntry) -> String {
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_ID
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:@/".contains(&b))
 }
 
@@ -136,7 +141,10 @@ pub async fn report(
         mount: &m.entry,
         token: None,
     };
-    let latest = kv.latest_version(&ctx, path).await?.ok_or(Error::NotFound)?;
+    let latest = kv
+        .latest_version(&ctx, path)
+        .await?
+        .ok_or(Error::NotFound)?;
     if version > latest {
         return Err(Error::bad(format!(
             "version {version} does not exist: the latest version is {latest}"

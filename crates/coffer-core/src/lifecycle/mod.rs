@@ -308,6 +308,12 @@ pub fn apply(
             }
             if r.contains_key("consumer_wait") {
                 rot.consumer_wait = rp.duration("consumer_wait")?.filter(|s| *s > 0);
+                if rot.consumer_wait.is_some_and(|w| w > consumers::MAX_WAIT) {
+                    return Err(Error::bad(format!(
+                        "rotation.consumer_wait must be at most {}",
+                        crate::util::format_duration(consumers::MAX_WAIT)
+                    )));
+                }
             }
             if r.contains_key("consumer_freshness") {
                 rot.consumer_freshness = rp.duration("consumer_freshness")?.filter(|s| *s > 0);

@@ -133,7 +133,14 @@ pub async fn rotate(
             match rotators::run_step(registry, &rotation.rotator, &input).await {
                 Ok(out) => match (rotation.consumer_wait, pending_version) {
                     (Some(wait), Some(v)) => {
-                        announce(core, m, path, crate::events::ROTATION_PENDING, current_version, v);
+                        announce(
+                            core,
+                            m,
+                            path,
+                            crate::events::ROTATION_PENDING,
+                            current_version,
+                            v,
+                        );
                         wait_for_consumers(core, m, path, v, wait, &rotation)
                             .await
                             .map(|()| out)
@@ -264,7 +271,14 @@ pub async fn rotate(
             }
             kv.discard_pending(&ctx, path).await?;
             if let Some(v) = pending_version {
-                announce(core, m, path, crate::events::ROTATION_ROLLBACK, current_version, v);
+                announce(
+                    core,
+                    m,
+                    path,
+                    crate::events::ROTATION_ROLLBACK,
+                    current_version,
+                    v,
+                );
             }
             lc.state.failures = lc.state.failures.saturating_add(1);
             lc.state.last_error = Some(format!("step {step}: {why}"));
@@ -334,7 +348,9 @@ async fn wait_for_consumers(
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     loop {
         if core.is_sealed() {
-            return Err(Error::bad("the server was sealed while waiting for consumers"));
+            return Err(Error::bad(
+                "the server was sealed while waiting for consumers",
+            ));
         }
         let at = Utc::now();
         let list = consumers::load(&m.view, path).await?;

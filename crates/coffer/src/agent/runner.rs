@@ -293,9 +293,9 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
             (!live).then_some(next_poll),
             next_report,
         ]
-            .into_iter()
-            .flatten()
-            .min();
+        .into_iter()
+        .flatten()
+        .min();
         if wake.is_none() {
             wake = Some(Instant::now() + Duration::from_secs(24 * 3600));
         }

@@ -307,7 +307,10 @@ fn secret(args: &[Value]) -> Result<Value, FuncError> {
         } else {
             path.clone()
         };
-        match ctx.api.secret_blocking(&ctx.token, &read_path, data.as_ref()) {
+        match ctx
+            .api
+            .secret_blocking(&ctx.token, &read_path, data.as_ref())
+        {
             Ok(Some(body)) => {
                 let value = secret_value(&body);
                 if let (None, Some(v)) = (&data, kv2_version(&body)) {

@@ -30,7 +30,10 @@ pub fn unique(prefix: &str) -> String {
 pub fn free_port() -> u16 {
     if let Some((lo, hi)) = std::env::var("COFFER_TEST_PORTS").ok().and_then(|r| {
         let (lo, hi) = r.split_once('-')?;
-        Some((lo.trim().parse::<u16>().ok()?, hi.trim().parse::<u16>().ok()?))
+        Some((
+            lo.trim().parse::<u16>().ok()?,
+            hi.trim().parse::<u16>().ok()?,
+        ))
     }) {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let span = u32::from(hi.saturating_sub(lo)) + 1;

@@ -14,9 +14,9 @@
 //!   re-reads it; when a value changed, `--on-change` restarts the child
 //!   with the new environment (default), sends it a signal, or does nothing.
 
+mod confirm;
 pub mod envfile;
 pub mod mask;
-mod confirm;
 mod supervise;
 mod watch;
 

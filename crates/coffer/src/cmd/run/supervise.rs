@@ -63,9 +63,7 @@ fn signal_group(pid: i32, sig: i32) {
 }
 
 /// Waits for the next change, or forever without a watcher.
-async fn next_change(
-    changes: &mut Option<mpsc::Receiver<(Values, u64)>>,
-) -> Option<(Values, u64)> {
+async fn next_change(changes: &mut Option<mpsc::Receiver<(Values, u64)>>) -> Option<(Values, u64)> {
     match changes {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
