@@ -7,6 +7,7 @@
 //!   `coffer scan --rewrite` leaves in code and config;
 //! - [`Resolver`]: reads references through the normal API (so policy and
 //!   audit apply), with errors that name the reference, never the value;
+//! - [`consumers`]: reporting which versions of secrets this process holds;
 //! - [`events::Subscriber`]: the change-event stream
 //!   (`sys/events/subscribe/<type>`, a WebSocket in Vault's shape).
 //!
@@ -16,6 +17,7 @@
 //! let password = coffer_client::Resolver::new(&client).resolve(&r)?;
 //! ```
 
+pub mod consumers;
 pub mod events;
 mod http;
 pub mod reference;
@@ -29,7 +31,7 @@ pub use http::{
     Response, Result, DEFAULT_ADDRESS, TOKEN_FILE_NAME,
 };
 pub use reference::{Reference, ReferenceError, Selector};
-pub use resolve::{ResolveError, Resolver};
+pub use resolve::{Held, ResolveError, Resolver};
 
 #[cfg(test)]
 mod debug_tests;

@@ -6,7 +6,7 @@
 //! they never carry a value.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use reqwest::Method;
 use serde_json::Value;
@@ -90,6 +90,26 @@ pub struct Resolver<'a> {
     client: &'a Client,
     mounts: RefCell<HashMap<String, MountInfo>>,
     reads: RefCell<HashMap<(String, String), Zeroizing<String>>>,
+    /// KV v2 data paths whose current-version references read the
+    /// `pending` stage instead (a rotation waiting for its consumers).
+    pending: RefCell<HashSet<String>>,
+    /// The version each KV v2 secret read for a current (or pending)
+    /// reference returned, by data path, with its mount: what this
+    /// consumer holds.
+    held: RefCell<BTreeMap<String, Held>>,
+    /// The version each cached KV v2 read returned.
+    versions: RefCell<HashMap<(String, String), u64>>,
+}
+
+/// A version of a secret a consumer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The KV v2 mount's path (`secret/`).
+    pub mount: String,
+    /// The secret's path inside it (`app/db`).
+    pub path: String,
+    /// The version read.
+    pub version: u64,
 }
 
 /// Prints the number of cached reads, never their data.
@@ -109,13 +129,41 @@ impl<'a> Resolver<'a> {
             client,
             mounts: RefCell::new(HashMap::new()),
             reads: RefCell::new(HashMap::new()),
+            pending: RefCell::new(HashSet::new()),
+            held: RefCell::new(BTreeMap::new()),
+            versions: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Makes current-version references to the KV v2 secret at `data_path`
+    /// (`secret/data/app/db`) read its `pending` stage (`on`), or the
+    /// current version again (`!on`). Takes effect at the next read.
+    pub fn read_pending(&self, data_path: &str, on: bool) {
+        let p = data_path.trim_matches('/').to_string();
+        if on {
+            self.pending.borrow_mut().insert(p);
+        } else {
+            self.pending.borrow_mut().remove(&p);
+        }
+    }
+
+    /// Reads the current versions of every secret again (after a resync).
+    pub fn read_current_everywhere(&self) {
+        self.pending.borrow_mut().clear();
+    }
+
+    /// The versions of KV v2 secrets the references read since the last
+    /// [`Resolver::forget_reads`], by data path.
+    pub fn held(&self) -> BTreeMap<String, Held> {
+        self.held.borrow().clone()
     }
 
     /// Forgets cached reads (mount lookups are kept), so the next
     /// resolution reads the secrets again: after a change event.
     pub fn forget_reads(&self) {
         self.reads.borrow_mut().clear();
+        self.held.borrow_mut().clear();
+        self.versions.borrow_mut().clear();
     }
 
     /// Parses and resolves `text`.
@@ -130,7 +178,11 @@ impl<'a> Resolver<'a> {
         let secret = r.secret();
         let rel = &secret[mount.path.len().min(secret.len())..];
         let (api, query) = if mount.v2 {
+            let data_path = format!("{}data/{rel}", mount.path);
             let q = match &r.selector {
+                Selector::Current if self.pending.borrow().contains(&data_path) => {
+                    "?stage=pending".to_string()
+                }
                 Selector::Current => String::new(),
                 Selector::Version(n) => format!("?version={n}"),
                 Selector::Stage(s) => format!("?stage={s}"),
@@ -149,6 +201,17 @@ impl<'a> Resolver<'a> {
             (format!("{}{rel}", mount.path), String::new())
         };
         let data = self.read_data(r, &api, &query, mount.v2)?;
+        let tracked = mount.v2 && matches!(r.selector, Selector::Current);
+        if let (true, Some(version)) = (tracked, self.version_of(&api, &query)) {
+            self.held.borrow_mut().insert(
+                api.clone(),
+                Held {
+                    mount: mount.path.clone(),
+                    path: rel.to_string(),
+                    version,
+                },
+            );
+        }
         let value = match data.get(&r.field) {
             Some(Value::String(s)) => Zeroizing::new(s.clone()),
             Some(Value::Null) | None => {
@@ -180,6 +243,14 @@ impl<'a> Resolver<'a> {
         } else {
             format!("{}{rel}", mount.path)
         })
+    }
+
+    /// The version a cached KV v2 read returned.
+    fn version_of(&self, api: &str, query: &str) -> Option<u64> {
+        self.versions
+            .borrow()
+            .get(&(api.to_string(), query.to_string()))
+            .copied()
     }
 
     /// The secret's data object (cached per path and query).
@@ -225,6 +296,13 @@ impl<'a> Resolver<'a> {
             _ => {}
         }
         let data = resp.data().cloned().unwrap_or(Value::Null);
+        if let Some(v) = data
+            .get("metadata")
+            .and_then(|m| m.get("version"))
+            .and_then(Value::as_u64)
+        {
+            self.versions.borrow_mut().insert(key.clone(), v);
+        }
         let data = if v2 {
             data.get("data").cloned().unwrap_or(Value::Null)
         } else {

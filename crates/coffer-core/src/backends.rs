@@ -96,6 +96,10 @@ impl Engine for LifecycleBackend {
         crate::lifecycle::is_lifecycle_path(path)
     }
 
+    fn acl_object(&self, req: &Request, path: &str) -> Option<(crate::Operation, String)> {
+        crate::lifecycle::acl_object(req, path)
+    }
+
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let core = upgrade(&self.core)?;
         crate::lifecycle::handle(&core, ctx.token, &self.kv, req, path).await

@@ -532,7 +532,7 @@ impl Core {
             }
             // 6. Authorize: deny by default, `deny` wins, `sudo` on root-protected paths.
             let policy = match token {
-                Some(t) => match self.authorize(t, &req, &m).await {
+                Some(t) => match self.authorize(t, &req, &m, &rel).await {
                     Ok(granting) => PolicyResults::Allowed(granting),
                     Err(e) => {
                         let policy = match e {
@@ -968,13 +968,14 @@ impl Core {
     }
 
     /// Decides whether `token` may perform `req`, per its policies; on
-    /// success, the policies
-    /// that granted it (none for the routes judged by their own handler).
+    /// success, the policies that granted it (none for the routes judged
+    /// by their own handler).
     async fn authorize(
         &self,
         token: &TokenEntry,
         req: &Request,
         m: &Mounted,
+        rel: &str,
     ) -> Result<Vec<Arc<str>>> {
         if crate::sys_ui::judged_here(&req.path, req.operation)
             || crate::path_help::is_help(req)
@@ -986,7 +987,14 @@ impl Core {
             return Ok(Vec::new());
         }
         let acl = self.token_acl(token).await?;
-        let op = match req.operation {
+        // A route may be judged on another object than its own path (the
+        // engine declares it): the ACL then sees that path and operation.
+        let object = m.engine.acl_object(req, rel);
+        let (operation, acl_path) = match &object {
+            Some((op, path)) => (*op, format!("{}{path}", m.entry.path)),
+            None => (req.operation, req.path.clone()),
+        };
+        let op = match operation {
             Operation::Read => crate::policy::Operation::Read,
             Operation::List => crate::policy::Operation::List,
             Operation::Create => crate::policy::Operation::Create,
@@ -997,15 +1005,15 @@ impl Core {
         let kv2 =
             m.entry.kind == "kv" && m.entry.options.get("version").map(String::as_str) == Some("2");
         let result = if kv2 {
-            acl.authorize_without_parameters(op, &req.path)
+            acl.authorize_without_parameters(op, &acl_path)
         } else if m.entry.path.starts_with("auth/") && m.entry.kind != "token" {
             // Auth methods' parameter rules judge `policies` and `token_policies` together
             // (the engine stores either); the engine gets the data as sent.
             let mut judged = req.data.clone();
             crate::canonical::merge_policy_alias(&mut judged);
-            acl.authorize(op, &req.path, Some(&judged))
+            acl.authorize(op, &acl_path, Some(&judged))
         } else {
-            acl.authorize(op, &req.path, Some(&req.data))
+            acl.authorize(op, &acl_path, Some(&req.data))
         };
         let granted = result.map_err(|d| {
             tracing::debug!(path = %req.path, reason = %d, "request denied");

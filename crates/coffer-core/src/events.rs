@@ -34,6 +34,11 @@ pub const RING_SIZE: usize = 4096;
 pub const RESYNC: &str = "coffer/resync";
 /// A lifecycle rotation finished (the new version is current).
 pub const ROTATION_FINISH: &str = "coffer/rotation-finish";
+/// A rotation's `set` step announces its pending version: consumers of the
+/// secret switch to it (`?stage=pending`) and confirm it.
+pub const ROTATION_PENDING: &str = "coffer/rotation-pending";
+/// A rotation failed and was rolled back: the current version stays.
+pub const ROTATION_ROLLBACK: &str = "coffer/rotation-rollback";
 /// A lease was revoked (by expiry, request, or with its token).
 pub const LEASE_REVOKE: &str = "coffer/lease-revoke";
 

@@ -159,6 +159,7 @@ pub const KV2: BackendDoc = BackendDoc {
         route("subkeys/{path}", R, "Read the structure of a secret entry with the values removed.", &[SECRET_PATH, ("depth", "int", "How deep to descend."), ("version", "int", "The version to read.")]),
         route("lifecycle/{path}", &["read", "list", "update"], "Coffer's lifecycle record of a secret: owner, type, rotation policy.", &[SECRET_PATH]),
         route("rotate/{path}", W, "Start a staged rotation of a secret.", &[SECRET_PATH]),
+        route("consumers/{path}", W, "A consumer's report of the version of a secret it holds (needs read on data/{path}).", &[SECRET_PATH, ("consumer_id", "string", "The consumer's id, unique for its token."), ("version", "int", "The version it holds."), ("kind", "string", "agent, run, ...")]),
     ],
 };
 

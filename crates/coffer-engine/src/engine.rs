@@ -79,6 +79,14 @@ pub trait Engine: Send + Sync {
         }
     }
 
+    /// The operation and mount-relative path the ACL judges for `req` on
+    /// `path`, when a route is authorized by another object than its own
+    /// path (a consumer's report on a secret needs `read` on the secret's
+    /// data). `None`, the default: the request's own operation and path.
+    fn acl_object(&self, _req: &Request, _path: &str) -> Option<(crate::Operation, String)> {
+        None
+    }
+
     /// Whether this engine answers `path` when it is mounted as another
     /// mount's sub-router (see [`crate::mounts::Mounted::sub_router`]).
     fn claims(&self, _path: &str) -> bool {

@@ -235,7 +235,18 @@ fn inventory_lists_and_filters() {
     let lines: Vec<&str> = t.stdout.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["PATH", "OWNER", "TYPE", "ORIGIN", "STATUS", "NEXT", "DUE", "LAST", "ROTATED"],
+        [
+            "PATH",
+            "OWNER",
+            "TYPE",
+            "ORIGIN",
+            "STATUS",
+            "NEXT",
+            "DUE",
+            "LAST",
+            "ROTATED",
+            "CONSUMERS"
+        ],
         "{t:#?}"
     );
     assert_eq!(lines.len(), 5, "{t:#?}");

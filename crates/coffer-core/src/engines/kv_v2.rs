@@ -750,6 +750,12 @@ impl KvV2 {
         Ok((meta.current_version, data.map(|d| (version, d))))
     }
 
+    /// The latest version written to `path` (a pending one included);
+    /// `None` when there is no such secret.
+    pub async fn latest_version(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Option<u64>> {
+        Ok(self.metadata(ctx, path).await?.map(|m| m.current_version))
+    }
+
     /// The stage labels of `path`.
     pub async fn stages(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<BTreeMap<String, u64>> {
         Ok(self

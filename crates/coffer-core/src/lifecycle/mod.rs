@@ -6,6 +6,9 @@
 //! mount, so ACL policies cover them like `data/` and `metadata/`):
 //! - `<mount>/lifecycle/<path>`: GET, POST (merge fields), DELETE; LIST `<mount>/lifecycle/<dir>`;
 //! - `<mount>/rotate/<path>`: POST rotates now;
+//! - `<mount>/consumers/<path>`: POST `{consumer_id, version, kind}`, a
+//!   consumer's report of the version it holds, judged as a `read` of
+//!   `<mount>/data/<path>` ([`consumers`]);
 //! - `sys/coffer/inventory`: GET every managed secret with its status,
 //!   filtered by `status` (due, overdue, failing, ...), `owner`, `type`, `origin`;
 //! - `sys/coffer/revoke-compromised`: POST `{path, reason, since}`.
@@ -17,6 +20,7 @@
 //! record only names one.
 
 pub mod cert;
+pub mod consumers;
 pub mod model;
 mod pg;
 pub mod pki;
@@ -44,7 +48,26 @@ pub const MAX_CONCURRENT_ROTATIONS: usize = 4;
 
 /// Whether `rel` (relative to a KV v2 mount) is a lifecycle endpoint.
 pub fn is_lifecycle_path(rel: &str) -> bool {
-    rel.starts_with("lifecycle/") || rel == "lifecycle" || rel.starts_with("rotate/")
+    rel.starts_with("lifecycle/")
+        || rel == "lifecycle"
+        || rel.starts_with("rotate/")
+        || rel.starts_with("consumers/")
+}
+
+/// The object the ACL judges for a lifecycle route, when not its own path:
+/// a consumer's report is a `read` of the secret's data.
+pub fn acl_object(req: &Request, rel: &str) -> Option<(Operation, String)> {
+    let path = rel.strip_prefix("consumers/")?;
+    matches!(req.operation, Operation::Create | Operation::Update)
+        .then(|| (Operation::Read, format!("data/{path}")))
+}
+
+/// The freshness window of a record's consumers.
+fn freshness(lc: &Lifecycle) -> u64 {
+    lc.rotation
+        .as_ref()
+        .and_then(|r| r.consumer_freshness)
+        .unwrap_or(consumers::DEFAULT_FRESHNESS)
 }
 
 /// The certificate in the current version of `path`, if any.
@@ -71,6 +94,15 @@ pub async fn handle(
     req: &Request,
     rel: &str,
 ) -> Result<Response> {
+    if let Some(path) = rel.strip_prefix("consumers/") {
+        if !matches!(req.operation, Operation::Create | Operation::Update) {
+            return Err(Error::UnsupportedOperation);
+        }
+        check_path(path)?;
+        let mut r = consumers::report(token, m, req, path).await?;
+        r.mount_type = m.entry.kind.clone();
+        return Ok(r);
+    }
     if let Some(path) = rel.strip_prefix("rotate/") {
         if !matches!(req.operation, Operation::Create | Operation::Update) {
             return Err(Error::UnsupportedOperation);
@@ -107,10 +139,22 @@ pub async fn handle(
             let lc = store::load(&m.view, path).await?.ok_or(Error::NotFound)?;
             let lc = with_declared_lead(core, lc);
             let cert = current_cert(m, path).await?;
-            Response::data(lc.to_json(now(), cert.as_ref()))
+            let at = now();
+            let mut v = lc.to_json(at, cert.as_ref());
+            let list = consumers::load(&m.view, path).await?;
+            v["consumers"] = consumers::to_json(&list, at, freshness(&lc));
+            Response::data(v)
         }
         Operation::Create | Operation::Update | Operation::Patch => {
-            let _guard = store::lock(&m.entry.uuid, path).await;
+            // A running rotation (which may be waiting for its consumers)
+            // holds the record: the write is refused, never queued behind it.
+            let _guard = store::try_lock(&m.entry.uuid, path).ok_or_else(|| Error::Status {
+                code: 409,
+                errors: vec![format!(
+                    "a rotation of {}{path} is in flight: write its lifecycle record when it has finished",
+                    m.entry.path
+                )],
+            })?;
             let mut lc = store::load(&m.view, path).await?.unwrap_or_default();
             let before = rotator_of(&lc);
             apply(&mut lc, &req.data, &core.config.rotators)?;
@@ -128,6 +172,7 @@ pub async fn handle(
         }
         Operation::Delete => {
             m.view.delete(&store::key(path)).await?;
+            consumers::forget(&m.view, path).await?;
             Response::empty()
         }
         Operation::List => unreachable!("handled above"),
@@ -261,6 +306,18 @@ pub fn apply(
                     _ => return Err(Error::bad("rotation.cron must be a string")),
                 };
             }
+            if r.contains_key("consumer_wait") {
+                rot.consumer_wait = rp.duration("consumer_wait")?.filter(|s| *s > 0);
+                if rot.consumer_wait.is_some_and(|w| w > consumers::MAX_WAIT) {
+                    return Err(Error::bad(format!(
+                        "rotation.consumer_wait must be at most {}",
+                        crate::util::format_duration(consumers::MAX_WAIT)
+                    )));
+                }
+            }
+            if r.contains_key("consumer_freshness") {
+                rot.consumer_freshness = rp.duration("consumer_freshness")?.filter(|s| *s > 0);
+            }
             if let Some(w) = r.get("window") {
                 rot.window = match w {
                     Value::String(s) if !s.is_empty() => {
@@ -330,7 +387,9 @@ async fn inventory_row(
 ) -> Result<Value> {
     let cert = current_cert(m, path).await?;
     let status = lc.status(at, cert.as_ref());
+    let held = consumers::load(&m.view, path).await?;
     Ok(json!({
+        "consumers": consumers::to_json(&held, at, freshness(lc)),
         "path": format!("{}{path}", m.entry.path),
         "owner": lc.owner,
         "secret_type": lc.secret_type,

@@ -48,6 +48,14 @@ pub struct Rotation {
     /// Rotator settings.
     #[serde(default)]
     pub settings: Map<String, Value>,
+    /// How long the `set` step waits for every live consumer to confirm the
+    /// pending version (seconds); `None`: it does not wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_wait: Option<u64>,
+    /// How recent a consumer's last report must be for the wait to count it
+    /// (seconds; default [`super::consumers::DEFAULT_FRESHNESS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_freshness: Option<u64>,
 }
 
 /// Prints the settings' names only (a connection URL or header may hold a
@@ -60,6 +68,8 @@ impl std::fmt::Debug for Rotation {
             .field("window", &self.window)
             .field("rotator", &self.rotator)
             .field("settings", &crate::redact::Keys(&self.settings))
+            .field("consumer_wait", &self.consumer_wait)
+            .field("consumer_freshness", &self.consumer_freshness)
             .finish()
     }
 }
@@ -303,6 +313,12 @@ impl Lifecycle {
         if let Some(r) = &self.rotation {
             if let Some(p) = r.period {
                 v["rotation"]["period"] = json!(format_duration(p));
+            }
+            if let Some(w) = r.consumer_wait {
+                v["rotation"]["consumer_wait"] = json!(format_duration(w));
+            }
+            if let Some(f) = r.consumer_freshness {
+                v["rotation"]["consumer_freshness"] = json!(format_duration(f));
             }
         }
         v["status"] = json!(self.status(now, cert).as_str());

@@ -129,7 +129,27 @@ pub async fn rotate(
             passwords: &core.passwords,
             core: Some(core),
         };
-        let result = if step == "finish" {
+        let result = if step == "set" {
+            match rotators::run_step(registry, &rotation.rotator, &input).await {
+                Ok(out) => match (rotation.consumer_wait, pending_version) {
+                    (Some(wait), Some(v)) => {
+                        announce(
+                            core,
+                            m,
+                            path,
+                            crate::events::ROTATION_PENDING,
+                            current_version,
+                            v,
+                        );
+                        wait_for_consumers(core, m, path, v, wait, &rotation)
+                            .await
+                            .map(|()| out)
+                    }
+                    _ => Ok(out),
+                },
+                Err(e) => Err(e),
+            }
+        } else if step == "finish" {
             match rotators::run_step(registry, &rotation.rotator, &input).await {
                 Ok(_) => match pending_version {
                     Some(v) => kv.promote_pending(&ctx, path, v).await.map(|_| None),
@@ -250,6 +270,16 @@ pub async fn rotate(
                 }
             }
             kv.discard_pending(&ctx, path).await?;
+            if let Some(v) = pending_version {
+                announce(
+                    core,
+                    m,
+                    path,
+                    crate::events::ROTATION_ROLLBACK,
+                    current_version,
+                    v,
+                );
+            }
             lc.state.failures = lc.state.failures.saturating_add(1);
             lc.state.last_error = Some(format!("step {step}: {why}"));
             lc.state.next_attempt = Some(at + backoff(lc.state.failures));
@@ -275,6 +305,71 @@ pub async fn rotate(
                 "rotation of {full_path} failed in step {step}: {why}"
             )))
         }
+    }
+}
+
+/// Publishes a rotation event (`rotation-pending`, `rotation-rollback`)
+/// for `path`: versions only, never a value.
+fn announce(core: &Core, m: &Mounted, path: &str, kind: &str, current: u64, pending: u64) {
+    let data_path = format!("{}data/{path}", m.entry.path);
+    let meta = crate::events::metadata([
+        ("path", data_path.clone()),
+        ("data_path", data_path.clone()),
+        ("secret", format!("{}{path}", m.entry.path)),
+        ("current_version", current.to_string()),
+        ("pending_version", pending.to_string()),
+        ("operation", kind.trim_start_matches("coffer/").to_string()),
+    ]);
+    core.events.publish(kind, Some(&*m.entry), &data_path, meta);
+}
+
+/// How often the wait for consumers looks at their reports.
+const CONSUMER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The `set` step's wait: returns once every live consumer of `path` (one
+/// that reported within the freshness window) holds `version`, or fails
+/// after `wait` seconds naming those that do not. It holds no lock but the
+/// rotation's own per-secret one (reports take another), reads the
+/// consumers' records from storage (so a report to any node counts), and
+/// gives up when the core is sealed. A process death here leaves the
+/// rotation in flight at step `set`, which [`recover`] rolls back.
+async fn wait_for_consumers(
+    core: &Core,
+    m: &Mounted,
+    path: &str,
+    version: u64,
+    wait: u64,
+    rotation: &super::model::Rotation,
+) -> Result<()> {
+    use super::consumers;
+    let freshness = rotation
+        .consumer_freshness
+        .unwrap_or(consumers::DEFAULT_FRESHNESS);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    loop {
+        if core.is_sealed() {
+            return Err(Error::bad(
+                "the server was sealed while waiting for consumers",
+            ));
+        }
+        let at = Utc::now();
+        let list = consumers::load(&m.view, path).await?;
+        let behind: Vec<String> = list
+            .iter()
+            .filter(|c| consumers::is_live(c, at, freshness) && c.version < version)
+            .map(|c| format!("{} (holds version {})", c.id, c.version))
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::bad(format!(
+                "consumers did not confirm version {version} within {}: {}",
+                crate::util::format_duration(wait),
+                behind.join(", ")
+            )));
+        }
+        tokio::time::sleep(CONSUMER_POLL).await;
     }
 }
 

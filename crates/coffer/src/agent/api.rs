@@ -96,6 +96,12 @@ impl Api {
         self.client.address()
     }
 
+    /// The client with `token`, for calls made through `coffer_client`
+    /// (the consumer reports).
+    pub fn client_with(&self, token: &str) -> Client {
+        self.with(Some(token))
+    }
+
     fn with(&self, token: Option<&str>) -> Client {
         match token {
             Some(t) => self

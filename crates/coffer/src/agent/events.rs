@@ -27,6 +27,9 @@ pub enum Event {
     /// A secret at this path changed (written, deleted, destroyed,
     /// rotated, or its lease revoked).
     Changed(String),
+    /// A rotation of the KV v2 secret at this data path waits for its
+    /// consumers: read its `pending` stage until it finishes or rolls back.
+    Pending(String),
     /// Everything may have changed: render again.
     Resync,
 }
@@ -57,7 +60,12 @@ pub fn parse(text: &str) -> Option<Event> {
         .and_then(|e| e.get("metadata"))
         .and_then(|m| m.get("path"))
         .and_then(Value::as_str)?;
-    Some(Event::Changed(path.trim_matches('/').to_string()))
+    let path = path.trim_matches('/').to_string();
+    Some(if kind == "coffer/rotation-pending" {
+        Event::Pending(path)
+    } else {
+        Event::Changed(path)
+    })
 }
 
 /// Keeps a subscription open for as long as the process runs.

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_client::consumers::REPORT_INTERVAL;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
@@ -43,6 +44,40 @@ pub struct Wiring {
     /// Told once every template rendered at least once (or failed to, with
     /// `exit_on_retry_failure`): `Err` carries the reason to exit.
     pub first: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+/// The agent as a consumer of the secrets it renders: reports, for each
+/// KV v2 secret a template read, the version the outputs hold.
+struct Reporter {
+    id: String,
+    mounts: coffer_client::consumers::Mounts,
+}
+
+impl Reporter {
+    fn new() -> Reporter {
+        Reporter {
+            id: coffer_client::consumers::consumer_id("agent"),
+            mounts: Default::default(),
+        }
+    }
+
+    /// Reports `held`; failures are logged (the next report retries).
+    fn report(&self, api: &Api, token: &Zeroizing<String>, held: &BTreeMap<String, u64>) {
+        let client = api.client_with(token);
+        let mut reports = BTreeMap::new();
+        for (path, version) in held {
+            match self.mounts.held(&client, path, *version) {
+                Ok(Some(h)) => {
+                    reports.insert(path.clone(), h);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("consumer report: cannot find the mount of {path}: {e}"),
+            }
+        }
+        if let Err(e) = coffer_client::consumers::report(&client, &self.id, "agent", &reports) {
+            tracing::warn!("consumer report failed: {e}");
+        }
+    }
 }
 
 /// Whether a change event's path is one a template read. KV v2 events may
@@ -98,6 +133,13 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
     let mut next_poll = Instant::now() + interval;
     let mut retry_at: Option<Instant> = None;
     let mut failures_in_a_row = 0u32;
+    // Secrets whose rotation waits for its consumers: read at `pending`.
+    let mut pending: BTreeSet<String> = BTreeSet::new();
+    // The versions the rendered files and environment hold, and when they
+    // are next confirmed to the server.
+    let mut held: BTreeMap<String, u64> = BTreeMap::new();
+    let mut next_report: Option<Instant> = None;
+    let reporter = Arc::new(Reporter::new());
     loop {
         let Some(current) = w.token.borrow().clone() else {
             if w.token.changed().await.is_err() {
@@ -113,15 +155,17 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
         }
         if need_render {
             need_render = false;
-            let (api2, token, st, tx) = (
+            let (api2, token, st, tx, pend) = (
                 api.clone(),
                 current.token.clone(),
                 store.clone(),
                 texts.clone(),
+                pending.clone(),
             );
-            let pass =
-                tokio::task::spawn_blocking(move || template::render_pass(&api2, &token, st, &tx))
-                    .await;
+            let pass = tokio::task::spawn_blocking(move || {
+                template::render_pass(&api2, &token, st, &tx, &pend)
+            })
+            .await;
             let Ok((results, new_store)) = pass else {
                 tracing::error!("templates: the render task failed");
                 continue;
@@ -194,6 +238,12 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
                     w.env.send_replace(Some(map));
                 }
             }
+            if failed.is_none() {
+                // Every file is written and every command ran: what the
+                // outputs hold is confirmed now.
+                held = results.iter().flat_map(|r| r.versions.clone()).collect();
+                next_report = Some(Instant::now());
+            }
             match failed {
                 None => {
                     retry.reset();
@@ -227,10 +277,25 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
             .values()
             .map(|l| Instant::from_std(l.due()))
             .min();
-        let mut wake = [lease_due, retry_at, (!live).then_some(next_poll)]
-            .into_iter()
-            .flatten()
-            .min();
+        if next_report.is_some_and(|t| t <= Instant::now()) {
+            let (reporter, api2, token, h) = (
+                reporter.clone(),
+                api.clone(),
+                current.token.clone(),
+                held.clone(),
+            );
+            let _ = tokio::task::spawn_blocking(move || reporter.report(&api2, &token, &h)).await;
+            next_report = Some(Instant::now() + REPORT_INTERVAL);
+        }
+        let mut wake = [
+            lease_due,
+            retry_at,
+            (!live).then_some(next_poll),
+            next_report,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if wake.is_none() {
             wake = Some(Instant::now() + Duration::from_secs(24 * 3600));
         }
@@ -255,8 +320,24 @@ pub async fn run(api: Api, config: Arc<AgentConfig>, mut w: Wiring) {
                 }
             }
             ev = w.events.recv() => match ev {
-                Some(Event::Resync) => need_render = true,
+                Some(Event::Resync) => {
+                    pending.clear();
+                    need_render = true;
+                }
+                Some(Event::Pending(path)) => {
+                    if deps.iter().any(|d| d.iter().any(|p| same_secret(&path, p))) {
+                        tracing::info!("templates: {path} rotates; rendering its pending version");
+                        pending.extend(
+                            deps.iter()
+                                .flatten()
+                                .filter(|p| same_secret(&path, p))
+                                .cloned(),
+                        );
+                        need_render = true;
+                    }
+                }
                 Some(Event::Changed(path)) => {
+                    pending.retain(|p| !same_secret(&path, p));
                     // A revoked lease of ours (`coffer/lease-revoke`): fetch anew.
                     let before = store.leased.len();
                     store.leased.retain(|_, l| !lease_matches(&l.lease_id, &path));

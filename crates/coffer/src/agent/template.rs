@@ -82,6 +82,8 @@ pub struct Rendered {
     pub output: Result<Zeroizing<String>, Failure>,
     /// The paths the template read.
     pub deps: BTreeSet<String>,
+    /// The version of each KV v2 secret it read, by path.
+    pub versions: BTreeMap<String, u64>,
 }
 
 struct Ctx {
@@ -90,6 +92,8 @@ struct Ctx {
     store: Store,
     pass: HashMap<String, Json>,
     deps: BTreeSet<String>,
+    versions: BTreeMap<String, u64>,
+    pending: BTreeSet<String>,
     failure: Option<Failure>,
 }
 
@@ -200,12 +204,15 @@ fn refuse_recursion(text: &str) -> Result<(), String> {
 }
 
 /// Renders every template in one pass with `token`; returns the outcomes
-/// and the store, updated with the leases obtained. Blocking.
+/// and the store, updated with the leases obtained. Reads of the paths in
+/// `pending` take their `pending` stage (a rotation waits for its
+/// consumers). Blocking.
 pub fn render_pass(
     api: &Api,
     token: &Zeroizing<String>,
     store: Store,
     texts: &[String],
+    pending: &BTreeSet<String>,
 ) -> (Vec<Rendered>, Store) {
     CTX.with(|c| {
         *c.borrow_mut() = Some(Ctx {
@@ -214,6 +221,8 @@ pub fn render_pass(
             store,
             pass: HashMap::new(),
             deps: BTreeSet::new(),
+            versions: BTreeMap::new(),
+            pending: pending.clone(),
             failure: None,
         })
     });
@@ -224,10 +233,14 @@ pub fn render_pass(
         let result = refuse_recursion(text)
             .and_then(|()| t.parse(text).map_err(|e| e.to_string()))
             .and_then(|()| t.render(&Context::empty()).map_err(|e| e.to_string()));
-        let (deps, failure) = CTX.with(|c| {
+        let (deps, versions, failure) = CTX.with(|c| {
             let mut c = c.borrow_mut();
             let ctx = c.as_mut().expect("render context set above");
-            (std::mem::take(&mut ctx.deps), ctx.failure.take())
+            (
+                std::mem::take(&mut ctx.deps),
+                std::mem::take(&mut ctx.versions),
+                ctx.failure.take(),
+            )
         });
         let output = match (result, failure) {
             (_, Some(f)) => Err(f),
@@ -235,7 +248,11 @@ pub fn render_pass(
             // gtmpl's messages name the template position, never data.
             (Err(e), None) => Err(Failure::Other(e)),
         };
-        out.push(Rendered { output, deps });
+        out.push(Rendered {
+            output,
+            deps,
+            versions,
+        });
     }
     let store = CTX.with(|c| c.borrow_mut().take().map(|c| c.store).unwrap_or_default());
     (out, store)
@@ -279,12 +296,26 @@ fn secret(args: &[Value]) -> Result<Value, FuncError> {
             return Ok(secret_value(&l.body));
         }
         if let Some(body) = ctx.pass.get(&key) {
+            if let Some(v) = kv2_version(body) {
+                ctx.versions.insert(path.clone(), v);
+            }
             return Ok(secret_value(body));
         }
         let data = (!data.is_empty()).then(|| Json::Object(data));
-        match ctx.api.secret_blocking(&ctx.token, &path, data.as_ref()) {
+        let read_path = if data.is_none() && ctx.pending.contains(&path) {
+            format!("{path}?stage=pending")
+        } else {
+            path.clone()
+        };
+        match ctx
+            .api
+            .secret_blocking(&ctx.token, &read_path, data.as_ref())
+        {
             Ok(Some(body)) => {
                 let value = secret_value(&body);
+                if let (None, Some(v)) = (&data, kv2_version(&body)) {
+                    ctx.versions.insert(path.clone(), v);
+                }
                 let lease_id = body
                     .get("lease_id")
                     .and_then(Json::as_str)
@@ -336,6 +367,11 @@ fn secret(args: &[Value]) -> Result<Value, FuncError> {
             }
         }
     })
+}
+
+/// The version of a KV v2 read's answer (`data.metadata.version`).
+fn kv2_version(body: &Json) -> Option<u64> {
+    body.get("data")?.get("metadata")?.get("version")?.as_u64()
 }
 
 /// The answer as consul-template's `Secret`: `.Data`, `.LeaseID`, ...

@@ -140,6 +140,16 @@ struct SetArgs {
     /// Remove this rotator setting (repeatable).
     #[arg(long = "unset-setting", value_name = "K")]
     unset_settings: Vec<String>,
+    /// Make a rotation's set step wait this long (e.g. 30s) for every live
+    /// consumer (the agents and `coffer run --watch` processes that render
+    /// the secret) to confirm the new version; the rotation fails at set
+    /// when one does not. 0 turns the wait off.
+    #[arg(long, value_name = "DURATION")]
+    consumer_wait: Option<String>,
+    /// How recent a consumer's last report must be for the wait to count
+    /// it (default 5m).
+    #[arg(long, value_name = "DURATION")]
+    consumer_freshness: Option<String>,
     /// Lease prefix revoked when the secret is compromised (repeatable).
     #[arg(long = "lease-prefix", value_name = "PREFIX")]
     lease_prefixes: Vec<String>,
@@ -209,9 +219,11 @@ fn show(client: &Client, t: &Target, format: Format) -> anyhow::Result<i32> {
 fn render_lifecycle(data: &Value) -> String {
     let mut rows = Vec::new();
     let mut history = &Value::Null;
+    let mut consumers = &Value::Null;
     if let Some(map) = data.as_object() {
         for (k, v) in map {
             match (k.as_str(), v) {
+                ("consumers", _) => consumers = v,
                 ("state", Value::Object(state)) => {
                     for (sk, sv) in state {
                         match sk.as_str() {
@@ -231,6 +243,31 @@ fn render_lifecycle(data: &Value) -> String {
     }
     rows.sort();
     let mut out = output::table(&rows);
+    if let Some(entries) = consumers.as_array().filter(|c| !c.is_empty()) {
+        let field = |e: &Value, k: &str| {
+            e.get(k)
+                .map(|v| short_time(&generic::cell(v)))
+                .unwrap_or_else(|| "-".into())
+        };
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    field(e, "consumer_id"),
+                    field(e, "kind"),
+                    field(e, "version"),
+                    field(e, "reported_at"),
+                    field(e, "live"),
+                    field(e, "owner"),
+                ]
+            })
+            .collect();
+        out.push_str("\nConsumers (the versions they hold)\n");
+        out.push_str(&generic::grid(
+            &["CONSUMER", "KIND", "VERSION", "REPORTED", "LIVE", "OWNER"],
+            &rows,
+        ));
+    }
     if let Some(entries) = history.as_array().filter(|h| !h.is_empty()) {
         let field = |e: &Value, k: &str| {
             e.get(k)
@@ -269,7 +306,7 @@ fn set(client: &Client, a: SetArgs) -> anyhow::Result<i32> {
         Err(e) => return usage(e),
     };
     if body.is_empty() {
-        return usage("Nothing to set: give at least one of -owner, -type, -origin, -vendor, -description, -expires-at, -rotate-every, -rotate-cron, -window, -rotator, -setting, -unset-setting, -lease-prefix or -no-rotation");
+        return usage("Nothing to set: give at least one of -owner, -type, -origin, -vendor, -description, -expires-at, -rotate-every, -rotate-cron, -window, -rotator, -setting, -unset-setting, -consumer-wait, -consumer-freshness, -lease-prefix or -no-rotation");
     }
     let creates_value = a.rotator.as_deref().is_some_and(|r| r != "manual");
     if !creates_value && is_absent(client, &a.target)? {
@@ -335,6 +372,8 @@ fn set_body(a: &SetArgs) -> Result<Map<String, Value>, String> {
         ("cron", &a.rotate_cron),
         ("window", &a.window),
         ("rotator", &a.rotator),
+        ("consumer_wait", &a.consumer_wait),
+        ("consumer_freshness", &a.consumer_freshness),
     ] {
         if let Some(v) = v {
             rotation.insert(key.into(), json!(v));
@@ -439,6 +478,28 @@ fn short_time(text: &str) -> String {
     }
 }
 
+/// The live consumers of an inventory row by version held, newest first:
+/// `v3:2 v2:1`; `-` when none is live.
+fn consumers_summary(consumers: Option<&Value>) -> String {
+    let mut by_version: std::collections::BTreeMap<u64, usize> = Default::default();
+    for c in consumers.and_then(Value::as_array).into_iter().flatten() {
+        if c.get("live").and_then(Value::as_bool) == Some(true) {
+            if let Some(v) = c.get("version").and_then(Value::as_u64) {
+                *by_version.entry(v).or_default() += 1;
+            }
+        }
+    }
+    if by_version.is_empty() {
+        return "-".into();
+    }
+    by_version
+        .iter()
+        .rev()
+        .map(|(v, n)| format!("v{v}:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The inventory as a table, one secret per row.
 fn render_inventory(secrets: &[Value]) -> String {
     let field = |s: &Value, k: &str| match s.get(k) {
@@ -469,6 +530,7 @@ fn render_inventory(secrets: &[Value]) -> String {
                 field(s, "status"),
                 field(s, "next_due"),
                 field(s, "last_rotated"),
+                consumers_summary(s.get("consumers")),
             ]
         })
         .collect();
@@ -481,6 +543,7 @@ fn render_inventory(secrets: &[Value]) -> String {
             "STATUS",
             "NEXT DUE",
             "LAST ROTATED",
+            "CONSUMERS",
         ],
         &rows,
     )
@@ -547,9 +610,18 @@ mod tests {
         let text = render_inventory(&rows);
         assert!(text.starts_with("PATH        OWNER"), "{text}");
         assert!(text.contains("third_party (Stripe)"), "{text}");
-        assert!(
-            text.trim_end().ends_with("ok        -           -"),
-            "{text}"
-        );
+        let last = text.trim_end().lines().last().unwrap_or("");
+        let cells: Vec<&str> = last.split_whitespace().collect();
+        assert_eq!(cells[cells.len() - 4..], ["ok", "-", "-", "-"], "{text}");
+    }
+
+    #[test]
+    fn consumers_are_summed_by_version_live_only() {
+        let c = json!([
+            {"version": 2, "live": true}, {"version": 2, "live": true},
+            {"version": 1, "live": true}, {"version": 1, "live": false}
+        ]);
+        assert_eq!(consumers_summary(Some(&c)), "v2:2 v1:1");
+        assert_eq!(consumers_summary(None), "-");
     }
 }

@@ -24,8 +24,29 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:x}{nanos:x}{n:x}", std::process::id())
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now; from the range `lo-hi` in
+/// `COFFER_TEST_PORTS` when that is set (machines that share loopback ports
+/// between test runs), otherwise any the kernel gives.
 pub fn free_port() -> u16 {
+    if let Some((lo, hi)) = std::env::var("COFFER_TEST_PORTS").ok().and_then(|r| {
+        let (lo, hi) = r.split_once('-')?;
+        Some((
+            lo.trim().parse::<u16>().ok()?,
+            hi.trim().parse::<u16>().ok()?,
+        ))
+    }) {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let span = u32::from(hi.saturating_sub(lo)) + 1;
+        let offset = std::process::id() % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = lo + ((offset + n) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+        panic!("no free port in COFFER_TEST_PORTS={lo}-{hi}");
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -14,6 +14,7 @@
 //!   re-reads it; when a value changed, `--on-change` restarts the child
 //!   with the new environment (default), sends it a signal, or does nothing.
 
+mod confirm;
 pub mod envfile;
 pub mod mask;
 mod supervise;
@@ -220,21 +221,23 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let values = {
+    let (values, held) = {
         let resolver = Resolver::new(&client);
-        resolve_all(&resolver, &wanted)?
+        (resolve_all(&resolver, &wanted)?, resolver.held())
     };
     let masks = (!a.no_masking).then(|| {
         Arc::new(RwLock::new(Arc::new(mask::Patterns::new(
             values.iter().map(|(_, v)| v.as_str()),
         ))))
     });
-    let (changes, watch_thread) = match watcher {
+    let (changes, applied, watch_thread) = match watcher {
         Some(w) => {
-            let (rx, handle) = w.spawn(values.clone());
-            (Some(rx), Some(handle))
+            let confirmer = confirm::Confirmer::start(client.clone(), held);
+            let applied = confirmer.applied();
+            let (rx, handle) = w.spawn(values.clone(), confirmer);
+            (Some(rx), Some(applied), Some(handle))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -247,6 +250,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         masks,
         on_change,
         changes,
+        applied,
     }))?;
     drop(runtime);
     // The watch thread blocks on the stream; the process exit ends it.

@@ -38,7 +38,10 @@ pub struct Plan {
     /// What a change does.
     pub on_change: OnChange,
     /// Changed values from the watcher (`--watch`).
-    pub changes: Option<mpsc::Receiver<Values>>,
+    pub changes: Option<mpsc::Receiver<(Values, u64)>>,
+    /// Told the generation of the values the child holds, after each
+    /// start and signal (`--watch`: the consumer report).
+    pub applied: Option<std::sync::mpsc::Sender<super::confirm::Msg>>,
 }
 
 /// The signals forwarded to the child.
@@ -60,7 +63,7 @@ fn signal_group(pid: i32, sig: i32) {
 }
 
 /// Waits for the next change, or forever without a watcher.
-async fn next_change(changes: &mut Option<mpsc::Receiver<Values>>) -> Option<Values> {
+async fn next_change(changes: &mut Option<mpsc::Receiver<(Values, u64)>>) -> Option<(Values, u64)> {
     match changes {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -113,6 +116,12 @@ pub async fn supervise(mut plan: Plan) -> anyhow::Result<i32> {
         });
     }
     let program = plan.command[0].clone();
+    let mut generation = 0u64;
+    let tell = |applied: &Option<std::sync::mpsc::Sender<super::confirm::Msg>>, g: u64| {
+        if let Some(tx) = applied {
+            let _ = tx.send(super::confirm::Msg::Applied(g));
+        }
+    };
     loop {
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&plan.command[1..])
@@ -139,6 +148,7 @@ pub async fn supervise(mut plan: Plan) -> anyhow::Result<i32> {
             .id()
             .and_then(|p| i32::try_from(p).ok())
             .ok_or_else(|| anyhow::anyhow!("the child has no process id"))?;
+        tell(&plan.applied, generation);
         let mut pumps = Vec::new();
         if let Some(masks) = &plan.masks {
             if let Some(out) = child.stdout.take() {
@@ -159,7 +169,7 @@ pub async fn supervise(mut plan: Plan) -> anyhow::Result<i32> {
                 }
                 Some(sig) = sig_rx.recv() => signal_group(pid, sig),
                 change = next_change(&mut plan.changes) => {
-                    let Some(values) = change else {
+                    let Some((values, g)) = change else {
                         plan.changes = None;
                         continue;
                     };
@@ -175,8 +185,12 @@ pub async fn supervise(mut plan: Plan) -> anyhow::Result<i32> {
                         OnChange::Signal(sig) => {
                             eprintln!("coffer run: a secret changed; sending signal {sig} to the command");
                             signal_group(pid, sig);
+                            tell(&plan.applied, g);
                         }
-                        OnChange::Restart => break true,
+                        OnChange::Restart => {
+                            generation = g;
+                            break true;
+                        }
                     }
                 }
             }
