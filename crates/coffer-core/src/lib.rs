@@ -9,7 +9,6 @@ pub mod audit;
 pub mod auth;
 mod backends;
 pub mod batch_token;
-pub mod cache;
 pub mod canonical;
 mod coherence;
 pub mod core;
@@ -19,7 +18,6 @@ pub mod expiration;
 pub mod identity;
 pub mod leader;
 pub mod lifecycle;
-pub mod password;
 pub mod path_help;
 pub mod policy_store;
 pub mod procedure;
@@ -36,7 +34,6 @@ mod sys_password;
 mod sys_policy;
 mod sys_rekey;
 mod sys_remount;
-mod sys_tools;
 mod sys_ui;
 mod sys_version;
 pub mod token;
@@ -50,7 +47,12 @@ mod redact_tests;
 // The engine contract and the policy language live in crates of their own
 // (coffer-engine, coffer-policy); they are re-exported under their former
 // module names so `crate::request::Request` and the like resolve as before.
-pub use coffer_engine::{barrier, engine, error, json, mounts, params, redact, request, telemetry};
+pub use coffer_engine::{
+    barrier, cache, engine, error, json, mounts, params, redact, request, telemetry,
+};
+// The password policies moved with the engines (the database engine
+// generates from them); the system backend and the rotators use them here.
+pub use coffer_engines::password;
 pub use coffer_policy as policy;
 
 /// Former home of small helpers, now each in its own module of

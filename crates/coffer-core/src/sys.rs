@@ -239,7 +239,7 @@ pub(crate) async fn handle(
         ("auth", Read) => list_mounts(core, req, true),
         ("internal/ui/mounts", Read) => crate::sys_ui::handle(core, None, token).await,
         _ => {
-            if let Some(answer) = crate::sys_tools::handle(req, rest) {
+            if let Some(answer) = coffer_engines::tools::handle(req, rest) {
                 return answer;
             }
             if let Some(path) = rest.strip_prefix("internal/ui/mounts/") {

@@ -19,20 +19,18 @@ const BELOW_ROUTER: &[&str] = &[
     "abuse",
     "audit",
     "auth",
-    "cache",
     "canonical",
     "engines",
     "events",
     "identity",
     "lifecycle",
-    "password",
     "procedure",
     "routes",
 ];
 
 /// Whole crates below the router (their Cargo.toml does not let them depend
 /// on coffer-core either; this also keeps the name out of their text).
-const BELOW_ROUTER_CRATES: &[&str] = &["coffer-engine", "coffer-policy"];
+const BELOW_ROUTER_CRATES: &[&str] = &["coffer-engine", "coffer-engines", "coffer-policy"];
 
 /// Files below the router that still name `Core`, each with its reason.
 const CORE_ALLOWED: &[(&str, &str)] = &[

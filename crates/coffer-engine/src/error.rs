@@ -40,6 +40,9 @@ pub enum Error {
     /// A failure inside the server (500).
     #[error("{0}")]
     Internal(String),
+    /// The storage backend failed (500); the backend's error is the source.
+    #[error("{0}")]
+    Storage(#[source] coffer_storage::StorageError),
 }
 
 impl Error {
@@ -58,8 +61,15 @@ impl Error {
             Error::Sealed => 503,
             Error::RateLimited { .. } => 429,
             Error::Status { code, .. } => *code,
-            Error::Internal(_) => 500,
+            Error::Internal(_) | Error::Storage(_) => 500,
         }
+    }
+
+    /// Whether this is a failure inside the server, whose detail (storage
+    /// keys, backend messages) belongs in the server log only: the HTTP
+    /// layer answers it with a request id, never its text.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Internal(_) | Error::Storage(_))
     }
 
     /// A 500 for stored JSON that does not decode. It names `what` and the
@@ -99,7 +109,7 @@ impl From<coffer_storage::StorageError> for Error {
                 code: 503,
                 errors: vec!["storage unavailable: the storage backend cannot be reached".into()],
             },
-            other => Error::Internal(other.to_string()),
+            other => Error::Storage(other),
         }
     }
 }

@@ -16,9 +16,11 @@
 //! * [`barrier`]: encryption of every entry, storage views, the keyring;
 //! * [`params`], [`time`], [`json`]: request parameters, Vault's times and
 //!   durations, Vault's JSON shapes; [`redact`]: `Debug` without secrets;
-//!   [`telemetry`]: the process-wide metrics handles.
+//!   [`telemetry`]: the process-wide metrics handles; [`cache`]: the
+//!   parsed-entry cache and its write protocol (engines and core stores).
 
 pub mod barrier;
+pub mod cache;
 pub mod caller;
 pub mod engine;
 pub mod error;

@@ -62,7 +62,7 @@ pub(crate) async fn subscribe(
         .find_map(|k| query.get(*k).and_then(Value::as_str))
         .map(str::to_string);
     let request = Request {
-        id: wire::coffer_crypto_uuid(),
+        id: coffer_crypto::random::uuid(),
         operation: Operation::Read,
         path,
         data: query,

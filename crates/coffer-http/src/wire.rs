@@ -100,9 +100,10 @@ pub(crate) fn core_error(e: Error, request_id: &str) -> HttpResponse {
         Error::RateLimited { retry_after, .. } => Some(*retry_after),
         _ => None,
     };
-    let messages = match &e {
-        Error::Internal(_) => vec![internal_error_message(request_id)],
-        _ => e.messages(),
+    let messages = if e.is_internal() {
+        vec![internal_error_message(request_id)]
+    } else {
+        e.messages()
     };
     let mut resp = error_response(status, messages);
     if let Some(secs) = retry {
@@ -462,7 +463,7 @@ async fn handle_v1(
         Err(msg) => return bad(msg),
     };
     let req = Request {
-        id: coffer_crypto_uuid(),
+        id: coffer_crypto::random::uuid(),
         operation,
         path: path.clone(),
         data,
@@ -547,10 +548,6 @@ fn body_error(e: BodyError) -> HttpResponse {
     resp
 }
 
-pub(crate) fn coffer_crypto_uuid() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 /// Renders a core response in Vault's envelope.
 fn render(r: Response, request_id: String) -> HttpResponse {
     let status = |default: StatusCode| {
@@ -618,6 +615,54 @@ fn render(r: Response, request_id: String) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The JSON body of an answer.
+    async fn body_of(resp: HttpResponse) -> Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("JSON body")
+    }
+
+    #[tokio::test]
+    async fn an_internal_failure_never_shows_its_detail() {
+        let detail = format!("planted-{}", coffer_crypto::random::uuid());
+        let cases = [
+            Error::Internal(format!("corrupt entry {detail}")),
+            Error::from(coffer_storage::StorageError::Backend(detail.clone())),
+        ];
+        for e in cases {
+            assert!(e.is_internal(), "{e:?}");
+            let resp = core_error(e, "req-1");
+            assert_eq!(resp.status().as_u16(), 500);
+            let body = body_of(resp).await;
+            assert_eq!(
+                body,
+                json!({"errors": ["internal error; request id req-1"]})
+            );
+        }
+        // A storage failure keeps its cause as the error's source.
+        let e = Error::from(coffer_storage::StorageError::Backend(detail));
+        assert!(std::error::Error::source(&e).is_some());
+        // Errors meant for the client keep their message.
+        let e = Error::bad("missing 'name'");
+        assert!(!e.is_internal());
+        assert_eq!(
+            body_of(core_error(e, "req-2")).await,
+            json!({"errors": ["missing 'name'"]})
+        );
+    }
+
+    #[test]
+    fn request_ids_are_v4_uuids() {
+        let id = coffer_crypto::random::uuid();
+        let b = id.as_bytes();
+        assert_eq!(id.len(), 36);
+        assert_eq!(
+            (b[8], b[13], b[14], b[18], b[23]),
+            (b'-', b'-', b'4', b'-', b'-')
+        );
+    }
 
     #[test]
     fn patch_content_types_as_vault() {

@@ -13,7 +13,7 @@ mod config;
 mod credgen;
 #[cfg(test)]
 mod debug_tests;
-pub(crate) mod pg;
+pub mod pg;
 /// TLS for PostgreSQL lives with the storage backend, which uses it too.
 use coffer_storage::pg_tls;
 mod roles;

@@ -248,11 +248,11 @@ impl Engine for Transit {
             }
             "hash" => {
                 writes_only(req)?;
-                crate::sys_tools::hash(req, rest)
+                crate::tools::hash(req, rest)
             }
             "random" => {
                 writes_only(req)?;
-                crate::sys_tools::random_bytes(req, rest)
+                crate::tools::random_bytes(req, rest)
             }
             _ => Err(unsupported(path)),
         }

@@ -19,7 +19,7 @@ const DEFAULT_RANDOM_BYTES: i64 = 32;
 const SOURCES: [&str; 3] = ["platform", "seal", "all"];
 
 /// Answers `rest` (the path below `sys/`) if it is one of the tools.
-pub(crate) fn handle(req: &Request, rest: &str) -> Option<Result<Response>> {
+pub fn handle(req: &Request, rest: &str) -> Option<Result<Response>> {
     let (tail, random) = if let Some(t) = tool_tail(rest, "tools/random") {
         (t, true)
     } else if let Some(t) = tool_tail(rest, "tools/hash") {
@@ -73,7 +73,7 @@ fn encode(bytes: &[u8], format: &str) -> String {
 
 /// `random[/<source>][/<bytes>]` below its tool path (`tail`), also
 /// answered by the transit engine's `random`.
-pub(crate) fn random_bytes(req: &Request, tail: &str) -> Result<Response> {
+pub fn random_bytes(req: &Request, tail: &str) -> Result<Response> {
     let p = Params(&req.data);
     let segments: Vec<&str> = if tail.is_empty() {
         Vec::new()
@@ -132,7 +132,7 @@ pub(crate) fn random_bytes(req: &Request, tail: &str) -> Result<Response> {
 
 /// `hash[/<algorithm>]` below its tool path (`tail`), also answered by
 /// the transit engine's `hash`.
-pub(crate) fn hash(req: &Request, tail: &str) -> Result<Response> {
+pub fn hash(req: &Request, tail: &str) -> Result<Response> {
     let p = Params(&req.data);
     let mut warnings = Vec::new();
     let algorithm = if tail.is_empty() {
