@@ -49,11 +49,15 @@ pub(crate) struct Ui {
 /// The UI's routes, all under `/ui/`, for the listener to merge into its
 /// application.
 pub fn router(core: Arc<Core>, config: UiConfig) -> Router {
-    let ui = Arc::new(Ui {
+    routes(Arc::new(Ui {
         core,
         sessions: session::Sessions::default(),
         config,
-    });
+    }))
+}
+
+/// The routes over `ui`.
+pub(crate) fn routes(ui: Arc<Ui>) -> Router {
     let routes = Router::new()
         .route("/ui/", get(pages::status::home))
         .route("/ui/assets/style.css", get(pages::assets::style))
