@@ -70,7 +70,8 @@ impl FromRequestParts<Arc<Ui>> for Ctx {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let id = session::cookie_of(&parts.headers, ui.config.tls).ok_or(UiError::Login("login"))?;
+        let id =
+            session::cookie_of(&parts.headers, ui.config.tls).ok_or(UiError::Login("login"))?;
         let auth = ui.sessions.get(&id).ok_or(UiError::Login("expired"))?;
         Ok(Ctx { ui, auth, peer })
     }
@@ -111,7 +112,10 @@ pub(crate) fn request(
 /// What a core answer holds: its `data`, or for the raw sys endpoints the
 /// raw body.
 pub(crate) fn body(r: &Response) -> Value {
-    r.data.clone().or_else(|| r.raw.clone()).unwrap_or(Value::Null)
+    r.data
+        .clone()
+        .or_else(|| r.raw.clone())
+        .unwrap_or(Value::Null)
 }
 
 impl Ctx {
@@ -190,7 +194,9 @@ impl Ctx {
         let msgs = match &e {
             Error::Internal(_) => vec!["The server failed to answer; see its log.".to_string()],
             Error::NotFound => vec![format!("Nothing exists at {path}.")],
-            Error::Sealed => vec!["The server is sealed: it must be unsealed before anything can be read.".into()],
+            Error::Sealed => vec![
+                "The server is sealed: it must be unsealed before anything can be read.".into(),
+            ],
             _ => e.messages(),
         };
         let title = match status {
@@ -235,7 +241,11 @@ impl Ctx {
             for p in paths {
                 let caps = b[p.as_str()]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.insert(p.clone(), caps);
             }

@@ -78,7 +78,12 @@ pub(crate) fn page_with(
 }
 
 /// An error page: the status, a title and the reasons in words.
-pub(crate) fn error_page(chrome: Option<&Chrome>, status: u16, title: &str, msgs: &[String]) -> Response {
+pub(crate) fn error_page(
+    chrome: Option<&Chrome>,
+    status: u16,
+    title: &str,
+    msgs: &[String],
+) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content = html! {
         div.error role="alert" {
@@ -101,5 +106,18 @@ pub(crate) fn text(v: &serde_json::Value) -> String {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// A server timestamp (RFC 3339) for people: `2026-12-02 19:40 UTC`; other
+/// text as it is, "" for null.
+pub(crate) fn when(v: &serde_json::Value) -> String {
+    let t = text(v);
+    match chrono::DateTime::parse_from_rfc3339(&t) {
+        Ok(d) => d
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string(),
+        Err(_) => t,
     }
 }

@@ -97,7 +97,10 @@ pub(crate) fn routes(ui: Arc<Ui>) -> Router {
         .route("/ui/{*rest}", axum::routing::any(pages::not_found))
         .with_state(ui);
     Router::new()
-        .route("/ui", get(|| async { axum::response::Redirect::to("/ui/") }))
+        .route(
+            "/ui",
+            get(|| async { axum::response::Redirect::to("/ui/") }),
+        )
         .merge(routes)
         .layer(axum::middleware::map_response(headers::secure))
 }
@@ -108,7 +111,9 @@ pub fn disabled() -> Router {
     let off = || async {
         (
             axum::http::StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({"errors": ["the web UI is disabled in the server configuration"]})),
+            axum::Json(
+                serde_json::json!({"errors": ["the web UI is disabled in the server configuration"]}),
+            ),
         )
     };
     Router::new()

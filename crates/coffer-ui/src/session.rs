@@ -81,7 +81,11 @@ impl Sessions {
             // Drop the pre-sessions (login forms) first, then anything.
             map.retain(|_, s| s.token.is_some());
             if map.len() >= MAX_SESSIONS {
-                if let Some(k) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) {
+                if let Some(k) = map
+                    .iter()
+                    .min_by_key(|(_, s)| s.expires)
+                    .map(|(k, _)| k.clone())
+                {
                     map.remove(&k);
                 }
             }
@@ -124,7 +128,11 @@ impl Sessions {
     /// id planted before the login is worthless.
     pub(crate) fn start(&self, token: Zeroizing<String>, ttl: Duration, name: String) -> String {
         let id = random_id();
-        let ttl = if ttl.is_zero() { MAX_SESSION } else { ttl.min(MAX_SESSION) };
+        let ttl = if ttl.is_zero() {
+            MAX_SESSION
+        } else {
+            ttl.min(MAX_SESSION)
+        };
         self.insert(
             id.clone(),
             Session {

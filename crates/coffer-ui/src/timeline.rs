@@ -27,7 +27,7 @@ fn color(status: &str) -> &'static str {
 /// The SVG for `points` as seen at `now`: overdue ones sit at the left
 /// edge, those beyond 90 days are left out (and counted in the caption).
 pub(crate) fn svg(points: &[Point], now: DateTime<Utc>) -> Markup {
-    let (w, left, right, top) = (900.0_f64, 40.0_f64, 20.0_f64, 20.0_f64);
+    let (w, left, right, top) = (900.0_f64, 40.0_f64, 45.0_f64, 20.0_f64);
     let span = w - left - right;
     let mut per_day: std::collections::BTreeMap<i64, usize> = Default::default();
     let mut placed = Vec::new();

@@ -18,8 +18,16 @@ type Q = Query<BTreeMap<String, String>>;
 
 /// `GET /ui/access`: the ACL policies.
 pub(crate) async fn policies(ctx: Ctx) -> Page {
-    let r = ctx.call(Operation::List, "sys/policies/acl/", Map::new()).await?;
-    let names: Vec<String> = r["keys"].as_array().cloned().unwrap_or_default().iter().map(text).collect();
+    let r = ctx
+        .call(Operation::List, "sys/policies/acl/", Map::new())
+        .await?;
+    let names: Vec<String> = r["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(text)
+        .collect();
     let content = html! {
         p { a href="/ui/access/auth" { "Auth methods and roles" } " · " a href="/ui/access/matrix" { "Access matrix" } }
         h2 { "ACL policies" }
@@ -34,14 +42,23 @@ pub(crate) async fn policies(ctx: Ctx) -> Page {
 fn error_line(msgs: &[String]) -> Option<usize> {
     msgs.iter().find_map(|m| {
         let i = m.find("line ")?;
-        let digits: String = m[i + 5..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = m[i + 5..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         digits.parse().ok()
     })
 }
 
 /// The policy page: its text with line numbers, and the editor when the
 /// token may write it.
-fn policy_page(ctx: &Ctx, name: &str, policy: &str, can_edit: bool, error: Option<Vec<String>>) -> axum::response::Response {
+fn policy_page(
+    ctx: &Ctx,
+    name: &str,
+    policy: &str,
+    can_edit: bool,
+    error: Option<Vec<String>>,
+) -> axum::response::Response {
     let bad = error.as_deref().and_then(error_line);
     let content = html! {
         @if let Some(errs) = &error {
@@ -72,20 +89,47 @@ fn policy_page(ctx: &Ctx, name: &str, policy: &str, can_edit: bool, error: Optio
             }
         }
     };
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    page_with(Some(&ctx.chrome()), status, &format!("Policy {name}"), content, None)
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page_with(
+        Some(&ctx.chrome()),
+        status,
+        &format!("Policy {name}"),
+        content,
+        None,
+    )
 }
 
 /// `GET /ui/access/policy?name=`.
 pub(crate) async fn policy(ctx: Ctx, Query(q): Q) -> Page {
-    let name = q.get("name").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    let name = q
+        .get("name")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
         .ok_or_else(|| UiError::Page(400, "Missing name".into(), vec!["Name a policy.".into()]))?;
     let path = format!("sys/policies/acl/{name}");
-    let r = ctx.call_opt(Operation::Read, &path, Map::new()).await?
-        .ok_or_else(|| UiError::Page(404, "Not found".into(), vec![format!("No policy is named {name}.")]))?;
+    let r = ctx
+        .call_opt(Operation::Read, &path, Map::new())
+        .await?
+        .ok_or_else(|| {
+            UiError::Page(
+                404,
+                "Not found".into(),
+                vec![format!("No policy is named {name}.")],
+            )
+        })?;
     let caps = ctx.capabilities(std::slice::from_ref(&path)).await;
     let can_edit = allows(&caps, &path, "update") && name != "root";
-    Ok(policy_page(&ctx, &name, &text(&r["policy"]), can_edit, None))
+    Ok(policy_page(
+        &ctx,
+        &name,
+        &text(&r["policy"]),
+        can_edit,
+        None,
+    ))
 }
 
 /// `POST /ui/access/policy`: saves a policy; a parse error is shown at its line.
@@ -97,8 +141,12 @@ pub(crate) async fn save_policy(ctx: Ctx, raw: Bytes) -> Page {
     let mut data = Map::new();
     data.insert("policy".into(), Value::String(text_in.clone()));
     match ctx.try_call(Operation::Update, &path, data).await {
-        Ok(_) => Ok(Redirect::to(&format!("/ui/access/policy?name={}", enc(&name))).into_response()),
-        Err(Error::PermissionDenied) => Err(ctx.explain(Error::PermissionDenied, Operation::Update, &path).await),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/ui/access/policy?name={}", enc(&name))).into_response())
+        }
+        Err(Error::PermissionDenied) => Err(ctx
+            .explain(Error::PermissionDenied, Operation::Update, &path)
+            .await),
         Err(e) => Ok(policy_page(&ctx, &name, &text_in, true, Some(e.messages()))),
     }
 }
@@ -116,15 +164,26 @@ fn roles_path(kind: &str) -> Option<(&'static str, &'static str)> {
 /// `GET /ui/access/auth`: auth methods and their roles.
 pub(crate) async fn auth_methods(ctx: Ctx) -> Page {
     let r = ctx.call(Operation::Read, "sys/auth", Map::new()).await?;
-    let mounts: Vec<(String, Value)> = r.as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    let mounts: Vec<(String, Value)> = r
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
     let mut sections = Vec::new();
     for (p, m) in &mounts {
         let kind = text(&m["type"]);
         let roles = match roles_path(&kind) {
             Some((sub, label)) => {
-                let list = ctx.try_call(Operation::List, &format!("auth/{p}{sub}"), Map::new()).await;
+                let list = ctx
+                    .try_call(Operation::List, &format!("auth/{p}{sub}"), Map::new())
+                    .await;
                 let names: Result<Vec<String>, String> = match list {
-                    Ok(r) => Ok(crate::call::body(&r)["keys"].as_array().cloned().unwrap_or_default().iter().map(text).collect()),
+                    Ok(r) => Ok(crate::call::body(&r)["keys"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(text)
+                        .collect()),
                     Err(Error::NotFound) => Ok(Vec::new()),
                     Err(Error::PermissionDenied) => Err("Your token may not list them.".into()),
                     Err(e) => Err(e.messages().join("; ")),
@@ -158,11 +217,26 @@ pub(crate) async fn auth_methods(ctx: Ctx) -> Page {
 /// `GET /ui/access/matrix`: who may read, write and rotate each managed
 /// secret, from the plan's access section (`sys/coffer/plan`).
 pub(crate) async fn matrix(ctx: Ctx) -> Page {
-    let plan = ctx.call(Operation::Read, "sys/coffer/plan", Map::new()).await?;
-    let rows = plan["access"]["matrix"].as_array().cloned().unwrap_or_default();
+    let plan = ctx
+        .call(Operation::Read, "sys/coffer/plan", Map::new())
+        .await?;
+    let rows = plan["access"]["matrix"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let list = |v: &Value| -> String {
         match v.as_array() {
-            Some(a) if !a.is_empty() => a.iter().map(|x| if x.is_string() { text(x) } else { x.to_string() }).collect::<Vec<_>>().join(", "),
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .map(|x| {
+                    if x.is_string() {
+                        text(x)
+                    } else {
+                        x.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             Some(_) => "nobody but root".into(),
             None => text(v),
         }

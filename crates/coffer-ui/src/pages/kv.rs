@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
 use crate::call::{allows, body, enc, field, form, Ctx, Fields, Page, UiError};
-use crate::layout::{csrf_field, empty, page, page_with, text};
+use crate::layout::{csrf_field, empty, page, page_with, text, when};
 
 type Q = Query<BTreeMap<String, String>>;
 
@@ -21,9 +21,17 @@ type Q = Query<BTreeMap<String, String>>;
 fn target(get: impl Fn(&str) -> Option<String>) -> Result<(String, String), UiError> {
     let mount = get("mount").unwrap_or_default();
     let mount = mount.trim().trim_matches('/').to_owned();
-    let path = get("path").unwrap_or_default().trim().trim_matches('/').to_owned();
+    let path = get("path")
+        .unwrap_or_default()
+        .trim()
+        .trim_matches('/')
+        .to_owned();
     if mount.is_empty() {
-        return Err(UiError::Page(400, "Missing mount".into(), vec!["Name a KV mount (for example secret).".into()]));
+        return Err(UiError::Page(
+            400,
+            "Missing mount".into(),
+            vec!["Name a KV mount (for example secret).".into()],
+        ));
     }
     Ok((mount, path))
 }
@@ -86,8 +94,18 @@ fn crumbs(mount: &str, path: &str) -> Markup {
 /// `GET /ui/kv/browse?mount=&path=`: a folder's keys.
 pub(crate) async fn browse(ctx: Ctx, Query(q): Q) -> Page {
     let (mount, path) = qt(&q)?;
-    let folder = if path.is_empty() { String::new() } else { format!("{path}/") };
-    let list = ctx.call_opt(Operation::List, &format!("{mount}/metadata/{folder}"), Map::new()).await?;
+    let folder = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let list = ctx
+        .call_opt(
+            Operation::List,
+            &format!("{mount}/metadata/{folder}"),
+            Map::new(),
+        )
+        .await?;
     let keys: Vec<String> = list
         .as_ref()
         .and_then(|v| v["keys"].as_array().cloned())
@@ -95,7 +113,9 @@ pub(crate) async fn browse(ctx: Ctx, Query(q): Q) -> Page {
         .iter()
         .filter_map(|k| k.as_str().map(str::to_owned))
         .collect();
-    let caps = ctx.capabilities(&[format!("{mount}/data/{folder}new")]).await;
+    let caps = ctx
+        .capabilities(&[format!("{mount}/data/{folder}new")])
+        .await;
     let can_create = allows(&caps, &format!("{mount}/data/{folder}new"), "create")
         || allows(&caps, &format!("{mount}/data/{folder}new"), "update");
     let content = html! {
@@ -115,7 +135,11 @@ pub(crate) async fn browse(ctx: Ctx, Query(q): Q) -> Page {
             }
         }
     };
-    Ok(page(Some(&ctx.chrome()), &format!("{mount}/{folder}"), content))
+    Ok(page(
+        Some(&ctx.chrome()),
+        &format!("{mount}/{folder}"),
+        content,
+    ))
 }
 
 /// The paths whose capabilities decide which buttons a secret page shows.
@@ -140,10 +164,26 @@ async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Reveal
         return Ok(Redirect::to(&folder_href(mount, "")).into_response());
     }
     let meta = ctx
-        .call_opt(Operation::Read, &format!("{mount}/metadata/{path}"), Map::new())
+        .call_opt(
+            Operation::Read,
+            &format!("{mount}/metadata/{path}"),
+            Map::new(),
+        )
         .await?
-        .ok_or_else(|| UiError::Page(404, "Not found".into(), vec![format!("No secret exists at {mount}/{path}.")]))?;
-    let lifecycle = ctx.try_call(Operation::Read, &format!("{mount}/lifecycle/{path}"), Map::new()).await;
+        .ok_or_else(|| {
+            UiError::Page(
+                404,
+                "Not found".into(),
+                vec![format!("No secret exists at {mount}/{path}.")],
+            )
+        })?;
+    let lifecycle = ctx
+        .try_call(
+            Operation::Read,
+            &format!("{mount}/lifecycle/{path}"),
+            Map::new(),
+        )
+        .await;
     let cp = cap_paths(mount, path);
     let caps = ctx.capabilities(&cp).await;
     let can_read = allows(&caps, &cp[0], "read");
@@ -155,9 +195,13 @@ async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Reveal
     let current = meta["current_version"].as_u64().unwrap_or(0);
     let mut versions: Vec<(u64, Value)> = meta["versions"]
         .as_object()
-        .map(|o| o.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v.clone()))).collect())
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v.clone())))
+                .collect()
+        })
         .unwrap_or_default();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     let m = enc(mount);
     let p = enc(path);
     let content = html! {
@@ -211,8 +255,8 @@ async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Reveal
                 @let destroyed = v["destroyed"].as_bool() == Some(true);
                 tr {
                     td data-label="Version" { (n) @if *n == current { " " span.badge { "current" } } }
-                    td data-label="Created" { (text(&v["created_time"])) }
-                    td data-label="State" { @if destroyed { "destroyed" } @else if deleted { "deleted " (text(&v["deletion_time"])) } @else { "live" } }
+                    td data-label="Created" { (when(&v["created_time"])) }
+                    td data-label="State" { @if destroyed { "destroyed" } @else if deleted { "deleted " (when(&v["deletion_time"])) } @else { "live" } }
                     td data-label="Stage labels" { @for s in v["stages"].as_array().cloned().unwrap_or_default() { span.badge { (text(&s)) } " " } }
                     td data-label="Actions" { div.actions {
                         @if !destroyed && !deleted && can_delete { a.button.secondary href=(format!("/ui/kv/confirm?action=delete&mount={m}&path={p}&version={n}")) { "Delete" } }
@@ -224,8 +268,8 @@ async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Reveal
         } }
         h2 { "Metadata" }
         table { tbody {
-            tr { th { "Created" } td { (text(&meta["created_time"])) } }
-            tr { th { "Updated" } td { (text(&meta["updated_time"])) } }
+            tr { th { "Created" } td { (when(&meta["created_time"])) } }
+            tr { th { "Updated" } td { (when(&meta["updated_time"])) } }
             tr { th { "Maximum versions" } td { (text(&meta["max_versions"])) } }
             tr { th { "Delete versions after" } td { (text(&meta["delete_version_after"])) } }
             @if let Some(cm) = meta["custom_metadata"].as_object() { @for (k, v) in cm { tr { th { (k) } td { (text(v)) } } } }
@@ -240,8 +284,8 @@ async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Reveal
                     tr { th { "Origin" } td { (text(&lc["origin"])) @let v = text(&lc["vendor"]); @if !v.is_empty() { " (" (v) ")" } } }
                     tr { th { "Status" } td { span class=(format!("status-{}", text(&lc["status"]))) { (text(&lc["status"])) } } }
                     tr { th { "Rotator" } td { (text(&lc["rotation"]["rotator"])) } }
-                    tr { th { "Next due" } td { (text(&lc["next_due"])) } }
-                    tr { th { "Last rotated" } td { (text(&lc["state"]["last_rotated"])) } }
+                    tr { th { "Next due" } td { (when(&lc["next_due"])) } }
+                    tr { th { "Last rotated" } td { (when(&lc["state"]["last_rotated"])) } }
                 } }
                 @if can_rotate { p { a href=(format!("/ui/rotation?mount={m}&path={p}")) { "Rotation detail and rotate now" } } }
             }
@@ -250,7 +294,11 @@ async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Reveal
             Err(e) => p.error { (e.messages().join("; ")) },
         }
     };
-    Ok(page(Some(&ctx.chrome()), &format!("{mount}/{path}"), content))
+    Ok(page(
+        Some(&ctx.chrome()),
+        &format!("{mount}/{path}"),
+        content,
+    ))
 }
 
 /// `GET /ui/kv/secret?mount=&path=`.
@@ -261,7 +309,12 @@ pub(crate) async fn secret(ctx: Ctx, Query(q): Q) -> Page {
 
 /// Reads version `version` (0: current) of a secret through the core: an
 /// audited read.
-async fn read_values(ctx: &Ctx, mount: &str, path: &str, version: u64) -> Result<Revealed, UiError> {
+async fn read_values(
+    ctx: &Ctx,
+    mount: &str,
+    path: &str,
+    version: u64,
+) -> Result<Revealed, UiError> {
     let mut data = Map::new();
     if version > 0 {
         data.insert("version".into(), json!(version.to_string()));
@@ -282,7 +335,10 @@ async fn read_values(ctx: &Ctx, mount: &str, path: &str, version: u64) -> Result
 pub(crate) async fn reveal(ctx: Ctx, raw: Bytes) -> Page {
     let f = form(&ctx, &raw)?;
     let (mount, path) = ft(&f)?;
-    let version = f.get("version").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let version = f
+        .get("version")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
     let revealed = read_values(&ctx, &mount, &path, version).await?;
     secret_page(&ctx, &mount, &path, Some(revealed)).await
 }
@@ -291,7 +347,10 @@ pub(crate) async fn reveal(ctx: Ctx, raw: Bytes) -> Page {
 /// value has a line break).
 fn as_lines(pairs: &[(String, String)]) -> String {
     if pairs.iter().any(|(_, v)| v.contains('\n')) {
-        let m: Map<String, Value> = pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let m: Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         return serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default();
     }
     pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
@@ -304,7 +363,11 @@ fn parse_data(s: &str) -> Result<Map<String, Value>, String> {
         return match serde_json::from_str::<Value>(t) {
             Ok(Value::Object(m)) if !m.is_empty() => Ok(m),
             Ok(_) => Err("The JSON must be an object with at least one key.".into()),
-            Err(e) => Err(format!("The JSON does not parse (line {}, column {}).", e.line(), e.column())),
+            Err(e) => Err(format!(
+                "The JSON does not parse (line {}, column {}).",
+                e.line(),
+                e.column()
+            )),
         };
     }
     let mut m = Map::new();
@@ -327,8 +390,33 @@ fn parse_data(s: &str) -> Result<Map<String, Value>, String> {
     Ok(m)
 }
 
-/// The create/edit form.
-fn edit_form_page(ctx: &Ctx, mount: &str, path: Option<&str>, folder: &str, cas: u64, data: &str, error: Option<Vec<String>>, status: StatusCode) -> axum::response::Response {
+/// What the create/edit form shows.
+struct EditForm<'a> {
+    mount: &'a str,
+    /// The secret edited; `None` for a new one.
+    path: Option<&'a str>,
+    /// The folder a new secret goes into.
+    folder: &'a str,
+    /// The version the edit starts from (0: create only).
+    cas: u64,
+    /// The values' text.
+    data: &'a str,
+}
+
+/// The create/edit form, with `error` shown above it.
+fn edit_form_page(
+    ctx: &Ctx,
+    form: EditForm<'_>,
+    error: Option<Vec<String>>,
+    status: StatusCode,
+) -> axum::response::Response {
+    let EditForm {
+        mount,
+        path,
+        folder,
+        cas,
+        data,
+    } = form;
     let title = match path {
         Some(p) => format!("Edit {mount}/{p}"),
         None => format!("New secret in {mount}/{folder}"),
@@ -368,15 +456,34 @@ fn edit_form_page(ctx: &Ctx, mount: &str, path: Option<&str>, folder: &str, cas:
 
 /// The current version of a secret (0 if it has none).
 async fn current_version(ctx: &Ctx, mount: &str, path: &str) -> Result<u64, UiError> {
-    let meta = ctx.call_opt(Operation::Read, &format!("{mount}/metadata/{path}"), Map::new()).await?;
-    Ok(meta.and_then(|m| m["current_version"].as_u64()).unwrap_or(0))
+    let meta = ctx
+        .call_opt(
+            Operation::Read,
+            &format!("{mount}/metadata/{path}"),
+            Map::new(),
+        )
+        .await?;
+    Ok(meta
+        .and_then(|m| m["current_version"].as_u64())
+        .unwrap_or(0))
 }
 
 /// `GET /ui/kv/edit?mount=&path=`: an empty edit form on the current version.
 pub(crate) async fn edit_form(ctx: Ctx, Query(q): Q) -> Page {
     let (mount, path) = qt(&q)?;
     let cas = current_version(&ctx, &mount, &path).await?;
-    Ok(edit_form_page(&ctx, &mount, Some(&path), "", cas, "", None, StatusCode::OK))
+    Ok(edit_form_page(
+        &ctx,
+        EditForm {
+            mount: &mount,
+            path: Some(&path),
+            folder: "",
+            cas,
+            data: "",
+        },
+        None,
+        StatusCode::OK,
+    ))
 }
 
 /// `POST /ui/kv/edit-load`: the edit form filled with the current values
@@ -386,15 +493,40 @@ pub(crate) async fn edit_load(ctx: Ctx, raw: Bytes) -> Page {
     let (mount, path) = ft(&f)?;
     let (v, pairs) = read_values(&ctx, &mount, &path, 0).await?;
     let text = zeroize::Zeroizing::new(as_lines(&pairs));
-    Ok(edit_form_page(&ctx, &mount, Some(&path), "", v, &text, None, StatusCode::OK))
+    Ok(edit_form_page(
+        &ctx,
+        EditForm {
+            mount: &mount,
+            path: Some(&path),
+            folder: "",
+            cas: v,
+            data: &text,
+        },
+        None,
+        StatusCode::OK,
+    ))
 }
 
 /// `GET /ui/kv/new?mount=&folder=`: the create form (`cas=0`: it never
 /// overwrites an existing secret).
 pub(crate) async fn new_form(ctx: Ctx, Query(q): Q) -> Page {
     let (mount, _) = qt(&q)?;
-    let folder = q.get("folder").map(|s| s.trim_start_matches('/').to_owned()).unwrap_or_default();
-    Ok(edit_form_page(&ctx, &mount, None, &folder, 0, "", None, StatusCode::OK))
+    let folder = q
+        .get("folder")
+        .map(|s| s.trim_start_matches('/').to_owned())
+        .unwrap_or_default();
+    Ok(edit_form_page(
+        &ctx,
+        EditForm {
+            mount: &mount,
+            path: None,
+            folder: &folder,
+            cas: 0,
+            data: "",
+        },
+        None,
+        StatusCode::OK,
+    ))
 }
 
 /// `POST /ui/kv/write`: writes a new version with check-and-set.
@@ -402,14 +534,31 @@ pub(crate) async fn write(ctx: Ctx, raw: Bytes) -> Page {
     let f = form(&ctx, &raw)?;
     let (mount, path) = ft(&f)?;
     let creating = f.get("cas").map(|c| c.trim() == "0").unwrap_or(false);
-    let cas: u64 = f.get("cas").and_then(|c| c.trim().parse().ok()).unwrap_or(0);
+    let cas: u64 = f
+        .get("cas")
+        .and_then(|c| c.trim().parse().ok())
+        .unwrap_or(0);
     let data_text = field(&f, "data").unwrap_or("");
     let shown_path = if creating { None } else { Some(path.as_str()) };
     let retry = |errs: Vec<String>, status: StatusCode| {
-        edit_form_page(&ctx, &mount, shown_path, &path, cas, data_text, Some(errs), status)
+        edit_form_page(
+            &ctx,
+            EditForm {
+                mount: &mount,
+                path: shown_path,
+                folder: &path,
+                cas,
+                data: data_text,
+            },
+            Some(errs),
+            status,
+        )
     };
     if path.is_empty() || path.ends_with('/') {
-        return Ok(retry(vec!["Name the secret's path.".into()], StatusCode::BAD_REQUEST));
+        return Ok(retry(
+            vec!["Name the secret's path.".into()],
+            StatusCode::BAD_REQUEST,
+        ));
     }
     let data = match parse_data(data_text) {
         Ok(d) => d,
@@ -418,9 +567,18 @@ pub(crate) async fn write(ctx: Ctx, raw: Bytes) -> Page {
     let mut body_map = Map::new();
     body_map.insert("data".into(), Value::Object(data));
     body_map.insert("options".into(), json!({"cas": cas}));
-    match ctx.try_call(Operation::Update, &format!("{mount}/data/{path}"), body_map).await {
+    match ctx
+        .try_call(Operation::Update, &format!("{mount}/data/{path}"), body_map)
+        .await
+    {
         Ok(_) => Ok(Redirect::to(&secret_href(&mount, &path)).into_response()),
-        Err(Error::PermissionDenied) => Err(ctx.explain(Error::PermissionDenied, Operation::Update, &format!("{mount}/data/{path}")).await),
+        Err(Error::PermissionDenied) => Err(ctx
+            .explain(
+                Error::PermissionDenied,
+                Operation::Update,
+                &format!("{mount}/data/{path}"),
+            )
+            .await),
         Err(e) if e.status() == 400 && e.messages().iter().any(|m| m.contains("check-and-set")) => {
             let now = current_version(&ctx, &mount, &path).await.unwrap_or(0);
             let msg = if creating {
@@ -428,9 +586,15 @@ pub(crate) async fn write(ctx: Ctx, raw: Bytes) -> Page {
             } else {
                 format!("This secret changed while you were editing: you started from version {cas}, but version {now} is now current. Nothing was saved. Open the secret again to see the newest version, then re-apply your change.")
             };
-            Ok(retry(vec![msg, format!("Server: {}", e.messages().join("; "))], StatusCode::CONFLICT))
+            Ok(retry(
+                vec![msg, format!("Server: {}", e.messages().join("; "))],
+                StatusCode::CONFLICT,
+            ))
         }
-        Err(e) => Ok(retry(e.messages(), StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST))),
+        Err(e) => Ok(retry(
+            e.messages(),
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        )),
     }
 }
 
@@ -445,7 +609,11 @@ fn action_words(action: &str) -> Option<(&'static str, &'static str)> {
 }
 
 fn bad_action() -> UiError {
-    UiError::Page(400, "Unknown action".into(), vec!["The action must be delete, undelete or destroy.".into()])
+    UiError::Page(
+        400,
+        "Unknown action".into(),
+        vec!["The action must be delete, undelete or destroy.".into()],
+    )
 }
 
 /// `GET /ui/kv/confirm?action=&mount=&path=&version=`: the confirmation step.
@@ -469,7 +637,11 @@ pub(crate) async fn confirm(ctx: Ctx, Query(q): Q) -> Page {
             }
         }
     };
-    Ok(page(Some(&ctx.chrome()), &format!("{label} a version"), content))
+    Ok(page(
+        Some(&ctx.chrome()),
+        &format!("{label} a version"),
+        content,
+    ))
 }
 
 /// `POST /ui/kv/act`: delete, undelete or destroy one version.
@@ -478,12 +650,21 @@ pub(crate) async fn act(ctx: Ctx, raw: Bytes) -> Page {
     let (mount, path) = ft(&f)?;
     let action = f.get("action").map(|s| s.to_string()).unwrap_or_default();
     action_words(&action).ok_or_else(bad_action)?;
-    let version: u64 = f.get("version").and_then(|v| v.trim().parse().ok()).filter(|v| *v > 0).ok_or_else(|| {
-        UiError::Page(400, "Missing version".into(), vec!["Name the version to act on.".into()])
-    })?;
+    let version: u64 = f
+        .get("version")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            UiError::Page(
+                400,
+                "Missing version".into(),
+                vec!["Name the version to act on.".into()],
+            )
+        })?;
     let mut data = Map::new();
     data.insert("versions".into(), json!([version]));
-    ctx.call(Operation::Update, &format!("{mount}/{action}/{path}"), data).await?;
+    ctx.call(Operation::Update, &format!("{mount}/{action}/{path}"), data)
+        .await?;
     Ok(Redirect::to(&secret_href(&mount, &path)).into_response())
 }
 

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use crate::call::{allows, body, enc, form, handle, request, Ctx, Page, UiError};
-use crate::layout::{csrf_field, empty, page, page_with, text};
+use crate::layout::{csrf_field, empty, page, page_with, text, when};
 use crate::pages::kv::secret_href;
 use crate::session::{random_id, Job};
 use crate::timeline;
@@ -26,8 +26,13 @@ const STEPS: [&str; 4] = ["create", "set", "test", "finish"];
 
 /// `GET /ui/inventory?owner=&type=&origin=&status=`.
 pub(crate) async fn inventory(ctx: Ctx, Query(q): Q) -> Page {
-    let pick = |k: &str| q.get(k).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    let (owner, kind, origin, status) = (pick("owner"), pick("type"), pick("origin"), pick("status"));
+    let pick = |k: &str| {
+        q.get(k)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let (owner, kind, origin, status) =
+        (pick("owner"), pick("type"), pick("origin"), pick("status"));
     let mut params = Vec::new();
     for (k, v) in [("owner", &owner), ("type", &kind), ("origin", &origin)] {
         if let Some(v) = v {
@@ -39,15 +44,24 @@ pub(crate) async fn inventory(ctx: Ctx, Query(q): Q) -> Page {
             params.push((s.as_str(), "true".to_owned()));
         }
     }
-    let data: Map<String, Value> = params.iter().map(|(k, v)| (k.to_string(), Value::String(v.clone()))).collect();
-    let inv = ctx.call(Operation::Read, "sys/coffer/inventory", data).await?;
+    let data: Map<String, Value> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+        .collect();
+    let inv = ctx
+        .call(Operation::Read, "sys/coffer/inventory", data)
+        .await?;
     let secrets = inv["secrets"].as_array().cloned().unwrap_or_default();
     let now = chrono::Utc::now();
     let points: Vec<timeline::Point> = secrets
         .iter()
         .filter_map(|s| {
             let due = chrono::DateTime::parse_from_rfc3339(s["next_due"].as_str()?).ok()?;
-            Some(timeline::Point { path: text(&s["path"]), due: due.with_timezone(&chrono::Utc), status: text(&s["status"]) })
+            Some(timeline::Point {
+                path: text(&s["path"]),
+                due: due.with_timezone(&chrono::Utc),
+                status: text(&s["status"]),
+            })
         })
         .collect();
     let sel = |name: &str, label: &str, cur: &Option<String>, options: &[&str]| -> Markup {
@@ -85,8 +99,8 @@ pub(crate) async fn inventory(ctx: Ctx, Query(q): Q) -> Page {
                         td data-label="Origin" { (text(&s["origin"])) }
                         td data-label="Status" { span class=(format!("status-{}", text(&s["status"]))) { (text(&s["status"])) }
                             @let e = text(&s["last_error"]); @if !e.is_empty() { br; span.muted { (e) } } }
-                        td data-label="Next due" { (text(&s["next_due"])) }
-                        td data-label="Last rotated" { (text(&s["last_rotated"])) }
+                        td data-label="Next due" { (when(&s["next_due"])) }
+                        td data-label="Last rotated" { (when(&s["last_rotated"])) }
                     }
                 } }
             } }
@@ -116,15 +130,37 @@ fn steps(running: Option<&str>, failed: Option<&str>, all_done: bool) -> Markup 
 
 /// `GET /ui/rotation?mount=&path=[&job=]`.
 pub(crate) async fn detail(ctx: Ctx, Query(q): Q) -> Page {
-    let mount = q.get("mount").map(|s| s.trim_matches('/').to_owned()).unwrap_or_default();
-    let path = q.get("path").map(|s| s.trim_matches('/').to_owned()).unwrap_or_default();
+    let mount = q
+        .get("mount")
+        .map(|s| s.trim_matches('/').to_owned())
+        .unwrap_or_default();
+    let path = q
+        .get("path")
+        .map(|s| s.trim_matches('/').to_owned())
+        .unwrap_or_default();
     if mount.is_empty() || path.is_empty() {
-        return Err(UiError::Page(400, "Missing secret".into(), vec!["Name the secret's mount and path.".into()]));
+        return Err(UiError::Page(
+            400,
+            "Missing secret".into(),
+            vec!["Name the secret's mount and path.".into()],
+        ));
     }
     let lc = ctx
-        .call_opt(Operation::Read, &format!("{mount}/lifecycle/{path}"), Map::new())
+        .call_opt(
+            Operation::Read,
+            &format!("{mount}/lifecycle/{path}"),
+            Map::new(),
+        )
         .await?
-        .ok_or_else(|| UiError::Page(404, "No lifecycle record".into(), vec![format!("{mount}/{path} has no lifecycle record: it is not managed.")]))?;
+        .ok_or_else(|| {
+            UiError::Page(
+                404,
+                "No lifecycle record".into(),
+                vec![format!(
+                    "{mount}/{path} has no lifecycle record: it is not managed."
+                )],
+            )
+        })?;
     let job = q
         .get("job")
         .and_then(|j| ctx.ui.sessions.job(&ctx.auth.id, j))
@@ -134,7 +170,10 @@ pub(crate) async fn detail(ctx: Ctx, Query(q): Q) -> Page {
     let can_rotate = lc["rotation"].is_object()
         && (allows(&caps, &rotate_path, "update") || allows(&caps, &rotate_path, "create"));
     let in_flight = lc["state"]["in_flight"]["step"].as_str().map(str::to_owned);
-    let history = lc["state"]["history"].as_array().cloned().unwrap_or_default();
+    let history = lc["state"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let last = history.last().cloned().unwrap_or(Value::Null);
     let outcome = job.as_ref().map(|j| {
         let j = j.lock();
@@ -166,7 +205,7 @@ pub(crate) async fn detail(ctx: Ctx, Query(q): Q) -> Page {
                 p role="status" { "A rotation is running: step " strong { (s) } "." }
                 (steps(Some(s), None, false))
             } @else if last.is_object() {
-                p { "Last rotation " (text(&last["at"])) ": " strong { (text(&last["result"])) } }
+                p { "Last rotation " (when(&last["at"])) ": " strong { (text(&last["result"])) } }
                 @if last["result"] == "success" { (steps(None, None, true)) } @else { (steps(None, last["step"].as_str(), false)) }
             },
         }
@@ -180,7 +219,7 @@ pub(crate) async fn detail(ctx: Ctx, Query(q): Q) -> Page {
             tr { th { "Rotator" } td { (text(&lc["rotation"]["rotator"])) } }
             tr { th { "Every" } td { (text(&lc["rotation"]["period"])) (text(&lc["rotation"]["cron"])) } }
             tr { th { "Window" } td { (text(&lc["rotation"]["window"])) } }
-            tr { th { "Next due" } td { (text(&lc["next_due"])) } }
+            tr { th { "Next due" } td { (when(&lc["next_due"])) } }
             tr { th { "Failures in a row" } td { (text(&lc["state"]["failures"])) } }
             tr { th { "Last error" } td { (text(&lc["state"]["last_error"])) } }
         } }
@@ -203,7 +242,7 @@ pub(crate) async fn detail(ctx: Ctx, Query(q): Q) -> Page {
             div.scroll { table.stack {
                 thead { tr { th { "When" } th { "Result" } th { "Step" } th { "Versions" } th { "Reason" } } }
                 tbody { @for h in history.iter().rev() { tr {
-                    td data-label="When" { (text(&h["at"])) }
+                    td data-label="When" { (when(&h["at"])) }
                     td data-label="Result" { (text(&h["result"])) }
                     td data-label="Step" { (text(&h["step"])) }
                     td data-label="Versions" { (text(&h["old_version"])) " → " (text(&h["new_version"])) }
@@ -225,19 +264,41 @@ pub(crate) async fn detail(ctx: Ctx, Query(q): Q) -> Page {
 /// own and sends the browser to its progress page.
 pub(crate) async fn rotate(ctx: Ctx, raw: Bytes) -> Page {
     let f = form(&ctx, &raw)?;
-    let mount = f.get("mount").map(|s| s.trim().trim_matches('/').to_owned()).unwrap_or_default();
-    let path = f.get("path").map(|s| s.trim().trim_matches('/').to_owned()).unwrap_or_default();
+    let mount = f
+        .get("mount")
+        .map(|s| s.trim().trim_matches('/').to_owned())
+        .unwrap_or_default();
+    let path = f
+        .get("path")
+        .map(|s| s.trim().trim_matches('/').to_owned())
+        .unwrap_or_default();
     if mount.is_empty() || path.is_empty() {
-        return Err(UiError::Page(400, "Missing secret".into(), vec!["Name the secret's mount and path.".into()]));
+        return Err(UiError::Page(
+            400,
+            "Missing secret".into(),
+            vec!["Name the secret's mount and path.".into()],
+        ));
     }
     let mut data = Map::new();
     if let Some(r) = f.get("reason").map(|r| r.trim()).filter(|r| !r.is_empty()) {
         data.insert("reason".into(), Value::String(r.to_owned()));
     }
-    let job = Arc::new(Mutex::new(Job { secret: format!("{mount}/{path}"), started: chrono::Utc::now(), outcome: None }));
+    let job = Arc::new(Mutex::new(Job {
+        secret: format!("{mount}/{path}"),
+        started: chrono::Utc::now(),
+        outcome: None,
+    }));
     let job_id = random_id();
-    ctx.ui.sessions.add_job(&ctx.auth.id, job_id.clone(), job.clone());
-    let req = request(Operation::Update, &format!("{mount}/rotate/{path}"), data, Some(&ctx.auth.token), ctx.peer);
+    ctx.ui
+        .sessions
+        .add_job(&ctx.auth.id, job_id.clone(), job.clone());
+    let req = request(
+        Operation::Update,
+        &format!("{mount}/rotate/{path}"),
+        data,
+        Some(&ctx.auth.token),
+        ctx.peer,
+    );
     let core = ctx.ui.core.clone();
     tokio::spawn(async move {
         let outcome = match handle(&core, req).await {
@@ -246,5 +307,10 @@ pub(crate) async fn rotate(ctx: Ctx, raw: Bytes) -> Page {
         };
         job.lock().outcome = Some(outcome);
     });
-    Ok(Redirect::to(&format!("/ui/rotation?mount={}&path={}&job={job_id}", enc(&mount), enc(&path))).into_response())
+    Ok(Redirect::to(&format!(
+        "/ui/rotation?mount={}&path={}&job={job_id}",
+        enc(&mount),
+        enc(&path)
+    ))
+    .into_response())
 }

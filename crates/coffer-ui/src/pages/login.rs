@@ -19,7 +19,12 @@ use crate::session::{cookie_header, cookie_of};
 use crate::Ui;
 
 /// The login page (`?reason=` says why the user is here).
-pub(crate) async fn form_page(ui: &Ui, reason: Option<&str>, error: Option<&str>, status: StatusCode) -> Response {
+pub(crate) async fn form_page(
+    ui: &Ui,
+    reason: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let (id, csrf) = ui.sessions.new_login_form();
     let note = match reason {
         Some("expired") => Some("Your session has ended (the token's time to live ran out, or you were away too long). Please log in again."),
@@ -70,7 +75,13 @@ pub(crate) async fn form(
     State(ui): State<Arc<Ui>>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    form_page(&ui, q.get("reason").map(String::as_str), None, StatusCode::OK).await
+    form_page(
+        &ui,
+        q.get("reason").map(String::as_str),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `POST /ui/login`: checks the login form's CSRF token, logs in through
@@ -91,7 +102,9 @@ pub(crate) async fn submit(
     let token: Zeroizing<String> = match f.get("method").map(|s| s.as_str()) {
         Some("token") => match f.get("token").map(|t| t.trim()) {
             Some(t) if !t.is_empty() => Zeroizing::new(t.to_owned()),
-            _ => return form_page(&ui, None, Some("Enter a token."), StatusCode::BAD_REQUEST).await,
+            _ => {
+                return form_page(&ui, None, Some("Enter a token."), StatusCode::BAD_REQUEST).await
+            }
         },
         Some("userpass") => {
             let user = f.get("username").map(|s| s.trim()).unwrap_or("");
@@ -102,15 +115,34 @@ pub(crate) async fn submit(
                 .filter(|s| !s.is_empty())
                 .unwrap_or("userpass");
             if user.is_empty() || pass.is_empty() || user.contains('/') || mount.contains("..") {
-                return form_page(&ui, None, Some("Enter a user name (without '/') and a password."), StatusCode::BAD_REQUEST).await;
+                return form_page(
+                    &ui,
+                    None,
+                    Some("Enter a user name (without '/') and a password."),
+                    StatusCode::BAD_REQUEST,
+                )
+                .await;
             }
             let mut data = Map::new();
             data.insert("password".into(), Value::String(pass.to_owned()));
             let path = format!("auth/{mount}/login/{user}");
-            match handle(&ui.core, request(Operation::Update, &path, data, None, peer)).await {
+            match handle(
+                &ui.core,
+                request(Operation::Update, &path, data, None, peer),
+            )
+            .await
+            {
                 Ok(r) => match r.auth.as_ref().and_then(|a| a["client_token"].as_str()) {
                     Some(t) => Zeroizing::new(t.to_owned()),
-                    None => return form_page(&ui, None, Some("The login gave no token."), StatusCode::BAD_GATEWAY).await,
+                    None => {
+                        return form_page(
+                            &ui,
+                            None,
+                            Some("The login gave no token."),
+                            StatusCode::BAD_GATEWAY,
+                        )
+                        .await
+                    }
                 },
                 Err(e) => {
                     let msg = match e.status() {
@@ -118,15 +150,35 @@ pub(crate) async fn submit(
                         429 => "Too many failed logins: wait a while and try again.".to_string(),
                         _ => e.messages().join("; "),
                     };
-                    return form_page(&ui, None, Some(&msg), StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN)).await;
+                    return form_page(
+                        &ui,
+                        None,
+                        Some(&msg),
+                        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN),
+                    )
+                    .await;
                 }
             }
         }
-        _ => return form_page(&ui, None, Some("Choose a login method."), StatusCode::BAD_REQUEST).await,
+        _ => {
+            return form_page(
+                &ui,
+                None,
+                Some("Choose a login method."),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
     };
     drop(f);
     // The token's own view of itself: its name and how long it lives.
-    let lookup = request(Operation::Read, "auth/token/lookup-self", Map::new(), Some(&token), peer);
+    let lookup = request(
+        Operation::Read,
+        "auth/token/lookup-self",
+        Map::new(),
+        Some(&token),
+        peer,
+    );
     let info = match handle(&ui.core, lookup).await {
         Ok(r) => body(&r),
         Err(_) => {
@@ -136,7 +188,11 @@ pub(crate) async fn submit(
     let ttl = Duration::from_secs(info["ttl"].as_u64().unwrap_or(0));
     let name = info["display_name"].as_str().unwrap_or("token").to_owned();
     let id = ui.sessions.start(token, ttl, name);
-    let max_age = if ttl.is_zero() { crate::session::MAX_SESSION } else { ttl.min(crate::session::MAX_SESSION) };
+    let max_age = if ttl.is_zero() {
+        crate::session::MAX_SESSION
+    } else {
+        ttl.min(crate::session::MAX_SESSION)
+    };
     let mut resp = Redirect::to("/ui/status").into_response();
     if let Ok(v) = cookie_header(ui.config.tls, &id, Some(max_age.as_secs())).parse() {
         resp.headers_mut().insert(header::SET_COOKIE, v);

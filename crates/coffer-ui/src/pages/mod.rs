@@ -13,5 +13,10 @@ use axum::response::Response;
 
 /// A page that does not exist under `/ui/`.
 pub(crate) async fn not_found() -> Response {
-    crate::layout::error_page(None, 404, "Page not found", &["There is no such page in the web UI.".into()])
+    crate::layout::error_page(
+        None,
+        404,
+        "Page not found",
+        &["There is no such page in the web UI.".into()],
+    )
 }

@@ -9,14 +9,30 @@ use crate::layout::{empty, page, text};
 
 /// `GET /ui/plan`: the secrets management plan, section by section.
 pub(crate) async fn plan(ctx: Ctx) -> Page {
-    let p = ctx.call(Operation::Read, "sys/coffer/plan", Map::new()).await?;
+    let p = ctx
+        .call(Operation::Read, "sys/coffer/plan", Map::new())
+        .await?;
     let inv = &p["inventory"];
     let rot = &p["rotation"];
     let count = |v: &Value| -> Vec<(String, String)> {
-        v.as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default()
+        v.as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+            .unwrap_or_default()
     };
     let names = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().map(|x| if x.is_string() { text(x) } else { text(&x["secret"]).to_string() + &text(&x["path"]) }).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        if x.is_string() {
+                            text(x)
+                        } else {
+                            text(&x["secret"]).to_string() + &text(&x["path"])
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let content = html! {
         p { (text(&p["purpose"]["scope"])) }
@@ -49,7 +65,9 @@ pub(crate) async fn plan(ctx: Ctx) -> Page {
 
 /// `GET /ui/check`: whether the plan's criteria pass, with the blockers.
 pub(crate) async fn check(ctx: Ctx) -> Page {
-    let c = ctx.call(Operation::Read, "sys/coffer/check", Map::new()).await?;
+    let c = ctx
+        .call(Operation::Read, "sys/coffer/check", Map::new())
+        .await?;
     let criteria = c["criteria"].as_array().cloned().unwrap_or_default();
     let content = html! {
         p role="status" { "Result: " strong class=(if c["result"] == "passed" || c["result"] == "pass" { "status-ok" } else { "status-failing" }) { (text(&c["result"])) }

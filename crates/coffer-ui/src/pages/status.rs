@@ -102,5 +102,3 @@ pub(crate) async fn page_handler(ctx: Ctx) -> Page {
     };
     Ok(page(Some(&ctx.chrome()), "Status", content))
 }
-
-
