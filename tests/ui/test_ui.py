@@ -241,3 +241,38 @@ def test_keyboard_reaches_the_login_form(page, server):
             .filter(e => !(e.id && document.querySelector(`label[for="${e.id}"]`)) && !e.getAttribute('aria-label'))
             .map(e => e.name)""")
         assert unlabeled == [], (path, unlabeled)
+
+
+def test_ui_switched_off_in_the_config_is_a_404(tmp_path):
+    """`ui = false` in the server configuration: /ui/ is a 404, the API works."""
+    import os
+    import subprocess
+
+    import requests
+
+    from conftest import REPO_ROOT, free_port
+
+    config = tmp_path / "dev.toml"
+    config.write_text("ui = false\n")
+    port = free_port() + (1 if os.environ.get("COFFER_UI_TEST_PORT") else 0)
+    binary = os.environ.get("COFFER_BIN", str(REPO_ROOT / "target" / "debug" / "coffer"))
+    proc = subprocess.Popen(
+        [binary, "server", "--dev", "--dev-listen-address", f"127.0.0.1:{port}", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": str(tmp_path)},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(f"{base}/v1/sys/health", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        for path in ("/ui/", "/ui/login", "/ui/assets/style.css"):
+            assert requests.get(base + path, timeout=5).status_code == 404, path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

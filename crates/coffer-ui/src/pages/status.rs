@@ -36,6 +36,25 @@ pub(crate) async fn page_handler(ctx: Ctx) -> Page {
     let ha = section(&ctx, "sys/ha-status").await;
     let leader = section(&ctx, "sys/leader").await;
     let audit = section(&ctx, "sys/audit").await;
+    // Device health (the hash chain verified) is reported by the plan.
+    let health: std::collections::BTreeMap<String, (Option<bool>, String)> = match ctx
+        .try_call(Operation::Read, "sys/coffer/plan", Map::new())
+        .await
+    {
+        Ok(r) => crate::call::body(&r)["security_logging"]["devices"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|d| {
+                (
+                    text(&d["path"]),
+                    (d["verified"].as_bool(), text(&d["verification"])),
+                )
+            })
+            .collect(),
+        Err(_) => Default::default(),
+    };
     let content = html! {
         div.cards {
             section.card aria-labelledby="seal-h" {
@@ -84,14 +103,20 @@ pub(crate) async fn page_handler(ctx: Ctx) -> Page {
                 h2 id="audit-h" { "Audit devices" }
                 @match &audit {
                     Ok(a) => {
-                        @let devices: Vec<(String, Value)> = a.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+                        @let table = if a["data"].is_object() { &a["data"] } else { a };
+                        @let devices: Vec<(String, Value)> = table.as_object().map(|m| m.iter().filter(|(_, v)| v["type"].is_string()).map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
                         @if devices.is_empty() {
                             p.error role="alert" { "No audit device is enabled: reads and writes are not recorded anywhere." }
                         } @else {
                             ul { @for (path, d) in &devices {
                                 li { code { (path) } " " (text(&d["type"])) " "
                                      @if d["type"] == "file" { span.muted { (text(&d["options"]["file_path"])) } }
-                                     " " span.badge.status-ok { "enabled" } }
+                                     " " span.badge.status-ok { "enabled" }
+                                     @match health.get(path.as_str()).or_else(|| health.get(path.trim_end_matches('/'))) {
+                                         Some((Some(true), v)) => { br; span.status-ok { "Healthy: " (v) } }
+                                         Some((_, v)) => { br; span.status-failing { "Not verified: " (v) } }
+                                         None => { br; span.muted { "Health unknown: your token may not read the plan, which reports it." } }
+                                     } }
                             } }
                         }
                     }
