@@ -156,7 +156,7 @@ fn cap_paths(mount: &str, path: &str) -> [String; 7] {
 }
 
 /// A revealed version: its number and its key/value pairs.
-type Revealed = (u64, Vec<(String, String)>);
+type Revealed = (u64, Vec<(String, Value)>);
 
 /// The secret page; `revealed` holds values only after an explicit reveal.
 async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Revealed>) -> Page {
@@ -216,7 +216,7 @@ async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Reveal
                     table.stack { thead { tr { th { "Key" } th { "Value" } th { "Copy" } } }
                         tbody { @for (i, (k, val)) in pairs.iter().enumerate() { tr {
                             td data-label="Key" { code { (k) } }
-                            td data-label="Value" { span.value id=(format!("value-{i}")) { (val) } }
+                            td data-label="Value" { span.value id=(format!("value-{i}")) { (text(val)) } }
                             td data-label="Copy" { button.secondary type="button" data-copy=(format!("value-{i}")) aria-label=(format!("Copy the value of {k}")) { "Copy" } }
                         } } }
                     }
@@ -326,7 +326,7 @@ async fn read_values(
     let n = v["metadata"]["version"].as_u64().unwrap_or(version);
     let pairs = v["data"]
         .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     Ok((n, pairs))
 }
@@ -345,15 +345,19 @@ pub(crate) async fn reveal(ctx: Ctx, raw: Bytes) -> Page {
 
 /// Key/value pairs as editable text, one `key=value` a line (JSON when a
 /// value has a line break).
-fn as_lines(pairs: &[(String, String)]) -> String {
-    if pairs.iter().any(|(_, v)| v.contains('\n')) {
-        let m: Map<String, Value> = pairs
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
+fn as_lines(pairs: &[(String, Value)]) -> String {
+    let plain = pairs
+        .iter()
+        .all(|(k, v)| v.as_str().is_some_and(|s| !s.contains('\n')) && !k.contains('='));
+    if !plain {
+        // JSON keeps numbers, objects and line breaks as they are.
+        let m: Map<String, Value> = pairs.iter().cloned().collect();
         return serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default();
     }
-    pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}\n", text(v)))
+        .collect()
 }
 
 /// Parses the data field: a JSON object, or `key=value` lines.
@@ -681,5 +685,19 @@ mod tests {
         assert!(parse_data("novalue").unwrap_err().contains("Line 1"));
         assert!(parse_data("{bad").unwrap_err().contains("does not parse"));
         assert!(parse_data("  ").is_err());
+    }
+
+    #[test]
+    fn loaded_values_round_trip_through_the_form() {
+        let plain = vec![("a".to_string(), json!("x=y"))];
+        assert_eq!(as_lines(&plain), "a=x=y\n");
+        assert_eq!(parse_data(&as_lines(&plain)).unwrap()["a"], "x=y");
+        let typed = vec![
+            ("n".to_string(), json!(3)),
+            ("m".to_string(), json!("l1\nl2")),
+        ];
+        let back = parse_data(&as_lines(&typed)).unwrap();
+        assert_eq!(back["n"], 3);
+        assert_eq!(back["m"], "l1\nl2");
     }
 }
