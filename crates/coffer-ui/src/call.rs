@@ -47,8 +47,44 @@ impl IntoResponse for UiError {
             UiError::Login(reason) => {
                 Redirect::to(&format!("/ui/login?reason={reason}")).into_response()
             }
-            UiError::Page(status, title, msgs) => error_page(None, status, &title, &msgs),
+            UiError::Page(status, title, msgs) => {
+                let mut resp = error_page(None, status, &title, &msgs);
+                // Kept for [`with_chrome`], which renders the page again
+                // with the session's navigation.
+                resp.extensions_mut().insert(ErrorPage(status, title, msgs));
+                resp
+            }
         }
+    }
+}
+
+/// An error page's content, carried on its response.
+#[derive(Clone)]
+pub(crate) struct ErrorPage(u16, String, Vec<String>);
+
+/// Middleware: an error page answered to a logged-in browser gets the
+/// navigation and the logout form of its session.
+pub(crate) async fn with_chrome(
+    State(ui): State<Arc<Ui>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> HttpResponse {
+    let sid = session::cookie_of(req.headers(), ui.config.tls);
+    let resp = next.run(req).await;
+    let Some(ErrorPage(status, title, msgs)) = resp.extensions().get::<ErrorPage>().cloned() else {
+        return resp;
+    };
+    match sid.and_then(|id| ui.sessions.get(&id)) {
+        Some(a) => error_page(
+            Some(&Chrome {
+                name: a.name,
+                csrf: a.csrf,
+            }),
+            status,
+            &title,
+            &msgs,
+        ),
+        None => resp,
     }
 }
 

@@ -95,6 +95,10 @@ pub(crate) fn routes(ui: Arc<Ui>) -> Router {
         .route("/ui/plan", get(pages::plan::plan))
         .route("/ui/check", get(pages::plan::check))
         .route("/ui/{*rest}", axum::routing::any(pages::not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            ui.clone(),
+            call::with_chrome,
+        ))
         .with_state(ui);
     Router::new()
         .route(
