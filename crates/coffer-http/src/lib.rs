@@ -3,6 +3,8 @@
 //! Every `/v1/...` request becomes a core [`coffer_core::Request`]; the core's
 //! answer becomes Vault's JSON envelope or `{"errors": [...]}`. This crate
 //! owns transport concerns only: parsing and limits, TLS, graceful shutdown.
+//! The listener also serves the web UI (`coffer-ui`) under `/ui/`, a client
+//! of the same core.
 
 pub mod body;
 mod events;

@@ -42,6 +42,9 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     /// Peers whose `X-Forwarded-For` header names the client.
     pub trusted_proxies: TrustedProxies,
+    /// Serve the web UI under `/ui/` (the server configuration's `ui`,
+    /// default true); when false `/ui/` answers 404.
+    pub ui: bool,
 }
 
 impl ListenerConfig {
@@ -54,6 +57,7 @@ impl ListenerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
             trusted_proxies: TrustedProxies::default(),
+            ui: true,
         }
     }
 }
@@ -180,7 +184,18 @@ pub async fn serve(
             }
         }))
     });
+    let ui = if config.ui {
+        coffer_ui::router(
+            core.clone(),
+            coffer_ui::UiConfig {
+                tls: config.tls.is_some(),
+            },
+        )
+    } else {
+        coffer_ui::disabled()
+    };
     let service = app_with_proxies(core, config.limits, config.trusted_proxies)
+        .merge(ui)
         .into_make_service_with_connect_info::<SocketAddr>();
     let slots = SlotAcceptor {
         inner: DefaultAcceptor::new(),

@@ -73,6 +73,14 @@ struct ConfigFile {
     telemetry: TelemetrySection,
     #[serde(default)]
     jwt_discovery: JwtDiscoverySection,
+    /// Serve the web UI under `/ui/` (default true; false: `/ui/` is a 404).
+    #[serde(default = "yes")]
+    ui: bool,
+}
+
+/// The default of switches that are on unless turned off.
+fn yes() -> bool {
+    true
 }
 
 /// `[jwt_discovery]`: where JWT auth mounts may fetch keys.
@@ -121,6 +129,9 @@ struct AuditSection {
 struct DevConfigFile {
     #[serde(default)]
     rotator: BTreeMap<String, RotatorSpec>,
+    /// Serve the web UI (default true).
+    #[serde(default = "yes")]
+    ui: bool,
     #[serde(default)]
     telemetry: TelemetrySection,
     #[serde(default)]
@@ -392,13 +403,13 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
         Some(p) => (open_sqlite(p)?, "sqlite"),
         None => (Arc::new(MemoryBackend::new()), "inmem"),
     };
-    let (registry, telemetry, jwt_urls) = match &args.config {
+    let (registry, telemetry, jwt_urls, ui) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading configuration {}", path.display()))?;
             let file: DevConfigFile = toml::from_str(&text).with_context(|| {
                 format!(
-                    "invalid configuration {} (with --dev it may hold only [rotator.NAME], [telemetry] and [jwt_discovery] sections)",
+                    "invalid configuration {} (with --dev it may hold only ui, [rotator.NAME], [telemetry] and [jwt_discovery])",
                     path.display()
                 )
             })?;
@@ -406,12 +417,14 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
                 rotators(file.rotator, path)?,
                 file.telemetry,
                 file.jwt_discovery.allowed()?,
+                file.ui,
             )
         }
         None => (
             RotatorRegistry::default(),
             TelemetrySection::default(),
             Default::default(),
+            true,
         ),
     };
     let core = Core::new(
@@ -437,6 +450,7 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
         {
             let mut l = ListenerConfig::new(address);
             l.limits.after_large_body = Some(crate::return_freed_memory);
+            l.ui = ui;
             l
         },
         shutdown_signal(),
@@ -525,6 +539,7 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
     let address = parse_addr(&tcp.address)?;
     let mut listener = tcp.listener_config(address)?;
     listener.tls = tls;
+    listener.ui = config.ui;
     let scheme = if listener.tls.is_some() {
         "https"
     } else {
