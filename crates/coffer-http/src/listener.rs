@@ -189,6 +189,12 @@ pub async fn serve(
             core.clone(),
             coffer_ui::UiConfig {
                 tls: config.tls.is_some(),
+                client_addr: Some({
+                    let proxies = config.trusted_proxies.clone();
+                    std::sync::Arc::new(move |peer, headers: &axum::http::HeaderMap| {
+                        proxies.client_addr(peer, headers).ok()
+                    })
+                }),
             },
         )
     } else {

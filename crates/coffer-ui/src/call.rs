@@ -102,10 +102,7 @@ impl FromRequestParts<Arc<Ui>> for Ctx {
         let State(ui) = State::<Arc<Ui>>::from_request_parts(parts, state)
             .await
             .map_err(|_| UiError::Login("session"))?;
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let peer = peer_of(&ui, &parts.extensions, &parts.headers);
         let id =
             session::cookie_of(&parts.headers, ui.config.tls).ok_or(UiError::Login("login"))?;
         let auth = ui.sessions.get(&id).ok_or(UiError::Login("expired"))?;
@@ -113,9 +110,21 @@ impl FromRequestParts<Arc<Ui>> for Ctx {
     }
 }
 
-/// The peer address of a request, for requests made before a session exists.
-pub(crate) fn peer_of(parts: &axum::http::Extensions) -> Option<std::net::IpAddr> {
-    parts.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+/// The client's address: the connection's peer, or behind one of the
+/// listener's trusted proxies the address it forwarded (the same rule as
+/// the API's, so the audit trail, `bound_cidrs` and login lockout see the
+/// client and not the proxy). A trusted proxy's header naming no address
+/// leaves the proxy's own.
+pub(crate) fn peer_of(
+    ui: &Ui,
+    ext: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+) -> Option<std::net::IpAddr> {
+    let peer = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
+    match &ui.config.client_addr {
+        Some(resolve) => Some(resolve(peer, headers).unwrap_or(peer)),
+        None => Some(peer),
+    }
 }
 
 /// Runs `req` through the core in a task of its own (as the HTTP layer

@@ -32,11 +32,29 @@ use coffer_core::Core;
 
 pub use session::SESSION_COOKIE_PLAIN;
 
+/// Finds the client's address from the connection's peer and the request
+/// headers, as the API listener does with its trusted proxies; `None` when
+/// a trusted proxy sent a header that names no address.
+pub type ClientAddr =
+    Arc<dyn Fn(std::net::IpAddr, &axum::http::HeaderMap) -> Option<std::net::IpAddr> + Send + Sync>;
+
 /// How the UI is served.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct UiConfig {
     /// The listener serves TLS: cookies get `Secure` and the `__Host-` prefix.
     pub tls: bool,
+    /// The listener's client-address rule (its trusted proxies); without
+    /// one, the connection's peer is the client.
+    pub client_addr: Option<ClientAddr>,
+}
+
+impl std::fmt::Debug for UiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UiConfig")
+            .field("tls", &self.tls)
+            .field("client_addr", &self.client_addr.is_some())
+            .finish()
+    }
 }
 
 /// Shared state of the UI: the core it is a client of, and its sessions.

@@ -703,3 +703,43 @@ fn cookies_are_httponly_strict_and_secure_host_under_tls() {
     assert_eq!(id.len(), 64);
     assert_ne!(id, crate::session::random_id());
 }
+
+/// Behind one of the listener's trusted proxies the UI sees the client the
+/// proxy forwarded, as the API does; a header the rule rejects leaves the
+/// connection's peer, and without a rule the peer is the client.
+#[tokio::test]
+async fn the_client_address_follows_the_listeners_proxy_rule() {
+    use std::net::{IpAddr, SocketAddr};
+    let t = T::new().await;
+    let proxy: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+    let mut ext = axum::http::Extensions::new();
+    ext.insert(axum::extract::ConnectInfo(proxy));
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+    assert_eq!(
+        crate::call::peer_of(&t.ui, &ext, &headers),
+        Some(proxy.ip())
+    );
+    let rule: crate::ClientAddr = Arc::new(|peer: IpAddr, h: &axum::http::HeaderMap| {
+        let fwd = h.get("x-forwarded-for")?.to_str().ok()?;
+        if peer == "10.0.0.1".parse::<IpAddr>().ok()? {
+            fwd.parse().ok()
+        } else {
+            Some(peer)
+        }
+    });
+    let ui = crate::Ui {
+        core: t.core.clone(),
+        sessions: Default::default(),
+        config: UiConfig {
+            tls: false,
+            client_addr: Some(rule),
+        },
+    };
+    assert_eq!(
+        crate::call::peer_of(&ui, &ext, &headers),
+        Some("203.0.113.7".parse().unwrap())
+    );
+    headers.insert("x-forwarded-for", "not-an-address".parse().unwrap());
+    assert_eq!(crate::call::peer_of(&ui, &ext, &headers), Some(proxy.ip()));
+}

@@ -98,7 +98,7 @@ pub(crate) async fn submit(
     if csrf.is_empty() || !ui.sessions.check_login_csrf(&pre, csrf) {
         return UiError::csrf().into_response();
     }
-    let peer = peer_of(&req_parts);
+    let peer = peer_of(&ui, &req_parts, &headers);
     let token: Zeroizing<String> = match f.get("method").map(|s| s.as_str()) {
         Some("token") => match f.get("token").map(|t| t.trim()) {
             Some(t) if !t.is_empty() => Zeroizing::new(t.to_owned()),
