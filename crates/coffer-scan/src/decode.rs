@@ -208,26 +208,7 @@ fn token_around(data: &[u8], at: usize) -> (usize, usize) {
 /// Standard or URL-safe base64, padding optional; `None` when invalid or
 /// when the result is not text (a secret's value is text).
 pub fn b64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &b in s {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
+    let out = crate::checksum::b64_bytes(s)?;
     let text = std::str::from_utf8(&out).ok()?;
     if text
         .chars()
