@@ -743,3 +743,52 @@ async fn the_client_address_follows_the_listeners_proxy_rule() {
     headers.insert("x-forwarded-for", "not-an-address".parse().unwrap());
     assert_eq!(crate::call::peer_of(&ui, &ext, &headers), Some(proxy.ip()));
 }
+
+/// A secret's page shows the apps that reported holding it and the version
+/// each holds (what `coffer run --watch` and the agent report).
+#[tokio::test]
+async fn a_secret_page_shows_which_consumers_hold_which_version() {
+    let t = T::new().await;
+    t.api(
+        Operation::Update,
+        "secret/data/app/db",
+        json!({"data": {"password": "p1"}}),
+        &t.root,
+    )
+    .await
+    .unwrap();
+    t.api(Operation::Update, "secret/lifecycle/app/db", json!({"owner": "pay", "secret_type": "password", "origin": "internal", "rotation": {"period": "30d", "rotator": "generate"}}), &t.root).await.unwrap();
+    let (cookie, _) = t.login(&t.root).await;
+    let page = |cookie: String| {
+        let t = &t;
+        async move {
+            t.send(
+                "GET",
+                "/ui/kv/secret?mount=secret&path=app/db",
+                Some(&cookie),
+                None,
+            )
+            .await
+        }
+    };
+    let before = page(cookie.clone()).await;
+    assert!(
+        before
+            .body
+            .contains("No app has reported holding this secret"),
+        "{}",
+        before.body
+    );
+    t.api(
+        Operation::Update,
+        "secret/consumers/app/db",
+        json!({"consumer_id": "billing-web-1", "version": 1, "kind": "agent"}),
+        &t.root,
+    )
+    .await
+    .unwrap();
+    let after = page(cookie).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert!(after.body.contains("billing-web-1"), "{}", after.body);
+    assert!(after.body.contains("Holds version"));
+}

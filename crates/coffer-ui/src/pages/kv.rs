@@ -288,6 +288,26 @@ async fn secret_page(ctx: &Ctx, mount: &str, path: &str, revealed: Option<Reveal
                     tr { th { "Last rotated" } td { (when(&lc["state"]["last_rotated"])) } }
                 } }
                 @if can_rotate { p { a href=(format!("/ui/rotation?mount={m}&path={p}")) { "Rotation detail and rotate now" } } }
+                h2 { "Consumers" }
+                @match lc["consumers"].as_array().filter(|c| !c.is_empty()) {
+                    Some(consumers) => {
+                        table {
+                            thead { tr { th { "Consumer" } th { "Kind" } th { "Holds version" } th { "Reported" } th { "Live" } } }
+                            tbody {
+                                @for c in consumers {
+                                    tr {
+                                        td data-label="Consumer" { (text(&c["consumer_id"])) }
+                                        td data-label="Kind" { (text(&c["kind"])) }
+                                        td data-label="Holds version" { (text(&c["version"])) }
+                                        td data-label="Reported" { (when(&c["reported_at"])) }
+                                        td data-label="Live" { @if c["live"].as_bool() == Some(true) { "yes" } @else { "no (stale)" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    None => (empty("No app has reported holding this secret (coffer run --watch and coffer agent report the version they hold).")),
+                }
             }
             Err(Error::NotFound) => (empty("This secret has no lifecycle record (owner, type, rotation).")),
             Err(Error::PermissionDenied) => p.muted { "Your token may not read this secret's lifecycle record." },
