@@ -214,6 +214,18 @@ ALLOW: list[Allow] = [
     ),
     Allow(
         "bao path-help*",
+        "paths./consumers/*",
+        "extra",
+        "Coffer's own API: consumers of a KV v2 secret report the version they hold.",
+    ),
+    Allow(
+        "bao path-help*",
+        "components.schemas.WriteConsumersPathRequest",
+        "extra",
+        "The request body of Coffer's own consumers route (above).",
+    ),
+    Allow(
+        "bao path-help*",
         "paths./rotate/*",
         "extra",
         "Coffer's own API: staged rotation of a KV v2 secret.",
