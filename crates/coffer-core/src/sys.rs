@@ -712,7 +712,6 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
             | "leases"
             | "remount"
     ) || rest.starts_with("audit/")
-        || rest.starts_with("audit-hash/")
         || rest.starts_with("raw/")
         || (rest.starts_with("auth/") && write)
         || rest.starts_with("leases/revoke-prefix/")

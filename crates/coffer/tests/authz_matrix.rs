@@ -9,7 +9,7 @@ mod cli_support;
 use std::time::Duration;
 
 use cli_support::{unique, Server};
-use coffer_core::routes::{Route, CATALOG, MATRIX_MOUNTS};
+use coffer_core::routes::{Route, CATALOG, MATRIX_MOUNTS, OPEN};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
@@ -241,6 +241,35 @@ fn every_route_refuses_a_missing_capability_and_admits_a_held_one() {
         CATALOG.len(),
         failures.join("\n")
     );
+}
+
+/// The routes marked "no token needed" answer without one: none of them is
+/// guarded by accident (and a guarded route is no longer open by mistake:
+/// the catalog test above proves those refuse).
+#[test]
+fn every_open_route_answers_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&["--dev-audit-dir", dir.path().to_str().unwrap()]);
+    let c = Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    setup(&c, &s, dir.path());
+    let mut failures = Vec::new();
+    for (method, path) in OPEN {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = c.request(m, format!("{}/v1/{path}", s.addr));
+        if *method != "GET" {
+            req = req.json(&json!({}));
+        }
+        let resp = req.send().unwrap();
+        let st = resp.status().as_u16();
+        if st == 403 || st >= 500 {
+            let body = resp.text().unwrap_or_default();
+            failures.push(format!("{method} {path} without a token: {st} {body}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Route prefixes whose next segment names an object case-insensitively.

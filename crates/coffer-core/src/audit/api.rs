@@ -1,7 +1,7 @@
 //! The HTTP-facing endpoints of the audit subsystem:
 //!
 //! * `GET sys/audit`, `PUT sys/audit/:path`, `DELETE sys/audit/:path`,
-//!   `PUT sys/audit-hash/:path` (Vault's; sudo by the ACL);
+//!   `PUT sys/audit-hash/:path` (Vault's; `update` on the path, no sudo, as in OpenBao);
 //! * `GET sys/audit/:path/verify-key`: the Ed25519 public key checkpoints
 //!   are signed with (Coffer's);
 //! * `GET sys/coffer/access/<secret path>[?since=T]`: who read a secret;
