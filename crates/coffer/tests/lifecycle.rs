@@ -219,6 +219,34 @@ fn metadata_is_validated_and_listed_in_the_inventory() {
         .all(|r| r["path"] != format!("secret/{path}")));
 }
 
+/// Due rotations are taken most-overdue first: with three times more due
+/// secrets than rotation slots, on a period shorter than the scheduler's
+/// pass, every secret still rotates (path order starved all but the first
+/// four).
+#[test]
+fn the_scheduler_takes_the_most_overdue_first_and_starves_none() {
+    let s = Server::start();
+    let dir = unique("fair");
+    let paths: Vec<String> = (0..12).map(|i| format!("{dir}/s{i:02}")).collect();
+    for path in &paths {
+        put_secret(&s, path, json!({"password": unique("pw")}));
+        let (st, body) = set_lifecycle(
+            &s,
+            path,
+            json!({
+                "owner": "team-app", "secret_type": "password",
+                "rotation": {"period": "2s", "rotator": "generate", "settings": {"field": "password"}}
+            }),
+        );
+        assert_eq!(st, 204, "{body}");
+    }
+    wait_until("every secret rotated at least once", 60, || {
+        paths
+            .iter()
+            .all(|p| !lifecycle(&s, p)["state"]["last_rotated"].is_null())
+    });
+}
+
 #[test]
 fn the_scheduler_rotates_a_secret_with_a_short_period() {
     let s = Server::start();

@@ -500,14 +500,17 @@ pub async fn inventory(core: &Core, req: &Request) -> Result<Response> {
 }
 
 /// One pass of the scheduler: rolls back interrupted rotations, then starts
-/// due ones (within their window, after their backoff, with jitter), at most
-/// [`MAX_CONCURRENT_ROTATIONS`] at a time.
+/// due ones (within their window, after their backoff, with jitter), the
+/// most overdue first, at most [`MAX_CONCURRENT_ROTATIONS`] at a time.
 pub async fn schedule_pass(
     core: &Arc<Core>,
     semaphore: &Arc<tokio::sync::Semaphore>,
     first: bool,
 ) -> Result<()> {
     let at = now();
+    // Every due rotation, with how far past due it is: the most overdue go
+    // first, so a few secrets on a short period cannot starve the rest.
+    let mut due_now: Vec<(i64, Mounted, String)> = Vec::new();
     for m in kv2_mounts(core) {
         for path in store::paths(&m.view).await? {
             let Some(lc) = store::load(&m.view, &path).await? else {
@@ -549,22 +552,26 @@ pub async fn schedule_pass(
                 &path,
                 rotation.period.or(spread).unwrap_or(3600),
             );
-            if due + chrono::Duration::seconds(jitter) > at {
+            let start = due + chrono::Duration::seconds(jitter);
+            if start > at {
                 continue;
             }
-            let Ok(permit) = semaphore.clone().try_acquire_owned() else {
-                return Ok(());
-            };
-            let m2 = m.clone();
-            let core2 = Arc::clone(core);
-            // The rotation keeps the leader's fence (shared storage).
-            tokio::spawn(coffer_storage::fence::inherit(async move {
-                let _permit = permit;
-                if let Err(e) = rotate::rotate(&core2, None, &m2, &path, "scheduled").await {
-                    tracing::debug!(error = %e, "scheduled rotation did not complete");
-                }
-            }));
+            due_now.push(((at - start).num_seconds(), m.clone(), path));
         }
+    }
+    due_now.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
+    for (_, m, path) in due_now {
+        let Ok(permit) = semaphore.clone().try_acquire_owned() else {
+            break;
+        };
+        let core2 = Arc::clone(core);
+        // The rotation keeps the leader's fence (shared storage).
+        tokio::spawn(coffer_storage::fence::inherit(async move {
+            let _permit = permit;
+            if let Err(e) = rotate::rotate(&core2, None, &m, &path, "scheduled").await {
+                tracing::debug!(error = %e, "scheduled rotation did not complete");
+            }
+        }));
     }
     Ok(())
 }
