@@ -18,8 +18,6 @@
 //!   lower-cased, de-duplicated) before `allowed_parameters` and
 //!   `denied_parameters` judge them.
 
-use std::borrow::Cow;
-
 use serde_json::{Map, Value};
 
 use crate::{Error, Operation, Result};
@@ -47,34 +45,6 @@ pub fn shape(op: Operation, raw: &str) -> Result<String> {
         path.push('/');
     }
     Ok(path)
-}
-
-/// Lower-cases segment `index` of a mount-relative `path` (and trims it),
-/// when the path's segment `0` is one of `heads`: the common case rule of
-/// engines whose object names are case-insensitive (`users/<name>`,
-/// `role/<name>/...`).
-pub fn lowercase_name<'a>(path: &'a str, heads: &[&str]) -> Cow<'a, str> {
-    let mut segs = path.split('/');
-    let Some(head) = segs.next() else {
-        return Cow::Borrowed(path);
-    };
-    if !heads.contains(&head) {
-        return Cow::Borrowed(path);
-    }
-    let Some(name) = segs.next() else {
-        return Cow::Borrowed(path);
-    };
-    let canonical = name.trim().to_lowercase();
-    if canonical == name {
-        return Cow::Borrowed(path);
-    }
-    let rest: Vec<&str> = segs.collect();
-    let mut out = format!("{head}/{canonical}");
-    for r in rest {
-        out.push('/');
-        out.push_str(r);
-    }
-    Cow::Owned(out)
 }
 
 /// Parameters that name policies, in every engine that takes them.
@@ -105,7 +75,7 @@ pub fn policy_fields(data: &mut Map<String, Value>) {
                 .collect(),
             _ => continue,
         };
-        let names = crate::token_api::sanitize_policies(&items, false);
+        let names = coffer_policy::sanitize_policies(&items, false);
         data.insert(
             field.to_string(),
             Value::Array(names.into_iter().map(Value::String).collect()),
@@ -162,21 +132,6 @@ mod tests {
             assert!(shape(Operation::Read, p).is_err(), "{p:?}");
             assert!(shape(Operation::List, p).is_err(), "{p:?}");
         }
-    }
-
-    #[test]
-    fn names_are_lowercased_under_their_heads() {
-        assert_eq!(
-            lowercase_name("users/ADMIN/password", &["users"]),
-            "users/admin/password"
-        );
-        assert_eq!(lowercase_name("users/ Admin", &["users"]), "users/admin");
-        assert_eq!(lowercase_name("users/", &["users"]), "users/");
-        assert_eq!(lowercase_name("config/ABC", &["users"]), "config/ABC");
-        assert!(matches!(
-            lowercase_name("users/alice", &["users"]),
-            Cow::Borrowed(_)
-        ));
     }
 
     #[test]

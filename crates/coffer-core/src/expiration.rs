@@ -30,8 +30,7 @@ use crate::token::TokenEntry;
 use crate::util::{now, rfc3339};
 use crate::{Error, LeaseRequest, Result};
 
-/// System default and maximum lease TTL (32 days), as Vault's.
-const SYSTEM_TTL: u64 = 2_764_800;
+use coffer_engine::mounts::SYSTEM_MAX_TTL as SYSTEM_TTL;
 
 /// A stored lease.
 #[derive(Clone, Serialize, Deserialize)]

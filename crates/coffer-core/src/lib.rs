@@ -6,7 +6,6 @@
 
 pub mod abuse;
 pub mod audit;
-pub mod auth;
 mod backends;
 pub mod batch_token;
 pub mod canonical;
@@ -54,6 +53,9 @@ pub use coffer_engine::{
 // generates from them); the system backend and the rotators use them here.
 pub use coffer_engines::password;
 pub use coffer_policy as policy;
+// The auth methods are a crate of their own (coffer-auth), under their
+// former module name.
+pub use coffer_auth as auth;
 
 /// Former home of small helpers, now each in its own module of
 /// coffer-engine ([`time`], [`params`], [`json`]); these paths stay valid.

@@ -13,8 +13,7 @@ use crate::{Error, Operation, Request, Response, Result};
 
 /// Mount paths no engine may take.
 const RESERVED: [&str; 4] = ["sys/", "auth/", "cubbyhole/", "identity/"];
-/// The system-wide default and maximum lease TTL (32 days), as Vault's.
-const SYSTEM_TTL: u64 = 2_764_800;
+use coffer_engine::mounts::SYSTEM_MAX_TTL as SYSTEM_TTL;
 
 /// What the pipeline demands of a `sys/` request (`rest` is the path below
 /// `sys/`): Vault's status endpoints are open (health, seal status and init

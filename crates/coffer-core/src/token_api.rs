@@ -14,7 +14,7 @@ use crate::util::{now, Params};
 use crate::{Error, Operation, Request, Response, Result};
 
 /// The system-wide default and maximum token TTL (32 days), as Vault's.
-pub const SYSTEM_MAX_TTL: u64 = 2_764_800;
+pub use coffer_engine::mounts::SYSTEM_MAX_TTL;
 
 /// Everything needed to mint a token.
 #[derive(Default, Clone)]
@@ -80,21 +80,7 @@ impl std::fmt::Debug for TokenSpec {
     }
 }
 
-/// Lower-cases, trims, sorts and de-duplicates policy names; adds `default`
-/// unless asked not to or the set holds `root`.
-pub fn sanitize_policies(policies: &[String], add_default: bool) -> Vec<String> {
-    let mut out: Vec<String> = policies
-        .iter()
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
-    if add_default && !out.iter().any(|p| p == "root") {
-        out.push("default".into());
-    }
-    out.sort();
-    out.dedup();
-    out
-}
+pub use coffer_policy::sanitize_policies;
 
 /// Mints a token from `spec` and stores it; returns the token and its entry.
 pub async fn mint(core: &Core, spec: TokenSpec) -> Result<(Zeroizing<String>, TokenEntry)> {

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 const BELOW_ROUTER: &[&str] = &[
     "abuse",
     "audit",
-    "auth",
     "canonical",
     "engines",
     "events",
@@ -30,7 +29,12 @@ const BELOW_ROUTER: &[&str] = &[
 
 /// Whole crates below the router (their Cargo.toml does not let them depend
 /// on coffer-core either; this also keeps the name out of their text).
-const BELOW_ROUTER_CRATES: &[&str] = &["coffer-engine", "coffer-engines", "coffer-policy"];
+const BELOW_ROUTER_CRATES: &[&str] = &[
+    "coffer-auth",
+    "coffer-engine",
+    "coffer-engines",
+    "coffer-policy",
+];
 
 /// Files below the router that still name `Core`, each with its reason.
 const CORE_ALLOWED: &[(&str, &str)] = &[
@@ -156,16 +160,6 @@ const EDGES_ALLOWED: &[(&str, &str, &str)] = &[
         "batch_token",
         "token",
         "batch tokens decode into the token store's TokenEntry, while the store issues them",
-    ),
-    (
-        "canonical",
-        "token_api",
-        "policy-name parameters are sanitised by token_api's function",
-    ),
-    (
-        "auth",
-        "token_api",
-        "auth methods take token_api's policy sanitiser and TTL ceiling",
     ),
     (
         "lifecycle",

@@ -14,8 +14,8 @@
 //! * [`engine`]: the `Engine` trait; [`mounts`]: the mount table's entries
 //!   and the longest-prefix router;
 //! * [`barrier`]: encryption of every entry, storage views, the keyring;
-//! * [`params`], [`time`], [`json`]: request parameters, Vault's times and
-//!   durations, Vault's JSON shapes; [`redact`]: `Debug` without secrets;
+//! * [`params`], [`time`], [`json`], [`names`]: request parameters, Vault's
+//!   times and durations, Vault's JSON shapes, case-insensitive object names; [`redact`]: `Debug` without secrets;
 //!   [`telemetry`]: the process-wide metrics handles; [`cache`]: the
 //!   parsed-entry cache and its write protocol (engines and core stores).
 
@@ -26,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod json;
 pub mod mounts;
+pub mod names;
 pub mod params;
 pub mod redact;
 pub mod request;

@@ -18,6 +18,10 @@ pub const MOUNT_TABLE_KEY: &str = "core/mounts";
 /// in audit entries).
 pub const BUILTIN_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "+builtin.coffer");
 
+/// The system-wide default and maximum lease TTL (32 days), as Vault's:
+/// what a mount's `default_lease_ttl`/`max_lease_ttl` of 0 stands for.
+pub const SYSTEM_MAX_TTL: u64 = 2_764_800;
+
 /// Engine type of the per-token cubbyhole, mounted by the core itself.
 pub const CUBBYHOLE_KIND: &str = "cubbyhole";
 /// Engine type of the identity store's mount, mounted by the core itself.

@@ -253,8 +253,8 @@ pub async fn build(
         .read()
         .entries()
         .map(|m| json!({"path": m.entry.path, "type": m.entry.kind,
-                        "default_lease_ttl": dur(if m.entry.config.default_lease_ttl == 0 { 2_764_800 } else { m.entry.config.default_lease_ttl }),
-                        "max_lease_ttl": dur(if m.entry.config.max_lease_ttl == 0 { 2_764_800 } else { m.entry.config.max_lease_ttl })}))
+                        "default_lease_ttl": dur(if m.entry.config.default_lease_ttl == 0 { coffer_engine::mounts::SYSTEM_MAX_TTL } else { m.entry.config.default_lease_ttl }),
+                        "max_lease_ttl": dur(if m.entry.config.max_lease_ttl == 0 { coffer_engine::mounts::SYSTEM_MAX_TTL } else { m.entry.config.max_lease_ttl })}))
         .collect();
     mounts.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
     let (drill, used) = super::revocation_records(core).await?;

@@ -16,8 +16,7 @@ use crate::password::PasswordPolicies;
 use crate::util::{now, Params};
 use crate::{Error, LeaseRequest, Operation, Request, Response, Result};
 
-/// Vault's system default and maximum lease TTL (32 days).
-const SYSTEM_TTL: u64 = 2_764_800;
+use coffer_engine::mounts::SYSTEM_MAX_TTL as SYSTEM_TTL;
 /// Vault's default renewal for PostgreSQL.
 const DEFAULT_RENEW: &str = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}';";
 /// Display name used in generated user names (Vault uses the token's).

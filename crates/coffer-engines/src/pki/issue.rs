@@ -18,8 +18,7 @@ use crate::engine::EngineCtx;
 use crate::util::{format_duration, now, Params};
 use crate::{Error, LeaseRequest, Operation, Request, Response, Result};
 
-/// Vault's system maximum lease TTL (32 days), the default cap.
-pub const SYSTEM_TTL: u64 = 2_764_800;
+use coffer_engine::mounts::SYSTEM_MAX_TTL as SYSTEM_TTL;
 
 /// A key usage by Vault's name.
 pub fn key_usage(name: &str) -> Option<KeyUsagePurpose> {

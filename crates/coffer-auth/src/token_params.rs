@@ -112,7 +112,7 @@ impl TokenParams {
             aliases.policies,
             |p, n| p.str_list(n),
         )? {
-            t.policies = crate::token_api::sanitize_policies(&v, false);
+            t.policies = coffer_policy::sanitize_policies(&v, false);
             t.set_legacy("policies", legacy);
         }
         if let Some((v, legacy)) = pick(params, "token_ttl", "ttl", aliases.ttl, |p, n| {
@@ -164,7 +164,7 @@ impl TokenParams {
             |p, n| p.str_list(n),
         )? {
             let v: Vec<String> = v.iter().map(|c| c.trim().to_string()).collect();
-            crate::auth::parse_cidrs(&v)?;
+            crate::parse_cidrs(&v)?;
             t.bound_cidrs = v;
             t.set_legacy("bound_cidrs", legacy);
         }

@@ -70,7 +70,7 @@ impl AppRole {
 /// The mount's maximum lease TTL (the system's when unset).
 fn max_ttl(ctx: &EngineCtx<'_>) -> u64 {
     match ctx.mount.config.max_lease_ttl {
-        0 => crate::token_api::SYSTEM_MAX_TTL,
+        0 => coffer_engine::mounts::SYSTEM_MAX_TTL,
         n => n,
     }
 }
@@ -466,7 +466,7 @@ impl AppRole {
                     .await?;
                 return Err(Error::bad(INVALID));
             }
-            if !crate::auth::ip_allowed(req.client_addr, &entry.cidr_list) {
+            if !crate::ip_allowed(req.client_addr, &entry.cidr_list) {
                 return Err(Error::bad(format!(
                     "source address {addr:?} unauthorized by CIDR restrictions on the secret ID"
                 )));
@@ -477,7 +477,7 @@ impl AppRole {
             }
             consume = Some((skey, akey, entry));
         }
-        if !crate::auth::ip_allowed(req.client_addr, &role.secret_id_bound_cidrs) {
+        if !crate::ip_allowed(req.client_addr, &role.secret_id_bound_cidrs) {
             return Err(Error::bad(format!(
                 "source address {addr:?} unauthorized by CIDR restrictions on the role"
             )));
@@ -611,7 +611,7 @@ impl Engine for AppRole {
 
     /// Role names are case-insensitive: `role/<name>...` is lower-cased.
     fn canonical_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
-        crate::canonical::lowercase_name(path, &["role"])
+        coffer_engine::names::lowercase_name(path, &["role"])
     }
 
     fn is_unauthenticated(&self, path: &str) -> bool {

@@ -161,7 +161,7 @@ fn cidr_param(params: &Params<'_>, name: &str, msg: &str) -> Result<Vec<String>>
         .map(|c| c.trim().to_lowercase())
         .filter(|c| !c.is_empty())
         .collect();
-    crate::auth::parse_cidrs(&list).map_err(|_| Error::bad(msg))?;
+    crate::parse_cidrs(&list).map_err(|_| Error::bad(msg))?;
     Ok(list)
 }
 
@@ -171,12 +171,12 @@ fn verify_subset(inner: &[String], outer: &[String]) -> Result<()> {
     if inner.is_empty() || outer.is_empty() {
         return Ok(());
     }
-    let outer_nets = crate::auth::parse_cidrs(outer)?;
-    for (ip, len) in crate::auth::parse_cidrs(inner)? {
+    let outer_nets = crate::parse_cidrs(outer)?;
+    for (ip, len) in crate::parse_cidrs(inner)? {
         let inside = outer_nets.iter().zip(outer).any(|((o_ip, o_len), o_str)| {
             o_ip.is_ipv4() == ip.is_ipv4()
                 && len >= *o_len
-                && crate::auth::ip_allowed(Some(ip), std::slice::from_ref(o_str))
+                && crate::ip_allowed(Some(ip), std::slice::from_ref(o_str))
         });
         if !inside {
             return Err(Error::bad(format!(

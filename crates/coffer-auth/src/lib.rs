@@ -1,6 +1,20 @@
-//! Auth methods: engines mounted under `auth/` whose login endpoints answer
-//! without a token and return an [`crate::AuthGrant`] that the core turns
-//! into a token.
+//! Coffer's auth methods: AppRole, userpass and JWT/OIDC, engines mounted
+//! under `auth/` whose login endpoints answer without a token and return an
+//! [`AuthGrant`] that the core turns into a token.
+//!
+//! **Architecture Invariant**: an auth method is written against the
+//! contract in `coffer-engine` and nothing above it, like a secrets engine:
+//! it sees its request (path relative to its mount), its
+//! [`coffer_engine::EngineCtx`] (its own barrier `View`, its mount entry)
+//! and what the core hands it at construction (the operator's allowed JWKS
+//! and discovery URLs). It never mints a token, registers a lease or
+//! writes an audit entry: a login answers an [`AuthGrant`], and the core's
+//! pipeline does the rest. The crate does not depend on `coffer-core`
+//! (checked by Cargo: it cannot name `Core`).
+//!
+//! * [`for_mount`]: the engine for an auth mount's type;
+//! * [`approle`], [`userpass`], [`jwt`]: the methods; [`token_params`]: the
+//!   `token_*` role fields they share.
 
 pub mod approle;
 pub mod jwt;
@@ -9,9 +23,20 @@ pub mod userpass;
 
 use std::sync::Arc;
 
-use crate::engine::Engine;
-use crate::mounts::MountEntry;
-use crate::{Error, Result};
+// The methods' sources name the contract as `crate::engine`, `crate::Error`
+// and so on, the paths they had inside coffer-core; these private imports
+// keep those paths valid so the moved files stay as they were.
+use coffer_engine::engine::Engine;
+use coffer_engine::mounts::MountEntry;
+use coffer_engine::{barrier, engine, redact};
+use coffer_engine::{AuthGrant, Error, Operation, Request, Response, Result};
+
+/// Vault's parameter, time and JSON helpers under their former module name.
+mod util {
+    pub use coffer_engine::json::list_or_null;
+    pub use coffer_engine::params::Params;
+    pub use coffer_engine::time::{format_duration, now, parse_duration, rfc3339};
+}
 
 /// Creates the engine of an auth mount, or refuses an unknown type.
 /// `jwt_urls`: where JWT mounts may fetch keys (the server's configuration).

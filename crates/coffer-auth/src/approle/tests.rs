@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::AppRole;
 use crate::barrier::{Barrier, View};
 use crate::engine::{Engine, EngineCtx};
-use crate::mounts::MountEntry;
+use crate::MountEntry;
 use crate::{Operation, Request, Response, Result};
 
 struct Fixture {

@@ -15,9 +15,9 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
-use crate::auth::approle::valid_name;
-use crate::auth::token_params::{Aliases, TokenParams};
+use crate::approle::valid_name;
 use crate::engine::{Engine, EngineCtx};
+use crate::token_params::{Aliases, TokenParams};
 use crate::util::Params;
 use crate::{Error, Operation, Request, Response, Result};
 
@@ -170,7 +170,7 @@ impl UserPass {
         let Some(user) = user else {
             return Err(Error::bad(INVALID));
         };
-        if !crate::auth::ip_allowed(req.client_addr, &user.token.bound_cidrs) {
+        if !crate::ip_allowed(req.client_addr, &user.token.bound_cidrs) {
             return Err(Error::PermissionDenied);
         }
         let metadata = BTreeMap::from([("username".to_string(), name.to_string())]);
@@ -197,7 +197,7 @@ impl Engine for UserPass {
             .load(ctx, name)
             .await?
             .ok_or_else(|| Error::bad("user no longer exists, not renewing"))?;
-        if !crate::auth::same_policies(&user.token.policies, policies) {
+        if !crate::same_policies(&user.token.policies, policies) {
             return Err(Error::bad("policies have changed, not renewing"));
         }
         Ok(())
@@ -220,7 +220,7 @@ impl Engine for UserPass {
 
     /// User names are case-insensitive: `users/<name>...` and `login/<name>` are lower-cased.
     fn canonical_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
-        crate::canonical::lowercase_name(path, &["users", "login"])
+        coffer_engine::names::lowercase_name(path, &["users", "login"])
     }
 
     fn is_unauthenticated(&self, path: &str) -> bool {

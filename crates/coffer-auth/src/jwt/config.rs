@@ -236,7 +236,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::jwt::testkeys::TestKey;
+    use crate::jwt::testkeys::TestKey;
 
     fn parse(v: Value) -> Result<Config> {
         Config::parse(v.as_object().unwrap(), None)

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::auth::token_params::{Aliases, TokenParams};
+use crate::token_params::{Aliases, TokenParams};
 use crate::util::{list_or_null, Params};
 use crate::{Error, Result};
 
@@ -120,7 +120,7 @@ impl Role {
         };
         if let Some(cidrs) = cidrs {
             let cidrs: Vec<String> = cidrs.iter().map(|c| c.trim().to_string()).collect();
-            crate::auth::parse_cidrs(&cidrs).map_err(|_| Error::bad("invalid CIDR blocks"))?;
+            crate::parse_cidrs(&cidrs).map_err(|_| Error::bad("invalid CIDR blocks"))?;
             role.secret_id_bound_cidrs = cidrs;
         }
         if let Some(n) = params.i64("secret_id_num_uses")? {

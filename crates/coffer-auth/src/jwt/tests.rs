@@ -9,7 +9,7 @@ use super::testkeys::TestKey;
 use super::JwtAuth;
 use crate::barrier::{Barrier, View};
 use crate::engine::{Engine, EngineCtx};
-use crate::mounts::MountEntry;
+use crate::MountEntry;
 use crate::{Error, Operation, Request, Response, Result};
 
 struct Fixture {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::claims;
-use crate::auth::token_params::TokenParams;
+use crate::token_params::TokenParams;
 use crate::util::{parse_duration, Params};
 use crate::{Error, Result};
 

@@ -45,9 +45,7 @@ pub fn authenticate_with(
     if jwt.is_empty() {
         return Err(Error::bad("missing token"));
     }
-    if !role.token.bound_cidrs.is_empty()
-        && !crate::auth::ip_allowed(client, &role.token.bound_cidrs)
-    {
+    if !role.token.bound_cidrs.is_empty() && !crate::ip_allowed(client, &role.token.bound_cidrs) {
         return Err(Error::PermissionDenied);
     }
     let verified = keys
@@ -112,7 +110,7 @@ pub fn authenticate_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::jwt::testkeys::TestKey;
+    use crate::jwt::testkeys::TestKey;
     use serde_json::{json, Map, Value};
 
     const NOW: i64 = 1_900_000_000;
@@ -166,7 +164,7 @@ mod tests {
     }
 
     fn with(mut base: Value, patch: Value) -> Value {
-        crate::util::merge_patch(&mut base, &patch);
+        coffer_engine::json::merge_patch(&mut base, &patch);
         base
     }
 

@@ -374,7 +374,7 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<VerifyKey, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::jwt::testkeys::TestKey;
+    use crate::jwt::testkeys::TestKey;
     use serde_json::json;
 
     fn all() -> Vec<Algorithm> {

@@ -302,7 +302,7 @@ impl Engine for JwtAuth {
 
     /// Role names are case-insensitive: `role/<name>` is lower-cased.
     fn canonical_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
-        crate::canonical::lowercase_name(path, &["role"])
+        coffer_engine::names::lowercase_name(path, &["role"])
     }
 
     fn is_unauthenticated(&self, path: &str) -> bool {

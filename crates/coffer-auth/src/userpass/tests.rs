@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::UserPass;
 use crate::barrier::{Barrier, View};
 use crate::engine::{Engine, EngineCtx};
-use crate::mounts::MountEntry;
+use crate::MountEntry;
 use crate::{Operation, Request, Response, Result};
 
 struct Fixture {
@@ -371,7 +371,7 @@ async fn odd_inputs_never_panic() {
         Operation::Delete,
         Operation::Patch,
     ];
-    let values = crate::auth::approle::tests::odd_values();
+    let values = crate::approle::tests::odd_values();
     let mut rng = rand::thread_rng();
     for _ in 0..80 {
         let mut body = serde_json::Map::new();
