@@ -378,6 +378,83 @@ fn a_consumer_that_never_confirms_fails_the_rotation_at_set_and_keeps_the_old_ve
     s.run(&["rotate", "secret/app/db"]).ok();
 }
 
+/// The attack: whoever may read a secret may report a consumer of it, so a
+/// leaked reader token could pin a consumer to the old version and make
+/// every waiting rotation fail, the emergency one included, keeping the
+/// leaked value current. A compromise rotation therefore never waits for
+/// consumers (it names the ones left behind), and one reporter holds at
+/// most a few consumer records per secret, so it cannot fill the slots
+/// either.
+#[test]
+fn a_stuck_consumer_cannot_block_the_emergency_rotation_or_take_every_slot() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let first = managed_secret(&s, &api, "30s");
+    let leaked = token_with(&api, "app-reader", READER);
+    let (st, v) = api.call(
+        "POST",
+        "secret/consumers/app/db",
+        Some(&leaked),
+        Some(json!({"consumer_id": "attacker:1", "version": 1, "kind": "run"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let t = Instant::now();
+    let (st, body) = api.call(
+        "POST",
+        "sys/coffer/revoke-compromised",
+        Some(&s.token),
+        Some(json!({"path": "secret/app/db", "reason": "leaked", "since": "1h"})),
+    );
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "the emergency rotation waited for consumers: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(body["data"]["rotated"]["new_version"], 2, "{body}");
+    assert!(
+        body.to_string().contains("attacker:1"),
+        "the consumers left behind are named: {body}"
+    );
+    let current = s
+        .run(&["kv", "get", "-field=password", "secret/app/db"])
+        .ok()
+        .stdout;
+    assert_ne!(
+        current.trim(),
+        first,
+        "the leaked value is no longer current"
+    );
+
+    // One reporter cannot take every consumer slot of a secret.
+    let other = token_with(&api, "app-reader-2", READER);
+    let mut refused = None;
+    for i in 0..64 {
+        let (st, v) = api.call(
+            "POST",
+            "secret/consumers/app/db",
+            Some(&other),
+            Some(json!({"consumer_id": format!("flood:{i}"), "version": 2})),
+        );
+        if st != 200 {
+            refused = Some((i, st, v));
+            break;
+        }
+    }
+    let (i, st, v) = refused.expect("one reporter registered 64 consumers");
+    assert_eq!(st, 429, "{v}");
+    assert!(i <= 16, "refused only after {i} records");
+    // Another reporter still gets a slot.
+    let third = token_with(&api, "app-reader-3", READER);
+    let (st, v) = api.call(
+        "POST",
+        "secret/consumers/app/db",
+        Some(&third),
+        Some(json!({"consumer_id": "web:1", "version": 2})),
+    );
+    assert_eq!(st, 200, "{v}");
+}
+
 #[test]
 fn reports_need_read_on_the_secret_and_are_bound_to_their_token() {
     let dir = tempfile::tempdir().unwrap();

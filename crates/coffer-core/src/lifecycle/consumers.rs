@@ -28,6 +28,9 @@ use crate::{Error, Request, Response, Result};
 pub const MAX_WAIT: u64 = 600;
 /// Most consumer records one secret keeps.
 pub const MAX_CONSUMERS: usize = 1000;
+/// Most consumer records of one secret one reporter (entity or token)
+/// holds: a reader cannot take every slot.
+pub const MAX_CONSUMERS_PER_OWNER: usize = 16;
 /// A consumer counts as live this long after its last report, unless the
 /// rotation says otherwise (`rotation.consumer_freshness`).
 pub const DEFAULT_FRESHNESS: u64 = 300;
@@ -163,6 +166,14 @@ pub async fn report(
             c.reported_at = at;
         }
         None => {
+            if list.iter().filter(|c| c.owner == owner).count() >= MAX_CONSUMERS_PER_OWNER {
+                return Err(Error::Status {
+                    code: 429,
+                    errors: vec![format!(
+                        "this reporter already has {MAX_CONSUMERS_PER_OWNER} consumers of {path}"
+                    )],
+                });
+            }
             if list.len() >= MAX_CONSUMERS {
                 return Err(Error::Status {
                     code: 429,

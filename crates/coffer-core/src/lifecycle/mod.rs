@@ -636,16 +636,25 @@ pub async fn revoke_compromised(
     }
     let mut warnings = Vec::new();
     let rotated = if lc.rotation.as_ref().is_some_and(|r| r.rotator != "manual") {
-        match rotate::rotate(
+        match rotate::rotate_with(
             core,
             Some(caller),
             &m,
             &rel,
             &format!("compromised: {reason}"),
+            rotate::ConsumerWait::Never,
         )
         .await
         {
-            Ok(o) => json!({"old_version": o.old_version, "new_version": o.new_version}),
+            Ok(o) => {
+                if !o.left_behind.is_empty() {
+                    warnings.push(format!(
+                        "rotated without waiting for consumers; still on an older version: {}",
+                        o.left_behind.join(", ")
+                    ));
+                }
+                json!({"old_version": o.old_version, "new_version": o.new_version})
+            }
             Err(e) => {
                 warnings.push(format!("rotation failed: {e}"));
                 Value::Null

@@ -32,6 +32,21 @@ pub struct Outcome {
     pub new_version: u64,
     /// The rotator that ran.
     pub rotator: String,
+    /// Live consumers still holding an older version when an emergency
+    /// rotation went ahead without waiting for them (`id (holds version N)`).
+    pub left_behind: Vec<String>,
+}
+
+/// Whether a rotation's `set` step waits for its consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerWait {
+    /// As the rotation policy says (`rotation.consumer_wait`).
+    AsConfigured,
+    /// Never: a compromise rotation goes ahead at once. Whoever may read
+    /// a secret may report a consumer of it, so a leaked reader token
+    /// could otherwise pin a consumer to the leaked version and keep it
+    /// current; the consumers left behind are named instead.
+    Never,
 }
 
 /// Retry delay after `failures` consecutive failures: 30 s doubling, at most 1 h.
@@ -59,6 +74,18 @@ pub async fn rotate(
     m: &Mounted,
     path: &str,
     reason: &str,
+) -> Result<Outcome> {
+    rotate_with(core, actor, m, path, reason, ConsumerWait::AsConfigured).await
+}
+
+/// [`rotate`], choosing whether the `set` step waits for consumers.
+pub async fn rotate_with(
+    core: &Core,
+    actor: Option<&TokenEntry>,
+    m: &Mounted,
+    path: &str,
+    reason: &str,
+    consumer_wait: ConsumerWait,
 ) -> Result<Outcome> {
     let kv = m
         .engine
@@ -112,6 +139,7 @@ pub async fn rotate(
     let mut pending = Value::Null;
     let mut pending_version = None;
     let mut set_ran = false;
+    let mut left_behind = Vec::new();
     let mut failure: Option<(String, String)> = None;
     for step in rotators::STEPS {
         if let Some(f) = lc.state.in_flight.as_mut() {
@@ -132,6 +160,10 @@ pub async fn rotate(
         let result = if step == "set" {
             match rotators::run_step(registry, &rotation.rotator, &input).await {
                 Ok(out) => match (rotation.consumer_wait, pending_version) {
+                    (Some(_), Some(v)) if consumer_wait == ConsumerWait::Never => {
+                        left_behind = behind(&m.view, path, v, &rotation).await?;
+                        Ok(out)
+                    }
                     (Some(wait), Some(v)) => {
                         announce(
                             core,
@@ -251,6 +283,7 @@ pub async fn rotate(
                 old_version: current_version,
                 new_version,
                 rotator: rotation.rotator,
+                left_behind,
             })
         }
         Some((step, why)) => {
@@ -341,10 +374,6 @@ async fn wait_for_consumers(
     wait: u64,
     rotation: &super::model::Rotation,
 ) -> Result<()> {
-    use super::consumers;
-    let freshness = rotation
-        .consumer_freshness
-        .unwrap_or(consumers::DEFAULT_FRESHNESS);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     loop {
         if core.is_sealed() {
@@ -352,13 +381,7 @@ async fn wait_for_consumers(
                 "the server was sealed while waiting for consumers",
             ));
         }
-        let at = Utc::now();
-        let list = consumers::load(&m.view, path).await?;
-        let behind: Vec<String> = list
-            .iter()
-            .filter(|c| consumers::is_live(c, at, freshness) && c.version < version)
-            .map(|c| format!("{} (holds version {})", c.id, c.version))
-            .collect();
+        let behind = behind(&m.view, path, version, rotation).await?;
         if behind.is_empty() {
             return Ok(());
         }
@@ -371,6 +394,27 @@ async fn wait_for_consumers(
         }
         tokio::time::sleep(CONSUMER_POLL).await;
     }
+}
+
+/// The live consumers of `path` (reported within the rotation's freshness
+/// window) that hold a version older than `version`.
+async fn behind(
+    view: &crate::barrier::View,
+    path: &str,
+    version: u64,
+    rotation: &super::model::Rotation,
+) -> Result<Vec<String>> {
+    use super::consumers;
+    let freshness = rotation
+        .consumer_freshness
+        .unwrap_or(consumers::DEFAULT_FRESHNESS);
+    let at = Utc::now();
+    Ok(consumers::load(view, path)
+        .await?
+        .iter()
+        .filter(|c| consumers::is_live(c, at, freshness) && c.version < version)
+        .map(|c| format!("{} (holds version {})", c.id, c.version))
+        .collect())
 }
 
 /// Rolls back a rotation that was interrupted (the server stopped midway):
