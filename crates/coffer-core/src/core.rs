@@ -678,6 +678,14 @@ impl Core {
         };
         let mut resp = m.engine.handle(&ctx, req, rel).await?;
         resp.mount_type = m.entry.kind.clone();
+        if req.operation == Operation::Delete && m.engine.as_kv2().is_some() {
+            if let Some(path) = rel.strip_prefix("metadata/") {
+                // The secret is gone with all its versions: so are its
+                // lifecycle record and consumers, or the scheduler would
+                // write it back with a generated value.
+                crate::lifecycle::forget_secret(&m.view, path).await?;
+            }
+        }
         Ok(resp)
     }
 

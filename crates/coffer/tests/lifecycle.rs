@@ -247,6 +247,46 @@ fn the_scheduler_takes_the_most_overdue_first_and_starves_none() {
     });
 }
 
+/// Deleting a secret's metadata deletes the secret, its lifecycle record
+/// and its consumers: the scheduler must not bring it back with a
+/// generated value, and a new secret at the path starts without the old
+/// owner, cadence or consumers.
+#[test]
+fn deleting_a_secret_ends_its_lifecycle_and_the_scheduler_does_not_recreate_it() {
+    let s = Server::start();
+    let path = unique("gone/db");
+    put_secret(&s, &path, json!({"password": unique("pw")}));
+    let (st, body) = set_lifecycle(
+        &s,
+        &path,
+        json!({
+            "owner": "team-app", "secret_type": "password",
+            "rotation": {"period": "2s", "rotator": "generate", "settings": {"field": "password"}}
+        }),
+    );
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "DELETE",
+        &format!("secret/metadata/{path}"),
+        None,
+    );
+    assert_eq!(st, 204, "{body}");
+    // Two scheduler passes (every 5 s) with the rotation long overdue.
+    std::thread::sleep(Duration::from_secs(11));
+    let (st, body) = read_secret(&s, &path, "");
+    assert_eq!(st, 404, "the deleted secret came back: {body}");
+    let (st, body) = call(
+        &s.addr,
+        &s.token,
+        "GET",
+        &format!("secret/lifecycle/{path}"),
+        None,
+    );
+    assert_eq!(st, 404, "the lifecycle record outlived its secret: {body}");
+}
+
 #[test]
 fn the_scheduler_rotates_a_secret_with_a_short_period() {
     let s = Server::start();

@@ -171,14 +171,21 @@ pub async fn handle(
             Response::empty()
         }
         Operation::Delete => {
-            m.view.delete(&store::key(path)).await?;
-            consumers::forget(&m.view, path).await?;
+            forget_secret(&m.view, path).await?;
             Response::empty()
         }
         Operation::List => unreachable!("handled above"),
     };
     resp.mount_type = m.entry.kind.clone();
     Ok(resp)
+}
+
+/// Drops the lifecycle record and the consumer records of `path` (in its
+/// KV v2 mount's view): when the record is deleted, and when the secret's
+/// metadata is (the secret with all its versions).
+pub(crate) async fn forget_secret(view: &crate::barrier::View, path: &str) -> Result<()> {
+    view.delete(&store::key(path)).await?;
+    consumers::forget(view, path).await
 }
 
 /// What a record's rotation runs: the rotator and its settings.
