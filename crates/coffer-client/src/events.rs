@@ -288,7 +288,7 @@ fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
 }
 
 /// Percent-encodes a query parameter value.
-fn url_component(s: &str) -> String {
+pub(crate) fn url_component(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

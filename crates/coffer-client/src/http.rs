@@ -533,7 +533,21 @@ impl Client {
 
     /// Lists the keys under a path (`GET ?list=true`); empty when absent.
     pub fn list(&self, path: &str) -> Result<Vec<String>> {
-        let resp = self.request(Method::GET, &format!("{path}?list=true"), None)?;
+        self.list_page(path, "", None)
+    }
+
+    /// One page of [`Client::list`] (OpenBao's paginated LIST, which KV v2
+    /// metadata answers): the keys after `after`, at most `limit`.
+    pub fn list_page(&self, path: &str, after: &str, limit: Option<u64>) -> Result<Vec<String>> {
+        let mut query = String::from("list=true");
+        if !after.is_empty() {
+            query.push_str("&after=");
+            query.push_str(&crate::events::url_component(after));
+        }
+        if let Some(n) = limit {
+            query.push_str(&format!("&limit={n}"));
+        }
+        let resp = self.request(Method::GET, &format!("{path}?{query}"), None)?;
         if resp.status == 404 {
             return Ok(Vec::new());
         }

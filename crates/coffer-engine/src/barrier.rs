@@ -379,6 +379,18 @@ impl Barrier {
         Ok(self.backend.list(prefix).await?)
     }
 
+    /// One page of [`Barrier::list`]: the children after `after`, at most `limit`.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
+        let _timing = crate::telemetry::T_BARRIER_LIST.time();
+        self.keyring()?;
+        Ok(self.backend.list_page(prefix, after, limit).await?)
+    }
+
     /// Every full key below `prefix`.
     pub async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let _timing = crate::telemetry::T_BARRIER_LIST.time();
@@ -496,6 +508,19 @@ impl View {
     /// Lists the children of `prefix` within this view.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.barrier.list(&self.full(prefix)).await
+    }
+
+    /// One page of the children of `prefix` within this view (see
+    /// [`Barrier::list_page`]).
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
+        self.barrier
+            .list_page(&self.full(prefix), after, limit)
+            .await
     }
 
     /// Every key below `prefix`, relative to this view.

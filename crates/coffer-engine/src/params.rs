@@ -57,6 +57,18 @@ impl Params<'_> {
         }
     }
 
+    /// The page a paginated LIST asks for (OpenBao's `after` and `limit`):
+    /// the entry to start after (empty: the start) and the most entries to
+    /// return (`None` when `limit` is absent or not above zero: all).
+    pub fn page(&self) -> Result<(String, Option<usize>)> {
+        let after = self.str("after")?.unwrap_or_default().to_string();
+        let limit = self
+            .i64("limit")?
+            .filter(|n| *n > 0)
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        Ok((after, limit))
+    }
+
     /// A boolean parameter.
     pub fn bool(&self, name: &str) -> Result<Option<bool>> {
         match self.0.get(name) {

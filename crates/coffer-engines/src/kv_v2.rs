@@ -963,7 +963,8 @@ impl Engine for KvV2 {
                 } else {
                     format!("{p}/")
                 };
-                Response::list(ctx.view.list(&meta_key(&dir)).await?)
+                let (after, limit) = Params(&req.data).page()?;
+                Response::list(ctx.view.list_page(&meta_key(&dir), &after, limit).await?)
             }
             (Endpoint::Metadata(p), _) if p.is_empty() || p.ends_with('/') => {
                 Err(Error::UnsupportedOperation)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod children;
 pub mod fence;
 pub mod memory;
 pub mod pg_tls;
@@ -147,6 +148,26 @@ pub trait Backend: Send + Sync + 'static {
     /// gives `"a"`, a key `prefix + "b/c"` gives `"b/"`. Sorted, without
     /// duplicates. `prefix` is normally empty or ends in `/`.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// One page of [`Backend::list`]: the children that sort after `after`
+    /// (an entry as a listing returns it: `"b"` or `"b/"`; empty for the
+    /// start), at most `limit` of them (`None`: all). Backends read only
+    /// what the page needs; this default filters a full listing.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
+        let mut all = self.list(prefix).await?;
+        if !after.is_empty() {
+            all.retain(|k| k.as_str() > after);
+        }
+        if let Some(n) = limit {
+            all.truncate(n);
+        }
+        Ok(all)
+    }
 
     /// Returns every full key that starts with `prefix`, sorted.
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>>;

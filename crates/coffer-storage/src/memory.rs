@@ -9,7 +9,8 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use crate::{dir_skip_key, Backend, Op, Result};
+use crate::children::{ChildWalk, Step};
+use crate::{Backend, Op, Result};
 
 /// A [`Backend`] that keeps everything in process memory.
 #[derive(Debug, Default)]
@@ -31,36 +32,32 @@ impl Backend for MemoryBackend {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_page(prefix, "", None).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
         let map = self.map.read();
-        let mut out = Vec::new();
-        // Walk the sorted keys, jumping over each directory's contents once
-        // its name has been seen.
-        let mut cursor = prefix.to_string();
-        loop {
-            let mut next_cursor = None;
+        let mut walk = ChildWalk::new(prefix, Some(after), limit);
+        'reads: while !walk.is_full() {
+            let from = walk.cursor().to_string();
             for key in map
-                .range::<str, _>((Bound::Included(cursor.as_str()), Bound::Unbounded))
+                .range::<str, _>((Bound::Included(from.as_str()), Bound::Unbounded))
                 .map(|(k, _)| k)
             {
-                let Some(rest) = key.strip_prefix(prefix) else {
-                    break;
-                };
-                match rest.find('/') {
-                    Some(i) => {
-                        out.push(rest[..=i].to_string());
-                        next_cursor = Some(dir_skip_key(prefix, &rest[..i]));
-                        break;
-                    }
-                    None if rest.is_empty() => {}
-                    None => out.push(rest.to_string()),
+                match walk.feed(key) {
+                    Step::Next => {}
+                    Step::Seek => continue 'reads,
+                    Step::Done => break 'reads,
                 }
             }
-            match next_cursor {
-                Some(c) => cursor = c,
-                None => break,
-            }
+            break;
         }
-        Ok(out)
+        Ok(walk.finish())
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {

@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use tokio_postgres::Client;
 use zeroize::Zeroizing;
 
+use crate::children::{ChildWalk, Step};
 use crate::pg_tls::TlsMaterial;
 use crate::{Backend, Changes, LeaderClaim, LeaderRecord, Op, Result, StorageError};
 use connect::{db_error, ConnectSpec};
@@ -118,6 +119,9 @@ fn node_id() -> String {
 
 /// The smallest string above every string that starts with `prefix`, or
 /// `None` for the empty prefix (or one made only of `char::MAX`).
+/// The most keys one read of a page listing asks for.
+const PAGE_BATCH: usize = 1000;
+
 fn prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(c) = chars.pop() {
@@ -247,6 +251,47 @@ impl Backend for PostgresBackend {
             .await
             .map_err(|e| db_error("list", &e))?;
         Ok(rows.into_iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
+        let Some(limit) = limit else {
+            let mut all = self.list(prefix).await?;
+            all.retain(|k| k.as_str() > after);
+            return Ok(all);
+        };
+        let conn = self.readers.conn().await?;
+        let end = prefix_end(prefix);
+        let mut walk = ChildWalk::new(prefix, Some(after), Some(limit));
+        // Keys are read in batches the size of what the page still takes
+        // (plus the one re-read entry), seeking past each directory.
+        'reads: while let Some(remaining) = walk.remaining().filter(|n| *n > 0) {
+            let batch = i64::try_from(remaining.saturating_add(1).min(PAGE_BATCH)).unwrap_or(1);
+            let rows = conn
+                .client
+                .query(&conn.keys_page, &[&walk.cursor(), &end, &batch])
+                .await
+                .map_err(|e| db_error("list", &e))?;
+            let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= batch;
+            let mut last = None;
+            for row in &rows {
+                let key: &str = row.get(0);
+                match walk.feed(key) {
+                    Step::Next => last = Some(key),
+                    Step::Seek => continue 'reads,
+                    Step::Done => break 'reads,
+                }
+            }
+            match last {
+                Some(key) if full => walk.resume_at(key),
+                _ => break,
+            }
+        }
+        Ok(walk.finish())
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::{dir_skip_key, Backend, Op, Result, StorageError};
+use crate::children::{ChildWalk, Step};
+use crate::{Backend, Op, Result, StorageError};
 use readers::Readers;
 use writer::Writer;
 
@@ -101,10 +102,20 @@ impl Backend for SqliteBackend {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let prefix = prefix.to_string();
+        self.list_page(prefix, "", None).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
+        let (prefix, after) = (prefix.to_string(), after.to_string());
         self.readers
             .run(move |conn| {
-                list_children(conn, &prefix).map_err(|e| db_error(&format!("list {prefix:?}"), e))
+                list_children(conn, &prefix, &after, limit)
+                    .map_err(|e| db_error(&format!("list {prefix:?}"), e))
             })
             .await
     }
@@ -142,39 +153,33 @@ fn keys_from(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
     Ok(out)
 }
 
-/// The direct children of `prefix`, seeking past each directory's contents.
+/// The direct children of `prefix` after `after`, at most `limit`, seeking
+/// past each directory's contents.
 ///
 /// The queries share one read transaction, so the listing is a consistent
 /// snapshot even while batches commit.
-fn list_children(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
+fn list_children(
+    conn: &Connection,
+    prefix: &str,
+    after: &str,
+    limit: Option<usize>,
+) -> rusqlite::Result<Vec<String>> {
     let snapshot = conn.unchecked_transaction()?;
     let mut stmt = snapshot.prepare_cached("SELECT key FROM kv WHERE key >= ?1 ORDER BY key")?;
-    let mut out = Vec::new();
-    let mut cursor = prefix.to_string();
-    loop {
-        let mut rows = stmt.query([&cursor])?;
-        let mut next_cursor = None;
+    let mut walk = ChildWalk::new(prefix, Some(after), limit);
+    'reads: while !walk.is_full() {
+        let mut rows = stmt.query([walk.cursor()])?;
         while let Some(row) = rows.next()? {
             let key: String = row.get(0)?;
-            let Some(rest) = key.strip_prefix(prefix) else {
-                break;
-            };
-            match rest.find('/') {
-                Some(i) => {
-                    out.push(rest[..=i].to_string());
-                    next_cursor = Some(dir_skip_key(prefix, &rest[..i]));
-                    break;
-                }
-                None if rest.is_empty() => {}
-                None => out.push(rest.to_string()),
+            match walk.feed(&key) {
+                Step::Next => {}
+                Step::Seek => continue 'reads,
+                Step::Done => break 'reads,
             }
         }
-        match next_cursor {
-            Some(c) => cursor = c,
-            None => break,
-        }
+        break;
     }
     drop(stmt);
     snapshot.finish()?;
-    Ok(out)
+    Ok(walk.finish())
 }

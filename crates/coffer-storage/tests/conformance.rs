@@ -17,7 +17,7 @@ macro_rules! conformance {
             #[allow(unused_imports)]
             use super::*;
 
-            conformance!(@case $make; get_put_delete, list_children, keys_with_prefix,
+            conformance!(@case $make; get_put_delete, list_children, list_pages, keys_with_prefix,
                 write_batch, unicode_keys, large_values, concurrent_writes,
                 batches_are_atomic_to_readers);
         }

@@ -148,6 +148,21 @@ fn list_keys_in_table_and_json() {
         .ok()
         .json();
     assert_eq!(j, json!(["a", "sub/"]));
+    // One page at a time: -after the last entry seen, at most -limit.
+    s.run(&["kv", "put", "secret/dir/c", "k=v"]).ok();
+    let page = |after: &str| {
+        let mut args = vec!["kv", "list", "-format=json", "-limit=2", "secret/dir"];
+        if !after.is_empty() {
+            args.insert(2, after);
+        }
+        s.run(&args).ok().json()
+    };
+    assert_eq!(page(""), json!(["a", "c"]));
+    assert_eq!(page("-after=c"), json!(["sub/"]));
+    let past = s.run(&["kv", "list", "-after=sub/", "secret/dir"]).code(2);
+    assert!(past.stderr.contains("No value found"), "{past:#?}");
+    let bad = s.run(&["kv", "list", "-limit=0", "secret/dir"]).code(1);
+    assert!(bad.stderr.contains("limit"), "{bad:#?}");
     let none = s.run(&["kv", "list", "secret/nothing-here"]).code(2);
     assert!(
         none.stderr

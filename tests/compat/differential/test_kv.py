@@ -68,6 +68,25 @@ def test_kv2_write_read_versions(diff, kv2):
     diff.call("POST", f"{kv2}/data/app/bad", raw_body="{not json", headers={"Content-Type": "application/json"}, label="write bad JSON")
 
 
+def test_kv2_list_pages(diff, kv2):
+    """OpenBao 2.0's paginated LIST of metadata: ``after`` and ``limit``."""
+    for k in ["a", "b", "c/d", "e", "f/g", "h"]:
+        diff.call("POST", f"{kv2}/data/p/{k}", {"data": {"x": 1}}, label=f"write {k}")
+    for params in [
+        {"after": "b"},
+        {"limit": "2"},
+        {"after": "c/", "limit": "2"},
+        {"after": "c", "limit": "2"},
+        {"after": "zzz"},
+        {"limit": "0"},
+        {"limit": "-1"},
+        {"limit": "abc"},
+        {"after": "a", "limit": "1000000"},
+    ]:
+        diff.call("LIST", f"{kv2}/metadata/p/", params=params, label=f"LIST {params}")
+    diff.call("GET", f"{kv2}/metadata/p/", params={"list": "true", "after": "e", "limit": "1"}, label="GET ?list=true page")
+
+
 def test_kv2_cas(diff, kv2):
     diff.call("POST", f"{kv2}/data/c", {"data": {"a": 1}, "options": {"cas": 0}})
     diff.call("POST", f"{kv2}/data/c", {"data": {"a": 2}, "options": {"cas": 0}}, label="cas 0 on existing")

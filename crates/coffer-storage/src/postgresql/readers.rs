@@ -20,6 +20,8 @@ pub(super) struct ReadConn {
     pub get: Statement,
     pub keys_from: Statement,
     pub keys_between: Statement,
+    /// Up to `$3` keys from `$1` on, below `$2` when it is not null.
+    pub keys_page: Statement,
     pub list_from: Statement,
     pub list_between: Statement,
     pub changes: Statement,
@@ -58,6 +60,11 @@ impl ReadConn {
             .await?,
             keys_between: prep(format!(
                 "SELECT key FROM {kv} WHERE key >= $1 AND key < $2 ORDER BY key"
+            ))
+            .await?,
+            keys_page: prep(format!(
+                "SELECT key FROM {kv} WHERE key >= $1 AND ($2::text IS NULL OR key < $2) \
+                 ORDER BY key LIMIT $3"
             ))
             .await?,
             list_from: prep(list("key >= $1 AND starts_with(key, $1) AND $2::text IS NULL")).await?,

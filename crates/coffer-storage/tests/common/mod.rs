@@ -95,6 +95,68 @@ pub async fn list_children<B: Backend>(b: B) {
     assert_eq!(b.list("b/").await.unwrap(), ["c", "c/", "d"]);
 }
 
+/// Paginated listing (`after`, `limit`): every page equals the full
+/// listing filtered and truncated, and walking page by page meets every
+/// child exactly once, across directories and past a large flat folder.
+pub async fn list_pages<B: Backend>(b: B) {
+    let mut keys: Vec<String> = [
+        "a", "b/c", "b/d", "b/e/f", "bb", "c", "c/x", "dir/y/z", "dir0", "é", "é/x",
+    ]
+    .iter()
+    .map(|k| format!("p/{k}"))
+    .collect();
+    keys.extend((0..2500).map(|i| format!("p/flat/{i:05}")));
+    keys.push("q/outside".into());
+    let ops = keys
+        .iter()
+        .map(|k| Op::Put {
+            key: k.clone(),
+            value: b"v".to_vec(),
+        })
+        .collect();
+    b.write_batch(ops).await.unwrap();
+
+    for prefix in ["p/", "p/flat/", ""] {
+        let all = b.list(prefix).await.unwrap();
+        assert_eq!(b.list_page(prefix, "", None).await.unwrap(), all);
+        let mut afters: Vec<String> = all.clone();
+        afters.extend(["", "0", "b", "c", "c/", "zzz", "d"].map(String::from));
+        for after in &afters {
+            for limit in [0, 1, 2, 3, 1500] {
+                let want: Vec<String> = all
+                    .iter()
+                    .filter(|k| k.as_str() > after.as_str())
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                let got = b.list_page(prefix, after, Some(limit)).await.unwrap();
+                assert_eq!(got, want, "prefix {prefix:?} after {after:?} limit {limit}");
+            }
+        }
+        for limit in [1, 7, 1001] {
+            let mut walked: Vec<String> = Vec::new();
+            loop {
+                let after = walked.last().cloned().unwrap_or_default();
+                let page = b.list_page(prefix, &after, Some(limit)).await.unwrap();
+                assert!(page.len() <= limit);
+                if page.is_empty() {
+                    break;
+                }
+                walked.extend(page);
+            }
+            assert_eq!(walked, all, "prefix {prefix:?} walked {limit} at a time");
+        }
+    }
+    assert_eq!(
+        b.list_page("p/", "", Some(4)).await.unwrap(),
+        ["a", "b/", "bb", "c"]
+    );
+    assert_eq!(
+        b.list_page("p/", "c", Some(2)).await.unwrap(),
+        ["c/", "dir/"]
+    );
+}
+
 /// Full-key prefix scans, including the empty prefix.
 pub async fn keys_with_prefix<B: Backend>(b: B) {
     assert!(b.keys_with_prefix("").await.unwrap().is_empty());

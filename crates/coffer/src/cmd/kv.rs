@@ -33,7 +33,7 @@ enum Command {
     /// Change some keys, keeping the others (a new version).
     Patch(data::PatchArgs),
     /// List the keys under a path.
-    List(Target),
+    List(versions::ListArgs),
     /// Soft-delete the latest version, or the given versions.
     Delete(versions::VersionsArgs),
     /// Restore soft-deleted versions.
@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Command::Put(a) => data::put(&client, a, format),
         Command::Get(a) => data::get(&client, a, format),
         Command::Patch(a) => data::patch(&client, a, format),
-        Command::List(t) => versions::list(&client, &t, format),
+        Command::List(a) => versions::list(&client, &a, format),
         Command::Delete(a) => versions::delete(&client, &a),
         Command::Undelete(a) => versions::change(&client, &a, "undelete"),
         Command::Destroy(a) => versions::change(&client, &a, "destroy"),

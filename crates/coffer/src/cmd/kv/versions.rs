@@ -18,15 +18,33 @@ pub struct VersionsArgs {
     versions: Vec<u64>,
 }
 
-/// `kv list`: LIST `<mount>/metadata/<path>`.
-pub fn list(client: &Client, t: &Target, format: Format) -> anyhow::Result<i32> {
-    let kv = match t.resolve() {
+/// Arguments of `kv list`.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Start after this entry (as a listing prints it: `name` or `dir/`),
+    /// to page through a large folder.
+    #[arg(long, value_name = "KEY")]
+    after: Option<String>,
+    /// Print at most this many entries.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+}
+
+/// `kv list`: LIST `<mount>/metadata/<path>`, optionally one page of it.
+pub fn list(client: &Client, a: &ListArgs, format: Format) -> anyhow::Result<i32> {
+    let kv = match a.target.resolve() {
         Ok(p) => p,
         Err(e) => return usage(e),
     };
     let full = kv.api("metadata");
     let keys = client
-        .list(&format!("{full}/"))
+        .list_page(
+            &format!("{full}/"),
+            a.after.as_deref().unwrap_or(""),
+            a.limit,
+        )
         .with_context(|| format!("listing {full}"))?;
     if keys.is_empty() {
         eprintln!("No value found at {full}");
