@@ -678,13 +678,8 @@ impl Core {
         };
         let mut resp = m.engine.handle(&ctx, req, rel).await?;
         resp.mount_type = m.entry.kind.clone();
-        if req.operation == Operation::Delete && m.engine.as_kv2().is_some() {
-            if let Some(path) = rel.strip_prefix("metadata/") {
-                // The secret is gone with all its versions: so are its
-                // lifecycle record and consumers, or the scheduler would
-                // write it back with a generated value.
-                crate::lifecycle::forget_secret(&m.view, path).await?;
-            }
+        if m.engine.as_kv2().is_some() {
+            crate::lifecycle::after_kv_write(self, m, req.operation, rel).await?;
         }
         Ok(resp)
     }

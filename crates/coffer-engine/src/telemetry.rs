@@ -49,10 +49,12 @@ pub const SECRETS_OVERDUE: &str = "coffer.lifecycle.secrets_overdue";
 pub const SECRETS_FAILING: &str = "coffer.lifecycle.secrets_failing";
 /// Rotations run, by result (`success`, `failure`).
 pub const ROTATIONS: &str = "coffer.lifecycle.rotations";
+/// Time of one rotation scheduler pass (ms).
+pub const SCHEDULER_PASS: &str = "coffer.lifecycle.scheduler_pass";
 
 /// Every metric name, so the JSON form can give back Vault's dotted names
 /// (the Prometheus form writes `_` for `.`).
-const NAMES: [&str; 16] = [
+const NAMES: [&str; 17] = [
     HANDLE_REQUEST,
     HANDLE_LOGIN_REQUEST,
     REQUESTS,
@@ -69,6 +71,7 @@ const NAMES: [&str; 16] = [
     SECRETS_OVERDUE,
     SECRETS_FAILING,
     ROTATIONS,
+    SCHEDULER_PASS,
 ];
 
 struct Installed {
@@ -127,6 +130,8 @@ macro_rules! count {
 pub static T_HANDLE_REQUEST: Timing = timing!(HANDLE_REQUEST);
 /// Login request timings.
 pub static T_HANDLE_LOGIN: Timing = timing!(HANDLE_LOGIN_REQUEST);
+/// Rotation scheduler pass timings.
+pub static T_SCHEDULER_PASS: Timing = timing!(SCHEDULER_PASS);
 /// Barrier read timings.
 pub static T_BARRIER_GET: Timing = timing!(BARRIER_GET);
 /// Barrier write timings.

@@ -332,6 +332,67 @@ fn the_scheduler_rotates_a_secret_with_a_short_period() {
     );
 }
 
+/// The scheduler reads a due index, not every record: these prove the
+/// index follows every change of a due time. A new certificate with an
+/// earlier expiry makes its secret due at once (the KV write moves the
+/// entry), and a rotated secret falls due again one period later (the
+/// rotation moves it).
+#[test]
+fn the_due_index_follows_new_certificates_and_finished_rotations() {
+    let s = Server::start();
+    let cert_pem = |days: i64| {
+        use chrono::Datelike;
+        let mut params =
+            rcgen::CertificateParams::new(vec!["api.example.test".to_string()]).unwrap();
+        let d = chrono::Utc::now() + chrono::Duration::days(days);
+        params.not_after = rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    };
+    let tls = unique("tls/edge");
+    put_secret(
+        &s,
+        &tls,
+        json!({"certificate": cert_pem(400), "password": unique("pw")}),
+    );
+    let (st, body) = set_lifecycle(
+        &s,
+        &tls,
+        json!({
+            "owner": "team-edge", "secret_type": "certificate", "certificate_lead_time": "30d",
+            "rotation": {"period": "365d", "rotator": "generate", "settings": {"field": "password"}}
+        }),
+    );
+    assert_eq!(st, 204, "{body}");
+    let lc = lifecycle(&s, &tls);
+    assert_eq!(lc["status"], "ok", "{lc}");
+    assert!(lc["state"].get("due_index").is_none(), "internal: {lc}");
+    put_secret(
+        &s,
+        &tls,
+        json!({"certificate": cert_pem(10), "password": unique("pw")}),
+    );
+    wait_until(
+        "the rotation of a secret whose new certificate is due",
+        30,
+        || !lifecycle(&s, &tls)["state"]["last_rotated"].is_null(),
+    );
+
+    let db = unique("app/db");
+    put_secret(&s, &db, json!({"password": unique("pw")}));
+    let (st, body) = set_lifecycle(
+        &s,
+        &db,
+        json!({"rotation": {"period": "2s", "rotator": "generate", "settings": {"field": "password"}}}),
+    );
+    assert_eq!(st, 204, "{body}");
+    wait_until("two scheduled rotations", 60, || {
+        lifecycle(&s, &db)["state"]["history"]
+            .as_array()
+            .is_some_and(|h| h.iter().filter(|r| r["result"] == "success").count() >= 2)
+    });
+}
+
 #[test]
 fn a_failing_rotator_leaves_current_untouched_and_marks_the_secret_failing() {
     // The command produces a pending value, then fails its test step.

@@ -166,7 +166,7 @@ pub async fn handle(
             if lc.created.is_none() {
                 lc.created = Some(now());
             }
-            store::save(&m.view, path, &lc).await?;
+            save(core, m, path, &mut lc).await?;
             tracing::info!(path = %format!("{}{path}", m.entry.path), "lifecycle metadata written");
             Response::empty()
         }
@@ -183,9 +183,102 @@ pub async fn handle(
 /// Drops the lifecycle record and the consumer records of `path` (in its
 /// KV v2 mount's view): when the record is deleted, and when the secret's
 /// metadata is (the secret with all its versions).
-pub(crate) async fn forget_secret(view: &crate::barrier::View, path: &str) -> Result<()> {
-    view.delete(&store::key(path)).await?;
+async fn forget_secret(view: &crate::barrier::View, path: &str) -> Result<()> {
+    store::delete(view, path).await?;
     consumers::forget(view, path).await
+}
+
+/// Saves `lc` as the record of `path`, with its due-index entry at the
+/// time the scheduler must next look at it ([`start_time`]).
+pub(crate) async fn save(core: &Core, m: &Mounted, path: &str, lc: &mut Lifecycle) -> Result<()> {
+    let when = start_time(core, m, path, lc).await?.map(|t| t.timestamp());
+    store::save(&m.view, path, lc, when).await
+}
+
+/// What a successful KV v2 request `op` on `rel` means for the secret's
+/// lifecycle: a deleted secret (its metadata, with every version) loses its
+/// record and consumers, or the scheduler would write it back with a
+/// generated value; a new, deleted, restored or destroyed version may carry
+/// another certificate, so the record's due time is recomputed.
+pub(crate) async fn after_kv_write(
+    core: &Core,
+    m: &Mounted,
+    op: Operation,
+    rel: &str,
+) -> Result<()> {
+    if matches!(op, Operation::Read | Operation::List) {
+        return Ok(());
+    }
+    let Some((endpoint, path)) = rel.split_once('/') else {
+        return Ok(());
+    };
+    match endpoint {
+        "metadata" if op == Operation::Delete => forget_secret(&m.view, path).await,
+        "data" | "delete" | "undelete" | "destroy" => secret_changed(core, m, path).await,
+        _ => Ok(()),
+    }
+}
+
+/// After a write to the secret at `path`: its due-index entry moves to
+/// its due time now. A rotation in flight holds the record and re-indexes
+/// it when it ends.
+async fn secret_changed(core: &Core, m: &Mounted, path: &str) -> Result<()> {
+    // Most secrets have no record: looked up before the lock is taken, so
+    // their writes never contend with lifecycle writes.
+    let managed = store::load(&m.view, path)
+        .await?
+        .is_some_and(|lc| lc.rotation.is_some() && lc.state.in_flight.is_none());
+    if !managed {
+        return Ok(());
+    }
+    let Some(_guard) = store::try_lock(&m.entry.uuid, path) else {
+        return Ok(());
+    };
+    if let Some(mut lc) = store::load(&m.view, path).await? {
+        let when = start_time(core, m, path, &lc).await?.map(|t| t.timestamp());
+        if when != lc.state.due_index {
+            store::save(&m.view, path, &mut lc, when).await?;
+        }
+    }
+    Ok(())
+}
+
+/// When the scheduler starts the next rotation of `lc` (its due time plus
+/// a stable jitter, not before the backoff ends); `None` when it starts
+/// none (no policy, the `manual` rotator, or a rotation in flight).
+/// Windows are not counted: a due record outside its window stays due.
+async fn start_time(
+    core: &Core,
+    m: &Mounted,
+    path: &str,
+    lc: &Lifecycle,
+) -> Result<Option<DateTime<Utc>>> {
+    if lc.state.in_flight.is_some() {
+        return Ok(None);
+    }
+    let Some(rotation) = lc.rotation.as_ref().filter(|r| r.rotator != "manual") else {
+        return Ok(None);
+    };
+    let lc = with_declared_lead(core, lc.clone());
+    let cert = current_cert(m, path).await?;
+    let Some(due) = lc.next_due(cert.as_ref()) else {
+        return Ok(None);
+    };
+    // A certificate's rotation spreads within a twentieth of its lead time.
+    let spread = match rotation.rotator.as_str() {
+        "pki" => lc.certificate_lead_time,
+        _ => None,
+    };
+    let jitter = jitter_secs(
+        &m.entry.uuid,
+        path,
+        rotation.period.or(spread).unwrap_or(3600),
+    );
+    let start = due + chrono::Duration::seconds(jitter);
+    Ok(Some(match lc.state.next_attempt {
+        Some(t) if t > start => t,
+        _ => start,
+    }))
 }
 
 /// What a record's rotation runs: the rotator and its settings.
@@ -506,24 +599,50 @@ pub async fn inventory(core: &Core, req: &Request) -> Result<Response> {
     Ok(Response::data(json!({ "secrets": rows })))
 }
 
-/// One pass of the scheduler: rolls back interrupted rotations, then starts
-/// due ones (within their window, after their backoff, with jitter), the
-/// most overdue first, at most [`MAX_CONCURRENT_ROTATIONS`] at a time.
+/// One pass of the scheduler: starts due rotations (within their window,
+/// after their backoff, with jitter), the most overdue first, at most
+/// [`MAX_CONCURRENT_ROTATIONS`] at a time.
+///
+/// A pass reads only the due index's entries due by now ([`store::due`]).
+/// The `first` pass after an unseal or a takeover reads every record
+/// instead: it rolls back rotations the stop interrupted, and re-indexes
+/// records written before the index existed or under another declared
+/// lead time.
 pub async fn schedule_pass(
     core: &Arc<Core>,
     semaphore: &Arc<tokio::sync::Semaphore>,
     first: bool,
 ) -> Result<()> {
+    let _timing = crate::telemetry::T_SCHEDULER_PASS.time();
     let at = now();
     // Every due rotation, with how far past due it is: the most overdue go
     // first, so a few secrets on a short period cannot starve the rest.
     let mut due_now: Vec<(i64, Mounted, String)> = Vec::new();
     for m in kv2_mounts(core) {
-        for path in store::paths(&m.view).await? {
-            let Some(lc) = store::load(&m.view, &path).await? else {
+        let entries: Vec<(Option<i64>, String)> = if first {
+            store::paths(&m.view)
+                .await?
+                .into_iter()
+                .map(|p| (None, p))
+                .collect()
+        } else {
+            store::due(&m.view, at.timestamp())
+                .await?
+                .into_iter()
+                .map(|(w, p)| (Some(w), p))
+                .collect()
+        };
+        for (entry, path) in entries {
+            let Some(mut lc) = store::load(&m.view, &path).await? else {
+                if let Some(when) = entry {
+                    store::drop_due(&m.view, when, &path).await?;
+                }
                 continue;
             };
-            let lc = with_declared_lead(core, lc);
+            if let Some(when) = entry.filter(|w| lc.state.due_index != Some(*w)) {
+                store::drop_due(&m.view, when, &path).await?;
+                continue;
+            }
             if lc.state.in_flight.is_some() {
                 if first {
                     // Nothing runs at start: an in-flight record is a rotation the stop interrupted.
@@ -531,37 +650,22 @@ pub async fn schedule_pass(
                 }
                 continue;
             }
-            let Some(rotation) = &lc.rotation else {
+            let start = start_time(core, &m, &path, &lc).await?;
+            let when = start.map(|t| t.timestamp());
+            if when != lc.state.due_index {
+                // Written before the index, or its due time moved (a new
+                // certificate): re-indexed under the secret's lock.
+                if let Some(_guard) = store::try_lock(&m.entry.uuid, &path) {
+                    store::save(&m.view, &path, &mut lc, when).await?;
+                }
+            }
+            let Some(start) = start.filter(|s| *s <= at) else {
                 continue;
             };
-            if rotation.rotator == "manual" {
-                continue;
-            }
-            if lc.state.next_attempt.is_some_and(|t| t > at) {
-                continue;
-            }
-            if let Some(w) = &rotation.window {
+            if let Some(w) = lc.rotation.as_ref().and_then(|r| r.window.as_ref()) {
                 if !model::in_window(w, at).unwrap_or(false) {
                     continue;
                 }
-            }
-            let cert = current_cert(&m, &path).await?;
-            let Some(due) = lc.next_due(cert.as_ref()) else {
-                continue;
-            };
-            // A certificate's rotation spreads within a twentieth of its lead time.
-            let spread = match rotation.rotator.as_str() {
-                "pki" => lc.certificate_lead_time,
-                _ => None,
-            };
-            let jitter = jitter_secs(
-                &m.entry.uuid,
-                &path,
-                rotation.period.or(spread).unwrap_or(3600),
-            );
-            let start = due + chrono::Duration::seconds(jitter);
-            if start > at {
-                continue;
             }
             due_now.push(((at - start).num_seconds(), m.clone(), path));
         }

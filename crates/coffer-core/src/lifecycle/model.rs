@@ -130,6 +130,10 @@ pub struct RotationState {
     /// Recent attempts, newest last.
     #[serde(default)]
     pub history: Vec<RotationRecord>,
+    /// The epoch second of the record's due-index entry, if it has one
+    /// (kept by `store::save`; not part of the API's view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_index: Option<i64>,
 }
 
 /// A secret's lifecycle metadata.
@@ -320,6 +324,9 @@ impl Lifecycle {
             if let Some(f) = r.consumer_freshness {
                 v["rotation"]["consumer_freshness"] = json!(format_duration(f));
             }
+        }
+        if let Some(state) = v.get_mut("state").and_then(Value::as_object_mut) {
+            state.remove("due_index");
         }
         v["status"] = json!(self.status(now, cert).as_str());
         v["next_due"] = json!(self.next_due(cert).map(|d| rfc3339(&d)));

@@ -134,7 +134,7 @@ pub async fn rotate_with(
         pending_version: None,
         started: Utc::now(),
     });
-    store::save(&m.view, path, &lc).await?;
+    super::save(core, m, path, &mut lc).await?;
     let meta = metadata_doc(&lc);
     let mut pending = Value::Null;
     let mut pending_version = None;
@@ -146,7 +146,7 @@ pub async fn rotate_with(
             f.step = step.to_string();
             f.pending_version = pending_version;
         }
-        store::save(&m.view, path, &lc).await?;
+        super::save(core, m, path, &mut lc).await?;
         let input = StepInput {
             step,
             path: &full_path,
@@ -254,7 +254,7 @@ pub async fn rotate_with(
                 new_version,
                 rotator: rotation.rotator.clone(),
             });
-            store::save(&m.view, path, &lc).await?;
+            super::save(core, m, path, &mut lc).await?;
             crate::telemetry::rotation_done(true);
             tracing::info!(path = %full_path, old_version = current_version, new_version, rotator = %rotation.rotator, "secret rotated");
             core.audit_event(
@@ -325,7 +325,7 @@ pub async fn rotate_with(
                 new_version: current_version,
                 rotator: rotation.rotator.clone(),
             });
-            store::save(&m.view, path, &lc).await?;
+            super::save(core, m, path, &mut lc).await?;
             crate::telemetry::rotation_done(false);
             tracing::warn!(path = %full_path, step = %step, reason = %why, "rotation failed; current version kept");
             core.audit_event(
@@ -488,7 +488,7 @@ pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
         new_version: flight.current_version,
         rotator,
     });
-    store::save(&m.view, path, &lc).await?;
+    super::save(core, m, path, &mut lc).await?;
     Ok(true)
 }
 

@@ -1,13 +1,22 @@
 //! Where lifecycle records live: `lifecycle/<path>` in the KV v2 mount's own
 //! storage view, beside the secret's metadata and versions.
+//!
+//! Beside them, the due index: an empty entry `lifecycle-due/<when>/<path>`
+//! for every record the scheduler must look at from the epoch second
+//! `<when>` on. A record and its index entry are written in one atomic
+//! batch, and the record names its entry (`state.due_index`), so a pass
+//! reads the entries due by now (a page of time buckets, earliest first)
+//! instead of every record: its cost follows the due items, not the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use zeroize::Zeroizing;
+
 use super::model::Lifecycle;
-use crate::barrier::View;
+use crate::barrier::{to_json, BarrierOp, View};
 use crate::Result;
 
 /// Storage key of a secret's lifecycle record.
@@ -20,9 +29,83 @@ pub async fn load(view: &View, path: &str) -> Result<Option<Lifecycle>> {
     view.get_json(&key(path)).await
 }
 
-/// Saves the record of `path`.
-pub async fn save(view: &View, path: &str, lc: &Lifecycle) -> Result<()> {
-    view.put_json(&key(path), lc).await
+/// Where the due index lives in a mount's view.
+const DUE_PREFIX: &str = "lifecycle-due/";
+
+/// Time buckets read per page of the due index.
+const DUE_PAGE: usize = 256;
+
+/// The due-index entry of `path` at epoch second `when`.
+fn due_key(when: i64, path: &str) -> String {
+    format!("{DUE_PREFIX}{:012}/{path}", when.max(0))
+}
+
+/// Saves the record of `path` and moves its due-index entry to `when`
+/// (`None`: the scheduler has nothing to do for it), in one atomic batch.
+pub async fn save(view: &View, path: &str, lc: &mut Lifecycle, when: Option<i64>) -> Result<()> {
+    let when = when.map(|w| w.max(0));
+    let mut ops = Vec::new();
+    if lc.state.due_index != when {
+        if let Some(old) = lc.state.due_index {
+            ops.push(BarrierOp::Delete(due_key(old, path)));
+        }
+        if let Some(new) = when {
+            ops.push(BarrierOp::Put(
+                due_key(new, path),
+                Zeroizing::new(Vec::new()),
+            ));
+        }
+        lc.state.due_index = when;
+    }
+    ops.push(BarrierOp::Put(key(path), to_json(lc)?));
+    view.write_batch(ops).await
+}
+
+/// Deletes the record of `path` with its due-index entry.
+pub async fn delete(view: &View, path: &str) -> Result<()> {
+    let mut ops = vec![BarrierOp::Delete(key(path))];
+    if let Some(when) = load(view, path).await?.and_then(|lc| lc.state.due_index) {
+        ops.push(BarrierOp::Delete(due_key(when, path)));
+    }
+    view.write_batch(ops).await
+}
+
+/// Drops one due-index entry that no record names (left by a record
+/// deleted or moved meanwhile).
+pub async fn drop_due(view: &View, when: i64, path: &str) -> Result<()> {
+    view.delete(&due_key(when, path)).await
+}
+
+/// The due-index entries at or before epoch second `at`, earliest first:
+/// `(when, path)`. Reads the buckets due by `at` and no others.
+pub async fn due(view: &View, at: i64) -> Result<Vec<(i64, String)>> {
+    let mut out = Vec::new();
+    let mut after = String::new();
+    'pages: loop {
+        let buckets = view.list_page(DUE_PREFIX, &after, Some(DUE_PAGE)).await?;
+        let Some(last) = buckets.last() else {
+            break;
+        };
+        for bucket in &buckets {
+            let Some(when) = bucket.strip_suffix('/').and_then(|t| t.parse::<i64>().ok()) else {
+                continue;
+            };
+            if when > at {
+                break 'pages;
+            }
+            let dir = format!("{DUE_PREFIX}{bucket}");
+            for k in view.keys_with_prefix(&dir).await? {
+                if let Some(path) = k.strip_prefix(&dir).filter(|p| !p.is_empty()) {
+                    out.push((when, path.to_string()));
+                }
+            }
+        }
+        if buckets.len() < DUE_PAGE {
+            break;
+        }
+        after = last.clone();
+    }
+    Ok(out)
 }
 
 /// Every path with a lifecycle record in `view`.
