@@ -37,6 +37,7 @@ fn finding_hides_the_secret() {
         decoded: None,
         also: Vec::new(),
         checksum: None,
+        validation: None,
         path_class: None,
     };
     let out = format!("{finding:?}");

@@ -497,6 +497,7 @@ impl Scanner {
                 also: Vec::new(),
                 path_class: crate::finding::path_class(path),
                 checksum: r.checksum,
+                validation: None,
             });
         }
     }
@@ -521,6 +522,7 @@ impl Scanner {
             also: Vec::new(),
             path_class: None,
             checksum: None,
+            validation: None,
         }
     }
 

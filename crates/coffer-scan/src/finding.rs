@@ -1,6 +1,7 @@
 //! A finding: one secret found by one rule at one place.
 
 use crate::checksum::Checksum;
+use crate::validate::Validation;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -76,6 +77,9 @@ pub struct Finding {
     /// The outcome of the format's checksum or structure check, for formats
     /// that have one ([`crate::checksum`]).
     pub checksum: Option<Checksum>,
+    /// Whether the credential is live, when `--validate` asked
+    /// ([`crate::validate`]); `None` when not validated.
+    pub validation: Option<Validation>,
 }
 
 /// The [`Finding::path_class`] of a path.
@@ -158,6 +162,7 @@ impl std::fmt::Debug for Finding {
             .field("vendor", &self.vendor)
             .field("commit", &self.commit)
             .field("checksum", &self.checksum)
+            .field("validation", &self.validation)
             .finish()
     }
 }

@@ -19,6 +19,10 @@
 //! - [`report`]: human, JSON, SARIF 2.1.0, JUnit and CSV output.
 //! - [`remediate`]: the edits that replace a literal with a `coffer://`
 //!   reference.
+//! - [`validate`]: the outcome of checking whether a credential is live,
+//!   the [`validate::Validator`] trait such checks implement and the
+//!   bounded runner (each distinct credential once, limited concurrency).
+//!   The checks that contact servers live in the caller (the `coffer` CLI).
 
 pub mod allow;
 pub mod baseline;
@@ -35,6 +39,7 @@ pub mod remediate;
 pub mod report;
 pub mod structure;
 pub mod template;
+pub mod validate;
 pub mod walk;
 
 pub use config::{Config, ConfigError};

@@ -453,6 +453,7 @@ mod tests {
             decoded: None,
             also: Vec::new(),
             checksum: None,
+            validation: None,
             path_class: None,
         }
     }

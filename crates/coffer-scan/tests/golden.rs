@@ -5,6 +5,7 @@
 use coffer_scan::finding::CommitInfo;
 use coffer_scan::report::{self, Format, ReportContext};
 use coffer_scan::template::{expand, Rng};
+use coffer_scan::validate::Validation;
 use coffer_scan::{Config, Scanner};
 use std::path::PathBuf;
 
@@ -28,6 +29,13 @@ fn findings() -> (Scanner, Vec<coffer_scan::Finding>) {
         });
     }
     f.append(&mut g);
+    // Validation, as `coffer scan --validate` attaches it (the third is
+    // not validated: no field at all).
+    f[0].validation = Some(Validation::live("github", "the provider accepts it"));
+    f[1].validation = Some(Validation::unknown(
+        "postgres",
+        "host db.internal is not in --validate-host",
+    ));
     (scanner, f)
 }
 
@@ -120,4 +128,40 @@ fn reveal_shows_secrets_only_when_asked() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("<testsuites") && text.contains("failures=\"3\""));
     assert!(!text.contains(f[0].secret.as_str()));
+}
+
+/// Every format that shows validation shows it for the validated findings
+/// only: JSON fields, SARIF's property bag, a line of the human report.
+#[test]
+fn validation_is_in_json_sarif_and_human_output() {
+    let (scanner, f) = findings();
+    let ctx = ReportContext {
+        rules: scanner.rules(),
+        reveal: false,
+        version: "t",
+    };
+    let render = |format| {
+        let mut out = Vec::new();
+        report::write(format, &f, &ctx, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&render(Format::Json)).unwrap();
+    assert_eq!(json[0]["validation"], "live");
+    assert_eq!(json[0]["validator"], "github");
+    assert_eq!(json[1]["validation"], "unknown");
+    assert!(json[2].get("validation").is_none());
+    let sarif: serde_json::Value = serde_json::from_str(&render(Format::Sarif)).unwrap();
+    let results = &sarif["runs"][0]["results"];
+    assert_eq!(results[0]["properties"]["validation"], "live");
+    assert_eq!(
+        results[1]["properties"]["validationDetail"],
+        "host db.internal is not in --validate-host"
+    );
+    assert!(results[2]["properties"].get("validation").is_none());
+    let human = render(Format::Human);
+    assert!(
+        human.contains("    validation: live (github: the provider accepts it)\n"),
+        "{human}"
+    );
+    assert_eq!(human.matches("validation:").count(), 2, "{human}");
 }

@@ -298,3 +298,47 @@ fn truenas_key_in_pretty_json() {
         "{found:?}"
     );
 }
+
+/// The tokens Coffer itself issues (`cfs.` and 32 URL-safe characters,
+/// which may end in `-` or `_`) are found whole, whatever follows them.
+#[test]
+fn coffer_service_tokens_are_found() {
+    let (_, scanner) = scanner();
+    for (seed, tail) in [(1u64, ""), (2, "-"), (3, "_")] {
+        let mut rng = Rng::new(seed);
+        let body = expand("<<b64url:31>>", &mut rng, 1.0);
+        let body = if tail.is_empty() {
+            expand("<<b64url:32>>", &mut rng, 1.0)
+        } else {
+            format!("{body}{tail}")
+        };
+        let token = format!("cfs.{body}");
+        for text in [
+            format!("VAULT_TOKEN={token}\n"),
+            format!("token: \"{token}\"\n"),
+            format!("X-Vault-Token: {token}"),
+        ] {
+            let at = text.find(&token).unwrap();
+            let found = scanner.scan("deploy.env", text.as_bytes());
+            assert!(
+                found.iter().any(|f| f.rule_id == "vault-service-token"
+                    && f.start == at
+                    && f.end == at + token.len()),
+                "{token:?} in {text:?}: {found:?}"
+            );
+        }
+    }
+    // One character more or less is no Coffer token (and not a Vault one).
+    let mut rng = Rng::new(9);
+    for n in [31, 33] {
+        let text = format!(
+            "VAULT_TOKEN=cfs.{}\n",
+            expand(&format!("<<alnum:{n}>>"), &mut rng, 1.0)
+        );
+        let found = scanner.scan("deploy.env", text.as_bytes());
+        assert!(
+            !found.iter().any(|f| f.rule_id == "vault-service-token"),
+            "{text:?}: {found:?}"
+        );
+    }
+}

@@ -34,6 +34,15 @@ pub(super) fn write(
                 f.confidence()
             )?;
         }
+        if let Some(v) = &f.validation {
+            writeln!(
+                out,
+                "    validation: {} ({}: {})",
+                v.status.as_str(),
+                v.validator,
+                v.detail
+            )?;
+        }
         writeln!(out, "    fingerprint: {}", f.fingerprint())?;
     }
     match findings.len() {

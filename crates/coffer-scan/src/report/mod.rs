@@ -70,6 +70,17 @@ pub fn write(
     }
 }
 
+/// Adds a validation's `validation`, `validator` and `validationDetail`
+/// (shared by the JSON reporter and SARIF's property bag).
+fn insert_validation(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+    v: &crate::validate::Validation,
+) {
+    obj.insert("validation".into(), v.status.as_str().into());
+    obj.insert("validator".into(), v.validator.into());
+    obj.insert("validationDetail".into(), v.detail.clone().into());
+}
+
 /// A finding as a JSON object (shared by the JSON and SARIF reporters).
 pub fn finding_json(f: &Finding, reveal: bool) -> serde_json::Value {
     let mut v = serde_json::json!({
@@ -103,6 +114,9 @@ pub fn finding_json(f: &Finding, reveal: bool) -> serde_json::Value {
     }
     if let Some(obj) = v.as_object_mut() {
         obj.insert("confidence".into(), f.confidence().into());
+        if let Some(val) = &f.validation {
+            insert_validation(obj, val);
+        }
     }
     if let (false, Some(obj)) = (f.also.is_empty(), v.as_object_mut()) {
         obj.insert(

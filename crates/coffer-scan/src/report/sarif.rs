@@ -77,6 +77,9 @@ pub(super) fn write(
                 if let Some(c) = f.checksum {
                     props.insert("checksum".into(), c.as_str().into());
                 }
+                if let Some(v) = &f.validation {
+                    super::insert_validation(&mut props, v);
+                }
                 if !props.is_empty() {
                     obj.insert("properties".into(), props.into());
                 }

@@ -21,6 +21,8 @@ use coffer_scan::{Config, Finding, Scanner};
 use serde_json::json;
 use zeroize::Zeroizing;
 
+mod validate;
+
 /// Configuration files looked for in the scanned root, in this order.
 const AUTO_CONFIGS: &[&str] = &[".coffer-scan.toml", ".gitleaks.toml"];
 
@@ -103,6 +105,65 @@ pub struct Args {
     #[arg(long, requires = "import")]
     rewrite: bool,
 
+    /// Check whether each found credential is live and report
+    /// `validation: live|revoked|unknown`. Off by default: it uses the
+    /// credentials. The mode takes `=` (`--validate=online`). `local` (the default): Coffer/Vault tokens against
+    /// the server in COFFER_ADDR/VAULT_ADDR (auth/token/lookup-self),
+    /// postgres:// URLs by connecting (only to --validate-host hosts), a
+    /// private key against the certificates beside it, JWT expiry (offline).
+    /// `online` adds provider APIs (GitHub GET /user, Slack auth.test),
+    /// each only when its host is in --validate-host.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "local"
+    )]
+    validate: Option<validate::Mode>,
+
+    /// With --validate: a host (`name`, `name:port`, `[v6]:port`) that may
+    /// be contacted to check a database URL or, with --validate=online, a
+    /// provider's API (e.g. api.github.com, slack.com). Repeat or separate
+    /// with commas. Default: none, so such credentials stay `unknown`.
+    #[arg(
+        long,
+        value_name = "HOST",
+        value_delimiter = ',',
+        requires = "validate"
+    )]
+    validate_host: Vec<String>,
+
+    /// With --validate=online: where a provider's API is, as NAME=URL
+    /// (`github=https://ghe.internal/api/v3`, `slack=...`), for GitHub
+    /// Enterprise, an API gateway or a test stand-in. https:// is required
+    /// except on loopback; the host must still be in --validate-host.
+    /// Defaults: github=https://api.github.com, slack=https://slack.com/api.
+    #[arg(long, value_name = "NAME=URL", requires = "validate")]
+    validate_endpoint: Vec<String>,
+
+    /// With --validate: seconds each check (one request or connection) may
+    /// take before it counts as `unknown`.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=300),
+        requires = "validate"
+    )]
+    validate_timeout: u64,
+
+    /// With --validate: checks run at the same time at most (each distinct
+    /// credential is checked once).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u64).range(1..=64),
+        requires = "validate"
+    )]
+    validate_concurrency: u64,
+
     /// Print the rules (id and description) and exit.
     #[arg(long)]
     list_rules: bool,
@@ -168,6 +229,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     if let Some(p) = &args.baseline {
         Baseline::load(p)?.filter_keyed(&mut findings, key_path);
+    }
+
+    if let Some(mode) = args.validate {
+        let opts = validate::Options::new(
+            mode,
+            &args.validate_host,
+            &args.validate_endpoint,
+            Duration::from_secs(args.validate_timeout),
+            usize::try_from(args.validate_concurrency).unwrap_or(1),
+        )?;
+        validate::run(&mut findings, &opts);
     }
 
     let mut import_failed = false;
@@ -404,7 +476,7 @@ struct Planned<'a> {
 impl Planned<'_> {
     /// Whether the finding is in a file of the working tree (rewritable).
     fn in_tree(&self) -> bool {
-        self.finding.commit.is_none() && self.finding.path != "<stdin>"
+        in_tree(self.finding)
     }
 
     /// `path:line` of the finding.
@@ -431,28 +503,38 @@ fn plan(findings: &[Finding]) -> Vec<Planned<'_>> {
             let content = files
                 .entry(f.path.as_str())
                 .or_insert_with(|| std::fs::read(&f.path).ok().map(Zeroizing::new));
-            // Widen only if the file still holds the literal where it was
-            // found (otherwise the rewrite refuses the changed file anyway).
-            let unchanged = content
-                .as_ref()
-                .is_some_and(|c| c.get(f.start..f.end) == Some(f.secret.as_bytes()));
-            if let Some(c) = content.as_ref().filter(|_| unchanged) {
-                if let Some((s, e)) = remediate::url_span(c, f.start, f.end) {
-                    if let Ok(url) = std::str::from_utf8(&c[s..e]) {
-                        p = Planned {
-                            start: s,
-                            end: e,
-                            value: Zeroizing::new(url.to_owned()),
-                            url: true,
-                            ..p
-                        };
-                    }
-                }
+            if let Some((s, e, url)) = content.as_ref().and_then(|c| url_around(c, f)) {
+                p = Planned {
+                    start: s,
+                    end: e,
+                    value: url,
+                    url: true,
+                    ..p
+                };
             }
         }
         out.push(p);
     }
     out
+}
+
+/// Whether `f` is in a file of the working tree (not history, not
+/// standard input).
+pub(crate) fn in_tree(f: &Finding) -> bool {
+    f.commit.is_none() && f.path != "<stdin>"
+}
+
+/// When `f`'s literal is the password of a URL and `content` (its file)
+/// still holds it where it was found, the whole URL and its byte range
+/// ([`remediate::url_span`]). A changed file gives `None` (and a rewrite
+/// would refuse it anyway).
+pub(crate) fn url_around(content: &[u8], f: &Finding) -> Option<(usize, usize, Zeroizing<String>)> {
+    if content.get(f.start..f.end) != Some(f.secret.as_bytes()) {
+        return None;
+    }
+    let (s, e) = remediate::url_span(content, f.start, f.end)?;
+    let url = std::str::from_utf8(content.get(s..e)?).ok()?;
+    Some((s, e, Zeroizing::new(url.to_owned())))
 }
 
 /// Groups planned values by value (compared in constant time): one secret
