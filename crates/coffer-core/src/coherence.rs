@@ -18,6 +18,7 @@
 //! | `sys/expire/id/<id>` | the lease expiry queue |
 //! | `core/cors` | the CORS configuration |
 //! | `sys/identity/…` | the identity store (entities, aliases, groups), reloaded |
+//! | `sys/audit/config` | the audit devices: those enabled elsewhere start here, those disabled stop |
 //!
 //! A log that no longer reaches back (pruned, or the store was replaced)
 //! drops every cache and reloads the mount table, keyring and lease queue.
@@ -121,12 +122,14 @@ impl Core {
         let mut policies = false;
         let mut cors = false;
         let mut identity = false;
+        let mut audit = false;
         for key in keys {
             match key.as_str() {
                 crate::seal::KEYRING_KEY => keyring = true,
                 crate::seal::SEAL_CONFIG_KEY => self.seal.forget_config(),
                 crate::mounts::MOUNT_TABLE_KEY => mounts = true,
                 crate::sys_cors::KEY => cors = true,
+                crate::audit::CONFIG_STORAGE_KEY => audit = true,
                 "sys/token/batch-key" => self.tokens.forget_batch_key(),
                 "sys/token/wrapping-jwt-key" => self.tokens.wrapping_jwt().clear(),
                 k => {
@@ -158,6 +161,9 @@ impl Core {
         if identity {
             // Group and entity policies apply at once on every node.
             self.identity.load().await?;
+        }
+        if audit {
+            self.audit.follow_config().await?;
         }
         Ok(())
     }
@@ -195,6 +201,7 @@ impl Core {
         }
         self.leases.load().await?;
         self.identity.load().await?;
+        self.audit.follow_config().await?;
         crate::sys_cors::load(self).await
     }
 }

@@ -142,6 +142,49 @@ fn call(
     Api::new(&node.server).call(method, path, Some(token), body)
 }
 
+/// An audit device enabled on one node records the requests every node
+/// serves (each node writes `file_path` under its own audit directory),
+/// and one disabled on another node stops on all of them.
+#[test]
+fn an_audit_device_enabled_on_one_node_audits_every_node() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "audit");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let log_of = |n: &Node| n._dir.path().join("audit").join("cluster.log");
+    let read_log = |n: &Node| std::fs::read_to_string(log_of(n)).unwrap_or_default();
+    let (st, v) = call(
+        a,
+        "PUT",
+        "sys/audit/shared",
+        &root,
+        Some(json!({"type": "file", "options": {"file_path": "cluster.log"}})),
+    );
+    assert!(st < 300, "{v}");
+    // B learns of the device on its next request, before serving it.
+    let marker = unique("audited-on-b");
+    let (st, _) = call(b, "GET", &format!("sys/policies/acl/{marker}"), &root, None);
+    assert_eq!(st, 404);
+    assert!(
+        read_log(b).contains(&marker),
+        "a request served by B is missing from B's audit log"
+    );
+    let (st, v) = call(b, "GET", "sys/audit", &root, None);
+    assert_eq!(st, 200);
+    assert!(v["data"]["shared/"].is_object(), "{v}");
+
+    // Disabled on B: A stops writing to it at its next request.
+    assert!(call(b, "DELETE", "sys/audit/shared", &root, None).0 < 300);
+    let after = unique("after-disable");
+    call(a, "GET", &format!("sys/policies/acl/{after}"), &root, None);
+    let log_a = read_log(a);
+    assert!(log_a.contains("disable"), "no closing checkpoint on A");
+    assert!(
+        !log_a.contains(&after),
+        "A still audits to a disabled device"
+    );
+}
+
 #[test]
 fn every_node_serves_reads_and_writes_and_sees_revocations_at_once() {
     let Some(url) = pg_url() else { return };

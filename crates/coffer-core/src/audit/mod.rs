@@ -104,7 +104,11 @@ impl PolicyResults {
     }
 }
 
+/// The device table, in the broker's view.
 const CONFIG_KEY: &str = "config";
+/// Its storage key (the broker's view is `sys/audit/`), which the change
+/// log names when another node enables or disables a device.
+pub(crate) const CONFIG_STORAGE_KEY: &str = "sys/audit/config";
 const SIGNING_KEY: &str = "signing-key";
 
 /// Dispatches audit entries to the enabled devices.
@@ -143,46 +147,9 @@ impl AuditBroker {
     pub async fn load(&self) -> Result<()> {
         let signer = Arc::new(self.load_signer().await?);
         *self.signer.write() = Some(signer.clone());
-        let settings = self.settings.read().clone();
         let mut devices = Vec::new();
         for cfg in self.stored_configs().await? {
-            let path = cfg.path.clone();
-            let stored: Option<ChainState> = self.view.get_json(&state_key(&path)).await?;
-            let settings = settings.clone();
-            // Opening the file and reading its last line block: off the runtime.
-            let built = tokio::task::spawn_blocking(move || build_device(cfg, stored, &settings))
-                .await
-                .map_err(|e| Error::Internal(format!("loading audit device {path}: {e}")))?;
-            // A configured device that cannot load fails the unseal: the core
-            // never serves requests its operator meant to be audited unaudited.
-            let dev = built.map_err(|e| {
-                tracing::error!(device = %path, error = %e, "audit device not loaded");
-                Error::Status {
-                    code: 500,
-                    errors: vec![format!(
-                        "audit device {path} could not be loaded; the unseal is refused until it can: {e}"
-                    )],
-                }
-            })?;
-            let reason = if dev.chain().seq == 0 {
-                "start"
-            } else {
-                "resume"
-            };
-            let writer = Arc::new(Writer::start(dev)?);
-            // The first line proves the device can write; if it cannot, the
-            // unseal fails (as Vault's does) rather than serve unaudited.
-            let state = writer.checkpoint(reason, &signer).await.map_err(|e| {
-                tracing::error!(device = %path, error = %e, "audit device cannot write");
-                Error::Status {
-                    code: 500,
-                    errors: vec![format!(
-                        "audit device {path} cannot write; the unseal is refused until it can"
-                    )],
-                }
-            })?;
-            self.save_state(&path, &state).await;
-            devices.push(writer);
+            devices.push(self.open_device(cfg, &signer).await?);
         }
         *self.devices.write() = devices;
         let _ = self.event(events::names::UNSEALED, None, json!({})).await;
@@ -202,6 +169,84 @@ impl AuditBroker {
         });
         if let Some(old) = self.flusher.lock().replace(task) {
             old.abort();
+        }
+        Ok(())
+    }
+
+    /// Builds and starts the stored device `cfg` on this node, its chain
+    /// resumed with a signed checkpoint. A device that cannot load or write
+    /// is an error: the caller refuses to serve rather than serve unaudited.
+    async fn open_device(&self, cfg: DeviceConfig, signer: &Arc<Signer>) -> Result<Arc<Writer>> {
+        let path = cfg.path.clone();
+        let settings = self.settings.read().clone();
+        let stored: Option<ChainState> = self.view.get_json(&state_key(&path)).await?;
+        // Opening the file and reading its last line block: off the runtime.
+        let built = tokio::task::spawn_blocking(move || build_device(cfg, stored, &settings))
+            .await
+            .map_err(|e| Error::Internal(format!("loading audit device {path}: {e}")))?;
+        // A configured device that cannot load fails the unseal: the core
+        // never serves requests its operator meant to be audited unaudited.
+        let dev = built.map_err(|e| {
+            tracing::error!(device = %path, error = %e, "audit device not loaded");
+            Error::Status {
+                code: 500,
+                errors: vec![format!(
+                    "audit device {path} could not be loaded; the unseal is refused until it can: {e}"
+                )],
+            }
+        })?;
+        let reason = if dev.chain().seq == 0 {
+            "start"
+        } else {
+            "resume"
+        };
+        let writer = Arc::new(Writer::start(dev)?);
+        // The first line proves the device can write; if it cannot, the
+        // unseal fails (as Vault's does) rather than serve unaudited.
+        let state = writer.checkpoint(reason, signer).await.map_err(|e| {
+            tracing::error!(device = %path, error = %e, "audit device cannot write");
+            Error::Status {
+                code: 500,
+                errors: vec![format!(
+                    "audit device {path} cannot write; the unseal is refused until it can"
+                )],
+            }
+        })?;
+        self.save_state(&path, &state).await;
+        Ok(writer)
+    }
+
+    /// Follows the device table another node changed (shared storage):
+    /// starts the devices enabled there and closes, with a `disable`
+    /// checkpoint, those disabled there, so every node audits to every
+    /// enabled device. A device this node cannot open is an error, and the
+    /// request that found the change is refused (fail closed) until it can.
+    pub(crate) async fn follow_config(&self) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        let Ok(signer) = self.signer() else {
+            return Ok(());
+        };
+        let stored = self.stored_configs().await?;
+        let removed: Vec<Arc<Writer>> = {
+            let mut devices = self.devices.write();
+            let (keep, gone) = std::mem::take(&mut *devices)
+                .into_iter()
+                .partition(|d| stored.iter().any(|c| c.path == d.config.path));
+            *devices = keep;
+            gone
+        };
+        for d in removed {
+            let _ = d.checkpoint("disable", &signer).await;
+            tracing::info!(device = %d.config.path, "audit device disabled on another node");
+        }
+        for cfg in stored {
+            if self.device(&cfg.path).is_some() {
+                continue;
+            }
+            let path = cfg.path.clone();
+            let writer = self.open_device(cfg, &signer).await?;
+            self.devices.write().push(writer);
+            tracing::info!(device = %path, "audit device enabled on another node");
         }
         Ok(())
     }
