@@ -100,7 +100,7 @@ impl BatchKeys {
         }
         let key = match self.view.get(KEY_PATH).await? {
             Some(bytes) => coffer_crypto::aead::Key::from_slice(&bytes)
-                .map_err(|_| Error::Internal("corrupt batch token key".into()))?,
+                .map_err(|_| Error::corrupt("batch token key"))?,
             None if create => {
                 let k = coffer_crypto::aead::Key::generate();
                 self.view.put(KEY_PATH, k.as_bytes()).await?;
@@ -134,7 +134,7 @@ impl BatchKeys {
             entity_id: entry.entity_id.clone(),
         };
         let plain = Zeroizing::new(
-            serde_json::to_vec(&payload).map_err(|e| Error::Internal(e.to_string()))?,
+            serde_json::to_vec(&payload).map_err(|e| Error::encode("a batch token", e))?,
         );
         let key = self
             .key(true)

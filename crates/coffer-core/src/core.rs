@@ -321,7 +321,7 @@ impl Core {
     pub(crate) async fn load_mounts(&self) -> Result<()> {
         let entries: Vec<MountEntry> = match self.barrier.get(MOUNT_TABLE_KEY).await? {
             Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Internal(format!("corrupt mount table: {e}")))?,
+                .map_err(|e| Error::corrupt_json("mount table", &e))?,
             None => Vec::new(),
         };
         let mut router = self.empty_router();

@@ -282,7 +282,7 @@ impl PolicyStore {
             return Ok(None);
         };
         let policy = Policy::parse(name, &stored.raw)
-            .map_err(|e| Error::Internal(format!("stored policy {name:?} is invalid: {e}")))?;
+            .map_err(|e| Error::corrupt(format!("stored policy {name:?}: {e}")))?;
         let allow = Allow {
             slashes: stored.allow_slashes_in_identity_templates,
             wildcards: stored.allow_wildcards_in_identity_templates,

@@ -102,7 +102,7 @@ impl Seal {
             None => None,
             Some(bytes) => Some(
                 serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Internal(format!("corrupt seal configuration: {e}")))?,
+                    .map_err(|e| Error::corrupt_json("seal configuration", &e))?,
             ),
         };
         if config.is_some() {
@@ -136,8 +136,8 @@ impl Seal {
             secret_shares: shares,
             secret_threshold: threshold,
         };
-        let config_bytes = serde_json::to_vec(&config)
-            .map_err(|e| Error::Internal(format!("encode seal config: {e}")))?;
+        let config_bytes =
+            serde_json::to_vec(&config).map_err(|e| Error::encode("the seal configuration", e))?;
         self.barrier
             .backend()
             .write_batch(vec![
@@ -152,7 +152,7 @@ impl Seal {
             ])
             .await?;
         let parts = shamir::split(root.as_bytes(), shares, threshold)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::crypto("splitting the root key", e))?;
         self.state.lock().config = Some(config);
         Ok((parts, root, keyring))
     }
@@ -288,8 +288,8 @@ impl Seal {
             secret_shares: shares,
             secret_threshold: threshold,
         };
-        let config_bytes = serde_json::to_vec(&config)
-            .map_err(|e| Error::Internal(format!("encode seal config: {e}")))?;
+        let config_bytes =
+            serde_json::to_vec(&config).map_err(|e| Error::encode("the seal configuration", e))?;
         self.barrier
             .backend()
             .write_batch(vec![
@@ -322,11 +322,11 @@ async fn open_keyring(barrier: &Barrier, root: &Key) -> Result<Keyring> {
         .backend()
         .get(KEYRING_KEY)
         .await?
-        .ok_or_else(|| Error::Internal("keyring missing from storage".into()))?;
+        .ok_or_else(|| Error::corrupt("store: the keyring is missing"))?;
     let plain = root
         .open(&sealed, KEYRING_KEY.as_bytes())
         .map_err(|_| Error::bad("unseal failed: invalid key shares"))?;
-    Keyring::from_bytes(&plain).map_err(|e| Error::Internal(e.to_string()))
+    Keyring::from_bytes(&plain).map_err(|e| Error::crypto("opening the keyring", e))
 }
 
 /// Rotates the keyring; the caller holds the admin lock, so the keyring read

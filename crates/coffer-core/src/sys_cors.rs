@@ -79,7 +79,7 @@ impl Core {
 pub(crate) async fn load(core: &Core) -> Result<()> {
     let config = match core.barrier.get(KEY).await? {
         Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Internal(format!("corrupt CORS configuration: {e}")))?,
+            .map_err(|e| Error::corrupt_json("CORS configuration", &e))?,
         None => CorsConfig::default(),
     };
     core.cors.set(config);
@@ -87,7 +87,8 @@ pub(crate) async fn load(core: &Core) -> Result<()> {
 }
 
 async fn save(core: &Core, config: CorsConfig) -> Result<()> {
-    let bytes = serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(&config).map_err(|e| Error::encode("the CORS configuration", e))?;
     core.barrier.put(KEY, &bytes).await?;
     core.cors.set(config);
     Ok(())

@@ -227,7 +227,7 @@ async fn complete(
     let previous = core.seal.recover_root(parts)?;
     let root = Key::generate();
     let new_shares = shamir::split(root.as_bytes(), shares, threshold)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::crypto("splitting the new root key", e))?;
     let mut body = json!({
         "nonce": nonce,
         "complete": true,

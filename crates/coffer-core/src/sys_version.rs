@@ -30,7 +30,7 @@ async fn records(barrier: &Barrier) -> Result<Vec<(String, VersionRecord)>> {
             continue;
         };
         let record: VersionRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Internal(format!("corrupt version record {version:?}: {e}")))?;
+            .map_err(|e| Error::corrupt_json(&format!("version record {version:?}"), &e))?;
         out.push((version, record));
     }
     // Oldest first; the name breaks ties so the order is stable.
@@ -50,7 +50,7 @@ pub(crate) async fn record(barrier: &Barrier) -> Result<()> {
         installed: crate::util::now().timestamp(),
         previous,
     };
-    let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&record).map_err(|e| Error::encode("the version record", e))?;
     barrier.put(&key, &bytes).await?;
     tracing::info!(version = VERSION, "version recorded in the version history");
     Ok(())

@@ -108,7 +108,7 @@ impl JwtKey {
                     &ECDSA_P521_SHA512_FIXED_SIGNING,
                     &SystemRandom::new(),
                 )
-                .map_err(|_| Error::Internal("cannot make the wrapping JWT key".into()))?;
+                .map_err(|_| Error::crypto_failed("generating the wrapping JWT key"))?;
                 let bytes = Zeroizing::new(doc.as_ref().to_vec());
                 self.view.put(KEY_PATH, &bytes).await?;
                 bytes
@@ -116,7 +116,7 @@ impl JwtKey {
             None => return Ok(None),
         };
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P521_SHA512_FIXED_SIGNING, &pkcs8)
-            .map_err(|_| Error::Internal("corrupt wrapping JWT key".into()))?;
+            .map_err(|_| Error::corrupt("wrapping JWT key"))?;
         let pair = Arc::new(pair);
         *self.key.lock() = Some(pair.clone());
         Ok(Some(pair))
@@ -145,8 +145,7 @@ impl JwtKey {
             kind: "wrapping".into(),
         };
         let body = Zeroizing::new(
-            serde_json::to_vec(&claims)
-                .map_err(|e| Error::Internal(format!("cannot encode JWT claims: {e}")))?,
+            serde_json::to_vec(&claims).map_err(|e| Error::encode("the wrapping JWT claims", e))?,
         );
         let mut jwt = Zeroizing::new(format!(
             "{}.{}",
@@ -155,7 +154,7 @@ impl JwtKey {
         ));
         let sig = key
             .sign(&SystemRandom::new(), jwt.as_bytes())
-            .map_err(|_| Error::Internal("cannot sign the wrapping JWT".into()))?;
+            .map_err(|_| Error::crypto_failed("signing the wrapping JWT"))?;
         jwt.push('.');
         jwt.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
         Ok(jwt)

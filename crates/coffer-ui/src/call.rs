@@ -133,7 +133,7 @@ pub(crate) async fn handle(core: &Arc<Core>, req: Request) -> Result<Response, E
     let core = core.clone();
     match tokio::spawn(async move { core.handle(req).await }).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Internal("the request task failed".into())),
+        Err(_) => Err(Error::Stopped("the request task")),
     }
 }
 
@@ -237,7 +237,9 @@ impl Ctx {
         }
         let status = e.status();
         let msgs = match &e {
-            Error::Internal(_) => vec!["The server failed to answer; see its log.".to_string()],
+            e if e.is_internal() => {
+                vec!["The server failed to answer; see its log.".to_string()]
+            }
             Error::NotFound => vec![format!("Nothing exists at {path}.")],
             Error::Sealed => vec![
                 "The server is sealed: it must be unsealed before anything can be read.".into(),

@@ -18,11 +18,11 @@ fn hasher() -> Argon2<'static> {
 /// Hashes `password` (blocking).
 fn hash_blocking(password: &[u8]) -> Result<String> {
     let salt = SaltString::encode_b64(&coffer_crypto::random::bytes(16))
-        .map_err(|_| Error::Internal("failed to encode a salt".into()))?;
+        .map_err(|_| Error::crypto_failed("encoding a password salt"))?;
     hasher()
         .hash_password(password, &salt)
         .map(|h| h.to_string())
-        .map_err(|_| Error::Internal("failed to hash the password".into()))
+        .map_err(|_| Error::crypto_failed("hashing a password"))
 }
 
 /// A hash of a random password, checked when the user does not exist so
@@ -48,7 +48,7 @@ fn verify_blocking(password: &[u8], phc: &str) -> bool {
 pub(super) async fn hash(password: Zeroizing<String>) -> Result<String> {
     tokio::task::spawn_blocking(move || hash_blocking(password.as_bytes()))
         .await
-        .map_err(|_| Error::Internal("password hashing failed".into()))?
+        .map_err(|_| Error::Stopped("the password hashing task"))?
 }
 
 /// Whether `password` matches `phc`; with `None` (no such user) it checks

@@ -77,9 +77,8 @@ impl Device {
 
     fn with_sink(mut config: DeviceConfig, chain: ChainState, sink: Sink) -> Result<Device> {
         let options = Options::parse(&config.options)?;
-        let salt = Zeroizing::new(
-            hex::decode(&config.salt).map_err(|_| Error::Internal("corrupt audit salt".into()))?,
-        );
+        let salt =
+            Zeroizing::new(hex::decode(&config.salt).map_err(|_| Error::corrupt("audit salt"))?);
         zeroize::Zeroize::zeroize(&mut config.salt);
         Ok(Device {
             hasher: Hasher::new(salt, options.log_raw),
@@ -217,7 +216,7 @@ impl Device {
             Err(e) => {
                 self.note_failure(&e.to_string());
                 tracing::error!(device = %self.config.path, error = %e, "audit device failed to write");
-                Err(Error::Internal(format!(
+                Err(Error::Audit(format!(
                     "audit device {} failed: {e}",
                     self.config.path
                 )))

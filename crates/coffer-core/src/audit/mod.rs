@@ -183,7 +183,7 @@ impl AuditBroker {
         // Opening the file and reading its last line block: off the runtime.
         let built = tokio::task::spawn_blocking(move || build_device(cfg, stored, &settings))
             .await
-            .map_err(|e| Error::Internal(format!("loading audit device {path}: {e}")))?;
+            .map_err(|_| Error::Stopped("the audit device loader"))?;
         // A configured device that cannot load fails the unseal: the core
         // never serves requests its operator meant to be audited unaudited.
         let dev = built.map_err(|e| {
@@ -344,7 +344,7 @@ impl AuditBroker {
             return Ok(());
         }
         let Some(signer) = self.signer.read().clone() else {
-            return Err(Error::Internal("audit broker not loaded".into()));
+            return Err(Error::Internal("the audit broker is not loaded".into()));
         };
         let writes = devices.iter().map(|d| {
             let entry = build(d.device());
@@ -365,7 +365,7 @@ impl AuditBroker {
             tracing::error!(
                 "no audit device that confirms delivery recorded an entry: refusing the request"
             );
-            return Err(Error::Internal("no audit device recorded the entry".into()));
+            return Err(Error::Audit("no audit device recorded the entry".into()));
         }
         Ok(())
     }

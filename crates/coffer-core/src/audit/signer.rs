@@ -20,15 +20,15 @@ impl Signer {
     /// A new key; returns the signer and its PKCS#8 encoding to store.
     pub fn generate() -> Result<(Signer, Zeroizing<Vec<u8>>)> {
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-            .map_err(|_| Error::Internal("failed to generate the audit signing key".into()))?;
+            .map_err(|_| Error::crypto_failed("generating the audit signing key"))?;
         let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
         Ok((Signer::from_pkcs8(&pkcs8)?, pkcs8))
     }
 
     /// The signer of a stored PKCS#8 key.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Signer> {
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
-            .map_err(|_| Error::Internal("corrupt audit signing key".into()))?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| Error::corrupt("audit signing key"))?;
         let public = pair.public_key().as_ref().to_vec();
         Ok(Signer {
             public_b64: STANDARD.encode(&public),

@@ -83,7 +83,7 @@ impl Writer {
                     }
                 }
             })
-            .map_err(|e| Error::Internal(format!("starting an audit writer thread: {e}")))?;
+            .map_err(|e| Error::Audit(format!("starting an audit writer thread: {e}")))?;
         Ok(Writer { device, queue })
     }
 
@@ -151,7 +151,7 @@ impl Writer {
         done: oneshot::Receiver<Result<T>>,
         deadline: Duration,
     ) -> Result<T> {
-        let stopped = || Error::Internal("audit writer stopped".into());
+        let stopped = || Error::Stopped("the audit writer");
         let waited = tokio::time::timeout(deadline, async {
             self.queue.send(job).await.map_err(|_| stopped())?;
             done.await.map_err(|_| stopped())?
@@ -163,7 +163,7 @@ impl Writer {
                 let msg = format!("no answer within {} ms", deadline.as_millis());
                 self.device.note_failure(&msg);
                 tracing::error!(device = %self.device.config.path, "audit device did not write in time");
-                Err(Error::Internal(format!(
+                Err(Error::Audit(format!(
                     "audit device {} failed: {msg}",
                     self.device.config.path
                 )))

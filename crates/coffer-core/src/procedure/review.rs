@@ -239,7 +239,7 @@ async fn decide(core: &Core, req: &Request, token: &TokenEntry, k: &str) -> Resu
     }
     let items = r["items"]
         .as_array_mut()
-        .ok_or_else(|| Error::Internal("corrupt review".into()))?;
+        .ok_or_else(|| Error::corrupt("review"))?;
     let it = items
         .iter_mut()
         .find(|i| i["item"] == json!(item))

@@ -229,14 +229,13 @@ pub async fn creds(
         max_ttl,
         renewable: true,
         internal: serde_json::to_value(&internal)
-            .map_err(|e| Error::Internal(format!("lease data: {e}")))?,
+            .map_err(|e| Error::encode("the lease data", e))?,
     });
     Ok(resp)
 }
 
 fn parse_internal(internal: &Value) -> Result<LeaseInternal> {
-    serde_json::from_value(internal.clone())
-        .map_err(|_| Error::Internal("malformed database lease data".into()))
+    serde_json::from_value(internal.clone()).map_err(|_| Error::corrupt("database lease data"))
 }
 
 /// Drops the user of a lease. Already-gone users count as revoked. With no

@@ -353,8 +353,8 @@ async fn known_certificates(ctx: &EngineCtx<'_>) -> Result<Vec<String>> {
 }
 
 fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
-    let (_, p) = parse_x509_pem(pem.as_bytes())
-        .map_err(|_| Error::Internal("stored certificate unreadable".into()))?;
+    let (_, p) =
+        parse_x509_pem(pem.as_bytes()).map_err(|_| Error::corrupt("stored certificate"))?;
     Ok(p.contents)
 }
 

@@ -97,12 +97,12 @@ pub async fn rebuild(ctx: &EngineCtx<'_>, issuer: &StoredIssuer) -> Result<Built
     };
     let crl = params
         .signed_by(&signer.rcgen()?)
-        .map_err(|e| Error::Internal(format!("cannot build the CRL: {e}")))?;
+        .map_err(|e| Error::crypto("signing the CRL", e))?;
     let built = BuiltCrl {
         number,
         pem: crl
             .pem()
-            .map_err(|e| Error::Internal(format!("cannot encode the CRL: {e}")))?,
+            .map_err(|e| Error::crypto("encoding the CRL", e))?,
         next_update: next,
     };
     ctx.view.put_json(&key, &built).await?;
@@ -245,7 +245,7 @@ pub async fn read(ctx: &EngineCtx<'_>, req: &Request, what: &str) -> Result<Resp
     match what {
         "crl" => {
             let (_, p) = x509_parser::pem::parse_x509_pem(crl.pem.as_bytes())
-                .map_err(|_| Error::Internal("stored CRL unreadable".into()))?;
+                .map_err(|_| Error::corrupt("stored CRL"))?;
             Ok(Response::bytes(DER_CRL, p.contents))
         }
         "crl/pem" => Ok(Response::text(PEM_FILE, crl.pem)),

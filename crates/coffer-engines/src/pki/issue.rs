@@ -324,7 +324,7 @@ pub async fn issue_with(
         let key = Key::generate(kind)?;
         let cert = params
             .signed_by(key.pair(), &signer.rcgen()?)
-            .map_err(|e| Error::Internal(format!("cannot sign the certificate: {e}")))?;
+            .map_err(|e| Error::crypto("signing the certificate", e))?;
         (cert.pem(), Some(key))
     };
     let (serial, not_after) = store::facts(&cert_pem)?;

@@ -46,7 +46,7 @@ impl Signer {
     /// The rcgen issuer over this issuer's certificate and key.
     pub fn rcgen(&self) -> Result<rcgen::Issuer<'static, &rcgen::KeyPair>> {
         rcgen::Issuer::from_ca_cert_pem(&self.issuer.certificate, self.key.pair())
-            .map_err(|e| Error::Internal(format!("issuer certificate unusable: {e}")))
+            .map_err(|e| Error::crypto("loading the issuer certificate", e))
     }
 
     /// The issuer certificate's NotAfter (Unix seconds).

@@ -106,19 +106,19 @@ impl Key {
                 let doc = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8v1(
                     &aws_lc_rs::rand::SystemRandom::new(),
                 )
-                .map_err(|_| Error::Internal("key generation failed".into()))?;
+                .map_err(|_| Error::crypto_failed("generating an ed25519 key"))?;
                 KeyPair::try_from(doc.as_ref())
             }
             _ => KeyPair::generate_for(kind.alg()),
         }
-        .map_err(|e| Error::Internal(format!("key generation failed: {e}")))?;
+        .map_err(|e| Error::crypto("generating a key", e))?;
         Ok(Key { pair, kind })
     }
 
     /// Loads a key stored as PEM with its type.
     pub fn from_pem(pem: &str, kind: KeyType) -> Result<Self> {
         let pair = KeyPair::from_pem_and_sign_algo(pem, kind.alg())
-            .map_err(|_| Error::Internal("a stored key cannot be loaded".into()))?;
+            .map_err(|_| Error::corrupt("stored pki key"))?;
         Ok(Key { pair, kind })
     }
 

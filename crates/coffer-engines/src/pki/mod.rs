@@ -223,7 +223,7 @@ impl Engine for Pki {
         let serial = internal
             .get("serial_number")
             .and_then(Value::as_str)
-            .ok_or_else(|| Error::Internal("malformed pki lease data".into()))?;
+            .ok_or_else(|| Error::corrupt("pki lease data"))?;
         let serial = store::normalize_serial(serial)?;
         let fallback = match (
             internal.get("issuer_id").and_then(Value::as_str),

@@ -67,7 +67,9 @@ pub(super) fn answer(
 ) -> Result<Response> {
     if !batch {
         let Some(outcome) = outcomes.into_iter().next() else {
-            return Err(Error::Internal("transit: no outcome".into()));
+            return Err(Error::Internal(
+                "transit: a single request gave no outcome".into(),
+            ));
         };
         return outcome.map(|m| Response::data(Value::Object(m)));
     }
@@ -129,7 +131,7 @@ where
     let items = items.to_vec();
     tokio::task::spawn_blocking(move || items.iter().map(|i| f(&p, i)).collect())
         .await
-        .map_err(|_| Error::Internal("transit: worker failed".into()))
+        .map_err(|_| Error::Stopped("the transit worker"))
 }
 
 /// The key material for one operation: the version's key, or for a

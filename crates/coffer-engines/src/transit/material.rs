@@ -17,8 +17,9 @@ use zeroize::Zeroizing;
 use super::policy::{KeyType, B64};
 use crate::{Error, Result};
 
-fn internal(what: &str) -> Error {
-    Error::Internal(format!("transit: {what}"))
+/// A failed key operation of transit (500): `op` names it.
+fn crypto(op: &'static str) -> Error {
+    Error::crypto_failed(op)
 }
 
 /// PEM armour with 64-column lines, ending in a newline.
@@ -47,20 +48,20 @@ pub(crate) fn generate(
         KeyType::Ed25519 => {
             let seed = Zeroizing::new(coffer_crypto::random::bytes(32));
             let pair = Ed25519KeyPair::from_seed_unchecked(&seed)
-                .map_err(|_| internal("ed25519 key generation failed"))?;
+                .map_err(|_| crypto("transit ed25519 key generation"))?;
             let public = B64.encode(pair.public_key().as_ref());
             (seed, Some(public))
         }
         KeyType::EcdsaP256 => {
             let pair = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING)
-                .map_err(|_| internal("ecdsa key generation failed"))?;
+                .map_err(|_| crypto("transit ecdsa key generation"))?;
             let doc = pair
                 .to_pkcs8v1()
-                .map_err(|_| internal("ecdsa key encoding failed"))?;
+                .map_err(|_| crypto("transit ecdsa key encoding"))?;
             let spki = pair
                 .public_key()
                 .as_der()
-                .map_err(|_| internal("ecdsa public key encoding failed"))?;
+                .map_err(|_| crypto("transit ecdsa public key encoding"))?;
             (
                 Zeroizing::new(doc.as_ref().to_vec()),
                 Some(pem("PUBLIC KEY", spki.as_ref())),
@@ -73,13 +74,13 @@ pub(crate) fn generate(
                 KeySize::Rsa4096
             };
             let pair =
-                RsaKeyPair::generate(size).map_err(|_| internal("rsa key generation failed"))?;
+                RsaKeyPair::generate(size).map_err(|_| crypto("transit rsa key generation"))?;
             let doc = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
-                .map_err(|_| internal("rsa key encoding failed"))?;
+                .map_err(|_| crypto("transit rsa key encoding"))?;
             let spki = pair
                 .public_key()
                 .as_der()
-                .map_err(|_| internal("rsa public key encoding failed"))?;
+                .map_err(|_| crypto("transit rsa public key encoding"))?;
             (
                 Zeroizing::new(doc.as_ref().to_vec()),
                 Some(pem("PUBLIC KEY", spki.as_ref())),
@@ -101,10 +102,10 @@ pub(crate) fn derive(key: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let info = [context];
     let okm = prk
         .expand(&info, Len(key.len()))
-        .map_err(|_| internal("key derivation failed"))?;
+        .map_err(|_| crypto("transit key derivation"))?;
     let mut out = Zeroizing::new(vec![0u8; key.len()]);
     okm.fill(&mut out)
-        .map_err(|_| internal("key derivation failed"))?;
+        .map_err(|_| crypto("transit key derivation"))?;
     Ok(out)
 }
 
@@ -113,27 +114,32 @@ fn aead_key(kind: KeyType, key: &[u8]) -> Result<LessSafeKey> {
         KeyType::Aes128Gcm96 => &aead::AES_128_GCM,
         KeyType::Aes256Gcm96 => &aead::AES_256_GCM,
         KeyType::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
-        _ => return Err(internal("not an AEAD key")),
+        _ => {
+            return Err(crypto(
+                "transit: using a key that is not an AEAD key as one",
+            ))
+        }
     };
     UnboundKey::new(alg, key)
         .map(LessSafeKey::new)
-        .map_err(|_| internal("bad AEAD key"))
+        .map_err(|_| crypto("transit: loading an AEAD key"))
 }
 
 /// Encrypts: `nonce || ciphertext || tag` for AEAD keys (Vault's layout),
 /// the RSA-OAEP (SHA-256) ciphertext for RSA keys.
 pub(crate) fn encrypt(kind: KeyType, key: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     if kind.is_rsa() {
-        let private = PrivateDecryptingKey::from_pkcs8(key).map_err(|_| internal("bad rsa key"))?;
+        let private = PrivateDecryptingKey::from_pkcs8(key)
+            .map_err(|_| crypto("transit: loading an rsa key"))?;
         let public = OaepPublicEncryptingKey::new(private.public_key())
-            .map_err(|_| internal("bad rsa key"))?;
+            .map_err(|_| crypto("transit: loading an rsa key"))?;
         if plaintext.len() > public.max_plaintext_size(&OAEP_SHA256_MGF1SHA256) {
             return Err(Error::bad("crypto/rsa: message too long for RSA key size"));
         }
         let mut out = vec![0u8; public.ciphertext_size()];
         let n = public
             .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, None)
-            .map_err(|_| internal("rsa encryption failed"))?
+            .map_err(|_| crypto("transit rsa encryption"))?
             .len();
         out.truncate(n);
         return Ok(out);
@@ -150,7 +156,7 @@ pub(crate) fn encrypt(kind: KeyType, key: &[u8], plaintext: &[u8], aad: &[u8]) -
             Aad::from(aad),
             &mut out[NONCE_LEN..],
         )
-        .map_err(|_| internal("encryption failed"))?;
+        .map_err(|_| crypto("transit encryption"))?;
     out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
@@ -164,9 +170,10 @@ pub(crate) fn decrypt(
 ) -> Result<Zeroizing<Vec<u8>>> {
     if kind.is_rsa() {
         let private = OaepPrivateDecryptingKey::new(
-            PrivateDecryptingKey::from_pkcs8(key).map_err(|_| internal("bad rsa key"))?,
+            PrivateDecryptingKey::from_pkcs8(key)
+                .map_err(|_| crypto("transit: loading an rsa key"))?,
         )
-        .map_err(|_| internal("bad rsa key"))?;
+        .map_err(|_| crypto("transit: loading an rsa key"))?;
         let mut out = Zeroizing::new(vec![0u8; private.min_output_size()]);
         let n = private
             .decrypt(&OAEP_SHA256_MGF1SHA256, sealed, &mut out, None)
@@ -306,31 +313,32 @@ pub(crate) fn sign(kind: KeyType, key: &[u8], input: &[u8], p: &SignParams) -> R
     match kind {
         KeyType::Ed25519 => {
             let pair = Ed25519KeyPair::from_seed_unchecked(key)
-                .map_err(|_| internal("bad ed25519 key"))?;
+                .map_err(|_| crypto("transit: loading an ed25519 key"))?;
             Ok(pair.sign(input).as_ref().to_vec())
         }
         KeyType::EcdsaP256 => {
             ecdsa_hash_check(p)?;
             let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
-                .map_err(|_| internal("bad ecdsa key"))?;
+                .map_err(|_| crypto("transit: loading an ecdsa key"))?;
             let sig = if p.prehashed {
                 pair.sign_digest(&prehashed_digest(p, input)?)
             } else {
                 pair.sign(&aws_lc_rs::rand::SystemRandom::new(), input)
             }
-            .map_err(|_| internal("ecdsa signing failed"))?;
+            .map_err(|_| crypto("transit ecdsa signing"))?;
             Ok(sig.as_ref().to_vec())
         }
         KeyType::Rsa2048 | KeyType::Rsa4096 => {
             let enc = rsa_encoding(p)?;
-            let pair = RsaKeyPair::from_pkcs8(key).map_err(|_| internal("bad rsa key"))?;
+            let pair =
+                RsaKeyPair::from_pkcs8(key).map_err(|_| crypto("transit: loading an rsa key"))?;
             let mut out = vec![0u8; pair.public_modulus_len()];
             if p.prehashed {
                 pair.sign_digest(enc, &prehashed_digest(p, input)?, &mut out)
             } else {
                 pair.sign(enc, &aws_lc_rs::rand::SystemRandom::new(), input, &mut out)
             }
-            .map_err(|_| internal("rsa signing failed"))?;
+            .map_err(|_| crypto("transit rsa signing"))?;
             Ok(out)
         }
         _ => Err(Error::bad(format!(
@@ -351,14 +359,14 @@ pub(crate) fn verify(
     match kind {
         KeyType::Ed25519 => {
             let pair = Ed25519KeyPair::from_seed_unchecked(key)
-                .map_err(|_| internal("bad ed25519 key"))?;
+                .map_err(|_| crypto("transit: loading an ed25519 key"))?;
             let public = signature::UnparsedPublicKey::new(&signature::ED25519, pair.public_key());
             Ok(public.verify(input, sig).is_ok())
         }
         KeyType::EcdsaP256 => {
             ecdsa_hash_check(p)?;
             let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
-                .map_err(|_| internal("bad ecdsa key"))?;
+                .map_err(|_| crypto("transit: loading an ecdsa key"))?;
             let public = signature::UnparsedPublicKey::new(
                 &signature::ECDSA_P256_SHA256_ASN1,
                 pair.public_key().as_ref(),
@@ -373,7 +381,8 @@ pub(crate) fn verify(
         }
         KeyType::Rsa2048 | KeyType::Rsa4096 => {
             let params = rsa_params(p)?;
-            let pair = RsaKeyPair::from_pkcs8(key).map_err(|_| internal("bad rsa key"))?;
+            let pair =
+                RsaKeyPair::from_pkcs8(key).map_err(|_| crypto("transit: loading an rsa key"))?;
             let public = signature::UnparsedPublicKey::new(params, pair.public_key().as_ref());
             Ok(if p.prehashed {
                 public
@@ -397,24 +406,24 @@ pub(crate) fn export_signing(kind: KeyType, key: &[u8]) -> Result<Zeroizing<Stri
     match kind {
         KeyType::Ed25519 => {
             let pair = Ed25519KeyPair::from_seed_unchecked(key)
-                .map_err(|_| internal("bad ed25519 key"))?;
+                .map_err(|_| crypto("transit: loading an ed25519 key"))?;
             let mut full = Zeroizing::new(key.to_vec());
             full.extend_from_slice(pair.public_key().as_ref());
             Ok(Zeroizing::new(B64.encode(full.as_slice())))
         }
         KeyType::EcdsaP256 => {
             let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, key)
-                .map_err(|_| internal("bad ecdsa key"))?;
+                .map_err(|_| crypto("transit: loading an ecdsa key"))?;
             let der = pair
                 .private_key()
                 .as_der()
-                .map_err(|_| internal("ecdsa key encoding failed"))?;
+                .map_err(|_| crypto("transit ecdsa key encoding"))?;
             Ok(Zeroizing::new(
                 pem("EC PRIVATE KEY", der.as_ref()).trim_end().to_string(),
             ))
         }
         KeyType::Rsa2048 | KeyType::Rsa4096 => {
-            let pkcs1 = pkcs8_inner(key).ok_or_else(|| internal("bad rsa key encoding"))?;
+            let pkcs1 = pkcs8_inner(key).ok_or_else(|| crypto("transit: bad rsa key encoding"))?;
             Ok(Zeroizing::new(
                 pem("RSA PRIVATE KEY", pkcs1).trim_end().to_string(),
             ))

@@ -148,7 +148,7 @@ impl Transit {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| Error::Internal("transit: worker failed".into()))?
+        .map_err(|_| Error::Stopped("the transit worker"))?
 }
 
 /// Splits `rest` into a key name and an optional last segment.

@@ -380,17 +380,17 @@ impl Policy {
         let stored: StoredPolicy =
             serde_json::from_slice(bytes).map_err(|e| Error::corrupt_json("transit key", &e))?;
         let kind = KeyType::parse(&stored.kind)
-            .ok_or_else(|| Error::Internal("corrupt transit key: unknown type".into()))?;
+            .ok_or_else(|| Error::corrupt("transit key: unknown type"))?;
         let mut versions = BTreeMap::new();
         for (n, v) in &stored.versions {
             let decode = |s: &str| {
                 B64.decode(s)
                     .map(Zeroizing::new)
-                    .map_err(|_| Error::Internal("corrupt transit key: bad key encoding".into()))
+                    .map_err(|_| Error::corrupt("transit key: bad key encoding"))
             };
             let created = DateTime::parse_from_rfc3339(&v.created)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| Error::Internal("corrupt transit key: bad time".into()))?;
+                .map_err(|_| Error::corrupt("transit key: bad time"))?;
             versions.insert(
                 *n,
                 KeyVersion {
