@@ -205,6 +205,19 @@ impl LoginGuard {
         }
     }
 
+    /// The identities locked out now, as (mount accessor, identity): what
+    /// `sys/locked-users` lists. Lockouts are this node's: each node counts
+    /// the failed logins it serves.
+    pub fn locked(&self) -> Vec<(String, String)> {
+        let now = Instant::now();
+        self.identities
+            .lock()
+            .iter()
+            .filter(|(_, c)| c.locked_until.is_some_and(|t| t > now))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Lifts every lockout of a mount (`sys/locked-users/:accessor/unlock`).
     pub fn unlock(&self, accessor: &str, identity: &str) {
         self.identities

@@ -27,6 +27,7 @@ mod sys;
 pub mod sys_cors;
 mod sys_generate_root;
 mod sys_host;
+mod sys_internal;
 mod sys_leases;
 mod sys_metrics;
 mod sys_password;

@@ -77,6 +77,15 @@ pub const CATALOG: &[Route] = &[
     r("POST", "sys/capabilities-accessor", "update"),
     r("POST", "sys/capabilities-self", "update"),
     r("GET", "sys/internal/ui/resultant-acl", "read"),
+    r("GET", "sys/internal/counters/tokens", "read"),
+    r("GET", "sys/internal/counters/entities", "read"),
+    r("GET", "sys/locked-users", "read"),
+    r(
+        "POST",
+        "sys/locked-users/auth_userpass_0/unlock/alice",
+        "update",
+    ),
+    r("GET", "sys/rotate/config", "read"),
     // `sys/internal/ui/mounts[/<path>]` is not here: as in Vault, any token
     // may ask and sees only the mounts its policies reach (tested in
     // `tests/sys_api.rs`), so no single capability decides it.

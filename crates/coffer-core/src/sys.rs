@@ -219,14 +219,15 @@ pub(crate) async fn handle(
         }
         ("host-info", Read) => crate::sys_host::handle(),
         ("ha-status", Read) => Ok(enveloped(req, core.ha_status().await?)),
-        ("rotate/keyring/config", Read) => Ok(Response::data(json!({
+        // `sys/rotate/config` is Vault's older name of the same endpoint.
+        ("rotate/keyring/config" | "rotate/config", Read) => Ok(Response::data(json!({
             // Coffer rotates by operation count only (`key_rotation_threshold`
             // in the server configuration); there is no time interval.
             "enabled": core.barrier.rotation_threshold() > 0,
             "max_operations": core.barrier.rotation_threshold(),
             "interval": 0,
         }))),
-        ("rotate/keyring/config", Create | Update) => Err(Error::bad(
+        ("rotate/keyring/config" | "rotate/config", Create | Update) => Err(Error::bad(
             "automatic key rotation is configured with key_rotation_threshold in the server configuration",
         )),
         ("config/cors", _) => crate::sys_cors::handle(core, req).await,
@@ -270,6 +271,11 @@ pub(crate) async fn handle(
                     }
                     _ => Err(Error::UnsupportedOperation),
                 };
+            }
+            if crate::sys_internal::is_path(rest) {
+                if let Some(resp) = crate::sys_internal::handle(core, req, rest, token).await? {
+                    return Ok(resp);
+                }
             }
             if crate::sys_remount::is_path(rest) {
                 return crate::sys_remount::handle(core, req, rest).await;
@@ -718,6 +724,5 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
         || rest.starts_with("leases/lookup/")
         || rest.starts_with("revoke-prefix/")
         || rest.starts_with("revoke-force/")
-        || rest.starts_with("locked-users")
         || crate::procedure::requires_sudo(rest, op)
 }

@@ -309,6 +309,32 @@ fn userpass_operator_and_lockout() {
         json!({"password": new_password}),
     );
     assert_eq!(status, 403, "{body}");
+    // sys/locked-users lists the lockout under the mount's accessor, and
+    // unlocking it there lets the right password in again.
+    let auths = api.root("GET", "sys/auth", None);
+    let accessor = auths["data"]["userpass/"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let locked = api.root("GET", "sys/locked-users", None);
+    assert_eq!(locked["data"]["total"], 1, "{locked}");
+    assert_eq!(
+        locked["data"]["by_namespace"][0]["mount_accessors"][0],
+        json!({"mount_accessor": accessor, "counts": 1, "alias_identifiers": ["operator"]}),
+        "{locked}"
+    );
+    api.root(
+        "POST",
+        &format!("sys/locked-users/{accessor}/unlock/operator"),
+        None,
+    );
+    let locked = api.root("GET", "sys/locked-users", None);
+    assert_eq!(locked["data"]["total"], 0, "{locked}");
+    let (status, _, body) = api.login(
+        "auth/userpass/login/operator",
+        json!({"password": new_password}),
+    );
+    assert_eq!(status, 200, "{body}");
     // Another user is not affected.
     let other = unique("pw");
     api.root(

@@ -86,6 +86,13 @@ ALLOW: list[Allow] = [
         "sys/capabilities scenarios.",
     ),
     Allow(
+        "resultant-acl of a policy token",
+        "data.exact_paths.sys/[rc][eo]n*",
+        "extra",
+        "Coffer's default policy grants what Vault's does, which includes sys/renew (the legacy "
+        "lease renewal path) and sys/control-group/request; OpenBao's default policy dropped both.",
+    ),
+    Allow(
         "no password",
         "status",
         "status",

@@ -111,3 +111,20 @@ def test_policy_check_and_set(diff):
     diff.call("GET", f"sys/policies/acl/{p}", label="read after reset", ignore=("data.allow_*",))
     diff.call("PUT", f"sys/policies/acl/{p}", {"policy": rules}, label="write after reset")
     diff.call("GET", f"sys/policy/{p}", label="legacy read", ignore=("allow_*", "data.allow_*"))
+
+
+def test_introspection_endpoints(diff):
+    """resultant-acl, the token and entity counters, locked users and the
+    key rotation configuration under Vault's older path."""
+    p = uid("racl")
+    diff.call("PUT", f"sys/policies/acl/{p}", {"policy": 'path "secret/data/r/*" { capabilities = ["read", "list"] }\npath "secret/data/r/x" { capabilities = ["deny"] }\npath "secret/+/plus" { capabilities = ["read"] }'})
+    t = diff.call("POST", "auth/token/create", {"policies": [p]})
+    diff.bind("t", t, "auth", "client_token")
+    diff.call("GET", "sys/internal/ui/resultant-acl", token=V("t"), label="resultant-acl of a policy token")
+    diff.call("GET", "sys/internal/ui/resultant-acl", label="resultant-acl of root")
+    diff.call("GET", "sys/internal/ui/resultant-acl", token=None, label="resultant-acl without a token")
+    # How many tokens each server holds differs by construction: the shape is compared.
+    diff.call("GET", "sys/internal/counters/tokens", volatile=("data.counters.service_tokens.total",))
+    diff.call("GET", "sys/internal/counters/entities", volatile=("data.counters.entities.total",))
+    diff.call("GET", "sys/locked-users")
+    diff.call("GET", "sys/rotate/config", volatile=("data.max_operations",))
