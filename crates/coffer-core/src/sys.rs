@@ -287,7 +287,7 @@ pub(crate) async fn handle(
                 return Ok(resp);
             }
             match (rest, req.operation) {
-                ("coffer/inventory", Read | List) => {
+                ("coffer/inventory" | "coffer/inventory/", Read | List) => {
                     return crate::lifecycle::inventory(core, req).await
                 }
                 (p, _) if crate::procedure::is_path(p) => {
