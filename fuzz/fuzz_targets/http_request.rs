@@ -86,6 +86,7 @@ fuzz_target!(|data: &[u8]| {
         client_addr: None,
         client_port: None,
         wrap_format: coffer_core::WrapFormat::from_header(&String::from_utf8_lossy(body)),
+        audited_headers: Vec::new(),
         // A bad X-Vault-Wrap-TTL is refused before the request is built;
         // a valid one must not change what Debug shows either.
         wrap_ttl: coffer_core::wrapping::parse_wrap_ttl(&String::from_utf8_lossy(body)).ok(),

@@ -19,6 +19,7 @@
 //! | `core/cors` | the CORS configuration |
 //! | `sys/identity/…` | the identity store (entities, aliases, groups), reloaded |
 //! | `sys/audit/config` | the audit devices: those enabled elsewhere start here, those disabled stop |
+//! | `sys/audit/request-headers` | the audited request headers |
 //!
 //! A log that no longer reaches back (pruned, or the store was replaced)
 //! drops every cache and reloads the mount table, keyring and lease queue.
@@ -130,6 +131,7 @@ impl Core {
                 crate::mounts::MOUNT_TABLE_KEY => mounts = true,
                 crate::sys_cors::KEY => cors = true,
                 crate::audit::CONFIG_STORAGE_KEY => audit = true,
+                crate::audit::headers::STORAGE_KEY => self.audit.follow_headers().await?,
                 "sys/token/batch-key" => self.tokens.forget_batch_key(),
                 "sys/token/wrapping-jwt-key" => self.tokens.wrapping_jwt().clear(),
                 k => {
@@ -202,6 +204,7 @@ impl Core {
         self.leases.load().await?;
         self.identity.load().await?;
         self.audit.follow_config().await?;
+        self.audit.follow_headers().await?;
         crate::sys_cors::load(self).await
     }
 }

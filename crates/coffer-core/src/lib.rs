@@ -70,5 +70,7 @@ pub mod util {
 
 pub use crate::core::{Core, CoreConfig, InitResult};
 pub use error::{Error, Result};
-pub use request::{AuthGrant, LeaseRequest, Operation, Request, Response, WrapFormat};
+pub use request::{
+    AuditedHeader, AuthGrant, LeaseRequest, Operation, Request, Response, WrapFormat,
+};
 pub use sys::decode_key;

@@ -112,6 +112,8 @@ pub const SYS: BackendDoc = BackendDoc {
         route("tools/random/{source}/{urlbytes}", W, "Random bytes from a source, the count given in the path.", &[("source", "string", "platform, seal or all."), ("urlbytes", "string", "Number of bytes."), ("format", "string", "hex or base64 (default).")]),
         route("tools/hash", W, "The digest of the input.", &[("input", "string", "The input, base64 encoded."), ("algorithm", "string", "sha2-224, sha2-256 (default), sha2-384, sha2-512, sha3-256, sha3-384 or sha3-512."), ("format", "string", "hex (default) or base64.")]),
         route("tools/hash/{urlalgorithm}", W, "The digest of the input, the algorithm given in the path.", &[("urlalgorithm", "string", "The algorithm."), ("input", "string", "The input, base64 encoded."), ("format", "string", "hex (default) or base64.")]),
+        route("config/auditing/request-headers", R, "The request headers audit devices record.", &[]),
+        route("config/auditing/request-headers/{header}", &["read", "update", "delete"], "Audit a request header, or stop.", &[("header", "string", "The header's name."), ("hmac", "bool", "Record the value's HMAC instead of the value.")]),
         route("config/cors", &["read", "update", "delete"], "Configure which browser origins may call the API.", &[("allowed_origins", "slice", "Allowed origins, or * alone."), ("allowed_headers", "slice", "Headers allowed on top of the defaults.")]),
         route("version-history", L, "The versions this store has run.", &[]),
         route("internal/ui/mounts", R, "The mounts the calling token can reach.", &[]),

@@ -86,6 +86,22 @@ pub const CATALOG: &[Route] = &[
         "update",
     ),
     r("GET", "sys/rotate/config", "read"),
+    s("GET", "sys/config/auditing/request-headers", "read"),
+    s(
+        "POST",
+        "sys/config/auditing/request-headers/x-matrix",
+        "update",
+    ),
+    s(
+        "GET",
+        "sys/config/auditing/request-headers/x-matrix",
+        "read",
+    ),
+    s(
+        "DELETE",
+        "sys/config/auditing/request-headers/x-matrix",
+        "delete",
+    ),
     // `sys/internal/ui/mounts[/<path>]` is not here: as in Vault, any token
     // may ask and sees only the mounts its policies reach (tested in
     // `tests/sys_api.rs`), so no single capability decides it.

@@ -231,6 +231,12 @@ pub(crate) async fn handle(
             "automatic key rotation is configured with key_rotation_threshold in the server configuration",
         )),
         ("config/cors", _) => crate::sys_cors::handle(core, req).await,
+        (r, _) if r == "config/auditing/request-headers"
+            || r.starts_with("config/auditing/request-headers/") =>
+        {
+            let name = &r["config/auditing/request-headers".len()..];
+            core.audit.handle_headers(req, name).await
+        }
         ("internal/specs/openapi", Read) => crate::path_help::openapi(core, token).await,
         ("version-history" | "version-history/", List) => {
             crate::sys_version::handle(&core.barrier, req).await
@@ -717,6 +723,7 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
             | "leases"
             | "remount"
     ) || rest.starts_with("audit/")
+        || rest.starts_with("config/auditing/")
         || rest.starts_with("raw/")
         || (rest.starts_with("auth/") && write)
         || rest.starts_with("leases/revoke-prefix/")

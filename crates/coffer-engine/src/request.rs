@@ -1,5 +1,6 @@
 //! The core's request and response, free of HTTP.
 
+use std::fmt;
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
@@ -68,6 +69,30 @@ pub struct Request {
     pub wrap_ttl: Option<u64>,
     /// The form of that token (Vault's `X-Vault-Wrap-Format`).
     pub wrap_format: WrapFormat,
+    /// The request headers the operator chose to audit
+    /// (`sys/config/auditing/request-headers`), copied by the HTTP layer.
+    pub audited_headers: Vec<AuditedHeader>,
+}
+
+/// One request header an audit device records.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditedHeader {
+    /// The header's name, lower-case.
+    pub name: String,
+    /// Its value (one entry per value the client sent).
+    pub value: String,
+    /// Whether devices record the value's HMAC instead of the value.
+    pub hmac: bool,
+}
+
+/// Prints the name only: a value may be worth hashing.
+impl fmt::Debug for AuditedHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditedHeader")
+            .field("name", &self.name)
+            .field("hmac", &self.hmac)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The form a wrapping token is handed out in.
@@ -105,6 +130,7 @@ impl std::fmt::Debug for Request {
             .field("client_port", &self.client_port)
             .field("wrap_ttl", &self.wrap_ttl)
             .field("wrap_format", &self.wrap_format)
+            .field("audited_headers", &self.audited_headers)
             .finish()
     }
 }
@@ -122,6 +148,7 @@ impl Request {
             client_port: None,
             wrap_ttl: None,
             wrap_format: WrapFormat::Token,
+            audited_headers: Vec::new(),
         }
     }
 

@@ -182,6 +182,27 @@ pub fn query_map(uri: &Uri) -> Map<String, Value> {
     out
 }
 
+/// The request headers the operator chose to audit, copied from `headers`
+/// (each value the client sent; values that are not visible ASCII are
+/// recorded lossily).
+pub fn audited_headers(
+    core: &coffer_core::Core,
+    headers: &HeaderMap,
+) -> Vec<coffer_core::AuditedHeader> {
+    let table = core.audited_headers();
+    let mut out = Vec::new();
+    for (name, setting) in table.iter() {
+        for value in headers.get_all(name.as_str()) {
+            out.push(coffer_core::AuditedHeader {
+                name: name.clone(),
+                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                hmac: setting.hmac,
+            });
+        }
+    }
+    out
+}
+
 /// The client token: `X-Vault-Token`, else `Authorization: Bearer`.
 /// Public for the fuzz targets.
 pub fn token_of(headers: &HeaderMap) -> Option<Zeroizing<String>> {
@@ -476,6 +497,7 @@ async fn handle_v1(
             .and_then(|v| v.to_str().ok())
             .map(coffer_core::WrapFormat::from_header)
             .unwrap_or_default(),
+        audited_headers: audited_headers(&state.core, &headers),
     };
     let request_id = req.id.clone();
     // The core handles the request in a task of its own: a client that

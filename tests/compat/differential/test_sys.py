@@ -128,3 +128,14 @@ def test_introspection_endpoints(diff):
     diff.call("GET", "sys/internal/counters/entities", volatile=("data.counters.entities.total",))
     diff.call("GET", "sys/locked-users")
     diff.call("GET", "sys/rotate/config", volatile=("data.max_operations",))
+
+
+def test_audited_request_headers(diff):
+    h = uid("X-Audit-Me")
+    diff.call("POST", f"sys/config/auditing/request-headers/{h}", {"hmac": True})
+    diff.call("GET", f"sys/config/auditing/request-headers/{h.lower()}", label="read header (lower case)")
+    diff.call("GET", f"sys/config/auditing/request-headers/{h}", label="read header (as written)")
+    diff.call("GET", "sys/config/auditing/request-headers", only=[f"data.headers.{h.lower()}", "data.headers"], ignore=("data.headers.*",), label="list headers")
+    diff.call("GET", "sys/config/auditing/request-headers/x-not-configured", label="read unknown header")
+    diff.call("DELETE", f"sys/config/auditing/request-headers/{h}")
+    diff.call("GET", f"sys/config/auditing/request-headers/{h}", label="read deleted header")

@@ -87,7 +87,7 @@ fn normalize(path: &str) -> Result<String> {
 }
 
 /// Vault answers some sys reads both at the top level and under `data`.
-fn with_top_level(data: Value) -> Response {
+pub(super) fn with_top_level(data: Value) -> Response {
     let mut body = data.clone();
     if let Value::Object(top) = &mut body {
         top.insert("data".into(), data);

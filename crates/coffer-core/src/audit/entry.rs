@@ -134,6 +134,9 @@ impl Renderer<'_> {
         if let Some(port) = r.client_port {
             out["remote_port"] = json!(port);
         }
+        if let Some(h) = super::headers::render(&r.audited_headers, |v| self.hasher.string(v)) {
+            out["headers"] = h;
+        }
         if let Some(t) = ctx.token {
             out["client_id"] = json!(client_id(t));
         }

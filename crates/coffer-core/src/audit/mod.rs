@@ -20,7 +20,7 @@
 //!   reader index ([`readers`]).
 //!
 //! Storage (all behind the barrier, view `sys/audit/`): `config` (the
-//! device table with salts), `signing-key` (PKCS#8), `state/<sha256(path)>`
+//! device table with salts), `request-headers` (the audited headers, [`headers`]), `signing-key` (PKCS#8), `state/<sha256(path)>`
 //! (chain state saved at checkpoints), `access/<sha256(secret path)>`,
 //! `readers/<sha256(secret path)>/<sha256(accessor)>`.
 
@@ -32,6 +32,7 @@ pub mod device;
 pub mod entry;
 pub mod events;
 pub mod hashing;
+pub mod headers;
 pub mod readers;
 pub mod signer;
 pub mod sink;
@@ -120,8 +121,10 @@ pub struct AuditBroker {
     access: access::Recorder,
     readers: readers::ReaderIndex,
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Serialises enabling and disabling devices.
+    /// Serialises enabling and disabling devices, and header changes.
     admin: tokio::sync::Mutex<()>,
+    /// The request headers entries record.
+    pub headers: headers::AuditedHeaders,
 }
 
 impl AuditBroker {
@@ -136,6 +139,7 @@ impl AuditBroker {
             readers: readers::ReaderIndex::default(),
             flusher: Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
+            headers: headers::AuditedHeaders::default(),
         }
     }
 
@@ -147,6 +151,7 @@ impl AuditBroker {
     pub async fn load(&self) -> Result<()> {
         let signer = Arc::new(self.load_signer().await?);
         *self.signer.write() = Some(signer.clone());
+        self.headers.load(&self.view).await?;
         let mut devices = Vec::new();
         for cfg in self.stored_configs().await? {
             devices.push(self.open_device(cfg, &signer).await?);
@@ -216,6 +221,18 @@ impl AuditBroker {
         Ok(writer)
     }
 
+    /// Reloads the audited request headers another node changed.
+    pub(crate) async fn follow_headers(&self) -> Result<()> {
+        self.headers.load(&self.view).await
+    }
+
+    /// Answers `sys/config/auditing/request-headers[/<name>]`.
+    pub(crate) async fn handle_headers(&self, req: &Request, name: &str) -> Result<Response> {
+        self.headers
+            .handle(&self.view, &self.admin, req, name)
+            .await
+    }
+
     /// Follows the device table another node changed (shared storage):
     /// starts the devices enabled there and closes, with a `disable`
     /// checkpoint, those disabled there, so every node audits to every
@@ -275,6 +292,7 @@ impl AuditBroker {
             tracing::warn!(error = %e, "reader index not saved at seal");
         }
         *self.signer.write() = None;
+        self.headers.clear();
     }
 
     /// Queues a `rotate` checkpoint on every file device and a reopen of
@@ -465,6 +483,12 @@ impl Core {
     /// Call before unsealing: devices are built when the core unseals.
     pub fn configure_audit(&self, settings: AuditSettings) {
         *self.audit.settings.write() = settings;
+    }
+
+    /// The request headers audit entries record now, for the HTTP layer
+    /// to copy into each request.
+    pub fn audited_headers(&self) -> Arc<headers::HeaderTable> {
+        self.audit.headers.current()
     }
 
     /// Reopens the audit files (on SIGHUP, for log rotation).
