@@ -20,6 +20,7 @@
 //! | `sys/identity/…` | the identity store (entities, aliases, groups), reloaded |
 //! | `sys/audit/config` | the audit devices: those enabled elsewhere start here, those disabled stop |
 //! | `sys/audit/request-headers` | the audited request headers |
+//! | `sys/events/<second>/<id>` | an event made on another node, published to this node's subscribers ([`crate::cluster_events`]) |
 //!
 //! A log that no longer reaches back (pruned, or the store was replaced)
 //! drops every cache and reloads the mount table, keyring and lease queue.
@@ -124,6 +125,7 @@ impl Core {
         let mut cors = false;
         let mut identity = false;
         let mut audit = false;
+        let mut events = Vec::new();
         for key in keys {
             match key.as_str() {
                 crate::seal::KEYRING_KEY => keyring = true,
@@ -135,7 +137,9 @@ impl Core {
                 "sys/token/batch-key" => self.tokens.forget_batch_key(),
                 "sys/token/wrapping-jwt-key" => self.tokens.wrapping_jwt().clear(),
                 k => {
-                    if k.starts_with("sys/policy/") {
+                    if k.starts_with(crate::cluster_events::PREFIX) {
+                        events.push(k);
+                    } else if k.starts_with("sys/policy/") {
                         policies = true;
                     } else if k.starts_with("sys/identity/") {
                         identity = true;
@@ -166,6 +170,11 @@ impl Core {
         }
         if audit {
             self.audit.follow_config().await?;
+        }
+        // Last: a subscriber told of a change reads it with every cache
+        // already refreshed.
+        for key in events {
+            crate::cluster_events::apply(self, key).await?;
         }
         Ok(())
     }

@@ -1099,6 +1099,7 @@ impl Core {
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let shared = self.barrier.backend().is_shared();
         if shared {
+            crate::cluster_events::spawn_outbox(self);
             let renewer = Arc::clone(self);
             tokio::spawn(async move {
                 let period = (renewer.config.leader_lease_ttl / 5)
@@ -1146,16 +1147,19 @@ impl Core {
                     first_unsealed_pass = false;
                     continue;
                 }
+                // Every node follows the change log at least once a second,
+                // requests or not: other nodes' events reach its subscribers,
+                // and its caches never fall far behind.
+                if let Err(e) = core.sync_storage().await {
+                    tracing::warn!(error = %e, "background pass skipped: storage unavailable");
+                    continue;
+                }
                 let Some(term) = core.leadership.current_term() else {
                     // Not the leader: a node that takes over later recovers
                     // interrupted rotations first, as after an unseal.
                     first_unsealed_pass = true;
                     continue;
                 };
-                if let Err(e) = core.sync_storage().await {
-                    tracing::warn!(error = %e, "background pass skipped: storage unavailable");
-                    continue;
-                }
                 coffer_storage::fence::fenced(
                     term,
                     core.background_pass(n, first_unsealed_pass, &rotations),
@@ -1165,6 +1169,14 @@ impl Core {
                 if n.is_multiple_of(600) {
                     if let Err(e) = core.forget_old_nodes().await {
                         tracing::debug!(error = %e, "node registry not tidied");
+                    }
+                }
+                if n.is_multiple_of(60) {
+                    if let Err(e) =
+                        coffer_storage::fence::fenced(term, crate::cluster_events::tidy(&core))
+                            .await
+                    {
+                        tracing::debug!(error = %e, "shared events not tidied");
                     }
                 }
             }

@@ -43,9 +43,10 @@ pub const ROTATION_ROLLBACK: &str = "coffer/rotation-rollback";
 pub const LEASE_REVOKE: &str = "coffer/lease-revoke";
 
 /// One change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Event {
-    /// Position in this server's sequence (for replay; not shown).
+    /// Position in this server's sequence (for replay; not shown, not shared).
+    #[serde(skip)]
     pub seq: u64,
     /// The event's id (a UUID), the cursor clients resume from.
     pub id: String,
@@ -159,6 +160,8 @@ pub struct EventBus {
     ring: Mutex<VecDeque<Arc<Event>>>,
     seq: AtomicU64,
     slots: Arc<Mutex<Slots>>,
+    /// Where events made here go for the other nodes (shared storage).
+    outbox: Mutex<Option<tokio::sync::mpsc::Sender<Arc<Event>>>>,
 }
 
 impl Default for EventBus {
@@ -168,12 +171,14 @@ impl Default for EventBus {
             ring: Mutex::new(VecDeque::with_capacity(RING_SIZE)),
             seq: AtomicU64::new(0),
             slots: Arc::default(),
+            outbox: Mutex::new(None),
         }
     }
 }
 
 impl EventBus {
-    /// Publishes an event (kept for replay, sent to every subscriber).
+    /// Publishes an event made here (kept for replay, sent to every
+    /// subscriber, and handed to the outbox when other nodes share the store).
     pub fn publish(
         &self,
         event_type: &str,
@@ -181,10 +186,8 @@ impl EventBus {
         data_path: &str,
         metadata: Map<String, Value>,
     ) {
-        let mut ring = self.ring.lock();
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let event = Arc::new(Event {
-            seq,
+        let event = Event {
+            seq: 0,
             id: coffer_crypto::random::uuid(),
             event_type: event_type.to_string(),
             time: Utc::now(),
@@ -193,13 +196,41 @@ impl EventBus {
             mount_path: mount.map(|m| m.path.clone()).unwrap_or_default(),
             mount_accessor: mount.map(|m| m.accessor.clone()).unwrap_or_default(),
             plugin: mount.map(|m| m.kind.clone()).unwrap_or_default(),
-        });
+        };
+        let event = self.deliver(event);
+        if let Some(outbox) = self.outbox.lock().as_ref() {
+            if outbox.try_send(event).is_err() {
+                tracing::warn!("event outbox full: an event is not shared with the other nodes");
+            }
+        }
+    }
+
+    /// Publishes an event another node made (its id and time kept), to
+    /// this node's subscribers only.
+    pub fn publish_remote(&self, event: Event) {
+        self.deliver(event);
+    }
+
+    /// Takes a place in this node's sequence, the ring and the broadcast.
+    fn deliver(&self, mut event: Event) -> Arc<Event> {
+        let mut ring = self.ring.lock();
+        event.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let event = Arc::new(event);
         if ring.len() == RING_SIZE {
             ring.pop_front();
         }
         ring.push_back(event.clone());
         // No receiver is not an error: nobody is listening.
-        let _ = self.tx.send(event);
+        let _ = self.tx.send(event.clone());
+        event
+    }
+
+    /// From now on, every event made here is also sent to the returned
+    /// receiver (at most [`RING_SIZE`] waiting), for the other nodes.
+    pub fn open_outbox(&self) -> tokio::sync::mpsc::Receiver<Arc<Event>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(RING_SIZE);
+        *self.outbox.lock() = Some(tx);
+        rx
     }
 
     /// Reserves a live subscription for the token whose hash is

@@ -9,6 +9,7 @@ pub mod audit;
 mod backends;
 pub mod batch_token;
 pub mod canonical;
+mod cluster_events;
 mod coherence;
 pub mod core;
 pub mod engines;

@@ -142,6 +142,68 @@ fn call(
     Api::new(&node.server).call(method, path, Some(token), body)
 }
 
+/// A change made through one node reaches the event subscribers of every
+/// node, with the same event id, so a subscriber may resume on any node.
+#[test]
+fn a_change_on_one_node_reaches_subscribers_on_every_node() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "events");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (st, v) = call(
+        a,
+        "POST",
+        "sys/mounts/kv",
+        &root,
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert!(st < 300, "{v}");
+    let client = |n: &Node| {
+        coffer_client::Client::new(coffer_client::Config {
+            address: n.server.addr.clone(),
+            token: Some(zeroize::Zeroizing::new(root.clone())),
+            ca_cert: None,
+            skip_verify: false,
+            timeout: Duration::from_secs(30),
+        })
+        .unwrap()
+    };
+    let mut on_a = client(a).subscribe("kv-v2/*", None).unwrap();
+    let mut on_b = client(b).subscribe("kv-v2/*", None).unwrap();
+    let (st, v) = call(
+        a,
+        "POST",
+        "kv/data/app",
+        &root,
+        Some(json!({"data": {"v": unique("v")}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let seen_a = on_a.next_event().unwrap().expect("A's stream open");
+    let seen_b = on_b.next_event().unwrap().expect("B's stream open");
+    assert_eq!(seen_b.event_type, "kv-v2/data-write");
+    assert_eq!(seen_b.data_path, "kv/data/app");
+    assert_eq!(seen_b.id, seen_a.id, "one event, one id on every node");
+
+    // A subscriber that resumes on B from that id gets what A made since.
+    let (st, _) = call(
+        a,
+        "POST",
+        "kv/data/other",
+        &root,
+        Some(json!({"data": {"v": 1}})),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(
+        on_b.next_event().unwrap().unwrap().data_path,
+        "kv/data/other"
+    );
+    let mut resumed = client(b).subscribe("kv-v2/*", Some(&seen_a.id)).unwrap();
+    assert_eq!(
+        resumed.next_event().unwrap().unwrap().data_path,
+        "kv/data/other"
+    );
+}
+
 /// An audit device enabled on one node records the requests every node
 /// serves (each node writes `file_path` under its own audit directory),
 /// and one disabled on another node stops on all of them.
