@@ -35,4 +35,4 @@ pub mod time;
 
 pub use engine::{Engine, EngineCtx};
 pub use error::{Error, Result};
-pub use request::{AuthGrant, LeaseRequest, Operation, Request, Response, WrapFormat};
+pub use request::{AuthGrant, ByteStream, LeaseRequest, Operation, Request, Response, WrapFormat};
