@@ -71,6 +71,7 @@ pub(crate) async fn subscribe(
         client_port: (client_addr == peer.ip()).then(|| peer.port()),
         wrap_ttl: None,
         wrap_format: Default::default(),
+        body: None,
     };
     let request_id = request.id.clone();
     let answer = match tokio::time::timeout(
