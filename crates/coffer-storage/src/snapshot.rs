@@ -16,7 +16,7 @@ use crate::Result;
 /// Most entries in one batch of an export or import.
 pub const BATCH_ENTRIES: usize = 256;
 /// A batch is closed once its keys and values hold this many bytes.
-pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+pub const BATCH_BYTES: usize = 1024 * 1024;
 /// Batches an export may run ahead of its reader.
 pub const CHANNEL_BATCHES: usize = 2;
 

@@ -306,11 +306,10 @@ fn snapshot_restore(
         .and_then(Value::as_str)
         .unwrap_or("an unknown time");
     println!(
-        "Success! Restored {keys} entries from the snapshot taken at {taken}.
-
-         The server is sealed: unseal it with the unseal keys of the store the
-         snapshot was taken from (`coffer operator unseal`). Every other node on
-         the same storage has sealed too."
+        "Success! Restored {keys} entries from the snapshot taken at {taken}.\n\n\
+         The server is sealed: unseal it with the unseal keys of the store the\n\
+         snapshot was taken from (`coffer operator unseal`). Every other node on\n\
+         the same storage seals too."
     );
     Ok(0)
 }
