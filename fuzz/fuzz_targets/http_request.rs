@@ -90,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
         // A bad X-Vault-Wrap-TTL is refused before the request is built;
         // a valid one must not change what Debug shows either.
         wrap_ttl: coffer_core::wrapping::parse_wrap_ttl(&String::from_utf8_lossy(body)).ok(),
+        body: None,
     };
     if req.token.is_some() {
         // The token may only show as present: the output must equal the

@@ -35,6 +35,9 @@ const TOKEN_HEADER: &str = "X-Vault-Token";
 const WRAP_TTL_HEADER: &str = "X-Vault-Wrap-TTL";
 /// Whole-request timeout unless `COFFER_CLIENT_TIMEOUT`/`VAULT_CLIENT_TIMEOUT` says otherwise.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Whole-transfer timeout of a snapshot download or upload: the server ends
+/// a stalled transfer on its own, and a large store takes long to move.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Time allowed to establish a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this much of a non-JSON error body is shown to the user.
@@ -490,27 +493,51 @@ impl Client {
             url: shown.clone(),
             source,
         })?;
-        let status = resp.status().as_u16();
-        let bytes = Zeroizing::new(
-            resp.bytes()
-                .map_err(|source| Error::Transport {
-                    method: method.clone(),
-                    url: shown.clone(),
-                    source,
-                })?
-                .to_vec(),
-        );
-        let body = parse_body(&bytes, status).map_err(|source| Error::Decode {
-            method: method.clone(),
-            url: shown.clone(),
-            source,
-        })?;
-        Ok(Response {
-            method,
-            url: shown,
-            status,
-            body,
-        })
+        answer(method, shown, resp)
+    }
+
+    /// Copies the answer to `GET /v1/<path>` into `out` as it arrives (a
+    /// snapshot: never held whole) and returns the bytes copied. An error
+    /// status is an [`Error::Api`]; a transfer cut short an [`Error::Stream`].
+    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        let url = self.url(path);
+        let shown = url.to_string();
+        let mut resp = self
+            .authed(Method::GET, url)?
+            .timeout(TRANSFER_TIMEOUT)
+            .send()
+            .map_err(|source| Error::Transport {
+                method: Method::GET,
+                url: shown.clone(),
+                source,
+            })?;
+        if resp.status().as_u16() >= 400 {
+            return Err(Error::Api(
+                answer(Method::GET, shown, resp)?.into_api_error(),
+            ));
+        }
+        resp.copy_to(out)
+            .map_err(|e| Error::Stream(format!("the transfer from {shown} failed: {e}")))
+    }
+
+    /// Sends `file` as the body of `POST /v1/<path>`, read as it goes out
+    /// (a snapshot restore: never held whole), and returns the answer
+    /// whatever its status.
+    pub fn upload(&self, path: &str, file: std::fs::File) -> Result<Response> {
+        let url = self.url(path);
+        let shown = url.to_string();
+        let resp = self
+            .authed(Method::POST, url)?
+            .timeout(TRANSFER_TIMEOUT)
+            .header(CONTENT_TYPE, "application/gzip")
+            .body(reqwest::blocking::Body::from(file))
+            .send()
+            .map_err(|source| Error::Transport {
+                method: Method::POST,
+                url: shown.clone(),
+                source,
+            })?;
+        answer(Method::POST, shown, resp)
     }
 
     /// Reads a path. `Ok(None)` when the server answers 404 without data
@@ -586,6 +613,31 @@ impl Client {
         url.set_query(query);
         url
     }
+}
+
+/// Reads a whole answer (zeroized once parsed) into a [`Response`].
+fn answer(method: Method, shown: String, resp: reqwest::blocking::Response) -> Result<Response> {
+    let status = resp.status().as_u16();
+    let bytes = Zeroizing::new(
+        resp.bytes()
+            .map_err(|source| Error::Transport {
+                method: method.clone(),
+                url: shown.clone(),
+                source,
+            })?
+            .to_vec(),
+    );
+    let body = parse_body(&bytes, status).map_err(|source| Error::Decode {
+        method: method.clone(),
+        url: shown.clone(),
+        source,
+    })?;
+    Ok(Response {
+        method,
+        url: shown,
+        status,
+        body,
+    })
 }
 
 /// Parses a response body: empty means `None`; a non-JSON body on an error

@@ -22,8 +22,12 @@
 //! | `sys/audit/request-headers` | the audited request headers |
 //! | `sys/events/<second>/<id>` | an event made on another node, published to this node's subscribers ([`crate::cluster_events`]) |
 //!
-//! A log that no longer reaches back (pruned, or the store was replaced)
+//! A log that no longer reaches back (pruned, or the store was recreated)
 //! drops every cache and reloads the mount table, keyring and lease queue.
+//! A store replaced by a snapshot restore on another node (its epoch
+//! changed) seals this node instead: its keyring, caches and audit state
+//! belong to the store that was replaced, and its writes are refused by the
+//! storage until it is unsealed again with the snapshot's keys.
 //!
 //! **Read-your-writes across nodes.** A request is served only after a log
 //! read that *started after the request arrived* has been applied, so every
@@ -72,7 +76,11 @@ impl Core {
         }
         let mut gate = self.coherence.gate.lock().await;
         let position = match backend.changes_since(u64::MAX).await? {
-            Some(Changes::Lost { position } | Changes::Keys { position, .. }) => position,
+            Some(
+                Changes::Lost { position }
+                | Changes::Keys { position, .. }
+                | Changes::Replaced { position },
+            ) => position,
             None => 0,
         };
         gate.position = position;
@@ -110,6 +118,16 @@ impl Core {
                 tracing::warn!("change log does not reach back far enough: dropping every cache");
                 self.reload_everything().await.map_err(unavailable)?;
                 gate.position = position;
+            }
+            Some(Changes::Replaced { position }) => {
+                tracing::warn!(
+                    "another node restored a snapshot over this store: sealing; unseal with \
+                     the snapshot's unseal keys"
+                );
+                gate.position = position;
+                drop(gate);
+                self.seal().await;
+                return Err(Error::Sealed);
             }
         }
         gate.last_read_started = Some(started);

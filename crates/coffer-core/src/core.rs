@@ -299,6 +299,13 @@ impl Core {
     /// Seals the core: keys are dropped, mounts unloaded.
     pub async fn seal(&self) {
         let _admin = self.admin.lock().await;
+        self.seal_locked(false).await;
+    }
+
+    /// Seals under the admin lock (held by the caller). With `quiesce`,
+    /// the keyring is dropped only once every barrier write in flight has
+    /// reached storage, and none can start meanwhile.
+    async fn seal_locked(&self, quiesce: bool) {
         self.ready.store(false, Ordering::Release);
         self.rekey.cancel();
         self.generate_root.cancel();
@@ -306,7 +313,12 @@ impl Core {
         if let Err(e) = self.barrier.persist_encryptions().await {
             tracing::warn!(error = %e, "failed to persist the encryption count at seal");
         }
-        self.seal.seal();
+        if quiesce {
+            let _no_writes = self.barrier.quiesce().await;
+            self.seal.seal();
+        } else {
+            self.seal.seal();
+        }
         *self.router.write() = self.empty_router();
         self.policies.clear_caches();
         self.identity.clear();
@@ -316,6 +328,26 @@ impl Core {
             self.release_leadership().await;
         }
         tracing::info!("core sealed");
+    }
+
+    /// Replaces the whole store with what `items` sends (a verified
+    /// snapshot): seals first, under the admin lock (closing checkpoints
+    /// and the encryption count go into the store being replaced; the
+    /// keyring is dropped once no barrier write is in flight, so nothing
+    /// this node encrypted with it lands in the new store), then imports in
+    /// one transaction and forgets everything read from the old store. The
+    /// core stays sealed: it opens with the snapshot's unseal keys. On
+    /// shared storage the other nodes seal at their next log read.
+    pub(crate) async fn replace_store(
+        &self,
+        items: tokio::sync::mpsc::Receiver<coffer_storage::ImportItem>,
+    ) -> Result<u64> {
+        let _admin = self.admin.lock().await;
+        self.seal_locked(true).await;
+        let outcome = self.barrier.backend().import(items).await;
+        self.seal.forget_config();
+        self.barrier.invalidate_all();
+        Ok(outcome?)
     }
 
     pub(crate) async fn load_mounts(&self) -> Result<()> {

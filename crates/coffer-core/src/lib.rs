@@ -24,6 +24,7 @@ pub mod procedure;
 pub mod routes;
 pub mod seal;
 mod shares;
+pub mod snapshot;
 mod sys;
 pub mod sys_cors;
 mod sys_generate_root;
@@ -35,6 +36,7 @@ mod sys_password;
 mod sys_policy;
 mod sys_rekey;
 mod sys_remount;
+mod sys_snapshot;
 mod sys_ui;
 mod sys_version;
 pub mod token;
@@ -72,6 +74,6 @@ pub mod util {
 pub use crate::core::{Core, CoreConfig, InitResult};
 pub use error::{Error, Result};
 pub use request::{
-    AuditedHeader, AuthGrant, LeaseRequest, Operation, Request, Response, WrapFormat,
+    AuditedHeader, AuthGrant, ByteStream, LeaseRequest, Operation, Request, Response, WrapFormat,
 };
 pub use sys::decode_key;

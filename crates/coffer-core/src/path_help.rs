@@ -92,6 +92,8 @@ pub const SYS: BackendDoc = BackendDoc {
         route("rotate/keyring/config", R, "How the barrier key is rotated automatically.", &[]),
         route("rotate/config", R, "How the barrier key is rotated automatically (Vault's older path).", &[]),
         route("seal", W, "Seal the server.", &[]),
+        route("storage/raft/snapshot", RW, "Save (read) a snapshot of the whole store, or restore (write) one taken from this store; a restore seals the server.", &[]),
+        route("storage/raft/snapshot-force", W, "Restore a snapshot taken from another store; the server seals and opens with that store's unseal keys.", &[]),
         route("seal-status", R, "The seal status of the server.", &[]),
         route("health", R, "The health of the server.", &[]),
         route("init", RW, "Initialise the server, or read whether it is.", &[("secret_shares", "int", "Number of key shares."), ("secret_threshold", "int", "Shares needed to unseal.")]),

@@ -106,6 +106,11 @@ pub const CATALOG: &[Route] = &[
     // may ask and sees only the mounts its policies reach (tested in
     // `tests/sys_api.rs`), so no single capability decides it.
     s("PUT", "sys/rotate/keyring", "update"),
+    // sys: snapshots (a POST of `{}` is no snapshot: refused with 400
+    // before anything is touched, so admitting it seals nothing)
+    s("GET", "sys/storage/raft/snapshot", "read"),
+    s("POST", "sys/storage/raft/snapshot", "update"),
+    s("POST", "sys/storage/raft/snapshot-force", "update"),
     r("GET", "sys/rotate/keyring/config", "read"),
     r("LIST", "sys/version-history", "list"),
     // sys: tools and CORS

@@ -203,6 +203,10 @@ impl Seal {
         if !self.barrier.is_sealed() {
             return Ok(());
         }
+        // Whatever this node knew of the store is gone with the seal: take
+        // it as it is now (after another node's snapshot restore, the
+        // storage refuses this node's writes until it does).
+        self.barrier.backend().rejoin().await?;
         let keyring = open_keyring(&self.barrier, &root).await?;
         self.barrier.unseal_counted(keyring).await?;
         self.state.lock().root_key = Some(root);

@@ -286,6 +286,9 @@ pub(crate) async fn handle(
             if crate::sys_remount::is_path(rest) {
                 return crate::sys_remount::handle(core, req, rest).await;
             }
+            if crate::sys_snapshot::is_path(rest) {
+                return crate::sys_snapshot::handle(core, req, rest, token).await;
+            }
             if let Some(op) = rest.strip_prefix("generate-root-token/") {
                 // OpenBao 2.x: the same protocol for an authenticated caller.
                 let mut resp = crate::sys_generate_root::handle(core, req, op).await?;
@@ -722,6 +725,8 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
             | "step-down"
             | "leases"
             | "remount"
+            | "storage/raft/snapshot"
+            | "storage/raft/snapshot-force"
     ) || rest.starts_with("audit/")
         || rest.starts_with("config/auditing/")
         || rest.starts_with("raw/")

@@ -128,6 +128,7 @@ const EDGES_ALLOWED: &[(&str, &str, &str)] = &[
     ("sys_policy", "core", "part of the system backend"),
     ("sys_rekey", "core", "part of the system backend"),
     ("sys_remount", "core", "part of the system backend"),
+    ("sys_snapshot", "core", "part of the system backend"),
     ("sys_ui", "core", "part of the system backend"),
     ("sys_version", "core", "part of the system backend"),
     (

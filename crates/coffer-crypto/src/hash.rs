@@ -15,6 +15,35 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// SHA-256 over data fed in pieces (a stream too large to hold at once).
+pub struct Sha256Stream(digest::Context);
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Sha256Stream(digest::Context::new(&digest::SHA256))
+    }
+}
+
+impl Sha256Stream {
+    /// A hash of nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The digest of everything fed.
+    pub fn finish(self) -> [u8; 32] {
+        let d = self.0.finish();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    }
+}
+
 /// The digest of `data` under one of Vault's `sys/tools/hash` algorithm
 /// names (`sha2-224`, `sha2-256`, `sha2-384`, `sha2-512`, `sha3-256`,
 /// `sha3-384`, `sha3-512`), or `None` for a name not supported.
@@ -74,6 +103,14 @@ mod tests {
             hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn streamed_sha256_matches_one_shot() {
+        let mut h = Sha256Stream::new();
+        h.update(b"a");
+        h.update(b"bc");
+        assert_eq!(h.finish(), sha256(b"abc"));
     }
 
     #[test]

@@ -124,6 +124,9 @@ pub struct Barrier {
     /// Bumped before and after each write; a read that saw it change does not fill the cache.
     write_epoch: AtomicU64,
     writes_in_flight: AtomicU64,
+    /// Held shared by every write from encryption to storage and cache,
+    /// exclusively by [`Barrier::quiesce`].
+    writes: tokio::sync::RwLock<()>,
 }
 
 impl Barrier {
@@ -137,6 +140,7 @@ impl Barrier {
             cache: Mutex::new(Cache::default()),
             write_epoch: AtomicU64::new(0),
             writes_in_flight: AtomicU64::new(0),
+            writes: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -226,6 +230,14 @@ impl Barrier {
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Waits until every write in flight has reached storage, then holds
+    /// new ones back until the guard is dropped. Sealing while holding it
+    /// means no write encrypted with the old keyring lands afterwards (what
+    /// a snapshot restore needs before it replaces the store).
+    pub async fn quiesce(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.writes.write().await
+    }
+
     /// Seals the barrier: drops the keyring (its keys zeroize) and empties the cache.
     pub fn seal(&self) {
         *self.active.write() = None;
@@ -269,6 +281,7 @@ impl Barrier {
     /// at initialisation, when nothing more is encrypted before the next
     /// unseal).
     pub async fn persist_encryptions(&self) -> Result<()> {
+        let _writing = self.writes.read().await;
         let active = self.active()?;
         let count = active.encryptions.fetch_add(1, Ordering::SeqCst) + 1;
         let op = count_op(&active.keyring, count, true)?;
@@ -405,6 +418,7 @@ impl Barrier {
         } else {
             crate::telemetry::T_BARRIER_DELETE.time()
         };
+        let _writing = self.writes.read().await;
         let active = self.active()?;
         let keyring = &active.keyring;
         let puts = ops

@@ -182,6 +182,16 @@ impl From<coffer_storage::StorageError> for Error {
                 code: 503,
                 errors: vec!["storage unavailable: the storage backend cannot be reached".into()],
             },
+            // Another node restored a snapshot: this node seals at its next
+            // log read; until then it must not serve writes.
+            coffer_storage::StorageError::Replaced => Error::Status {
+                code: 503,
+                errors: vec![
+                    "the store was replaced by a snapshot restore on another node; this node \
+                     seals and must be unsealed again"
+                        .into(),
+                ],
+            },
             other => Error::Storage(other),
         }
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -72,6 +73,9 @@ pub struct Request {
     /// The request headers the operator chose to audit
     /// (`sys/config/auditing/request-headers`), copied by the HTTP layer.
     pub audited_headers: Vec<AuditedHeader>,
+    /// The raw body, streamed, for the routes that take one instead of
+    /// JSON (a snapshot restore); `None` everywhere else.
+    pub body: Option<ByteStream>,
 }
 
 /// One request header an audit device records.
@@ -92,6 +96,36 @@ impl fmt::Debug for AuditedHeader {
             .field("name", &self.name)
             .field("hmac", &self.hmac)
             .finish_non_exhaustive()
+    }
+}
+
+/// One piece of a streamed body, or the error that ended the stream.
+pub type Chunk = std::io::Result<Vec<u8>>;
+
+/// Bytes streamed into the core (a request body) or out of it (a snapshot),
+/// through a bounded channel, instead of being held whole. The receiving end
+/// can be taken once; clones share it.
+#[derive(Clone)]
+pub struct ByteStream(Arc<parking_lot::Mutex<Option<tokio::sync::mpsc::Receiver<Chunk>>>>);
+
+impl ByteStream {
+    /// A stream holding at most `bound` chunks in flight, and the sender
+    /// that feeds it (dropping the sender ends the stream).
+    pub fn channel(bound: usize) -> (tokio::sync::mpsc::Sender<Chunk>, ByteStream) {
+        let (tx, rx) = tokio::sync::mpsc::channel(bound.max(1));
+        (tx, ByteStream(Arc::new(parking_lot::Mutex::new(Some(rx)))))
+    }
+
+    /// The receiving end, the first time it is asked for.
+    pub fn take(&self) -> Option<tokio::sync::mpsc::Receiver<Chunk>> {
+        self.0.lock().take()
+    }
+}
+
+/// Shows nothing of the bytes.
+impl std::fmt::Debug for ByteStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ByteStream")
     }
 }
 
@@ -131,6 +165,7 @@ impl std::fmt::Debug for Request {
             .field("wrap_ttl", &self.wrap_ttl)
             .field("wrap_format", &self.wrap_format)
             .field("audited_headers", &self.audited_headers)
+            .field("body", &self.body.is_some())
             .finish()
     }
 }
@@ -149,6 +184,7 @@ impl Request {
             wrap_ttl: None,
             wrap_format: WrapFormat::Token,
             audited_headers: Vec::new(),
+            body: None,
         }
     }
 
@@ -254,6 +290,10 @@ pub struct Response {
     /// A binary body sent as is: (content type, bytes), e.g. a DER
     /// certificate or CRL of the `pki` engine.
     pub bytes: Option<(&'static str, Vec<u8>)>,
+    /// A binary body streamed as it is produced: (content type, stream),
+    /// e.g. a storage snapshot. An error chunk aborts the transfer, so the
+    /// client sees it incomplete.
+    pub stream: Option<(&'static str, ByteStream)>,
     /// The `auth` block of a login or token creation.
     pub auth: Option<Value>,
     /// Warnings.
@@ -284,6 +324,7 @@ impl std::fmt::Debug for Response {
             .field("raw", &crate::redact::opt(&self.raw))
             .field("text", &self.text.as_ref().map(|(ct, _)| ct))
             .field("bytes", &self.bytes.as_ref().map(|(ct, _)| ct))
+            .field("stream", &self.stream.as_ref().map(|(ct, _)| ct))
             .field("auth", &crate::redact::opt(&self.auth))
             .field("warnings", &self.warnings)
             .field("lease_id", &self.lease_id)
@@ -331,6 +372,14 @@ impl Response {
     pub fn bytes(content_type: &'static str, body: Vec<u8>) -> Self {
         Response {
             bytes: Some((content_type, body)),
+            ..Default::default()
+        }
+    }
+
+    /// A body of `content_type` streamed from `body`, without the envelope.
+    pub fn stream(content_type: &'static str, body: ByteStream) -> Self {
+        Response {
+            stream: Some((content_type, body)),
             ..Default::default()
         }
     }

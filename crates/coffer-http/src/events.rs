@@ -72,6 +72,7 @@ pub(crate) async fn subscribe(
         wrap_ttl: None,
         wrap_format: Default::default(),
         audited_headers: wire::audited_headers(&state.core, &parts.headers),
+        body: None,
     };
     let request_id = request.id.clone();
     let answer = match tokio::time::timeout(

@@ -407,24 +407,54 @@ async fn handle_v1(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    // The body is read before anything else is checked: answering while the
-    // client is still sending would break its keep-alive connection. Its
-    // limit depends on the path only, so an unauthenticated client cannot
-    // make the server hold more than a small body.
-    let read = match body::read(
-        body,
-        content_length,
-        limit,
-        state.limits.body_read_timeout,
-        &state.large_bodies,
-    )
-    .await
-    {
-        Ok(b) => Held {
-            body: b,
-            collect: state.limits.after_large_body,
+    // A snapshot upload (with a token) is streamed to the core as it
+    // arrives, never held whole; a pause longer than the body read timeout
+    // ends it. The core answers a refusal without reading it, and the
+    // connection is then closed.
+    let snapshot_route = parsed_path
+        .as_deref()
+        .is_ok_and(coffer_core::snapshot::is_route);
+    let mut upload = None;
+    let mut pump = None;
+    let mut body = Some(body);
+    if snapshot_route && token.is_some() && matches!(method, Method::POST | Method::PUT) {
+        if let Some(body) = body.take() {
+            let (tx, stream) = coffer_core::ByteStream::channel(UPLOAD_CHUNKS);
+            upload = Some(stream);
+            pump = Some(tokio::spawn(pump_body(
+                body,
+                tx,
+                state.limits.body_read_timeout,
+            )));
+        }
+    }
+    // Any other body is read before anything else is checked: answering
+    // while the client is still sending would break its keep-alive
+    // connection. Its limit depends on the path only, so an unauthenticated
+    // client cannot make the server hold more than a small body.
+    let read = match body {
+        None => Held {
+            body: body::ReadBody {
+                bytes: Zeroizing::new(Vec::new()),
+                slot: None,
+            },
+            collect: None,
         },
-        Err(e) => return body_error(e),
+        Some(body) => match body::read(
+            body,
+            content_length,
+            limit,
+            state.limits.body_read_timeout,
+            &state.large_bodies,
+        )
+        .await
+        {
+            Ok(b) => Held {
+                body: b,
+                collect: state.limits.after_large_body,
+            },
+            Err(e) => return body_error(e),
+        },
     };
     let bytes = &read.body.bytes;
     let path = match parsed_path {
@@ -465,7 +495,7 @@ async fn handle_v1(
             return resp;
         }
     }
-    let mut data = if operation.is_write() {
+    let mut data = if operation.is_write() && upload.is_none() {
         match parse_body(bytes) {
             Ok(m) => m,
             Err(resp) => return *resp,
@@ -498,6 +528,7 @@ async fn handle_v1(
             .map(coffer_core::WrapFormat::from_header)
             .unwrap_or_default(),
         audited_headers: audited_headers(&state.core, &headers),
+        body: upload,
     };
     let request_id = req.id.clone();
     // The core handles the request in a task of its own: a client that
@@ -513,7 +544,14 @@ async fn handle_v1(
         drop(read);
         result
     });
-    let result = match tokio::time::timeout(state.limits.request_timeout, task).await {
+    // A snapshot transfer may take longer than any request: its body's idle
+    // time bounds it instead.
+    let waited = if snapshot_route {
+        Ok(task.await)
+    } else {
+        tokio::time::timeout(state.limits.request_timeout, task).await
+    };
+    let result = match waited {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::error!(request_id = %request_id, panicked = e.is_panic(), "request handling failed");
@@ -521,16 +559,58 @@ async fn handle_v1(
         }
         Err(_) => return error_response(503, vec!["request timed out".into()]),
     };
-    let resp = match result {
+    let mut resp = match result {
         Ok(r) => render(r, request_id),
         Err(e) => core_error(e, &request_id),
     };
+    if let Some(pump) = pump {
+        if !pump.is_finished() {
+            // The rest of the upload was not read: the connection cannot
+            // carry another request.
+            pump.abort();
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
     tracing::debug!(method = %method, path = %path, status = resp.status().as_u16(), "request");
     if head {
         let (parts, _) = resp.into_parts();
         return HttpResponse::from_parts(parts, Body::empty());
     }
     resp
+}
+
+/// Chunks of a streamed upload in flight between the connection and the core.
+const UPLOAD_CHUNKS: usize = 8;
+
+/// Feeds a streamed request body to the core, chunk by chunk, until it ends
+/// or the core stops reading; a read failure or a pause longer than `idle`
+/// is sent as an error, so the core sees the upload incomplete.
+async fn pump_body(
+    body: Body,
+    tx: tokio::sync::mpsc::Sender<coffer_core::request::Chunk>,
+    idle: Duration,
+) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    loop {
+        let failure = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(bytes))) => {
+                if tx.send(Ok(bytes.to_vec())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(_))) => std::io::Error::other("the request body could not be read"),
+            Err(_) => std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body stalled (body read timeout)",
+            ),
+        };
+        let _ = tx.send(Err(failure)).await;
+        return;
+    }
 }
 
 /// A body read for a request; once dropped, a large one's slot is given
@@ -594,6 +674,23 @@ fn render(r: Response, request_id: String) -> HttpResponse {
             "mount_type": "",
         });
         return (StatusCode::OK, axum::Json(body)).into_response();
+    }
+    if let Some((content_type, stream)) = &r.stream {
+        let Some(rx) = stream.take() else {
+            return error_response(500, vec![internal_error_message(&request_id)]);
+        };
+        let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        return (
+            status(StatusCode::OK),
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CONTENT_DISPOSITION, "attachment"),
+            ],
+            Body::from_stream(chunks),
+        )
+            .into_response();
     }
     if let Some((content_type, body)) = &r.bytes {
         return (

@@ -13,10 +13,12 @@ pub mod fence;
 pub mod memory;
 pub mod pg_tls;
 pub mod postgresql;
+pub mod snapshot;
 pub mod sqlite;
 
 pub use memory::MemoryBackend;
 pub use postgresql::{PostgresBackend, PostgresConfig};
+pub use snapshot::{Entry, Export, ImportItem};
 pub use sqlite::SqliteBackend;
 
 /// Errors a storage backend can return.
@@ -36,6 +38,11 @@ pub enum StorageError {
     /// current one: this node lost the leader lease, nothing was written.
     #[error("write refused: this node no longer holds the leader lease (term {0})")]
     Fenced(u64),
+    /// A write from a node that has not seen the store replaced (a snapshot
+    /// restored on another node): nothing was written. The node seals at
+    /// its next read of the change log and must be unsealed again.
+    #[error("write refused: the store was replaced by a snapshot restore; unseal this node again")]
+    Replaced,
 }
 
 /// What changed in a shared store since a position of its change log.
@@ -50,8 +57,15 @@ pub enum Changes {
         keys: Vec<String>,
     },
     /// The log no longer reaches back to the given position (it was
-    /// pruned, or the store was replaced): drop every cache.
+    /// pruned, or the store was recreated): drop every cache.
     Lost {
+        /// The current log position.
+        position: u64,
+    },
+    /// Another node replaced the whole store (restored a snapshot): every
+    /// cache and the keyring in memory may be stale, and this node's writes
+    /// are refused ([`StorageError::Replaced`]) until it [`Backend::rejoin`]s.
+    Replaced {
         /// The current log position.
         position: u64,
     },
@@ -207,6 +221,26 @@ pub trait Backend: Send + Sync + 'static {
     /// The lease's current holder, if any (`None` for unshared backends).
     async fn leader(&self) -> Result<Option<LeaderRecord>> {
         Ok(None)
+    }
+
+    /// Starts streaming every entry, in key order, from one consistent
+    /// read that lets writes go on (see [`snapshot`]). The totals are taken
+    /// in the same read.
+    async fn export(&self) -> Result<Export>;
+
+    /// Replaces the whole store, in one transaction, with the entries
+    /// `items` sends, once it sends [`ImportItem::Commit`]; a channel closed
+    /// before that, or a failure, leaves the store as it was. Returns how
+    /// many entries the store now holds. On shared storage other nodes see
+    /// [`Changes::Replaced`] and their writes are refused until they
+    /// [`Backend::rejoin`].
+    async fn import(&self, items: tokio::sync::mpsc::Receiver<ImportItem>) -> Result<u64>;
+
+    /// Accepts the store as it is now (after an unseal has reloaded
+    /// everything from it): writes refused after another node's
+    /// [`Backend::import`] are allowed again. A no-op on unshared storage.
+    async fn rejoin(&self) -> Result<()> {
+        Ok(())
     }
 }
 

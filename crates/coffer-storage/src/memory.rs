@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use crate::children::{ChildWalk, Step};
-use crate::{Backend, Op, Result};
+use crate::snapshot::{Batcher, Entry, Export, ImportItem, CHANNEL_BATCHES};
+use crate::{Backend, Op, Result, StorageError};
 
 /// A [`Backend`] that keeps everything in process memory.
 #[derive(Debug, Default)]
@@ -83,5 +84,67 @@ impl Backend for MemoryBackend {
             }
         }
         Ok(())
+    }
+
+    /// A copy of the map taken under the read lock: the store is in memory
+    /// already, so the copy is its consistent read.
+    async fn export(&self) -> Result<Export> {
+        let copy: Vec<Entry> = self
+            .map
+            .read()
+            .iter()
+            .map(|(key, value)| Entry {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        let count = copy.len() as u64;
+        let bytes = copy.iter().map(|e| e.size() as u64).sum();
+        let (tx, entries) = tokio::sync::mpsc::channel(CHANNEL_BATCHES);
+        tokio::spawn(async move {
+            let mut batcher = Batcher::default();
+            for entry in copy {
+                if let Some(batch) = batcher.push(entry) {
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if let Some(batch) = batcher.take() {
+                let _ = tx.send(Ok(batch)).await;
+            }
+        });
+        Ok(Export {
+            count,
+            bytes,
+            entries,
+        })
+    }
+
+    /// Builds the new map aside and swaps it in on commit.
+    async fn import(&self, mut items: tokio::sync::mpsc::Receiver<ImportItem>) -> Result<u64> {
+        let mut fresh = BTreeMap::new();
+        while let Some(item) = items.recv().await {
+            match item {
+                ImportItem::Batch(entries) => {
+                    for e in entries {
+                        let key = e.key.clone();
+                        if fresh.insert(e.key, e.value).is_some() {
+                            return Err(StorageError::Backend(format!(
+                                "snapshot import: key {key:?} sent twice; nothing was changed"
+                            )));
+                        }
+                    }
+                }
+                ImportItem::Commit => {
+                    let count = fresh.len() as u64;
+                    *self.map.write() = fresh;
+                    return Ok(count);
+                }
+            }
+        }
+        Err(StorageError::Backend(
+            "snapshot import ended before its commit; nothing was changed".into(),
+        ))
     }
 }

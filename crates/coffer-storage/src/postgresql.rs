@@ -15,6 +15,14 @@
 //!   increments the term, and fenced writes check it in their transaction.
 //! * With `ha_enabled = false` the store is one node's, like a SQLite file:
 //!   a session advisory lock keeps a second node out.
+//! * A snapshot export reads in one `REPEATABLE READ READ ONLY` transaction
+//!   on a connection of its own, through a portal (a bounded number of rows
+//!   at a time); writes go on meanwhile. An import is one transaction that
+//!   takes the sequence row's lock (so every node's writers wait), bumps the
+//!   store's `epoch` in `T_meta`, deletes every entry and inserts the
+//!   snapshot's. Other nodes see the new epoch in the change log
+//!   ([`Changes::Replaced`]) and their writers refuse to write under the
+//!   old one ([`StorageError::Replaced`]) until they [`Backend::rejoin`].
 
 mod connect;
 mod readers;
@@ -22,6 +30,7 @@ mod schema;
 mod writer;
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -30,6 +39,7 @@ use zeroize::Zeroizing;
 
 use crate::children::{ChildWalk, Step};
 use crate::pg_tls::TlsMaterial;
+use crate::snapshot::{Batcher, Entry, Export, ImportItem, CHANNEL_BATCHES};
 use crate::{Backend, Changes, LeaderClaim, LeaderRecord, Op, Result, StorageError};
 use connect::{db_error, ConnectSpec};
 use readers::Readers;
@@ -90,10 +100,16 @@ pub struct PostgresBackend {
     writer: Writer,
     node: String,
     ha: bool,
+    /// The store's epoch this node has loaded (bumped by every import);
+    /// its writer refuses to write under any other.
+    epoch: Arc<AtomicI64>,
     /// With `ha_enabled = false`: the connection holding the store's
     /// session advisory lock.
     _exclusive: Option<Client>,
 }
+
+/// Rows fetched at a time by an export's portal.
+const EXPORT_FETCH_ROWS: i32 = 64;
 
 impl fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,6 +131,80 @@ fn node_id() -> String {
             .unwrap_or_default(),
     );
     format!("{:x}-{:016x}", std::process::id(), h.finish())
+}
+
+/// The store's epoch (0 until the first import).
+async fn read_epoch(client: &Client, t: &Tables) -> Result<i64> {
+    let row = client
+        .query_opt(
+            &format!("SELECT value FROM {} WHERE name = 'epoch'", t.meta),
+            &[],
+        )
+        .await
+        .map_err(|e| db_error("epoch", &e))?;
+    Ok(row.map_or(0, |r| r.get(0)))
+}
+
+/// An export's transaction: totals, then every row in key order through a
+/// portal. Totals go to `totals` (while it is still there), batches to `tx`.
+async fn export_rows(
+    client: &mut Client,
+    kv: &str,
+    totals: &mut Option<tokio::sync::oneshot::Sender<Result<(u64, u64)>>>,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<Entry>>>,
+) -> Result<()> {
+    let err = |e: tokio_postgres::Error| db_error("export", &e);
+    let t = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(err)?;
+    let row = t
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(sum(octet_length(key) + octet_length(value)), 0)::bigint \
+                 FROM {kv}"
+            ),
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    let as_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+    if let Some(sender) = totals.take() {
+        let _ = sender.send(Ok((as_u64(row.get(0)), as_u64(row.get(1)))));
+    }
+    let stmt = t
+        .prepare(&format!("SELECT key, value FROM {kv} ORDER BY key"))
+        .await
+        .map_err(err)?;
+    let portal = t.bind(&stmt, &[]).await.map_err(err)?;
+    let mut batcher = Batcher::default();
+    loop {
+        let rows = t
+            .query_portal(&portal, EXPORT_FETCH_ROWS)
+            .await
+            .map_err(err)?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in rows {
+            let entry = Entry {
+                key: r.get(0),
+                value: r.get(1),
+            };
+            if let Some(batch) = batcher.push(entry) {
+                if tx.send(Ok(batch)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    if let Some(batch) = batcher.take() {
+        let _ = tx.send(Ok(batch)).await;
+    }
+    t.commit().await.map_err(err)
 }
 
 /// The smallest string above every string that starts with `prefix`, or
@@ -150,6 +240,7 @@ impl PostgresBackend {
         let spec = Arc::new(ConnectSpec::parse(&config.connection_url, &tls)?);
         let mut admin = spec.connect().await?;
         schema::migrate(&mut admin, &tables).await?;
+        let epoch = Arc::new(AtomicI64::new(read_epoch(&admin, &tables).await?));
         let exclusive = if config.ha_enabled {
             None
         } else {
@@ -170,10 +261,11 @@ impl PostgresBackend {
         let node = node_id();
         Ok(PostgresBackend {
             readers: Readers::new(spec.clone(), tables.clone(), config.max_connections),
-            writer: Writer::spawn(spec, tables.clone(), node.clone()),
+            writer: Writer::spawn(spec, tables.clone(), node.clone(), epoch.clone()),
             tables,
             node,
             ha: config.ha_enabled,
+            epoch,
             _exclusive: exclusive,
         })
     }
@@ -325,6 +417,10 @@ impl Backend for PostgresBackend {
             .map(|r| r.get(0))
             .ok_or_else(|| StorageError::Backend("postgresql: change sequence missing".into()))?;
         let current = u64::try_from(current).unwrap_or(0);
+        let epoch: i64 = rows.first().map_or(0, |r| r.get(4));
+        if epoch != self.epoch.load(Ordering::SeqCst) {
+            return Ok(Some(Changes::Replaced { position: current }));
+        }
         if current < position {
             // The store was replaced (restored, recreated) under us.
             return Ok(Some(Changes::Lost { position: current }));
@@ -385,6 +481,110 @@ impl Backend for PostgresBackend {
             return Ok(None);
         }
         self.live_leader().await
+    }
+
+    async fn export(&self) -> Result<Export> {
+        let mut client = self.readers.spec.connect().await?;
+        let kv = self.tables.kv.clone();
+        let (totals_tx, totals) = tokio::sync::oneshot::channel();
+        let (tx, entries) = tokio::sync::mpsc::channel(CHANNEL_BATCHES);
+        tokio::spawn(async move {
+            let mut totals_tx = Some(totals_tx);
+            if let Err(e) = export_rows(&mut client, &kv, &mut totals_tx, &tx).await {
+                match totals_tx.take() {
+                    Some(t) => {
+                        let _ = t.send(Err(e));
+                    }
+                    None => {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                }
+            }
+        });
+        let (count, bytes) = totals.await.map_err(|_| StorageError::Unavailable)??;
+        Ok(Export {
+            count,
+            bytes,
+            entries,
+        })
+    }
+
+    async fn import(&self, mut items: tokio::sync::mpsc::Receiver<ImportItem>) -> Result<u64> {
+        let err = |e: tokio_postgres::Error| db_error("restore", &e);
+        let t = &self.tables;
+        let mut client = self.readers.spec.connect().await?;
+        let tx = client.transaction().await.map_err(err)?;
+        // The sequence row's lock first, as every writer takes it: writers
+        // of every node wait for this transaction, and none deadlocks.
+        let seq: i64 = tx
+            .query_one(
+                &format!(
+                    "UPDATE {} SET value = value + 1 WHERE name = 'seq' RETURNING value",
+                    t.meta
+                ),
+                &[],
+            )
+            .await
+            .map_err(err)?
+            .get(0);
+        let epoch: i64 = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO {} AS m (name, value) VALUES ('epoch', 1) \
+                     ON CONFLICT (name) DO UPDATE SET value = m.value + 1 RETURNING value",
+                    t.meta
+                ),
+                &[],
+            )
+            .await
+            .map_err(err)?
+            .get(0);
+        tx.execute(&format!("DELETE FROM {}", t.kv), &[])
+            .await
+            .map_err(err)?;
+        let insert = tx
+            .prepare(&format!(
+                "INSERT INTO {} (key, value) SELECT * FROM unnest($1::text[], $2::bytea[])",
+                t.kv
+            ))
+            .await
+            .map_err(err)?;
+        let mut count: u64 = 0;
+        loop {
+            match items.recv().await {
+                Some(ImportItem::Batch(entries)) => {
+                    let (keys, values): (Vec<String>, Vec<Vec<u8>>) =
+                        entries.into_iter().map(|e| (e.key, e.value)).unzip();
+                    count += tx.execute(&insert, &[&keys, &values]).await.map_err(err)?;
+                }
+                Some(ImportItem::Commit) => break,
+                // Dropping `tx` unfinished rolls the replacement back.
+                None => {
+                    return Err(StorageError::Backend(
+                        "snapshot import ended before its commit; nothing was changed".into(),
+                    ))
+                }
+            }
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (seq, node, keys) VALUES ($1, $2, $3)",
+                t.log
+            ),
+            &[&seq, &self.node, &Vec::<String>::new()],
+        )
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        self.epoch.store(epoch, Ordering::SeqCst);
+        Ok(count)
+    }
+
+    async fn rejoin(&self) -> Result<()> {
+        let conn = self.readers.conn().await?;
+        let epoch = read_epoch(&conn.client, &self.tables).await?;
+        self.epoch.store(epoch, Ordering::SeqCst);
+        Ok(())
     }
 }
 

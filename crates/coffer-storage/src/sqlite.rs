@@ -9,6 +9,13 @@
 //!   only then acknowledges each caller: group commit.
 //! * Reads run on tokio's blocking pool over a few read-only connections
 //!   ([`readers`]); WAL lets them proceed while the writer commits.
+//! * A snapshot export reads on a connection of its own, in one read
+//!   transaction: WAL gives it a fixed view of the file while the writer
+//!   goes on committing (SQLite's online backup API was the other way; it
+//!   copies pages into a second database file, which would then have to be
+//!   read back entry by entry, and the format would be SQLite's own instead
+//!   of entries that also restore into PostgreSQL). An import is one
+//!   `BEGIN IMMEDIATE` transaction on the writer thread.
 //! * Dropping the backend lets the writer finish what is queued, then joins it.
 //! * One process at a time: `open` takes an exclusive `flock` on `<db>.lock`
 //!   (which holds the owner's pid) and keeps it until the backend is dropped.
@@ -24,6 +31,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::children::{ChildWalk, Step};
+use crate::snapshot::{Batcher, Entry, Export, ImportItem, CHANNEL_BATCHES};
 use crate::{Backend, Op, Result, StorageError};
 use readers::Readers;
 use writer::Writer;
@@ -135,6 +143,84 @@ impl Backend for SqliteBackend {
             return Ok(());
         }
         self.writer.submit(ops).await
+    }
+
+    async fn export(&self) -> Result<Export> {
+        let path = self.path.clone();
+        let (totals_tx, totals) = tokio::sync::oneshot::channel();
+        let (tx, entries) = tokio::sync::mpsc::channel(CHANNEL_BATCHES);
+        std::thread::Builder::new()
+            .name("coffer-sqlite-export".into())
+            .spawn(move || export_rows(&path, totals_tx, &tx))
+            .map_err(|e| StorageError::Backend(format!("sqlite: cannot start the export: {e}")))?;
+        let (count, bytes) = totals.await.map_err(|_| StorageError::Unavailable)??;
+        Ok(Export {
+            count,
+            bytes,
+            entries,
+        })
+    }
+
+    async fn import(&self, items: tokio::sync::mpsc::Receiver<ImportItem>) -> Result<u64> {
+        self.writer.replace(items).await
+    }
+}
+
+/// The export thread: one read transaction on a connection of its own (its
+/// first statement fixes the WAL snapshot every later one reads), totals
+/// first, then every entry in key order, batch by batch. Ends early when
+/// the receiver goes away.
+fn export_rows(
+    path: &Path,
+    totals: tokio::sync::oneshot::Sender<Result<(u64, u64)>>,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<Entry>>>,
+) {
+    let mut totals = Some(totals);
+    let outcome = (|| -> Result<()> {
+        let conn = connection::open_reader(path)?;
+        let err = |e| db_error("export", e);
+        let snapshot = conn.unchecked_transaction().map_err(err)?;
+        let (count, bytes): (i64, i64) = snapshot
+            .query_row(
+                "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(value)), 0) FROM kv",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(err)?;
+        let as_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+        if let Some(t) = totals.take() {
+            let _ = t.send(Ok((as_u64(count), as_u64(bytes))));
+        }
+        let mut stmt = snapshot
+            .prepare("SELECT key, value FROM kv ORDER BY key")
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut batcher = Batcher::default();
+        while let Some(row) = rows.next().map_err(err)? {
+            let entry = Entry {
+                key: row.get(0).map_err(err)?,
+                value: row.get(1).map_err(err)?,
+            };
+            if let Some(batch) = batcher.push(entry) {
+                if tx.blocking_send(Ok(batch)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(batch) = batcher.take() {
+            let _ = tx.blocking_send(Ok(batch));
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        match totals.take() {
+            Some(t) => {
+                let _ = t.send(Err(e));
+            }
+            None => {
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
     }
 }
 

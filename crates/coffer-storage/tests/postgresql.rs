@@ -225,3 +225,51 @@ async fn bad_settings_are_refused_without_quoting_the_url() {
     let err = PostgresBackend::open(c).await.unwrap_err();
     assert!(matches!(err, StorageError::Unavailable), "{err}");
 }
+
+/// A snapshot import on one node replaces the store for all: the other
+/// node's change log read says so, its writes are refused (nothing lands
+/// under its stale view) until it rejoins, and then they go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_on_one_node_fences_the_others_until_they_rejoin() {
+    let Some((a, b, _drop)) = two_nodes("import").await else {
+        return;
+    };
+    b.put("before", b"1".to_vec()).await.unwrap();
+    let Some(Changes::Lost { position: start }) = b.changes_since(u64::MAX).await.unwrap() else {
+        panic!("a position past the end is a gap");
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tx.send(coffer_storage::ImportItem::Batch(vec![
+        coffer_storage::Entry {
+            key: "restored".into(),
+            value: b"r".to_vec(),
+        },
+    ]))
+    .await
+    .unwrap();
+    tx.send(coffer_storage::ImportItem::Commit).await.unwrap();
+    assert_eq!(a.import(rx).await.unwrap(), 1);
+    // B learns the store was replaced, and cannot write into it.
+    assert!(matches!(
+        b.changes_since(start).await.unwrap(),
+        Some(Changes::Replaced { .. })
+    ));
+    let err = b.put("stale", b"s".to_vec()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Replaced), "{err}");
+    assert_eq!(b.get("stale").await.unwrap(), None);
+    assert_eq!(b.get("before").await.unwrap(), None);
+    assert_eq!(b.get("restored").await.unwrap().as_deref(), Some(&b"r"[..]));
+    // A, which imported, writes on.
+    a.put("a-after", b"1".to_vec()).await.unwrap();
+    // Once B rejoins, it writes again and follows the log as before.
+    b.rejoin().await.unwrap();
+    let Some(Changes::Lost { position }) = b.changes_since(u64::MAX).await.unwrap() else {
+        panic!("after rejoining, the log is followed again");
+    };
+    b.put("b-after", b"1".to_vec()).await.unwrap();
+    assert_eq!(a.get("b-after").await.unwrap().as_deref(), Some(&b"1"[..]));
+    let Some(Changes::Keys { keys, .. }) = a.changes_since(position).await.unwrap() else {
+        panic!("no gap expected");
+    };
+    assert_eq!(keys, ["b-after"]);
+}

@@ -45,6 +45,11 @@ pub mod names {
     pub const SEALED: &str = "sealed";
     /// The core was unsealed.
     pub const UNSEALED: &str = "unsealed";
+    /// A snapshot of the whole store was taken (`sys/storage/raft/snapshot`).
+    pub const SNAPSHOT_SAVED: &str = "snapshot_saved";
+    /// A verified snapshot is about to replace the whole store (written
+    /// before the core seals for the replacement).
+    pub const SNAPSHOT_RESTORED: &str = "snapshot_restored";
 }
 
 /// The event a request's result amounts to, if any.

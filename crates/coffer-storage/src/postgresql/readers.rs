@@ -70,7 +70,9 @@ impl ReadConn {
             list_from: prep(list("key >= $1 AND starts_with(key, $1) AND $2::text IS NULL")).await?,
             list_between: prep(list("key >= $1 AND key < $2")).await?,
             changes: prep(format!(
-                "SELECT m.value, l.seq, l.node, l.keys FROM {meta} m \
+                "SELECT m.value, l.seq, l.node, l.keys, \
+                 coalesce((SELECT e.value FROM {meta} e WHERE e.name = 'epoch'), 0) \
+                 FROM {meta} m \
                  LEFT JOIN {log} l ON l.seq > $1 AND l.seq <= m.value \
                  WHERE m.name = 'seq' ORDER BY l.seq",
                 meta = t.meta,
@@ -111,7 +113,8 @@ impl ReadConn {
 
 /// The read connections.
 pub(super) struct Readers {
-    spec: Arc<ConnectSpec>,
+    /// How to open another connection (exports take one of their own).
+    pub(super) spec: Arc<ConnectSpec>,
     tables: Tables,
     slots: Vec<Mutex<Option<Arc<ReadConn>>>>,
     next: AtomicUsize,

@@ -16,11 +16,19 @@
 //! 4. one `T_log` row with the group's keys, which other nodes read to
 //!    invalidate their caches.
 //!
+//! Right after the sequence number, the group reads the store's `epoch`
+//! (`T_meta`), which a snapshot restore increments in its own transaction
+//! under the same row lock: a group whose node still believes in an older
+//! epoch is rolled back whole ([`StorageError::Replaced`]), so a node that
+//! has not yet seen another node's restore never writes into the restored
+//! store with its stale keyring and caches.
+//!
 //! The fast path sends all of it as one pipeline. If any statement fails or
 //! a fence does not hold, the transaction is rolled back and the group is
 //! redone batch by batch, each in a savepoint, so one caller's failure is
 //! its own.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -55,10 +63,16 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime.
-    pub(super) fn spawn(spec: Arc<ConnectSpec>, tables: Tables, node: String) -> Self {
+    /// Starts the writer task on the current runtime; it writes only
+    /// while the store's epoch is `epoch` (the node's view of the store).
+    pub(super) fn spawn(
+        spec: Arc<ConnectSpec>,
+        tables: Tables,
+        node: String,
+        epoch: Arc<AtomicI64>,
+    ) -> Self {
         let (queue, incoming) = mpsc::unbounded_channel();
-        tokio::spawn(run(spec, tables, node, incoming));
+        tokio::spawn(run(spec, tables, node, epoch, incoming));
         Writer { queue }
     }
 
@@ -75,6 +89,7 @@ impl Writer {
 /// The writer's prepared statements.
 struct Stmts {
     bump: Statement,
+    epoch: Statement,
     put: Statement,
     delete: Statement,
     fence: Statement,
@@ -105,6 +120,7 @@ impl WriteConn {
                 t.meta
             ))
             .await?,
+            epoch: prep(format!("SELECT value FROM {} WHERE name = 'epoch'", t.meta)).await?,
             put: prep(format!(
                 "INSERT INTO {} (key, value) VALUES ($1, $2) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -132,6 +148,7 @@ async fn run(
     spec: Arc<ConnectSpec>,
     tables: Tables,
     node: String,
+    epoch: Arc<AtomicI64>,
     mut incoming: mpsc::UnboundedReceiver<Request>,
 ) {
     let mut conn: Option<WriteConn> = None;
@@ -156,7 +173,7 @@ async fn run(
                 .iter()
                 .map(|_| Err(StorageError::Unavailable))
                 .collect(),
-            Some(c) => match commit_group(c, &node, &group).await {
+            Some(c) => match commit_group(c, &node, epoch.load(Ordering::SeqCst), &group).await {
                 Ok(outcomes) => outcomes,
                 Err(err) => group.iter().map(|_| Err(clone_err(&err))).collect(),
             },
@@ -184,6 +201,7 @@ fn clone_err(e: &StorageError) -> StorageError {
     match e {
         StorageError::Unavailable => StorageError::Unavailable,
         StorageError::Fenced(t) => StorageError::Fenced(*t),
+        StorageError::Replaced => StorageError::Replaced,
         other => StorageError::Backend(other.to_string()),
     }
 }
@@ -219,12 +237,23 @@ async fn apply_ops(
     results.into_iter().try_for_each(|r| r.map(|_| ()))
 }
 
-/// Commits the group: the pipelined fast path, or batch by batch.
-async fn commit_group(c: &mut WriteConn, node: &str, group: &[Request]) -> Result<Vec<Result<()>>> {
-    if let Some(outcomes) = fast_path(c, node, group).await? {
+/// Commits the group: the pipelined fast path, or batch by batch; none of
+/// it when the store's epoch is no longer `epoch`.
+async fn commit_group(
+    c: &mut WriteConn,
+    node: &str,
+    epoch: i64,
+    group: &[Request],
+) -> Result<Vec<Result<()>>> {
+    if let Some(outcomes) = fast_path(c, node, epoch, group).await? {
         return Ok(outcomes);
     }
-    slow_path(c, node, group).await
+    slow_path(c, node, epoch, group).await
+}
+
+/// The epoch a row of `T_meta` holds (none: the store was never replaced).
+fn epoch_of(row: Option<&tokio_postgres::Row>) -> i64 {
+    row.map_or(0, |r| r.get(0))
 }
 
 /// Whether an error means the connection (not a statement) failed.
@@ -237,6 +266,7 @@ fn connection_failed(e: &tokio_postgres::Error) -> bool {
 async fn fast_path(
     c: &mut WriteConn,
     node: &str,
+    epoch: i64,
     group: &[Request],
 ) -> Result<Option<Vec<Result<()>>>> {
     let pg = |e: tokio_postgres::Error| db_error("commit", &e);
@@ -246,6 +276,9 @@ async fn fast_path(
     let keys: Vec<String> = group.iter().flat_map(|r| keys_of(&r.ops)).collect();
     let node = node.to_string();
     let bump = tx.query_one(&st.bump, &[]);
+    // Sent after the bump: it runs once the sequence row is locked, so it
+    // sees a restore that committed before this group.
+    let current = tx.query_opt(&st.epoch, &[]);
     let fences = join_all(group.iter().filter_map(|r| r.fence).map(|term| {
         let tx = &tx;
         async move {
@@ -254,12 +287,23 @@ async fn fast_path(
         }
     }));
     let ops = join_all(group.iter().map(|r| apply_ops(&tx, st, &r.ops)));
-    let (bump, fences, ops) = futures_util::join!(bump, fences, ops);
+    let (bump, current, fences, ops) = futures_util::join!(bump, current, fences, ops);
     let seq: i64 = match bump {
         Ok(row) => row.get(0),
         Err(e) if connection_failed(&e) => return Err(db_error("commit", &e)),
         Err(_) => return Ok(None),
     };
+    match current {
+        Ok(row) if epoch_of(row.as_ref()) == epoch => {}
+        Ok(_) => {
+            tx.rollback().await.map_err(pg)?;
+            return Ok(Some(
+                group.iter().map(|_| Err(StorageError::Replaced)).collect(),
+            ));
+        }
+        Err(e) if connection_failed(&e) => return Err(db_error("commit", &e)),
+        Err(_) => return Ok(None),
+    }
     for f in &fences {
         match f {
             Ok(1) => {}
@@ -288,12 +332,21 @@ async fn fast_path(
 
 /// Each batch in its own savepoint, so a failing or fenced batch is rolled
 /// back alone.
-async fn slow_path(c: &mut WriteConn, node: &str, group: &[Request]) -> Result<Vec<Result<()>>> {
+async fn slow_path(
+    c: &mut WriteConn,
+    node: &str,
+    epoch: i64,
+    group: &[Request],
+) -> Result<Vec<Result<()>>> {
     let pg = |e: tokio_postgres::Error| db_error("commit", &e);
     let WriteConn { client, st } = c;
     let st: &Stmts = st;
     let tx = client.transaction().await.map_err(pg)?;
     let seq: i64 = tx.query_one(&st.bump, &[]).await.map_err(pg)?.get(0);
+    if epoch_of(tx.query_opt(&st.epoch, &[]).await.map_err(pg)?.as_ref()) != epoch {
+        tx.rollback().await.map_err(pg)?;
+        return Ok(group.iter().map(|_| Err(StorageError::Replaced)).collect());
+    }
     let node = node.to_string();
     let mut keys = Vec::new();
     let mut outcomes = Vec::with_capacity(group.len());

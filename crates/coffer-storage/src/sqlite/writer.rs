@@ -7,6 +7,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::db_error;
+use crate::snapshot::ImportItem;
 use crate::{Op, Result, StorageError};
 
 /// Most caller batches folded into one transaction.
@@ -24,10 +25,23 @@ struct Request {
     done: oneshot::Sender<Result<()>>,
 }
 
+/// A whole-store replacement (snapshot restore) and where to send how many
+/// entries the store holds after it.
+struct Replace {
+    items: tokio::sync::mpsc::Receiver<ImportItem>,
+    done: oneshot::Sender<Result<u64>>,
+}
+
+/// What the writer thread is asked to do.
+enum Job {
+    Write(Request),
+    Replace(Replace),
+}
+
 /// Handle to the writer thread. Dropping it lets the thread finish every
 /// queued batch, then waits for it.
 pub(super) struct Writer {
-    queue: Option<mpsc::Sender<Request>>,
+    queue: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -53,7 +67,23 @@ impl Writer {
         self.queue
             .as_ref()
             .ok_or(StorageError::Unavailable)?
-            .send(Request { ops, done })
+            .send(Job::Write(Request { ops, done }))
+            .map_err(|_| StorageError::Unavailable)?;
+        outcome.await.map_err(|_| StorageError::Unavailable)?
+    }
+
+    /// Queues a replacement of the whole store by what `items` sends and
+    /// waits for its outcome. The writer thread runs it alone, in one
+    /// `BEGIN IMMEDIATE` transaction: batches queued behind it wait.
+    pub(super) async fn replace(
+        &self,
+        items: tokio::sync::mpsc::Receiver<ImportItem>,
+    ) -> Result<u64> {
+        let (done, outcome) = oneshot::channel();
+        self.queue
+            .as_ref()
+            .ok_or(StorageError::Unavailable)?
+            .send(Job::Replace(Replace { items, done }))
             .map_err(|_| StorageError::Unavailable)?;
         outcome.await.map_err(|_| StorageError::Unavailable)?
     }
@@ -71,16 +101,37 @@ impl Drop for Writer {
     }
 }
 
-/// The thread's loop: take everything queued, commit it as one group, answer.
-fn run(mut conn: Connection, incoming: &mpsc::Receiver<Request>) {
-    while let Ok(first) = incoming.recv() {
+/// The thread's loop: take everything queued, commit it as one group,
+/// answer. A replacement ends the group before it and runs alone.
+fn run(mut conn: Connection, incoming: &mpsc::Receiver<Job>) {
+    let mut next: Option<Job> = None;
+    loop {
+        let first = match next.take() {
+            Some(job) => job,
+            None => match incoming.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let first = match first {
+            Job::Write(request) => request,
+            Job::Replace(replace) => {
+                let outcome = replace_all(&mut conn, replace.items);
+                let _ = replace.done.send(outcome);
+                continue;
+            }
+        };
         let mut bytes = value_bytes(&first.ops);
         let mut group = vec![first];
         while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
             match incoming.try_recv() {
-                Ok(request) => {
+                Ok(Job::Write(request)) => {
                     bytes += value_bytes(&request.ops);
                     group.push(request);
+                }
+                Ok(replace) => {
+                    next = Some(replace);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -93,6 +144,47 @@ fn run(mut conn: Connection, incoming: &mpsc::Receiver<Request>) {
             let _ = done.send(outcome);
         }
     }
+}
+
+/// Replaces every entry with what `items` sends, in one transaction that
+/// commits only on [`ImportItem::Commit`]: a channel closed before it, or
+/// any failure, rolls back and leaves the store as it was.
+fn replace_all(
+    conn: &mut Connection,
+    mut items: tokio::sync::mpsc::Receiver<ImportItem>,
+) -> Result<u64> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| db_error("restore", e))?;
+    tx.execute("DELETE FROM kv", [])
+        .map_err(|e| db_error("restore", e))?;
+    let mut count: u64 = 0;
+    {
+        let mut insert = tx
+            .prepare_cached("INSERT INTO kv (key, value) VALUES (?1, ?2)")
+            .map_err(|e| db_error("restore", e))?;
+        loop {
+            match items.blocking_recv() {
+                Some(ImportItem::Batch(entries)) => {
+                    for e in entries {
+                        insert
+                            .execute(rusqlite::params![e.key, e.value])
+                            .map_err(|err| db_error(&format!("restore {:?}", e.key), err))?;
+                        count += 1;
+                    }
+                }
+                Some(ImportItem::Commit) => break,
+                // Dropping `tx` unfinished rolls the replacement back.
+                None => {
+                    return Err(StorageError::Backend(
+                        "snapshot import ended before its commit; nothing was changed".into(),
+                    ))
+                }
+            }
+        }
+    }
+    tx.commit().map_err(|e| db_error("restore commit", e))?;
+    Ok(count)
 }
 
 fn value_bytes(ops: &[Op]) -> usize {

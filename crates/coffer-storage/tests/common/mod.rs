@@ -320,6 +320,162 @@ pub async fn batches_are_atomic_to_readers<B: Backend>(b: B) {
     assert!(b.keys_with_prefix("atom/").await.unwrap().is_empty());
 }
 
+/// Drains an export: its entries, and whether they add up to its totals.
+async fn drain(export: coffer_storage::Export) -> Vec<coffer_storage::Entry> {
+    drain_after(export, Vec::new()).await
+}
+
+/// Drains the rest of an export whose first entries `out` holds.
+async fn drain_after(
+    mut export: coffer_storage::Export,
+    mut out: Vec<coffer_storage::Entry>,
+) -> Vec<coffer_storage::Entry> {
+    while let Some(batch) = export.entries.recv().await {
+        let batch = batch.unwrap();
+        assert!(
+            batch.len() <= coffer_storage::snapshot::BATCH_ENTRIES,
+            "a batch of {} entries",
+            batch.len()
+        );
+        out.extend(batch);
+    }
+    assert_eq!(out.len() as u64, export.count, "count announced vs sent");
+    let bytes: u64 = out.iter().map(|e| e.size() as u64).sum();
+    assert_eq!(bytes, export.bytes, "bytes announced vs sent");
+    out
+}
+
+/// An export is one consistent read: writes made after it started (while
+/// most of it is still unread: its channel holds two batches) are not in
+/// it, and it comes in strictly ascending key order.
+pub async fn export_is_one_consistent_read<B: Backend>(b: B) {
+    const N: usize = 3000;
+    let value = |v: &str, i: usize| format!("{v}-{i:05}-{}", "x".repeat(200)).into_bytes();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let ops = chunk
+            .iter()
+            .map(|i| put(&format!("snap/{i:05}"), &value("v1", *i)))
+            .collect();
+        b.write_batch(ops).await.unwrap();
+    }
+    b.put("é/ünïcode", b"u".to_vec()).await.unwrap();
+    let mut export = b.export().await.unwrap();
+    assert_eq!(export.count, N as u64 + 1);
+    let first = export.entries.recv().await.unwrap().unwrap();
+    // Everything changes while the export is under way.
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let mut ops: Vec<Op> = chunk
+            .iter()
+            .map(|i| put(&format!("snap/{i:05}"), &value("v2", *i)))
+            .collect();
+        ops.push(put(&format!("new/{}", chunk[0]), b"n"));
+        b.write_batch(ops).await.unwrap();
+    }
+    b.delete("é/ünïcode").await.unwrap();
+    let all = drain_after(export, first).await;
+    assert_eq!(all.len(), N + 1);
+    for w in all.windows(2) {
+        assert!(w[0].key < w[1].key, "{:?} before {:?}", w[0].key, w[1].key);
+    }
+    for (i, e) in all.iter().take(N).enumerate() {
+        assert_eq!(e.key, format!("snap/{i:05}"));
+        assert_eq!(
+            e.value,
+            value("v1", i),
+            "{} changed under the export",
+            e.key
+        );
+    }
+    assert_eq!(all[N].key, "é/ünïcode");
+    // A new export sees the new state.
+    let again = drain(b.export().await.unwrap()).await;
+    assert_eq!(again.len(), N + N / 500);
+    assert!(again.iter().all(|e| !e.key.starts_with("é")));
+}
+
+/// The entries of a store, as a sorted map.
+async fn contents<B: Backend>(b: &B) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for k in b.keys_with_prefix("").await.unwrap() {
+        let v = b.get(&k).await.unwrap().unwrap();
+        out.insert(k, v);
+    }
+    out
+}
+
+/// Sends `entries` in batches of `per` to an import, then commits if `commit`.
+async fn import<B: Backend>(
+    b: &B,
+    entries: Vec<coffer_storage::Entry>,
+    per: usize,
+    commit: bool,
+) -> coffer_storage::Result<u64> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let feed = tokio::spawn(async move {
+        for chunk in entries.chunks(per.max(1)) {
+            if tx
+                .send(coffer_storage::ImportItem::Batch(chunk.to_vec()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if commit {
+            let _ = tx.send(coffer_storage::ImportItem::Commit).await;
+        }
+    });
+    let outcome = b.import(rx).await;
+    feed.await.unwrap();
+    outcome
+}
+
+/// An import replaces everything, in one transaction: what it was sent is
+/// all the store holds afterwards, and an export of it round-trips.
+pub async fn import_replaces_the_whole_store<B: Backend>(b: B) {
+    put_all(&b, &["old/a", "old/b", "keep-not"]).await;
+    let entries: Vec<coffer_storage::Entry> = (0..700)
+        .map(|i| coffer_storage::Entry {
+            key: format!("new/{i:04}"),
+            value: vec![(i % 251) as u8; i % 97],
+        })
+        .collect();
+    assert_eq!(import(&b, entries.clone(), 100, true).await.unwrap(), 700);
+    let now = contents(&b).await;
+    assert_eq!(now.len(), 700);
+    assert!(now.keys().all(|k| k.starts_with("new/")));
+    assert_eq!(b.list("").await.unwrap(), ["new/"]);
+    let exported = drain(b.export().await.unwrap()).await;
+    assert_eq!(exported, entries);
+    // The store goes on taking writes.
+    b.put("after", b"1".to_vec()).await.unwrap();
+    assert_eq!(b.get("after").await.unwrap().as_deref(), Some(&b"1"[..]));
+    // An empty import empties it.
+    assert_eq!(import(&b, Vec::new(), 1, true).await.unwrap(), 0);
+    assert!(b.keys_with_prefix("").await.unwrap().is_empty());
+}
+
+/// An import that is not committed (its sender went away), or that fails
+/// (a key sent twice), leaves the store exactly as it was.
+pub async fn an_unfinished_import_changes_nothing<B: Backend>(b: B) {
+    put_all(&b, &["x/1", "x/2", "y"]).await;
+    let before = contents(&b).await;
+    let entries: Vec<coffer_storage::Entry> = (0..300)
+        .map(|i| coffer_storage::Entry {
+            key: format!("z/{i:04}"),
+            value: b"z".to_vec(),
+        })
+        .collect();
+    assert!(import(&b, entries.clone(), 50, false).await.is_err());
+    assert_eq!(contents(&b).await, before);
+    let mut twice = entries;
+    twice.push(twice[0].clone());
+    assert!(import(&b, twice, 50, true).await.is_err());
+    assert_eq!(contents(&b).await, before);
+    b.put("x/3", b"3".to_vec()).await.unwrap();
+    assert_eq!(b.keys_with_prefix("x/").await.unwrap().len(), 3);
+}
+
 /// Applies `ops` (as batches) to the backend and to a model map, then checks
 /// every read operation against the model.
 pub async fn matches_model<B: Backend>(b: &B, batches: Vec<Vec<Op>>) {

@@ -1,6 +1,6 @@
-//! `coffer operator`: init, unseal, seal, key-status and rotate, as
-//! `vault operator` does them over `sys/*`; rekey and generate-root live in
-//! [`super::quorum`].
+//! `coffer operator`: init, unseal, seal, key-status, rotate and snapshot
+//! save/restore, as `vault operator` does them over `sys/*`; rekey and
+//! generate-root live in [`super::quorum`].
 
 use anyhow::Context as _;
 use reqwest::Method;
@@ -40,6 +40,30 @@ enum Command {
     /// `vault operator migrate`; -config FILE with [storage_source.TYPE]
     /// and [storage_destination.TYPE]).
     Migrate(super::migrate::MigrateArgs),
+    /// Save a snapshot of the whole store to a file, or restore one (like
+    /// `vault operator raft snapshot`, on any storage backend; needs sudo).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum SnapshotCommand {
+    /// Stream a snapshot of the whole store (ciphertext only) into FILE.
+    Save {
+        /// Where to write it (created with mode 0600; replaced only once the
+        /// snapshot arrived whole).
+        file: std::path::PathBuf,
+    },
+    /// Replace the whole store with the snapshot in FILE. The server seals
+    /// afterwards: unseal it with the snapshot's unseal keys.
+    Restore {
+        /// Restore a snapshot taken from another store (whose unseal keys
+        /// then open this one).
+        #[arg(long)]
+        force: bool,
+        /// The snapshot file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -88,6 +112,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Command::GenerateRoot(a) => super::quorum::generate_root(&client, a, format),
         // Offline: talks to the storage, not to a server.
         Command::Migrate(a) => super::migrate::run(a),
+        Command::Snapshot(SnapshotCommand::Save { file }) => snapshot_save(&client, &file),
+        Command::Snapshot(SnapshotCommand::Restore { force, file }) => {
+            snapshot_restore(&client, &file, force, format)
+        }
         Command::Rotate => {
             client
                 .request(Method::PUT, "sys/rotate", None)?
@@ -202,6 +230,87 @@ fn unseal(client: &Client, a: UnsealArgs, format: Format) -> anyhow::Result<i32>
         .context("unsealing")?;
     let status = resp.body.unwrap_or(Value::Null);
     print!("{}", super::status::render_seal_status(&status, format));
+    Ok(0)
+}
+
+/// `operator snapshot save`: streams `sys/storage/raft/snapshot` into a
+/// partial file next to `file` (mode 0600, created anew), checks the whole
+/// archive (members, count, checksums), and only then renames it to `file`.
+fn snapshot_save(client: &Client, file: &std::path::Path) -> anyhow::Result<i32> {
+    use std::io::{Seek as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(format!(".partial-{}", std::process::id()));
+    let partial = std::path::PathBuf::from(partial);
+    let mut out = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let kept = (|| {
+        let bytes = client
+            .download("sys/storage/raft/snapshot", &mut out)
+            .context("taking the snapshot")?;
+        out.flush()?;
+        out.rewind()?;
+        let meta = coffer_core::snapshot::inspect(std::io::BufReader::new(&mut out))
+            .map_err(|e| anyhow::anyhow!("the snapshot arrived damaged or incomplete: {e}"))?;
+        out.sync_all()?;
+        std::fs::rename(&partial, file).with_context(|| format!("writing {}", file.display()))?;
+        Ok::<_, anyhow::Error>((bytes, meta))
+    })();
+    let (bytes, meta) = match kept {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    println!(
+        "Success! Saved a snapshot of {} entries ({bytes} bytes, taken at {}) to {}.",
+        meta.keys,
+        meta.created_at,
+        file.display()
+    );
+    Ok(0)
+}
+
+/// `operator snapshot restore [-force]`: streams FILE to
+/// `sys/storage/raft/snapshot[-force]`.
+fn snapshot_restore(
+    client: &Client,
+    file: &std::path::Path,
+    force: bool,
+    format: Format,
+) -> anyhow::Result<i32> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let path = if force {
+        "sys/storage/raft/snapshot-force"
+    } else {
+        "sys/storage/raft/snapshot"
+    };
+    let resp = client
+        .upload(path, f)?
+        .error_for_status()
+        .context("restoring the snapshot")?;
+    let data = resp.data().cloned().unwrap_or(Value::Null);
+    if format == Format::Json {
+        print!("{}", output::json(&data));
+        return Ok(0);
+    }
+    let keys = data.get("keys").and_then(Value::as_u64).unwrap_or(0);
+    let taken = data
+        .get("created_at")
+        .and_then(Value::as_str)
+        .unwrap_or("an unknown time");
+    println!(
+        "Success! Restored {keys} entries from the snapshot taken at {taken}.\n\n\
+         The server is sealed: unseal it with the unseal keys of the store the\n\
+         snapshot was taken from (`coffer operator unseal`). Every other node on\n\
+         the same storage seals too."
+    );
     Ok(0)
 }
 
