@@ -33,6 +33,7 @@ mod sys_internal;
 mod sys_leases;
 mod sys_metrics;
 mod sys_password;
+mod sys_plugins;
 mod sys_policy;
 mod sys_rekey;
 mod sys_remount;

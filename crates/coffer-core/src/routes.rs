@@ -86,6 +86,10 @@ pub const CATALOG: &[Route] = &[
         "update",
     ),
     r("GET", "sys/rotate/config", "read"),
+    r("GET", "sys/plugins/catalog", "read"),
+    s("LIST", "sys/plugins/catalog/secret", "list"),
+    s("GET", "sys/plugins/catalog/secret/kv", "read"),
+    s("DELETE", "sys/plugins/catalog/secret/kv", "delete"),
     s("GET", "sys/config/auditing/request-headers", "read"),
     s(
         "POST",

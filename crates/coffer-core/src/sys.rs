@@ -278,6 +278,9 @@ pub(crate) async fn handle(
                     _ => Err(Error::UnsupportedOperation),
                 };
             }
+            if crate::sys_plugins::is_path(rest) {
+                return crate::sys_plugins::handle(req, rest);
+            }
             if crate::sys_internal::is_path(rest) {
                 if let Some(resp) = crate::sys_internal::handle(core, req, rest, token).await? {
                     return Ok(resp);
@@ -729,6 +732,7 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
             | "storage/raft/snapshot-force"
     ) || rest.starts_with("audit/")
         || rest.starts_with("config/auditing/")
+        || rest.starts_with("plugins/catalog/")
         || rest.starts_with("raw/")
         || (rest.starts_with("auth/") && write)
         || rest.starts_with("leases/revoke-prefix/")

@@ -139,3 +139,12 @@ def test_audited_request_headers(diff):
     diff.call("GET", "sys/config/auditing/request-headers/x-not-configured", label="read unknown header")
     diff.call("DELETE", f"sys/config/auditing/request-headers/{h}")
     diff.call("GET", f"sys/config/auditing/request-headers/{h}", label="read deleted header")
+
+
+def test_plugin_catalog(diff):
+    # Each server lists its own built-ins: the shapes are compared, and the
+    # entries both ship.
+    diff.call("GET", "sys/plugins/catalog", volatile=("data.auth*", "data.secret*", "data.database*", "data.detailed*"))
+    diff.call("GET", "sys/plugins/catalog/secret/kv", volatile=("data.version",), ignore=("data.declarative", "data.oci"))
+    diff.call("GET", "sys/plugins/catalog/auth/userpass", volatile=("data.version",), ignore=("data.declarative", "data.oci"))
+    diff.call("GET", "sys/plugins/catalog/secret/no-such-plugin", label="unknown plugin")
