@@ -106,6 +106,27 @@ impl<'a> ChildWalk<'a> {
     pub(crate) fn finish(self) -> Vec<String> {
         self.out
     }
+
+    /// Runs the walk over a backend's sorted range reads: `read(cursor,
+    /// feed)` calls `feed` with each key from `cursor` on, in order, and
+    /// stops when `feed` answers `false`. Returns the entries.
+    pub(crate) fn run<E>(
+        mut self,
+        mut read: impl FnMut(&str, &mut dyn FnMut(&str) -> bool) -> Result<(), E>,
+    ) -> Result<Vec<String>, E> {
+        while !self.is_full() {
+            let cursor = self.cursor.clone();
+            let mut last = Step::Next;
+            read(&cursor, &mut |key| {
+                last = self.feed(key);
+                last == Step::Next
+            })?;
+            if last != Step::Seek {
+                break;
+            }
+        }
+        Ok(self.finish())
+    }
 }
 
 #[cfg(test)]
@@ -115,19 +136,15 @@ mod tests {
     fn walk(keys: &[&str], prefix: &str, after: Option<&str>, limit: Option<usize>) -> Vec<String> {
         let mut sorted: Vec<&str> = keys.to_vec();
         sorted.sort();
-        let mut w = ChildWalk::new(prefix, after, limit);
-        'reads: loop {
-            let from = w.cursor().to_string();
-            for k in sorted.iter().filter(|k| **k >= from.as_str()) {
-                match w.feed(k) {
-                    Step::Next => {}
-                    Step::Seek => continue 'reads,
-                    Step::Done => break 'reads,
+        let run = ChildWalk::new(prefix, after, limit).run(|from, feed| {
+            for k in sorted.iter().filter(|k| **k >= from) {
+                if !feed(k) {
+                    break;
                 }
             }
-            break;
-        }
-        w.finish()
+            Ok::<(), ()>(())
+        });
+        run.unwrap_or_default()
     }
 
     const KEYS: &[&str] = &[

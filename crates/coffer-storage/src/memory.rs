@@ -9,7 +9,7 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use crate::children::{ChildWalk, Step};
+use crate::children::ChildWalk;
 use crate::snapshot::{Batcher, Entry, Export, ImportItem, CHANNEL_BATCHES};
 use crate::{Backend, Op, Result, StorageError};
 
@@ -43,22 +43,17 @@ impl Backend for MemoryBackend {
         limit: Option<usize>,
     ) -> Result<Vec<String>> {
         let map = self.map.read();
-        let mut walk = ChildWalk::new(prefix, Some(after), limit);
-        'reads: while !walk.is_full() {
-            let from = walk.cursor().to_string();
+        ChildWalk::new(prefix, Some(after), limit).run(|from, feed| {
             for key in map
-                .range::<str, _>((Bound::Included(from.as_str()), Bound::Unbounded))
+                .range::<str, _>((Bound::Included(from), Bound::Unbounded))
                 .map(|(k, _)| k)
             {
-                match walk.feed(key) {
-                    Step::Next => {}
-                    Step::Seek => continue 'reads,
-                    Step::Done => break 'reads,
+                if !feed(key) {
+                    break;
                 }
             }
-            break;
-        }
-        Ok(walk.finish())
+            Ok(())
+        })
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {

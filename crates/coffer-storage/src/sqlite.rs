@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::children::{ChildWalk, Step};
+use crate::children::ChildWalk;
 use crate::snapshot::{Batcher, Entry, Export, ImportItem, CHANNEL_BATCHES};
 use crate::{Backend, Op, Result, StorageError};
 use readers::Readers;
@@ -252,20 +252,17 @@ fn list_children(
 ) -> rusqlite::Result<Vec<String>> {
     let snapshot = conn.unchecked_transaction()?;
     let mut stmt = snapshot.prepare_cached("SELECT key FROM kv WHERE key >= ?1 ORDER BY key")?;
-    let mut walk = ChildWalk::new(prefix, Some(after), limit);
-    'reads: while !walk.is_full() {
-        let mut rows = stmt.query([walk.cursor()])?;
+    let out = ChildWalk::new(prefix, Some(after), limit).run(|from, feed| {
+        let mut rows = stmt.query([from])?;
         while let Some(row) = rows.next()? {
             let key: String = row.get(0)?;
-            match walk.feed(&key) {
-                Step::Next => {}
-                Step::Seek => continue 'reads,
-                Step::Done => break 'reads,
+            if !feed(&key) {
+                break;
             }
         }
-        break;
-    }
+        Ok::<(), rusqlite::Error>(())
+    })?;
     drop(stmt);
     snapshot.finish()?;
-    Ok(walk.finish())
+    Ok(out)
 }
