@@ -95,6 +95,11 @@ const EDGES_ALLOWED: &[(&str, &str, &str)] = &[
         "the cache-coherence task runs against Core",
     ),
     (
+        "cluster_events",
+        "core",
+        "the shared-event outbox and tidy run against Core's barrier and event bus",
+    ),
+    (
         "expiration",
         "core",
         "lease revocation calls the mount's engine through Core",
@@ -122,6 +127,7 @@ const EDGES_ALLOWED: &[(&str, &str, &str)] = &[
     ("sys", "core", "the system backend's handlers act on the core (mounted through backends.rs)"),
     ("sys_cors", "core", "part of the system backend"),
     ("sys_generate_root", "core", "part of the system backend"),
+    ("sys_internal", "core", "part of the system backend"),
     ("sys_leases", "core", "part of the system backend"),
     ("sys_metrics", "core", "part of the system backend"),
     ("sys_password", "core", "part of the system backend"),
