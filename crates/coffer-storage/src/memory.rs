@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use crate::children::{ChildWalk, Step};
-use crate::{Backend, Op, Result};
+use crate::{is_as_expected, Backend, Expect, Op, Result};
 
 /// A [`Backend`] that keeps everything in process memory.
 #[derive(Debug, Default)]
@@ -71,7 +71,18 @@ impl Backend for MemoryBackend {
     }
 
     async fn write_batch(&self, ops: Vec<Op>) -> Result<()> {
+        self.write_batch_if(Vec::new(), ops).await.map(|_| ())
+    }
+
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<Op>) -> Result<bool> {
         let mut map = self.map.write();
+        // Checked and applied under one write lock: no writer in between.
+        if !expect
+            .iter()
+            .all(|(key, want)| is_as_expected(map.get(key).map(Vec::as_slice), want.as_ref()))
+        {
+            return Ok(false);
+        }
         for op in ops {
             match op {
                 Op::Put { key, value } => {
@@ -82,6 +93,6 @@ impl Backend for MemoryBackend {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }

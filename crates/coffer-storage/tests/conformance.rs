@@ -19,7 +19,7 @@ macro_rules! conformance {
 
             conformance!(@case $make; get_put_delete, list_children, list_pages, keys_with_prefix,
                 write_batch, unicode_keys, large_values, concurrent_writes,
-                batches_are_atomic_to_readers);
+                batches_are_atomic_to_readers, conditional_writes, conditional_race);
         }
     };
     (@case $make:expr; $($case:ident),*) => {
