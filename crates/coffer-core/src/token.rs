@@ -303,10 +303,11 @@ impl TokenStore {
         mut change: impl FnMut(&mut TokenEntry) -> Result<Edit>,
     ) -> Result<Option<TokenEntry>> {
         let key = format!("id/{hash}");
-        let _guard = self.uses.lock().await;
         let mut retry = Retry::new("the token");
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.uses.lock().await;
             let (stored, read) = self.view.get_json_versioned::<TokenEntry>(&key).await?;
             let Some(mut entry) = stored else {
                 return Ok(None);

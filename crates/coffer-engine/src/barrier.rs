@@ -167,9 +167,10 @@ impl Retry {
         Retry { what, attempts: 0 }
     }
 
-    /// Returns at once the first time; after a conflict waits a short,
-    /// random, growing while (so racing nodes fall out of step), and after
-    /// [`CONFLICT_ATTEMPTS`] attempts fails with a 503 the client may retry.
+    /// Returns at once the first time; after a conflict waits a random,
+    /// growing while (so racing nodes fall out of step; hold no lock across
+    /// it), and after [`CONFLICT_ATTEMPTS`] attempts fails with a 503 the
+    /// client may retry.
     pub async fn attempt(&mut self) -> Result<()> {
         let n = self.attempts;
         self.attempts += 1;
@@ -185,7 +186,9 @@ impl Retry {
                 )],
             });
         }
-        let ceiling_us = 250usize << n.min(6);
+        // Up to 1, 2, 4 ... 64 ms: long enough for the other node's queue
+        // of writers to the same entry to drain.
+        let ceiling_us = 1000usize << (n - 1).min(6);
         let pause = coffer_crypto::random::uniform_index(ceiling_us) as u64;
         tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
         Ok(())

@@ -491,10 +491,11 @@ impl KvV2 {
 
     async fn put_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let (data, cas) = data_and_cas(req)?;
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             let (meta, read) = self.metadata_for_write(ctx, path).await?;
             if let Some(r) = self
                 .write_version(ctx, path, meta, read, data, cas, false)
@@ -507,10 +508,11 @@ impl KvV2 {
 
     async fn patch_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let (patch, cas) = data_and_cas(req)?;
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             // A key never written: a bare 404, as Vault and OpenBao answer (a
             // deleted or destroyed latest version is a 404 with `errors`).
             let (Some(meta), read) = self.metadata_for_write(ctx, path).await? else {
@@ -541,10 +543,11 @@ impl KvV2 {
     }
 
     async fn delete_latest(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Response> {
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             let (Some(mut meta), read) = self.metadata_for_write(ctx, path).await? else {
                 return Ok(Response::empty());
             };
@@ -576,10 +579,11 @@ impl KvV2 {
             .u64_list("versions")?
             .filter(|v| !v.is_empty())
             .ok_or_else(|| Error::bad("no version number provided"))?;
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             let (Some(meta), read) = self.metadata_for_write(ctx, path).await? else {
                 return Ok(Response::empty());
             };
@@ -666,10 +670,11 @@ impl KvV2 {
             Some(Value::Object(m)) => Some(Some(m)),
             Some(_) => return Err(Error::bad("custom_metadata: expected an object")),
         };
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             let (existing, read) = self.metadata_for_write(ctx, path).await?;
             if patch && existing.is_none() {
                 return Err(Error::NotFound);
@@ -735,10 +740,11 @@ impl KvV2 {
     }
 
     async fn delete_metadata(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Response> {
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             // Conditional too: a version written meanwhile on another node
             // is deleted with the rest, never left behind.
             let (_, read) = self.metadata_for_write(ctx, path).await?;
@@ -890,10 +896,11 @@ impl KvV2 {
         data: &Value,
         cas: u64,
     ) -> Result<u64> {
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         let resp = loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             let (meta, read) = self.metadata_for_write(ctx, path).await?;
             if meta
                 .as_ref()
@@ -931,10 +938,11 @@ impl KvV2 {
         path: &str,
         expected: u64,
     ) -> Result<(u64, u64)> {
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             let (meta, read) = self.metadata_for_write(ctx, path).await?;
             let mut meta = meta.ok_or(Error::NotFound)?;
             if meta.stages.get("pending") != Some(&expected) {
@@ -958,10 +966,11 @@ impl KvV2 {
 
     /// Destroys the pending version and removes its label (rollback).
     pub async fn discard_pending(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Option<u64>> {
-        let _guard = self.write_lock(path).await;
         let mut retry = Retry::new(SECRET);
         loop {
             retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
             let (Some(mut meta), read) = self.metadata_for_write(ctx, path).await? else {
                 return Ok(None);
             };
