@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 pub(crate) use self::role::valid_name;
 use self::role::{field_endpoint, Role};
 use self::secret_id::{AccessorEntry, SecretId};
-use crate::barrier::{to_json, BarrierOp, View};
+use crate::barrier::{to_json, BarrierOp, EntryVersion, Retry, View};
 use crate::engine::{Engine, EngineCtx};
 use crate::util::{now, Params};
 use crate::{Error, Operation, Request, Response, Result};
@@ -75,14 +75,26 @@ fn max_ttl(ctx: &EngineCtx<'_>) -> u64 {
     }
 }
 
-/// The mount's HMAC key, created on first use. Callers hold the engine lock.
+/// The mount's HMAC key, created on first use. Callers hold the engine
+/// lock; the creation is conditional on there being none yet, so two nodes
+/// creating it at once agree on one (the loser reads the winner's).
 async fn hmac_key(view: &View) -> Result<Zeroizing<Vec<u8>>> {
-    if let Some(k) = view.get("hmac_key").await? {
-        return Ok(k);
+    let mut retry = Retry::new("the mount's HMAC key");
+    loop {
+        retry.attempt().await?;
+        let (stored, read) = view.get_versioned("hmac_key").await?;
+        if let Some(k) = stored {
+            return Ok(k);
+        }
+        let key = Zeroizing::new(coffer_crypto::random::bytes(32));
+        let op = BarrierOp::Put("hmac_key".into(), key.clone());
+        if view
+            .write_batch_if(vec![("hmac_key".into(), read)], vec![op])
+            .await?
+        {
+            return Ok(key);
+        }
     }
-    let key = Zeroizing::new(coffer_crypto::random::bytes(32));
-    view.put("hmac_key", &key).await?;
-    Ok(key)
 }
 
 fn hmac(key: &[u8], value: &str) -> String {
@@ -447,56 +459,72 @@ impl AppRole {
             return Err(Error::bad(INVALID));
         }
         let addr = req.client_addr.map(|a| a.to_string()).unwrap_or_default();
-        let mut metadata = BTreeMap::new();
-        let mut token_cidrs = role.token.bound_cidrs.clone();
-        let mut consume: Option<(String, String, SecretId)> = None;
-        if role.bind_secret_id {
+        let secret = if role.bind_secret_id {
             let secret = required(&p, "secret_id")?;
             if secret.len() > MAX_INPUT_LEN {
                 return Err(Error::bad(INVALID));
             }
-            let skey = secret_key(&name, &hmac(&key, secret));
-            let Some(entry) = ctx.view.get_json::<SecretId>(&skey).await? else {
-                return Err(Error::bad(INVALID));
-            };
-            let akey = format!("accessor/{}", hmac(&key, &entry.secret_id_accessor));
-            if entry.expired(&now()) || ctx.view.get(&akey).await?.is_none() {
-                ctx.view
-                    .write_batch(vec![BarrierOp::Delete(skey), BarrierOp::Delete(akey)])
-                    .await?;
-                return Err(Error::bad(INVALID));
+            Some(secret)
+        } else {
+            None
+        };
+        // Taking a use of the SecretID is conditional on its entry as read:
+        // when several nodes share the store, a SecretID with one use left
+        // logs in once (the losers read it again: gone, or one use fewer).
+        let mut retry = Retry::new("the secret ID");
+        let (mut metadata, token_cidrs) = loop {
+            retry.attempt().await?;
+            let mut metadata = BTreeMap::new();
+            let mut token_cidrs = role.token.bound_cidrs.clone();
+            let mut consume: Option<(String, String, SecretId, EntryVersion)> = None;
+            if let Some(secret) = secret {
+                let skey = secret_key(&name, &hmac(&key, secret));
+                let (entry, read) = ctx.view.get_json_versioned::<SecretId>(&skey).await?;
+                let Some(entry) = entry else {
+                    return Err(Error::bad(INVALID));
+                };
+                let akey = format!("accessor/{}", hmac(&key, &entry.secret_id_accessor));
+                if entry.expired(&now()) || ctx.view.get(&akey).await?.is_none() {
+                    ctx.view
+                        .write_batch(vec![BarrierOp::Delete(skey), BarrierOp::Delete(akey)])
+                        .await?;
+                    return Err(Error::bad(INVALID));
+                }
+                if !crate::ip_allowed(req.client_addr, &entry.cidr_list) {
+                    return Err(Error::bad(format!(
+                        "source address {addr:?} unauthorized by CIDR restrictions on the secret ID"
+                    )));
+                }
+                metadata = entry.metadata.clone();
+                if !entry.token_bound_cidrs.is_empty() {
+                    token_cidrs = entry.token_bound_cidrs.clone();
+                }
+                consume = Some((skey, akey, entry, read));
             }
-            if !crate::ip_allowed(req.client_addr, &entry.cidr_list) {
+            if !crate::ip_allowed(req.client_addr, &role.secret_id_bound_cidrs) {
                 return Err(Error::bad(format!(
-                    "source address {addr:?} unauthorized by CIDR restrictions on the secret ID"
+                    "source address {addr:?} unauthorized by CIDR restrictions on the role"
                 )));
             }
-            metadata = entry.metadata.clone();
-            if !entry.token_bound_cidrs.is_empty() {
-                token_cidrs = entry.token_bound_cidrs.clone();
-            }
-            consume = Some((skey, akey, entry));
-        }
-        if !crate::ip_allowed(req.client_addr, &role.secret_id_bound_cidrs) {
-            return Err(Error::bad(format!(
-                "source address {addr:?} unauthorized by CIDR restrictions on the role"
-            )));
-        }
-        if let Some((skey, akey, mut entry)) = consume {
-            match entry.secret_id_num_uses {
-                0 => {}
-                1 => {
-                    ctx.view
-                        .write_batch(vec![BarrierOp::Delete(akey), BarrierOp::Delete(skey)])
-                        .await?
+            let taken = match consume {
+                None => true,
+                Some((skey, akey, mut entry, read)) => {
+                    let ops = match entry.secret_id_num_uses {
+                        0 => Vec::new(),
+                        1 => vec![BarrierOp::Delete(akey), BarrierOp::Delete(skey.clone())],
+                        n => {
+                            entry.secret_id_num_uses = n - 1;
+                            entry.last_updated_time = now();
+                            vec![BarrierOp::Put(skey.clone(), to_json(&entry)?)]
+                        }
+                    };
+                    ops.is_empty() || ctx.view.write_batch_if(vec![(skey, read)], ops).await?
                 }
-                n => {
-                    entry.secret_id_num_uses = n - 1;
-                    entry.last_updated_time = now();
-                    ctx.view.put_json(&skey, &entry).await?;
-                }
+            };
+            if taken {
+                break (metadata, token_cidrs);
             }
-        }
+        };
         metadata.insert("role_name".into(), name.clone());
         let mut grant = role.token.grant("", metadata);
         grant.bound_cidrs = token_cidrs;

@@ -21,6 +21,7 @@
 //! | `sys/audit/config` | the audit devices: those enabled elsewhere start here, those disabled stop |
 //! | `sys/audit/request-headers` | the audited request headers |
 //! | `sys/events/<second>/<id>` | an event made on another node, published to this node's subscribers ([`crate::cluster_events`]) |
+//! | `logical/<uuid>/…` | what that mount's engine caches of the key (`Engine::changed_elsewhere`: KV v2's parsed metadata) |
 //!
 //! A log that no longer reaches back (pruned, or the store was recreated)
 //! drops every cache and reloads the mount table, keyring and lease queue.
@@ -144,6 +145,7 @@ impl Core {
         let mut identity = false;
         let mut audit = false;
         let mut events = Vec::new();
+        let mut engines: Option<std::collections::HashMap<String, crate::mounts::Mounted>> = None;
         for key in keys {
             match key.as_str() {
                 crate::seal::KEYRING_KEY => keyring = true,
@@ -165,6 +167,19 @@ impl Core {
                         self.tokens.changed_elsewhere(hash).await?;
                     } else if let Some(id) = k.strip_prefix("sys/expire/id/") {
                         self.leases.changed_elsewhere(id).await?;
+                    } else if let Some((uuid, rest)) =
+                        k.strip_prefix("logical/").and_then(|r| r.split_once('/'))
+                    {
+                        let by_uuid = engines.get_or_insert_with(|| {
+                            self.router
+                                .read()
+                                .entries()
+                                .map(|m| (m.entry.uuid.clone(), m.clone()))
+                                .collect()
+                        });
+                        if let Some(m) = by_uuid.get(uuid) {
+                            m.engine.changed_elsewhere(rest);
+                        }
                     }
                 }
             }

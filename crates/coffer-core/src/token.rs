@@ -23,6 +23,15 @@
 //!
 //! Batch tokens (`cfb.`, see [`crate::batch_token`]) are not stored at all:
 //! [`TokenStore::lookup`] opens and checks them.
+//!
+//! A stored entry is only ever rewritten by a read-modify-write made
+//! conditional on the entry being as read ([`View::write_batch_if`]):
+//! taking a use, renewing, re-parenting. On storage several nodes share,
+//! two nodes taking the last use of a token cannot both succeed, and a
+//! renewal cannot give back a use another node took or write back a token
+//! another node revoked; the loser reads again, at most
+//! [`crate::barrier::CONFLICT_ATTEMPTS`] times. A lock per store keeps this
+//! node's own writers from conflicting with each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::barrier::{to_json, BarrierOp, View};
+use crate::barrier::{to_json, BarrierOp, EntryVersion, Retry, View};
 use crate::cache::ParsedCache;
 use crate::core::Core;
 use crate::util::now;
@@ -84,6 +93,16 @@ pub fn valid_lease_id(id: &str) -> bool {
             .all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
+/// What a read-modify-write of a token entry does with the entry read.
+enum Edit {
+    /// Write the edited entry, with these operations in the same batch.
+    Write(Vec<BarrierOp>),
+    /// Write nothing; answer the entry as read.
+    Keep,
+    /// Write nothing; answer `None`.
+    Refuse,
+}
+
 /// Stores and looks up tokens.
 #[derive(Clone)]
 pub struct TokenStore {
@@ -95,7 +114,8 @@ pub struct TokenStore {
     expiring: Arc<Mutex<BTreeSet<(i64, String)>>>,
     /// Whether `expiring` holds every stored token (false after seal).
     indexed: Arc<AtomicBool>,
-    /// Serialises the read-modify-write of use counts.
+    /// Serialises this node's read-modify-writes of entries (other nodes'
+    /// are kept out by conditional writes).
     uses: Arc<tokio::sync::Mutex<()>>,
     /// Seals and opens batch tokens.
     batch: Arc<crate::batch_token::BatchKeys>,
@@ -241,56 +261,73 @@ impl TokenStore {
         Ok(out)
     }
 
-    /// Records that `entry` (a stored token) was just renewed, for its lease's
-    /// `last_renewal`.
-    pub async fn note_renewal(&self, entry: &TokenEntry) -> Result<()> {
-        let Some(lease) = entry.lease_id() else {
-            return Ok(());
-        };
-        let key = format!("lease/{lease}");
-        // Under the uses lock, as revocation is, so a revoked token's lease
-        // record is never written back.
-        let _guard = self.uses.lock().await;
-        if self.view.get(&key).await?.is_none()
-            || self
+    /// Renews the stored token `hash`: sets its expiry to `expire_time` and
+    /// its lease's `last_renewal` to now, in one batch conditional on the
+    /// entry as read. Returns the entry as written, or `None` when the token
+    /// is no longer stored (revoked meanwhile: nothing is written back).
+    pub async fn renew(&self, hash: &str, expire_time: i64) -> Result<Option<TokenEntry>> {
+        self.modify(hash, |e| {
+            e.expire_time = Some(expire_time);
+            let Some(lease) = e.lease_id() else {
+                return Ok(Edit::Write(Vec::new()));
+            };
+            let record = TokenLease {
+                token: e.id_hash.clone(),
+                last_renewal: Some(now().timestamp()),
+            };
+            Ok(Edit::Write(vec![BarrierOp::Put(
+                format!("lease/{lease}"),
+                to_json(&record)?,
+            )]))
+        })
+        .await
+    }
+
+    /// Makes the stored token `hash` an orphan (its parent is revoked alone).
+    pub async fn orphan(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        self.modify(hash, |e| {
+            e.parent = None;
+            Ok(Edit::Write(Vec::new()))
+        })
+        .await
+    }
+
+    /// The read-modify-write of the stored entry `hash`: reads it, lets
+    /// `change` edit it, and writes it (with the edit's extra operations)
+    /// only if nobody wrote it since, else reads again. `None` when the
+    /// entry is gone or `change` refuses; the entry otherwise (as written,
+    /// or as read when `change` keeps it).
+    async fn modify(
+        &self,
+        hash: &str,
+        mut change: impl FnMut(&mut TokenEntry) -> Result<Edit>,
+    ) -> Result<Option<TokenEntry>> {
+        let key = format!("id/{hash}");
+        let mut retry = Retry::new("the token");
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.uses.lock().await;
+            let (stored, read) = self.view.get_json_versioned::<TokenEntry>(&key).await?;
+            let Some(mut entry) = stored else {
+                return Ok(None);
+            };
+            let mut ops = match change(&mut entry)? {
+                Edit::Refuse => return Ok(None),
+                Edit::Keep => return Ok(Some(entry)),
+                Edit::Write(ops) => ops,
+            };
+            ops.insert(0, BarrierOp::Put(key.clone(), to_json(&entry)?));
+            let _w = self.parsed.begin_write(hash);
+            if self
                 .view
-                .get(&format!("id/{}", entry.id_hash))
+                .write_batch_if(vec![(key.clone(), read)], ops)
                 .await?
-                .is_none()
-        {
-            return Ok(());
+            {
+                self.index_expiry(&entry);
+                return Ok(Some(entry));
+            }
         }
-        let record = TokenLease {
-            token: entry.id_hash.clone(),
-            last_renewal: Some(now().timestamp()),
-        };
-        self.view.put_json(&key, &record).await
-    }
-
-    /// Rewrites an existing entry (renewal, re-parenting). Use counts are
-    /// only ever changed by [`TokenStore::take_use`]: the stored count is
-    /// kept, so an update built from an older read cannot give uses back.
-    pub async fn update(&self, entry: &TokenEntry) -> Result<()> {
-        let _guard = self.uses.lock().await;
-        let stored: Option<TokenEntry> =
-            self.view.get_json(&format!("id/{}", entry.id_hash)).await?;
-        let Some(stored) = stored else {
-            // Revoked meanwhile: writing it back would resurrect it.
-            return Ok(());
-        };
-        let mut entry = entry.clone();
-        entry.num_uses = stored.num_uses;
-        entry.uses_exhausted = stored.uses_exhausted;
-        self.put_entry(&entry).await
-    }
-
-    async fn put_entry(&self, entry: &TokenEntry) -> Result<()> {
-        let _w = self.parsed.begin_write(&entry.id_hash);
-        self.view
-            .put_json(&format!("id/{}", entry.id_hash), entry)
-            .await?;
-        self.index_expiry(entry);
-        Ok(())
     }
 
     /// Looks up a valid token; `None` if unknown, expired or used up.
@@ -324,23 +361,29 @@ impl TokenStore {
     /// `uses_exhausted` set when this was the last), or `None` when the
     /// token is gone, expired or has no use left. Tokens without a use limit
     /// are returned unchanged.
+    ///
+    /// On shared storage the use is taken by a conditional write of the
+    /// entry, so of every node's requests at most `num_uses` get one.
     pub async fn take_use(&self, hash: &str) -> Result<Option<TokenEntry>> {
-        let _guard = self.uses.lock().await;
-        let Some(mut entry) = self.lookup_hash(hash).await? else {
-            return Ok(None);
-        };
-        if entry.uses_exhausted {
+        // The token and every ancestor must be valid (through the cache).
+        if self.lookup_hash(hash).await?.is_none() {
             return Ok(None);
         }
-        if entry.num_uses == 0 {
-            return Ok(Some(entry));
-        }
-        entry.num_uses -= 1;
-        if entry.num_uses == 0 {
-            entry.uses_exhausted = true;
-        }
-        self.put_entry(&entry).await?;
-        Ok(Some(entry))
+        let at = now().timestamp();
+        self.modify(hash, |entry| {
+            if entry.uses_exhausted || entry.expired(at) {
+                return Ok(Edit::Refuse);
+            }
+            if entry.num_uses == 0 {
+                return Ok(Edit::Keep);
+            }
+            entry.num_uses -= 1;
+            if entry.num_uses == 0 {
+                entry.uses_exhausted = true;
+            }
+            Ok(Edit::Write(Vec::new()))
+        })
+        .await
     }
 
     /// The stored entry of `hash`, valid or not (through the parsed cache).
@@ -448,8 +491,8 @@ impl TokenStore {
 
     /// Writes the lease record of `entry` if it should have one and has
     /// none; true when it wrote one. Under the uses lock, as revocation is,
-    /// and only while the token is still stored, so a token revoked
-    /// meanwhile never gets its lease back.
+    /// and conditional on the stored token, so a token revoked meanwhile
+    /// (on any node) never gets its lease back.
     async fn backfill_lease(&self, entry: &TokenEntry) -> Result<bool> {
         let Some(lease) = entry.lease_id() else {
             return Ok(false);
@@ -459,21 +502,25 @@ impl TokenStore {
             return Ok(false);
         }
         let _guard = self.uses.lock().await;
-        if self.view.get(&key).await?.is_some()
-            || self
-                .view
-                .get(&format!("id/{}", entry.id_hash))
-                .await?
-                .is_none()
-        {
+        let id_key = format!("id/{}", entry.id_hash);
+        let (stored, read) = self.view.get_versioned(&id_key).await?;
+        if stored.is_none() {
             return Ok(false);
         }
         let record = TokenLease {
             token: entry.id_hash.clone(),
             last_renewal: None,
         };
-        self.view.put_json(&key, &record).await?;
-        Ok(true)
+        // Only while the token is as read and still has no lease, on any
+        // node: a token revoked meanwhile never gets its lease back. (A
+        // token changed meanwhile is left for its next renewal, which
+        // writes the lease record too.)
+        self.view
+            .write_batch_if(
+                vec![(id_key, read), (key.clone(), EntryVersion::ABSENT)],
+                vec![BarrierOp::Put(key, to_json(&record)?)],
+            )
+            .await
     }
 
     /// Revokes every token whose TTL has passed, with its tree and the
@@ -571,12 +618,7 @@ impl TokenStore {
     /// Revokes only this token; its children become orphans.
     pub async fn revoke_orphan(&self, hash: &str) -> Result<Option<TokenEntry>> {
         for child in self.view.list(&format!("parent/{hash}/")).await? {
-            let child = child.trim_end_matches('/');
-            let entry: Option<TokenEntry> = self.view.get_json(&format!("id/{child}")).await?;
-            if let Some(mut e) = entry {
-                e.parent = None;
-                self.update(&e).await?;
-            }
+            self.orphan(child.trim_end_matches('/')).await?;
         }
         self.revoke_one(hash).await
     }
@@ -734,9 +776,7 @@ mod tests {
         s.store(&entry("c", Some("b"), Some(later))).await.unwrap();
         assert!(s.lookup_hash("c").await.unwrap().is_some());
         // The grandparent expires: the whole tree is refused at once.
-        s.update(&entry("a", None, Some(now().timestamp() - 1)))
-            .await
-            .unwrap();
+        s.renew("a", now().timestamp() - 1).await.unwrap();
         assert!(s.lookup_hash("a").await.unwrap().is_none());
         assert!(s.lookup_hash("b").await.unwrap().is_none());
         assert!(s.lookup_hash("c").await.unwrap().is_none());
@@ -764,7 +804,7 @@ mod tests {
         let (found, record) = s.lease(&id).await.unwrap().expect("lease");
         assert_eq!(found.id_hash, "t1");
         assert!(record.last_renewal.is_none());
-        s.note_renewal(&e).await.unwrap();
+        s.renew("t1", later + 60).await.unwrap().expect("renewed");
         assert!(s
             .lease(&id)
             .await
@@ -780,9 +820,10 @@ mod tests {
         s.revoke_tree("t1").await.unwrap();
         assert!(s.lease(&id).await.unwrap().is_none());
         assert!(s.view.get(&format!("lease/{id}")).await.unwrap().is_none());
-        // Renewal notes after revocation write nothing back.
-        s.note_renewal(&e).await.unwrap();
+        // A renewal after revocation writes nothing back.
+        assert!(s.renew("t1", later + 120).await.unwrap().is_none());
         assert!(s.view.get(&format!("lease/{id}")).await.unwrap().is_none());
+        assert!(s.view.get("id/t1").await.unwrap().is_none());
         // Tokens without a TTL have no lease; odd ids find nothing.
         let root = entry("r", None, None);
         assert!(root.lease_id().is_none());
@@ -845,7 +886,7 @@ mod tests {
         let t = now().timestamp() + 60;
         s.store(&entry("x", None, Some(t))).await.unwrap();
         s.store(&entry("root", None, None)).await.unwrap();
-        s.update(&entry("x", None, Some(t + 60))).await.unwrap();
+        s.renew("x", t + 60).await.unwrap();
         let idx: Vec<_> = s.expiring.lock().iter().cloned().collect();
         assert_eq!(idx, vec![(t, "x".to_string()), (t + 60, "x".to_string())]);
         s.clear_cache();
@@ -853,5 +894,35 @@ mod tests {
         s.load_expiry_index().await.unwrap();
         let idx: Vec<_> = s.expiring.lock().iter().cloned().collect();
         assert_eq!(idx, vec![(t + 60, "x".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn uses_are_taken_one_at_a_time_and_never_given_back() {
+        let s = store();
+        let mut e = entry("u", None, Some(now().timestamp() + 3600));
+        e.num_uses = 2;
+        s.store(&e).await.unwrap();
+        let first = s.take_use("u").await.unwrap().expect("first use");
+        assert_eq!((first.num_uses, first.uses_exhausted), (1, false));
+        // A renewal built on the entry read before that use keeps the count.
+        let renewed = s
+            .renew("u", now().timestamp() + 7200)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(renewed.num_uses, 1);
+        let last = s.take_use("u").await.unwrap().expect("last use");
+        assert!(last.uses_exhausted);
+        assert!(s.take_use("u").await.unwrap().is_none());
+        assert!(s
+            .lookup_hash("u")
+            .await
+            .unwrap()
+            .is_some_and(|e| e.uses_exhausted));
+        // Unlimited tokens are answered as they are, nothing written.
+        s.store(&entry("free", None, None)).await.unwrap();
+        let before = s.view.get_versioned("id/free").await.unwrap().1;
+        assert!(s.take_use("free").await.unwrap().is_some());
+        assert_eq!(s.view.get_versioned("id/free").await.unwrap().1, before);
     }
 }

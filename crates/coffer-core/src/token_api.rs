@@ -468,8 +468,11 @@ async fn renew(
         expire = expire.min(max);
     }
     entry.expire_time = Some(expire);
-    core.tokens.update(&entry).await?;
-    core.tokens.note_renewal(&entry).await?;
+    // The stored entry gets the new expiry (its use count as stored, never
+    // this older copy's); a token revoked meanwhile stays revoked.
+    if let Some(stored) = core.tokens.renew(&entry.id_hash, expire).await? {
+        entry = stored;
+    }
     let mut r = Response::empty();
     r.auth = Some(auth_block(token, &entry));
     if let Some(max) = entry.max_expire_time {

@@ -8,6 +8,20 @@
 //! read fills it only when no write ran during that read, so a slow read can
 //! never leave a stale value behind a newer write.
 //!
+//! **Conditional writes.** [`Barrier::get_versioned`] returns an entry with
+//! its [`EntryVersion`] (the digest of the ciphertext read, or "absent");
+//! [`Barrier::write_batch_if`] applies a batch only if the entries it names
+//! are still in those states, checked by the backend in the transaction
+//! that writes ([`coffer_storage::Backend::write_batch_if`]). Every write
+//! seals with a fresh nonce, so any write since the read, of any value,
+//! fails the check. This is what makes a read-modify-write (a KV `cas`, a
+//! use of a limited-use token, a single-use SecretID) safe when several
+//! nodes share one store: of writers that read the same state, one wins;
+//! the others see `false` and read again ([`Retry`]). A versioned read may
+//! come from the cache; a cache entry made stale by another node only
+//! costs one failed attempt, after which the entry is dropped and the next
+//! read goes to storage.
+//!
 //! Every encryption with the active term is counted. AES-GCM with random
 //! 96-bit nonces must stay well below 2^32 messages per key, so:
 //!
@@ -26,7 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use coffer_crypto::Keyring;
-use coffer_storage::{Backend, Op};
+use coffer_storage::{Backend, Op, Version};
 use parking_lot::{Mutex, RwLock};
 use serde::{de::DeserializeOwned, Serialize};
 use zeroize::Zeroizing;
@@ -106,6 +120,78 @@ impl std::fmt::Debug for BarrierOp {
                 .finish(),
             BarrierOp::Delete(key) => f.debug_tuple("Delete").field(key).finish(),
         }
+    }
+}
+
+/// The state of an entry when it was read, for a conditional write:
+/// absent, or holding exactly the ciphertext read. Opaque; from
+/// [`Barrier::get_versioned`] or [`EntryVersion::ABSENT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryVersion(Option<Version>);
+
+impl EntryVersion {
+    /// The state of an entry that does not exist.
+    pub const ABSENT: EntryVersion = EntryVersion(None);
+
+    /// Whether the entry did not exist.
+    pub fn is_absent(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// Attempts a read-modify-write makes before giving up on conflicts.
+pub const CONFLICT_ATTEMPTS: u32 = 8;
+
+/// Bounds the retries of a read-modify-write that lost a race: call
+/// [`Retry::attempt`] before each attempt (read, decide, conditional write).
+///
+/// ```ignore
+/// let mut retry = Retry::new("the token");
+/// loop {
+///     retry.attempt().await?;
+///     let (entry, version) = view.get_json_versioned(key).await?;
+///     /* decide */
+///     if view.write_batch_if(vec![(key.into(), version)], ops).await? {
+///         break;
+///     }
+/// }
+/// ```
+pub struct Retry {
+    what: &'static str,
+    attempts: u32,
+}
+
+impl Retry {
+    /// A fresh bound for a read-modify-write of `what` (named in the error).
+    pub fn new(what: &'static str) -> Retry {
+        Retry { what, attempts: 0 }
+    }
+
+    /// Returns at once the first time; after a conflict waits a random,
+    /// growing while (so racing nodes fall out of step; hold no lock across
+    /// it), and after [`CONFLICT_ATTEMPTS`] attempts fails with a 503 the
+    /// client may retry.
+    pub async fn attempt(&mut self) -> Result<()> {
+        let n = self.attempts;
+        self.attempts += 1;
+        if n == 0 {
+            return Ok(());
+        }
+        if n >= CONFLICT_ATTEMPTS {
+            return Err(Error::Status {
+                code: 503,
+                errors: vec![format!(
+                    "{} was changed concurrently {CONFLICT_ATTEMPTS} times; try again",
+                    self.what
+                )],
+            });
+        }
+        // Up to 1, 2, 4 ... 64 ms: long enough for the other node's queue
+        // of writers to the same entry to drain.
+        let ceiling_us = 1000usize << (n - 1).min(6);
+        let pause = coffer_crypto::random::uniform_index(ceiling_us) as u64;
+        tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+        Ok(())
     }
 }
 
@@ -341,6 +427,26 @@ impl Barrier {
 
     /// Reads and decrypts the entry under `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        Ok(self.read(key, false).await?.0)
+    }
+
+    /// Reads and decrypts the entry under `key`, with the state it was in,
+    /// for a conditional write ([`Barrier::write_batch_if`]).
+    pub async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<(Option<Zeroizing<Vec<u8>>>, EntryVersion)> {
+        let (plain, version) = self.read(key, true).await?;
+        Ok((plain, version.unwrap_or(EntryVersion::ABSENT)))
+    }
+
+    /// Reads `key` through the cache; with `versioned`, also digests the
+    /// ciphertext (else the version is `None`).
+    async fn read(
+        &self,
+        key: &str,
+        versioned: bool,
+    ) -> Result<(Option<Zeroizing<Vec<u8>>>, Option<EntryVersion>)> {
         let _timing = crate::telemetry::T_BARRIER_GET.time();
         let keyring = self.keyring()?;
         let cached = self.cache.lock().entries.get(key).cloned();
@@ -361,11 +467,12 @@ impl Barrier {
                 fetched
             }
         };
+        let version = versioned.then(|| EntryVersion(sealed.as_deref().map(|b| Version::of(b))));
         match sealed {
-            None => Ok(None),
+            None => Ok((None, version)),
             Some(bytes) => keyring
                 .open(&bytes, key.as_bytes())
-                .map(Some)
+                .map(|plain| (Some(plain), version))
                 .map_err(|e| Error::Internal(format!("failed to decrypt entry {key:?}: {e}"))),
         }
     }
@@ -413,6 +520,25 @@ impl Barrier {
 
     /// Encrypts and applies `ops` atomically.
     pub async fn write_batch(&self, ops: Vec<BarrierOp>) -> Result<()> {
+        self.apply(Vec::new(), ops).await.map(|_| ())
+    }
+
+    /// Encrypts and applies `ops` atomically if every entry of `expect` is
+    /// still in the state read ([`Barrier::get_versioned`]); `false`, with
+    /// nothing written and those entries dropped from the cache, if not.
+    pub async fn write_batch_if(
+        &self,
+        expect: Vec<(String, EntryVersion)>,
+        ops: Vec<BarrierOp>,
+    ) -> Result<bool> {
+        self.apply(expect, ops).await
+    }
+
+    async fn apply(
+        &self,
+        expect: Vec<(String, EntryVersion)>,
+        ops: Vec<BarrierOp>,
+    ) -> Result<bool> {
         let _timing = if ops.iter().any(|op| matches!(op, BarrierOp::Put(..))) {
             crate::telemetry::T_BARRIER_PUT.time()
         } else {
@@ -444,20 +570,41 @@ impl Barrier {
         if let Some(count) = persist {
             physical.push(count_op(keyring, count, false)?);
         }
+        let expected: Vec<String> = expect.iter().map(|(k, _)| k.clone()).collect();
         self.writes_in_flight.fetch_add(1, Ordering::SeqCst);
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
-        let result = self.backend.write_batch(physical).await;
+        let result = if expect.is_empty() {
+            self.backend.write_batch(physical).await.map(|()| true)
+        } else {
+            let expect = expect.into_iter().map(|(k, v)| (k, v.0)).collect();
+            self.backend.write_batch_if(expect, physical).await
+        };
         {
             let mut cache = self.cache.lock();
+            let applied = matches!(result, Ok(true));
             for (key, value) in cache_updates {
-                if result.is_ok() {
+                if applied {
                     cache.entries.insert(key, value);
                 } else {
                     cache.entries.remove(&key);
                 }
             }
+            if !applied {
+                // What was expected is not what is stored: read it afresh.
+                for key in &expected {
+                    cache.entries.remove(key);
+                }
+            }
             self.write_epoch.fetch_add(1, Ordering::SeqCst);
             self.writes_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let (Ok(false), Some(count)) = (&result, persist) {
+            // The count crossed its mark in a batch that did not apply: it
+            // must still be persisted, or a crash could lose more than the
+            // margin of encryptions.
+            self.backend
+                .write_batch(vec![count_op(keyring, count, false)?])
+                .await?;
         }
         result.map_err(Error::from)
     }
@@ -498,9 +645,28 @@ impl View {
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get(key).await? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::corrupt_json(&format!("entry {key:?}"), &e)),
+            Some(bytes) => parse_json(key, &bytes).map(Some),
+        }
+    }
+
+    /// Reads `key` with the state it was in, for [`View::write_batch_if`].
+    pub async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<(Option<Zeroizing<Vec<u8>>>, EntryVersion)> {
+        self.barrier.get_versioned(&self.full(key)).await
+    }
+
+    /// Reads `key` as JSON with the state it was in, for
+    /// [`View::write_batch_if`].
+    pub async fn get_json_versioned<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<(Option<T>, EntryVersion)> {
+        let (bytes, version) = self.get_versioned(key).await?;
+        match bytes {
+            None => Ok((None, version)),
+            Some(bytes) => Ok((Some(parse_json(key, &bytes)?), version)),
         }
     }
 
@@ -548,14 +714,33 @@ impl View {
 
     /// Applies ops (keys relative to this view) atomically.
     pub async fn write_batch(&self, ops: Vec<BarrierOp>) -> Result<()> {
-        let ops = ops
+        self.barrier.write_batch(self.full_ops(ops)).await
+    }
+
+    /// Applies ops (keys relative to this view) atomically if every key of
+    /// `expect` is still in the state read ([`View::get_versioned`]);
+    /// `false`, with nothing written, if not.
+    pub async fn write_batch_if(
+        &self,
+        expect: Vec<(String, EntryVersion)>,
+        ops: Vec<BarrierOp>,
+    ) -> Result<bool> {
+        let expect = expect
             .into_iter()
+            .map(|(k, v)| (self.full(&k), v))
+            .collect();
+        self.barrier
+            .write_batch_if(expect, self.full_ops(ops))
+            .await
+    }
+
+    fn full_ops(&self, ops: Vec<BarrierOp>) -> Vec<BarrierOp> {
+        ops.into_iter()
             .map(|op| match op {
                 BarrierOp::Put(k, v) => BarrierOp::Put(self.full(&k), v),
                 BarrierOp::Delete(k) => BarrierOp::Delete(self.full(&k)),
             })
-            .collect();
-        self.barrier.write_batch(ops).await
+            .collect()
     }
 
     /// Deletes every key of this view below `prefix`.
@@ -567,6 +752,11 @@ impl View {
         }
         Ok(())
     }
+}
+
+/// Parses the JSON entry `key`.
+fn parse_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::corrupt_json(&format!("entry {key:?}"), &e))
 }
 
 /// The write that persists `count` for `keyring`'s active term.
@@ -717,5 +907,110 @@ mod tests {
         assert_eq!(v.keys_with_prefix("").await.unwrap(), vec!["a", "d/b"]);
         v.delete_prefix("d/").await.unwrap();
         assert_eq!(v.list("").await.unwrap(), vec!["a"]);
+    }
+
+    #[tokio::test]
+    async fn a_conditional_write_applies_only_to_the_state_read() {
+        let (mem, b) = barrier();
+        let v = View::new(Arc::new(b), "x/");
+        let (none, absent) = v.get_versioned("k").await.unwrap();
+        assert!(none.is_none() && absent.is_absent());
+        let put = |s: &str| {
+            vec![BarrierOp::Put(
+                "k".into(),
+                Zeroizing::new(s.as_bytes().to_vec()),
+            )]
+        };
+        assert!(v
+            .write_batch_if(vec![("k".into(), absent)], put("1"))
+            .await
+            .unwrap());
+        // A second writer that read "absent" too loses.
+        assert!(!v
+            .write_batch_if(vec![("k".into(), absent)], put("2"))
+            .await
+            .unwrap());
+        let (one, v1) = v.get_versioned("k").await.unwrap();
+        assert_eq!(one.unwrap().as_slice(), b"1");
+        // The same plaintext written again is a new version (fresh nonce).
+        v.put("k", b"1").await.unwrap();
+        let (_, v1b) = v.get_versioned("k").await.unwrap();
+        assert_ne!(v1, v1b);
+        assert!(!v
+            .write_batch_if(vec![("k".into(), v1)], put("3"))
+            .await
+            .unwrap());
+        assert!(v
+            .write_batch_if(vec![("k".into(), v1b)], put("3"))
+            .await
+            .unwrap());
+        // Another process changes the entry behind the cache: the stale
+        // cached version fails once, then a fresh read succeeds.
+        let (_, cached) = v.get_versioned("k").await.unwrap();
+        let raw = mem.get("x/k").await.unwrap().unwrap();
+        v.put("k", b"4").await.unwrap();
+        mem.put("x/k", raw).await.unwrap(); // the cache holds "4", storage "3"
+        let (four, stale) = v.get_versioned("k").await.unwrap();
+        assert_eq!(four.unwrap().as_slice(), b"4");
+        assert!(!v
+            .write_batch_if(vec![("k".into(), stale)], put("5"))
+            .await
+            .unwrap());
+        let (three, fresh) = v.get_versioned("k").await.unwrap();
+        assert_eq!(three.unwrap().as_slice(), b"3");
+        assert_eq!(fresh, cached);
+        assert!(v
+            .write_batch_if(vec![("k".into(), fresh)], put("5"))
+            .await
+            .unwrap());
+        assert_eq!(v.get("k").await.unwrap().unwrap().as_slice(), b"5");
+    }
+
+    #[tokio::test]
+    async fn a_count_crossing_its_mark_in_a_refused_write_is_still_persisted() {
+        let (mem, b) = barrier();
+        b.set_rotation_threshold(1000); // persist every 10
+        let persisted = || async {
+            let sealed = mem.get(ENCRYPTIONS_KEY).await.unwrap()?;
+            let plain = b
+                .keyring()
+                .unwrap()
+                .open(&sealed, ENCRYPTIONS_KEY.as_bytes())
+                .unwrap();
+            Some(
+                serde_json::from_slice::<StoredCount>(&plain)
+                    .unwrap()
+                    .encryptions,
+            )
+        };
+        b.put("taken", b"v").await.unwrap();
+        let (_, stale) = b.get_versioned("fresh").await.unwrap();
+        b.put("fresh", b"v").await.unwrap();
+        for i in 0..7 {
+            b.put(&format!("k{i}"), b"v").await.unwrap();
+        }
+        assert_eq!(b.encryptions().unwrap(), 9);
+        assert_eq!(persisted().await, None);
+        // The tenth encryption, in a write that does not apply.
+        let ops = vec![BarrierOp::Put(
+            "fresh".into(),
+            Zeroizing::new(b"w".to_vec()),
+        )];
+        assert!(!b
+            .write_batch_if(vec![("fresh".into(), stale)], ops)
+            .await
+            .unwrap());
+        assert_eq!(persisted().await, Some(11), "the count was not persisted");
+        assert_eq!(b.get("fresh").await.unwrap().unwrap().as_slice(), b"v");
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded() {
+        let mut retry = Retry::new("the entry");
+        for _ in 0..CONFLICT_ATTEMPTS {
+            retry.attempt().await.unwrap();
+        }
+        let err = retry.attempt().await.unwrap_err();
+        assert!(err.to_string().contains("the entry"), "{err}");
     }
 }

@@ -139,6 +139,11 @@ pub trait Engine: Send + Sync {
         Ok(())
     }
 
+    /// On storage several nodes share: another node wrote `key` (relative
+    /// to this mount's view). The barrier has already dropped its copy; an
+    /// engine that keeps parsed entries of its own drops that one too.
+    fn changed_elsewhere(&self, _key: &str) {}
+
     /// The engine as [`std::any::Any`], so a caller that needs one concrete
     /// engine's own API (the lifecycle works through KV v2's and pki's) can
     /// downcast to it; this contract names no concrete engine.

@@ -7,6 +7,14 @@
 //!
 //! A version's data and its metadata are written in one atomic batch, under a
 //! per-path lock, so readers never see one without the other.
+//!
+//! Every change of a secret is a read-modify-write of its metadata, made
+//! conditional on the metadata being as read ([`View::write_batch_if`]): on
+//! storage several nodes share, two writers on different nodes that read
+//! the same metadata cannot both write (one `cas=N` wins, two plain writes
+//! become two versions). The loser reads again and redoes its decision, at
+//! most [`coffer_engine::barrier::CONFLICT_ATTEMPTS`] times. The per-path
+//! lock keeps writers on one node from conflicting with each other.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 
-use crate::barrier::{to_json, BarrierOp};
+use crate::barrier::{to_json, BarrierOp, EntryVersion, Retry};
 use crate::cache::{ParsedCache, WriteGuard};
 use crate::engine::{Engine, EngineCtx};
 use crate::util::{format_duration, merge_patch, now, rfc3339, Params};
@@ -29,6 +37,8 @@ const MAX_CUSTOM_KEYS: usize = 64;
 const MAX_CUSTOM_KEY_LEN: usize = 128;
 const MAX_CUSTOM_VALUE_LEN: usize = 512;
 const LOCK_STRIPES: usize = 256;
+/// What a write that lost too many races names in its error.
+const SECRET: &str = "the secret's metadata";
 
 /// Mount-wide defaults (`config` endpoint).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -332,6 +342,32 @@ impl KvV2 {
         Ok(meta)
     }
 
+    /// The metadata of `path` with the state it was in, for a conditional
+    /// write of it (never from the parsed cache; the barrier's cache may
+    /// answer, and a stale answer only costs one failed attempt).
+    async fn metadata_for_write(
+        &self,
+        ctx: &EngineCtx<'_>,
+        path: &str,
+    ) -> Result<(Option<KeyMetadata>, EntryVersion)> {
+        ctx.view.get_json_versioned(&meta_key(path)).await
+    }
+
+    /// Writes `meta` (and `ops`) if the metadata of `path` is still in the
+    /// state `read`.
+    async fn commit_meta(
+        ctx: &EngineCtx<'_>,
+        path: &str,
+        read: EntryVersion,
+        meta: &KeyMetadata,
+        mut ops: Vec<BarrierOp>,
+    ) -> Result<bool> {
+        ops.push(BarrierOp::Put(meta_key(path), to_json(meta)?));
+        ctx.view
+            .write_batch_if(vec![(meta_key(path), read)], ops)
+            .await
+    }
+
     /// Serialises writers of `path` and keeps readers off the cached
     /// metadata until the write is done.
     async fn write_lock(
@@ -372,16 +408,20 @@ impl KvV2 {
         Ok(Response::data(json!({"data": data, "metadata": meta_json})))
     }
 
-    /// Writes `data` as a new version, after the check-and-set rules.
+    /// Writes `data` as a new version, after the check-and-set rules,
+    /// if the metadata (`meta`, read in state `read`) is unchanged; `None`
+    /// when another writer changed it first.
+    #[allow(clippy::too_many_arguments)]
     async fn write_version(
         &self,
         ctx: &EngineCtx<'_>,
         path: &str,
         meta: Option<KeyMetadata>,
+        read: EntryVersion,
         data: &Value,
         cas: Option<u64>,
         pending: bool,
-    ) -> Result<Response> {
+    ) -> Result<Option<Response>> {
         let config = Self::config(ctx).await?;
         let at = now();
         let mut meta = meta.unwrap_or_else(|| KeyMetadata::new(at));
@@ -441,62 +481,90 @@ impl KvV2 {
             ops.push(BarrierOp::Delete(version_key(path, old)));
             meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
         }
-        ops.push(BarrierOp::Put(meta_key(path), to_json(&meta)?));
-        ctx.view.write_batch(ops).await?;
-        Ok(Response::data(vmeta.to_json(version, &meta.custom_json())))
+        if !Self::commit_meta(ctx, path, read, &meta, ops).await? {
+            return Ok(None);
+        }
+        Ok(Some(Response::data(
+            vmeta.to_json(version, &meta.custom_json()),
+        )))
     }
 
     async fn put_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let (data, cas) = data_and_cas(req)?;
-        let _guard = self.write_lock(path).await;
-        let meta = self.metadata(ctx, path).await?;
-        self.write_version(ctx, path, meta, data, cas, false).await
+        let mut retry = Retry::new(SECRET);
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            let (meta, read) = self.metadata_for_write(ctx, path).await?;
+            if let Some(r) = self
+                .write_version(ctx, path, meta, read, data, cas, false)
+                .await?
+            {
+                return Ok(r);
+            }
+        }
     }
 
     async fn patch_data(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let (patch, cas) = data_and_cas(req)?;
-        let _guard = self.write_lock(path).await;
-        // A key never written: a bare 404, as Vault and OpenBao answer (a
-        // deleted or destroyed latest version is a 404 with `errors`).
-        let Some(meta) = self.metadata(ctx, path).await? else {
-            return Ok(bare_status(404));
-        };
-        let base = meta.effective_current();
-        let current = meta.versions.get(&base).ok_or(Error::NotFound)?;
-        if current.destroyed || current.is_deleted(&now()) {
-            // 404 carrying the version's metadata, as Vault and OpenBao answer.
-            let mut r = bare_status(404);
-            r.data = Some(current.to_json(base, &meta.custom_json()));
-            return Ok(r);
+        let mut retry = Retry::new(SECRET);
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            // A key never written: a bare 404, as Vault and OpenBao answer (a
+            // deleted or destroyed latest version is a 404 with `errors`).
+            let (Some(meta), read) = self.metadata_for_write(ctx, path).await? else {
+                return Ok(bare_status(404));
+            };
+            let base = meta.effective_current();
+            let current = meta.versions.get(&base).ok_or(Error::NotFound)?;
+            if current.destroyed || current.is_deleted(&now()) {
+                // 404 carrying the version's metadata, as Vault and OpenBao answer.
+                let mut r = bare_status(404);
+                r.data = Some(current.to_json(base, &meta.custom_json()));
+                return Ok(r);
+            }
+            let mut data: Value = ctx
+                .view
+                .get_json(&version_key(path, base))
+                .await?
+                .ok_or(Error::NotFound)?;
+            merge_patch(&mut data, patch);
+            let result = self
+                .write_version(ctx, path, Some(meta), read, &data, cas, false)
+                .await;
+            zeroize_value(&mut data);
+            if let Some(r) = result? {
+                return Ok(r);
+            }
         }
-        let mut data: Value = ctx
-            .view
-            .get_json(&version_key(path, base))
-            .await?
-            .ok_or(Error::NotFound)?;
-        merge_patch(&mut data, patch);
-        let result = self
-            .write_version(ctx, path, Some(meta), &data, cas, false)
-            .await;
-        zeroize_value(&mut data);
-        result
     }
 
     async fn delete_latest(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Response> {
-        let _guard = self.write_lock(path).await;
-        let Some(mut meta) = self.metadata(ctx, path).await? else {
-            return Ok(Response::empty());
-        };
-        let at = now();
-        let current = meta.current_version;
-        if let Some(v) = meta.versions.get_mut(&current) {
-            if !v.destroyed && !v.is_deleted(&at) {
-                v.deletion_time = Some(at);
-                meta.updated_time = at;
-                ctx.view.put_json(&meta_key(path), &meta).await?;
+        let mut retry = Retry::new(SECRET);
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            let (Some(mut meta), read) = self.metadata_for_write(ctx, path).await? else {
+                return Ok(Response::empty());
+            };
+            let at = now();
+            let current = meta.current_version;
+            let Some(v) = meta.versions.get_mut(&current) else {
+                return Ok(Response::empty());
+            };
+            if v.destroyed || v.is_deleted(&at) {
+                return Ok(Response::empty());
+            }
+            v.deletion_time = Some(at);
+            meta.updated_time = at;
+            if Self::commit_meta(ctx, path, read, &meta, Vec::new()).await? {
+                return Ok(Response::empty());
             }
         }
-        Ok(Response::empty())
     }
 
     /// delete/, undelete/ and destroy/ with a `versions` list.
@@ -511,13 +579,32 @@ impl KvV2 {
             .u64_list("versions")?
             .filter(|v| !v.is_empty())
             .ok_or_else(|| Error::bad("no version number provided"))?;
-        let _guard = self.write_lock(path).await;
-        let Some(mut meta) = self.metadata(ctx, path).await? else {
-            return Ok(Response::empty());
-        };
+        let mut retry = Retry::new(SECRET);
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            let (Some(meta), read) = self.metadata_for_write(ctx, path).await? else {
+                return Ok(Response::empty());
+            };
+            if Self::apply_version_action(ctx, path, meta, read, &versions, action).await? {
+                return Ok(Response::empty());
+            }
+        }
+    }
+
+    /// One attempt of [`KvV2::change_versions`]: whether it was written.
+    async fn apply_version_action(
+        ctx: &EngineCtx<'_>,
+        path: &str,
+        mut meta: KeyMetadata,
+        read: EntryVersion,
+        versions: &[u64],
+        action: VersionAction,
+    ) -> Result<bool> {
         let at = now();
         let mut ops = Vec::new();
-        for n in versions {
+        for &n in versions {
             let Some(v) = meta.versions.get_mut(&n) else {
                 continue;
             };
@@ -541,9 +628,7 @@ impl KvV2 {
             }
         }
         meta.updated_time = at;
-        ops.push(BarrierOp::Put(meta_key(path), to_json(&meta)?));
-        ctx.view.write_batch(ops).await?;
-        Ok(Response::empty())
+        Self::commit_meta(ctx, path, read, &meta, ops).await
     }
 
     async fn read_subkeys(
@@ -585,81 +670,100 @@ impl KvV2 {
             Some(Value::Object(m)) => Some(Some(m)),
             Some(_) => return Err(Error::bad("custom_metadata: expected an object")),
         };
-        let _guard = self.write_lock(path).await;
-        let existing = self.metadata(ctx, path).await?;
-        if patch && existing.is_none() {
-            return Err(Error::NotFound);
-        }
-        let at = now();
-        let mut meta = existing.unwrap_or_else(|| KeyMetadata::new(at));
-        let config = Self::config(ctx).await?;
-        check_metadata_cas(&config, &meta, cas)?;
-        if let Some(m) = max_versions {
-            meta.max_versions = m;
-        }
-        if let Some(c) = cas_required {
-            meta.cas_required = c;
-        }
-        if let Some(c) = metadata_cas_required {
-            meta.metadata_cas_required = c;
-        }
-        if let Some(d) = dva {
-            meta.delete_version_after = d;
-        }
-        match custom {
-            None => {}
-            Some(None) => meta.custom_metadata = None,
-            Some(Some(m)) => {
-                let mut merged = if patch {
-                    meta.custom_metadata.clone().unwrap_or_default()
-                } else {
-                    BTreeMap::new()
-                };
-                for (k, v) in m {
-                    match v {
-                        Value::String(s) => {
-                            merged.insert(k.clone(), s.clone());
-                        }
-                        // Vault's weak decoding: numbers keep their text,
-                        // booleans become "1" and "0" (as OpenBao stores them).
-                        Value::Number(n) => {
-                            merged.insert(k.clone(), n.to_string());
-                        }
-                        Value::Bool(b) => {
-                            merged.insert(k.clone(), if *b { "1" } else { "0" }.to_string());
-                        }
-                        Value::Null if patch => {
-                            merged.remove(k);
-                        }
-                        _ => {
-                            return Err(Error::bad(format!(
-                                "custom_metadata: value of key {k:?} must be a string"
-                            )))
+        let mut retry = Retry::new(SECRET);
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            let (existing, read) = self.metadata_for_write(ctx, path).await?;
+            if patch && existing.is_none() {
+                return Err(Error::NotFound);
+            }
+            let at = now();
+            let mut meta = existing.unwrap_or_else(|| KeyMetadata::new(at));
+            let config = Self::config(ctx).await?;
+            check_metadata_cas(&config, &meta, cas)?;
+            if let Some(m) = max_versions {
+                meta.max_versions = m;
+            }
+            if let Some(c) = cas_required {
+                meta.cas_required = c;
+            }
+            if let Some(c) = metadata_cas_required {
+                meta.metadata_cas_required = c;
+            }
+            if let Some(d) = dva {
+                meta.delete_version_after = d;
+            }
+            match custom {
+                None => {}
+                Some(None) => meta.custom_metadata = None,
+                Some(Some(m)) => {
+                    let mut merged = if patch {
+                        meta.custom_metadata.clone().unwrap_or_default()
+                    } else {
+                        BTreeMap::new()
+                    };
+                    for (k, v) in m {
+                        match v {
+                            Value::String(s) => {
+                                merged.insert(k.clone(), s.clone());
+                            }
+                            // Vault's weak decoding: numbers keep their text,
+                            // booleans become "1" and "0" (as OpenBao stores them).
+                            Value::Number(n) => {
+                                merged.insert(k.clone(), n.to_string());
+                            }
+                            Value::Bool(b) => {
+                                merged.insert(k.clone(), if *b { "1" } else { "0" }.to_string());
+                            }
+                            Value::Null if patch => {
+                                merged.remove(k);
+                            }
+                            _ => {
+                                return Err(Error::bad(format!(
+                                    "custom_metadata: value of key {k:?} must be a string"
+                                )))
+                            }
                         }
                     }
+                    validate_custom(&merged)?;
+                    meta.custom_metadata = Some(merged);
                 }
-                validate_custom(&merged)?;
-                meta.custom_metadata = Some(merged);
+            }
+            meta.updated_time = at;
+            meta.current_metadata_version += 1;
+            if Self::commit_meta(ctx, path, read, &meta, Vec::new()).await? {
+                return Ok(Response::empty());
             }
         }
-        meta.updated_time = at;
-        meta.current_metadata_version += 1;
-        ctx.view.put_json(&meta_key(path), &meta).await?;
-        Ok(Response::empty())
     }
 
     async fn delete_metadata(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Response> {
-        let _guard = self.write_lock(path).await;
-        let mut ops: Vec<BarrierOp> = ctx
-            .view
-            .keys_with_prefix(&version_prefix(path))
-            .await?
-            .into_iter()
-            .map(BarrierOp::Delete)
-            .collect();
-        ops.push(BarrierOp::Delete(meta_key(path)));
-        ctx.view.write_batch(ops).await?;
-        Ok(Response::empty())
+        let mut retry = Retry::new(SECRET);
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            // Conditional too: a version written meanwhile on another node
+            // is deleted with the rest, never left behind.
+            let (_, read) = self.metadata_for_write(ctx, path).await?;
+            let mut ops: Vec<BarrierOp> = ctx
+                .view
+                .keys_with_prefix(&version_prefix(path))
+                .await?
+                .into_iter()
+                .map(BarrierOp::Delete)
+                .collect();
+            ops.push(BarrierOp::Delete(meta_key(path)));
+            if ctx
+                .view
+                .write_batch_if(vec![(meta_key(path), read)], ops)
+                .await?
+            {
+                return Ok(Response::empty());
+            }
+        }
     }
 
     async fn config_endpoint(&self, ctx: &EngineCtx<'_>, req: &Request) -> Result<Response> {
@@ -675,21 +779,36 @@ impl KvV2 {
             }
             Operation::Create | Operation::Update => {
                 let p = Params(&req.data);
-                let mut c = Self::config(ctx).await?;
-                if let Some(m) = p.u64("max_versions")? {
-                    c.max_versions = m;
+                let max_versions = p.u64("max_versions")?;
+                let cas_required = p.bool("cas_required")?;
+                let metadata_cas_required = p.bool("metadata_cas_required")?;
+                let dva = p.duration("delete_version_after")?;
+                let mut retry = Retry::new("the mount's configuration");
+                loop {
+                    retry.attempt().await?;
+                    let (c, read) = ctx.view.get_json_versioned::<KvConfig>("config").await?;
+                    let mut c = c.unwrap_or_default();
+                    if let Some(m) = max_versions {
+                        c.max_versions = m;
+                    }
+                    if let Some(b) = cas_required {
+                        c.cas_required = b;
+                    }
+                    if let Some(b) = metadata_cas_required {
+                        c.metadata_cas_required = b;
+                    }
+                    if let Some(d) = dva {
+                        c.delete_version_after = d;
+                    }
+                    let op = BarrierOp::Put("config".into(), to_json(&c)?);
+                    if ctx
+                        .view
+                        .write_batch_if(vec![("config".into(), read)], vec![op])
+                        .await?
+                    {
+                        return Ok(Response::empty());
+                    }
                 }
-                if let Some(b) = p.bool("cas_required")? {
-                    c.cas_required = b;
-                }
-                if let Some(b) = p.bool("metadata_cas_required")? {
-                    c.metadata_cas_required = b;
-                }
-                if let Some(d) = p.duration("delete_version_after")? {
-                    c.delete_version_after = d;
-                }
-                ctx.view.put_json("config", &c).await?;
-                Ok(Response::empty())
             }
             _ => Err(Error::UnsupportedOperation),
         }
@@ -777,26 +896,34 @@ impl KvV2 {
         data: &Value,
         cas: u64,
     ) -> Result<u64> {
-        let _guard = self.write_lock(path).await;
-        let meta = self.metadata(ctx, path).await?;
-        if meta
-            .as_ref()
-            .is_some_and(|m| m.stages.contains_key("pending"))
-        {
-            return Err(Error::Status {
-                code: 409,
-                errors: vec![format!("a rotation of {path} is already in flight")],
-            });
-        }
-        if meta.as_ref().map_or(0, |m| m.current_version) != cas {
-            return Err(Error::bad(
-                "the secret was written during the rotation (check-and-set failed); \
-                 the rotation was rolled back",
-            ));
-        }
-        let resp = self
-            .write_version(ctx, path, meta, data, Some(cas), true)
-            .await?;
+        let mut retry = Retry::new(SECRET);
+        let resp = loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            let (meta, read) = self.metadata_for_write(ctx, path).await?;
+            if meta
+                .as_ref()
+                .is_some_and(|m| m.stages.contains_key("pending"))
+            {
+                return Err(Error::Status {
+                    code: 409,
+                    errors: vec![format!("a rotation of {path} is already in flight")],
+                });
+            }
+            if meta.as_ref().map_or(0, |m| m.current_version) != cas {
+                return Err(Error::bad(
+                    "the secret was written during the rotation (check-and-set failed); \
+                     the rotation was rolled back",
+                ));
+            }
+            if let Some(r) = self
+                .write_version(ctx, path, meta, read, data, Some(cas), true)
+                .await?
+            {
+                break r;
+            }
+        };
         resp.data
             .as_ref()
             .and_then(|d| d["version"].as_u64())
@@ -811,45 +938,54 @@ impl KvV2 {
         path: &str,
         expected: u64,
     ) -> Result<(u64, u64)> {
-        let _guard = self.write_lock(path).await;
-        let mut meta = self.metadata(ctx, path).await?.ok_or(Error::NotFound)?;
-        if meta.stages.get("pending") != Some(&expected) {
-            return Err(Error::bad("the pending version changed during rotation"));
+        let mut retry = Retry::new(SECRET);
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            let (meta, read) = self.metadata_for_write(ctx, path).await?;
+            let mut meta = meta.ok_or(Error::NotFound)?;
+            if meta.stages.get("pending") != Some(&expected) {
+                return Err(Error::bad("the pending version changed during rotation"));
+            }
+            if meta.current_version != expected {
+                return Err(Error::bad(
+                    "the secret was written during the rotation; the rotation was rolled back",
+                ));
+            }
+            let old = meta.effective_current();
+            meta.stages.remove("pending");
+            meta.stages.insert("previous".into(), old);
+            meta.stages.insert("current".into(), expected);
+            meta.updated_time = now();
+            if Self::commit_meta(ctx, path, read, &meta, Vec::new()).await? {
+                return Ok((old, expected));
+            }
         }
-        if meta.current_version != expected {
-            return Err(Error::bad(
-                "the secret was written during the rotation; the rotation was rolled back",
-            ));
-        }
-        let old = meta.effective_current();
-        meta.stages.remove("pending");
-        meta.stages.insert("previous".into(), old);
-        meta.stages.insert("current".into(), expected);
-        meta.updated_time = now();
-        ctx.view.put_json(&meta_key(path), &meta).await?;
-        Ok((old, expected))
     }
 
     /// Destroys the pending version and removes its label (rollback).
     pub async fn discard_pending(&self, ctx: &EngineCtx<'_>, path: &str) -> Result<Option<u64>> {
-        let _guard = self.write_lock(path).await;
-        let Some(mut meta) = self.metadata(ctx, path).await? else {
-            return Ok(None);
-        };
-        let Some(pending) = meta.stages.remove("pending") else {
-            return Ok(None);
-        };
-        if let Some(v) = meta.versions.get_mut(&pending) {
-            v.destroyed = true;
+        let mut retry = Retry::new(SECRET);
+        loop {
+            retry.attempt().await?;
+            // Per attempt: the pause after a conflict holds no lock.
+            let _guard = self.write_lock(path).await;
+            let (Some(mut meta), read) = self.metadata_for_write(ctx, path).await? else {
+                return Ok(None);
+            };
+            let Some(pending) = meta.stages.remove("pending") else {
+                return Ok(None);
+            };
+            if let Some(v) = meta.versions.get_mut(&pending) {
+                v.destroyed = true;
+            }
+            meta.updated_time = now();
+            let ops = vec![BarrierOp::Delete(version_key(path, pending))];
+            if Self::commit_meta(ctx, path, read, &meta, ops).await? {
+                return Ok(Some(pending));
+            }
         }
-        meta.updated_time = now();
-        ctx.view
-            .write_batch(vec![
-                BarrierOp::Delete(version_key(path, pending)),
-                BarrierOp::Put(meta_key(path), to_json(&meta)?),
-            ])
-            .await?;
-        Ok(Some(pending))
     }
 }
 
@@ -928,6 +1064,12 @@ fn zeroize_value(v: &mut Value) {
 impl Engine for KvV2 {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn changed_elsewhere(&self, key: &str) {
+        if let Some(path) = key.strip_prefix("metadata/") {
+            self.meta_cache.invalidate(path);
+        }
     }
 
     async fn exists(

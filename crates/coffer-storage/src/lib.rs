@@ -132,6 +132,54 @@ impl std::fmt::Debug for Op {
     }
 }
 
+/// The state of one stored value, for conditional writes: the SHA-256 of
+/// its bytes.
+///
+/// Two values have the same version exactly when they are byte for byte
+/// equal, so a value written again unchanged keeps its version. Above the
+/// barrier that never happens by accident: every write is sealed with a
+/// fresh random nonce, so every rewrite, even of the same plaintext, is a
+/// new version (no ABA).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Version([u8; 32]);
+
+impl Version {
+    /// The version of the stored bytes `value`.
+    pub fn of(value: &[u8]) -> Version {
+        Version(coffer_crypto::hash::sha256(value))
+    }
+
+    /// The digest, for backends that compare it in their database.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Shows the first bytes of the digest (a digest of a ciphertext, never a value).
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Version(")?;
+        for b in &self.0[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
+/// What a conditional write expects of one key: `None` that it is absent,
+/// `Some(v)` that it holds exactly the value of version `v`.
+pub type Expect = (String, Option<Version>);
+
+/// Whether `stored` (a key's value, or `None` when absent) is in the state
+/// `want` of an [`Expect`].
+pub fn is_as_expected(stored: Option<&[u8]>, want: Option<&Version>) -> bool {
+    match (stored, want) {
+        (None, None) => true,
+        (Some(v), Some(w)) => Version::of(v) == *w,
+        _ => false,
+    }
+}
+
 /// A key-value store with durable, atomic writes.
 ///
 /// Every acknowledged write (a returned `Ok`) must survive a process kill and,
@@ -192,6 +240,17 @@ pub trait Backend: Send + Sync + 'static {
     /// the fence's term is the current leader term, checked in the same
     /// transaction (else [`StorageError::Fenced`]).
     async fn write_batch(&self, ops: Vec<Op>) -> Result<()>;
+
+    /// Applies `ops` as [`Backend::write_batch`] does, but only if every key
+    /// of `expect` is still in the state it names (absent, or holding the
+    /// value of that [`Version`]) when the batch commits; checked and
+    /// applied in one transaction, so of any number of writers expecting
+    /// the same state of a key at most one succeeds. Returns `false`, having
+    /// written nothing, when some key is not in its expected state. An empty
+    /// `expect` always applies (as `write_batch`).
+    ///
+    /// Fencing applies as to `write_batch`.
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<Op>) -> Result<bool>;
 
     /// Whether several processes share this store at once (PostgreSQL).
     /// Then caches must follow [`Backend::changes_since`] and background

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 
 use crate::children::ChildWalk;
 use crate::snapshot::{Batcher, Entry, Export, ImportItem, CHANNEL_BATCHES};
-use crate::{Backend, Op, Result, StorageError};
+use crate::{is_as_expected, Backend, Expect, Op, Result, StorageError};
 
 /// A [`Backend`] that keeps everything in process memory.
 #[derive(Debug, Default)]
@@ -67,7 +67,18 @@ impl Backend for MemoryBackend {
     }
 
     async fn write_batch(&self, ops: Vec<Op>) -> Result<()> {
+        self.write_batch_if(Vec::new(), ops).await.map(|_| ())
+    }
+
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<Op>) -> Result<bool> {
         let mut map = self.map.write();
+        // Checked and applied under one write lock: no writer in between.
+        if !expect
+            .iter()
+            .all(|(key, want)| is_as_expected(map.get(key).map(Vec::as_slice), want.as_ref()))
+        {
+            return Ok(false);
+        }
         for op in ops {
             match op {
                 Op::Put { key, value } => {
@@ -78,7 +89,7 @@ impl Backend for MemoryBackend {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// A copy of the map taken under the read lock: the store is in memory

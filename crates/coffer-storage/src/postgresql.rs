@@ -5,6 +5,8 @@
 //! * Writes go to one writer task per node that commits everything queued
 //!   as one transaction (group commit, [`writer`]); each group takes the
 //!   next change sequence number and logs its keys in the same transaction.
+//!   Conditional batches check their keys in that transaction, after the
+//!   sequence row's lock has ordered it after every other node's groups.
 //! * Reads share a few connections whose queries tokio-postgres pipelines
 //!   ([`readers`]).
 //! * [`Backend::changes_since`] reads that log, so every node can drop what
@@ -40,7 +42,7 @@ use zeroize::Zeroizing;
 use crate::children::{ChildWalk, Step};
 use crate::pg_tls::TlsMaterial;
 use crate::snapshot::{Batcher, Entry, Export, ImportItem, CHANNEL_BATCHES};
-use crate::{Backend, Changes, LeaderClaim, LeaderRecord, Op, Result, StorageError};
+use crate::{Backend, Changes, Expect, LeaderClaim, LeaderRecord, Op, Result, StorageError};
 use connect::{db_error, ConnectSpec};
 use readers::Readers;
 use schema::Tables;
@@ -394,7 +396,19 @@ impl Backend for PostgresBackend {
         if ops.is_empty() {
             return Ok(());
         }
-        self.writer.submit(ops, crate::fence::current()).await
+        self.writer
+            .submit(ops, Vec::new(), crate::fence::current())
+            .await
+            .map(|_| ())
+    }
+
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<Op>) -> Result<bool> {
+        if expect.is_empty() && ops.is_empty() {
+            return Ok(true);
+        }
+        self.writer
+            .submit(ops, expect, crate::fence::current())
+            .await
     }
 
     fn is_shared(&self) -> bool {

@@ -6,7 +6,8 @@
 //! * Writes go to a single writer thread that owns the only read-write
 //!   connection ([`writer`]). It drains everything queued, applies it in one
 //!   transaction with a savepoint per caller, commits once (one fsync) and
-//!   only then acknowledges each caller: group commit.
+//!   only then acknowledges each caller: group commit. A conditional batch
+//!   reads its expected keys in its savepoint first (one point read each).
 //! * Reads run on tokio's blocking pool over a few read-only connections
 //!   ([`readers`]); WAL lets them proceed while the writer commits.
 //! * A snapshot export reads on a connection of its own, in one read
@@ -32,7 +33,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::children::ChildWalk;
 use crate::snapshot::{Batcher, Entry, Export, ImportItem, CHANNEL_BATCHES};
-use crate::{Backend, Op, Result, StorageError};
+use crate::{Backend, Expect, Op, Result, StorageError};
 use readers::Readers;
 use writer::Writer;
 
@@ -142,7 +143,20 @@ impl Backend for SqliteBackend {
         if ops.is_empty() {
             return Ok(());
         }
-        self.writer.submit(ops).await
+        self.writer
+            .submit(writer::Batch {
+                expect: Vec::new(),
+                ops,
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn write_batch_if(&self, expect: Vec<Expect>, ops: Vec<Op>) -> Result<bool> {
+        if expect.is_empty() && ops.is_empty() {
+            return Ok(true);
+        }
+        self.writer.submit(writer::Batch { expect, ops }).await
     }
 
     async fn export(&self) -> Result<Export> {

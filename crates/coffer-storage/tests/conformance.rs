@@ -20,7 +20,8 @@ macro_rules! conformance {
             conformance!(@case $make; get_put_delete, list_children, list_pages, keys_with_prefix,
                 write_batch, unicode_keys, large_values, concurrent_writes,
                 batches_are_atomic_to_readers, export_is_one_consistent_read,
-                import_replaces_the_whole_store, an_unfinished_import_changes_nothing);
+                import_replaces_the_whole_store, an_unfinished_import_changes_nothing,
+                conditional_writes, conditional_race);
         }
     };
     (@case $make:expr; $($case:ident),*) => {

@@ -273,3 +273,120 @@ async fn an_import_on_one_node_fences_the_others_until_they_rejoin() {
     };
     assert_eq!(keys, ["b-after"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conditional_writers_on_two_nodes_let_exactly_one_win() {
+    use coffer_storage::{Op, Version};
+    let Some((a, b, _drop)) = two_nodes("cas2").await else {
+        return;
+    };
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let Some(Changes::Lost { position: start }) = a.changes_since(u64::MAX).await.unwrap() else {
+        panic!("a position past the end is a gap");
+    };
+    a.put("k", b"start".to_vec()).await.unwrap();
+    let v = Version::of(b"start");
+    for (key, expected) in [("k", Some(v)), ("fresh", None)] {
+        const TASKS: usize = 32;
+        let go = std::sync::Arc::new(tokio::sync::Barrier::new(TASKS));
+        let handles: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let node = if t % 2 == 0 { a.clone() } else { b.clone() };
+                let go = go.clone();
+                tokio::spawn(async move {
+                    go.wait().await;
+                    // Plain writes of other keys share the groups.
+                    node.put(&format!("plain/{key}/{t}"), b"p".to_vec())
+                        .await
+                        .unwrap();
+                    let won = node
+                        .write_batch_if(
+                            vec![(key.to_string(), expected)],
+                            vec![
+                                Op::Put {
+                                    key: key.into(),
+                                    value: format!("w{t}").into_bytes(),
+                                },
+                                Op::Put {
+                                    key: format!("{key}.won/{t}"),
+                                    value: b"1".to_vec(),
+                                },
+                            ],
+                        )
+                        .await
+                        .unwrap();
+                    (t, won)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for h in handles {
+            let (t, won) = h.await.unwrap();
+            if won {
+                winners.push(t);
+            }
+        }
+        eprintln!(
+            "two nodes, key {key:?}: {} of 32 conditional writers won",
+            winners.len()
+        );
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let w = winners[0];
+        assert_eq!(
+            b.get(key).await.unwrap(),
+            Some(format!("w{w}").into_bytes())
+        );
+        assert_eq!(
+            a.keys_with_prefix(&format!("{key}.won/")).await.unwrap(),
+            [format!("{key}.won/{w}")]
+        );
+        assert_eq!(
+            a.keys_with_prefix(&format!("plain/{key}/"))
+                .await
+                .unwrap()
+                .len(),
+            32,
+            "a plain write was lost beside the conditional ones"
+        );
+    }
+    // The change log names only what was written: the losers' keys never.
+    let mut logged = Vec::new();
+    for node in [&a, &b] {
+        if let Some(Changes::Keys { keys, .. }) = node.changes_since(start).await.unwrap() {
+            logged.extend(keys);
+        }
+    }
+    let won: Vec<&String> = logged.iter().filter(|k| k.contains(".won/")).collect();
+    assert_eq!(won.len(), 2, "{won:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_write_is_fenced_like_any_other() {
+    use coffer_storage::Op;
+    let Some((a, b, _drop)) = two_nodes("casfence").await else {
+        return;
+    };
+    let t1 = a
+        .claim_leadership(&claim("a", 60_000))
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = b;
+    let ops = || {
+        vec![Op::Put {
+            key: "bg".into(),
+            value: b"v".to_vec(),
+        }]
+    };
+    assert!(
+        fence::fenced(t1, a.write_batch_if(vec![("bg".into(), None)], ops()))
+            .await
+            .unwrap()
+    );
+    // A term that is not the lease's writes nothing, checks or not.
+    let err = fence::fenced(t1 + 1, a.write_batch_if(Vec::new(), ops()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(_)), "{err}");
+    a.release_leadership("a").await.unwrap();
+}

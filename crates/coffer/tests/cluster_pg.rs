@@ -774,3 +774,263 @@ fn kill_9_of_a_node_in_a_write_loop_loses_no_acknowledged_write() {
         acked.len()
     );
 }
+
+// Read-modify-write races across nodes: each of these requests reads an
+// entry, decides, and writes it back. Two nodes deciding on the same read
+// must not both win; the stored entry's conditional write (compare-and-set)
+// lets exactly one through. Every count below holds for any interleaving.
+
+/// Sends `n` requests at once, request `i` to node `i % 2`, all released
+/// by one barrier; returns each answer in request order.
+fn race(
+    nodes: &[Node],
+    n: usize,
+    send: impl Fn(&Api<'_>, usize) -> (u16, serde_json::Value) + Sync,
+) -> Vec<(u16, serde_json::Value)> {
+    let start = std::sync::Barrier::new(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (start, send) = (&start, &send);
+                let server = &nodes[i % 2].server;
+                s.spawn(move || {
+                    let api = Api::new(server);
+                    start.wait();
+                    send(&api, i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// How many answers had status 200.
+fn wins(answers: &[(u16, serde_json::Value)]) -> usize {
+    answers.iter().filter(|(st, _)| *st == 200).count()
+}
+
+/// Every answer that is no win must be the refusal `expected` (never a 500).
+fn losers_refused(answers: &[(u16, serde_json::Value)], expected: u16) {
+    for (st, v) in answers {
+        assert!(*st == 200 || *st == expected, "{st} {v}");
+    }
+}
+
+#[test]
+fn check_and_set_writes_racing_on_two_nodes_let_exactly_one_win() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "cas");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "sys/mounts/kv",
+        &root,
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert!(st < 300, "{v}");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "kv/data/race",
+        &root,
+        Some(json!({"data": {"w": "first"}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    // Both nodes hold the key's metadata in their caches.
+    for n in &nodes {
+        assert_eq!(call(n, "GET", "kv/metadata/race", &root, None).0, 200);
+    }
+    let answers = race(&nodes, 32, |api, i| {
+        api.call(
+            "POST",
+            "kv/data/race",
+            Some(&root),
+            Some(json!({"options": {"cas": 1}, "data": {"w": format!("writer-{i}")}})),
+        )
+    });
+    eprintln!("cas=1 race: {} of 32 writes won", wins(&answers));
+
+    // Writes without cas all land, each as a version of its own.
+    let plain = race(&nodes, 32, |api, i| {
+        api.call(
+            "POST",
+            "kv/data/plain",
+            Some(&root),
+            Some(json!({"data": {"w": format!("writer-{i}")}})),
+        )
+    });
+    let mut versions: Vec<u64> = plain
+        .iter()
+        .filter(|(st, _)| *st == 200)
+        .filter_map(|(_, v)| v["data"]["version"].as_u64())
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    eprintln!(
+        "plain race: {} of 32 writes acknowledged, {} distinct versions",
+        wins(&plain),
+        versions.len()
+    );
+    assert_eq!(wins(&answers), 1, "{answers:?}");
+    losers_refused(&answers, 400);
+    // Read on the node that did not necessarily write it.
+    let (_, v) = call(&nodes[1], "GET", "kv/metadata/race", &root, None);
+    assert_eq!(v["data"]["current_version"], json!(2), "{v}");
+    // No acknowledged write is lost: each got a version of its own. (A
+    // write that lost the race too often is refused with 503, never
+    // acknowledged.)
+    let acked = wins(&plain) as u64;
+    assert_eq!(versions, (1..=acked).collect::<Vec<u64>>(), "{plain:?}");
+    losers_refused(&plain, 503);
+    let (_, v) = call(&nodes[0], "GET", "kv/metadata/plain", &root, None);
+    assert_eq!(v["data"]["current_version"], json!(acked), "{v}");
+}
+
+#[test]
+fn a_single_use_token_serves_one_request_across_two_nodes() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "uses");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let mut results = Vec::new();
+    for uses in [1u64, 3] {
+        let (st, v) = call(
+            &nodes[0],
+            "POST",
+            "auth/token/create",
+            &root,
+            Some(json!({"num_uses": uses, "policies": ["default"]})),
+        );
+        assert_eq!(st, 200, "{v}");
+        let token = v["auth"]["client_token"].as_str().unwrap().to_owned();
+        // Both nodes have the entry cached (a lookup by another token takes no use).
+        for n in &nodes {
+            let (st, v) = call(
+                n,
+                "POST",
+                "auth/token/lookup",
+                &root,
+                Some(json!({"token": token})),
+            );
+            assert_eq!(st, 200, "{v}");
+        }
+        let answers = race(&nodes, 32, |api, _| {
+            api.call("GET", "auth/token/lookup-self", Some(&token), None)
+        });
+        eprintln!(
+            "num_uses={uses} race: {} of 32 requests served",
+            wins(&answers)
+        );
+        results.push((uses, answers));
+    }
+    for (uses, answers) in results {
+        assert_eq!(wins(&answers) as u64, uses, "{answers:?}");
+        losers_refused(&answers, 403);
+    }
+}
+
+#[test]
+fn a_wrapped_response_is_unwrapped_exactly_once_across_two_nodes() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "unwrap");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let value = unique("wrapped");
+    let resp = cli_support::http()
+        .post(format!("{}/v1/sys/wrapping/wrap", nodes[0].server.addr))
+        .header("X-Vault-Token", &root)
+        .header("X-Vault-Wrap-TTL", "5m")
+        .json(&json!({"v": value}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().unwrap();
+    let wrap = body["wrap_info"]["token"].as_str().unwrap().to_owned();
+    // Half unwrap with the wrapping token as their own, half name it in the body.
+    let answers = race(&nodes, 16, |api, i| {
+        if i % 4 < 2 {
+            api.call("POST", "sys/wrapping/unwrap", Some(&wrap), None)
+        } else {
+            api.call(
+                "POST",
+                "sys/wrapping/unwrap",
+                Some(&root),
+                Some(json!({"token": wrap})),
+            )
+        }
+    });
+    eprintln!("unwrap race: {} of 16 unwraps answered", wins(&answers));
+    assert_eq!(wins(&answers), 1, "{answers:?}");
+    losers_refused(&answers, 400);
+    let winner = answers.iter().find(|(st, _)| *st == 200).unwrap();
+    assert_eq!(winner.1["data"]["v"], json!(value));
+}
+
+#[test]
+fn a_single_use_secret_id_logs_in_once_across_two_nodes() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "secretid");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "sys/auth/approle",
+        &root,
+        Some(json!({"type": "approle"})),
+    );
+    assert!(st < 300, "{v}");
+    // The losers' failures must not lock the role out meanwhile.
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "sys/auth/approle/tune",
+        &root,
+        Some(json!({"user_lockout_config": {"disable_lockout": true}})),
+    );
+    assert!(st < 300, "{v}");
+    let mut results = Vec::new();
+    for uses in [1u64, 3] {
+        let role = format!("once{uses}");
+        let (st, v) = call(
+            &nodes[0],
+            "POST",
+            &format!("auth/approle/role/{role}"),
+            &root,
+            Some(json!({"secret_id_num_uses": uses, "token_policies": "default"})),
+        );
+        assert!(st < 300, "{v}");
+        let (_, v) = call(
+            &nodes[1],
+            "GET",
+            &format!("auth/approle/role/{role}/role-id"),
+            &root,
+            None,
+        );
+        let role_id = v["data"]["role_id"].as_str().unwrap().to_owned();
+        let (st, v) = call(
+            &nodes[1],
+            "POST",
+            &format!("auth/approle/role/{role}/secret-id"),
+            &root,
+            None,
+        );
+        assert_eq!(st, 200, "{v}");
+        let secret_id = v["data"]["secret_id"].as_str().unwrap().to_owned();
+        let answers = race(&nodes, 32, |api, _| {
+            api.call(
+                "POST",
+                "auth/approle/login",
+                None,
+                Some(json!({"role_id": role_id, "secret_id": secret_id})),
+            )
+        });
+        eprintln!(
+            "secret_id_num_uses={uses} race: {} of 32 logins succeeded",
+            wins(&answers)
+        );
+        results.push((uses, answers));
+    }
+    for (uses, answers) in results {
+        assert_eq!(wins(&answers) as u64, uses, "{answers:?}");
+        losers_refused(&answers, 400);
+    }
+}

@@ -9,6 +9,13 @@
 //! builds a new [`Policy`], persists it, and only then publishes it to the
 //! in-memory cache. Operations read the cache's published snapshot, so a
 //! ciphertext or signature always names a version that is stored.
+//!
+//! On storage several nodes share, a key is persisted only if its entry is
+//! still the one the change was built from (a conditional write): two
+//! nodes rotating one key at once cannot both store a version N+1, one of
+//! whose key material would be lost with everything encrypted under it.
+//! The loser gets a 409 and drops its copy; the change log makes every
+//! node drop a key another node changed ([`Engine::changed_elsewhere`]).
 
 mod crypt;
 mod keys;
@@ -24,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::barrier::EntryVersion;
 use crate::engine::{Engine, EngineCtx};
 use crate::{Error, Operation, Request, Response, Result};
 use policy::Policy;
@@ -40,7 +48,8 @@ const ROTATE_SCAN: Duration = Duration::from_secs(10);
 /// The transit engine of one mount.
 #[derive(Default)]
 pub struct Transit {
-    cache: parking_lot::RwLock<HashMap<String, Arc<Policy>>>,
+    /// Published keys, with the state of their stored entry they came from.
+    cache: parking_lot::RwLock<HashMap<String, (Arc<Policy>, EntryVersion)>>,
     write: tokio::sync::Mutex<()>,
     last_scan: parking_lot::Mutex<Option<Instant>>,
 }
@@ -73,7 +82,7 @@ impl Transit {
 
     /// The published snapshot of key `name`, loading it on first use.
     async fn get(&self, ctx: &EngineCtx<'_>, name: &str) -> Result<Option<Arc<Policy>>> {
-        if let Some(p) = self.cache.read().get(name) {
+        if let Some((p, _)) = self.cache.read().get(name) {
             return Ok(Some(p.clone()));
         }
         // A miss loads under the write lock, so it cannot publish a copy
@@ -84,26 +93,54 @@ impl Transit {
 
     /// The key as stored; the caller holds the write lock.
     async fn load_locked(&self, ctx: &EngineCtx<'_>, name: &str) -> Result<Option<Arc<Policy>>> {
-        if let Some(p) = self.cache.read().get(name) {
+        if let Some((p, _)) = self.cache.read().get(name) {
             return Ok(Some(p.clone()));
         }
-        let Some(bytes) = ctx.view.get(&format!("{POLICY_PREFIX}{name}")).await? else {
+        let (bytes, read) = ctx
+            .view
+            .get_versioned(&format!("{POLICY_PREFIX}{name}"))
+            .await?;
+        let Some(bytes) = bytes else {
             return Ok(None);
         };
         let p = Arc::new(Policy::from_bytes(&bytes)?);
-        self.cache.write().insert(name.to_string(), p.clone());
+        self.cache
+            .write()
+            .insert(name.to_string(), (p.clone(), read));
         Ok(Some(p))
     }
 
-    /// Persists `p`, then publishes it; the caller holds the write lock.
+    /// Persists `p` if its stored entry is still the one the caller loaded
+    /// (absent when it loaded none), then publishes it; the caller holds the
+    /// write lock. Another node's change in between is a 409, and the stale
+    /// copy is dropped so that a retry starts from the stored key.
     async fn store_locked(&self, ctx: &EngineCtx<'_>, p: Policy) -> Result<Arc<Policy>> {
-        let bytes = p.to_bytes()?;
-        ctx.view
-            .put(&format!("{POLICY_PREFIX}{}", p.name), &bytes)
-            .await?;
-        let p = Arc::new(p);
-        self.cache.write().insert(p.name.clone(), p.clone());
-        Ok(p)
+        let key = format!("{POLICY_PREFIX}{}", p.name);
+        let read = self
+            .cache
+            .read()
+            .get(&p.name)
+            .map_or(EntryVersion::ABSENT, |(_, v)| *v);
+        let op = crate::barrier::BarrierOp::Put(key.clone(), p.to_bytes()?);
+        if !ctx
+            .view
+            .write_batch_if(vec![(key.clone(), read)], vec![op])
+            .await?
+        {
+            self.cache.write().remove(&p.name);
+            return Err(Error::Status {
+                code: 409,
+                errors: vec![format!(
+                    "key {} was changed concurrently (on another node); try again",
+                    p.name
+                )],
+            });
+        }
+        // Published as read back, so the copy and its state always agree.
+        self.cache.write().remove(&p.name);
+        self.load_locked(ctx, &p.name)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("key {} vanished after its write", p.name)))
     }
 
     /// Deletes key `name` from storage and the cache; the caller holds the
@@ -179,6 +216,12 @@ fn writes_only(req: &Request) -> Result<()> {
 impl Engine for Transit {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn changed_elsewhere(&self, key: &str) {
+        if let Some(name) = key.strip_prefix(POLICY_PREFIX) {
+            self.cache.write().remove(name);
+        }
     }
 
     async fn exists(

@@ -75,3 +75,46 @@ async fn the_periodic_pass_rotates_keys_that_are_due() {
     let stored = Policy::from_bytes(&view.get("policy/due").await.unwrap().unwrap()).unwrap();
     assert_eq!(stored.latest_version, 2);
 }
+
+#[tokio::test]
+async fn two_nodes_rotating_one_key_cannot_both_store_a_version() {
+    // Two nodes: one store, a barrier (and a cache) each.
+    let mem = Arc::new(coffer_storage::MemoryBackend::new());
+    let keyring = coffer_crypto::Keyring::new(0);
+    let barrier = || {
+        let b = Arc::new(Barrier::new(mem.clone()));
+        b.unseal(keyring.clone());
+        b
+    };
+    let (ba, bb) = (barrier(), barrier());
+    let (va, vb) = (
+        View::new(ba.clone(), "logical/test/"),
+        View::new(bb, "logical/test/"),
+    );
+    let mount = MountEntry::new("transit/", "transit");
+    let ctx = |v| EngineCtx {
+        view: v,
+        mount: &mount,
+        token: None,
+    };
+    let (a, b) = (Transit::new(), Transit::new());
+    call(&a, &ctx(&va), Operation::Update, "keys/k", json!({})).await;
+    // Both nodes hold version 1.
+    call(&b, &ctx(&vb), Operation::Read, "keys/k", json!({})).await;
+    call(&a, &ctx(&va), Operation::Update, "keys/k/rotate", json!({})).await;
+    // B rotates from its stale copy: refused, never a second version 2.
+    let req = Request::new(Operation::Update, "transit/keys/k/rotate".to_string());
+    let err = b
+        .handle(&ctx(&vb), &req, "keys/k/rotate")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("changed concurrently"), "{err}");
+    // Its retry starts from the stored key.
+    let v = call(&b, &ctx(&vb), Operation::Update, "keys/k/rotate", json!({})).await;
+    assert_eq!(v["latest_version"], json!(3), "{v}");
+    // A drops its copies when the change log tells it, and sees all three.
+    ba.invalidate(&["logical/test/policy/k".to_string()]);
+    a.changed_elsewhere("policy/k");
+    let v = call(&a, &ctx(&va), Operation::Read, "keys/k", json!({})).await;
+    assert_eq!(v["latest_version"], json!(3), "{v}");
+}

@@ -12,7 +12,7 @@
 //!    term names one holder's unbroken tenure, since every change of holder
 //!    or lapse increments it): no row, no write, and the row lock keeps a
 //!    takeover from committing in between;
-//! 3. the batches' operations;
+//! 3. each conditional batch's checks, then the batches' operations;
 //! 4. one `T_log` row with the group's keys, which other nodes read to
 //!    invalidate their caches.
 //!
@@ -23,10 +23,25 @@
 //! has not yet seen another node's restore never writes into the restored
 //! store with its stale keyring and caches.
 //!
-//! The fast path sends all of it as one pipeline. If any statement fails or
-//! a fence does not hold, the transaction is rolled back and the group is
-//! redone batch by batch, each in a savepoint, so one caller's failure is
-//! its own.
+//! The fast path sends all of it as one pipeline. If any statement fails, a
+//! fence does not hold or a check fails, the transaction is rolled back and
+//! the group is redone batch by batch, each in a savepoint, so one caller's
+//! failure (or unmet expectation) is its own.
+//!
+//! **Conditional batches** ([`crate::Backend::write_batch_if`]). A check is
+//! `SELECT sha256(value) FROM T WHERE key = $1 FOR UPDATE`, compared with
+//! the expected [`crate::Version`] (no row: absent). It runs after the
+//! group's `seq` update, whose row lock every write transaction of every
+//! node takes first and holds until it commits: no other write group can
+//! commit between a check and its commit, so a key checked absent stays
+//! absent and a key checked present stays as read (`FOR UPDATE` also
+//! locks a present row against any writer outside the writer tasks). The
+//! check compares the stored bytes: the barrier seals every write with a
+//! fresh nonce, so any write since the read, even of the same plaintext,
+//! fails it. Checks of a batch are sent after every earlier batch's
+//! operations, so they see them. A group without conditional batches sends
+//! exactly what it sent before; a conditional one adds one pipelined
+//! statement per expected key and no round trip, unless a check fails.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -37,7 +52,7 @@ use tokio_postgres::{Client, Statement, Transaction};
 
 use super::connect::{db_error, ConnectSpec};
 use super::schema::Tables;
-use crate::{Op, Result, StorageError};
+use crate::{Expect, Op, Result, StorageError};
 
 /// Most caller batches folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -49,11 +64,13 @@ const LOG_RETENTION_SQL: &str = "interval '1 hour'";
 /// Prune the log every this many groups.
 const PRUNE_EVERY: u64 = 4096;
 
-/// One caller's batch, its fence and where to send its outcome.
+/// One caller's batch, what it expects (empty: nothing), its fence and
+/// where to send its outcome (whether it applied).
 pub(super) struct Request {
     pub ops: Vec<Op>,
+    pub expect: Vec<Expect>,
     pub fence: Option<u64>,
-    pub done: oneshot::Sender<Result<()>>,
+    pub done: oneshot::Sender<Result<bool>>,
 }
 
 /// Handle to the writer task. Dropping it lets the task finish what is
@@ -63,8 +80,9 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime; it writes only
-    /// while the store's epoch is `epoch` (the node's view of the store).
+    /// Starts the writer task on the current runtime.
+    /// It writes only while the store's epoch is `epoch` (the node's view
+    /// of the store).
     pub(super) fn spawn(
         spec: Arc<ConnectSpec>,
         tables: Tables,
@@ -76,11 +94,22 @@ impl Writer {
         Writer { queue }
     }
 
-    /// Queues `ops` and waits until they are committed (or have failed).
-    pub(super) async fn submit(&self, ops: Vec<Op>, fence: Option<u64>) -> Result<()> {
+    /// Queues `ops` and waits until they are committed (`true`), found a
+    /// key of `expect` not as expected (`false`), or have failed.
+    pub(super) async fn submit(
+        &self,
+        ops: Vec<Op>,
+        expect: Vec<Expect>,
+        fence: Option<u64>,
+    ) -> Result<bool> {
         let (done, outcome) = oneshot::channel();
         self.queue
-            .send(Request { ops, fence, done })
+            .send(Request {
+                ops,
+                expect,
+                fence,
+                done,
+            })
             .map_err(|_| StorageError::Unavailable)?;
         outcome.await.map_err(|_| StorageError::Unavailable)?
     }
@@ -94,6 +123,7 @@ struct Stmts {
     delete: Statement,
     fence: Statement,
     log: Statement,
+    check: Statement,
 }
 
 /// The writer's connection and statements.
@@ -137,6 +167,11 @@ impl WriteConn {
             log: prep(format!(
                 "INSERT INTO {} (seq, node, keys) VALUES ($1, $2, $3)",
                 t.log
+            ))
+            .await?,
+            check: prep(format!(
+                "SELECT sha256(value) FROM {} WHERE key = $1 FOR UPDATE",
+                t.kv
             ))
             .await?,
         };
@@ -237,6 +272,48 @@ async fn apply_ops(
     results.into_iter().try_for_each(|r| r.map(|_| ()))
 }
 
+/// Whether the key `key` is in the state `want` (see the module docs).
+async fn check(
+    tx: &Transaction<'_>,
+    st: &Stmts,
+    key: &str,
+    want: Option<&crate::Version>,
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    let digest: Option<Vec<u8>> = match tx.query_opt(&st.check, &[&key]).await? {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    };
+    Ok(match (digest, want) {
+        (None, None) => true,
+        (Some(d), Some(w)) => d.as_slice() == w.as_bytes().as_slice(),
+        _ => false,
+    })
+}
+
+/// Sends one batch's checks, then its operations, as a pipeline: whether
+/// every check held (the operations ran either way, and must be rolled
+/// back when one did not), or the first error.
+async fn apply_batch(
+    tx: &Transaction<'_>,
+    st: &Stmts,
+    r: &Request,
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    // Polled in order: every check is sent before the first operation.
+    let checks = join_all(
+        r.expect
+            .iter()
+            .map(|(key, want)| check(tx, st, key, want.as_ref())),
+    );
+    let ops = apply_ops(tx, st, &r.ops);
+    let (checks, ops) = futures_util::join!(checks, ops);
+    let mut held = true;
+    for c in checks {
+        held &= c?;
+    }
+    ops?;
+    Ok(held)
+}
+
 /// Commits the group: the pipelined fast path, or batch by batch; none of
 /// it when the store's epoch is no longer `epoch`.
 async fn commit_group(
@@ -244,7 +321,7 @@ async fn commit_group(
     node: &str,
     epoch: i64,
     group: &[Request],
-) -> Result<Vec<Result<()>>> {
+) -> Result<Vec<Result<bool>>> {
     if let Some(outcomes) = fast_path(c, node, epoch, group).await? {
         return Ok(outcomes);
     }
@@ -262,13 +339,14 @@ fn connection_failed(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Everything in one pipeline. `Ok(None)` (rolled back) when a statement
-/// failed or a fence did not hold; an `Err` only when the connection failed.
+/// failed, a fence or a check did not hold; an `Err` only when the
+/// connection failed.
 async fn fast_path(
     c: &mut WriteConn,
     node: &str,
     epoch: i64,
     group: &[Request],
-) -> Result<Option<Vec<Result<()>>>> {
+) -> Result<Option<Vec<Result<bool>>>> {
     let pg = |e: tokio_postgres::Error| db_error("commit", &e);
     let WriteConn { client, st } = c;
     let st: &Stmts = st;
@@ -286,7 +364,7 @@ async fn fast_path(
             tx.execute(&st.fence, &[&term]).await
         }
     }));
-    let ops = join_all(group.iter().map(|r| apply_ops(&tx, st, &r.ops)));
+    let ops = join_all(group.iter().map(|r| apply_batch(&tx, st, r)));
     let (bump, current, fences, ops) = futures_util::join!(bump, current, fences, ops);
     let seq: i64 = match bump {
         Ok(row) => row.get(0),
@@ -315,29 +393,32 @@ async fn fast_path(
         }
     }
     for o in &ops {
-        if let Err(e) = o {
-            if connection_failed(e) {
-                return Err(db_error("commit", e));
+        match o {
+            Ok(true) => {}
+            Err(e) if connection_failed(e) => return Err(db_error("commit", e)),
+            // A failed statement, or a check that did not hold (its batch's
+            // operations ran): the slow path sorts out whose it was.
+            _ => {
+                tx.rollback().await.map_err(pg)?;
+                return Ok(None);
             }
-            tx.rollback().await.map_err(pg)?;
-            return Ok(None);
         }
     }
     tx.execute(&st.log, &[&seq, &node, &keys])
         .await
         .map_err(pg)?;
     tx.commit().await.map_err(pg)?;
-    Ok(Some(group.iter().map(|_| Ok(())).collect()))
+    Ok(Some(group.iter().map(|_| Ok(true)).collect()))
 }
 
-/// Each batch in its own savepoint, so a failing or fenced batch is rolled
-/// back alone.
+/// Each batch in its own savepoint, so a failing or fenced batch, or one
+/// whose checks do not hold, is rolled back alone.
 async fn slow_path(
     c: &mut WriteConn,
     node: &str,
     epoch: i64,
     group: &[Request],
-) -> Result<Vec<Result<()>>> {
+) -> Result<Vec<Result<bool>>> {
     let pg = |e: tokio_postgres::Error| db_error("commit", &e);
     let WriteConn { client, st } = c;
     let st: &Stmts = st;
@@ -379,13 +460,21 @@ async fn slow_path(
                 }
             }
         }
-        match apply_ops(&tx, st, &r.ops).await {
-            Ok(()) => {
+        match apply_batch(&tx, st, r).await {
+            Ok(true) => {
                 tx.batch_execute("RELEASE SAVEPOINT coffer_batch")
                     .await
                     .map_err(pg)?;
                 keys.extend(keys_of(&r.ops));
-                outcomes.push(Ok(()));
+                outcomes.push(Ok(true));
+            }
+            Ok(false) => {
+                tx.batch_execute(
+                    "ROLLBACK TO SAVEPOINT coffer_batch; RELEASE SAVEPOINT coffer_batch",
+                )
+                .await
+                .map_err(pg)?;
+                outcomes.push(Ok(false));
             }
             Err(e) if connection_failed(&e) => return Err(pg(e)),
             Err(e) => {

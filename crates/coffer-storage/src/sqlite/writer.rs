@@ -1,14 +1,20 @@
 //! The writer thread: group commit over the only read-write connection.
+//!
+//! A conditional batch ([`crate::Backend::write_batch_if`]) checks its
+//! expectations inside its own savepoint, after every earlier batch of the
+//! group and before its own operations. This thread is the only writer of
+//! the file (the process holds its lock), so nothing can change a key
+//! between that check and the commit.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::db_error;
 use crate::snapshot::ImportItem;
-use crate::{Op, Result, StorageError};
+use crate::{is_as_expected, Expect, Op, Result, StorageError};
 
 /// Most caller batches folded into one transaction.
 const MAX_GROUP: usize = 1024;
@@ -18,11 +24,18 @@ const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 const PUT_SQL: &str =
     "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 const DELETE_SQL: &str = "DELETE FROM kv WHERE key = ?1";
+const GET_SQL: &str = "SELECT value FROM kv WHERE key = ?1";
 
-/// One caller's batch and where to send its outcome.
+/// One caller's batch: what it expects (empty: nothing), what it writes.
+pub(super) struct Batch {
+    pub expect: Vec<Expect>,
+    pub ops: Vec<Op>,
+}
+
+/// One caller's batch and where to send its outcome (whether it applied).
 struct Request {
-    ops: Vec<Op>,
-    done: oneshot::Sender<Result<()>>,
+    batch: Batch,
+    done: oneshot::Sender<Result<bool>>,
 }
 
 /// A whole-store replacement (snapshot restore) and where to send how many
@@ -61,13 +74,14 @@ impl Writer {
         })
     }
 
-    /// Queues `ops` and waits until they are committed (or have failed).
-    pub(super) async fn submit(&self, ops: Vec<Op>) -> Result<()> {
+    /// Queues `batch` and waits until it is committed (`true`), found a key
+    /// not as expected (`false`), or has failed.
+    pub(super) async fn submit(&self, batch: Batch) -> Result<bool> {
         let (done, outcome) = oneshot::channel();
         self.queue
             .as_ref()
             .ok_or(StorageError::Unavailable)?
-            .send(Job::Write(Request { ops, done }))
+            .send(Job::Write(Request { batch, done }))
             .map_err(|_| StorageError::Unavailable)?;
         outcome.await.map_err(|_| StorageError::Unavailable)?
     }
@@ -121,12 +135,12 @@ fn run(mut conn: Connection, incoming: &mpsc::Receiver<Job>) {
                 continue;
             }
         };
-        let mut bytes = value_bytes(&first.ops);
+        let mut bytes = value_bytes(&first.batch.ops);
         let mut group = vec![first];
         while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
             match incoming.try_recv() {
                 Ok(Job::Write(request)) => {
-                    bytes += value_bytes(&request.ops);
+                    bytes += value_bytes(&request.batch.ops);
                     group.push(request);
                 }
                 Ok(replace) => {
@@ -137,13 +151,22 @@ fn run(mut conn: Connection, incoming: &mpsc::Receiver<Job>) {
             }
         }
         let (batches, waiters): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|r| (r.ops, r.done)).unzip();
+            group.into_iter().map(|r| (r.batch, r.done)).unzip();
         let outcomes = commit_group(&mut conn, &batches);
         for (done, outcome) in waiters.into_iter().zip(outcomes) {
             // The caller may have gone away; its write stands regardless.
             let _ = done.send(outcome);
         }
     }
+}
+
+fn value_bytes(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+        })
+        .sum()
 }
 
 /// Replaces every entry with what `items` sends, in one transaction that
@@ -187,25 +210,17 @@ fn replace_all(
     Ok(count)
 }
 
-fn value_bytes(ops: &[Op]) -> usize {
-    ops.iter()
-        .map(|op| match op {
-            Op::Put { key, value } => key.len() + value.len(),
-            Op::Delete { key } => key.len(),
-        })
-        .sum()
-}
-
 /// Applies every batch in one transaction, each inside its own savepoint so
-/// a failing batch is rolled back alone, and commits once. Returns one
-/// outcome per batch; if the commit itself fails, every batch fails.
-pub(super) fn commit_group(conn: &mut Connection, batches: &[Vec<Op>]) -> Vec<Result<()>> {
+/// a failing batch (or one whose expectations do not hold) is rolled back
+/// alone, and commits once. Returns one outcome per batch: whether it
+/// applied; if the commit itself fails, every batch fails.
+pub(super) fn commit_group(conn: &mut Connection, batches: &[Batch]) -> Vec<Result<bool>> {
     let attempt = (|| {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(batches.len());
-        for ops in batches {
-            match apply_batch(&mut tx, ops) {
-                Ok(()) => outcomes.push(Ok(())),
+        for batch in batches {
+            match apply_batch(&mut tx, batch) {
+                Ok(applied) => outcomes.push(Ok(applied)),
                 // Some errors (I/O, disk full, RAISE(ROLLBACK)) make SQLite
                 // roll back the whole transaction; then nothing in this
                 // group stands, and later batches must not run in autocommit.
@@ -225,13 +240,22 @@ pub(super) fn commit_group(conn: &mut Connection, batches: &[Vec<Op>]) -> Vec<Re
     })
 }
 
-/// Applies one caller's batch all-or-nothing inside `tx`.
-fn apply_batch(tx: &mut Transaction<'_>, ops: &[Op]) -> rusqlite::Result<()> {
+/// Applies one caller's batch all-or-nothing inside `tx`, if its
+/// expectations hold (then `true`).
+fn apply_batch(tx: &mut Transaction<'_>, batch: &Batch) -> rusqlite::Result<bool> {
     let savepoint = tx.savepoint()?;
     {
+        let mut get = savepoint.prepare_cached(GET_SQL)?;
+        for (key, want) in &batch.expect {
+            let stored: Option<Vec<u8>> = get.query_row([key], |row| row.get(0)).optional()?;
+            if !is_as_expected(stored.as_deref(), want.as_ref()) {
+                // Dropping the savepoint uncommitted rolls it back.
+                return Ok(false);
+            }
+        }
         let mut put = savepoint.prepare_cached(PUT_SQL)?;
         let mut delete = savepoint.prepare_cached(DELETE_SQL)?;
-        for op in ops {
+        for op in &batch.ops {
             match op {
                 Op::Put { key, value } => put.execute(rusqlite::params![key, value])?,
                 Op::Delete { key } => delete.execute([key])?,
@@ -239,7 +263,8 @@ fn apply_batch(tx: &mut Transaction<'_>, ops: &[Op]) -> rusqlite::Result<()> {
         }
     }
     // Dropping an uncommitted savepoint (on `?` above) rolls it back.
-    savepoint.commit()
+    savepoint.commit()?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -254,8 +279,14 @@ mod tests {
         }
     }
 
+    fn plain(ops: Vec<Op>) -> Batch {
+        Batch {
+            expect: Vec::new(),
+            ops,
+        }
+    }
+
     fn stored(conn: &Connection, key: &str) -> Option<Vec<u8>> {
-        use rusqlite::OptionalExtension;
         conn.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .unwrap()
@@ -275,19 +306,19 @@ mod tests {
         let outcomes = commit_group(
             &mut conn,
             &[
-                vec![put("a", b"1")],
-                vec![
+                plain(vec![put("a", b"1")]),
+                plain(vec![
                     put("b", marker.as_bytes()),
                     put("poison", marker.as_bytes()),
-                ],
-                vec![put("c", b"3"), Op::Delete { key: "a".into() }],
+                ]),
+                plain(vec![put("c", b"3"), Op::Delete { key: "a".into() }]),
             ],
         );
-        assert!(outcomes[0].is_ok());
+        assert!(matches!(outcomes[0], Ok(true)));
         let err = outcomes[1].as_ref().unwrap_err().to_string();
         assert!(err.contains("poisoned key"), "{err}");
         assert!(!err.contains(&marker), "error leaks a value: {err}");
-        assert!(outcomes[2].is_ok());
+        assert!(matches!(outcomes[2], Ok(true)));
         assert_eq!(stored(&conn, "a"), None);
         assert_eq!(stored(&conn, "b"), None, "half of the failed batch landed");
         assert_eq!(stored(&conn, "c").as_deref(), Some(&b"3"[..]));
@@ -305,9 +336,9 @@ mod tests {
         let outcomes = commit_group(
             &mut conn,
             &[
-                vec![put("a", b"1")],
-                vec![put("doom", b"2")],
-                vec![put("c", b"3")],
+                plain(vec![put("a", b"1")]),
+                plain(vec![put("doom", b"2")]),
+                plain(vec![put("c", b"3")]),
             ],
         );
         assert_eq!(outcomes.len(), 3);
@@ -316,7 +347,7 @@ mod tests {
         assert_eq!(stored(&conn, "c"), None, "a later batch ran in autocommit");
         assert!(conn.is_autocommit());
         // The connection is usable afterwards.
-        assert!(commit_group(&mut conn, &[vec![put("d", b"4")]])[0].is_ok());
+        assert!(commit_group(&mut conn, &[plain(vec![put("d", b"4")])])[0].is_ok());
         assert_eq!(stored(&conn, "d").as_deref(), Some(&b"4"[..]));
     }
 
@@ -330,10 +361,49 @@ mod tests {
         // Another connection holds the write lock, so BEGIN IMMEDIATE times out.
         let other = Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let outcomes = commit_group(&mut conn, &[vec![put("a", b"1")], vec![put("b", b"2")]]);
+        let outcomes = commit_group(
+            &mut conn,
+            &[plain(vec![put("a", b"1")]), plain(vec![put("b", b"2")])],
+        );
         assert_eq!(outcomes.len(), 2);
         assert!(outcomes.iter().all(Result::is_err));
         other.execute_batch("ROLLBACK").unwrap();
         assert_eq!(stored(&conn, "a"), None);
+    }
+
+    #[test]
+    fn a_batch_whose_expectation_fails_is_skipped_alone_and_sees_earlier_batches() {
+        use crate::Version;
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("w.db")).unwrap();
+        let v1 = Version::of(b"1");
+        let outcomes = commit_group(
+            &mut conn,
+            &[
+                plain(vec![put("k", b"1")]),
+                // Sees the first batch's write: applies.
+                Batch {
+                    expect: vec![("k".into(), Some(v1))],
+                    ops: vec![put("k", b"2"), put("x", b"x")],
+                },
+                // Expected the state before the second batch: skipped.
+                Batch {
+                    expect: vec![("k".into(), Some(v1))],
+                    ops: vec![put("k", b"3"), put("y", b"y")],
+                },
+                Batch {
+                    expect: vec![
+                        ("absent".into(), None),
+                        ("k".into(), Some(Version::of(b"2"))),
+                    ],
+                    ops: vec![put("z", b"z")],
+                },
+            ],
+        );
+        let applied: Vec<bool> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert_eq!(applied, [true, true, false, true]);
+        assert_eq!(stored(&conn, "k").as_deref(), Some(&b"2"[..]));
+        assert_eq!(stored(&conn, "y"), None, "part of a skipped batch landed");
+        assert_eq!(stored(&conn, "z").as_deref(), Some(&b"z"[..]));
     }
 }

@@ -11,7 +11,7 @@ pub mod pg;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use coffer_storage::{children_of, Backend, Op};
+use coffer_storage::{children_of, Backend, Op, Version};
 
 fn put(key: &str, value: &[u8]) -> Op {
     Op::Put {
@@ -474,6 +474,177 @@ pub async fn an_unfinished_import_changes_nothing<B: Backend>(b: B) {
     assert_eq!(contents(&b).await, before);
     b.put("x/3", b"3".to_vec()).await.unwrap();
     assert_eq!(b.keys_with_prefix("x/").await.unwrap().len(), 3);
+}
+
+/// The version of `key` as stored now (`None`: absent).
+async fn version<B: Backend>(b: &B, key: &str) -> Option<Version> {
+    b.get(key).await.unwrap().map(|v| Version::of(&v))
+}
+
+/// Conditional writes apply only while every expected key is as expected,
+/// and then exactly like a plain batch; otherwise they write nothing.
+pub async fn conditional_writes<B: Backend>(b: B) {
+    // An absent key expected absent.
+    assert!(b
+        .write_batch_if(vec![("k".into(), None)], vec![put("k", b"1")])
+        .await
+        .unwrap());
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"1"[..]));
+    // Now present: expecting it absent fails, and nothing of the batch lands.
+    assert!(!b
+        .write_batch_if(
+            vec![("k".into(), None)],
+            vec![put("k", b"2"), put("other", b"o"), del("k")]
+        )
+        .await
+        .unwrap());
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(b.get("other").await.unwrap(), None);
+    // Expecting the value read.
+    let v1 = version(&b, "k").await;
+    assert!(b
+        .write_batch_if(vec![("k".into(), v1)], vec![put("k", b"2")])
+        .await
+        .unwrap());
+    // The old version no longer holds, the new one does.
+    assert!(!b
+        .write_batch_if(vec![("k".into(), v1)], vec![put("k", b"3")])
+        .await
+        .unwrap());
+    let v2 = version(&b, "k").await;
+    assert_ne!(v1, v2);
+    // Expecting a present key absent, or an absent key present, fails.
+    assert!(!b
+        .write_batch_if(vec![("nope".into(), v2)], vec![put("x", b"x")])
+        .await
+        .unwrap());
+    assert_eq!(b.get("x").await.unwrap(), None);
+    // Every key must hold: one stale expectation among good ones fails all.
+    b.put("j", b"j".to_vec()).await.unwrap();
+    let vj = version(&b, "j").await;
+    assert!(!b
+        .write_batch_if(
+            vec![("j".into(), vj), ("k".into(), v1), ("free".into(), None)],
+            vec![put("j", b"changed")]
+        )
+        .await
+        .unwrap());
+    assert_eq!(b.get("j").await.unwrap().as_deref(), Some(&b"j"[..]));
+    assert!(b
+        .write_batch_if(
+            vec![("j".into(), vj), ("k".into(), v2), ("free".into(), None)],
+            vec![del("j"), put("k", b"4"), put("free", b"f")]
+        )
+        .await
+        .unwrap());
+    assert_eq!(b.get("j").await.unwrap(), None);
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"4"[..]));
+    // A deleted key is absent again.
+    assert!(b
+        .write_batch_if(vec![("j".into(), None)], vec![put("j", b"again")])
+        .await
+        .unwrap());
+    // An empty value is present, not absent.
+    b.put("empty", Vec::new()).await.unwrap();
+    assert!(!b
+        .write_batch_if(vec![("empty".into(), None)], vec![put("y", b"y")])
+        .await
+        .unwrap());
+    assert!(b
+        .write_batch_if(
+            vec![("empty".into(), Some(Version::of(b"")))],
+            vec![put("y", b"y")]
+        )
+        .await
+        .unwrap());
+    // Versions name bytes: the same bytes written again keep the version
+    // (the barrier's fresh nonces make every real rewrite a new one).
+    b.put("same", b"s".to_vec()).await.unwrap();
+    let vs = version(&b, "same").await;
+    b.put("same", b"s".to_vec()).await.unwrap();
+    assert!(b
+        .write_batch_if(vec![("same".into(), vs)], Vec::new())
+        .await
+        .unwrap());
+    // No expectation: a plain batch. A pure check writes nothing.
+    assert!(b
+        .write_batch_if(Vec::new(), vec![put("p", b"p")])
+        .await
+        .unwrap());
+    assert!(b.write_batch_if(Vec::new(), Vec::new()).await.unwrap());
+    assert!(!b
+        .write_batch_if(vec![("p".into(), None)], Vec::new())
+        .await
+        .unwrap());
+    // Large values are compared whole.
+    let big: Vec<u8> = (0..(2 << 20)).map(|n: usize| (n * 7) as u8).collect();
+    b.put("big", big.clone()).await.unwrap();
+    let mut other = big.clone();
+    other[1 << 20] ^= 1;
+    assert!(!b
+        .write_batch_if(
+            vec![("big".into(), Some(Version::of(&other)))],
+            vec![del("big")]
+        )
+        .await
+        .unwrap());
+    assert!(b
+        .write_batch_if(
+            vec![("big".into(), Some(Version::of(&big)))],
+            vec![del("big")]
+        )
+        .await
+        .unwrap());
+    assert_eq!(b.get("big").await.unwrap(), None);
+}
+
+/// 32 tasks read the same state of a key and race to change it with a
+/// conditional write: exactly one wins, and only its batch lands. Then the
+/// same for a key all of them expect absent.
+pub async fn conditional_race<B: Backend>(b: B) {
+    const TASKS: usize = 32;
+    let b = Arc::new(b);
+    b.put("race/k", b"start".to_vec()).await.unwrap();
+    for (key, expected) in [("race/k", version(&*b, "race/k").await), ("race/new", None)] {
+        let start = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let handles: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let (b, start) = (Arc::clone(&b), Arc::clone(&start));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let mine = format!("writer-{t}");
+                    let won = b
+                        .write_batch_if(
+                            vec![(key.to_string(), expected)],
+                            vec![
+                                put(key, mine.as_bytes()),
+                                put(&format!("{key}.won/{t}"), b"1"),
+                            ],
+                        )
+                        .await
+                        .unwrap();
+                    (t, won)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for h in handles {
+            let (t, won) = h.await.unwrap();
+            if won {
+                winners.push(t);
+            }
+        }
+        assert_eq!(winners.len(), 1, "{key}: winners {winners:?}");
+        let w = winners[0];
+        assert_eq!(
+            b.get(key).await.unwrap(),
+            Some(format!("writer-{w}").into_bytes())
+        );
+        assert_eq!(
+            b.keys_with_prefix(&format!("{key}.won/")).await.unwrap(),
+            [format!("{key}.won/{w}")]
+        );
+    }
 }
 
 /// Applies `ops` (as batches) to the backend and to a model map, then checks
