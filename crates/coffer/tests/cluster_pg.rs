@@ -294,6 +294,28 @@ fn every_node_serves_reads_and_writes_and_sees_revocations_at_once() {
     );
     let (_, v) = call(a, "GET", "kv/data/app0", &root, None);
     assert_eq!(v["data"]["data"]["v"], json!(newer));
+    // Read-your-writes across nodes, version and value, write after write
+    // (bench/kv --storage postgresql found B serving the version it had
+    // parsed before A's write).
+    for i in 0..20 {
+        let (w, r) = if i % 2 == 0 { (a, b) } else { (b, c) };
+        let value = unique("ryw");
+        let (st, written) = call(
+            w,
+            "POST",
+            "kv/data/ryw",
+            &root,
+            Some(json!({"data": {"v": value}})),
+        );
+        assert_eq!(st, 200, "{written}");
+        let (st, read) = call(r, "GET", "kv/data/ryw", &root, None);
+        assert_eq!(st, 200, "{read}");
+        assert_eq!(
+            read["data"]["metadata"]["version"], written["data"]["version"],
+            "round {i}"
+        );
+        assert_eq!(read["data"]["data"]["v"], json!(value), "round {i}");
+    }
 
     // A token made on A, cached on B by use, then revoked on A: B refuses
     // it on the very next request.
