@@ -342,3 +342,95 @@ fn coffer_service_tokens_are_found() {
         );
     }
 }
+
+/// The secret of `rule` found in `text` with exactly the span of `secret`.
+fn found_exactly(scanner: &Scanner, text: &str, rule: &str, secret: &str) -> bool {
+    let Some(at) = text.find(secret) else {
+        return false;
+    };
+    scanner
+        .scan("src/app.txt", text.as_bytes())
+        .iter()
+        .any(|f| f.rule_id == rule && f.start == at && f.end == at + secret.len())
+}
+
+/// Passwords people choose: letters with a symbol inside, mixed case
+/// without digits, short ones with a repeated character. Their entropy
+/// floor follows their length; the near misses stay unflagged.
+#[test]
+fn human_passwords_are_found() {
+    let (_, scanner) = scanner();
+    let mut failures = Vec::new();
+    for seed in 0..8u64 {
+        let mut rng = Rng::new(0xFA55 + seed);
+        let symbol = expand("<<a-z:5>>$<<a-z:5>>", &mut rng, 1.0);
+        // Case changes every letter or two: no camel-case identifier.
+        let cased = expand(
+            "<<a-z:2>><<A-Z:2>><<a-z:1>><<A-Z:1>><<a-z:1>><<A-Z:1>>",
+            &mut rng,
+            1.0,
+        );
+        // Eight characters, one of them twice: at most 2.75 bits.
+        let mut repeat = expand("<<a-z:3>><<0-9:2>><<A-Z:2>>", &mut rng, 1.0);
+        repeat.push(repeat.as_bytes()[0] as char);
+        let short = expand("<<a-z:2>><<0-9:2>><<A-Z:2>>", &mut rng, 1.0);
+        for (rule, secret, text) in [
+            (
+                "generic-password",
+                &symbol,
+                format!("password = \"{symbol}\"\n"),
+            ),
+            (
+                "generic-password",
+                &symbol,
+                format!("  \"password\": \"{symbol}\",\n"),
+            ),
+            (
+                "generic-password",
+                &symbol,
+                format!("my_password := \"{symbol}\"\n"),
+            ),
+            (
+                "generic-password",
+                &repeat,
+                format!("DB_PASSWORD={repeat}\n"),
+            ),
+            (
+                "url-credentials",
+                &cased,
+                format!("remote = \"https://{}:{cased}@git.internal\"\n", "deploy"),
+            ),
+            (
+                "database-url-password",
+                &short,
+                format!("BROKER=amqps://app:{short}@10.0.0.7:5671/vhost\n"),
+            ),
+            (
+                "psexec-password",
+                &short,
+                format!("PsExec.exe \\\\host01 -u CORP\\ops -p {short} cmd\n"),
+            ),
+        ] {
+            if !found_exactly(&scanner, &text, rule, secret) {
+                failures.push(format!("{rule}: {}", text.replace(secret.as_str(), "<S>")));
+            }
+        }
+        let word = expand("<<a-z:9>>", &mut rng, 1.0);
+        let trailing = format!("{}@", expand("<<a-z:8>>", &mut rng, 1.0));
+        let three = expand("<<a-z:3>>", &mut rng, 1.0);
+        for text in [
+            format!("password = \"{word}\"\n"),
+            format!("server->password = \"{trailing}\";\n"),
+            "password = \"PasswordHash::hash_password_customized\"\n".to_string(),
+            format!("DATABASE_URL=postgres://app:{three}@db.internal/app\n"),
+        ] {
+            let got = scanner.scan("src/app.txt", text.as_bytes());
+            if !got.is_empty() {
+                failures.push(format!("flagged: {text:?}"));
+            }
+        }
+    }
+    failures.sort();
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
