@@ -597,7 +597,8 @@ fn window(data: &[u8], ks: usize, ke: usize, fwd: Option<usize>) -> (usize, usiz
             let e = line_end(data, ke);
             // A value on the next line: `<k>` then the value, a YAML block
             // (`k: |`), Kubernetes `- name: K` then `value: …`, a JSON
-            // `"name": "k",` then `"value": …`.
+            // `"name": "k",` then `"value": …`, a Terraform `variable "k" {`
+            // then `default = …`.
             if e < data.len() && value_follows(&data[ke..e]) {
                 line_end(data, e + 1)
             } else {
@@ -650,6 +651,7 @@ fn value_follows(rest: &[u8]) -> bool {
                 | b','
                 | b'-'
                 | b'+'
+                | b'{'
         )
     })
 }
