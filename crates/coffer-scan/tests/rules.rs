@@ -434,3 +434,32 @@ fn human_passwords_are_found() {
     failures.dedup();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A JWT with one character of its header damaged is still reported (at
+/// low confidence); an `ey…` string that is no JSON is not.
+#[test]
+fn damaged_jwt_header_is_still_a_jwt() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(0x1A7);
+    let good = expand("<<jwt:3>>", &mut rng, 1.0);
+    let damaged = good.replacen("IsInR5", "IsEnR5", 1);
+    assert_ne!(good, damaged);
+    let text = format!("SERVICE_ANON_KEY={damaged}\n");
+    let found = scanner.scan("app.env", text.as_bytes());
+    let f = found
+        .iter()
+        .find(|f| f.rule_id == "jwt")
+        .expect("jwt found");
+    assert_eq!(f.secret.as_str(), damaged);
+    assert_eq!(f.checksum, Some(coffer_scan::checksum::Checksum::Invalid));
+    let random = expand(
+        "ey<<b64url:30>>.ey<<b64url:40>>.<<b64url:30>>",
+        &mut rng,
+        1.0,
+    );
+    let text = format!("jwtToken={random}\n");
+    assert!(!scanner
+        .scan("app.env", text.as_bytes())
+        .iter()
+        .any(|f| f.rule_id == "jwt"));
+}
