@@ -360,6 +360,9 @@ pub fn placeholder(secret: &[u8], filter: Filter) -> bool {
     if repeated_run(secret) >= 4 && repeated_run(secret) * 3 >= secret.len() {
         return true;
     }
+    if module_attribute(secret) {
+        return true;
+    }
     // `PasswordHash::hash_password`, `Foo::BAR`: a path in code.
     if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) || lower.contains("::") {
         return true;
@@ -390,6 +393,30 @@ pub fn placeholder(secret: &[u8], filter: Filter) -> bool {
 /// and `:` join the words of identifiers, paths and URLs, and `%` starts
 /// a format or an escape).
 const PASSWORD_SYMBOLS: &[u8] = b"!@#$^&*+=?~";
+
+/// True for `x25519.X25519PrivateKey`, `win32api.RegEnumKey`,
+/// `self.token_v2`: a lower-case module or variable name of at most twelve
+/// characters, a dot, and an attribute whose letters are an identifier's
+/// (not `hawk.nHAOHdJj…`, a token's prefix and body).
+fn module_attribute(s: &[u8]) -> bool {
+    let Some(dot) = memchr::memchr(b'.', s) else {
+        return false;
+    };
+    let (head, attr) = (&s[..dot], &s[dot + 1..]);
+    let letters: Vec<u8> = attr
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_digit())
+        .collect();
+    (1..=12).contains(&head.len())
+        && head[0].is_ascii_lowercase()
+        && head
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+        && attr.first().is_some_and(u8::is_ascii_alphabetic)
+        && attr.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && looks_like_identifier(&letters)
+}
 
 /// True for integer literals with an optional Rust/C suffix.
 fn looks_like_number(s: &[u8]) -> bool {
@@ -609,6 +636,8 @@ mod tests {
             b"FLG_ADDREG_64BITKEY",
             b"x25519_generate_private_key",
             b"=FTS5_AVERAGES_ROWID",
+            b"x25519.X25519PrivateKey",
+            b"win32api.RegEnumKey",
         ] {
             assert!(is_placeholder(v, true), "{}", String::from_utf8_lossy(v));
         }

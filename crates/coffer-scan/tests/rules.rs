@@ -435,6 +435,135 @@ fn human_passwords_are_found() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Keys written the ways peer scanners' examples write them: after the
+/// vendor's name and a free label (`ayrshare TOKEN <key>`), on the next
+/// line, glued to other text, inside a line naming the vendor; and the
+/// near misses of those shapes.
+#[test]
+fn vendor_keys_in_free_text() {
+    let (_, scanner) = scanner();
+    let mut failures = Vec::new();
+    for seed in 0..8u64 {
+        let mut rng = Rng::new(0xB0B0 + seed);
+        let mut g = |t: &str| expand(t, &mut rng, 1.0);
+        let ayr = g("<<ualnum:8>>-<<ualnum:8>>-<<ualnum:8>>-<<ualnum:8>>");
+        let swift = g("<<alnum:6>>_<<alnum:6>>-<<alnum:6>>");
+        let event = g("<<ualnum:20>>");
+        let prospect = g("<<hex:32>>");
+        let mock = g("<<hex:8>>");
+        let owm = g("<<hex:32>>");
+        let telnyx = g("KEY<<b64url:55>>");
+        let openai = g("sk-<<alnum:48>>");
+        let frame = g("fio-u-<<b64url:64>>");
+        let segment = g("<<b64url:43>>.<<b64url:43>>");
+        let monday = g("eyJhbGciOiJIUzI1NiJ9.eyJ<<b64url:90>>.<<b64url:43>>");
+        let okta = g("00<<b64url:40>>");
+        let azure = g("<<b64:106>>==");
+        let atlassian = g("<<alnum:24>>");
+        let dotted = g("M<<alnum:23>>.<<b64url:6>>.<<alnum:27>>");
+        let react = g("<<a-z:9>>");
+        for (rule, secret, text) in [
+            ("ayrshare-api-key", &ayr, format!("ayrshare TOKEN {ayr}\n")),
+            (
+                "swiftype-api-key",
+                &swift,
+                format!("swiftypeSECRET {swift}\n"),
+            ),
+            (
+                "eventbrite-private-token",
+                &event,
+                format!("eventbrite private access key\n{event}\n"),
+            ),
+            (
+                "prospectcrm-api-key",
+                &prospect,
+                format!("prospect-access-{prospect}\n"),
+            ),
+            (
+                "mockaroo-api-key",
+                &mock,
+                format!("mockaroo.token xyz PRIVATE_TOKEN={mock}\n"),
+            ),
+            ("openweather-api-key", &owm, format!("pyowm = '{owm}'\n")),
+            ("telnyx-api-key-v2", &telnyx, format!("telnyx = {telnyx}\n")),
+            (
+                "openai-legacy-api-key",
+                &openai,
+                format!(
+                    "curl https://api.openai.com/v1/models -H \"Authorization Bearer {openai}\"\n"
+                ),
+            ),
+            ("frameio-token", &frame, format!("x{frame}\n")),
+            (
+                "segment-access-token",
+                &segment,
+                format!("segment_token={segment}\n"),
+            ),
+            (
+                "monday-api-token",
+                &monday,
+                format!("monday SECRET_TOKEN={monday}\n"),
+            ),
+            (
+                "okta-api-token",
+                &okta,
+                format!("variable \"corp_okta_api_token\" {{\n  default = \"{okta}\"\n}}\n"),
+            ),
+            (
+                "azure-storage-account-key",
+                &azure,
+                format!("AccountKey={azure}\\\n"),
+            ),
+            (
+                "atlassian-legacy-api-token",
+                &atlassian,
+                format!("Atlassian_key = \"{atlassian}\"\n"),
+            ),
+            ("generic-secret", &dotted, format!("apikey: {dotted}\n")),
+            (
+                "react-app-password",
+                &react,
+                format!("REACT_APP_AUTH_PASSWORD={react}\n"),
+            ),
+        ] {
+            if !found_exactly(&scanner, &text, rule, secret) {
+                let got: Vec<String> = scanner
+                    .scan("src/app.txt", text.as_bytes())
+                    .iter()
+                    .map(|f| format!("{}@{}..{}", f.rule_id, f.start, f.end))
+                    .collect();
+                failures.push(format!(
+                    "{rule}: {:?} -> {got:?}",
+                    text.replace(secret.as_str(), "<S>")
+                ));
+            }
+        }
+        for text in [
+            // Names, not tokens.
+            "getPagesInConfluenceSpace,searchConfluenceUsingCql\n".to_string(),
+            "REACT_APP_MAILER_PASSWORD=smtp_password\n".to_string(),
+            "    private_key: x25519.X25519PrivateKey\n".to_string(),
+            "        RegEnumKey = win32api.RegEnumKey\n".to_string(),
+            "token: io.k8s.api.core.v1.SecretKeySelector\n".to_string(),
+            // A prospect's id is no ProspectCRM key.
+            format!("prospect_id = \"{}\"\n", g("<<hex:32>>")),
+            // OpenAI's name on another line.
+            format!("# openai\nkey = sk-{}\n", g("<<a-z:10>>")),
+        ] {
+            let got = scanner.scan("src/app.txt", text.as_bytes());
+            if !got.is_empty() {
+                failures.push(format!(
+                    "flagged {text:?}: {:?}",
+                    got.iter().map(|f| &f.rule_id).collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    failures.sort();
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// A JWT with one character of its header damaged is still reported (at
 /// low confidence); an `ey…` string that is no JSON is not.
 #[test]
