@@ -283,9 +283,38 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "getenv",
 ];
 
+/// Which placeholder filter a rule's matches go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// A specific format: only obvious documentation values are dropped.
+    Specific,
+    /// A generic detector: the full list, and a value must mix letters and
+    /// digits.
+    Generic,
+    /// A generic password detector: the full list, and a value must mix
+    /// letters with digits, or hold a symbol between two letters or digits,
+    /// or an upper-case letter after a lower-case one (`super$ecret`,
+    /// `qyOIhJiM`; not `busybox@`, an anonymous FTP password): people choose
+    /// passwords without digits, which keys and tokens never are.
+    Password,
+}
+
 /// True when `secret` looks like a placeholder. `generic` applies the full
 /// list; specific rules only drop obvious documentation values.
 pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
+    placeholder(
+        secret,
+        if generic {
+            Filter::Generic
+        } else {
+            Filter::Specific
+        },
+    )
+}
+
+/// True when `secret` is a placeholder under `filter`.
+pub fn placeholder(secret: &[u8], filter: Filter) -> bool {
+    let generic = filter != Filter::Specific;
     let lower = String::from_utf8_lossy(secret).to_lowercase();
     if lower.contains("example") || lower.contains("xxxxxx") || lower.contains("******") {
         return true;
@@ -331,19 +360,62 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
     if repeated_run(secret) >= 4 && repeated_run(secret) * 3 >= secret.len() {
         return true;
     }
-    if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) {
+    if module_attribute(secret) {
+        return true;
+    }
+    // `PasswordHash::hash_password`, `Foo::BAR`: a path in code.
+    if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) || lower.contains("::") {
         return true;
     }
     // A credential mixes letters and digits; words, paths, URLs, UUIDs and
     // identifiers are not credentials.
     let has_digit = secret.iter().any(u8::is_ascii_digit);
     let has_alpha = secret.iter().any(u8::is_ascii_alphabetic);
-    !(has_digit && has_alpha)
+    let mixed = (has_digit && has_alpha)
+        || (filter == Filter::Password
+            && has_alpha
+            && (secret.windows(3).any(|w| {
+                PASSWORD_SYMBOLS.contains(&w[1])
+                    && w[0].is_ascii_alphanumeric()
+                    && w[2].is_ascii_alphanumeric()
+            }) || secret
+                .windows(2)
+                .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())));
+    !mixed
         || lower.starts_with("http")
         || looks_like_path(secret)
         || lower.starts_with("eyj") // JWT pieces: the jwt rule owns whole tokens
         || is_uuid(secret)
         || looks_like_identifier(secret.strip_prefix(b"=").unwrap_or(secret))
+}
+
+/// Symbols that make a letters-only value a password (`_`, `-`, `.`, `/`
+/// and `:` join the words of identifiers, paths and URLs, and `%` starts
+/// a format or an escape).
+const PASSWORD_SYMBOLS: &[u8] = b"!@#$^&*+=?~";
+
+/// True for `x25519.X25519PrivateKey`, `win32api.RegEnumKey`,
+/// `self.token_v2`: a lower-case module or variable name of at most twelve
+/// characters, a dot, and an attribute whose letters are an identifier's
+/// (not `hawk.nHAOHdJj…`, a token's prefix and body).
+fn module_attribute(s: &[u8]) -> bool {
+    let Some(dot) = memchr::memchr(b'.', s) else {
+        return false;
+    };
+    let (head, attr) = (&s[..dot], &s[dot + 1..]);
+    let letters: Vec<u8> = attr
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_digit())
+        .collect();
+    (1..=12).contains(&head.len())
+        && head[0].is_ascii_lowercase()
+        && head
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+        && attr.first().is_some_and(u8::is_ascii_alphabetic)
+        && attr.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && looks_like_identifier(&letters)
 }
 
 /// True for integer literals with an optional Rust/C suffix.
@@ -564,6 +636,8 @@ mod tests {
             b"FLG_ADDREG_64BITKEY",
             b"x25519_generate_private_key",
             b"=FTS5_AVERAGES_ROWID",
+            b"x25519.X25519PrivateKey",
+            b"win32api.RegEnumKey",
         ] {
             assert!(is_placeholder(v, true), "{}", String::from_utf8_lossy(v));
         }
@@ -576,6 +650,31 @@ mod tests {
         assert_eq!(sequence_run(b"x9876543y"), 7);
         assert!(is_published_sample(b"AKIAIOSFODNN7EXAMPLE"));
         assert!(!is_published_sample(b"AKIAQ8ZR2LMX0PWV7TN4"));
+    }
+
+    #[test]
+    fn password_filter_takes_symbols_and_case() {
+        let mut rng = crate::template::Rng::new(5);
+        let p = |t: &str, rng: &mut crate::template::Rng| crate::template::expand(t, rng, 1.0);
+        let symbol = p("<<a-z:5>>$<<a-z:5>>", &mut rng);
+        // Case changes every letter or two: no camel-case identifier.
+        let cased = p(
+            "<<a-z:2>><<A-Z:2>><<a-z:1>><<A-Z:1>><<a-z:1>><<A-Z:1>>",
+            &mut rng,
+        );
+        for v in [&symbol, &cased] {
+            assert!(!placeholder(v.as_bytes(), Filter::Password), "{v}");
+            assert!(placeholder(v.as_bytes(), Filter::Generic), "{v}");
+        }
+        for v in [
+            p("<<a-z:10>>", &mut rng),
+            p("<<a-z:8>>@", &mut rng),
+            p("<<a-z:4>>%<<a-z:4>>", &mut rng),
+            "userPassword".to_string(),
+            "PasswordHash::hash_password".to_string(),
+        ] {
+            assert!(placeholder(v.as_bytes(), Filter::Password), "{v}");
+        }
     }
 
     #[test]

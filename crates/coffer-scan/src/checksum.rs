@@ -134,14 +134,14 @@ pub fn pypi_macaroon_ok(token: &[u8]) -> bool {
     located && n >= 48 && m[n - 35..n - 32] == [0x00, 0x06, 0x20]
 }
 
-/// A JWT whose header (checked by [`crate::structure::jwt_ok`]) and payload
-/// are both JSON objects.
+/// A JWT whose header (checked by [`crate::structure::jwt_header_is_json`])
+/// and payload are both JSON objects.
 pub fn jwt_payload_ok(token: &[u8]) -> bool {
     let mut parts = token.split(|&b| b == b'.');
     let (Some(_), Some(payload)) = (parts.next(), parts.next()) else {
         return false;
     };
-    crate::structure::jwt_ok(token)
+    crate::structure::jwt_header_is_json(token)
         && b64_bytes(payload)
             .and_then(|j| serde_json::from_slice::<serde_json::Value>(&j).ok())
             .is_some_and(|v| v.is_object())

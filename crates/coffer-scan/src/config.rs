@@ -328,13 +328,14 @@ fn merge_rule(existing: &mut RuleSpec, new: RuleSpec) {
 ///   `string` after the name (Go `var k string = "…"`), then `=` only;
 /// - the key's closing quote, an escaped quote (JSON inside JSON) or `]`;
 /// - an operator: `=`, `:=`, `::=`, `:::=`, `?=`, `??=`, `.=` (PHP), `+=`,
-///   `||=`, `=>`, `:`, `<-`, or a `name`/`value` pair (`<add key="k"
+///   `||=`, `=>`, `:`, `<-`, a `name`/`value` pair (`<add key="k"
 ///   value="…">`, Kubernetes `- name: K` then `value: …`,
-///   `{"name": "k", "value": "…"}`);
+///   `{"name": "k", "value": "…"}`), or a Terraform variable's default
+///   (`variable "k" {` then `default = "…"`);
 /// - an optional YAML block indicator (`|`, `>-`).
 pub const ASSIGN: &str = concat!(
     r#"(?:[\s'"`\\\]]{0,4}"#,
-    r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=])|"#,
+    r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=]|\{\s{0,12}default\s*=)|"#,
     // A typed declaration (`KEY: &str = "…"`, Go's `var k string = "…"`)
     // is followed by `=` only: `key: some::path::Type,` (a field's type)
     // is no assignment.
@@ -352,7 +353,7 @@ pub const GENERIC_ASSIGN: &str = concat!(
     r#"(?:(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{1,30}|[ \t]+(?:string|String|str|\[\]byte|any))"#,
     r#"[\s'"`\\\]]{1,4}=|"#,
     r#"[\s'"`\\\]]{0,4}"#,
-    r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=]))"#,
+    r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=]|\{\s{0,12}default\s*=))"#,
     r#"(?:[ \t]*[|>][-+]?)?"#,
 );
 
@@ -369,9 +370,23 @@ pub fn vendor_assign() -> String {
 /// escaped newline/tab or the end of the line.
 pub const VALUE_END: &str = r#"(?:[`'"\s;,)<&\\]|$)"#;
 
-/// Expands `{{assign}}` ([`vendor_assign`]), `{{op}}` ([`GENERIC_ASSIGN`]) and
-/// `{{end}}` ([`VALUE_END`]) in a built-in rule's regex (user
-/// rules are taken as written).
+/// What may stand between a vendor's name and its key when the name is
+/// not the whole identifier: a short label on the same line (`SECRET`,
+/// `_api_key`, ` private access key`, `.token xyz PRIVATE_TOKEN`, quotes
+/// escaped or not), then
+/// an operator ([`ASSIGN`]'s, a YAML block, a Kubernetes `value:` on the
+/// next line, an XML `>`, a Terraform variable's `{ default =`), one to
+/// three spaces, or one of `-_.`, and the
+/// value's opening quote.
+pub const NEAR: &str = concat!(
+    r#"(?:[\w.-]|[ \t"'\\]){0,40}?"#,
+    r#"(?:\s{0,3}(?:[:?]{0,2}=>?|[:,>]|:\s{0,3}\w{1,12}\s{0,3}=|\r?\n\s{0,12}value\s{0,3}:|>\s{0,12}|:\s{0,2}[|>][-+]?\s{0,12}|\{\s{0,12}default\s*=)\s{0,3}"#,
+    r#"|\s{1,3}|[-_.])\\?["'`]?"#,
+);
+
+/// Expands `{{assign}}` ([`vendor_assign`]), `{{op}}` ([`GENERIC_ASSIGN`]),
+/// `{{near}}` ([`NEAR`]) and `{{end}}` ([`VALUE_END`]) in a built-in rule's
+/// regex (user rules are taken as written).
 pub fn expand_macros(regex: &str) -> String {
     if !regex.contains("{{") {
         return regex.to_string();
@@ -380,6 +395,7 @@ pub fn expand_macros(regex: &str) -> String {
         .replace("{{assign}}", &vendor_assign())
         .replace("{{end}}", VALUE_END)
         .replace("{{op}}", GENERIC_ASSIGN)
+        .replace("{{near}}", NEAR)
 }
 
 /// Builds the regex of a `context` rule: an identifier containing one of the

@@ -12,7 +12,7 @@ use crate::allow::{self, Allowlist, Candidate};
 use crate::checksum::Checksum;
 use crate::config::{context_regex, Config, ConfigError, RuleSpec};
 use crate::decode;
-use crate::entropy::shannon;
+use crate::entropy::{password_floor, shannon};
 use crate::finding::Finding;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::Regex as BytesRegex;
@@ -54,6 +54,11 @@ pub struct Rule {
     regex: Option<BytesRegex>,
     secret_group: Option<usize>,
     entropy: Option<f64>,
+    /// A built-in password rule: its entropy floor follows the value's
+    /// length ([`password_floor`]).
+    password: bool,
+    /// The placeholder filter its matches go through.
+    filter: allow::Filter,
     path: Option<Regex>,
     allowlists: Vec<Allowlist>,
     scope: Scope,
@@ -249,7 +254,7 @@ impl Scanner {
             for r in self.pass(path, &layer.text, None) {
                 if let Some((s, e)) = layer.original_span(r.start, r.end) {
                     let secret = &data[s..e];
-                    if allow::is_placeholder(secret, self.rules[r.rule as usize].generic)
+                    if allow::placeholder(secret, self.rules[r.rule as usize].filter)
                         && layer.map.is_some()
                     {
                         continue;
@@ -389,7 +394,11 @@ impl Scanner {
                 continue;
             }
             let ent = shannon(secret);
-            if rule.entropy.is_some_and(|floor| ent < floor) {
+            let floor = match rule.entropy {
+                Some(f) if rule.password => Some(password_floor(f, secret.len())),
+                f => f,
+            };
+            if floor.is_some_and(|floor| ent < floor) {
                 continue;
             }
             let checksum = rule.checksum.and_then(|check| check(secret)).map(|ok| {
@@ -404,7 +413,7 @@ impl Scanner {
             let placeholder = if checksum == Some(Checksum::Valid) {
                 allow::is_published_sample(secret)
             } else {
-                allow::is_placeholder(secret, rule.generic)
+                allow::placeholder(secret, rule.filter)
             };
             if placeholder || allow::is_reference(secret) {
                 continue;
@@ -588,7 +597,8 @@ fn window(data: &[u8], ks: usize, ke: usize, fwd: Option<usize>) -> (usize, usiz
             let e = line_end(data, ke);
             // A value on the next line: `<k>` then the value, a YAML block
             // (`k: |`), Kubernetes `- name: K` then `value: …`, a JSON
-            // `"name": "k",` then `"value": …`.
+            // `"name": "k",` then `"value": …`, a Terraform `variable "k" {`
+            // then `default = …`.
             if e < data.len() && value_follows(&data[ke..e]) {
                 line_end(data, e + 1)
             } else {
@@ -641,6 +651,7 @@ fn value_follows(rest: &[u8]) -> bool {
                 | b','
                 | b'-'
                 | b'+'
+                | b'{'
         )
     })
 }
@@ -702,6 +713,16 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
     } else {
         Scope::File
     };
+    let password = spec.builtin
+        && matches!(
+            spec.secret_type.as_deref(),
+            Some("password" | "db_credential")
+        );
+    let filter = match (spec.generic, password) {
+        (false, _) => allow::Filter::Specific,
+        (true, false) => allow::Filter::Generic,
+        (true, true) => allow::Filter::Password,
+    };
     Ok(Rule {
         id: spec.id.clone(),
         description: spec.description.clone(),
@@ -712,6 +733,8 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         regex,
         secret_group: spec.secret_group,
         entropy: spec.entropy,
+        password,
+        filter,
         path,
         allowlists,
         scope,

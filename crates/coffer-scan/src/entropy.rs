@@ -21,9 +21,39 @@ pub fn shannon(data: &[u8]) -> f64 {
         .sum()
 }
 
+/// Share of the most a string of its length can score that a password
+/// must reach (a string of `n` bytes scores at most `log2(n)`).
+const PASSWORD_SHARE: f64 = 0.8;
+
+/// The least a lowered password floor asks: four distinct characters.
+const PASSWORD_MIN: f64 = 2.0;
+
+/// The entropy floor a password of `len` bytes must reach under a rule's
+/// `floor`: the floor, capped at 80% of `log2(len)` but not below 2.0 (so
+/// that `bar` is no password and `3eCa3P` is). An eight-character
+/// password scores at most 3.0 (all characters distinct), so a flat floor
+/// of 3.0 would drop every one with a repeated character.
+pub fn password_floor(floor: f64, len: usize) -> f64 {
+    if len < 2 {
+        return floor;
+    }
+    floor.min((PASSWORD_SHARE * (len as f64).log2()).max(PASSWORD_MIN))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shannon;
+    use super::{password_floor, shannon};
+
+    #[test]
+    fn password_floor_follows_length() {
+        assert_eq!(password_floor(3.0, 64), 3.0);
+        assert!((password_floor(3.0, 8) - 2.4).abs() < 1e-9);
+        assert!(password_floor(2.5, 6) < shannon(b"3eCa3P"));
+        assert!(password_floor(3.0, 8) > shannon(b"aabbccdd"));
+        assert_eq!(password_floor(3.0, 1), 3.0);
+        assert!(password_floor(2.5, 3) > shannon(b"bar"));
+        assert_eq!(password_floor(1.5, 3), 1.5);
+    }
 
     #[test]
     fn known_values() {

@@ -392,23 +392,23 @@ mod tests {
 
     #[test]
     fn a_url_password_widens_to_the_whole_url() {
-        let c = b"DATABASE_URL=postgres://billing:pw0rd@db.internal:5432/app?ssl=1 # x\n";
-        let text = std::str::from_utf8(c).unwrap();
-        let (s, e) = (text.find("pw0rd").unwrap(), text.find("@db").unwrap());
-        let (us, ue) = url_span(c, s, e).unwrap();
-        assert_eq!(
-            &text[us..ue],
-            "postgres://billing:pw0rd@db.internal:5432/app?ssl=1"
-        );
-        let q = b"url = \"mongodb+srv://u:pw0rd@h/x\"";
-        let text = std::str::from_utf8(q).unwrap();
-        let (s, e) = (text.find("pw0rd").unwrap(), text.find("@h").unwrap());
-        let (us, ue) = url_span(q, s, e).unwrap();
-        assert_eq!(&text[us..ue], "mongodb+srv://u:pw0rd@h/x");
+        // Generated at run time: the repository holds no password.
+        let mut rng = crate::template::Rng::new(4);
+        let pw = crate::template::expand("<<alnum:12>>", &mut rng, 1.0);
+        let url = format!("postgres://billing:{pw}@db.internal:5432/app?ssl=1");
+        let c = format!("DATABASE_URL={url} # x\n");
+        let (s, e) = (c.find(&pw).unwrap(), c.find("@db").unwrap());
+        let (us, ue) = url_span(c.as_bytes(), s, e).unwrap();
+        assert_eq!(&c[us..ue], url);
+        let url = format!("mongodb+srv://u:{pw}@h/x");
+        let q = format!("url = \"{url}\"");
+        let (s, e) = (q.find(&pw).unwrap(), q.find("@h").unwrap());
+        let (us, ue) = url_span(q.as_bytes(), s, e).unwrap();
+        assert_eq!(&q[us..ue], url);
         // Not a URL password: no widening.
-        let p = b"password: pw0rd@x";
-        assert_eq!(url_span(p, 10, 15), None);
-        assert_eq!(url_span(b"pw0rd", 0, 5), None);
+        let p = format!("password: {pw}@x");
+        assert_eq!(url_span(p.as_bytes(), 10, 10 + pw.len()), None);
+        assert_eq!(url_span(pw.as_bytes(), 0, pw.len()), None);
     }
 
     #[test]

@@ -9,8 +9,6 @@
 //!   legacy bodies (`Proc-Type:`) are not judged, so no key is lost to an
 //!   unusual syntax.
 
-use crate::decode::b64_decode;
-
 /// The check of built-in rule `id`, if it has one.
 pub fn check_for(id: &str) -> Option<fn(&[u8]) -> bool> {
     match id {
@@ -21,18 +19,28 @@ pub fn check_for(id: &str) -> Option<fn(&[u8]) -> bool> {
     }
 }
 
-/// A JWT's header is base64url JSON with an `alg`.
+/// A JWT's header is base64url JSON with an `alg` ([`jwt_header_is_json`]),
+/// or starts as a JSON object and names `"alg"`: a token damaged by an
+/// edit or a typo is still the token (its checksum then says invalid).
 pub fn jwt_ok(token: &[u8]) -> bool {
-    let Some(header) = token.split(|&b| b == b'.').next() else {
-        return false;
-    };
-    let Some(json) = b64_decode(header) else {
-        return false;
-    };
-    serde_json::from_slice::<serde_json::Value>(&json)
-        .ok()
+    jwt_header_is_json(token)
+        || jwt_header(token).is_some_and(|json| {
+            json.starts_with(b"{\"") && memchr::memmem::find(&json, b"\"alg\"").is_some()
+        })
+}
+
+/// True when a JWT's header decodes to a JSON object naming its `alg`.
+pub fn jwt_header_is_json(token: &[u8]) -> bool {
+    jwt_header(token)
+        .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
         .and_then(|v| v.as_object().map(|o| o.contains_key("alg")))
         .unwrap_or(false)
+}
+
+/// The decoded bytes of a JWT's first part.
+fn jwt_header(token: &[u8]) -> Option<Vec<u8>> {
+    let header = token.split(|&b| b == b'.').next()?;
+    crate::checksum::b64_bytes(header)
 }
 
 /// HTTP Basic credentials decode to `user:password` whose password is no
@@ -130,6 +138,11 @@ mod tests {
             1.0,
         );
         assert!(!jwt_ok(bad.as_bytes()));
+        // One character of the header changed: still a JWT.
+        let damaged = good.replacen("IsInR5", "IsEnR5", 1);
+        assert_ne!(damaged, good);
+        assert!(jwt_ok(damaged.as_bytes()));
+        assert!(!crate::checksum::jwt_payload_ok(damaged.as_bytes()));
     }
 
     #[test]

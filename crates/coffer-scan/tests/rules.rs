@@ -342,3 +342,253 @@ fn coffer_service_tokens_are_found() {
         );
     }
 }
+
+/// The secret of `rule` found in `text` with exactly the span of `secret`.
+fn found_exactly(scanner: &Scanner, text: &str, rule: &str, secret: &str) -> bool {
+    let Some(at) = text.find(secret) else {
+        return false;
+    };
+    scanner
+        .scan("src/app.txt", text.as_bytes())
+        .iter()
+        .any(|f| f.rule_id == rule && f.start == at && f.end == at + secret.len())
+}
+
+/// Passwords people choose: letters with a symbol inside, mixed case
+/// without digits, short ones with a repeated character. Their entropy
+/// floor follows their length; the near misses stay unflagged.
+#[test]
+fn human_passwords_are_found() {
+    let (_, scanner) = scanner();
+    let mut failures = Vec::new();
+    for seed in 0..8u64 {
+        let mut rng = Rng::new(0xFA55 + seed);
+        let symbol = expand("<<a-z:5>>$<<a-z:5>>", &mut rng, 1.0);
+        // Case changes every letter or two: no camel-case identifier.
+        let cased = expand(
+            "<<a-z:2>><<A-Z:2>><<a-z:1>><<A-Z:1>><<a-z:1>><<A-Z:1>>",
+            &mut rng,
+            1.0,
+        );
+        // Eight characters, one of them twice: at most 2.75 bits.
+        let mut repeat = expand("<<a-z:3>><<0-9:2>><<A-Z:2>>", &mut rng, 1.0);
+        repeat.push(repeat.as_bytes()[0] as char);
+        let short = expand("<<a-z:2>><<0-9:2>><<A-Z:2>>", &mut rng, 1.0);
+        for (rule, secret, text) in [
+            (
+                "generic-password",
+                &symbol,
+                format!("password = \"{symbol}\"\n"),
+            ),
+            (
+                "generic-password",
+                &symbol,
+                format!("  \"password\": \"{symbol}\",\n"),
+            ),
+            (
+                "generic-password",
+                &symbol,
+                format!("my_password := \"{symbol}\"\n"),
+            ),
+            (
+                "generic-password",
+                &repeat,
+                format!("DB_PASSWORD={repeat}\n"),
+            ),
+            (
+                "url-credentials",
+                &cased,
+                format!("remote = \"https://{}:{cased}@git.internal\"\n", "deploy"),
+            ),
+            (
+                "database-url-password",
+                &short,
+                format!("BROKER=amqps://app:{short}@10.0.0.7:5671/vhost\n"),
+            ),
+            (
+                "psexec-password",
+                &short,
+                format!("PsExec.exe \\\\host01 -u CORP\\ops -p {short} cmd\n"),
+            ),
+        ] {
+            if !found_exactly(&scanner, &text, rule, secret) {
+                failures.push(format!("{rule}: {}", text.replace(secret.as_str(), "<S>")));
+            }
+        }
+        let word = expand("<<a-z:9>>", &mut rng, 1.0);
+        let trailing = format!("{}@", expand("<<a-z:8>>", &mut rng, 1.0));
+        let three = expand("<<a-z:3>>", &mut rng, 1.0);
+        for text in [
+            format!("password = \"{word}\"\n"),
+            format!("server->password = \"{trailing}\";\n"),
+            "password = \"PasswordHash::hash_password_customized\"\n".to_string(),
+            format!("DATABASE_URL=postgres://app:{three}@db.internal/app\n"),
+        ] {
+            let got = scanner.scan("src/app.txt", text.as_bytes());
+            if !got.is_empty() {
+                failures.push(format!("flagged: {text:?}"));
+            }
+        }
+    }
+    failures.sort();
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Keys written the ways peer scanners' examples write them: after the
+/// vendor's name and a free label (`ayrshare TOKEN <key>`), on the next
+/// line, glued to other text, inside a line naming the vendor; and the
+/// near misses of those shapes.
+#[test]
+fn vendor_keys_in_free_text() {
+    let (_, scanner) = scanner();
+    let mut failures = Vec::new();
+    for seed in 0..8u64 {
+        let mut rng = Rng::new(0xB0B0 + seed);
+        let mut g = |t: &str| expand(t, &mut rng, 1.0);
+        let ayr = g("<<ualnum:8>>-<<ualnum:8>>-<<ualnum:8>>-<<ualnum:8>>");
+        let swift = g("<<alnum:6>>_<<alnum:6>>-<<alnum:6>>");
+        let event = g("<<ualnum:20>>");
+        let prospect = g("<<hex:32>>");
+        let mock = g("<<hex:8>>");
+        let owm = g("<<hex:32>>");
+        let telnyx = g("KEY<<b64url:55>>");
+        let openai = g("sk-<<alnum:48>>");
+        let frame = g("fio-u-<<b64url:64>>");
+        let segment = g("<<b64url:43>>.<<b64url:43>>");
+        let monday = g("eyJhbGciOiJIUzI1NiJ9.eyJ<<b64url:90>>.<<b64url:43>>");
+        let okta = g("00<<b64url:40>>");
+        let azure = g("<<b64:106>>==");
+        let atlassian = g("<<alnum:24>>");
+        let dotted = g("M<<alnum:23>>.<<b64url:6>>.<<alnum:27>>");
+        let react = g("<<a-z:9>>");
+        for (rule, secret, text) in [
+            ("ayrshare-api-key", &ayr, format!("ayrshare TOKEN {ayr}\n")),
+            (
+                "swiftype-api-key",
+                &swift,
+                format!("swiftypeSECRET {swift}\n"),
+            ),
+            (
+                "eventbrite-private-token",
+                &event,
+                format!("eventbrite private access key\n{event}\n"),
+            ),
+            (
+                "prospectcrm-api-key",
+                &prospect,
+                format!("prospect-access-{prospect}\n"),
+            ),
+            (
+                "mockaroo-api-key",
+                &mock,
+                format!("mockaroo.token xyz PRIVATE_TOKEN={mock}\n"),
+            ),
+            ("openweather-api-key", &owm, format!("pyowm = '{owm}'\n")),
+            ("telnyx-api-key-v2", &telnyx, format!("telnyx = {telnyx}\n")),
+            (
+                "openai-legacy-api-key",
+                &openai,
+                format!(
+                    "curl https://api.openai.com/v1/models -H \"Authorization Bearer {openai}\"\n"
+                ),
+            ),
+            ("frameio-token", &frame, format!("x{frame}\n")),
+            (
+                "segment-access-token",
+                &segment,
+                format!("segment_token={segment}\n"),
+            ),
+            (
+                "monday-api-token",
+                &monday,
+                format!("monday SECRET_TOKEN={monday}\n"),
+            ),
+            (
+                "okta-api-token",
+                &okta,
+                format!("variable \"corp_okta_api_token\" {{\n  default = \"{okta}\"\n}}\n"),
+            ),
+            (
+                "azure-storage-account-key",
+                &azure,
+                format!("AccountKey={azure}\\\n"),
+            ),
+            (
+                "atlassian-legacy-api-token",
+                &atlassian,
+                format!("Atlassian_key = \"{atlassian}\"\n"),
+            ),
+            ("generic-secret", &dotted, format!("apikey: {dotted}\n")),
+            (
+                "react-app-password",
+                &react,
+                format!("REACT_APP_AUTH_PASSWORD={react}\n"),
+            ),
+        ] {
+            if !found_exactly(&scanner, &text, rule, secret) {
+                let got: Vec<String> = scanner
+                    .scan("src/app.txt", text.as_bytes())
+                    .iter()
+                    .map(|f| format!("{}@{}..{}", f.rule_id, f.start, f.end))
+                    .collect();
+                failures.push(format!(
+                    "{rule}: {:?} -> {got:?}",
+                    text.replace(secret.as_str(), "<S>")
+                ));
+            }
+        }
+        for text in [
+            // Names, not tokens.
+            "getPagesInConfluenceSpace,searchConfluenceUsingCql\n".to_string(),
+            "REACT_APP_MAILER_PASSWORD=smtp_password\n".to_string(),
+            "    private_key: x25519.X25519PrivateKey\n".to_string(),
+            "        RegEnumKey = win32api.RegEnumKey\n".to_string(),
+            "token: io.k8s.api.core.v1.SecretKeySelector\n".to_string(),
+            // A prospect's id is no ProspectCRM key.
+            format!("prospect_id = \"{}\"\n", g("<<hex:32>>")),
+            // OpenAI's name on another line.
+            format!("# openai\nkey = sk-{}\n", g("<<a-z:10>>")),
+        ] {
+            let got = scanner.scan("src/app.txt", text.as_bytes());
+            if !got.is_empty() {
+                failures.push(format!(
+                    "flagged {text:?}: {:?}",
+                    got.iter().map(|f| &f.rule_id).collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    failures.sort();
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A JWT with one character of its header damaged is still reported (at
+/// low confidence); an `ey…` string that is no JSON is not.
+#[test]
+fn damaged_jwt_header_is_still_a_jwt() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(0x1A7);
+    let good = expand("<<jwt:3>>", &mut rng, 1.0);
+    let damaged = good.replacen("IsInR5", "IsEnR5", 1);
+    assert_ne!(good, damaged);
+    let text = format!("SERVICE_ANON_KEY={damaged}\n");
+    let found = scanner.scan("app.env", text.as_bytes());
+    let f = found
+        .iter()
+        .find(|f| f.rule_id == "jwt")
+        .expect("jwt found");
+    assert_eq!(f.secret.as_str(), damaged);
+    assert_eq!(f.checksum, Some(coffer_scan::checksum::Checksum::Invalid));
+    let random = expand(
+        "ey<<b64url:30>>.ey<<b64url:40>>.<<b64url:30>>",
+        &mut rng,
+        1.0,
+    );
+    let text = format!("jwtToken={random}\n");
+    assert!(!scanner
+        .scan("app.env", text.as_bytes())
+        .iter()
+        .any(|f| f.rule_id == "jwt"));
+}

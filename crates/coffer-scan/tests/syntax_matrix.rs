@@ -1,7 +1,8 @@
 //! The per-syntax matrix: every built-in rule × every common syntax a
 //! credential is written in (gitleaks' sample syntaxes plus XML attributes
 //! and elements, Go typed vars, PHP `.=`, JSON inside JSON, heredocs, `.env`,
-//! Jupyter, Kubernetes manifests, curl, URL userinfo).
+//! Jupyter, Kubernetes manifests, Terraform variable defaults, curl, URL
+//! userinfo).
 //!
 //! Each rule's credential is generated at run time from the rule's example
 //! template (the format's specification: prefix, alphabet, length), so the
@@ -92,6 +93,9 @@ fn syntaxes() -> Vec<Syntax> {
         )),
         syn!("hcl", |k, v| format!(
             "provider \"x\" {{\n  {k} = \"{v}\"\n}}\n"
+        )),
+        syn!("terraform variable default", |k, v| format!(
+            "variable \"{k}\" {{\n  default = \"{v}\"\n}}\n"
         )),
         syn!("dockerfile env", |k, v| format!(
             "FROM alpine\nENV {k}={v}\n"
