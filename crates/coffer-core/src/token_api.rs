@@ -575,7 +575,7 @@ async fn create(
     let policies: Vec<String> = if let Some((name, def)) = &role {
         let rp = Params(
             def.as_object()
-                .ok_or_else(|| Error::Internal("corrupt token role".into()))?,
+                .ok_or_else(|| Error::corrupt("token role"))?,
         );
         let allowed = rp.str_list("allowed_policies")?.unwrap_or_default();
         let allowed_glob = rp.str_list("allowed_policies_glob")?.unwrap_or_default();
@@ -816,7 +816,7 @@ async fn roles(core: &Core, req: &Request, name: &str) -> Result<Response> {
             let e = Params(
                 existing
                     .as_object()
-                    .ok_or_else(|| Error::Internal("corrupt token role".into()))?,
+                    .ok_or_else(|| Error::corrupt("token role"))?,
             );
             let list = |k: &str| -> Result<Vec<String>> {
                 Ok(match p.str_list(k)? {

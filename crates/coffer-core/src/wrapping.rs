@@ -168,8 +168,8 @@ async fn wrap(
         ..Default::default()
     };
     let (token, entry) = token_api::mint(core, spec).await?;
-    let body = serde_json::to_value(&stored)
-        .map_err(|e| Error::Internal(format!("cannot encode the wrapped response: {e}")))?;
+    let body =
+        serde_json::to_value(&stored).map_err(|e| Error::encode("the wrapped response", e))?;
     let saved = match cubbyhole_view(core, &entry) {
         Ok(view) => view.put_json(RESPONSE_KEY, &body).await,
         Err(e) => Err(e),
@@ -397,8 +397,8 @@ async fn take(core: &Core, req: &Request, caller: &TokenEntry) -> Result<(TokenE
     }
     let view = cubbyhole_view(core, &entry)?;
     let body: Value = view.get_json(RESPONSE_KEY).await?.ok_or_else(invalid)?;
-    let stored: Stored = serde_json::from_value(body)
-        .map_err(|e| Error::Internal(format!("corrupt wrapped response: {e}")))?;
+    let stored: Stored =
+        serde_json::from_value(body).map_err(|e| Error::corrupt_json("wrapped response", &e))?;
     Ok((entry, stored))
 }
 

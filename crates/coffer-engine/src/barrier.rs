@@ -278,10 +278,10 @@ impl Barrier {
             Some(bytes) => {
                 let plain = keyring
                     .open(&bytes, ENCRYPTIONS_KEY.as_bytes())
-                    .map_err(|e| Error::Internal(format!("encryption count unreadable: {e}")))?;
+                    .map_err(|e| Error::corrupt(format!("encryption count: {e}")))?;
                 Some(
                     serde_json::from_slice::<StoredCount>(&plain)
-                        .map_err(|e| Error::Internal(format!("corrupt encryption count: {e}")))?,
+                        .map_err(|e| Error::corrupt_json("encryption count", &e))?,
                 )
             }
         };
@@ -473,7 +473,7 @@ impl Barrier {
             Some(bytes) => keyring
                 .open(&bytes, key.as_bytes())
                 .map(|plain| (Some(plain), version))
-                .map_err(|e| Error::Internal(format!("failed to decrypt entry {key:?}: {e}"))),
+                .map_err(|e| Error::corrupt(format!("entry {key:?}: {e}"))),
         }
     }
 
@@ -766,7 +766,7 @@ fn count_op(keyring: &Keyring, count: u64, clean: bool) -> Result<Op> {
         encryptions: count,
         clean,
     })
-    .map_err(|e| Error::Internal(format!("failed to encode encryption count: {e}")))?;
+    .map_err(|e| Error::encode("the encryption count", e))?;
     Ok(Op::Put {
         key: ENCRYPTIONS_KEY.into(),
         value: keyring.seal(&record, ENCRYPTIONS_KEY.as_bytes()),
@@ -777,7 +777,7 @@ fn count_op(keyring: &Keyring, count: u64, clean: bool) -> Result<Op> {
 pub fn to_json<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>> {
     serde_json::to_vec(value)
         .map(Zeroizing::new)
-        .map_err(|e| Error::Internal(format!("failed to encode entry: {e}")))
+        .map_err(|e| Error::encode("an entry", e))
 }
 
 #[cfg(test)]

@@ -749,6 +749,8 @@ mod tests {
         let cases = [
             Error::Internal(format!("corrupt entry {detail}")),
             Error::from(coffer_storage::StorageError::Backend(detail.clone())),
+            Error::corrupt(format!("entry {detail:?}")),
+            Error::Audit(format!("audit device {detail} failed")),
         ];
         for e in cases {
             assert!(e.is_internal(), "{e:?}");
