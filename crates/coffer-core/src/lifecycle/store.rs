@@ -32,8 +32,12 @@ pub async fn load(view: &View, path: &str) -> Result<Option<Lifecycle>> {
 /// Where the due index lives in a mount's view.
 const DUE_PREFIX: &str = "lifecycle-due/";
 
-/// Time buckets read per page of the due index.
-const DUE_PAGE: usize = 256;
+/// Time buckets read by the first page of the due index: most passes find
+/// the first bucket in the future, so the first read is small; later pages
+/// double, up to [`DUE_PAGE_MAX`].
+const DUE_PAGE_FIRST: usize = 8;
+/// The most time buckets one page of the due index reads.
+const DUE_PAGE_MAX: usize = 256;
 
 /// The due-index entry of `path` at epoch second `when`.
 fn due_key(when: i64, path: &str) -> String {
@@ -81,8 +85,9 @@ pub async fn drop_due(view: &View, when: i64, path: &str) -> Result<()> {
 pub async fn due(view: &View, at: i64) -> Result<Vec<(i64, String)>> {
     let mut out = Vec::new();
     let mut after = String::new();
+    let mut page = DUE_PAGE_FIRST;
     'pages: loop {
-        let buckets = view.list_page(DUE_PREFIX, &after, Some(DUE_PAGE)).await?;
+        let buckets = view.list_page(DUE_PREFIX, &after, Some(page)).await?;
         let Some(last) = buckets.last() else {
             break;
         };
@@ -100,10 +105,11 @@ pub async fn due(view: &View, at: i64) -> Result<Vec<(i64, String)>> {
                 }
             }
         }
-        if buckets.len() < DUE_PAGE {
+        if buckets.len() < page {
             break;
         }
         after = last.clone();
+        page = (page * 2).min(DUE_PAGE_MAX);
     }
     Ok(out)
 }
