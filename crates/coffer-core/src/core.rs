@@ -341,8 +341,24 @@ impl Core {
     pub(crate) async fn replace_store(
         &self,
         items: tokio::sync::mpsc::Receiver<coffer_storage::ImportItem>,
+        actor: &TokenEntry,
+        event: serde_json::Value,
     ) -> Result<u64> {
         let _admin = self.admin.lock().await;
+        // Under the lock: a restore that waited behind another finds the
+        // server sealed, and is refused rather than run unaudited (the
+        // devices close with the seal).
+        if self.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        self.audit
+            .event(
+                crate::audit::events::names::SNAPSHOT_RESTORED,
+                Some(actor),
+                event,
+            )
+            .await
+            .map_err(|_| Error::Audit("the snapshot restore could not be audited".into()))?;
         self.seal_locked(true).await;
         let outcome = self.barrier.backend().import(items).await;
         self.seal.forget_config();
@@ -513,6 +529,18 @@ impl Core {
                 return Err(Error::Sealed);
             }
             routed = self.route(&mut req); // the mount table may have changed
+                                           // The HTTP layer chose the audited headers before this sync: a
+                                           // header another node dropped, or made HMAC'd, follows the table
+                                           // now (one newly added there is recorded from the next request).
+            let table = self.audited_headers();
+            req.audited_headers
+                .retain_mut(|h| match table.get(&h.name) {
+                    Some(setting) => {
+                        h.hmac = setting.hmac;
+                        true
+                    }
+                    None => false,
+                });
         }
         let (m, rel) = match routed {
             Ok(r) => r,

@@ -10,8 +10,11 @@
 //! | `SHA256SUMS` | the SHA-256 of `meta.json` and of `state.bin`, as `sha256sum` prints them |
 //! | `SHA256SUMS.sealed` | `SHA256SUMS` sealed (AES-256-GCM) with the store's keyring |
 //!
-//! Nothing in it is plaintext but the metadata: a snapshot opens only with
-//! the unseal keys of the store it came from. A restore checks every
+//! Every value in it is ciphertext, and opens only with the unseal keys of
+//! the store it came from. The storage keys are not encrypted (as in the
+//! store itself, and in Vault's): they name secret paths, token accessors
+//! and token-id digests, so a snapshot file is kept as carefully as the
+//! database. A restore checks every
 //! member (order, sizes, frames, strictly ascending keys, the count, both
 //! checksums, the gzip trailer) while it spools `state.bin` to an unlinked
 //! temporary file, before anything in the store is touched; an ordinary
@@ -498,8 +501,15 @@ fn small<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Vec<u8>> 
 /// work), spooling `state.bin` into `spool` (an unlinked temporary file).
 /// Every failure of the upload itself is a 400 naming what is wrong; only
 /// a failing spool is a 500.
-pub(crate) fn read_archive<R: Read>(input: R, mut spool: std::fs::File) -> Result<Verified> {
-    let checked = check(input, &mut spool)?;
+/// `accept` judges the metadata (the archive's first member) before any
+/// of the state is read or spooled: a snapshot of another store, or one
+/// larger than the spool can hold, is refused before it costs anything.
+pub(crate) fn read_archive<R: Read>(
+    input: R,
+    mut spool: std::fs::File,
+    accept: &dyn Fn(&Meta) -> Result<()>,
+) -> Result<Verified> {
+    let checked = check(input, &mut spool, accept)?;
     spool
         .rewind()
         .map_err(|e| Error::Internal(format!("snapshot restore: rewinding the spool file: {e}")))?;
@@ -517,7 +527,7 @@ pub(crate) fn read_archive<R: Read>(input: R, mut spool: std::fs::File) -> Resul
 /// it): members, frames, count, checksums, gzip trailer. Its metadata, or a
 /// 400-class error naming what is wrong.
 pub fn inspect<R: Read>(input: R) -> Result<Meta> {
-    Ok(check(input, &mut io::sink())?.meta)
+    Ok(check(input, &mut io::sink(), &|_| Ok(()))?.meta)
 }
 
 /// What [`check`] found in a well-formed archive.
@@ -529,7 +539,11 @@ struct Checked {
 }
 
 /// The checks of [`read_archive`], with `state.bin` copied into `spool`.
-fn check<R: Read, S: Write>(input: R, spool: &mut S) -> Result<Checked> {
+fn check<R: Read, S: Write>(
+    input: R,
+    spool: &mut S,
+    accept: &dyn Fn(&Meta) -> Result<()>,
+) -> Result<Checked> {
     let mut gz = flate2::read::GzDecoder::new(input);
     let (meta, meta_json, state_sha, state_keys, sums, sealed) = {
         let mut archive = tar::Archive::new(&mut gz);
@@ -540,6 +554,7 @@ fn check<R: Read, S: Write>(input: R, spool: &mut S) -> Result<Checked> {
 
         let meta_json = small(&mut next(META)?, META)?;
         let meta = parse_meta(&meta_json)?;
+        accept(&meta)?;
 
         let mut state = next(STATE)?;
         if state.size() != meta.state_bytes {
@@ -768,7 +783,7 @@ mod tests {
     }
 
     fn read(bytes: &[u8]) -> Result<Verified> {
-        read_archive(bytes, tempfile::tempfile().unwrap())
+        read_archive(bytes, tempfile::tempfile().unwrap(), &|_| Ok(()))
     }
 
     #[test]

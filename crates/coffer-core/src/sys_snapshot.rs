@@ -101,12 +101,32 @@ async fn restore(core: &Core, req: &Request, force: bool, token: &TokenEntry) ->
             "snapshot restore: cannot create a spool file in the temporary directory: {e}"
         ))
     })?;
+    let here = snapshot::store_id(&*core.barrier.keyring()?);
+    let (id, room) = (here.clone(), spool_room());
+    // Judged on the metadata, before the state is read: another store's
+    // snapshot (unless forced), or one the spool cannot hold, costs nothing.
+    let accept = move |meta: &snapshot::Meta| -> Result<()> {
+        if !force && meta.store_id != id {
+            return Err(Error::bad(format!(
+                "the snapshot was taken from another store (its id is {}, this store's is {id}); \
+                 use snapshot-force (coffer operator snapshot restore -force) to restore it anyway",
+                meta.store_id
+            )));
+        }
+        if room.is_some_and(|free| meta.state_bytes > free) {
+            return Err(Error::bad(format!(
+                "the snapshot holds {} bytes, more than the temporary directory has free for \
+                 checking it before it is installed",
+                meta.state_bytes
+            )));
+        }
+        Ok(())
+    };
     let verified = tokio::task::spawn_blocking(move || {
-        snapshot::read_archive(ChannelReader::new(body), spool)
+        snapshot::read_archive(ChannelReader::new(body), spool, &accept)
     })
     .await
     .map_err(|e| Error::Internal(format!("snapshot restore: {e}")))??;
-    let here = snapshot::store_id(&*core.barrier.keyring()?);
     if !force {
         let keyring = core.barrier.keyring()?;
         if verified.meta.store_id != here || !verified.opens_with(&keyring) {
@@ -120,20 +140,13 @@ async fn restore(core: &Core, req: &Request, force: bool, token: &TokenEntry) ->
         }
     }
     let meta = verified.meta.clone();
-    core.audit
-        .event(
-            names::SNAPSHOT_RESTORED,
-            Some(token),
-            json!({
-                "store_id": meta.store_id,
-                "keys": meta.keys,
-                "created_at": meta.created_at,
-                "forced": force,
-                "replaced_store_id": here,
-            }),
-        )
-        .await
-        .map_err(|_| Error::Internal("failed to audit the snapshot restore".into()))?;
+    let event = json!({
+        "store_id": meta.store_id,
+        "keys": meta.keys,
+        "created_at": meta.created_at,
+        "forced": force,
+        "replaced_store_id": here,
+    });
     tracing::warn!(
         keys = meta.keys,
         created_at = %meta.created_at,
@@ -142,7 +155,7 @@ async fn restore(core: &Core, req: &Request, force: bool, token: &TokenEntry) ->
     );
     let (items_tx, items) = tokio::sync::mpsc::channel(coffer_storage::snapshot::CHANNEL_BATCHES);
     let replay = tokio::task::spawn_blocking(move || verified.replay(&items_tx));
-    let imported = core.replace_store(items).await;
+    let imported = core.replace_store(items, token, event).await;
     let replayed = replay
         .await
         .map_err(|e| Error::Internal(format!("snapshot restore: {e}")))?;
@@ -172,4 +185,11 @@ async fn restore(core: &Core, req: &Request, force: bool, token: &TokenEntry) ->
             })
         }
     }
+}
+
+/// Bytes free in the temporary directory, where the upload is spooled
+/// (`None` when the platform cannot tell).
+fn spool_room() -> Option<u64> {
+    let st = rustix::fs::statvfs(std::env::temp_dir()).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }

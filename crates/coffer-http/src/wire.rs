@@ -191,17 +191,34 @@ pub fn audited_headers(
 ) -> Vec<coffer_core::AuditedHeader> {
     let table = core.audited_headers();
     let mut out = Vec::new();
+    let mut budget = AUDITED_HEADER_BYTES;
     for (name, setting) in table.iter() {
-        for value in headers.get_all(name.as_str()) {
+        for value in headers
+            .get_all(name.as_str())
+            .iter()
+            .take(AUDITED_HEADER_VALUES)
+        {
+            let bytes = value.as_bytes();
+            // Each value recorded costs its bytes twice per device (request
+            // and response entries): the whole is bounded.
+            let Some(left) = budget.checked_sub(bytes.len()) else {
+                return out;
+            };
+            budget = left;
             out.push(coffer_core::AuditedHeader {
                 name: name.clone(),
-                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                value: String::from_utf8_lossy(bytes).into_owned(),
                 hmac: setting.hmac,
             });
         }
     }
     out
 }
+
+/// Most values of one audited header recorded per request.
+const AUDITED_HEADER_VALUES: usize = 8;
+/// Most bytes of audited header values recorded per request.
+const AUDITED_HEADER_BYTES: usize = 8 * 1024;
 
 /// The client token: `X-Vault-Token`, else `Authorization: Bearer`.
 /// Public for the fuzz targets.

@@ -580,3 +580,53 @@ fn postgresql_snapshot_restore_replaces_the_store_for_every_node() {
     let lines = audit_lines(&one_dir);
     assert!(has_event(&lines, "snapshot_saved") && has_event(&lines, "snapshot_restored"));
 }
+
+/// Two restores sent at once: exactly one installs its snapshot, the other
+/// finds the server sealed and is refused, and the audit trail holds one
+/// `snapshot_restored` event, for the snapshot that was installed.
+#[test]
+fn overlapping_restores_install_one_snapshot_and_audit_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _cfg, keys) = start_initialised(dir.path(), 3, 2);
+    let api = Api::new(&s);
+    prepare(&api);
+    let mut files = Vec::new();
+    for name in ["x", "y"] {
+        write(&api, "which", name);
+        let file = dir.path().join(format!("{name}.snap"));
+        s.run(&["operator", "snapshot", "save", file.to_str().unwrap()])
+            .ok();
+        files.push(file);
+    }
+    let bodies: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let url = format!("{}/v1/sys/storage/raft/snapshot", s.addr);
+    let handles: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let (url, token) = (url.clone(), s.token.clone());
+            std::thread::spawn(move || {
+                reqwest::blocking::Client::new()
+                    .post(&url)
+                    .header("X-Vault-Token", token)
+                    .body(body)
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == 200).count(),
+        1,
+        "one restore installs, the other is refused: {codes:?}"
+    );
+    unseal(&api, &keys[..2]);
+    let installed = read(&api, &s.token, "which").unwrap();
+    let restored: Vec<Value> = audit_lines(dir.path())
+        .into_iter()
+        .filter(|l| l["event"] == json!("snapshot_restored"))
+        .collect();
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert!(installed == "x" || installed == "y", "{installed}");
+}
