@@ -89,6 +89,7 @@ pub const CATALOG: &[Route] = &[
     r("GET", "sys/plugins/catalog", "read"),
     s("LIST", "sys/plugins/catalog/secret", "list"),
     s("GET", "sys/plugins/catalog/secret/kv", "read"),
+    s("POST", "sys/plugins/catalog/secret/kv", "update"),
     s("DELETE", "sys/plugins/catalog/secret/kv", "delete"),
     s("GET", "sys/config/auditing/request-headers", "read"),
     s(
