@@ -61,6 +61,9 @@ const SMALL_MEMBER: u64 = 64 * 1024;
 const MAX_VALUE: u64 = 1 << 30;
 /// Bytes handed to the HTTP layer at a time.
 const OUT_CHUNK: usize = 64 * 1024;
+/// How long a download may read nothing before the snapshot is abandoned
+/// (its read transaction, which holds the store's old pages, ends with it).
+pub(crate) const SEND_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `meta.json`: what the snapshot is, readable without any key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -125,15 +128,23 @@ pub(crate) struct ChannelWriter {
     tx: mpsc::Sender<Chunk>,
     buf: Vec<u8>,
     aborted: Arc<AtomicBool>,
+    idle: std::time::Duration,
 }
 
 impl ChannelWriter {
     /// A writer into `tx`.
-    pub(crate) fn new(tx: mpsc::Sender<Chunk>, aborted: Arc<AtomicBool>) -> Self {
+    /// A writer into `tx` that gives up when the reader takes nothing for
+    /// `idle` (a client that stopped reading).
+    pub(crate) fn new(
+        tx: mpsc::Sender<Chunk>,
+        aborted: Arc<AtomicBool>,
+        idle: std::time::Duration,
+    ) -> Self {
         ChannelWriter {
             tx,
             buf: Vec::with_capacity(OUT_CHUNK),
             aborted,
+            idle,
         }
     }
 
@@ -144,13 +155,32 @@ impl ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(OUT_CHUNK));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the client stopped reading the snapshot",
-            )
-        })
+        let mut item: Chunk = Ok(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(OUT_CHUNK),
+        ));
+        let deadline = std::time::Instant::now() + self.idle;
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the client stopped reading the snapshot",
+                    ))
+                }
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client read nothing of the snapshot for too long",
+                        ));
+                    }
+                    item = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
     }
 }
 
@@ -730,6 +760,20 @@ impl<R: Read> Read for Hashing<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_that_takes_nothing_ends_the_download() {
+        let (tx, _rx) = mpsc::channel::<Chunk>(1);
+        let mut w = ChannelWriter::new(
+            tx,
+            Arc::new(AtomicBool::new(false)),
+            std::time::Duration::from_millis(50),
+        );
+        let block = vec![0u8; OUT_CHUNK];
+        w.write_all(&block).unwrap(); // the channel holds one chunk
+        let err = w.write_all(&block).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    }
 
     fn entries(n: usize) -> Vec<Entry> {
         let mut out: Vec<Entry> = (0..n)

@@ -70,12 +70,15 @@ async fn save(core: &Core, token: &TokenEntry) -> Result<Response> {
     let mut entries = export.entries;
     tokio::task::spawn_blocking(move || {
         let aborted = Arc::new(AtomicBool::new(false));
-        let out = ChannelWriter::new(tx.clone(), aborted.clone());
+        let out = ChannelWriter::new(tx.clone(), aborted.clone(), snapshot::SEND_IDLE);
         let seal = |sums: &[u8]| keyring.seal(sums, snapshot::SEALED_AAD);
         match snapshot::write_archive(out, &meta, &mut entries, &seal, &aborted) {
             Ok(()) => tracing::info!(keys = meta.keys, "snapshot saved"),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 tracing::warn!("snapshot not saved: the client went away")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::warn!("snapshot not saved: the client stopped reading it")
             }
             Err(e) => {
                 tracing::error!(error = %e, "snapshot failed midway; the client gets it incomplete");
