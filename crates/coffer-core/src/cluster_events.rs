@@ -25,9 +25,6 @@ pub(crate) const PREFIX: &str = "sys/events/";
 /// How long shared event records are kept.
 pub(crate) const KEEP: chrono::Duration = chrono::Duration::minutes(10);
 
-/// Time buckets deleted per tidy pass at most.
-const TIDY_BUCKETS: usize = 600;
-
 fn key(event: &Event) -> String {
     format!("{PREFIX}{:011}/{}", event.time.timestamp().max(0), event.id)
 }
@@ -71,26 +68,14 @@ pub(crate) async fn apply(core: &Core, key: &str) -> Result<()> {
 /// Deletes the shared event records older than [`KEEP`] (leader only).
 pub(crate) async fn tidy(core: &Core) -> Result<()> {
     let cutoff = (chrono::Utc::now() - KEEP).timestamp();
-    let buckets = core
-        .barrier
-        .list_page(PREFIX, "", Some(TIDY_BUCKETS))
-        .await?;
-    for bucket in buckets {
-        let Some(second) = bucket.strip_suffix('/').and_then(|s| s.parse::<i64>().ok()) else {
-            continue;
-        };
-        if second >= cutoff {
-            break;
-        }
-        let dir = format!("{PREFIX}{bucket}");
-        let ops = core
-            .barrier
-            .keys_with_prefix(&dir)
-            .await?
-            .into_iter()
-            .map(crate::barrier::BarrierOp::Delete)
-            .collect();
-        core.barrier.write_batch(ops).await?;
+    let view = crate::barrier::View::new(core.barrier.clone(), "");
+    let old = crate::time_index::until(&view, PREFIX, cutoff - 1).await?;
+    if old.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let ops = old
+        .into_iter()
+        .map(|t| crate::barrier::BarrierOp::Delete(t.key))
+        .collect();
+    core.barrier.write_batch(ops).await
 }

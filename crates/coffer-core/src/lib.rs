@@ -40,6 +40,7 @@ mod sys_remount;
 mod sys_snapshot;
 mod sys_ui;
 mod sys_version;
+mod time_index;
 pub mod token;
 pub mod token_api;
 pub mod wrapping;

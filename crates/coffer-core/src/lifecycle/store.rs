@@ -32,13 +32,6 @@ pub async fn load(view: &View, path: &str) -> Result<Option<Lifecycle>> {
 /// Where the due index lives in a mount's view.
 const DUE_PREFIX: &str = "lifecycle-due/";
 
-/// Time buckets read by the first page of the due index: most passes find
-/// the first bucket in the future, so the first read is small; later pages
-/// double, up to [`DUE_PAGE_MAX`].
-const DUE_PAGE_FIRST: usize = 8;
-/// The most time buckets one page of the due index reads.
-const DUE_PAGE_MAX: usize = 256;
-
 /// The due-index entry of `path` at epoch second `when`.
 fn due_key(when: i64, path: &str) -> String {
     format!("{DUE_PREFIX}{:012}/{path}", when.max(0))
@@ -83,35 +76,11 @@ pub async fn drop_due(view: &View, when: i64, path: &str) -> Result<()> {
 /// The due-index entries at or before epoch second `at`, earliest first:
 /// `(when, path)`. Reads the buckets due by `at` and no others.
 pub async fn due(view: &View, at: i64) -> Result<Vec<(i64, String)>> {
-    let mut out = Vec::new();
-    let mut after = String::new();
-    let mut page = DUE_PAGE_FIRST;
-    'pages: loop {
-        let buckets = view.list_page(DUE_PREFIX, &after, Some(page)).await?;
-        let Some(last) = buckets.last() else {
-            break;
-        };
-        for bucket in &buckets {
-            let Some(when) = bucket.strip_suffix('/').and_then(|t| t.parse::<i64>().ok()) else {
-                continue;
-            };
-            if when > at {
-                break 'pages;
-            }
-            let dir = format!("{DUE_PREFIX}{bucket}");
-            for k in view.keys_with_prefix(&dir).await? {
-                if let Some(path) = k.strip_prefix(&dir).filter(|p| !p.is_empty()) {
-                    out.push((when, path.to_string()));
-                }
-            }
-        }
-        if buckets.len() < page {
-            break;
-        }
-        after = last.clone();
-        page = (page * 2).min(DUE_PAGE_MAX);
-    }
-    Ok(out)
+    Ok(crate::time_index::until(view, DUE_PREFIX, at)
+        .await?
+        .into_iter()
+        .map(|t| (t.at, t.rest().to_string()))
+        .collect())
 }
 
 /// Every path with a lifecycle record in `view`.
