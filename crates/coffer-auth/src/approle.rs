@@ -446,7 +446,6 @@ impl AppRole {
         if role_id.len() > MAX_INPUT_LEN {
             return Err(Error::bad(INVALID));
         }
-        let _guard = self.lock.lock().await;
         let key = hmac_key(ctx.view).await?;
         let index = format!("role_id/{}", hmac(&key, role_id));
         let Some(RoleIdEntry { name }) = ctx.view.get_json(&index).await? else {
@@ -471,9 +470,12 @@ impl AppRole {
         // Taking a use of the SecretID is conditional on its entry as read:
         // when several nodes share the store, a SecretID with one use left
         // logs in once (the losers read it again: gone, or one use fewer).
+        // The mount's lock is taken per attempt, so this node's other
+        // logins need not wait out the pause after a lost race.
         let mut retry = Retry::new("the secret ID");
         let (mut metadata, token_cidrs) = loop {
             retry.attempt().await?;
+            let _guard = self.lock.lock().await;
             let mut metadata = BTreeMap::new();
             let mut token_cidrs = role.token.bound_cidrs.clone();
             let mut consume: Option<(String, String, SecretId, EntryVersion)> = None;

@@ -5,13 +5,26 @@
 //! identity keeps one client's junk logins from throttling everyone else
 //! behind the same load balancer. Lockouts answer "permission denied", like
 //! a wrong password, so they reveal nothing more than Vault does.
+//!
+//! The address limits are this node's (in memory): they shape one node's
+//! load. The identity counts and lockouts live in the store (view
+//! `sys/lockout/`, one record per mount accessor and SHA-256 of the
+//! identity), so every node that shares the store counts the same failures
+//! and refuses the same identity, and a lockout outlives a restart, as in
+//! Vault. A failure is a conditional write, so failures racing on several
+//! nodes are all counted. Records whose window and lockout are over are
+//! removed when their identity next logs in, or by a sweep that a failure
+//! starts at most once a minute per node, so a spray of made-up identities
+//! cannot grow the store without bound.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
+use crate::barrier::{BarrierOp, Retry, View};
 use crate::{Error, Result};
 
 /// Failed logins an address may make per window, for one mount and
@@ -23,8 +36,14 @@ const ADDRESS_SPRAY_PER_WINDOW: u32 = 500;
 const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
 /// Entries kept before expired ones are swept.
 const SWEEP_AT: usize = 10_000;
-/// Beyond this many tracked identities, only active lockouts are kept.
+/// Beyond this many tracked addresses, only the address-wide counters are kept.
 const HARD_CAP: usize = 100_000;
+/// Identities longer than this get no lockout record (only the address
+/// limits apply): no auth method has names this long, and a record per
+/// made-up megabyte-long name would let a spray fill the store.
+const MAX_IDENTITY_LEN: usize = 1024;
+/// How often at most a node sweeps finished identity records.
+const RECORD_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 pub use crate::mounts::LockoutConfig;
 
@@ -36,18 +55,79 @@ type AddressKey = (IpAddr, Option<(String, Option<String>)>);
 struct Counter {
     failures: u32,
     first: Instant,
-    locked_until: Option<Instant>,
 }
 
-/// Tracks failed logins in memory.
-#[derive(Default)]
+/// One identity's failed logins on one auth mount, as stored.
+#[derive(Serialize, Deserialize)]
+struct IdentityRecord {
+    /// The identity as the auth method names it (user name, role id).
+    identity: String,
+    /// Failures counted since `first_ms`.
+    failures: u32,
+    /// Wall-clock milliseconds of the first failure counted.
+    first_ms: u64,
+    /// Wall-clock milliseconds until which the identity is locked out.
+    #[serde(default)]
+    locked_until_ms: Option<u64>,
+}
+
+impl IdentityRecord {
+    fn locked_at(&self, now_ms: u64) -> bool {
+        self.locked_until_ms.is_some_and(|t| t > now_ms)
+    }
+
+    /// Whether the record counts nothing any more at `now_ms`: its lockout
+    /// (if any) is over and so is its counting window.
+    fn finished_at(&self, now_ms: u64, cfg: &LockoutConfig) -> bool {
+        if self.locked_at(now_ms) {
+            return false;
+        }
+        self.locked_until_ms.is_some()
+            || now_ms.saturating_sub(self.first_ms)
+                >= cfg.lockout_counter_reset.saturating_mul(1000)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The record key of an identity: the mount accessor, then the identity's
+/// SHA-256 (identities may hold any character; the record holds the name).
+fn record_key(accessor: &str, identity: &str) -> String {
+    format!(
+        "{accessor}/{}",
+        coffer_crypto::hash::sha256_hex(identity.as_bytes())
+    )
+}
+
+/// Tracks failed logins: address limits in memory, identity lockouts in the store.
 pub struct LoginGuard {
     addresses: Mutex<HashMap<AddressKey, Counter>>,
-    identities: Mutex<HashMap<(String, String), Counter>>,
     configs: Mutex<HashMap<String, LockoutConfig>>,
+    /// The identity records (`sys/lockout/`).
+    records: View,
+    /// Serialises this node's failure writes, so its own concurrent
+    /// failures do not make each other retry; other nodes' are caught by
+    /// the conditional write.
+    record_writes: tokio::sync::Mutex<()>,
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 impl LoginGuard {
+    /// A guard whose identity records live in `records`.
+    pub fn new(records: View) -> Self {
+        LoginGuard {
+            addresses: Mutex::default(),
+            configs: Mutex::default(),
+            records,
+            record_writes: tokio::sync::Mutex::new(()),
+            last_sweep: Mutex::new(None),
+        }
+    }
+
     /// Sets the lockout configuration of the auth mount with `accessor`.
     pub fn configure(&self, accessor: &str, config: LockoutConfig) {
         self.configs.lock().insert(accessor.to_string(), config);
@@ -61,241 +141,419 @@ impl LoginGuard {
             .unwrap_or_default()
     }
 
-    /// Refuses a login attempt while its address is throttled or its identity locked.
-    pub fn check(
+    /// Refuses a login attempt while its address is throttled or its
+    /// identity locked. Fails (503 and the like) if the record cannot be
+    /// read: a lockout is never skipped because the store is down.
+    pub async fn check(
         &self,
         addr: Option<IpAddr>,
         accessor: &str,
         identity: Option<&str>,
     ) -> Result<()> {
-        let now = Instant::now();
         if let Some(ip) = addr {
-            let scoped = (
-                ip,
-                Some((accessor.to_string(), identity.map(str::to_string))),
-            );
-            let map = self.addresses.lock();
-            for (key, limit) in [
-                (scoped, ADDRESS_FAILURES_PER_WINDOW),
-                ((ip, None), ADDRESS_SPRAY_PER_WINDOW),
-            ] {
-                if let Some(c) = map.get(&key) {
-                    let elapsed = now.duration_since(c.first);
-                    if elapsed < ADDRESS_WINDOW && c.failures >= limit {
-                        let retry = (ADDRESS_WINDOW - elapsed).as_secs().max(1);
-                        return Err(Error::RateLimited {
-                            message: "too many failed login attempts; try again later".into(),
-                            retry_after: retry,
-                        });
-                    }
-                }
-            }
+            self.check_address(ip, accessor, identity)?;
         }
         if let Some(id) = identity {
-            let cfg = self.config(accessor);
-            if cfg.disable_lockout {
+            if self.config(accessor).disable_lockout || id.len() > MAX_IDENTITY_LEN {
                 return Ok(());
             }
-            let key = (accessor.to_string(), id.to_string());
-            if let Some(c) = self.identities.lock().get(&key) {
-                if c.locked_until.is_some_and(|t| t > now) {
-                    return Err(Error::PermissionDenied);
+            let record: Option<IdentityRecord> =
+                self.records.get_json(&record_key(accessor, id)).await?;
+            if record.is_some_and(|r| r.locked_at(now_ms())) {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_address(&self, ip: IpAddr, accessor: &str, identity: Option<&str>) -> Result<()> {
+        let now = Instant::now();
+        let scoped = (
+            ip,
+            Some((accessor.to_string(), identity.map(str::to_string))),
+        );
+        let map = self.addresses.lock();
+        for (key, limit) in [
+            (scoped, ADDRESS_FAILURES_PER_WINDOW),
+            ((ip, None), ADDRESS_SPRAY_PER_WINDOW),
+        ] {
+            if let Some(c) = map.get(&key) {
+                let elapsed = now.duration_since(c.first);
+                if elapsed < ADDRESS_WINDOW && c.failures >= limit {
+                    let retry = (ADDRESS_WINDOW - elapsed).as_secs().max(1);
+                    return Err(Error::RateLimited {
+                        message: "too many failed login attempts; try again later".into(),
+                        retry_after: retry,
+                    });
                 }
             }
         }
         Ok(())
     }
 
-    /// Records a failed login.
-    pub fn failure(&self, addr: Option<IpAddr>, accessor: &str, identity: Option<&str>) {
-        let now = Instant::now();
+    /// Records a failed login against the address and the identity.
+    pub async fn failure(
+        &self,
+        addr: Option<IpAddr>,
+        accessor: &str,
+        identity: Option<&str>,
+    ) -> Result<()> {
         if let Some(ip) = addr {
-            let mut map = self.addresses.lock();
-            if map.len() > SWEEP_AT {
-                map.retain(|_, c| now.duration_since(c.first) < ADDRESS_WINDOW);
-            }
-            if map.len() > HARD_CAP {
-                map.retain(|k, _| k.1.is_none());
-            }
-            let scoped = (
-                ip,
-                Some((accessor.to_string(), identity.map(str::to_string))),
-            );
-            for key in [scoped, (ip, None)] {
-                let c = map.entry(key).or_insert(Counter {
-                    failures: 0,
-                    first: now,
-                    locked_until: None,
-                });
-                if now.duration_since(c.first) >= ADDRESS_WINDOW {
-                    *c = Counter {
-                        failures: 0,
-                        first: now,
-                        locked_until: None,
-                    };
-                }
-                c.failures = c.failures.saturating_add(1);
-            }
+            self.address_failure(ip, accessor, identity);
         }
-        if let Some(id) = identity {
-            let cfg = self.config(accessor);
-            if cfg.disable_lockout || cfg.lockout_threshold == 0 {
-                return;
-            }
-            let reset = Duration::from_secs(cfg.lockout_counter_reset);
-            let mut map = self.identities.lock();
-            if map.len() > SWEEP_AT {
-                map.retain(|_, c| {
-                    now.duration_since(c.first) < reset || c.locked_until.is_some_and(|t| t > now)
-                });
-            }
-            if map.len() > HARD_CAP {
-                // Under a spray of made-up identities, forget the oldest rather than grow.
-                map.retain(|_, c| c.locked_until.is_some_and(|t| t > now));
-            }
-            let c = map
-                .entry((accessor.to_string(), id.to_string()))
-                .or_insert(Counter {
-                    failures: 0,
-                    first: now,
-                    locked_until: None,
-                });
-            let lock_over = c.locked_until.is_some_and(|t| t <= now);
-            if now.duration_since(c.first) >= reset || lock_over {
+        let Some(id) = identity else {
+            return Ok(());
+        };
+        let cfg = self.config(accessor);
+        if cfg.disable_lockout || cfg.lockout_threshold == 0 || id.len() > MAX_IDENTITY_LEN {
+            return Ok(());
+        }
+        self.identity_failure(accessor, id, &cfg).await?;
+        self.maybe_sweep();
+        Ok(())
+    }
+
+    fn address_failure(&self, ip: IpAddr, accessor: &str, identity: Option<&str>) {
+        let now = Instant::now();
+        let mut map = self.addresses.lock();
+        if map.len() > SWEEP_AT {
+            map.retain(|_, c| now.duration_since(c.first) < ADDRESS_WINDOW);
+        }
+        if map.len() > HARD_CAP {
+            map.retain(|k, _| k.1.is_none());
+        }
+        let scoped = (
+            ip,
+            Some((accessor.to_string(), identity.map(str::to_string))),
+        );
+        for key in [scoped, (ip, None)] {
+            let c = map.entry(key).or_insert(Counter {
+                failures: 0,
+                first: now,
+            });
+            if now.duration_since(c.first) >= ADDRESS_WINDOW {
                 *c = Counter {
                     failures: 0,
                     first: now,
-                    locked_until: None,
                 };
             }
             c.failures = c.failures.saturating_add(1);
-            if c.failures >= cfg.lockout_threshold {
-                c.locked_until = Some(now + Duration::from_secs(cfg.lockout_duration));
-                tracing::warn!(
-                    mount = accessor,
-                    "login identity locked out after repeated failures"
-                );
+        }
+    }
+
+    /// Counts one failure of `id` in its stored record (a conditional
+    /// write, retried if another node wrote the record meanwhile).
+    async fn identity_failure(&self, accessor: &str, id: &str, cfg: &LockoutConfig) -> Result<()> {
+        let key = record_key(accessor, id);
+        let _serial = self.record_writes.lock().await;
+        let mut retry = Retry::new("the login lockout record");
+        loop {
+            retry.attempt().await?;
+            let (stored, read) = self
+                .records
+                .get_json_versioned::<IdentityRecord>(&key)
+                .await?;
+            let now = now_ms();
+            let mut record = match stored {
+                Some(r) if r.locked_at(now) => return Ok(()),
+                Some(r) if !r.finished_at(now, cfg) => r,
+                _ => IdentityRecord {
+                    identity: id.to_string(),
+                    failures: 0,
+                    first_ms: now,
+                    locked_until_ms: None,
+                },
+            };
+            record.failures = record.failures.saturating_add(1);
+            let locks = record.failures >= cfg.lockout_threshold;
+            if locks {
+                record.locked_until_ms =
+                    Some(now.saturating_add(cfg.lockout_duration.saturating_mul(1000)));
+            }
+            let ops = vec![BarrierOp::Put(
+                key.clone(),
+                crate::barrier::to_json(&record)?,
+            )];
+            if self
+                .records
+                .write_batch_if(vec![(key.clone(), read)], ops)
+                .await?
+            {
+                if locks {
+                    tracing::warn!(
+                        mount = accessor,
+                        "login identity locked out after repeated failures"
+                    );
+                }
+                return Ok(());
             }
         }
+    }
+
+    /// Starts a sweep of finished records if none ran on this node in the
+    /// last minute.
+    fn maybe_sweep(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self.last_sweep.lock();
+            if last.is_some_and(|t| now.duration_since(t) < RECORD_SWEEP_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let records = self.records.clone();
+        let configs = self.configs.lock().clone();
+        tokio::spawn(async move {
+            if let Err(e) = sweep(&records, &configs).await {
+                tracing::warn!(error = %e, "sweep of login lockout records failed");
+            }
+        });
     }
 
     /// Records a login's outcome: success clears the identity's failures;
     /// a refusal (400 or 403) counts against the address and identity;
     /// any other error (the server's) counts against neither.
-    pub fn record<T>(
+    pub async fn record<T>(
         &self,
         addr: Option<IpAddr>,
         accessor: &str,
         identity: Option<&str>,
         outcome: &crate::Result<T>,
-    ) {
+    ) -> Result<()> {
         match outcome {
-            Ok(_) => self.success(accessor, identity),
-            Err(e) if matches!(e.status(), 400 | 403) => self.failure(addr, accessor, identity),
-            Err(_) => {}
+            Ok(_) => self.success(accessor, identity).await,
+            Err(e) if matches!(e.status(), 400 | 403) => {
+                self.failure(addr, accessor, identity).await
+            }
+            Err(_) => Ok(()),
         }
     }
 
     /// Clears an identity's failures after a successful login.
-    pub fn success(&self, accessor: &str, identity: Option<&str>) {
-        if let Some(id) = identity {
-            self.identities
-                .lock()
-                .remove(&(accessor.to_string(), id.to_string()));
+    pub async fn success(&self, accessor: &str, identity: Option<&str>) -> Result<()> {
+        let Some(id) = identity else {
+            return Ok(());
+        };
+        let key = record_key(accessor, id);
+        // A read first (cached): most logins have no record to clear.
+        if self.records.get(&key).await?.is_some() {
+            self.records.delete(&key).await?;
         }
+        Ok(())
     }
 
     /// The identities locked out now, as (mount accessor, identity): what
-    /// `sys/locked-users` lists. Lockouts are this node's: each node counts
-    /// the failed logins it serves.
-    pub fn locked(&self) -> Vec<(String, String)> {
-        let now = Instant::now();
-        self.identities
-            .lock()
-            .iter()
-            .filter(|(_, c)| c.locked_until.is_some_and(|t| t > now))
-            .map(|(k, _)| k.clone())
-            .collect()
+    /// `sys/locked-users` lists, for every node sharing the store.
+    pub async fn locked(&self) -> Result<Vec<(String, String)>> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        for accessor in self.records.list("").await? {
+            let accessor = accessor.trim_end_matches('/');
+            for name in self.records.list(&format!("{accessor}/")).await? {
+                let key = format!("{accessor}/{name}");
+                if let Some(r) = self.records.get_json::<IdentityRecord>(&key).await? {
+                    if r.locked_at(now) {
+                        out.push((accessor.to_string(), r.identity));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// Lifts every lockout of a mount (`sys/locked-users/:accessor/unlock`).
-    pub fn unlock(&self, accessor: &str, identity: &str) {
-        self.identities
-            .lock()
-            .remove(&(accessor.to_string(), identity.to_string()));
+    /// Lifts the lockout of one identity of a mount
+    /// (`sys/locked-users/:accessor/unlock/:alias`), on every node.
+    pub async fn unlock(&self, accessor: &str, identity: &str) -> Result<()> {
+        self.records.delete(&record_key(accessor, identity)).await
     }
+}
+
+/// Deletes every record whose lockout and counting window are over; each
+/// delete is conditional, so a failure counted meanwhile elsewhere stays.
+async fn sweep(records: &View, configs: &HashMap<String, LockoutConfig>) -> Result<()> {
+    let now = now_ms();
+    for accessor in records.list("").await? {
+        let accessor = accessor.trim_end_matches('/');
+        let cfg = configs.get(accessor).copied().unwrap_or_default();
+        for name in records.list(&format!("{accessor}/")).await? {
+            let key = format!("{accessor}/{name}");
+            let (record, read) = match records.get_json_versioned::<IdentityRecord>(&key).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable login lockout record left in place");
+                    continue;
+                }
+            };
+            if record.is_some_and(|r| r.finished_at(now, &cfg)) {
+                records
+                    .write_batch_if(vec![(key.clone(), read)], vec![BarrierOp::Delete(key)])
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    #[test]
-    fn identity_locks_after_threshold() {
-        let g = LoginGuard::default();
+    use super::*;
+    use crate::barrier::Barrier;
+
+    /// A store and a guard on it; more guards on the same store are more nodes.
+    fn store() -> Arc<Barrier> {
+        let barrier = Arc::new(Barrier::new(Arc::new(coffer_storage::MemoryBackend::new())));
+        barrier.unseal(coffer_crypto::Keyring::new(0));
+        barrier
+    }
+
+    fn guard(barrier: &Arc<Barrier>, threshold: u32) -> LoginGuard {
+        let g = LoginGuard::new(View::new(barrier.clone(), "sys/lockout/"));
         g.configure(
             "m",
             LockoutConfig {
-                lockout_threshold: 3,
+                lockout_threshold: threshold,
                 ..Default::default()
             },
         );
-        for _ in 0..2 {
-            g.failure(None, "m", Some("alice"));
-            assert!(g.check(None, "m", Some("alice")).is_ok());
-        }
-        g.failure(None, "m", Some("alice"));
-        assert!(matches!(
-            g.check(None, "m", Some("alice")),
-            Err(Error::PermissionDenied)
-        ));
-        assert!(g.check(None, "m", Some("bob")).is_ok());
-        g.unlock("m", "alice");
-        assert!(g.check(None, "m", Some("alice")).is_ok());
+        g
     }
 
-    #[test]
-    fn address_is_rate_limited_per_identity() {
-        let g = LoginGuard::default();
+    #[tokio::test]
+    async fn identity_locks_after_threshold() {
+        let g = guard(&store(), 3);
+        for _ in 0..2 {
+            g.failure(None, "m", Some("alice")).await.unwrap();
+            assert!(g.check(None, "m", Some("alice")).await.is_ok());
+        }
+        g.failure(None, "m", Some("alice")).await.unwrap();
+        assert!(matches!(
+            g.check(None, "m", Some("alice")).await,
+            Err(Error::PermissionDenied)
+        ));
+        assert!(g.check(None, "m", Some("bob")).await.is_ok());
+        assert_eq!(
+            g.locked().await.unwrap(),
+            vec![("m".to_string(), "alice".to_string())]
+        );
+        g.unlock("m", "alice").await.unwrap();
+        assert!(g.check(None, "m", Some("alice")).await.is_ok());
+        assert!(g.locked().await.unwrap().is_empty());
+    }
+
+    /// Two nodes on one store count the same failures: an attacker who
+    /// spreads guesses over the nodes gets the threshold, not a multiple of
+    /// it, and the lockout and its lifting hold on both.
+    #[tokio::test]
+    async fn nodes_sharing_a_store_share_counts_and_lockouts() {
+        let barrier = store();
+        let (a, b) = (guard(&barrier, 4), guard(&barrier, 4));
+        for i in 0..3 {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.failure(None, "m", Some("alice")).await.unwrap();
+        }
+        assert!(a.check(None, "m", Some("alice")).await.is_ok());
+        b.failure(None, "m", Some("alice")).await.unwrap();
+        for node in [&a, &b] {
+            assert!(matches!(
+                node.check(None, "m", Some("alice")).await,
+                Err(Error::PermissionDenied)
+            ));
+        }
+        assert_eq!(a.locked().await.unwrap().len(), 1);
+        b.unlock("m", "alice").await.unwrap();
+        assert!(a.check(None, "m", Some("alice")).await.is_ok());
+    }
+
+    /// 32 concurrent failures, half on each of two nodes, are all counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_failures_on_two_nodes_are_all_counted() {
+        let barrier = store();
+        let nodes = Arc::new([guard(&barrier, 32), guard(&barrier, 32)]);
+        let mut tasks = Vec::new();
+        for i in 0..31 {
+            let nodes = nodes.clone();
+            tasks.push(tokio::spawn(async move {
+                nodes[i % 2].failure(None, "m", Some("alice")).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert!(nodes[0].check(None, "m", Some("alice")).await.is_ok());
+        nodes[1].failure(None, "m", Some("alice")).await.unwrap();
+        assert!(matches!(
+            nodes[0].check(None, "m", Some("alice")).await,
+            Err(Error::PermissionDenied)
+        ));
+    }
+
+    #[tokio::test]
+    async fn address_is_rate_limited_per_identity() {
+        let g = guard(&store(), 5);
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
         for _ in 0..ADDRESS_FAILURES_PER_WINDOW {
-            g.failure(Some(ip), "m", None);
+            g.failure(Some(ip), "m", None).await.unwrap();
         }
-        match g.check(Some(ip), "m", None) {
+        match g.check(Some(ip), "m", None).await {
             Err(Error::RateLimited { retry_after, .. }) => assert!(retry_after >= 1),
             other => panic!("expected a rate limit, got {other:?}"),
         }
         // Someone else behind the same address, or the same client on another mount, still logs in.
-        assert!(g.check(Some(ip), "m", Some("alice")).is_ok());
-        assert!(g.check(Some(ip), "other", None).is_ok());
+        assert!(g.check(Some(ip), "m", Some("alice")).await.is_ok());
+        assert!(g.check(Some(ip), "other", None).await.is_ok());
     }
 
-    #[test]
-    fn identity_spray_from_one_address_is_limited() {
-        let g = LoginGuard::default();
+    #[tokio::test]
+    async fn identity_spray_from_one_address_is_limited_and_swept() {
+        let barrier = store();
+        let g = guard(&barrier, 5);
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
         for i in 0..ADDRESS_SPRAY_PER_WINDOW {
-            g.failure(Some(ip), "m", Some(&format!("u{i}")));
+            g.failure(Some(ip), "m", Some(&format!("u{i}")))
+                .await
+                .unwrap();
         }
         assert!(matches!(
-            g.check(Some(ip), "m", Some("new")),
+            g.check(Some(ip), "m", Some("new")).await,
             Err(Error::RateLimited { .. })
         ));
-    }
-
-    #[test]
-    fn success_resets() {
-        let g = LoginGuard::default();
-        g.configure(
-            "m",
+        // With a zero counting window every record is finished: a sweep removes them all.
+        let mut configs = HashMap::new();
+        configs.insert(
+            "m".to_string(),
             LockoutConfig {
-                lockout_threshold: 2,
+                lockout_counter_reset: 0,
                 ..Default::default()
             },
         );
-        g.failure(None, "m", Some("a"));
-        g.success("m", Some("a"));
-        g.failure(None, "m", Some("a"));
-        assert!(g.check(None, "m", Some("a")).is_ok());
+        sweep(&g.records, &configs).await.unwrap();
+        assert!(g.records.keys_with_prefix("").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn success_resets() {
+        let g = guard(&store(), 2);
+        g.failure(None, "m", Some("a")).await.unwrap();
+        g.success("m", Some("a")).await.unwrap();
+        g.failure(None, "m", Some("a")).await.unwrap();
+        assert!(g.check(None, "m", Some("a")).await.is_ok());
+    }
+
+    /// The record names the identity only inside the encrypted value, never
+    /// in its key; an identity too long to be anyone's gets no record.
+    #[tokio::test]
+    async fn records_are_keyed_by_digest() {
+        let g = guard(&store(), 1);
+        g.failure(None, "m", Some("alice@example.com"))
+            .await
+            .unwrap();
+        let keys = g.records.keys_with_prefix("").await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(!keys[0].contains("alice"));
+        let long = "x".repeat(MAX_IDENTITY_LEN + 1);
+        g.failure(None, "m", Some(&long)).await.unwrap();
+        assert_eq!(g.records.keys_with_prefix("").await.unwrap().len(), 1);
     }
 }

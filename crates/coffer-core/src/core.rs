@@ -180,7 +180,7 @@ impl Core {
                 )),
                 audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
                 leases: Expiration::new(View::new(barrier.clone(), "sys/expire/"), events.clone()),
-                logins: LoginGuard::default(),
+                logins: LoginGuard::new(View::new(barrier.clone(), "sys/lockout/")),
                 router: RwLock::new(Router::with_kernel(kernel.clone())),
                 kernel,
                 this: this.clone(),
@@ -615,6 +615,7 @@ impl Core {
                 if let Err(e) = self
                     .logins
                     .check(req.client_addr, accessor, identity.as_deref())
+                    .await
                 {
                     return self.refuse(&req, None, mount, policy, e).await;
                 }
@@ -629,8 +630,15 @@ impl Core {
             // 9. The engine.
             let mut result = self.call_engine(&m, &req, &rel, token).await;
             if let Some((accessor, identity)) = &login {
-                self.logins
-                    .record(req.client_addr, accessor, identity.as_deref(), &result);
+                if let Err(e) = self
+                    .logins
+                    .record(req.client_addr, accessor, identity.as_deref(), &result)
+                    .await
+                {
+                    // The login's own answer stands; the count is best effort
+                    // only when the store itself is failing.
+                    tracing::warn!(error = %e, "a login's outcome could not be recorded");
+                }
             }
             // 10. Mint: a login's grant becomes a token, a lease request a lease.
             if let Ok(resp) = &mut result {

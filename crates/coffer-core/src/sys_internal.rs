@@ -41,7 +41,7 @@ pub(crate) async fn handle(
             let total = core.identity.read(|s| s.entities.len());
             json!({"counters": {"entities": {"total": total}}})
         }
-        "locked-users" => locked_users(core),
+        "locked-users" => locked_users(core).await?,
         _ => return Ok(None),
     };
     Ok(Some(Response::data(data)))
@@ -49,9 +49,9 @@ pub(crate) async fn handle(
 
 /// `sys/locked-users` in Vault's shape: one namespace (`root`), each auth
 /// mount with its locked identities (user names, role ids), sorted.
-fn locked_users(core: &Core) -> Value {
+async fn locked_users(core: &Core) -> Result<Value> {
     let mut by_mount: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for (accessor, identity) in core.logins.locked() {
+    for (accessor, identity) in core.logins.locked().await? {
         by_mount.entry(accessor).or_default().push(identity);
     }
     let total: usize = by_mount.values().map(Vec::len).sum();
@@ -62,7 +62,7 @@ fn locked_users(core: &Core) -> Value {
             json!({"mount_accessor": accessor, "counts": ids.len(), "alias_identifiers": ids})
         })
         .collect();
-    json!({
+    Ok(json!({
         "by_namespace": [{
             "namespace_id": "root",
             "namespace_path": "",
@@ -70,5 +70,5 @@ fn locked_users(core: &Core) -> Value {
             "mount_accessors": mounts,
         }],
         "total": total,
-    })
+    }))
 }

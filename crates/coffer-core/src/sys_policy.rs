@@ -68,7 +68,7 @@ pub(crate) async fn handle(
                 let parts: Vec<&str> = tail.splitn(3, '/').collect();
                 if let [accessor, "unlock", alias] = parts.as_slice() {
                     if matches!(op, Create | Update) {
-                        core.logins.unlock(accessor, alias);
+                        core.logins.unlock(accessor, alias).await?;
                         return Ok(Response::empty());
                     }
                 }

@@ -1056,3 +1056,185 @@ fn a_single_use_secret_id_logs_in_once_across_two_nodes() {
         losers_refused(&answers, 400);
     }
 }
+
+/// Failed logins spread over two nodes count once against the identity:
+/// the lockout comes at the threshold, not at a multiple of it, holds on
+/// both nodes (even for the right password), is listed by either node's
+/// `sys/locked-users`, and lifting it on one node lifts it on the other.
+#[test]
+fn a_lockout_counts_failures_on_every_node_and_holds_on_every_node() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "lockout");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "sys/auth/userpass",
+        &root,
+        Some(json!({"type": "userpass"})),
+    );
+    assert!(st < 300, "{v}");
+    let (st, v) = call(
+        &nodes[1],
+        "POST",
+        "sys/auth/userpass/tune",
+        &root,
+        Some(json!({"user_lockout_config": {"lockout_threshold": "4", "lockout_duration": "10m"}})),
+    );
+    assert!(st < 300, "{v}");
+    let password = unique("pw");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "auth/userpass/users/alice",
+        &root,
+        Some(json!({"password": password, "token_policies": "default"})),
+    );
+    assert!(st < 300, "{v}");
+    let login = |node: &Node, pw: &str| {
+        Api::new(&node.server).call(
+            "POST",
+            "auth/userpass/login/alice",
+            None,
+            Some(json!({ "password": pw })),
+        )
+    };
+    // Three wrong guesses over both nodes stay under the threshold; the
+    // success then clears them.
+    for i in 0..3 {
+        let (st, _) = login(&nodes[i % 2], "wrong");
+        assert!(matches!(st, 400 | 403), "{st}");
+    }
+    let (st, v) = login(&nodes[0], &password);
+    assert_eq!(
+        st, 200,
+        "three failures are under the threshold of four: {v}"
+    );
+    for i in 0..4 {
+        let (st, _) = login(&nodes[i % 2], "wrong");
+        assert!(matches!(st, 400 | 403), "{st}");
+    }
+    for node in &nodes {
+        let (st, v) = login(node, &password);
+        assert_eq!(st, 403, "locked out on every node: {v}");
+    }
+    let (st, v) = call(&nodes[0], "GET", "sys/locked-users", &root, None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["total"], json!(1), "{v}");
+    let accessor = v["data"]["by_namespace"][0]["mount_accessors"][0]["mount_accessor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, v) = call(
+        &nodes[1],
+        "POST",
+        &format!("sys/locked-users/{accessor}/unlock/alice"),
+        &root,
+        None,
+    );
+    assert!(st < 300, "{v}");
+    let (st, v) = login(&nodes[0], &password);
+    assert_eq!(st, 200, "unlocked on the other node: {v}");
+}
+
+/// Identity writes computed on two nodes at once: 32 first logins of one
+/// new user make exactly one entity, and 16 aliases added to one entity
+/// (each a read-modify-write of its record) all end up on it.
+#[test]
+fn identity_changes_racing_on_two_nodes_lose_nothing() {
+    let Some(url) = pg_url() else { return };
+    let t = tables(&url, "identity");
+    let (nodes, root, _keys) = cluster(&url, &t.base, 2, "");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "sys/auth/userpass",
+        &root,
+        Some(json!({"type": "userpass"})),
+    );
+    assert!(st < 300, "{v}");
+    let password = unique("pw");
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "auth/userpass/users/bob",
+        &root,
+        Some(json!({"password": password})),
+    );
+    assert!(st < 300, "{v}");
+    let answers = race(&nodes, 32, |api, _| {
+        api.call(
+            "POST",
+            "auth/userpass/login/bob",
+            None,
+            Some(json!({ "password": password })),
+        )
+    });
+    assert_eq!(wins(&answers), 32, "{answers:?}");
+    let entities: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(_, v)| v["auth"]["entity_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(entities.len(), 1, "one entity for one alias: {entities:?}");
+    let (st, v) = call(&nodes[1], "LIST", "identity/entity/id", &root, None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["keys"].as_array().unwrap().len(), 1, "{v}");
+
+    // 16 aliases (one per auth mount, as Vault allows) added to one entity
+    // at once, half on each node: each is a read-modify-write of the
+    // entity's record.
+    let mut accessors = Vec::new();
+    for i in 0..16 {
+        let (st, v) = call(
+            &nodes[0],
+            "POST",
+            &format!("sys/auth/up{i}"),
+            &root,
+            Some(json!({"type": "userpass"})),
+        );
+        assert!(st < 300, "{v}");
+    }
+    let (st, v) = call(&nodes[1], "GET", "sys/auth", &root, None);
+    assert_eq!(st, 200, "{v}");
+    for i in 0..16 {
+        accessors.push(
+            v["data"][format!("up{i}/")]["accessor"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let (st, v) = call(
+        &nodes[0],
+        "POST",
+        "identity/entity",
+        &root,
+        Some(json!({"name": "multi"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let entity = v["data"]["id"].as_str().unwrap().to_owned();
+    let answers = race(&nodes, 16, |api, i| {
+        api.call(
+            "POST",
+            "identity/entity-alias",
+            Some(&root),
+            Some(json!({"name": "multi", "canonical_id": entity, "mount_accessor": accessors[i]})),
+        )
+    });
+    assert_eq!(wins(&answers), 16, "{answers:?}");
+    for node in &nodes {
+        let (st, v) = call(
+            node,
+            "GET",
+            &format!("identity/entity/id/{entity}"),
+            &root,
+            None,
+        );
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["data"]["aliases"].as_array().unwrap().len(),
+            16,
+            "no alias lost: {v}"
+        );
+    }
+}

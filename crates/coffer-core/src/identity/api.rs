@@ -14,8 +14,18 @@ use crate::{Error, Operation, Request, Response, Result};
 /// Resolves an auth mount accessor to its (path, type).
 pub type Mounts<'a> = &'a (dyn Fn(&str) -> MountInfo + Sync);
 
-/// Handles `identity/<path>`.
+/// Handles `identity/<path>`. A write computed from a copy another node
+/// had changed meanwhile is computed again ([`IdentityStore::update`]).
 pub async fn handle(
+    store: &IdentityStore,
+    mounts: Mounts<'_>,
+    req: &Request,
+    path: &str,
+) -> Result<Response> {
+    store.update(|| handle_once(store, mounts, req, path)).await
+}
+
+async fn handle_once(
     store: &IdentityStore,
     mounts: Mounts<'_>,
     req: &Request,

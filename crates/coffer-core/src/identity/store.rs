@@ -6,16 +6,24 @@
 //! with the epoch bumped. A reader (the ACL of a request) therefore sees a
 //! state that storage holds, and never a half-applied change; policy
 //! caches keyed on [`IdentityStore::epoch`] never serve an older one.
+//!
+//! Nodes sharing one store each hold a copy of the state; every commit is
+//! therefore conditional on `sys/identity/seq`, a record each commit
+//! rewrites with a fresh random value. A node whose copy is behind (another
+//! node committed since it loaded) writes nothing, reloads, and the
+//! operation is computed again from the fresh state ([`IdentityStore::update`]),
+//! so two nodes can neither make two entities for one alias nor lose each
+//! other's group changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::model::{Alias, Entity, Group};
 use super::template::{GroupData, TemplateData};
-use crate::barrier::{to_json, BarrierOp, View};
+use crate::barrier::{to_json, BarrierOp, EntryVersion, Retry, View};
 use crate::{Error, Result};
 
 /// Everything the store holds, by id.
@@ -60,7 +68,16 @@ pub struct IdentityStore {
     state: RwLock<State>,
     epoch: AtomicU64,
     write: tokio::sync::Mutex<()>,
+    /// The state of the `seq` record the in-memory copy was read at (or
+    /// last written at): commits are conditional on it.
+    seq: Mutex<EntryVersion>,
 }
+
+/// The record every commit rewrites (see the module docs).
+const SEQ: &str = "seq";
+/// What a commit answers when another node committed first (it then
+/// reloads); [`IdentityStore::update`] retries on it.
+const CONFLICT: &str = "the identity store was changed by another node; try again";
 
 impl State {
     /// The entity named `name` (case-insensitively).
@@ -229,12 +246,22 @@ impl IdentityStore {
             state: RwLock::new(State::default()),
             epoch: AtomicU64::new(0),
             write: tokio::sync::Mutex::new(()),
+            seq: Mutex::new(EntryVersion::ABSENT),
         }
     }
 
-    /// Loads every entity and group from storage (at unseal).
+    /// Loads every entity and group from storage (at unseal, and when
+    /// another node changed them).
     pub async fn load(&self) -> Result<()> {
         let _w = self.write.lock().await;
+        self.load_locked().await
+    }
+
+    /// [`load`](Self::load) for a caller holding the write lock. The `seq`
+    /// record is read first: a commit elsewhere during the load makes the
+    /// next commit here fail and reload, never succeed on a stale copy.
+    async fn load_locked(&self) -> Result<()> {
+        let (_, seq) = self.view.get_versioned(SEQ).await?;
         let mut state = State::default();
         for key in self.view.list("entity/").await? {
             if let Some(e) = self
@@ -251,8 +278,33 @@ impl IdentityStore {
             }
         }
         *self.state.write() = state;
+        *self.seq.lock() = seq;
         self.epoch.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Whether `e` is a commit's refusal because another node committed
+    /// first (the store has reloaded; computing the change again may work).
+    pub fn is_conflict(e: &Error) -> bool {
+        matches!(e, Error::Status { code: 409, errors } if errors.iter().any(|m| m == CONFLICT))
+    }
+
+    /// Runs `op` (which takes the write lock, computes from the state and
+    /// commits) again while its commit meets [a conflict](Self::is_conflict),
+    /// a bounded number of times with a pause between (no lock held).
+    pub async fn update<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut retry = Retry::new("the identity store");
+        loop {
+            retry.attempt().await?;
+            match op().await {
+                Err(e) if Self::is_conflict(&e) => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Forgets everything held in memory (on seal).
@@ -277,12 +329,14 @@ impl IdentityStore {
     }
 
     /// Writes `changes` in one atomic batch, then applies them to memory.
-    /// The caller holds [`lock`](Self::lock).
+    /// The caller holds [`lock`](Self::lock). If another node committed
+    /// since this copy was read, nothing is written, the copy is reloaded
+    /// and the answer is [a conflict](Self::is_conflict).
     pub async fn commit(&self, changes: Vec<Change>) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut ops = Vec::with_capacity(changes.len());
+        let mut ops = Vec::with_capacity(changes.len() + 1);
         for c in &changes {
             ops.push(match c {
                 Change::PutEntity(e) => BarrierOp::Put(format!("entity/{}", e.id), to_json(e)?),
@@ -291,7 +345,29 @@ impl IdentityStore {
                 Change::DeleteGroup(id) => BarrierOp::Delete(format!("group/{id}")),
             });
         }
-        self.view.write_batch(ops).await?;
+        let mark = coffer_crypto::random::uuid();
+        ops.push(BarrierOp::Put(SEQ.into(), to_json(&mark)?));
+        let read = *self.seq.lock();
+        if !self
+            .view
+            .write_batch_if(vec![(SEQ.into(), read)], ops)
+            .await?
+        {
+            self.load_locked().await?;
+            return Err(Error::Status {
+                code: 409,
+                errors: vec![CONFLICT.into()],
+            });
+        }
+        // The state of `seq` now: ours if it still holds our mark. If another
+        // node wrote it in between, the copy is marked as read at a state no
+        // commit will match, so the next one reloads first.
+        let (now, version) = self.view.get_json_versioned::<String>(SEQ).await?;
+        *self.seq.lock() = if now.as_deref() == Some(mark.as_str()) {
+            version
+        } else {
+            EntryVersion::ABSENT
+        };
         let mut state = self.state.write();
         for c in changes {
             match c {
@@ -345,6 +421,17 @@ impl IdentityStore {
     /// the groups whose alias names one of them. A disabled entity cannot
     /// log in (403). Returns the entity id.
     pub async fn login(
+        &self,
+        accessor: &str,
+        alias_name: &str,
+        alias_metadata: &BTreeMap<String, String>,
+        groups: Option<&[String]>,
+    ) -> Result<String> {
+        self.update(|| self.login_once(accessor, alias_name, alias_metadata, groups))
+            .await
+    }
+
+    async fn login_once(
         &self,
         accessor: &str,
         alias_name: &str,
