@@ -26,6 +26,7 @@ pub mod seal;
 mod shares;
 pub mod snapshot;
 mod sys;
+mod sys_audit;
 pub mod sys_cors;
 mod sys_generate_root;
 mod sys_host;
