@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 /// Modules of coffer-core below the router: they must not name `Core`.
 const BELOW_ROUTER: &[&str] = &[
     "abuse",
-    "audit",
     "canonical",
     "engines",
     "events",
@@ -30,6 +29,7 @@ const BELOW_ROUTER: &[&str] = &[
 /// Whole crates below the router (their Cargo.toml does not let them depend
 /// on coffer-core either; this also keeps the name out of their text).
 const BELOW_ROUTER_CRATES: &[&str] = &[
+    "coffer-audit",
     "coffer-auth",
     "coffer-engine",
     "coffer-engines",

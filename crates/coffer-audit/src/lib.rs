@@ -1,5 +1,19 @@
-//! The audit broker: every authenticated request and its response go
-//! through here before the client sees an answer.
+//! Coffer's audit trail: the broker that every request and its response
+//! go through before the client sees an answer, its devices, the hash
+//! chain and signed checkpoints that make a log tamper-evident, and the
+//! offline verifier.
+//!
+//! **Architecture Invariant**: this crate knows nothing of the router or
+//! the core, and does not depend on `coffer-core` (checked by Cargo: it
+//! cannot name `Core`). It is handed the request, the caller's token
+//! record (coffer-engine's plain [`TokenEntry`]), the mount that answers
+//! and the ACL's verdict ([`AuditContext`]), and its own barrier view
+//! (`sys/audit/`); whatever else it needs (whether a token still exists,
+//! for pruning the reader index) the caller passes in. That nothing
+//! reaches an engine or a client unaudited is enforced by the caller, the
+//! request pipeline in `coffer-core`, which refuses a request the broker
+//! could not record. The `sys/audit*` and access-record endpoints are the
+//! system backend's (coffer-core); they act through the broker's methods.
 //!
 //! * Devices (`sys/audit/:path`): file, stdout, socket (TCP/UDP) and syslog,
 //!   with Vault's options (`hmac_accessor`, `log_raw`, `elide_list_responses`,
@@ -44,15 +58,26 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 
-use crate::barrier::View;
-use crate::mounts::MountEntry;
-use crate::{Error, Operation, Request, Response, Result};
+use barrier::View;
 use chain::ChainState;
 use coffer_engine::caller::TokenEntry;
 use config::{AuditSettings, DeviceConfig};
 use device::Device;
+use mounts::MountEntry;
 use signer::Signer;
 use writer::Writer;
+
+// The moved sources name the contract as `crate::barrier`, `crate::Error`
+// and so on, the paths they had inside coffer-core; these private imports
+// keep those paths valid so the files stay as they were.
+use coffer_engine::{barrier, mounts, redact};
+use coffer_engine::{AuditedHeader, Error, Operation, Request, Response, Result};
+
+/// Vault's parameter and time helpers under their former module name.
+mod util {
+    pub use coffer_engine::params::Params;
+    pub use coffer_engine::time::{now, parse_duration, rfc3339};
+}
 
 /// What the request path knows about one request when it audits it.
 pub struct AuditContext<'a> {
