@@ -801,6 +801,34 @@ impl Core {
         }
     }
 
+    /// Sets the server's audit settings (where file devices may write).
+    /// Call before unsealing: devices are built when the core unseals.
+    pub fn configure_audit(&self, settings: crate::audit::config::AuditSettings) {
+        self.audit.configure(settings);
+    }
+
+    /// The request headers audit entries record now, for the HTTP layer
+    /// to copy into each request.
+    pub fn audited_headers(&self) -> Arc<crate::audit::headers::HeaderTable> {
+        self.audit.headers.current()
+    }
+
+    /// Reopens the audit files (on SIGHUP, for log rotation).
+    pub fn reopen_audit(&self) {
+        self.audit.reopen();
+    }
+
+    /// Records a lifecycle event in the audit trail (see
+    /// [`crate::audit::events::names`]); rotators and revocation call this.
+    pub async fn audit_event(
+        &self,
+        name: &str,
+        actor: Option<&TokenEntry>,
+        details: Value,
+    ) -> Result<()> {
+        self.audit.event(name, actor, details).await
+    }
+
     /// The change-event channel (`sys/events/subscribe` streams it).
     pub fn events(&self) -> &crate::events::EventBus {
         &self.events
@@ -1305,7 +1333,11 @@ impl Core {
             }
         }
         if n.is_multiple_of(crate::audit::readers::PRUNE_EVERY_SECS) {
-            if let Err(e) = self.audit.prune_readers(&self.tokens).await {
+            let tokens = &self.tokens;
+            let alive = move |accessor: String| async move {
+                Ok(tokens.lookup_accessor(&accessor).await?.is_some())
+            };
+            if let Err(e) = self.audit.prune_readers(alive).await {
                 tracing::warn!(error = %e, "reader index prune failed");
             }
         }

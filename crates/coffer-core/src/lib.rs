@@ -5,7 +5,6 @@
 //! format. Start reading at [`core::Core::handle`].
 
 pub mod abuse;
-pub mod audit;
 mod backends;
 pub mod batch_token;
 pub mod canonical;
@@ -26,6 +25,7 @@ pub mod seal;
 mod shares;
 pub mod snapshot;
 mod sys;
+mod sys_audit;
 pub mod sys_cors;
 mod sys_generate_root;
 mod sys_host;
@@ -62,6 +62,9 @@ pub use coffer_policy as policy;
 // The auth methods are a crate of their own (coffer-auth), under their
 // former module name.
 pub use coffer_auth as auth;
+// So is the audit trail (coffer-audit); the system backend's audit
+// endpoints stay here (sys_audit.rs), as does the pipeline that calls it.
+pub use coffer_audit as audit;
 
 /// Former home of small helpers, now each in its own module of
 /// coffer-engine ([`time`], [`params`], [`json`]); these paths stay valid.

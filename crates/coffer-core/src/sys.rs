@@ -326,7 +326,7 @@ pub(crate) async fn handle(
                 || rest.starts_with("audit-hash/")
                 || rest.starts_with("coffer/access")
             {
-                return crate::audit::handle_sys(core, req, rest, token).await;
+                return crate::sys_audit::handle_sys(core, req, rest, token).await;
             }
             crate::sys_policy::handle(core, req, rest, token).await
         }

@@ -16,7 +16,7 @@
 //!   the use; `rewrap` moves the answer to a fresh token.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::core::Core;
 use crate::engines::cubbyhole;
@@ -431,26 +431,6 @@ pub(crate) async fn lookup(core: &Core, req: &Request) -> Result<Response> {
         "creation_time": creation_time(&entry),
         "creation_ttl": entry.ttl,
     })))
-}
-
-/// The `wrap_info` block as an audit entry records it: the token and the
-/// accessors HMAC'd like every other token (`hash` for the token,
-/// `accessor` for accessors, which follows the device's `hmac_accessor`).
-pub(crate) fn audit_json(
-    info: &WrapInfo,
-    hash: impl Fn(&str) -> Value,
-    accessor: impl Fn(&str) -> Value,
-) -> Value {
-    let mut out = Map::new();
-    out.insert("token".into(), hash(&info.token));
-    out.insert("accessor".into(), accessor(&info.accessor));
-    out.insert("ttl".into(), json!(info.ttl));
-    out.insert("creation_time".into(), json!(info.creation_time));
-    out.insert("creation_path".into(), json!(info.creation_path));
-    if !info.wrapped_accessor.is_empty() {
-        out.insert("wrapped_accessor".into(), accessor(&info.wrapped_accessor));
-    }
-    Value::Object(out)
 }
 
 #[cfg(test)]

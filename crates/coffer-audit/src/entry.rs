@@ -6,9 +6,10 @@ use serde_json::{json, Map, Value};
 use super::config::Options;
 use super::hashing::Hasher;
 use super::AuditContext;
-use crate::token::TokenEntry;
 use crate::util::{now, rfc3339};
 use crate::{Operation, Response, Result};
+use coffer_engine::caller::TokenEntry;
+use coffer_engine::request::WrapInfo;
 
 /// The mount that answered a request, in the audit entry's words:
 /// `mount_type`, `mount_point`, `mount_accessor`, `mount_class` and the
@@ -216,7 +217,7 @@ impl Renderer<'_> {
         }
         if let Some(info) = &resp.wrap_info {
             out["wrap_info"] =
-                crate::wrapping::audit_json(info, |t| self.hasher.string(t), |a| self.accessor(a));
+                wrap_info_json(info, |t| self.hasher.string(t), |a| self.accessor(a));
         }
         out
     }
@@ -272,6 +273,26 @@ impl Renderer<'_> {
             ("details", details.clone()),
         ])
     }
+}
+
+/// The `wrap_info` block as an audit entry records it: the token and the
+/// accessors HMAC'd like every other token (`hash` for the token,
+/// `accessor` for accessors, which follows the device's `hmac_accessor`).
+fn wrap_info_json(
+    info: &WrapInfo,
+    hash: impl Fn(&str) -> Value,
+    accessor: impl Fn(&str) -> Value,
+) -> Value {
+    let mut out = Map::new();
+    out.insert("token".into(), hash(&info.token));
+    out.insert("accessor".into(), accessor(&info.accessor));
+    out.insert("ttl".into(), json!(info.ttl));
+    out.insert("creation_time".into(), json!(info.creation_time));
+    out.insert("creation_path".into(), json!(info.creation_path));
+    if !info.wrapped_accessor.is_empty() {
+        out.insert("wrapped_accessor".into(), accessor(&info.wrapped_accessor));
+    }
+    Value::Object(out)
 }
 
 /// A checkpoint entry (before its chain members and signature).

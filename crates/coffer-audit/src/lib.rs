@@ -1,5 +1,19 @@
-//! The audit broker: every authenticated request and its response go
-//! through here before the client sees an answer.
+//! Coffer's audit trail: the broker that every request and its response
+//! go through before the client sees an answer, its devices, the hash
+//! chain and signed checkpoints that make a log tamper-evident, and the
+//! offline verifier.
+//!
+//! **Architecture Invariant**: this crate knows nothing of the router or
+//! the core, and does not depend on `coffer-core` (checked by Cargo: it
+//! cannot name `Core`). It is handed the request, the caller's token
+//! record (coffer-engine's plain [`TokenEntry`]), the mount that answers
+//! and the ACL's verdict ([`AuditContext`]), and its own barrier view
+//! (`sys/audit/`); whatever else it needs (whether a token still exists,
+//! for pruning the reader index) the caller passes in. That nothing
+//! reaches an engine or a client unaudited is enforced by the caller, the
+//! request pipeline in `coffer-core`, which refuses a request the broker
+//! could not record. The `sys/audit*` and access-record endpoints are the
+//! system backend's (coffer-core); they act through the broker's methods.
 //!
 //! * Devices (`sys/audit/:path`): file, stdout, socket (TCP/UDP) and syslog,
 //!   with Vault's options (`hmac_accessor`, `log_raw`, `elide_list_responses`,
@@ -25,7 +39,6 @@
 //! `readers/<sha256(secret path)>/<sha256(accessor)>`.
 
 pub mod access;
-mod api;
 pub mod chain;
 pub mod config;
 pub mod device;
@@ -39,23 +52,32 @@ pub mod sink;
 pub mod verify;
 pub mod writer;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 
-use crate::barrier::View;
-use crate::core::Core;
-use crate::mounts::MountEntry;
-use crate::token::TokenEntry;
-use crate::{Error, Operation, Request, Response, Result};
+use barrier::View;
 use chain::ChainState;
+use coffer_engine::caller::TokenEntry;
 use config::{AuditSettings, DeviceConfig};
 use device::Device;
+use mounts::MountEntry;
 use signer::Signer;
 use writer::Writer;
 
-pub(crate) use api::handle_sys;
+// The moved sources name the contract as `crate::barrier`, `crate::Error`
+// and so on, the paths they had inside coffer-core; these private imports
+// keep those paths valid so the files stay as they were.
+use coffer_engine::{barrier, mounts, redact};
+use coffer_engine::{AuditedHeader, Error, Operation, Request, Response, Result};
+
+/// Vault's parameter and time helpers under their former module name.
+mod util {
+    pub use coffer_engine::params::Params;
+    pub use coffer_engine::time::{now, parse_duration, rfc3339};
+}
 
 /// What the request path knows about one request when it audits it.
 pub struct AuditContext<'a> {
@@ -109,8 +131,26 @@ impl PolicyResults {
 const CONFIG_KEY: &str = "config";
 /// Its storage key (the broker's view is `sys/audit/`), which the change
 /// log names when another node enables or disables a device.
-pub(crate) const CONFIG_STORAGE_KEY: &str = "sys/audit/config";
+pub const CONFIG_STORAGE_KEY: &str = "sys/audit/config";
 const SIGNING_KEY: &str = "signing-key";
+
+/// A device to enable, as `sys/audit/:path` describes it.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    /// One of [`config::TYPES`].
+    pub kind: String,
+    /// Free text.
+    pub description: String,
+    /// Options as given (strings); see [`config::Options`] and the sink's.
+    pub options: BTreeMap<String, String>,
+    /// Vault's `local` flag.
+    pub local: bool,
+}
+
+/// Why a UDP device cannot be the only one.
+const UDP_ALONE: &str = "a UDP socket device is best effort (a datagram goes out whether or not \
+     anyone receives it) and cannot be the only audit device: enable a file, TCP socket or \
+     syslog device first";
 
 /// Dispatches audit entries to the enabled devices.
 pub struct AuditBroker {
@@ -141,6 +181,12 @@ impl AuditBroker {
             admin: tokio::sync::Mutex::new(()),
             headers: headers::AuditedHeaders::default(),
         }
+    }
+
+    /// Sets the server's audit settings (where file devices may write).
+    /// Call before unsealing: devices are built when the core unseals.
+    pub fn configure(&self, settings: AuditSettings) {
+        *self.settings.write() = settings;
     }
 
     /// Loads the signing key and the enabled devices after unseal, resumes
@@ -222,12 +268,12 @@ impl AuditBroker {
     }
 
     /// Reloads the audited request headers another node changed.
-    pub(crate) async fn follow_headers(&self) -> Result<()> {
+    pub async fn follow_headers(&self) -> Result<()> {
         self.headers.load(&self.view).await
     }
 
     /// Answers `sys/config/auditing/request-headers[/<name>]`.
-    pub(crate) async fn handle_headers(&self, req: &Request, name: &str) -> Result<Response> {
+    pub async fn handle_headers(&self, req: &Request, name: &str) -> Result<Response> {
         self.headers
             .handle(&self.view, &self.admin, req, name)
             .await
@@ -238,7 +284,7 @@ impl AuditBroker {
     /// checkpoint, those disabled there, so every node audits to every
     /// enabled device. A device this node cannot open is an error, and the
     /// request that found the change is refused (fail closed) until it can.
-    pub(crate) async fn follow_config(&self) -> Result<()> {
+    pub async fn follow_config(&self) -> Result<()> {
         let _admin = self.admin.lock().await;
         let Ok(signer) = self.signer() else {
             return Ok(());
@@ -305,6 +351,116 @@ impl AuditBroker {
             d.reopen(&signer);
         }
         tracing::info!("audit files reopened");
+    }
+
+    /// The enabled devices as `GET sys/audit` lists them: path → config.
+    pub fn device_table(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        for d in self.devices.read().iter() {
+            m.insert(d.config.path.clone(), d.config.to_json());
+        }
+        m
+    }
+
+    /// Whether a device is enabled at `path` (with its trailing slash).
+    pub fn has_device(&self, path: &str) -> bool {
+        self.device(path).is_some()
+    }
+
+    /// `hmac-sha256:<hex>` of `input` under the salt of the device at
+    /// `path` (`sys/audit-hash`), or `None` when no device is there.
+    pub fn hmac(&self, path: &str, input: &str) -> Option<String> {
+        self.device(path).map(|d| d.hmac(input))
+    }
+
+    /// The public key checkpoints are signed with (base64) and its id;
+    /// refused while sealed.
+    pub fn verify_key(&self) -> Result<(String, String)> {
+        let signer = self.signer()?;
+        Ok((signer.public_key().to_string(), signer.key_id().to_string()))
+    }
+
+    /// Enables `new` at `path` (with its trailing slash): refused when the
+    /// path is in use, when the device would be the only one and is best
+    /// effort (UDP), or when it cannot write its first line, a `start`
+    /// checkpoint. Then stores the device table and starts the device.
+    pub async fn enable(&self, path: &str, new: NewDevice) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        let mut table = self.stored_configs().await?;
+        if table.iter().any(|d| d.path == path) {
+            return Err(Error::bad(format!("path already in use: {path}")));
+        }
+        let salt = coffer_crypto::random::bytes(32);
+        let cfg = DeviceConfig {
+            path: path.to_string(),
+            kind: new.kind,
+            description: new.description,
+            options: new.options,
+            local: new.local,
+            salt: hex::encode(&salt),
+        };
+        let settings = self.settings.read().clone();
+        let dev = Device::for_server(cfg.clone(), ChainState::default(), &settings)?;
+        if dev.best_effort() && !self.devices.read().iter().any(|d| !d.best_effort()) {
+            return Err(Error::bad(UDP_ALONE));
+        }
+        let dev = Writer::start(dev)?;
+        // The test entry: a device that cannot write its first line is refused.
+        let signer = self.signer()?;
+        let state = dev
+            .checkpoint("start", &signer)
+            .await
+            .map_err(|e| Error::bad(format!("audit device {path} cannot write: {}", e)))?;
+        let kind = cfg.kind.clone();
+        table.push(cfg);
+        self.view.put_json(CONFIG_KEY, &table).await?;
+        self.save_state(path, &state).await;
+        self.devices.write().push(Arc::new(dev));
+        tracing::info!(device = %path, kind, "audit device enabled");
+        Ok(())
+    }
+
+    /// Disables the device at `path` (with its trailing slash) after a
+    /// `disable` checkpoint; a path with no device is not an error. Refused
+    /// when it would leave only best-effort (UDP) devices.
+    pub async fn disable(&self, path: &str) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        {
+            let devices = self.devices.read();
+            let leaves_udp_alone = devices
+                .iter()
+                .find(|d| d.config.path == path)
+                .is_some_and(|d| !d.best_effort())
+                && devices
+                    .iter()
+                    .filter(|d| d.config.path != path)
+                    .all(|d| d.best_effort())
+                && devices.iter().any(|d| d.best_effort());
+            if leaves_udp_alone {
+                return Err(Error::bad(format!(
+                    "disabling {path} would leave only UDP devices, which cannot record requests on \
+                     their own: enable another device first, or disable the UDP devices"
+                )));
+            }
+        }
+        let mut table = self.stored_configs().await?;
+        let before = table.len();
+        table.retain(|d| d.path != path);
+        if table.len() == before {
+            return Ok(());
+        }
+        self.view.put_json(CONFIG_KEY, &table).await?;
+        let removed = {
+            let mut devices = self.devices.write();
+            let i = devices.iter().position(|d| d.config.path == path);
+            i.map(|i| devices.remove(i))
+        };
+        if let (Some(dev), Ok(signer)) = (removed, self.signer()) {
+            let _ = dev.checkpoint("disable", &signer).await;
+        }
+        self.view.delete(&state_key(path)).await?;
+        tracing::info!(device = %path, "audit device disabled");
+        Ok(())
     }
 
     /// Records a request before it is handled. An error refuses the request.
@@ -475,36 +631,6 @@ impl AuditBroker {
 
     fn signer(&self) -> Result<Arc<Signer>> {
         self.signer.read().clone().ok_or(Error::Sealed)
-    }
-}
-
-impl Core {
-    /// Sets the server's audit settings (where file devices may write).
-    /// Call before unsealing: devices are built when the core unseals.
-    pub fn configure_audit(&self, settings: AuditSettings) {
-        *self.audit.settings.write() = settings;
-    }
-
-    /// The request headers audit entries record now, for the HTTP layer
-    /// to copy into each request.
-    pub fn audited_headers(&self) -> Arc<headers::HeaderTable> {
-        self.audit.headers.current()
-    }
-
-    /// Reopens the audit files (on SIGHUP, for log rotation).
-    pub fn reopen_audit(&self) {
-        self.audit.reopen();
-    }
-
-    /// Records a lifecycle event in the audit trail (see
-    /// [`events::names`]); rotators and revocation call this.
-    pub async fn audit_event(
-        &self,
-        name: &str,
-        actor: Option<&TokenEntry>,
-        details: Value,
-    ) -> Result<()> {
-        self.audit.event(name, actor, details).await
     }
 }
 

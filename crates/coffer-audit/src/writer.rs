@@ -175,8 +175,8 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::config::DeviceConfig;
-    use crate::audit::verify::{verify_files, VerifyOptions};
+    use crate::config::DeviceConfig;
+    use crate::verify::{verify_files, VerifyOptions};
     use base64::Engine as _;
     use serde_json::json;
     use std::collections::BTreeMap;

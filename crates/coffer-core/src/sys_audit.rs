@@ -1,4 +1,5 @@
-//! The HTTP-facing endpoints of the audit subsystem:
+//! The system backend's audit endpoints, acting through the broker
+//! (coffer-audit's [`AuditBroker`]):
 //!
 //! * `GET sys/audit`, `PUT sys/audit/:path`, `DELETE sys/audit/:path`,
 //!   `PUT sys/audit-hash/:path` (Vault's; `update` on the path, no sudo, as in OpenBao);
@@ -8,16 +9,12 @@
 //! * `GET sys/coffer/access-unused?since=90d`: secrets nobody read since.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::access::AccessRecord;
-use super::chain::ChainState;
-use super::config::{DeviceConfig, Options, TYPES};
-use super::device::Device;
-use super::writer::Writer;
-use super::{AuditBroker, CONFIG_KEY};
+use crate::audit::access::AccessRecord;
+use crate::audit::config::{Options, TYPES};
+use crate::audit::{AuditBroker, NewDevice};
 use crate::core::Core;
 use crate::token::TokenEntry;
 use crate::util::{now, parse_duration, rfc3339, Params};
@@ -46,10 +43,10 @@ pub(crate) async fn handle_sys(
         }
         let params = Params(&req.data);
         let input = params.str("input")?.unwrap_or_default();
-        let dev = broker
-            .device(&normalize(path)?)
+        let hash = broker
+            .hmac(&normalize(path)?, input)
             .ok_or_else(|| Error::bad(format!("unknown audit backend {path}")))?;
-        return Ok(with_top_level(json!({"hash": dev.hmac(input)})));
+        return Ok(with_top_level(json!({ "hash": hash })));
     }
     if let Some(rest) = rest.strip_prefix("coffer/") {
         return access(core, req, rest).await;
@@ -60,14 +57,14 @@ pub(crate) async fn handle_sys(
             return Err(Error::UnsupportedOperation);
         }
         let dev = normalize(dev)?;
-        broker
-            .device(&dev)
-            .ok_or_else(|| Error::bad(format!("unknown audit backend {dev}")))?;
-        let signer = broker.signer()?;
+        if !broker.has_device(&dev) {
+            return Err(Error::bad(format!("unknown audit backend {dev}")));
+        }
+        let (public_key, key_id) = broker.verify_key()?;
         return Ok(Response::data(json!({
             "algorithm": "ed25519",
-            "public_key": signer.public_key(),
-            "key_id": signer.key_id(),
+            "public_key": public_key,
+            "key_id": key_id,
         })));
     }
     match op {
@@ -87,7 +84,7 @@ fn normalize(path: &str) -> Result<String> {
 }
 
 /// Vault answers some sys reads both at the top level and under `data`.
-pub(super) fn with_top_level(data: Value) -> Response {
+fn with_top_level(data: Value) -> Response {
     let mut body = data.clone();
     if let Value::Object(top) = &mut body {
         top.insert("data".into(), data);
@@ -103,11 +100,7 @@ pub(super) fn with_top_level(data: Value) -> Response {
 }
 
 fn list(broker: &AuditBroker) -> Response {
-    let mut m = Map::new();
-    for d in broker.devices.read().iter() {
-        m.insert(d.config.path.clone(), d.config.to_json());
-    }
-    with_top_level(Value::Object(m))
+    with_top_level(Value::Object(broker.device_table()))
 }
 
 async fn enable(broker: &AuditBroker, req: &Request, path: &str) -> Result<Response> {
@@ -132,82 +125,18 @@ async fn enable(broker: &AuditBroker, req: &Request, path: &str) -> Result<Respo
         }
     }
     Options::parse(&options)?;
-    let _admin = broker.admin.lock().await;
-    let mut table = broker.stored_configs().await?;
-    if table.iter().any(|d| d.path == path) {
-        return Err(Error::bad(format!("path already in use: {path}")));
-    }
-    let salt = coffer_crypto::random::bytes(32);
-    let cfg = DeviceConfig {
-        path: path.to_string(),
+    let new = NewDevice {
         kind: kind.to_string(),
         description: p.str("description")?.unwrap_or_default().to_string(),
         options,
         local: p.bool("local")?.unwrap_or(false),
-        salt: hex::encode(&salt),
     };
-    let settings = broker.settings.read().clone();
-    let dev = Device::for_server(cfg.clone(), ChainState::default(), &settings)?;
-    if dev.best_effort() && !broker.devices.read().iter().any(|d| !d.best_effort()) {
-        return Err(Error::bad(UDP_ALONE));
-    }
-    let dev = Writer::start(dev)?;
-    // The test entry: a device that cannot write its first line is refused.
-    let signer = broker.signer()?;
-    let state = dev
-        .checkpoint("start", &signer)
-        .await
-        .map_err(|e| Error::bad(format!("audit device {path} cannot write: {}", e)))?;
-    table.push(cfg);
-    broker.view.put_json(CONFIG_KEY, &table).await?;
-    broker.save_state(path, &state).await;
-    broker.devices.write().push(Arc::new(dev));
-    tracing::info!(device = %path, kind, "audit device enabled");
+    broker.enable(path, new).await?;
     Ok(Response::empty())
 }
 
-/// Why a UDP device cannot be the only one.
-const UDP_ALONE: &str = "a UDP socket device is best effort (a datagram goes out whether or not \
-     anyone receives it) and cannot be the only audit device: enable a file, TCP socket or \
-     syslog device first";
-
 async fn disable(broker: &AuditBroker, path: &str) -> Result<Response> {
-    let _admin = broker.admin.lock().await;
-    {
-        let devices = broker.devices.read();
-        let leaves_udp_alone = devices
-            .iter()
-            .find(|d| d.config.path == path)
-            .is_some_and(|d| !d.best_effort())
-            && devices
-                .iter()
-                .filter(|d| d.config.path != path)
-                .all(|d| d.best_effort())
-            && devices.iter().any(|d| d.best_effort());
-        if leaves_udp_alone {
-            return Err(Error::bad(format!(
-                "disabling {path} would leave only UDP devices, which cannot record requests on \
-                 their own: enable another device first, or disable the UDP devices"
-            )));
-        }
-    }
-    let mut table = broker.stored_configs().await?;
-    let before = table.len();
-    table.retain(|d| d.path != path);
-    if table.len() == before {
-        return Ok(Response::empty());
-    }
-    broker.view.put_json(CONFIG_KEY, &table).await?;
-    let removed = {
-        let mut devices = broker.devices.write();
-        let i = devices.iter().position(|d| d.config.path == path);
-        i.map(|i| devices.remove(i))
-    };
-    if let (Some(dev), Ok(signer)) = (removed, broker.signer()) {
-        let _ = dev.checkpoint("disable", &signer).await;
-    }
-    broker.view.delete(&super::state_key(path)).await?;
-    tracing::info!(device = %path, "audit device disabled");
+    broker.disable(path).await?;
     Ok(Response::empty())
 }
 
@@ -244,14 +173,10 @@ async fn access(core: &Core, req: &Request, rest: &str) -> Result<Response> {
     let broker = &core.audit;
     if let Some(path) = rest.strip_prefix("access/") {
         let path = secret_path(core, path.trim_start_matches('/'));
-        let rec = broker
-            .access
-            .get(&broker.view, &path)
-            .await?
-            .unwrap_or(AccessRecord {
-                path: path.clone(),
-                ..Default::default()
-            });
+        let rec = broker.access_record(&path).await?.unwrap_or(AccessRecord {
+            path: path.clone(),
+            ..Default::default()
+        });
         let cutoff = since.unwrap_or(i64::MIN);
         let readers: Vec<Value> = rec
             .readers
@@ -278,7 +203,7 @@ async fn access(core: &Core, req: &Request, rest: &str) -> Result<Response> {
         let cutoff = since.unwrap_or_else(|| now().timestamp() - 90 * 86_400);
         let mut unused = Vec::new();
         for path in all_secrets(core).await? {
-            let rec: Option<AccessRecord> = broker.access.get(&broker.view, &path).await?;
+            let rec: Option<AccessRecord> = broker.access_record(&path).await?;
             let last = rec.map(|r| r.last_read).unwrap_or(0);
             if last < cutoff {
                 unused.push(json!({"path": path, "last_read": time_json(last)}));

@@ -16,8 +16,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::barrier::View;
-use crate::token::TokenEntry;
 use crate::Result;
+use coffer_engine::caller::TokenEntry;
 
 /// Distinct accessors kept per secret.
 pub const MAX_READERS: usize = 50;

@@ -8,12 +8,14 @@
 //! barrier. Reads are noted in memory and merged into storage with the
 //! access records (every [`super::access::FLUSH_INTERVAL`] and on seal), and
 //! before every lookup. Retention: an entry is kept while its token exists;
-//! [`AuditBroker::prune_readers`] (hourly, from the background loop) drops
-//! those whose token was revoked or expired. So the index holds at most one
+//! [`AuditBroker::prune_readers`] (hourly, from the background loop, which
+//! asks the token store whether each accessor is live) drops those whose
+//! token was revoked or expired. So the index holds at most one
 //! entry per secret and live token that read it, plus the tokens gone
 //! since the last pass.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -22,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::AuditBroker;
 use crate::barrier::{to_json, BarrierOp, View};
-use crate::token::{TokenEntry, TokenStore};
 use crate::Result;
+use coffer_engine::caller::TokenEntry;
 
 /// How often (in background ticks of one second) the index is pruned.
 pub const PRUNE_EVERY_SECS: u64 = 3600;
@@ -137,8 +139,13 @@ impl ReaderIndex {
         Ok(out)
     }
 
-    /// Drops the entries whose token no longer exists; returns how many.
-    pub async fn prune(&self, view: &View, tokens: &TokenStore) -> Result<usize> {
+    /// Drops the entries whose token no longer exists (`alive(accessor)`
+    /// says whether it does, asked once per accessor); returns how many.
+    pub async fn prune<F, Fut>(&self, view: &View, mut alive: F) -> Result<usize>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: Future<Output = Result<bool>>,
+    {
         self.flush(view).await?;
         let mut live: HashMap<String, bool> = HashMap::new();
         let mut gone = Vec::new();
@@ -149,7 +156,7 @@ impl ReaderIndex {
             let alive = match live.get(&m.accessor) {
                 Some(a) => *a,
                 None => {
-                    let a = tokens.lookup_accessor(&m.accessor).await?.is_some();
+                    let a = alive(m.accessor.clone()).await?;
                     live.insert(m.accessor.clone(), a);
                     a
                 }
@@ -196,9 +203,14 @@ impl AuditBroker {
     }
 
     /// Drops reader-index entries of tokens that were revoked or expired
-    /// (the background loop calls this every [`PRUNE_EVERY_SECS`]).
-    pub async fn prune_readers(&self, tokens: &TokenStore) -> Result<usize> {
-        self.readers.prune(&self.view, tokens).await
+    /// (the background loop calls this every [`PRUNE_EVERY_SECS`], with
+    /// `alive` asking the token store whether an accessor still exists).
+    pub async fn prune_readers<F, Fut>(&self, alive: F) -> Result<usize>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: Future<Output = Result<bool>>,
+    {
+        self.readers.prune(&self.view, alive).await
     }
 }
 
@@ -212,9 +224,11 @@ mod tests {
         let barrier = Arc::new(Barrier::new(Arc::new(coffer_storage::MemoryBackend::new())));
         barrier.unseal(coffer_crypto::Keyring::new(0));
         let view = View::new(barrier.clone(), "sys/audit/");
-        let tokens = TokenStore::new(View::new(barrier.clone(), "sys/token/"));
-        let root = tokens.create_root(None).await.unwrap();
-        let root = tokens.lookup(&root).await.unwrap().unwrap();
+        let root: TokenEntry = serde_json::from_value(serde_json::json!({
+            "id_hash": "h", "accessor": "root-accessor", "policies": ["root"],
+            "display_name": "root", "creation_time": 1, "path": "auth/token/root",
+        }))
+        .unwrap();
         let idx = ReaderIndex::default();
         for i in 0..120 {
             let mut t = root.clone();
@@ -241,7 +255,12 @@ mod tests {
         assert_eq!((all[0].first_read, all[0].last_read), (500, 3000));
 
         // Pruning drops the tokens that do not exist, and only those.
-        assert_eq!(fresh.prune(&view, &tokens).await.unwrap(), 120);
+        let live = root.accessor.clone();
+        let alive = |a: String| {
+            let live = live.clone();
+            async move { Ok(a == live) }
+        };
+        assert_eq!(fresh.prune(&view, alive).await.unwrap(), 120);
         assert_eq!(
             fresh
                 .since(&view, "secret/data/a", i64::MIN)
