@@ -35,28 +35,71 @@
 //! write acknowledged anywhere before the request arrived is visible to it:
 //! a token revoked or a policy removed on node A is refused on node B on the
 //! next request, with no window beyond that one log read. Concurrent
-//! requests share one log read (at most one runs at a time, and a read
-//! serves every request that arrived before it began). If the log cannot be
-//! read, the request fails with 503: nothing is served from a cache that
-//! might be stale.
+//! requests share log reads: a request waits for a read in flight that
+//! began after it arrived, or starts one; at most [`READS_IN_FLIGHT`] run at
+//! once, so a request that arrives just after a read began need not wait
+//! for that read and then a whole second one. A read runs as a task of its
+//! own (a client that goes away cancels nothing), its outcome reaches every
+//! waiter at once, and results are applied in log order under one lock
+//! (a read whose position was already applied changes nothing). If the log
+//! cannot be read, the request fails with 503: nothing is served from a
+//! cache that might be stale.
 
 use std::time::Instant;
 
 use coffer_storage::Changes;
+use tokio::sync::watch;
 
 use crate::core::Core;
 use crate::{Error, Result};
 
-/// The applied log position and when the last successful log read began.
+/// Log reads that may be in flight at once.
+pub(crate) const READS_IN_FLIGHT: usize = 2;
+
+/// How one log read ended, as every request waiting on it learns it.
+#[derive(Clone)]
+enum Outcome {
+    Applied,
+    Unavailable(String),
+    Sealed,
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<()> {
+        match self {
+            Outcome::Applied => Ok(()),
+            Outcome::Unavailable(e) => Err(unavailable(e)),
+            Outcome::Sealed => Err(Error::Sealed),
+        }
+    }
+}
+
+/// The log reads in flight and what has been applied.
 #[derive(Default)]
 pub(crate) struct Coherence {
-    gate: tokio::sync::Mutex<Gate>,
+    reads: parking_lot::Mutex<Reads>,
+    /// The applied log position; held while a read's result is applied.
+    applied: tokio::sync::Mutex<u64>,
 }
 
 #[derive(Default)]
-struct Gate {
-    position: u64,
-    last_read_started: Option<Instant>,
+struct Reads {
+    /// Every change committed before this instant has been applied.
+    covered_until: Option<Instant>,
+    /// Reads in flight: id, start, and where their outcome is announced.
+    in_flight: Vec<(u64, Instant, watch::Receiver<Option<Outcome>>)>,
+    next_id: u64,
+}
+
+/// What a request does after looking at the reads in flight.
+enum Step {
+    Done,
+    /// Wait for this read, then answer with its outcome.
+    Await(watch::Receiver<Option<Outcome>>),
+    /// Wait for this (older) read to end, then look again.
+    Again(watch::Receiver<Option<Outcome>>),
+    /// Start a read with this id and start.
+    Start(u64, Instant, watch::Sender<Option<Outcome>>),
 }
 
 /// The 503 a request gets while the shared store cannot be read.
@@ -64,6 +107,15 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Status {
         code: 503,
         errors: vec![format!("storage unavailable: {e}")],
+    }
+}
+
+/// Waits for the read behind `rx` to announce its outcome (a read whose
+/// task ended without one counts as the store being unavailable).
+async fn outcome(mut rx: watch::Receiver<Option<Outcome>>) -> Outcome {
+    match rx.wait_for(Option::is_some).await {
+        Ok(v) => v.clone().unwrap_or(Outcome::Applied),
+        Err(_) => Outcome::Unavailable("the change log read ended early".into()),
     }
 }
 
@@ -75,7 +127,8 @@ impl Core {
         if !backend.is_shared() {
             return Ok(());
         }
-        let mut gate = self.coherence.gate.lock().await;
+        let mut applied = self.coherence.applied.lock().await;
+        let started = Instant::now();
         let position = match backend.changes_since(u64::MAX).await? {
             Some(
                 Changes::Lost { position }
@@ -84,55 +137,126 @@ impl Core {
             ) => position,
             None => 0,
         };
-        gate.position = position;
-        gate.last_read_started = Some(Instant::now());
+        *applied = position;
+        self.coherence.reads.lock().covered_until = Some(started);
         Ok(())
     }
 
     /// Applies every change other nodes committed before this call (see the
     /// module docs). A no-op on unshared storage.
     pub(crate) async fn sync_storage(&self) -> Result<()> {
-        let backend = self.barrier.backend();
-        if !backend.is_shared() {
+        if !self.barrier.backend().is_shared() {
             return Ok(());
         }
         let arrived = Instant::now();
-        let mut gate = self.coherence.gate.lock().await;
-        if gate.last_read_started.is_some_and(|t| t >= arrived) {
-            // A read that began after this request arrived has been applied.
-            return Ok(());
-        }
-        let started = Instant::now();
-        let changes = backend
-            .changes_since(gate.position)
-            .await
-            .map_err(unavailable)?;
-        match changes {
-            None => {}
-            Some(Changes::Keys { position, keys }) => {
-                if !keys.is_empty() {
-                    self.apply_changes(&keys).await.map_err(unavailable)?;
+        loop {
+            let step = {
+                let mut reads = self.coherence.reads.lock();
+                if reads.covered_until.is_some_and(|t| t >= arrived) {
+                    Step::Done
+                } else if let Some((_, _, rx)) = reads
+                    .in_flight
+                    .iter()
+                    .find(|(_, started, _)| *started >= arrived)
+                {
+                    Step::Await(rx.clone())
+                } else if reads.in_flight.len() < READS_IN_FLIGHT {
+                    let (tx, rx) = watch::channel(None);
+                    let id = reads.next_id;
+                    reads.next_id += 1;
+                    let started = Instant::now();
+                    reads.in_flight.push((id, started, rx));
+                    Step::Start(id, started, tx)
+                } else {
+                    // Every read in flight began before this request: wait
+                    // for the newest to end; a new one may start then.
+                    match reads.in_flight.last() {
+                        Some((_, _, rx)) => Step::Again(rx.clone()),
+                        None => continue,
+                    }
                 }
-                gate.position = position;
+            };
+            match step {
+                Step::Done => return Ok(()),
+                Step::Await(rx) => return outcome(rx).await.into_result(),
+                Step::Again(rx) => {
+                    outcome(rx).await;
+                }
+                Step::Start(id, started, tx) => {
+                    let rx = tx.subscribe();
+                    match self.this.upgrade() {
+                        Some(core) => {
+                            tokio::spawn(async move { core.log_read(id, started, tx).await });
+                        }
+                        None => return Err(Error::Sealed),
+                    }
+                    return outcome(rx).await.into_result();
+                }
+            }
+        }
+    }
+
+    /// One log read: reads past the applied position, applies what other
+    /// nodes changed (in log order), and announces the outcome.
+    async fn log_read(&self, id: u64, started: Instant, tx: watch::Sender<Option<Outcome>>) {
+        let outcome = self.read_and_apply().await;
+        {
+            let mut reads = self.coherence.reads.lock();
+            reads.in_flight.retain(|(i, _, _)| *i != id);
+            if matches!(outcome, Outcome::Applied) {
+                reads.covered_until = Some(reads.covered_until.map_or(started, |t| t.max(started)));
+            }
+        }
+        let _ = tx.send(Some(outcome));
+    }
+
+    async fn read_and_apply(&self) -> Outcome {
+        let backend = self.barrier.backend();
+        let since = *self.coherence.applied.lock().await;
+        let changes = match backend.changes_since(since).await {
+            Ok(c) => c,
+            Err(e) => return Outcome::Unavailable(e.to_string()),
+        };
+        let mut applied = self.coherence.applied.lock().await;
+        let result = match changes {
+            None => Ok(()),
+            // Applied already by a read that began later and ended first.
+            Some(Changes::Keys { position, .. }) if position <= *applied => Ok(()),
+            Some(Changes::Keys { position, keys }) => {
+                let r = if keys.is_empty() {
+                    Ok(())
+                } else {
+                    self.apply_changes(&keys).await
+                };
+                if r.is_ok() {
+                    *applied = position;
+                }
+                r
             }
             Some(Changes::Lost { position }) => {
                 tracing::warn!("change log does not reach back far enough: dropping every cache");
-                self.reload_everything().await.map_err(unavailable)?;
-                gate.position = position;
+                let r = self.reload_everything().await;
+                if r.is_ok() {
+                    *applied = position;
+                }
+                r
             }
             Some(Changes::Replaced { position }) => {
                 tracing::warn!(
                     "another node restored a snapshot over this store: sealing; unseal with \
                      the snapshot's unseal keys"
                 );
-                gate.position = position;
-                drop(gate);
+                *applied = position;
+                drop(applied);
                 self.seal().await;
-                return Err(Error::Sealed);
+                return Outcome::Sealed;
             }
+        };
+        match result {
+            Ok(()) => Outcome::Applied,
+            Err(Error::Sealed) => Outcome::Sealed,
+            Err(e) => Outcome::Unavailable(e.to_string()),
         }
-        gate.last_read_started = Some(started);
-        Ok(())
     }
 
     /// Drops and reloads what `keys` (written by other nodes) affect.

@@ -151,8 +151,9 @@ pub struct Core {
     /// The kernel's own mounted backends (`sys/`, `auth/token/`), routed
     /// sealed or not ([`crate::backends`]).
     kernel: Vec<Mounted>,
-    /// This core, for the lifecycle sub-routers mounted after construction.
-    this: std::sync::Weak<Core>,
+    /// This core, for the lifecycle sub-routers mounted after construction
+    /// and the change-log reads that run as tasks of their own.
+    pub(crate) this: std::sync::Weak<Core>,
 }
 
 impl Core {
