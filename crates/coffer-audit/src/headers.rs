@@ -101,7 +101,7 @@ impl AuditedHeaders {
                 // Keyed by the name as asked, at the top level too (as Vault answers).
                 let mut m = Map::new();
                 m.insert(asked.to_string(), json!(setting));
-                Ok(with_top_level(Value::Object(m)))
+                Ok(Response::with_top_level(Value::Object(m)))
             }
             Operation::Create | Operation::Update => {
                 valid_name(&name)?;
@@ -132,23 +132,6 @@ impl AuditedHeaders {
     }
 }
 
-/// A raw body holding `data` both at the top level and under `data`, as
-/// Vault's legacy sys endpoints answer (the system backend's `sys/audit`
-/// list has the same shape).
-fn with_top_level(data: Value) -> Response {
-    let mut body = data.clone();
-    if let Value::Object(top) = &mut body {
-        top.insert("data".into(), data);
-        top.insert("request_id".into(), json!(coffer_crypto::random::uuid()));
-        top.insert("lease_id".into(), json!(""));
-        top.insert("renewable".into(), json!(false));
-        top.insert("lease_duration".into(), json!(0));
-        top.insert("wrap_info".into(), Value::Null);
-        top.insert("warnings".into(), Value::Null);
-        top.insert("auth".into(), Value::Null);
-    }
-    Response::raw(body)
-}
 
 /// A header name as HTTP allows it (RFC 9110 token), and not one that
 /// carries credentials.

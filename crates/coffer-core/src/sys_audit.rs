@@ -46,7 +46,7 @@ pub(crate) async fn handle_sys(
         let hash = broker
             .hmac(&normalize(path)?, input)
             .ok_or_else(|| Error::bad(format!("unknown audit backend {path}")))?;
-        return Ok(with_top_level(json!({ "hash": hash })));
+        return Ok(Response::with_top_level(json!({ "hash": hash })));
     }
     if let Some(rest) = rest.strip_prefix("coffer/") {
         return access(core, req, rest).await;
@@ -83,24 +83,9 @@ fn normalize(path: &str) -> Result<String> {
     Ok(format!("{p}/"))
 }
 
-/// Vault answers some sys reads both at the top level and under `data`.
-fn with_top_level(data: Value) -> Response {
-    let mut body = data.clone();
-    if let Value::Object(top) = &mut body {
-        top.insert("data".into(), data);
-        top.insert("request_id".into(), json!(coffer_crypto::random::uuid()));
-        top.insert("lease_id".into(), json!(""));
-        top.insert("renewable".into(), json!(false));
-        top.insert("lease_duration".into(), json!(0));
-        top.insert("wrap_info".into(), Value::Null);
-        top.insert("warnings".into(), Value::Null);
-        top.insert("auth".into(), Value::Null);
-    }
-    Response::raw(body)
-}
 
 fn list(broker: &AuditBroker) -> Response {
-    with_top_level(Value::Object(broker.device_table()))
+    Response::with_top_level(Value::Object(broker.device_table()))
 }
 
 async fn enable(broker: &AuditBroker, req: &Request, path: &str) -> Result<Response> {

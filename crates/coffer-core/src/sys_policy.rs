@@ -25,7 +25,7 @@ pub(crate) async fn handle(
         }
         "policy" | "policy/" if op == Read || op == List => {
             let names = core.policies.list().await?;
-            Ok(with_top_level(json!({"policies": names, "keys": names})))
+            Ok(Response::with_top_level(json!({"policies": names, "keys": names})))
         }
         "capabilities-self" if matches!(op, Create | Update) => {
             capabilities(core, req, token).await
@@ -98,22 +98,6 @@ const KNOWN: [&str; 13] = [
     "leases/lookup",
 ];
 
-/// A raw body holding `data` both at the top level and under `data`, as
-/// Vault's legacy sys endpoints answer.
-fn with_top_level(data: Value) -> Response {
-    let mut body = data.clone();
-    if let Value::Object(m) = &mut body {
-        m.insert("data".into(), data);
-        m.insert("request_id".into(), json!(coffer_crypto::random::uuid()));
-        m.insert("lease_id".into(), json!(""));
-        m.insert("renewable".into(), json!(false));
-        m.insert("lease_duration".into(), json!(0));
-        m.insert("wrap_info".into(), Value::Null);
-        m.insert("warnings".into(), Value::Null);
-        m.insert("auth".into(), Value::Null);
-    }
-    Response::raw(body)
-}
 
 async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Result<Response> {
     let name = crate::policy_store::normalize_name(name)?;
@@ -134,7 +118,7 @@ async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Res
                 out["modified"] = json!(crate::util::rfc3339(t));
             }
             if legacy {
-                Ok(with_top_level(out))
+                Ok(Response::with_top_level(out))
             } else {
                 Ok(Response::data(out))
             }
@@ -218,7 +202,7 @@ async fn capabilities(core: &Core, req: &Request, token: &TokenEntry) -> Result<
         all.sort_unstable();
         out.insert("capabilities".into(), json!(all));
     }
-    Ok(with_top_level(Value::Object(out)))
+    Ok(Response::with_top_level(Value::Object(out)))
 }
 
 /// The canonical spelling of a `sys/` path below `sys/`, when it differs:

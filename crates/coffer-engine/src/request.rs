@@ -347,6 +347,27 @@ impl Response {
         }
     }
 
+    /// A raw body holding `data`'s fields both at the top level and under
+    /// `data`, with the usual envelope, as Vault's legacy sys endpoints
+    /// (`sys/audit`, `sys/policy`, `sys/config/auditing/...`) answer.
+    pub fn with_top_level(data: Value) -> Self {
+        let mut body = data.clone();
+        if let Value::Object(top) = &mut body {
+            top.insert("data".into(), data);
+            top.insert(
+                "request_id".into(),
+                Value::String(coffer_crypto::random::uuid()),
+            );
+            top.insert("lease_id".into(), Value::String(String::new()));
+            top.insert("renewable".into(), Value::Bool(false));
+            top.insert("lease_duration".into(), Value::from(0));
+            top.insert("wrap_info".into(), Value::Null);
+            top.insert("warnings".into(), Value::Null);
+            top.insert("auth".into(), Value::Null);
+        }
+        Response::raw(body)
+    }
+
     /// An empty response (204).
     pub fn empty() -> Self {
         Response::default()
