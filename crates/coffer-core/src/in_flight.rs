@@ -24,7 +24,8 @@ const SHARDS: usize = 64;
 /// One request in flight, as Vault shows it.
 struct Entry {
     id: String,
-    start_time: String,
+    /// Formatted only when the table is read.
+    start_time: chrono::DateTime<chrono::Utc>,
     client_remote_address: String,
     request_path: String,
     request_method: String,
@@ -34,14 +35,19 @@ struct Entry {
 /// The table of requests in flight.
 pub struct InFlight {
     next: AtomicU64,
-    shards: Box<[Mutex<HashMap<u64, Entry>>]>,
+    shards: Box<[Shard]>,
 }
+
+/// One shard, on cache lines of its own (no false sharing between shards).
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<HashMap<u64, Entry>>);
 
 impl Default for InFlight {
     fn default() -> Self {
         InFlight {
             next: AtomicU64::new(0),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
 }
@@ -61,13 +67,14 @@ pub struct Arrival<'a> {
     pub sideband: Arc<Sideband>,
 }
 
-/// A request's place in the table; dropping it removes the entry.
-pub struct InFlightGuard {
-    table: Arc<InFlight>,
+/// A request's place in the table; dropping it removes the entry. It
+/// borrows the table, so entering touches no shared reference count.
+pub struct InFlightGuard<'a> {
+    table: &'a InFlight,
     key: u64,
 }
 
-impl Drop for InFlightGuard {
+impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
         self.table.shard(self.key).lock().remove(&self.key);
     }
@@ -75,30 +82,27 @@ impl Drop for InFlightGuard {
 
 impl InFlight {
     fn shard(&self, key: u64) -> &Mutex<HashMap<u64, Entry>> {
-        &self.shards[usize::try_from(key % SHARDS as u64).unwrap_or(0)]
+        &self.shards[usize::try_from(key % SHARDS as u64).unwrap_or(0)].0
     }
 
     /// Enters a request; it stays in the table until the guard is dropped.
-    pub fn enter(self: &Arc<Self>, arrival: Arrival<'_>) -> InFlightGuard {
+    pub fn enter(&self, arrival: Arrival<'_>) -> InFlightGuard<'_> {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
             id: arrival.id.to_string(),
-            start_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            start_time: chrono::Utc::now(),
             client_remote_address: arrival.client_remote_address,
             request_path: arrival.request_path.to_string(),
             request_method: arrival.request_method.to_string(),
             sideband: arrival.sideband,
         };
         self.shard(key).lock().insert(key, entry);
-        InFlightGuard {
-            table: self.clone(),
-            key,
-        }
+        InFlightGuard { table: self, key }
     }
 
     /// How many requests are in flight.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        self.shards.iter().map(|s| s.0.lock().len()).sum()
     }
 
     /// Whether none is.
@@ -111,11 +115,11 @@ impl InFlight {
     pub fn snapshot(&self) -> Value {
         let mut out = Map::new();
         for shard in self.shards.iter() {
-            for e in shard.lock().values() {
+            for e in shard.0.lock().values() {
                 out.insert(
                     e.id.clone(),
                     json!({
-                        "start_time": e.start_time,
+                        "start_time": e.start_time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                         "client_remote_address": e.client_remote_address,
                         "request_path": e.request_path,
                         "request_method": e.request_method,
@@ -132,7 +136,7 @@ impl InFlight {
 mod tests {
     use super::*;
 
-    fn arrive(t: &Arc<InFlight>, id: &str, sideband: Arc<Sideband>) -> InFlightGuard {
+    fn arrive<'a>(t: &'a InFlight, id: &str, sideband: Arc<Sideband>) -> InFlightGuard<'a> {
         t.enter(Arrival {
             id,
             client_remote_address: "127.0.0.1:5000".into(),
@@ -160,5 +164,60 @@ mod tests {
         assert_eq!(t.len(), 1);
         drop(b);
         assert!(t.is_empty());
+    }
+
+    /// Enter-and-leave cost per request with 4 threads, against one global
+    /// `Mutex<HashMap>` doing the same work. Run with
+    /// `cargo test -p coffer-core --lib in_flight -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn measure_enter_and_leave() {
+        const THREADS: usize = 4;
+        const PER_THREAD: usize = 200_000;
+        let t = Arc::new(InFlight::default());
+        let sharded = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                let t = t.clone();
+                s.spawn(move || {
+                    for i in 0..PER_THREAD {
+                        let id = i.to_string();
+                        let g = arrive(&t, &id, Arc::default());
+                        drop(g);
+                    }
+                });
+            }
+        });
+        let sharded = sharded.elapsed();
+        let global = Arc::new(Mutex::new(HashMap::<u64, Entry>::new()));
+        let next = Arc::new(AtomicU64::new(0));
+        let single = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                let (global, next) = (global.clone(), next.clone());
+                s.spawn(move || {
+                    for i in 0..PER_THREAD {
+                        let key = next.fetch_add(1, Ordering::Relaxed);
+                        let e = Entry {
+                            id: i.to_string(),
+                            start_time: chrono::Utc::now(),
+                            client_remote_address: "127.0.0.1:5000".into(),
+                            request_path: "/v1/sys/in-flight-req".into(),
+                            request_method: "GET".into(),
+                            sideband: Arc::default(),
+                        };
+                        global.lock().insert(key, e);
+                        global.lock().remove(&key);
+                    }
+                });
+            }
+        });
+        let single = single.elapsed();
+        let per = |d: std::time::Duration| d.as_nanos() as f64 / (THREADS * PER_THREAD) as f64;
+        println!(
+            "in-flight enter+leave, {THREADS} threads: sharded {:.0} ns/request, one lock {:.0} ns/request",
+            per(sharded),
+            per(single)
+        );
     }
 }

@@ -417,19 +417,17 @@ async fn handle_v1(
     // answer is returned, under the id the core and the audit trail use.
     let request_id = coffer_crypto::random::uuid();
     let sideband = Arc::new(coffer_core::Sideband::default());
-    let _in_flight = state
-        .core
-        .in_flight()
-        .enter(coffer_core::in_flight::Arrival {
-            id: &request_id,
-            client_remote_address: match state.proxies.client_addr(peer.ip(), &headers) {
-                Ok(ip) if ip != peer.ip() => ip.to_string(),
-                _ => peer.to_string(),
-            },
-            request_path: uri.path(),
-            request_method: method.as_str(),
-            sideband: sideband.clone(),
-        });
+    let core = state.core.clone();
+    let _in_flight = core.in_flight().enter(coffer_core::in_flight::Arrival {
+        id: &request_id,
+        client_remote_address: match state.proxies.client_addr(peer.ip(), &headers) {
+            Ok(ip) if ip != peer.ip() => ip.to_string(),
+            _ => peer.to_string(),
+        },
+        request_path: uri.path(),
+        request_method: method.as_str(),
+        sideband: sideband.clone(),
+    });
     let mut resp = handle_request(
         state,
         peer,
