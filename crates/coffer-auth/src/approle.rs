@@ -659,6 +659,35 @@ impl Engine for AppRole {
         self.tidy(ctx).await.map(|_| ())
     }
 
+    fn has_login_roles(&self) -> bool {
+        true
+    }
+
+    /// The role whose RoleID a login gives (looked up by the RoleID's
+    /// HMAC, as the login itself does); `None` for an unknown RoleID.
+    async fn login_role(
+        &self,
+        ctx: &EngineCtx<'_>,
+        req: &Request,
+        path: &str,
+    ) -> Result<Option<String>> {
+        if path != "login" {
+            return Ok(None);
+        }
+        let Some(role_id) = req
+            .data
+            .get("role_id")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty() && r.len() <= MAX_INPUT_LEN)
+        else {
+            return Ok(None);
+        };
+        let key = hmac_key(ctx.view).await?;
+        let index = format!("role_id/{}", hmac(&key, role_id));
+        let entry: Option<RoleIdEntry> = ctx.view.get_json(&index).await?;
+        Ok(entry.map(|e| e.name))
+    }
+
     fn login_identity(&self, req: &Request, path: &str) -> Option<String> {
         if path != "login" {
             return None;

@@ -17,6 +17,7 @@
 //! | `sys/token/batch-key` | the batch token key |
 //! | `sys/expire/id/<id>` | the lease expiry queue |
 //! | `core/cors` | the CORS configuration |
+//! | `sys/quotas/…` | the rate-limit quotas and their configuration (unchanged quotas keep their counts) |
 //! | `sys/identity/…` | the identity store (entities, aliases, groups), reloaded |
 //! | `sys/audit/config` | the audit devices: those enabled elsewhere start here, those disabled stop |
 //! | `sys/audit/request-headers` | the audited request headers |
@@ -266,6 +267,7 @@ impl Core {
         let mut keyring = false;
         let mut policies = false;
         let mut cors = false;
+        let mut quotas = false;
         let mut identity = false;
         let mut audit = false;
         let mut events = Vec::new();
@@ -287,6 +289,8 @@ impl Core {
                         policies = true;
                     } else if k.starts_with("sys/identity/") {
                         identity = true;
+                    } else if k.starts_with(crate::quotas::STORAGE_PREFIX) {
+                        quotas = true;
                     } else if let Some(hash) = k.strip_prefix("sys/token/id/") {
                         self.tokens.changed_elsewhere(hash).await?;
                     } else if let Some(id) = k.strip_prefix("sys/expire/id/") {
@@ -320,6 +324,9 @@ impl Core {
         }
         if cors {
             crate::sys_cors::load(self).await?;
+        }
+        if quotas {
+            self.quotas.load().await?;
         }
         if identity {
             // Group and entity policies apply at once on every node.
@@ -371,6 +378,7 @@ impl Core {
         self.identity.load().await?;
         self.audit.follow_config().await?;
         self.audit.follow_headers().await?;
+        self.quotas.load().await?;
         crate::sys_cors::load(self).await
     }
 }

@@ -15,6 +15,9 @@
 //! 3. sealed? Open status routes (health, seal status, init, unseal) answer
 //!    here, unaudited, as Vault serves them outside its request path; all
 //!    else needs an unsealed core that has applied other nodes' writes;
+//!    then the rate-limit quotas count the request ([`crate::quotas`]: a
+//!    429 past its quota, before authentication, as Vault's HTTP layer
+//!    refuses it; open routes are counted before they answer);
 //! 4. authenticate (routes that need a token): the token by hash
 //!    (unknown, expired, used up or used from outside its bound CIDRs:
 //!    403); a use of a limited-use token is taken here, atomically;
@@ -86,6 +89,12 @@ pub struct CoreConfig {
     pub api_addr: String,
     /// Length of the leader lease on shared storage: the failover bound.
     pub leader_lease_ttl: std::time::Duration,
+    /// The server's configuration as `sys/config/state/sanitized` shows it
+    /// (Vault's keys; built by the binary, holding no secret).
+    pub sanitized_config: serde_json::Value,
+    /// The node's log levels (`sys/loggers`), changed through the binary's
+    /// log filter.
+    pub loggers: Arc<crate::sys_loggers::Loggers>,
 }
 
 impl Default for CoreConfig {
@@ -101,6 +110,8 @@ impl Default for CoreConfig {
             listener_tls: false,
             api_addr: String::new(),
             leader_lease_ttl: crate::leader::DEFAULT_LEASE_TTL,
+            sanitized_config: serde_json::json!({}),
+            loggers: Arc::default(),
         }
     }
 }
@@ -127,6 +138,8 @@ pub struct Core {
     pub(crate) audit: AuditBroker,
     pub(crate) leases: Expiration,
     pub(crate) logins: LoginGuard,
+    /// Rate-limit quotas (`sys/quotas/*`), loaded at unseal.
+    pub(crate) quotas: crate::quotas::Quotas,
     pub(crate) config: CoreConfig,
     pub(crate) cluster_id: String,
     /// Serialises init, unseal completion, seal, keyring and mount-table changes.
@@ -141,6 +154,8 @@ pub struct Core {
     pub(crate) cors: crate::sys_cors::CorsState,
     /// Change events for `sys/events/subscribe` ([`crate::events`]).
     pub(crate) events: Arc<crate::events::EventBus>,
+    /// The requests the HTTP layer is handling now (`sys/in-flight-req`).
+    pub(crate) in_flight: Arc<crate::in_flight::InFlight>,
     /// Set once an unseal has loaded mounts, policies, leases and every
     /// audit device; cleared first thing on seal. Requests wait for it.
     ready: AtomicBool,
@@ -182,6 +197,10 @@ impl Core {
                 audit: AuditBroker::new(View::new(barrier.clone(), "sys/audit/")),
                 leases: Expiration::new(View::new(barrier.clone(), "sys/expire/"), events.clone()),
                 logins: LoginGuard::new(View::new(barrier.clone(), "sys/lockout/")),
+                quotas: crate::quotas::Quotas::new(View::new(
+                    barrier.clone(),
+                    crate::quotas::STORAGE_PREFIX,
+                )),
                 router: RwLock::new(Router::with_kernel(kernel.clone())),
                 kernel,
                 this: this.clone(),
@@ -194,6 +213,7 @@ impl Core {
                 migrations: Default::default(),
                 cors: Default::default(),
                 events,
+                in_flight: Arc::default(),
                 ready: AtomicBool::new(false),
                 coherence: Default::default(),
                 leadership,
@@ -275,12 +295,14 @@ impl Core {
                     self.policies.ensure_default().await?;
                     crate::sys_version::record(&self.barrier).await?;
                     crate::sys_cors::load(self).await?;
+                    self.quotas.load().await?;
                     self.leases.load().await?;
                     self.audit.load().await
                 }
                 .await;
                 if let Err(e) = loaded {
                     self.audit.clear().await;
+                    self.quotas.clear();
                     self.seal.seal();
                     *self.router.write() = self.empty_router();
                     return Err(e);
@@ -323,6 +345,7 @@ impl Core {
         *self.router.write() = self.empty_router();
         self.policies.clear_caches();
         self.identity.clear();
+        self.quotas.clear();
         self.tokens.clear_cache();
         self.leases.clear();
         if self.barrier.backend().is_shared() {
@@ -512,13 +535,15 @@ impl Core {
         //    routes only its kernel backends.
         let mut routed = self.route(&mut req);
         let access = routed.as_ref().map(|(m, rel)| m.engine.access(&req, rel));
-        // 3. Sealed? Open status routes answer here, unaudited; everything
-        //    else waits for an unsealed core that has applied what other
-        //    nodes wrote before this request arrived (shared storage).
+        // 3. Sealed? Open status routes answer here, unaudited (after the
+        //    rate-limit quotas, stage 3b); everything else waits for an
+        //    unsealed core that has applied what other nodes wrote before
+        //    this request arrived (shared storage).
         if let (Ok((m, rel)), Ok(Access::Open { while_sealed })) = (&routed, access) {
             if !while_sealed && self.is_sealed() {
                 return Err(Error::Sealed);
             }
+            self.apply_quotas(&req, routed.as_ref().ok()).await?;
             return self.call_engine(m, &req, rel, None).await;
         }
         if self.is_sealed() {
@@ -543,6 +568,11 @@ impl Core {
                     None => false,
                 });
         }
+        // 3b. Rate-limit quotas, before authentication (as Vault's HTTP layer
+        //     applies them) and after the change-log read, so a quota
+        //     written on another node applies here from the next request; a
+        //     refusal is audited only when the quota configuration says so.
+        self.apply_quotas(&req, routed.as_ref().ok()).await?;
         let (m, rel) = match routed {
             Ok(r) => r,
             Err(e) => return self.refuse_unrouted(&req, e).await,
@@ -575,6 +605,13 @@ impl Core {
             _ => None,
         };
         let token = token.as_ref();
+        if let Some(t) = token {
+            // For `sys/in-flight-req`: who this request is for, once known.
+            let _ = req
+                .sideband
+                .client_id
+                .set(crate::audit::entry::client_id(t));
+        }
         let spent = token
             .filter(|t| t.uses_exhausted)
             .map(|t| t.id_hash.clone());
@@ -671,6 +708,46 @@ impl Core {
             self.revoke_token_tree(&hash).await?;
         }
         result
+    }
+
+    /// Stage 3b: counts the request against the quota that decides it
+    /// ([`crate::quotas`]); the rate-limit headers go to the transport
+    /// through the request's sideband. A refusal is a 429.
+    async fn apply_quotas(&self, req: &Request, routed: Option<&(Mounted, String)>) -> Result<()> {
+        let mount = routed.map_or("", |(m, _)| m.entry.path.as_str());
+        let role = match routed {
+            Some((m, rel)) if self.quotas.has_role_quota(mount) => {
+                let ctx = EngineCtx {
+                    view: &m.view,
+                    mount: &m.entry,
+                    token: None,
+                };
+                // A role that cannot be told (a bad RoleID) names no quota.
+                m.engine.login_role(&ctx, req, rel).await.unwrap_or(None)
+            }
+            _ => None,
+        };
+        let Some(verdict) = self
+            .quotas
+            .check(&req.path, mount, role.as_deref(), req.client_addr)
+        else {
+            return Ok(());
+        };
+        if let Some(headers) = verdict.headers {
+            let _ = req.sideband.headers.set(headers);
+        }
+        if verdict.allowed {
+            return Ok(());
+        }
+        let e = crate::quotas::exceeded(&req.path);
+        if verdict.audit {
+            let ctx = self.audit_context(req, None, routed.map(|(m, _)| &*m.entry));
+            if let Err(err) = self.audit.log_request(&ctx, Some(&e)).await {
+                // As Vault: the refusal stands; only its record failed.
+                tracing::warn!(error = %err, "a rate-limited request could not be audited");
+            }
+        }
+        Err(e)
     }
 
     /// Routes a shaped request and completes its canonical path with the
@@ -828,6 +905,11 @@ impl Core {
         details: Value,
     ) -> Result<()> {
         self.audit.event(name, actor, details).await
+    }
+
+    /// The table of requests in flight, which the transport fills.
+    pub fn in_flight(&self) -> &Arc<crate::in_flight::InFlight> {
+        &self.in_flight
     }
 
     /// The change-event channel (`sys/events/subscribe` streams it).

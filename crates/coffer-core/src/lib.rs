@@ -15,11 +15,13 @@ pub mod engines;
 pub mod events;
 pub mod expiration;
 pub mod identity;
+pub mod in_flight;
 pub mod leader;
 pub mod lifecycle;
 pub mod path_help;
 pub mod policy_store;
 pub mod procedure;
+mod quotas;
 pub mod routes;
 pub mod seal;
 mod shares;
@@ -31,6 +33,7 @@ mod sys_generate_root;
 mod sys_host;
 mod sys_internal;
 mod sys_leases;
+pub mod sys_loggers;
 mod sys_metrics;
 mod sys_password;
 mod sys_plugins;
@@ -79,6 +82,7 @@ pub mod util {
 pub use crate::core::{Core, CoreConfig, InitResult};
 pub use error::{Error, Result};
 pub use request::{
-    AuditedHeader, AuthGrant, ByteStream, LeaseRequest, Operation, Request, Response, WrapFormat,
+    AuditedHeader, AuthGrant, ByteStream, LeaseRequest, Operation, Request, Response, Sideband,
+    WrapFormat,
 };
 pub use sys::decode_key;

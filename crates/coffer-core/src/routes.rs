@@ -145,6 +145,22 @@ pub const CATALOG: &[Route] = &[
     r("GET", "sys/metrics", "read"),
     r("GET", "sys/host-info", "read"),
     r("GET", "sys/ha-status", "read"),
+    // sys: rate-limit quotas (an empty body sets no quota: `rate` is
+    // required), requests in flight, configuration, log levels
+    r("GET", "sys/quotas/config", "read"),
+    r("POST", "sys/quotas/config", "update"),
+    r("LIST", "sys/quotas/rate-limit", "list"),
+    r("GET", "sys/quotas/rate-limit/matrix-none", "read"),
+    r("POST", "sys/quotas/rate-limit/{new}", "update"),
+    r("DELETE", "sys/quotas/rate-limit/matrix-none", "delete"),
+    r("GET", "sys/in-flight-req", "read"),
+    s("GET", "sys/config/state/sanitized", "read"),
+    r("GET", "sys/loggers", "read"),
+    r("POST", "sys/loggers", "update"),
+    r("DELETE", "sys/loggers", "delete"),
+    r("GET", "sys/loggers/core", "read"),
+    r("POST", "sys/loggers/core", "update"),
+    r("DELETE", "sys/loggers/core", "delete"),
     // sys: audit
     s("GET", "sys/audit", "read"),
     r("POST", "sys/audit-hash/audit-gone", "update"),

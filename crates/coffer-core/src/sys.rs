@@ -218,6 +218,12 @@ pub(crate) async fn handle(
             Ok(Response::data(json!({ "event_type": pattern })))
         }
         ("host-info", Read) => crate::sys_host::handle(),
+        // Vault's raw map, no envelope: request id to what is known of it.
+        ("in-flight-req", Read) => Ok(Response::raw(core.in_flight.snapshot())),
+        ("config/state/sanitized", Read) => {
+            Ok(Response::data(core.config.sanitized_config.clone()))
+        }
+        (r, _) if crate::sys_loggers::is_path(r) => crate::sys_loggers::handle(core, req, r).await,
         ("ha-status", Read) => Ok(enveloped(req, core.ha_status().await?)),
         // `sys/rotate/config` is Vault's older name of the same endpoint.
         ("rotate/keyring/config" | "rotate/config", Read) => Ok(Response::data(json!({
@@ -277,6 +283,9 @@ pub(crate) async fn handle(
                     }
                     _ => Err(Error::UnsupportedOperation),
                 };
+            }
+            if crate::quotas::is_path(rest) {
+                return crate::quotas::handle(core, req, rest).await;
             }
             if crate::sys_plugins::is_path(rest) {
                 return crate::sys_plugins::handle(req, rest);
@@ -570,6 +579,8 @@ async fn unmount(core: &Core, path: &str, auth: bool) -> Result<Response> {
         }
     };
     removed.view.delete_prefix("").await?;
+    // As Vault: a disabled mount's rate-limit quotas go with it.
+    core.quotas.forget_mount(&path).await?;
     tracing::info!(path = %path, leases, "unmounted");
     Ok(Response::empty())
 }
@@ -730,6 +741,7 @@ pub(crate) fn requires_sudo(path: &str, op: Operation) -> bool {
             | "remount"
             | "storage/raft/snapshot"
             | "storage/raft/snapshot-force"
+            | "config/state/sanitized"
     ) || rest.starts_with("audit/")
         || rest.starts_with("config/auditing/")
         || rest.starts_with("plugins/catalog/")

@@ -211,6 +211,8 @@ async fn move_locked(core: &Core, from: &str, to: &str) -> Result<usize> {
     match done {
         Ok(n) => {
             *core.router.write() = router;
+            // As Vault: the mount's rate-limit quotas follow it.
+            core.quotas.move_mount(from, to).await?;
             Ok(n)
         }
         Err(e) => {

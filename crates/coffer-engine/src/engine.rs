@@ -99,6 +99,26 @@ pub trait Engine: Send + Sync {
         None
     }
 
+    /// Whether this auth method names a role in its login requests, so a
+    /// rate-limit quota may be set on one of its roles (Vault's
+    /// `ResolveRoleOperation`: AppRole and JWT, not userpass).
+    fn has_login_roles(&self) -> bool {
+        false
+    }
+
+    /// The role a login request on `path` is made with (AppRole: the role
+    /// whose RoleID it gives; JWT: `role`, else the default role), for
+    /// role-based rate-limit quotas. `None` for other paths, or when no role
+    /// can be told.
+    async fn login_role(
+        &self,
+        _ctx: &EngineCtx<'_>,
+        _req: &Request,
+        _path: &str,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Before a token minted by this auth method's login is renewed: checks
     /// that the identity behind it still exists and, where the method says
     /// so, still holds the same policies (Vault's login-renew handlers).

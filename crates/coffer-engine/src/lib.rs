@@ -36,5 +36,6 @@ pub mod time;
 pub use engine::{Engine, EngineCtx};
 pub use error::{Error, Result};
 pub use request::{
-    AuditedHeader, AuthGrant, ByteStream, LeaseRequest, Operation, Request, Response, WrapFormat,
+    AuditedHeader, AuthGrant, ByteStream, LeaseRequest, Operation, Request, Response, Sideband,
+    WrapFormat,
 };

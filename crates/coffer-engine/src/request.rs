@@ -76,6 +76,22 @@ pub struct Request {
     /// The raw body, streamed, for the routes that take one instead of
     /// JSON (a snapshot restore); `None` everywhere else.
     pub body: Option<ByteStream>,
+    /// What the pipeline tells the transport about this request besides
+    /// its answer (shared with the HTTP layer, which made it).
+    pub sideband: Arc<Sideband>,
+}
+
+/// What the core records about a request while handling it, for the
+/// transport that made the request: the client id once the token is known
+/// (`sys/in-flight-req` shows it) and the headers a rate-limit quota adds to
+/// the answer. Each is set at most once.
+#[derive(Debug, Default)]
+pub struct Sideband {
+    /// Vault's `client_id` of the caller (the entity, or a hash of the
+    /// token's policies), set after authentication.
+    pub client_id: std::sync::OnceLock<String>,
+    /// Response headers (name, value) the rate-limit quota asks for.
+    pub headers: std::sync::OnceLock<Vec<(&'static str, String)>>,
 }
 
 /// One request header an audit device records.
@@ -185,6 +201,7 @@ impl Request {
             wrap_format: WrapFormat::Token,
             audited_headers: Vec::new(),
             body: None,
+            sideband: Arc::default(),
         }
     }
 

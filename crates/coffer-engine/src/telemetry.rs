@@ -35,6 +35,8 @@ pub const BARRIER_LIST: &str = "vault.barrier.list";
 pub const AUDIT_REQUEST_FAILURE: &str = "vault.audit.log_request_failure";
 /// Responses no audit device recorded.
 pub const AUDIT_RESPONSE_FAILURE: &str = "vault.audit.log_response_failure";
+/// Requests a rate-limit quota refused (Vault's name).
+pub const QUOTA_RATE_LIMIT_VIOLATION: &str = "vault.quota.rate_limit.violation";
 /// Tokens in the token store (Vault's `vault.token.count`).
 pub const TOKEN_COUNT: &str = "vault.token.count";
 /// Leases held by the expiration manager.
@@ -54,7 +56,7 @@ pub const SCHEDULER_PASS: &str = "coffer.lifecycle.scheduler_pass";
 
 /// Every metric name, so the JSON form can give back Vault's dotted names
 /// (the Prometheus form writes `_` for `.`).
-const NAMES: [&str; 17] = [
+const NAMES: [&str; 18] = [
     HANDLE_REQUEST,
     HANDLE_LOGIN_REQUEST,
     REQUESTS,
@@ -64,6 +66,7 @@ const NAMES: [&str; 17] = [
     BARRIER_LIST,
     AUDIT_REQUEST_FAILURE,
     AUDIT_RESPONSE_FAILURE,
+    QUOTA_RATE_LIMIT_VIOLATION,
     TOKEN_COUNT,
     NUM_LEASES,
     UNSEALED,
@@ -147,6 +150,8 @@ static C_5XX: Count = count!(REQUESTS, "status" => "5xx");
 pub static C_AUDIT_REQUEST_FAILURE: Count = count!(AUDIT_REQUEST_FAILURE);
 /// Responses no audit device recorded.
 pub static C_AUDIT_RESPONSE_FAILURE: Count = count!(AUDIT_RESPONSE_FAILURE);
+/// Requests a rate-limit quota refused.
+pub static C_QUOTA_RATE_LIMIT_VIOLATION: Count = count!(QUOTA_RATE_LIMIT_VIOLATION);
 static C_ROTATION_OK: Count = count!(ROTATIONS, "result" => "success");
 static C_ROTATION_FAILED: Count = count!(ROTATIONS, "result" => "failure");
 

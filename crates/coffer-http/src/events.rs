@@ -73,6 +73,7 @@ pub(crate) async fn subscribe(
         wrap_format: Default::default(),
         audited_headers: wire::audited_headers(&state.core, &parts.headers),
         body: None,
+        sideband: Default::default(),
     };
     let request_id = request.id.clone();
     let answer = match tokio::time::timeout(

@@ -413,6 +413,55 @@ async fn handle_v1(
     headers: HeaderMap,
     body: Body,
 ) -> HttpResponse {
+    // In the in-flight table (`sys/in-flight-req`) from arrival until the
+    // answer is returned, under the id the core and the audit trail use.
+    let request_id = coffer_crypto::random::uuid();
+    let sideband = Arc::new(coffer_core::Sideband::default());
+    let core = state.core.clone();
+    let _in_flight = core.in_flight().enter(coffer_core::in_flight::Arrival {
+        id: &request_id,
+        client_remote_address: match state.proxies.client_addr(peer.ip(), &headers) {
+            Ok(ip) if ip != peer.ip() => ip.to_string(),
+            _ => peer.to_string(),
+        },
+        request_path: uri.path(),
+        request_method: method.as_str(),
+        sideband: sideband.clone(),
+    });
+    let mut resp = handle_request(
+        state,
+        peer,
+        method,
+        uri,
+        headers,
+        body,
+        request_id,
+        sideband.clone(),
+    )
+    .await;
+    // The rate-limit quota's headers, on every answer it counted.
+    if let Some(extra) = sideband.headers.get() {
+        for (name, value) in extra {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                resp.headers_mut()
+                    .insert(header::HeaderName::from_static(name), v);
+            }
+        }
+    }
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle_request(
+    state: AppState,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    request_id: String,
+    sideband: Arc<coffer_core::Sideband>,
+) -> HttpResponse {
     let parsed_path = parse_path(uri.path());
     let token = token_of(&headers);
     let limit = body::limit_for(
@@ -531,7 +580,7 @@ async fn handle_v1(
         Err(msg) => return bad(msg),
     };
     let req = Request {
-        id: coffer_crypto::random::uuid(),
+        id: request_id,
         operation,
         path: path.clone(),
         data,
@@ -546,6 +595,7 @@ async fn handle_v1(
             .unwrap_or_default(),
         audited_headers: audited_headers(&state.core, &headers),
         body: upload,
+        sideband,
     };
     let request_id = req.id.clone();
     // The core handles the request in a task of its own: a client that

@@ -237,4 +237,12 @@ ALLOW: list[Allow] = [
         "extra",
         "Coffer's own API: staged rotation of a KV v2 secret.",
     ),
+    Allow(
+        "sanitized config without sudo",
+        "*",
+        "*",
+        "Coffer requires sudo on sys/config/state/sanitized, as the task's Vault reading has it: the "
+        "answer maps the deployment (listener, TLS file paths, trusted proxies, storage type), which a "
+        "plain read grant on sys/ should not reveal. OpenBao asks only for read.",
+    ),
 ]

@@ -309,6 +309,27 @@ impl Engine for JwtAuth {
         path == "login"
     }
 
+    fn has_login_roles(&self) -> bool {
+        true
+    }
+
+    /// The login's `role`, else the mount's default role.
+    async fn login_role(
+        &self,
+        _ctx: &EngineCtx<'_>,
+        req: &Request,
+        path: &str,
+    ) -> Result<Option<String>> {
+        if path != "login" {
+            return Ok(None);
+        }
+        let role = match req.data.get("role").and_then(Value::as_str) {
+            Some(r) if !r.trim().is_empty() => r.trim().to_lowercase(),
+            _ => self.hints.read().default_role.clone(),
+        };
+        Ok(Some(role).filter(|r| !r.is_empty()))
+    }
+
     /// `role:user`, where `user` is the role's user claim, but only for a
     /// token whose signature verifies against the mount's keys. A forged or
     /// unparsable token yields no identity, so nobody can lock a workload

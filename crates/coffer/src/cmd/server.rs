@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use base64::Engine as _;
 use coffer_core::lifecycle::registry::{RotatorRegistry, RotatorSpec};
+use coffer_core::sys_loggers::{Level, LogReload, Loggers};
 use coffer_core::{Core, CoreConfig};
 use coffer_http::ListenerConfig;
 use coffer_storage::{Backend, MemoryBackend, PostgresBackend, PostgresConfig, SqliteBackend};
@@ -333,7 +334,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    init_logging(&args.log_level);
+    let reload = init_logging(&args.log_level);
+    let configured = Level::parse(&args.log_level).unwrap_or(Level::Info);
+    let loggers = Arc::new(Loggers::new(configured, reload));
     harden_memory();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -341,9 +344,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .context("starting the async runtime")?;
     let result = runtime.block_on(async move {
         if args.dev {
-            run_dev(args).await
+            run_dev(args, loggers).await
         } else if let Some(path) = args.config.clone() {
-            run_config(&path).await
+            run_config(&path, loggers, &args.log_level).await
         } else {
             bail!("either --dev or --config FILE is required (see coffer server --help)")
         }
@@ -370,19 +373,107 @@ fn harden_memory() {
 }
 
 /// Logs to stderr at `level`, coloured only on a terminal without `NO_COLOR`
-/// (the server's and the agent's log).
-pub(crate) fn init_logging(level: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn,rustls=warn"))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// (the server's and the agent's log). A plain level (`info`, `debug`, ...)
+/// becomes one directive per logger of `sys/loggers`; anything else is
+/// taken as an `EnvFilter` directive string, as before. Returns the handle
+/// that replaces the filter at run time (`None` if a subscriber was already
+/// installed).
+pub(crate) fn init_logging(level: &str) -> Option<Arc<dyn LogReload>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let directives = match Level::parse(level) {
+        Ok(l) => Loggers::new(l, None).directives(),
+        Err(_) => format!("{level},hyper=warn,h2=warn,rustls=warn"),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(log_colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR"),
         ))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .ok()
+        .map(|()| Arc::new(FilterReload(handle)) as Arc<dyn LogReload>)
+}
+
+/// The server's log filter, replaced by `sys/loggers`.
+struct FilterReload(
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+);
+
+impl LogReload for FilterReload {
+    fn apply(&self, directives: &str) -> Result<(), String> {
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        self.0.reload(filter).map_err(|e| e.to_string())
+    }
+}
+
+/// The `storage` block of `sys/config/state/sanitized`: Vault's keys, and
+/// none of the backend's settings (a connection URL may hold a password).
+fn sanitized_storage(storage_type: &str, api_addr: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": storage_type,
+        "redirect_addr": api_addr,
+        "cluster_addr": "",
+        "disable_clustering": false,
+    })
+}
+
+/// What `sys/config/state/sanitized` shows of a configuration file: Vault's
+/// keys where Coffer has the setting; no storage setting, no seal key.
+fn sanitized_config(config: &ConfigFile, storage_type: &str, log_level: &str) -> serde_json::Value {
+    let tcp = &config.listener.tcp;
+    let mut listener = serde_json::json!({
+        "address": tcp.address,
+        "tls_disable": tcp.tls_disable,
+        "x_forwarded_for_authorized_addrs": tcp.trusted_proxies,
+        "telemetry": {
+            "unauthenticated_metrics_access": config.telemetry.unauthenticated_metrics_access,
+        },
+    });
+    let optional = [
+        (
+            "tls_cert_file",
+            tcp.tls_cert_file
+                .as_ref()
+                .map(|p| p.display().to_string().into()),
+        ),
+        (
+            "tls_key_file",
+            tcp.tls_key_file
+                .as_ref()
+                .map(|p| p.display().to_string().into()),
+        ),
+        ("max_request_size", tcp.max_request_size.map(Into::into)),
+        (
+            "max_request_duration",
+            tcp.max_request_duration.clone().map(Into::into),
+        ),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            listener[k] = v;
+        }
+    }
+    let api_addr = config.api_addr.clone().unwrap_or_default();
+    serde_json::json!({
+        "api_addr": api_addr,
+        "cluster_name": config.cluster_name.clone().unwrap_or_default(),
+        "enable_ui": config.ui,
+        "log_level": log_level,
+        "listeners": [{"type": "tcp", "config": listener}],
+        "storage": sanitized_storage(storage_type, &api_addr),
+        "seals": [{"type": "shamir", "disabled": false}],
+        // Coffer has no raw storage endpoint.
+        "raw_storage_endpoint": false,
+    })
 }
 
 /// Whether the log is coloured: only on a terminal, and never when
@@ -397,7 +488,7 @@ fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
     })
 }
 
-async fn run_dev(args: Args) -> anyhow::Result<()> {
+async fn run_dev(args: Args, loggers: Arc<Loggers>) -> anyhow::Result<()> {
     let address = parse_addr(&args.dev_listen_address)?;
     let (backend, storage_type): (Arc<dyn Backend>, &str) = match &args.dev_storage {
         Some(p) => (open_sqlite(p)?, "sqlite"),
@@ -435,6 +526,23 @@ async fn run_dev(args: Args) -> anyhow::Result<()> {
             unauthenticated_metrics_access: telemetry.unauthenticated_metrics_access,
             jwt_key_urls: jwt_urls,
             dev_mode: true,
+            sanitized_config: serde_json::json!({
+                "api_addr": "",
+                "cluster_name": "",
+                "enable_ui": ui,
+                "log_level": args.log_level,
+                "listeners": [{"type": "tcp", "config": {
+                    "address": args.dev_listen_address,
+                    "tls_disable": true,
+                    "telemetry": {
+                        "unauthenticated_metrics_access": telemetry.unauthenticated_metrics_access,
+                    },
+                }}],
+                "storage": sanitized_storage(storage_type, ""),
+                "seals": [{"type": "shamir", "disabled": false}],
+                "raw_storage_endpoint": false,
+            }),
+            loggers,
             ..Default::default()
         },
     );
@@ -501,7 +609,7 @@ pub(crate) fn open_sqlite(path: &Path) -> anyhow::Result<Arc<dyn Backend>> {
     Ok(Arc::new(backend))
 }
 
-async fn run_config(path: &Path) -> anyhow::Result<()> {
+async fn run_config(path: &Path, loggers: Arc<Loggers>, log_level: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading configuration {}", path.display()))?;
     let config: ConfigFile = toml::from_str(&text)
@@ -545,7 +653,10 @@ async fn run_config(path: &Path) -> anyhow::Result<()> {
     } else {
         "http"
     };
+    let sanitized = sanitized_config(&config, storage_type, log_level);
     let mut core_config = CoreConfig {
+        sanitized_config: sanitized,
+        loggers,
         storage_type: storage_type.into(),
         rotators: rotators(config.rotator, path)?,
         unauthenticated_metrics_access: config.telemetry.unauthenticated_metrics_access,
