@@ -132,7 +132,6 @@ impl AuditedHeaders {
     }
 }
 
-
 /// A header name as HTTP allows it (RFC 9110 token), and not one that
 /// carries credentials.
 fn valid_name(name: &str) -> Result<()> {

@@ -38,10 +38,14 @@ const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
 const SWEEP_AT: usize = 10_000;
 /// Beyond this many tracked addresses, only the address-wide counters are kept.
 const HARD_CAP: usize = 100_000;
-/// Identities longer than this get no lockout record (only the address
-/// limits apply): no auth method has names this long, and a record per
-/// made-up megabyte-long name would let a spray fill the store.
-const MAX_IDENTITY_LEN: usize = 1024;
+/// A record keeps at most this many bytes of its identity's name (the key
+/// is the digest of the whole name, so a long name is still locked out;
+/// a record stays small whatever name a spray makes up).
+const MAX_STORED_NAME: usize = 256;
+/// Identities whose failures could not be recorded (the store refused the
+/// write), locked on this node for the lockout duration: a store that
+/// fails writes must not turn into unlimited guesses.
+const UNRECORDED_CAP: usize = 10_000;
 /// How often at most a node sweeps finished identity records.
 const RECORD_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -114,6 +118,8 @@ pub struct LoginGuard {
     /// the conditional write.
     record_writes: tokio::sync::Mutex<()>,
     last_sweep: Mutex<Option<Instant>>,
+    /// Identities whose failure could not be recorded, until when.
+    unrecorded: Mutex<HashMap<String, Instant>>,
 }
 
 impl LoginGuard {
@@ -125,6 +131,7 @@ impl LoginGuard {
             records,
             record_writes: tokio::sync::Mutex::new(()),
             last_sweep: Mutex::new(None),
+            unrecorded: Mutex::default(),
         }
     }
 
@@ -154,11 +161,20 @@ impl LoginGuard {
             self.check_address(ip, accessor, identity)?;
         }
         if let Some(id) = identity {
-            if self.config(accessor).disable_lockout || id.len() > MAX_IDENTITY_LEN {
+            let cfg = self.config(accessor);
+            if cfg.disable_lockout {
                 return Ok(());
             }
-            let record: Option<IdentityRecord> =
-                self.records.get_json(&record_key(accessor, id)).await?;
+            let key = record_key(accessor, id);
+            if self
+                .unrecorded
+                .lock()
+                .get(&key)
+                .is_some_and(|until| *until > Instant::now())
+            {
+                return Err(Error::PermissionDenied);
+            }
+            let record: Option<IdentityRecord> = self.records.get_json(&key).await?;
             if record.is_some_and(|r| r.locked_at(now_ms())) {
                 return Err(Error::PermissionDenied);
             }
@@ -205,10 +221,21 @@ impl LoginGuard {
             return Ok(());
         };
         let cfg = self.config(accessor);
-        if cfg.disable_lockout || cfg.lockout_threshold == 0 || id.len() > MAX_IDENTITY_LEN {
+        if cfg.disable_lockout || cfg.lockout_threshold == 0 {
             return Ok(());
         }
-        self.identity_failure(accessor, id, &cfg).await?;
+        if let Err(e) = self.identity_failure(accessor, id, &cfg).await {
+            let mut unrecorded = self.unrecorded.lock();
+            let now = Instant::now();
+            unrecorded.retain(|_, until| *until > now);
+            if unrecorded.len() < UNRECORDED_CAP {
+                unrecorded.insert(
+                    record_key(accessor, id),
+                    now + Duration::from_secs(cfg.lockout_duration),
+                );
+            }
+            return Err(e);
+        }
         self.maybe_sweep();
         Ok(())
     }
@@ -264,6 +291,13 @@ impl LoginGuard {
                     locked_until_ms: None,
                 },
             };
+            if record.identity.len() > MAX_STORED_NAME {
+                let mut end = MAX_STORED_NAME;
+                while !record.identity.is_char_boundary(end) {
+                    end -= 1;
+                }
+                record.identity.truncate(end);
+            }
             record.failures = record.failures.saturating_add(1);
             let locks = record.failures >= cfg.lockout_threshold;
             if locks {
@@ -532,6 +566,20 @@ mod tests {
         assert!(g.records.keys_with_prefix("").await.unwrap().is_empty());
     }
 
+    /// A failure the store refuses to record still locks the identity on
+    /// this node: a failing store never means unlimited guesses.
+    #[tokio::test]
+    async fn a_failure_that_cannot_be_recorded_locks_on_this_node() {
+        let barrier = store();
+        let g = guard(&barrier, 5);
+        barrier.seal();
+        assert!(g.failure(None, "m", Some("alice")).await.is_err());
+        assert!(matches!(
+            g.check(None, "m", Some("alice")).await,
+            Err(Error::PermissionDenied)
+        ));
+    }
+
     #[tokio::test]
     async fn success_resets() {
         let g = guard(&store(), 2);
@@ -542,7 +590,7 @@ mod tests {
     }
 
     /// The record names the identity only inside the encrypted value, never
-    /// in its key; an identity too long to be anyone's gets no record.
+    /// in its key; a very long identity is locked out too, its record small.
     #[tokio::test]
     async fn records_are_keyed_by_digest() {
         let g = guard(&store(), 1);
@@ -552,8 +600,13 @@ mod tests {
         let keys = g.records.keys_with_prefix("").await.unwrap();
         assert_eq!(keys.len(), 1);
         assert!(!keys[0].contains("alice"));
-        let long = "x".repeat(MAX_IDENTITY_LEN + 1);
+        let long = "x".repeat(100_000);
         g.failure(None, "m", Some(&long)).await.unwrap();
-        assert_eq!(g.records.keys_with_prefix("").await.unwrap().len(), 1);
+        assert!(matches!(
+            g.check(None, "m", Some(&long)).await,
+            Err(Error::PermissionDenied)
+        ));
+        let locked = g.locked().await.unwrap();
+        assert!(locked.iter().any(|(_, n)| n.len() == MAX_STORED_NAME));
     }
 }

@@ -83,7 +83,6 @@ fn normalize(path: &str) -> Result<String> {
     Ok(format!("{p}/"))
 }
 
-
 fn list(broker: &AuditBroker) -> Response {
     Response::with_top_level(Value::Object(broker.device_table()))
 }

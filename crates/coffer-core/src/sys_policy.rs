@@ -25,7 +25,9 @@ pub(crate) async fn handle(
         }
         "policy" | "policy/" if op == Read || op == List => {
             let names = core.policies.list().await?;
-            Ok(Response::with_top_level(json!({"policies": names, "keys": names})))
+            Ok(Response::with_top_level(
+                json!({"policies": names, "keys": names}),
+            ))
         }
         "capabilities-self" if matches!(op, Create | Update) => {
             capabilities(core, req, token).await
@@ -97,7 +99,6 @@ const KNOWN: [&str; 13] = [
     "capabilities-accessor",
     "leases/lookup",
 ];
-
 
 async fn acl_policy(core: &Core, req: &Request, name: &str, legacy: bool) -> Result<Response> {
     let name = crate::policy_store::normalize_name(name)?;

@@ -685,6 +685,14 @@ impl View {
         self.barrier.delete(&self.full(key)).await
     }
 
+    /// Drops `keys` (relative to this view) from the read cache, so the
+    /// next reads go to storage (a conditional write found them changed by
+    /// another node).
+    pub fn forget(&self, keys: &[&str]) {
+        let full: Vec<String> = keys.iter().map(|k| self.full(k)).collect();
+        self.barrier.invalidate(&full);
+    }
+
     /// Lists the children of `prefix` within this view.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.barrier.list(&self.full(prefix)).await

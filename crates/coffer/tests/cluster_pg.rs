@@ -1238,6 +1238,51 @@ fn identity_changes_racing_on_two_nodes_lose_nothing() {
             "no alias lost: {v}"
         );
     }
+    // 16 creations of one alias (one mount, one name) for 8 entities at
+    // once: however they interleave, the store ends with one such alias.
+    let mut entities = Vec::new();
+    for i in 0..8 {
+        let (st, v) = call(
+            &nodes[i % 2],
+            "POST",
+            "identity/entity",
+            &root,
+            Some(json!({"name": format!("e{i}")})),
+        );
+        assert_eq!(st, 200, "{v}");
+        entities.push(v["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let answers = race(&nodes, 16, |api, i| {
+        api.call(
+            "POST",
+            "identity/entity-alias",
+            Some(&root),
+            Some(json!({"name": "zed", "canonical_id": entities[i % 8], "mount_accessor": accessors[0]})),
+        )
+    });
+    for (st, v) in &answers {
+        assert!(*st == 200 || *st == 400, "{st} {v}");
+    }
+    for node in &nodes {
+        let mut zed = 0;
+        for id in &entities {
+            let (st, v) = call(
+                node,
+                "GET",
+                &format!("identity/entity/id/{id}"),
+                &root,
+                None,
+            );
+            assert_eq!(st, 200, "{v}");
+            zed += v["data"]["aliases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["name"] == json!("zed"))
+                .count();
+        }
+        assert_eq!(zed, 1, "one alias per mount and name: {answers:?}");
+    }
 }
 
 /// PostgreSQL stopped (`-m immediate`, as when its host fails) and started

@@ -265,7 +265,7 @@ async fn write_entity(
     path_name: Option<&str>,
 ) -> Result<Response> {
     let p = Params(&req.data);
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let body_id = p.str("id")?.filter(|s| !s.is_empty());
     let body_name = p.str("name")?.filter(|s| !s.is_empty());
     let existing = store.read(|s| -> Result<Option<Entity>> {
@@ -335,7 +335,7 @@ async fn delete_entities(
     store: &IdentityStore,
     pick: impl FnOnce(&State) -> Vec<String>,
 ) -> Result<Response> {
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let changes = store.read(|s| {
         let ids = pick(s);
         let mut changes: Vec<Change> = Vec::new();
@@ -379,7 +379,7 @@ async fn merge(store: &IdentityStore, req: &Request) -> Result<Response> {
         .str_list("from_entity_ids")?
         .filter(|l| !l.is_empty())
         .ok_or_else(|| Error::bad("missing entity ids to merge from"))?;
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let changes = store.read(|s| -> Result<Vec<Change>> {
         let mut target = s
             .entities
@@ -465,7 +465,7 @@ async fn write_alias(
     if let Some(a) = accessor {
         auth_mount(mounts, a)?;
     }
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let at = stamp();
     let changes = store.read(|s| -> Result<(Vec<Change>, Value, bool)> {
         // The alias being changed: by id, else by (mount, name).
@@ -567,7 +567,7 @@ async fn write_alias(
 }
 
 async fn delete_alias(store: &IdentityStore, id: &str) -> Result<Response> {
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let change = store.read(|s| {
         s.entity_alias(id).map(|(e, _)| {
             let mut e = e.clone();
@@ -651,7 +651,7 @@ async fn write_group(
     }
     let members = p.str_list("member_entity_ids")?;
     let member_groups = p.str_list("member_group_ids")?;
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let at = stamp();
     let result = store.read(|s| -> Result<(Vec<Change>, Option<Value>)> {
         let mut touched = Vec::new();
@@ -767,7 +767,7 @@ async fn delete_group(
     store: &IdentityStore,
     pick: impl FnOnce(&State) -> Option<String>,
 ) -> Result<Response> {
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let changes = store.read(|s| {
         let Some(id) = pick(s) else {
             return Vec::new();
@@ -807,7 +807,7 @@ async fn write_group_alias(
     if let Some(a) = accessor {
         auth_mount(mounts, a)?;
     }
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let at = stamp();
     let result = store.read(|s| -> Result<(Vec<Change>, Value)> {
         let current = match id {
@@ -880,7 +880,7 @@ async fn write_group_alias(
 }
 
 async fn delete_group_alias(store: &IdentityStore, id: &str) -> Result<Response> {
-    let _w = store.lock().await;
+    let _w = store.lock().await?;
     let change = store.read(|s| {
         s.group_alias(id).map(|(g, _)| {
             let mut g = g.clone();

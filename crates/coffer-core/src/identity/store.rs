@@ -71,6 +71,8 @@ pub struct IdentityStore {
     /// The state of the `seq` record the in-memory copy was read at (or
     /// last written at): commits are conditional on it.
     seq: Mutex<EntryVersion>,
+    /// Whether the copy was loaded through the cache (writers reload it).
+    stale: std::sync::atomic::AtomicBool,
 }
 
 /// The record every commit rewrites (see the module docs).
@@ -247,6 +249,7 @@ impl IdentityStore {
             epoch: AtomicU64::new(0),
             write: tokio::sync::Mutex::new(()),
             seq: Mutex::new(EntryVersion::ABSENT),
+            stale: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -257,13 +260,41 @@ impl IdentityStore {
         self.load_locked().await
     }
 
-    /// [`load`](Self::load) for a caller holding the write lock. The `seq`
-    /// record is read first: a commit elsewhere during the load makes the
-    /// next commit here fail and reload, never succeed on a stale copy.
+    /// [`load`](Self::load) for a caller holding the write lock.
     async fn load_locked(&self) -> Result<()> {
-        let (_, seq) = self.view.get_versioned(SEQ).await?;
+        self.load_from_storage(false).await
+    }
+
+    /// Loads the state; with `fresh`, every entry is read from storage
+    /// rather than the read cache (after a conflict: another node's writes
+    /// may not have reached this node's cache yet).
+    ///
+    /// Only a fresh load knows which `seq` its copy matches. Otherwise
+    /// (at unseal, or when another node's change is applied) the entries
+    /// come through the cache, which may lag a `seq` read from storage: the
+    /// copy serves reads, and is marked stale, so the next writer loads
+    /// fresh before it computes ([`lock`](Self::lock)).
+    async fn load_from_storage(&self, fresh: bool) -> Result<()> {
+        let seq = if fresh {
+            self.view.forget(&[SEQ]);
+            self.view.get_versioned(SEQ).await?.1
+        } else {
+            EntryVersion::ABSENT
+        };
+        self.stale.store(!fresh, Ordering::SeqCst);
         let mut state = State::default();
-        for key in self.view.list("entity/").await? {
+        let entities = self.view.list("entity/").await?;
+        let groups = self.view.list("group/").await?;
+        if fresh {
+            let keys: Vec<String> = entities
+                .iter()
+                .map(|k| format!("entity/{k}"))
+                .chain(groups.iter().map(|k| format!("group/{k}")))
+                .collect();
+            self.view
+                .forget(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        for key in entities {
             if let Some(e) = self
                 .view
                 .get_json::<Entity>(&format!("entity/{key}"))
@@ -272,7 +303,7 @@ impl IdentityStore {
                 state.entities.insert(e.id.clone(), e);
             }
         }
-        for key in self.view.list("group/").await? {
+        for key in groups {
             if let Some(g) = self.view.get_json::<Group>(&format!("group/{key}")).await? {
                 state.groups.insert(g.id.clone(), g);
             }
@@ -324,8 +355,15 @@ impl IdentityStore {
     }
 
     /// Takes the write lock; changes are computed and committed under it.
-    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.write.lock().await
+    /// A copy loaded through the cache is first loaded again from storage
+    /// (see [`load_from_storage`](Self::load_from_storage)), so a change is
+    /// always computed from a copy that matches a known `seq`.
+    pub async fn lock(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        let guard = self.write.lock().await;
+        if self.stale.load(Ordering::SeqCst) {
+            self.load_from_storage(true).await?;
+        }
+        Ok(guard)
     }
 
     /// Writes `changes` in one atomic batch, then applies them to memory.
@@ -438,7 +476,7 @@ impl IdentityStore {
         alias_metadata: &BTreeMap<String, String>,
         groups: Option<&[String]>,
     ) -> Result<String> {
-        let _w = self.write.lock().await;
+        let _w = self.lock().await?;
         let now = crate::util::rfc3339(&crate::util::now());
         let mut changes = Vec::new();
         let entity_id = {
@@ -580,7 +618,7 @@ mod tests {
     async fn nested_groups_give_policies_and_cycles_terminate() {
         let (s, _) = store();
         let id = s.login("acc", "bob", &BTreeMap::new(), None).await.unwrap();
-        let _w = s.lock().await;
+        let _w = s.lock().await.unwrap();
         s.commit(vec![
             Change::PutGroup(group("a", &["pa"], &[&id], &[])),
             Change::PutGroup(group("b", &["pb"], &[], &["a"])),
@@ -623,7 +661,7 @@ mod tests {
             last_update_time: String::new(),
         });
         {
-            let _w = s.lock().await;
+            let _w = s.lock().await.unwrap();
             s.commit(vec![Change::PutGroup(ext)]).await.unwrap();
         }
         let m = BTreeMap::new();
@@ -637,7 +675,7 @@ mod tests {
         assert!(s.resolve(&id).unwrap().policies.is_empty());
         // Disabled: the login is refused.
         {
-            let _w = s.lock().await;
+            let _w = s.lock().await.unwrap();
             let mut e = s.read(|st| st.entities[&id].clone());
             e.disabled = true;
             s.commit(vec![Change::PutEntity(e)]).await.unwrap();
