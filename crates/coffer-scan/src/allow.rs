@@ -314,6 +314,40 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
 
 /// True when `secret` is a placeholder under `filter`.
 pub fn placeholder(secret: &[u8], filter: Filter) -> bool {
+    placeholder_named(secret, filter, false)
+}
+
+/// True when a UUID assigned to this name is a credential: a token, a
+/// secret (`secret_id`, `client_secret`), a password or a private key
+/// (Vault's tokens before 0.10, AppRole SecretIDs, Consul and Nomad ACL
+/// tokens, MongoDB Atlas private keys and the passwords Vault's database
+/// engines generated are UUIDs), unless the name ends in `id` without a
+/// `secret` in it (`token_poll_id`, `entity_id`): an identifier.
+pub fn credential_name(name: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let tail = lower.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    let last = tail
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .next()
+        .unwrap_or("");
+    let credential = [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "private_key",
+        "privatekey",
+    ]
+    .iter()
+    .any(|w| tail.contains(w));
+    let id = last.ends_with("id") && !tail.contains("secret");
+    credential && !id
+}
+
+/// [`placeholder`], where `uuid_ok` (the value's name is a
+/// [`credential_name`]) lets a UUID through: the RFC 4122 sample and the
+/// nil UUID stay placeholders.
+pub fn placeholder_named(secret: &[u8], filter: Filter, uuid_ok: bool) -> bool {
     let generic = filter != Filter::Specific;
     let lower = String::from_utf8_lossy(secret).to_lowercase();
     if lower.contains("example") || lower.contains("xxxxxx") || lower.contains("******") {
@@ -385,7 +419,7 @@ pub fn placeholder(secret: &[u8], filter: Filter) -> bool {
         || lower.starts_with("http")
         || looks_like_path(secret)
         || lower.starts_with("eyj") // JWT pieces: the jwt rule owns whole tokens
-        || is_uuid(secret)
+        || (is_uuid(secret) && (!uuid_ok || lower.starts_with("123e4567-e89b")))
         || looks_like_identifier(secret.strip_prefix(b"=").unwrap_or(secret))
 }
 
@@ -480,7 +514,7 @@ fn looks_like_path(s: &[u8]) -> bool {
 }
 
 /// True for a canonical UUID (8-4-4-4-12 hex digits).
-fn is_uuid(s: &[u8]) -> bool {
+pub fn is_uuid(s: &[u8]) -> bool {
     s.len() == 36
         && s.iter().enumerate().all(|(i, &b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
@@ -508,6 +542,11 @@ fn looks_like_identifier(s: &[u8]) -> bool {
         } else {
             part
         };
+        // Capitals split by digits again and again (`FID3WRPR3CGPV`, a
+        // base32 TOTP seed): identifiers join capital words with `_`.
+        if !part.iter().any(u8::is_ascii_lowercase) && inner_digit_groups(part) >= 2 {
+            return false;
+        }
         let mut i = 0;
         while i < part.len() {
             let start = i;
@@ -548,6 +587,13 @@ fn looks_like_identifier(s: &[u8]) -> bool {
     words >= 2 && letters >= 3 * words
 }
 
+/// Runs of digits with a letter right after them.
+fn inner_digit_groups(s: &[u8]) -> usize {
+    s.windows(2)
+        .filter(|w| w[0].is_ascii_digit() && w[1].is_ascii_alphabetic())
+        .count()
+}
+
 /// Length of the longest run of one repeated byte.
 fn repeated_run(s: &[u8]) -> usize {
     let mut best = 0;
@@ -565,9 +611,22 @@ fn repeated_run(s: &[u8]) -> usize {
     best
 }
 
-/// A word of five letters or more holds a vowel.
+/// A word of five letters or more holds a vowel and no run of five
+/// consonants (`strength` is a word; `WRPRRADQDN`, a piece of a base32
+/// TOTP secret, is not).
 fn word_like(w: &[u8]) -> bool {
-    w.len() < 5 || w.iter().any(|b| b"aeiouyAEIOUY".contains(b))
+    let vowel = |b: &u8| b"aeiouyAEIOUY".contains(b);
+    if w.len() < 5 {
+        return true;
+    }
+    let mut run = 0;
+    for b in w {
+        run = if vowel(b) { 0 } else { run + 1 };
+        if run >= 5 {
+            return false;
+        }
+    }
+    w.iter().any(vowel)
 }
 
 #[cfg(test)]
