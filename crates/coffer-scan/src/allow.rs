@@ -354,7 +354,9 @@ pub fn placeholder_named(secret: &[u8], filter: Filter, uuid_ok: bool) -> bool {
         return true;
     }
     let run = repeated_run(secret);
-    if is_published_sample(secret) || sequence_run(secret) >= 6 {
+    // A webhook URL is a specific rule's credential; a path is not.
+    let path = looks_like_slash_path(secret) && (generic || !lower.contains("://"));
+    if is_published_sample(secret) || sequence_run(secret) >= 6 || path {
         return true;
     }
     if !generic {
@@ -373,9 +375,14 @@ pub fn placeholder_named(secret: &[u8], filter: Filter, uuid_ok: bool) -> bool {
     if run >= 8 {
         return true;
     }
-    // Audit-log HMACs (Vault's and Coffer's `hmac-sha256:<hex>`) are digests
-    // of values, not the values.
-    if lower.starts_with("hmac-sha256:") {
+    // Audit-log HMACs (Vault's and Coffer's `hmac-sha256:<hex>`) and
+    // `sha1:<hex>`-style digests are digests of values, not the values; a
+    // value with `***` in it is masked.
+    if ["hmac-sha256:", "sha1:", "sha256:", "sha512:", "md5:"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        || lower.contains("***")
+    {
         return true;
     }
     // Numeric literals (`0x8031006C_u32`, `536870912u32`) and counting
@@ -511,6 +518,25 @@ fn looks_like_path(s: &[u8]) -> bool {
     rest.iter().all(|&b| {
         b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'/' | b'.' | b'_' | b'-')
     })
+}
+
+/// True for a path or URL with two or more `/` whose every segment is a
+/// word, an identifier, a number or lower-case text (`app/level1/item2`,
+/// `data/<uuid>/x`, a SigV4 scope `AKID/<date>/<region>/<service>/aws4_request`,
+/// `org/team/oauth2/authorize` after a provider's host name): storage keys,
+/// request paths and URLs, not credentials. Random base64 holding slashes
+/// has mixed-case segments, which are none of these.
+fn looks_like_slash_path(s: &[u8]) -> bool {
+    let segment = |g: &[u8]| {
+        g.iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(b))
+            || (g.iter().all(u8::is_ascii_alphabetic) && word_like(g))
+            || looks_like_identifier(g)
+    };
+    s.iter().filter(|&&b| b == b'/').count() >= 2
+        && s.split(|&b| b == b'/').all(segment)
+        && s.split(|&b| b == b'/')
+            .any(|g| g.len() >= 3 && g.iter().any(u8::is_ascii_alphabetic))
 }
 
 /// True for a canonical UUID (8-4-4-4-12 hex digits).
@@ -689,7 +715,15 @@ mod tests {
         assert!(is_placeholder(b"pkcs-9-at-pkcs15Token", true));
         assert!(!is_placeholder(b"f6ameo8gaperc4j4g4tg9lbsqwbnak3c", true));
         for v in [
-            &b"0x8031006C_u32"[..],
+            &b"app/level1/level2/item1"[..],
+            b"data/5c1e9a04-7b2d-4e8f-9a63-0d2b7c4e1f58/7a9e03",
+            b"AKID/20240115/eu-west-2/s3/aws4_request",
+            b"org/team/oauth2/authorize",
+            b"file:///srv/secrets/unseal-1.key",
+            b"/rootDir/leafDir/n3",
+            b"sha1:93e0c4f7a1d25b68e3f09c7a4d1b62e85f03c9a7",
+            b"Wq7mTzRk2Lp***",
+            b"0x8031006C_u32",
             b"536870912u32",
             b"000102030405060708090a0b0c0d0e0f10111213",
             b"FLG_ADDREG_64BITKEY",

@@ -730,3 +730,31 @@ fn aligned_assignments() {
         "{text}"
     );
 }
+
+/// Base64 keys that hold slashes are still keys; slash-separated words are
+/// paths.
+#[test]
+fn slashes_in_keys_and_paths() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(46);
+    let mut tested = 0;
+    while tested < 20 {
+        let k = expand("<<b64:40>>", &mut rng, 1.0);
+        if k.matches('/').count() < 2 {
+            continue;
+        }
+        tested += 1;
+        let text = format!("secret_key = \"{k}\"\n");
+        assert!(
+            found_exactly(&scanner, &text, "generic-secret", &k),
+            "{text}"
+        );
+    }
+    for line in [
+        "store.Put(&Item{Path: \"app/level1/level2/item1\", Body: nil})",
+        "current_key = \"file:///etc/app/keys/seal-2.key\"",
+    ] {
+        let found = scanner.scan("src/app.go", line.as_bytes());
+        assert!(found.is_empty(), "{line:?}: {found:?}");
+    }
+}
