@@ -314,13 +314,49 @@ pub fn is_placeholder(secret: &[u8], generic: bool) -> bool {
 
 /// True when `secret` is a placeholder under `filter`.
 pub fn placeholder(secret: &[u8], filter: Filter) -> bool {
+    placeholder_named(secret, filter, false)
+}
+
+/// True when a UUID assigned to this name is a credential: a token, a
+/// secret (`secret_id`, `client_secret`), a password or a private key
+/// (Vault's tokens before 0.10, AppRole SecretIDs, Consul and Nomad ACL
+/// tokens, MongoDB Atlas private keys and the passwords Vault's database
+/// engines generated are UUIDs), unless the name ends in `id` without a
+/// `secret` in it (`token_poll_id`, `entity_id`): an identifier.
+pub fn credential_name(name: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let tail = lower.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    let last = tail
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .next()
+        .unwrap_or("");
+    let credential = [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "private_key",
+        "privatekey",
+    ]
+    .iter()
+    .any(|w| tail.contains(w));
+    let id = last.ends_with("id") && !tail.contains("secret");
+    credential && !id
+}
+
+/// [`placeholder`], where `uuid_ok` (the value's name is a
+/// [`credential_name`]) lets a UUID through: the RFC 4122 sample and the
+/// nil UUID stay placeholders.
+pub fn placeholder_named(secret: &[u8], filter: Filter, uuid_ok: bool) -> bool {
     let generic = filter != Filter::Specific;
     let lower = String::from_utf8_lossy(secret).to_lowercase();
     if lower.contains("example") || lower.contains("xxxxxx") || lower.contains("******") {
         return true;
     }
     let run = repeated_run(secret);
-    if is_published_sample(secret) || sequence_run(secret) >= 6 {
+    // A webhook URL is a specific rule's credential; a path is not.
+    let path = looks_like_slash_path(secret) && (generic || !lower.contains("://"));
+    if is_published_sample(secret) || sequence_run(secret) >= 6 || path {
         return true;
     }
     if !generic {
@@ -339,9 +375,14 @@ pub fn placeholder(secret: &[u8], filter: Filter) -> bool {
     if run >= 8 {
         return true;
     }
-    // Audit-log HMACs (Vault's and Coffer's `hmac-sha256:<hex>`) are digests
-    // of values, not the values.
-    if lower.starts_with("hmac-sha256:") {
+    // Audit-log HMACs (Vault's and Coffer's `hmac-sha256:<hex>`) and
+    // `sha1:<hex>`-style digests are digests of values, not the values; a
+    // value with `***` in it is masked.
+    if ["hmac-sha256:", "sha1:", "sha256:", "sha512:", "md5:"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        || lower.contains("***")
+    {
         return true;
     }
     // Numeric literals (`0x8031006C_u32`, `536870912u32`) and counting
@@ -385,7 +426,7 @@ pub fn placeholder(secret: &[u8], filter: Filter) -> bool {
         || lower.starts_with("http")
         || looks_like_path(secret)
         || lower.starts_with("eyj") // JWT pieces: the jwt rule owns whole tokens
-        || is_uuid(secret)
+        || (is_uuid(secret) && (!uuid_ok || lower.starts_with("123e4567-e89b")))
         || looks_like_identifier(secret.strip_prefix(b"=").unwrap_or(secret))
 }
 
@@ -479,8 +520,27 @@ fn looks_like_path(s: &[u8]) -> bool {
     })
 }
 
+/// True for a path or URL with two or more `/` whose every segment is a
+/// word, an identifier, a number or lower-case text (`app/level1/item2`,
+/// `data/<uuid>/x`, a SigV4 scope `AKID/<date>/<region>/<service>/aws4_request`,
+/// `org/team/oauth2/authorize` after a provider's host name): storage keys,
+/// request paths and URLs, not credentials. Random base64 holding slashes
+/// has mixed-case segments, which are none of these.
+fn looks_like_slash_path(s: &[u8]) -> bool {
+    let segment = |g: &[u8]| {
+        g.iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(b))
+            || (g.iter().all(u8::is_ascii_alphabetic) && word_like(g))
+            || looks_like_identifier(g)
+    };
+    s.iter().filter(|&&b| b == b'/').count() >= 2
+        && s.split(|&b| b == b'/').all(segment)
+        && s.split(|&b| b == b'/')
+            .any(|g| g.len() >= 3 && g.iter().any(u8::is_ascii_alphabetic))
+}
+
 /// True for a canonical UUID (8-4-4-4-12 hex digits).
-fn is_uuid(s: &[u8]) -> bool {
+pub fn is_uuid(s: &[u8]) -> bool {
     s.len() == 36
         && s.iter().enumerate().all(|(i, &b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
@@ -508,6 +568,11 @@ fn looks_like_identifier(s: &[u8]) -> bool {
         } else {
             part
         };
+        // Capitals split by digits again and again (`FID3WRPR3CGPV`, a
+        // base32 TOTP seed): identifiers join capital words with `_`.
+        if !part.iter().any(u8::is_ascii_lowercase) && inner_digit_groups(part) >= 2 {
+            return false;
+        }
         let mut i = 0;
         while i < part.len() {
             let start = i;
@@ -548,6 +613,13 @@ fn looks_like_identifier(s: &[u8]) -> bool {
     words >= 2 && letters >= 3 * words
 }
 
+/// Runs of digits with a letter right after them.
+fn inner_digit_groups(s: &[u8]) -> usize {
+    s.windows(2)
+        .filter(|w| w[0].is_ascii_digit() && w[1].is_ascii_alphabetic())
+        .count()
+}
+
 /// Length of the longest run of one repeated byte.
 fn repeated_run(s: &[u8]) -> usize {
     let mut best = 0;
@@ -565,9 +637,22 @@ fn repeated_run(s: &[u8]) -> usize {
     best
 }
 
-/// A word of five letters or more holds a vowel.
+/// A word of five letters or more holds a vowel and no run of five
+/// consonants (`strength` is a word; `WRPRRADQDN`, a piece of a base32
+/// TOTP secret, is not).
 fn word_like(w: &[u8]) -> bool {
-    w.len() < 5 || w.iter().any(|b| b"aeiouyAEIOUY".contains(b))
+    let vowel = |b: &u8| b"aeiouyAEIOUY".contains(b);
+    if w.len() < 5 {
+        return true;
+    }
+    let mut run = 0;
+    for b in w {
+        run = if vowel(b) { 0 } else { run + 1 };
+        if run >= 5 {
+            return false;
+        }
+    }
+    w.iter().any(vowel)
 }
 
 #[cfg(test)]
@@ -630,7 +715,15 @@ mod tests {
         assert!(is_placeholder(b"pkcs-9-at-pkcs15Token", true));
         assert!(!is_placeholder(b"f6ameo8gaperc4j4g4tg9lbsqwbnak3c", true));
         for v in [
-            &b"0x8031006C_u32"[..],
+            &b"app/level1/level2/item1"[..],
+            b"data/5c1e9a04-7b2d-4e8f-9a63-0d2b7c4e1f58/7a9e03",
+            b"AKID/20240115/eu-west-2/s3/aws4_request",
+            b"org/team/oauth2/authorize",
+            b"file:///srv/secrets/unseal-1.key",
+            b"/rootDir/leafDir/n3",
+            b"sha1:93e0c4f7a1d25b68e3f09c7a4d1b62e85f03c9a7",
+            b"Wq7mTzRk2Lp***",
+            b"0x8031006C_u32",
             b"536870912u32",
             b"000102030405060708090a0b0c0d0e0f10111213",
             b"FLG_ADDREG_64BITKEY",

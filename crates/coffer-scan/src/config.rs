@@ -352,7 +352,9 @@ pub const ASSIGN: &str = concat!(
 pub const GENERIC_ASSIGN: &str = concat!(
     r#"(?:(?:\s*:\s*&?(?:'static\s+)?[\w:<>\[\]]{1,30}|[ \t]+(?:string|String|str|\[\]byte|any))"#,
     r#"[\s'"`\\\]]{1,4}=|"#,
-    r#"[\s'"`\\\]]{0,4}"#,
+    // Aligned assignments (`sessionKey     = "…"`) put up to 16 spaces or
+    // tabs before the operator.
+    r#"[ \t]{0,16}[\s'"`\\\]]{0,4}"#,
     r#"(?:=|:=|::=|:::=|\?=|\?\?=|\.=|\+=|\|\|=|=>|:|<-|[\s'"`\\,]{1,12}value[\\'"`]{0,2}\s*[:=]|\{\s{0,12}default\s*=))"#,
     r#"(?:[ \t]*[|>][-+]?)?"#,
 );

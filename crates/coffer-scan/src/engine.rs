@@ -413,7 +413,12 @@ impl Scanner {
             let placeholder = if checksum == Some(Checksum::Valid) {
                 allow::is_published_sample(secret)
             } else {
-                allow::placeholder(secret, rule.filter)
+                // A UUID is an identifier, except as the value of a token,
+                // secret or password.
+                let uuid_ok = rule.generic
+                    && allow::is_uuid(secret)
+                    && allow::credential_name(&data[m.start()..ss]);
+                allow::placeholder_named(secret, rule.filter, uuid_ok)
             };
             if placeholder || allow::is_reference(secret) {
                 continue;

@@ -95,6 +95,7 @@ pub fn path_class(path: &str) -> Option<&'static str> {
         "third-party",
         "node_modules",
         "external",
+        "godeps",
     ]) {
         return Some("vendor");
     }
@@ -110,6 +111,9 @@ pub fn path_class(path: &str) -> Option<&'static str> {
         "test_data",
         "fixtures",
         "fixture",
+        "test-fixtures",
+        "test_fixtures",
+        "testfixtures",
         "__fixtures__",
         "mocks",
         "e2e",
@@ -127,11 +131,12 @@ pub fn path_class(path: &str) -> Option<&'static str> {
         "doc",
         "docs",
         "documentation",
+        "api-docs",
         "example",
         "examples",
         "sample",
         "samples",
-    ]) || [".md", ".rst", ".adoc", ".markdown"]
+    ]) || [".md", ".mdx", ".rst", ".adoc", ".markdown"]
         .iter()
         .any(|e| file.ends_with(e))
     {
@@ -253,6 +258,13 @@ mod tests {
         assert_eq!(path_class("third_party/x/a.c"), Some("vendor"));
         assert_eq!(path_class("src/config/settings.py"), None);
         assert_eq!(path_class("src/contest/main.rs"), None);
+        assert_eq!(path_class("api/test-fixtures/keys/key.pem"), Some("test"));
+        assert_eq!(path_class("site/content/api-docs/auth.html"), Some("docs"));
+        assert_eq!(path_class("site/content/docs/login.mdx"), Some("docs"));
+        assert_eq!(
+            path_class("Godeps/_workspace/src/example.org/x/y.go"),
+            Some("vendor")
+        );
     }
 
     #[test]

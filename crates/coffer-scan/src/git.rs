@@ -65,6 +65,10 @@ pub fn toplevel(path: &Path) -> Result<PathBuf, Error> {
 }
 
 /// Scans a repository's history.
+///
+/// `git log` is read as it runs: each blob is requested from `git cat-file`
+/// as soon as the log names it, so listing the history and reading the
+/// blobs overlap.
 pub fn scan_history(
     scanner: &Scanner,
     repo: &Path,
@@ -91,43 +95,98 @@ pub fn scan_history(
         }
     }
     args.push("--");
-    let log = run_git(repo, &args)?;
-    let blobs = parse_log(&log);
-    scan_blobs(scanner, repo, blobs, max_blob, progress)
+    let mut child = git(repo)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Git("no stdout".into()))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| Error::Git("no stderr".into()))?;
+    let errors = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let blobs = LogBlobs::new(BufReader::with_capacity(1 << 20, stdout));
+    let result = scan_blobs(scanner, repo, blobs, max_blob, progress);
+    let status = child
+        .wait()
+        .map_err(|e| Error::Git(format!("git log: {e}")))?;
+    let err = errors.join().unwrap_or_default();
+    if !status.success() {
+        return Err(Error::Git(String::from_utf8_lossy(&err).trim().to_string()));
+    }
+    result
 }
 
-/// Parses `git log --raw` output into blobs in order of first appearance.
-fn parse_log(log: &[u8]) -> Vec<(String, BlobOrigin)> {
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut out = Vec::new();
-    let mut commit: Option<Arc<CommitInfo>> = None;
-    for line in log.split(|&b| b == b'\n') {
-        if let Some(rest) = line.strip_prefix(b"\x01") {
-            let text = String::from_utf8_lossy(rest);
-            let mut parts = text.split('\x02');
-            let info = CommitInfo {
-                commit: parts.next().unwrap_or_default().to_string(),
-                author: parts.next().unwrap_or_default().to_string(),
-                email: parts.next().unwrap_or_default().to_string(),
-                date: parts.next().unwrap_or_default().to_string(),
-            };
-            commit = Some(Arc::new(info));
-        } else if line.starts_with(b":") {
-            if let Some((sha, path)) = parse_raw_line(line) {
-                if seen.insert(sha.clone()) {
-                    out.push((
-                        sha,
-                        BlobOrigin {
-                            path,
-                            commit: commit.clone(),
-                            added: None,
-                        },
-                    ));
+/// The blobs of `git log --raw` output, in order of first appearance, each
+/// with the first commit and path that brought it in.
+struct LogBlobs<R> {
+    reader: R,
+    line: Vec<u8>,
+    seen: HashSet<String>,
+    commit: Option<Arc<CommitInfo>>,
+}
+
+impl<R: BufRead> LogBlobs<R> {
+    fn new(reader: R) -> Self {
+        LogBlobs {
+            reader,
+            line: Vec::new(),
+            seen: HashSet::new(),
+            commit: None,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for LogBlobs<R> {
+    type Item = (String, BlobOrigin);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.line.clear();
+            match self.reader.read_until(b'\n', &mut self.line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            if let Some(rest) = line.strip_prefix(b"\x01") {
+                self.commit = Some(Arc::new(parse_commit(rest)));
+            } else if line.starts_with(b":") {
+                if let Some((sha, path)) = parse_raw_line(line) {
+                    if self.seen.insert(sha.clone()) {
+                        return Some((
+                            sha,
+                            BlobOrigin {
+                                path,
+                                commit: self.commit.clone(),
+                                added: None,
+                            },
+                        ));
+                    }
                 }
             }
         }
     }
-    out
+}
+
+/// `<id>\x02<author>\x02<email>\x02<date>` (the `--format` above).
+fn parse_commit(rest: &[u8]) -> CommitInfo {
+    let text = String::from_utf8_lossy(rest);
+    let mut parts = text.split('\x02');
+    CommitInfo {
+        commit: parts.next().unwrap_or_default().to_string(),
+        author: parts.next().unwrap_or_default().to_string(),
+        email: parts.next().unwrap_or_default().to_string(),
+        date: parts.next().unwrap_or_default().to_string(),
+    }
 }
 
 /// `:100644 100644 <old> <new> M\t<path>` → (new blob, path); None for
@@ -135,7 +194,7 @@ fn parse_log(log: &[u8]) -> Vec<(String, BlobOrigin)> {
 fn parse_raw_line(line: &[u8]) -> Option<(String, String)> {
     let text = String::from_utf8_lossy(line);
     let (meta, path) = text.split_once('\t')?;
-    let mut f = meta[1..].split(' ');
+    let mut f = meta.get(1..)?.split(' ');
     let _old_mode = f.next()?;
     let new_mode = f.next()?;
     let _old = f.next()?;
@@ -156,20 +215,23 @@ fn unquote(p: &str) -> String {
     }
 }
 
+/// A blob to scan: its place in the order of first appearance, where it
+/// came from and its content (empty for binary extensions, never read).
+type Job = (usize, BlobOrigin, Vec<u8>);
+
 /// Streams blobs with `git cat-file --batch` and scans them in parallel.
-fn scan_blobs(
+/// Blobs whose path a global allowlist excludes are never read, nor are
+/// those with a binary extension (only path rules apply to them).
+fn scan_blobs<I>(
     scanner: &Scanner,
     repo: &Path,
-    blobs: Vec<(String, BlobOrigin)>,
+    blobs: I,
     max_blob: u64,
     progress: &Progress,
-) -> Result<Vec<Finding>, Error> {
-    let wanted: Vec<(usize, String, BlobOrigin)> = blobs
-        .into_iter()
-        .enumerate()
-        .filter(|(_, (_, o))| !scanner.path_excluded(&o.path))
-        .map(|(i, (s, o))| (i, s, o))
-        .collect();
+) -> Result<Vec<Finding>, Error>
+where
+    I: Iterator<Item = (String, BlobOrigin)> + Send,
+{
     let mut child = git(repo)
         .args(["cat-file", "--batch"])
         .stdin(Stdio::piped())
@@ -185,80 +247,102 @@ fn scan_blobs(
         .stdout
         .take()
         .ok_or_else(|| Error::Git("no stdout".into()))?;
-    let ids: Vec<String> = wanted.iter().map(|(_, s, _)| s.clone()).collect();
-    let writer = std::thread::spawn(move || {
-        for id in ids {
-            if writeln!(stdin, "{id}").is_err() {
-                break;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(64);
+    // Blobs asked of cat-file, in the order it answers.
+    let (asked_tx, asked) = std::sync::mpsc::channel::<(usize, BlobOrigin)>();
+    let (found, read_result) = std::thread::scope(|s| {
+        let direct = tx.clone();
+        s.spawn(move || {
+            for (i, (id, o)) in blobs.enumerate() {
+                if scanner.path_excluded(&o.path) {
+                    continue;
+                }
+                if has_binary_extension(Path::new(&o.path)) {
+                    if direct.send((i, o, Vec::new())).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                if writeln!(stdin, "{id}").is_err() || asked_tx.send((i, o)).is_err() {
+                    break;
+                }
             }
-        }
+            // Dropping stdin ends cat-file once it has answered.
+        });
+        let reader = s.spawn(move || -> Result<(), Error> {
+            let mut r = BufReader::with_capacity(1 << 20, stdout);
+            let mut header = Vec::new();
+            for (i, o) in asked {
+                header.clear();
+                if r.read_until(b'\n', &mut header)
+                    .map_err(|e| Error::io("git cat-file", e))?
+                    == 0
+                {
+                    return Err(Error::Git("cat-file ended early".into()));
+                }
+                let h = String::from_utf8_lossy(&header);
+                let mut parts = h.split_whitespace();
+                let _id = parts.next();
+                let kind = parts.next().unwrap_or("missing");
+                if kind == "missing" {
+                    continue;
+                }
+                let size: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                if kind != "blob" || size > max_blob {
+                    std::io::copy(&mut (&mut r).take(size), &mut std::io::sink())
+                        .map_err(|e| Error::io("git cat-file", e))?;
+                } else {
+                    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    (&mut r)
+                        .take(size)
+                        .read_to_end(&mut buf)
+                        .map_err(|e| Error::io("git cat-file", e))?;
+                    if tx.send((i, o, buf)).is_err() {
+                        break;
+                    }
+                }
+                let mut nl = [0u8; 1];
+                r.read_exact(&mut nl)
+                    .map_err(|e| Error::io("git cat-file", e))?;
+            }
+            Ok(())
+        });
+        let found: Vec<(usize, Finding)> = rx
+            .into_iter()
+            .par_bridge()
+            .flat_map_iter(|(i, o, data)| {
+                let mut f = if has_binary_extension(Path::new(&o.path)) {
+                    scanner.scan(&o.path, b"\0")
+                } else {
+                    scanner.scan(&o.path, &data)
+                };
+                if let Some(added) = &o.added {
+                    f.retain(|x| added.iter().any(|&(a, b)| x.line >= a && x.line < b));
+                }
+                for x in &mut f {
+                    x.commit = o.commit.as_deref().cloned();
+                }
+                progress.record(data.len(), f.len());
+                f.into_iter().map(move |x| (i, x))
+            })
+            .collect();
+        let read_result = reader
+            .join()
+            .map_err(|_| Error::Git("blob reader panicked".into()))
+            .and_then(|r| r);
+        (found, read_result)
     });
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(64);
-    let n = wanted.len();
-    let reader = std::thread::spawn(move || -> Result<(), Error> {
-        let mut r = BufReader::with_capacity(1 << 20, stdout);
-        let mut header = Vec::new();
-        for i in 0..n {
-            header.clear();
-            if r.read_until(b'\n', &mut header)
-                .map_err(|e| Error::io("git cat-file", e))?
-                == 0
-            {
-                return Err(Error::Git("cat-file ended early".into()));
-            }
-            let h = String::from_utf8_lossy(&header);
-            let mut parts = h.split_whitespace();
-            let _id = parts.next();
-            let kind = parts.next().unwrap_or("missing");
-            if kind == "missing" {
-                continue;
-            }
-            let size: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-            let mut buf = Vec::new();
-            (&mut r)
-                .take(size)
-                .read_to_end(&mut buf)
-                .map_err(|e| Error::io("git cat-file", e))?;
-            let mut nl = [0u8; 1];
-            r.read_exact(&mut nl)
-                .map_err(|e| Error::io("git cat-file", e))?;
-            if kind == "blob" && size <= max_blob && tx.send((i, buf)).is_err() {
-                break;
-            }
-        }
-        Ok(())
-    });
-    let origins: Vec<&BlobOrigin> = wanted.iter().map(|(_, _, o)| o).collect();
-    let order: Vec<usize> = wanted.iter().map(|(i, _, _)| *i).collect();
-    let mut found: Vec<(usize, Finding)> = rx
-        .into_iter()
-        .par_bridge()
-        .flat_map_iter(|(i, data)| {
-            let o = origins[i];
-            let mut f = if has_binary_extension(Path::new(&o.path)) {
-                scanner.scan(&o.path, b"\0")
-            } else {
-                scanner.scan(&o.path, &data)
-            };
-            if let Some(added) = &o.added {
-                f.retain(|x| added.iter().any(|&(a, b)| x.line >= a && x.line < b));
-            }
-            for x in &mut f {
-                x.commit = o.commit.as_deref().cloned();
-            }
-            progress.record(data.len(), f.len());
-            let at = order[i];
-            f.into_iter().map(move |x| (at, x))
-        })
-        .collect();
-    let _ = writer.join();
-    let read_result = reader
-        .join()
-        .map_err(|_| Error::Git("blob reader panicked".into()))?;
     let _ = child.wait();
     read_result?;
-    // One report per (rule, secret), at the commit that introduced it;
-    // later commits and paths holding it become its extra locations.
+    Ok(group(scanner, found))
+}
+
+/// One report per secret, at the commit that introduced it (the first blob
+/// holding it); later commits and paths holding it become its extra
+/// locations. A secret two rules both match (a password inside a database
+/// URL and after `password:`) is one secret. Path-rule findings (a key store
+/// file, no secret) are one per path.
+fn group(scanner: &Scanner, mut found: Vec<(usize, Finding)>) -> Vec<Finding> {
     found.sort_by_key(|(i, f)| (*i, f.line, f.column));
     let mut first: HashMap<String, usize> = HashMap::new();
     let mut findings: Vec<Finding> = Vec::new();
@@ -267,7 +351,11 @@ fn scan_blobs(
     let mut flat: Vec<Finding> = found.into_iter().map(|(_, f)| f).collect();
     scanner.retain_commit_allowed(&mut flat);
     for f in flat {
-        let key = crate::finding::fingerprint(&f.rule_id, "", f.secret.as_bytes());
+        let key = if f.secret.is_empty() {
+            crate::finding::fingerprint(&f.rule_id, &f.path, b"")
+        } else {
+            crate::finding::fingerprint("", "", f.secret.as_bytes())
+        };
         match first.get(&key) {
             Some(&at) => {
                 let head = &mut findings[at];
@@ -292,7 +380,7 @@ fn scan_blobs(
         }
     }
     sort_findings(&mut findings);
-    Ok(findings)
+    findings
 }
 
 /// Scans what is staged in the index: only lines the commit would add.
@@ -339,7 +427,7 @@ pub fn scan_staged(
             ));
         }
     }
-    scan_blobs(scanner, repo, blobs, u64::MAX, progress)
+    scan_blobs(scanner, repo, blobs.into_iter(), u64::MAX, progress)
 }
 
 /// Maps each file of a `-U0` patch to its added line ranges [start, end).

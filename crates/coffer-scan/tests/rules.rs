@@ -592,3 +592,169 @@ fn damaged_jwt_header_is_still_a_jwt() {
         .iter()
         .any(|f| f.rule_id == "jwt"));
 }
+
+/// A UUID is an identifier, except as the value of a token, a secret or a
+/// password: Vault's tokens before 0.10, AppRole SecretIDs, Consul and
+/// Nomad ACL tokens and MongoDB Atlas private keys are UUIDs.
+#[test]
+fn uuids_named_as_credentials() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(41);
+    for _ in 0..5 {
+        let u = expand(
+            "<<hex:8>>-<<hex:4>>-<<hex:4>>-<<hex:4>>-<<hex:12>>",
+            &mut rng,
+            1.0,
+        );
+        for (line, rule) in [
+            (format!("    \"client_token\": \"{u}\","), "generic-secret"),
+            (format!("export CONSUL_HTTP_TOKEN={u}"), "generic-secret"),
+            (
+                format!("curl -H \"X-Vault-Token: {u}\" \\"),
+                "generic-secret",
+            ),
+            (format!("secret_id={u}"), "generic-secret"),
+            (format!("Secret ID    = {u}"), "generic-secret"),
+            (format!("Initial Root Token: {u}"), "generic-secret"),
+            (format!("private_key=\"{u}\""), "generic-secret"),
+            (format!("    \"password\": \"{u}\","), "generic-password"),
+        ] {
+            assert!(found_exactly(&scanner, &line, rule, &u), "{line:?}");
+        }
+        for line in [
+            format!("\"key\": \"{u}\""),
+            format!("\"token_poll_id\": \"{u}\""),
+            format!("\"entity_id\": \"{u}\""),
+            format!("nonce: {u}"),
+        ] {
+            let found = scanner.scan("src/app.txt", line.as_bytes());
+            assert!(found.is_empty(), "{line:?}: {found:?}");
+        }
+    }
+    // The nil UUID and RFC 4122's sample stay placeholders.
+    for line in [
+        "client_token = \"00000000-0000-0000-0000-000000000000\"",
+        "client_token = \"123e4567-e89b-12d3-a456-426614174000\"",
+    ] {
+        assert!(
+            scanner.scan("src/app.txt", line.as_bytes()).is_empty(),
+            "{line}"
+        );
+    }
+}
+
+/// `operator init` output: unseal and recovery key shares, base64 or hex;
+/// a truncated share (`…`) is an example, not a key.
+#[test]
+fn unseal_key_shares() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(42);
+    for t in [
+        "Unseal Key 1: <<b64:44>>",
+        "Recovery Key 3: <<hex:66>>",
+        "Key 2: <<b64:44>>",
+        "Unseal Key: <<b64:43>>=",
+        "Key 1: <<hex:34>>",
+    ] {
+        let line = expand(t, &mut rng, 1.0);
+        let secret = line.split(": ").nth(1).unwrap_or_default().to_string();
+        let text = format!("$ bao operator init\n{line}\n");
+        assert!(
+            found_exactly(&scanner, &text, "vault-unseal-key", &secret),
+            "{line}"
+        );
+    }
+    let cut = expand("Unseal Key 1: <<hex:30>>...", &mut rng, 1.0);
+    assert!(!scanner
+        .scan("src/app.txt", cut.as_bytes())
+        .iter()
+        .any(|f| f.rule_id == "vault-unseal-key"));
+}
+
+/// A legacy `s.` token after `login`, in a `token` table row, or on the line
+/// after `bao print token`.
+#[test]
+fn vault_tokens_in_command_output() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(43);
+    for _ in 0..5 {
+        let tok = expand("s.<<alnum:24>>", &mut rng, 1.0);
+        for text in [
+            format!("$ bao login {tok}\n"),
+            format!("$ vault login -no-print {tok}\n"),
+            format!("Key                  Value\n---                  -----\ntoken                {tok}\n"),
+            format!("$ bao print token\n{tok}\n"),
+        ] {
+            let hit = found_exactly(&scanner, &text, "vault-token-in-output", &tok)
+                || found_exactly(&scanner, &text, "vault-legacy-token", &tok);
+            assert!(hit, "{text:?}");
+        }
+    }
+    // A method call on a receiver named `s` is no token.
+    let text = "\ttoken := s.generateTokenForRequest(ctx)\n";
+    assert!(scanner.scan("src/a.go", text.as_bytes()).is_empty());
+}
+
+/// Base32 secrets (TOTP seeds) and keytabs under their names.
+#[test]
+fn base32_seeds_and_keytabs() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(44);
+    for _ in 0..5 {
+        let seed = expand("<<base32:32>>", &mut rng, 1.0);
+        let text = format!(
+            "url: 'otpauth://totp/Vault:dev?algorithm=SHA1&digits=6&period=30&secret={seed}',\n"
+        );
+        assert!(
+            found_exactly(&scanner, &text, "generic-secret", &seed),
+            "{text}"
+        );
+        let keytab = expand("BQIAAAB<<b64:80>>", &mut rng, 1.0);
+        let text = format!("\tserviceKeytab string = \"{keytab}\"\n");
+        assert!(
+            found_exactly(&scanner, &text, "generic-secret", &keytab),
+            "{text}"
+        );
+    }
+}
+
+/// Go and Python code aligns the `=` of neighbouring assignments.
+#[test]
+fn aligned_assignments() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(45);
+    let key = expand("<<hex:32>>", &mut rng, 1.0);
+    let text = format!("var (\n\tname           = \"x\"\n\tsessionKey     = \"{key}\"\n)\n");
+    assert!(
+        found_exactly(&scanner, &text, "generic-secret", &key),
+        "{text}"
+    );
+}
+
+/// Base64 keys that hold slashes are still keys; slash-separated words are
+/// paths.
+#[test]
+fn slashes_in_keys_and_paths() {
+    let (_, scanner) = scanner();
+    let mut rng = Rng::new(46);
+    let mut tested = 0;
+    while tested < 20 {
+        let k = expand("<<b64:40>>", &mut rng, 1.0);
+        if k.matches('/').count() < 2 {
+            continue;
+        }
+        tested += 1;
+        let text = format!("secret_key = \"{k}\"\n");
+        assert!(
+            found_exactly(&scanner, &text, "generic-secret", &k),
+            "{text}"
+        );
+    }
+    for line in [
+        "store.Put(&Item{Path: \"app/level1/level2/item1\", Body: nil})",
+        "current_key = \"file:///etc/app/keys/seal-2.key\"",
+    ] {
+        let found = scanner.scan("src/app.go", line.as_bytes());
+        assert!(found.is_empty(), "{line:?}: {found:?}");
+    }
+}
