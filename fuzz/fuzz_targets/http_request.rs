@@ -91,6 +91,7 @@ fuzz_target!(|data: &[u8]| {
         // a valid one must not change what Debug shows either.
         wrap_ttl: coffer_core::wrapping::parse_wrap_ttl(&String::from_utf8_lossy(body)).ok(),
         body: None,
+        sideband: Default::default(),
     };
     if req.token.is_some() {
         // The token may only show as present: the output must equal the
