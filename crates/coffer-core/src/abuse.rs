@@ -55,6 +55,14 @@ pub use crate::mounts::LockoutConfig;
 /// `None` for the address-wide spray counter).
 type AddressKey = (IpAddr, Option<(String, Option<String>)>);
 
+/// The per-address counter key of an attempt on one mount and identity.
+fn address_key(ip: IpAddr, accessor: &str, identity: Option<&str>) -> AddressKey {
+    (
+        ip,
+        Some((accessor.to_string(), identity.map(str::to_string))),
+    )
+}
+
 #[derive(Clone, Copy)]
 struct Counter {
     failures: u32,
@@ -184,10 +192,7 @@ impl LoginGuard {
 
     fn check_address(&self, ip: IpAddr, accessor: &str, identity: Option<&str>) -> Result<()> {
         let now = Instant::now();
-        let scoped = (
-            ip,
-            Some((accessor.to_string(), identity.map(str::to_string))),
-        );
+        let scoped = address_key(ip, accessor, identity);
         let map = self.addresses.lock();
         for (key, limit) in [
             (scoped, ADDRESS_FAILURES_PER_WINDOW),
@@ -249,10 +254,7 @@ impl LoginGuard {
         if map.len() > HARD_CAP {
             map.retain(|k, _| k.1.is_none());
         }
-        let scoped = (
-            ip,
-            Some((accessor.to_string(), identity.map(str::to_string))),
-        );
+        let scoped = address_key(ip, accessor, identity);
         for key in [scoped, (ip, None)] {
             let c = map.entry(key).or_insert(Counter {
                 failures: 0,

@@ -10,7 +10,7 @@ mod cli_support;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use cli_support::{bao, unique, Api, Run, Server};
+use cli_support::{bao, token_with, unique, Api, Run, Server};
 use serde_json::{json, Value};
 
 /// Runs `bao <args>` against `s` with `token`, in a fresh home directory.
@@ -25,22 +25,6 @@ fn run_bao(bin: &PathBuf, s: &Server, token: &str, args: &[&str]) -> Run {
         .env("VAULT_TOKEN", token)
         .stdin(Stdio::null());
     Run::of(&mut cmd)
-}
-
-/// A token (without the default policy unless `default`) holding `policy`.
-fn token_for(api: &Api<'_>, policy: &str, default: bool) -> String {
-    let name = unique("p").to_lowercase();
-    api.root(
-        "PUT",
-        &format!("sys/policies/acl/{name}"),
-        Some(json!({ "policy": policy })),
-    );
-    let b = api.root(
-        "POST",
-        "auth/token/create",
-        Some(json!({"policies": [name], "no_default_policy": !default, "ttl": "10m"})),
-    );
-    b["auth"]["client_token"].as_str().unwrap().to_string()
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -78,9 +62,9 @@ fn ui_mounts_follow_vaults_reach_rule() {
     let s = Server::start();
     let api = Api::new(&s);
     kv_setup(&api, &unique("v"));
-    let least = token_for(&api, LEAST, true);
-    let nothing = token_for(&api, r#"path "foo/*" { capabilities = ["read"] }"#, true);
-    let denied_mount = token_for(
+    let least = token_with(&api, LEAST, true);
+    let nothing = token_with(&api, r#"path "foo/*" { capabilities = ["read"] }"#, true);
+    let denied_mount = token_with(
         &api,
         r#"
 path "secret/*" { capabilities = ["deny"] }
@@ -171,7 +155,7 @@ fn list_without_a_trailing_slash_is_judged_as_the_folder() {
     let s = Server::start();
     let api = Api::new(&s);
     kv_setup(&api, &unique("v"));
-    let least = token_for(&api, LEAST, false);
+    let least = token_with(&api, LEAST, false);
     for path in [
         "secret/metadata/app",
         "secret/metadata/app/",
@@ -196,7 +180,7 @@ fn bao_cli_reads_and_lists_kv_with_a_least_privilege_token() {
     let api = Api::new(&s);
     let value = unique("v");
     kv_setup(&api, &value);
-    let least = token_for(&api, LEAST, true);
+    let least = token_with(&api, LEAST, true);
     let r = run_bao(
         &bin,
         &s,
@@ -355,7 +339,7 @@ fn tools_random_and_hash_answer_as_vault() {
         "m3HSJL1i83hdltRq0+o9czGb+8KJDKra4t/3JRlnPKcjI8PZm6XBHXx6zG4UuMXaDEZjR1wuXDre9G9zvN7AQw=="
     );
     // The default policy lets any token hash, as Vault's does.
-    let plain = token_for(&api, r#"path "foo/*" { capabilities = ["read"] }"#, true);
+    let plain = token_with(&api, r#"path "foo/*" { capabilities = ["read"] }"#, true);
     let (st, _) = api.call("POST", "sys/tools/hash", Some(&plain), Some(hello));
     assert_eq!(st, 200);
     let (st, _) = api.call("POST", "sys/tools/random", Some(&plain), None);
@@ -470,7 +454,7 @@ fn cors_configuration_is_stored_and_applied() {
     let r = health("https://evil.example", "GET");
     assert_eq!(r.status().as_u16(), 403);
     // The configuration needs sudo, as in Vault.
-    let no_sudo = token_for(
+    let no_sudo = token_with(
         &api,
         r#"path "sys/config/cors" { capabilities = ["read", "update", "delete"] }"#,
         false,
@@ -516,7 +500,7 @@ fn path_help_and_the_openapi_document() {
     let (st, _) = api.call("GET", "secret/nothing-here?help=1", Some(&s.token), None);
     assert_eq!(st, 404);
     // Any valid token may read help; no token may not.
-    let plain = token_for(&api, r#"path "foo/*" { capabilities = ["read"] }"#, false);
+    let plain = token_with(&api, r#"path "foo/*" { capabilities = ["read"] }"#, false);
     let (st, b) = api.call("GET", "sys/mounts?help=1", Some(&plain), None);
     assert_eq!(st, 200, "{b}");
     let (st, _) = api.call("GET", "sys/mounts?help=1", None, None);
@@ -555,7 +539,7 @@ fn path_help_and_the_openapi_document() {
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    let least = token_for(
+    let least = token_with(
         &api,
         r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
         false,

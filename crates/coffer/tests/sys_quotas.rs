@@ -10,24 +10,8 @@ use std::io::{Read as _, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_support::{free_port, random_hex, unique, Api, Server};
+use cli_support::{free_port, random_hex, token_for, unique, Api, Server};
 use serde_json::{json, Value};
-
-/// A token (without the default policy) holding `policy`.
-fn token_for(api: &Api<'_>, policy: &str) -> String {
-    let name = unique("p").to_lowercase();
-    api.root(
-        "PUT",
-        &format!("sys/policies/acl/{name}"),
-        Some(json!({ "policy": policy })),
-    );
-    let b = api.root(
-        "POST",
-        "auth/token/create",
-        Some(json!({"policies": [name], "no_default_policy": true, "ttl": "10m"})),
-    );
-    b["auth"]["client_token"].as_str().unwrap().to_string()
-}
 
 /// GET `path` with `token` (or none): status and the rate-limit headers.
 fn get(s: &Server, token: Option<&str>, path: &str) -> (u16, Vec<(String, String)>, Value) {

@@ -8,7 +8,7 @@
 mod cli_support;
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
-use cli_support::{unique, Api, Server};
+use cli_support::{token_for, unique, Api, Server};
 use serde_json::{json, Value};
 
 fn mount(api: &Api<'_>) -> String {
@@ -19,21 +19,6 @@ fn mount(api: &Api<'_>) -> String {
         Some(json!({"type": "transit"})),
     );
     m
-}
-
-fn token_for(api: &Api<'_>, policy: &str) -> String {
-    let name = unique("p").to_lowercase();
-    api.root(
-        "PUT",
-        &format!("sys/policies/acl/{name}"),
-        Some(json!({ "policy": policy })),
-    );
-    let b = api.root(
-        "POST",
-        "auth/token/create",
-        Some(json!({"policies": [name], "no_default_policy": true, "ttl": "10m"})),
-    );
-    b["auth"]["client_token"].as_str().unwrap().to_string()
 }
 
 fn s(v: &Value) -> String {

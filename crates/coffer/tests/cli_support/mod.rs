@@ -449,3 +449,25 @@ pub fn bao_at(bin: &Path, home: &Path, addr: &str, token: &str) -> Command {
         .env("BAO_TOKEN", token);
     c
 }
+
+/// A token holding `policy` (a fresh ACL policy made for it), with the
+/// default policy too when `default`, for 10 minutes.
+pub fn token_with(api: &Api<'_>, policy: &str, default: bool) -> String {
+    let name = unique("p").to_lowercase();
+    api.root(
+        "PUT",
+        &format!("sys/policies/acl/{name}"),
+        Some(serde_json::json!({ "policy": policy })),
+    );
+    let b = api.root(
+        "POST",
+        "auth/token/create",
+        Some(serde_json::json!({"policies": [name], "no_default_policy": !default, "ttl": "10m"})),
+    );
+    b["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+/// A token holding only `policy` (no default policy), for 10 minutes.
+pub fn token_for(api: &Api<'_>, policy: &str) -> String {
+    token_with(api, policy, false)
+}
