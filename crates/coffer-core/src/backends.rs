@@ -102,7 +102,7 @@ impl Engine for LifecycleBackend {
 
     async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let core = upgrade(&self.core)?;
-        crate::lifecycle::handle(&core, ctx.token, &self.kv, req, path).await
+        crate::lifecycle::handle(&*core, ctx.token, &self.kv, req, path).await
     }
 }
 
@@ -146,4 +146,86 @@ pub(crate) fn kernel_mounts(
             Arc::new(TokenBackend { core: core.clone() }),
         ),
     ]
+}
+
+/// The kernel services the procedure (`sys/coffer/...`) calls beyond its
+/// stores.
+#[async_trait]
+impl crate::procedure::Actions for Core {
+    async fn seal_status(&self) -> Result<serde_json::Value> {
+        Core::seal_status(self).await
+    }
+
+    async fn rotate(
+        &self,
+        actor: Option<&crate::token::TokenEntry>,
+        m: &Mounted,
+        rel: &str,
+        reason: &str,
+    ) -> Result<u64> {
+        let out = crate::lifecycle::rotate::rotate(self, actor, m, rel, reason).await?;
+        Ok(out.new_version)
+    }
+}
+
+impl Core {
+    /// The procedure's view of the kernel for one request.
+    pub(crate) fn procedure_ctx(&self) -> crate::procedure::Ctx<'_> {
+        crate::procedure::Ctx {
+            barrier: &self.barrier,
+            deployment: crate::procedure::Deployment {
+                storage_type: &self.config.storage_type,
+                dev_mode: self.config.dev_mode,
+                listener_tls: self.config.listener_tls,
+            },
+            tokens: &self.tokens,
+            policies: &self.policies,
+            router: &self.router,
+            identity: &self.identity,
+            audit: &self.audit,
+            leases: &self.leases,
+            actions: self,
+        }
+    }
+}
+
+/// What the lifecycle (`crate::lifecycle`) needs of the kernel.
+#[async_trait]
+impl crate::lifecycle::Kernel for Core {
+    fn rotators(&self) -> &crate::lifecycle::registry::RotatorRegistry {
+        &self.config.rotators
+    }
+    fn passwords(&self) -> &crate::password::PasswordPolicies {
+        &self.passwords
+    }
+    fn router(&self) -> &parking_lot::RwLock<crate::mounts::Router> {
+        &self.router
+    }
+    fn barrier(&self) -> &Arc<crate::barrier::Barrier> {
+        &self.barrier
+    }
+    fn tokens(&self) -> &crate::token::TokenStore {
+        &self.tokens
+    }
+    fn leases(&self) -> &crate::expiration::Expiration {
+        &self.leases
+    }
+    fn audit(&self) -> &crate::audit::AuditBroker {
+        &self.audit
+    }
+    fn events(&self) -> &crate::events::EventBus {
+        &self.events
+    }
+    fn is_sealed(&self) -> bool {
+        Core::is_sealed(self)
+    }
+    async fn token_acl(&self, token: &crate::token::TokenEntry) -> Result<Arc<crate::policy::Acl>> {
+        Core::token_acl(self, token).await
+    }
+    async fn revoke_token_tree(&self, hash: &str) -> Result<()> {
+        Core::revoke_token_tree(self, hash).await
+    }
+    async fn revoke_leases_under(&self, prefix: &str) -> Result<usize> {
+        self.leases.revoke_prefix(self, prefix, true).await
+    }
 }

@@ -1372,7 +1372,8 @@ impl Core {
         rotations: &Arc<tokio::sync::Semaphore>,
     ) {
         if first || n.is_multiple_of(5) {
-            if let Err(e) = crate::lifecycle::schedule_pass(self, rotations, first).await {
+            let kernel: Arc<dyn crate::lifecycle::Kernel> = self.clone();
+            if let Err(e) = crate::lifecycle::schedule_pass(&kernel, rotations, first).await {
                 tracing::warn!(error = %e, "rotation scheduler pass failed");
             }
         }

@@ -312,7 +312,7 @@ pub(crate) async fn handle(
                     return crate::lifecycle::inventory(core, req).await
                 }
                 (p, _) if crate::procedure::is_path(p) => {
-                    return crate::procedure::handle(core, req, rest, token).await
+                    return crate::procedure::handle(&core.procedure_ctx(), req, rest, token).await
                 }
                 ("coffer/revoke-compromised", Create | Update) => {
                     return crate::lifecycle::revoke_compromised(core, req, token).await

@@ -34,14 +34,61 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::core::Core;
+use parking_lot::RwLock;
+
+use crate::audit::AuditBroker;
+use crate::barrier::Barrier;
 use crate::engine::EngineCtx;
 use crate::engines::EngineExt;
-use crate::mounts::Mounted;
-use crate::token::TokenEntry;
+use crate::events::EventBus;
+use crate::expiration::Expiration;
+use crate::mounts::{Mounted, Router};
+use crate::password::PasswordPolicies;
+use crate::token::{TokenEntry, TokenStore};
 use crate::util::{now, rfc3339, Params};
 use crate::{Error, Operation, Request, Response, Result};
 use model::{Lifecycle, Rotation, Status, ROTATORS, SECRET_TYPES};
+
+/// What the lifecycle needs of the kernel: the stores it reads, and the
+/// few actions (ACL, revocation of tokens and leases, audit) that span
+/// subsystems. The lifecycle never sees the core itself; the core
+/// implements this (`backends.rs`).
+#[async_trait::async_trait]
+pub trait Kernel: Send + Sync + 'static {
+    /// The rotators the operator declared (`[lifecycle.rotators]`).
+    fn rotators(&self) -> &registry::RotatorRegistry;
+    /// Stored password policies a rotator may name.
+    fn passwords(&self) -> &PasswordPolicies;
+    /// The mount table.
+    fn router(&self) -> &RwLock<Router>;
+    /// The barrier (the procedure's records of revocations).
+    fn barrier(&self) -> &Arc<Barrier>;
+    /// The token store.
+    fn tokens(&self) -> &TokenStore;
+    /// Leases (counted for a drill).
+    fn leases(&self) -> &Expiration;
+    /// Audit devices and access records.
+    fn audit(&self) -> &AuditBroker;
+    /// The change-event channel.
+    fn events(&self) -> &EventBus;
+    /// Whether the core is sealed now.
+    fn is_sealed(&self) -> bool;
+    /// The ACL of `token` (identity policies included).
+    async fn token_acl(&self, token: &TokenEntry) -> Result<Arc<crate::policy::Acl>>;
+    /// Revokes the token whose hash is `hash` and its children.
+    async fn revoke_token_tree(&self, hash: &str) -> Result<()>;
+    /// Revokes every lease under `prefix` (forced); returns how many.
+    async fn revoke_leases_under(&self, prefix: &str) -> Result<usize>;
+    /// Records a lifecycle event (`name`, by `actor`) in the audit trail.
+    async fn audit_event(
+        &self,
+        name: &str,
+        actor: Option<&TokenEntry>,
+        details: Value,
+    ) -> Result<()> {
+        self.audit().event(name, actor, details).await
+    }
+}
 
 /// Most rotations the scheduler runs at once.
 pub const MAX_CONCURRENT_ROTATIONS: usize = 4;
@@ -88,7 +135,7 @@ async fn current_cert(m: &Mounted, path: &str) -> Result<Option<model::CertInfo>
 
 /// Handles `<mount>/lifecycle/...` and `<mount>/rotate/...`.
 pub async fn handle(
-    core: &Core,
+    kernel: &dyn Kernel,
     token: Option<&TokenEntry>,
     m: &Mounted,
     req: &Request,
@@ -112,7 +159,7 @@ pub async fn handle(
             .str("reason")?
             .unwrap_or("requested")
             .to_string();
-        let out = rotate::rotate(core, token, m, path, &reason).await?;
+        let out = rotate::rotate(kernel, token, m, path, &reason).await?;
         let mut r = Response::data(json!({
             "old_version": out.old_version,
             "new_version": out.new_version,
@@ -137,7 +184,7 @@ pub async fn handle(
     let mut resp = match req.operation {
         Operation::Read => {
             let lc = store::load(&m.view, path).await?.ok_or(Error::NotFound)?;
-            let lc = with_declared_lead(core, lc);
+            let lc = with_declared_lead(kernel, lc);
             let cert = current_cert(m, path).await?;
             let at = now();
             let mut v = lc.to_json(at, cert.as_ref());
@@ -157,16 +204,16 @@ pub async fn handle(
             })?;
             let mut lc = store::load(&m.view, path).await?.unwrap_or_default();
             let before = rotator_of(&lc);
-            apply(&mut lc, &req.data, &core.config.rotators)?;
+            apply(&mut lc, &req.data, &kernel.rotators())?;
             let after = rotator_of(&lc);
             // `manual` runs nothing: choosing it (like removing the policy) needs no sudo.
             if after.as_ref().is_some_and(|(r, _)| r != "manual") && after != before {
-                require_sudo(core, token, req).await?;
+                require_sudo(kernel, token, req).await?;
             }
             if lc.created.is_none() {
                 lc.created = Some(now());
             }
-            save(core, m, path, &mut lc).await?;
+            save(kernel, m, path, &mut lc).await?;
             tracing::info!(path = %format!("{}{path}", m.entry.path), "lifecycle metadata written");
             Response::empty()
         }
@@ -190,8 +237,15 @@ async fn forget_secret(view: &crate::barrier::View, path: &str) -> Result<()> {
 
 /// Saves `lc` as the record of `path`, with its due-index entry at the
 /// time the scheduler must next look at it ([`start_time`]).
-pub(crate) async fn save(core: &Core, m: &Mounted, path: &str, lc: &mut Lifecycle) -> Result<()> {
-    let when = start_time(core, m, path, lc).await?.map(|t| t.timestamp());
+pub(crate) async fn save(
+    kernel: &dyn Kernel,
+    m: &Mounted,
+    path: &str,
+    lc: &mut Lifecycle,
+) -> Result<()> {
+    let when = start_time(kernel, m, path, lc)
+        .await?
+        .map(|t| t.timestamp());
     store::save(&m.view, path, lc, when).await
 }
 
@@ -201,7 +255,7 @@ pub(crate) async fn save(core: &Core, m: &Mounted, path: &str, lc: &mut Lifecycl
 /// generated value; a new, deleted, restored or destroyed version may carry
 /// another certificate, so the record's due time is recomputed.
 pub(crate) async fn after_kv_write(
-    core: &Core,
+    kernel: &dyn Kernel,
     m: &Mounted,
     op: Operation,
     rel: &str,
@@ -214,7 +268,7 @@ pub(crate) async fn after_kv_write(
     };
     match endpoint {
         "metadata" if op == Operation::Delete => forget_secret(&m.view, path).await,
-        "data" | "delete" | "undelete" | "destroy" => secret_changed(core, m, path).await,
+        "data" | "delete" | "undelete" | "destroy" => secret_changed(kernel, m, path).await,
         _ => Ok(()),
     }
 }
@@ -222,7 +276,7 @@ pub(crate) async fn after_kv_write(
 /// After a write to the secret at `path`: its due-index entry moves to
 /// its due time now. A rotation in flight holds the record and re-indexes
 /// it when it ends.
-async fn secret_changed(core: &Core, m: &Mounted, path: &str) -> Result<()> {
+async fn secret_changed(kernel: &dyn Kernel, m: &Mounted, path: &str) -> Result<()> {
     // Most secrets have no record: looked up before the lock is taken, so
     // their writes never contend with lifecycle writes.
     let managed = store::load(&m.view, path)
@@ -235,7 +289,9 @@ async fn secret_changed(core: &Core, m: &Mounted, path: &str) -> Result<()> {
         return Ok(());
     };
     if let Some(mut lc) = store::load(&m.view, path).await? {
-        let when = start_time(core, m, path, &lc).await?.map(|t| t.timestamp());
+        let when = start_time(kernel, m, path, &lc)
+            .await?
+            .map(|t| t.timestamp());
         if when != lc.state.due_index {
             store::save(&m.view, path, &mut lc, when).await?;
         }
@@ -248,7 +304,7 @@ async fn secret_changed(core: &Core, m: &Mounted, path: &str) -> Result<()> {
 /// none (no policy, the `manual` rotator, or a rotation in flight).
 /// Windows are not counted: a due record outside its window stays due.
 async fn start_time(
-    core: &Core,
+    kernel: &dyn Kernel,
     m: &Mounted,
     path: &str,
     lc: &Lifecycle,
@@ -259,7 +315,7 @@ async fn start_time(
     let Some(rotation) = lc.rotation.as_ref().filter(|r| r.rotator != "manual") else {
         return Ok(None);
     };
-    let lc = with_declared_lead(core, lc.clone());
+    let lc = with_declared_lead(kernel, lc.clone());
     let cert = current_cert(m, path).await?;
     let Some(due) = lc.next_due(cert.as_ref()) else {
         return Ok(None);
@@ -289,7 +345,11 @@ fn rotator_of(lc: &Lifecycle) -> Option<(String, Map<String, Value>)> {
 }
 
 /// Refuses (403) unless `token` holds `sudo` on the request's path.
-async fn require_sudo(core: &Core, token: Option<&TokenEntry>, req: &Request) -> Result<()> {
+async fn require_sudo(
+    kernel: &dyn Kernel,
+    token: Option<&TokenEntry>,
+    req: &Request,
+) -> Result<()> {
     let denied = || Error::Status {
         code: 403,
         errors: vec![format!(
@@ -298,7 +358,7 @@ async fn require_sudo(core: &Core, token: Option<&TokenEntry>, req: &Request) ->
         )],
     };
     let token = token.ok_or_else(denied)?;
-    let acl = core.token_acl(token).await?;
+    let acl = kernel.token_acl(token).await?;
     let op = match req.operation {
         Operation::Create => crate::policy::Operation::Create,
         Operation::Patch => crate::policy::Operation::Patch,
@@ -506,7 +566,7 @@ async fn inventory_row(
 
 /// `lc` with the lead time of its declared `pki` rotator when the record
 /// sets none itself.
-fn with_declared_lead(core: &Core, mut lc: Lifecycle) -> Lifecycle {
+fn with_declared_lead(kernel: &dyn Kernel, mut lc: Lifecycle) -> Lifecycle {
     if lc.certificate_lead_time.is_some() {
         return lc;
     }
@@ -516,14 +576,15 @@ fn with_declared_lead(core: &Core, mut lc: Lifecycle) -> Lifecycle {
     let Some(name) = r.settings.get("name").and_then(Value::as_str) else {
         return lc;
     };
-    if let Ok(registry::Declared::Pki(p)) = core.config.rotators.lookup("pki", name) {
+    if let Ok(registry::Declared::Pki(p)) = kernel.rotators().lookup("pki", name) {
         lc.certificate_lead_time = Some(p.lead_time);
     }
     lc
 }
 
-fn kv2_mounts(core: &Core) -> Vec<Mounted> {
-    core.router
+fn kv2_mounts(kernel: &dyn Kernel) -> Vec<Mounted> {
+    kernel
+        .router()
         .read()
         .entries()
         .filter(|m| m.engine.as_kv2().is_some())
@@ -533,15 +594,15 @@ fn kv2_mounts(core: &Core) -> Vec<Mounted> {
 
 /// How many lifecycle secrets are due, overdue and failing now (overdue
 /// ones are not counted as due), for `sys/metrics`.
-pub(crate) async fn status_counts(core: &Core) -> Result<(u64, u64, u64)> {
+pub(crate) async fn status_counts(kernel: &dyn Kernel) -> Result<(u64, u64, u64)> {
     let at = now();
     let (mut due, mut overdue, mut failing) = (0, 0, 0);
-    for m in kv2_mounts(core) {
+    for m in kv2_mounts(kernel) {
         for path in store::paths(&m.view).await? {
             let Some(lc) = store::load(&m.view, &path).await? else {
                 continue;
             };
-            let lc = with_declared_lead(core, lc);
+            let lc = with_declared_lead(kernel, lc);
             let cert = current_cert(&m, &path).await?;
             match lc.status(at, cert.as_ref()) {
                 Status::Due => due += 1,
@@ -555,7 +616,7 @@ pub(crate) async fn status_counts(core: &Core) -> Result<(u64, u64, u64)> {
 }
 
 /// `GET sys/coffer/inventory`: every secret with lifecycle metadata.
-pub async fn inventory(core: &Core, req: &Request) -> Result<Response> {
+pub async fn inventory(kernel: &dyn Kernel, req: &Request) -> Result<Response> {
     let p = Params(&req.data);
     let want_status: Vec<String> = p.str_list("status")?.unwrap_or_default();
     let mut flags: Vec<&str> = Vec::new();
@@ -572,12 +633,12 @@ pub async fn inventory(core: &Core, req: &Request) -> Result<Response> {
     let origin = p.str("origin")?.filter(|s| !s.is_empty());
     let at = now();
     let mut rows = Vec::new();
-    for m in kv2_mounts(core) {
+    for m in kv2_mounts(kernel) {
         for path in store::paths(&m.view).await? {
             let Some(lc) = store::load(&m.view, &path).await? else {
                 continue;
             };
-            let lc = with_declared_lead(core, lc);
+            let lc = with_declared_lead(kernel, lc);
             let row = inventory_row(&m, &path, &lc, at).await?;
             let status = row["status"].as_str().unwrap_or("");
             // --due also lists overdue secrets: they are due too.
@@ -609,7 +670,7 @@ pub async fn inventory(core: &Core, req: &Request) -> Result<Response> {
 /// records written before the index existed or under another declared
 /// lead time.
 pub async fn schedule_pass(
-    core: &Arc<Core>,
+    kernel: &Arc<dyn Kernel>,
     semaphore: &Arc<tokio::sync::Semaphore>,
     first: bool,
 ) -> Result<()> {
@@ -618,7 +679,7 @@ pub async fn schedule_pass(
     // Every due rotation, with how far past due it is: the most overdue go
     // first, so a few secrets on a short period cannot starve the rest.
     let mut due_now: Vec<(i64, Mounted, String)> = Vec::new();
-    for m in kv2_mounts(core) {
+    for m in kv2_mounts(&**kernel) {
         let entries: Vec<(Option<i64>, String)> = if first {
             store::paths(&m.view)
                 .await?
@@ -646,11 +707,11 @@ pub async fn schedule_pass(
             if lc.state.in_flight.is_some() {
                 if first {
                     // Nothing runs at start: an in-flight record is a rotation the stop interrupted.
-                    rotate::recover(core, &m, &path).await?;
+                    rotate::recover(&**kernel, &m, &path).await?;
                 }
                 continue;
             }
-            let start = start_time(core, &m, &path, &lc).await?;
+            let start = start_time(&**kernel, &m, &path, &lc).await?;
             let when = start.map(|t| t.timestamp());
             if when != lc.state.due_index {
                 // Written before the index, or its due time moved (a new
@@ -675,11 +736,11 @@ pub async fn schedule_pass(
         let Ok(permit) = semaphore.clone().try_acquire_owned() else {
             break;
         };
-        let core2 = Arc::clone(core);
+        let kernel2 = Arc::clone(kernel);
         // The rotation keeps the leader's fence (shared storage).
         tokio::spawn(coffer_storage::fence::inherit(async move {
             let _permit = permit;
-            if let Err(e) = rotate::rotate(&core2, None, &m, &path, "scheduled").await {
+            if let Err(e) = rotate::rotate(&*kernel2, None, &m, &path, "scheduled").await {
                 tracing::debug!(error = %e, "scheduled rotation did not complete");
             }
         }));
@@ -702,7 +763,7 @@ fn jitter_secs(uuid: &str, path: &str, period: u64) -> i64 {
 /// leases issued from it and the tokens that read it since `since`, and
 /// reports all of it.
 pub async fn revoke_compromised(
-    core: &Core,
+    kernel: &dyn Kernel,
     req: &Request,
     caller: &TokenEntry,
 ) -> Result<Response> {
@@ -731,7 +792,7 @@ pub async fn revoke_compromised(
         }),
     };
     let (m, rel) = {
-        let router = core.router.read();
+        let router = kernel.router().read();
         let (m, rel) = router
             .route(&full)
             .ok_or_else(|| Error::bad(format!("no mount at {full}")))?;
@@ -743,12 +804,12 @@ pub async fn revoke_compromised(
     let rel = rel.strip_prefix("data/").unwrap_or(&rel).to_string();
     let lc = store::load(&m.view, &rel).await?.unwrap_or_default();
     if p.bool("drill")?.unwrap_or(false) {
-        return drill(core, caller, &m, &rel, &lc, &reason, since).await;
+        return drill(kernel, caller, &m, &rel, &lc, &reason, since).await;
     }
     let mut warnings = Vec::new();
     let rotated = if lc.rotation.as_ref().is_some_and(|r| r.rotator != "manual") {
         match rotate::rotate_with(
-            core,
+            kernel,
             Some(caller),
             &m,
             &rel,
@@ -781,37 +842,39 @@ pub async fn revoke_compromised(
         // `database/creds/app` reaches `database/creds/app/...`, never the
         // leases of a role named `app-admin`.
         let dir = format!("{}/", prefix.trim_end_matches('/'));
-        leases += core.leases.revoke_prefix(core, &dir, true).await?;
+        leases += kernel.revoke_leases_under(&dir).await?;
     }
     let data_path = format!("{}data/{rel}", m.entry.path);
-    let readers = core.audit.readers_since(&data_path, since).await?;
+    let readers = kernel.audit().readers_since(&data_path, since).await?;
     let mut tokens = Vec::new();
     for accessor in readers {
         if accessor == caller.accessor {
             continue;
         }
-        if let Some(e) = core.tokens.lookup_accessor(&accessor).await? {
-            core.revoke_token_tree(&e.id_hash).await?;
+        if let Some(e) = kernel.tokens().lookup_accessor(&accessor).await? {
+            kernel.revoke_token_tree(&e.id_hash).await?;
             tokens.push(accessor);
         }
     }
     tracing::warn!(path = %data_path, leases, tokens = tokens.len(), "compromised secret revoked");
     // One event links the rotation, the leases and the tokens, with the reason.
-    core.audit_event(
-        "secret_compromised",
-        Some(caller),
-        json!({
-            "path": data_path,
-            "reason": reason,
-            "since": since.map(|t| rfc3339(&t)),
-            "rotated": rotated,
-            "lease_prefixes": lc.lease_prefixes,
-            "leases_revoked": leases,
-            "tokens_revoked": tokens,
-        }),
-    )
-    .await?;
-    crate::procedure::record_revocation(core, &data_path, &reason, false, caller).await?;
+    kernel
+        .audit_event(
+            "secret_compromised",
+            Some(caller),
+            json!({
+                "path": data_path,
+                "reason": reason,
+                "since": since.map(|t| rfc3339(&t)),
+                "rotated": rotated,
+                "lease_prefixes": lc.lease_prefixes,
+                "leases_revoked": leases,
+                "tokens_revoked": tokens,
+            }),
+        )
+        .await?;
+    crate::procedure::record_revocation(kernel.barrier(), &data_path, &reason, false, caller)
+        .await?;
     let mut r = Response::data(json!({
         "path": data_path,
         "reason": reason,
@@ -829,7 +892,7 @@ pub async fn revoke_compromised(
 /// the leases under the secret's prefixes; the tokens that read it) without
 /// rotating or revoking anything, and records the drill.
 async fn drill(
-    core: &Core,
+    kernel: &dyn Kernel,
     caller: &TokenEntry,
     m: &Mounted,
     rel: &str,
@@ -840,7 +903,7 @@ async fn drill(
     let data_path = format!("{}data/{rel}", m.entry.path);
     let mut warnings = Vec::new();
     let rotation = match lc.rotation.as_ref().filter(|r| r.rotator != "manual") {
-        Some(r) => match rotators::validate(&core.config.rotators, &r.rotator, &r.settings) {
+        Some(r) => match rotators::validate(&kernel.rotators(), &r.rotator, &r.settings) {
             Ok(()) => json!({"rotator": r.rotator, "ready": true}),
             Err(e) => {
                 warnings.push(format!(
@@ -859,23 +922,24 @@ async fn drill(
     let mut leases = 0usize;
     for prefix in &lc.lease_prefixes {
         let dir = format!("{}/", prefix.trim_end_matches('/'));
-        leases += core.leases.list(&dir).await?.len();
+        leases += kernel.leases().list(&dir).await?.len();
     }
-    let tokens = core
-        .audit
+    let tokens = kernel
+        .audit()
         .readers_since(&data_path, since)
         .await?
         .into_iter()
         .filter(|a| *a != caller.accessor)
         .count();
-    core.audit_event(
-        "secret_compromise_drill",
-        Some(caller),
-        json!({"path": data_path, "reason": reason, "rotation": rotation,
+    kernel
+        .audit_event(
+            "secret_compromise_drill",
+            Some(caller),
+            json!({"path": data_path, "reason": reason, "rotation": rotation,
                "leases_would_revoke": leases, "tokens_would_revoke": tokens}),
-    )
-    .await?;
-    crate::procedure::record_revocation(core, &data_path, reason, true, caller).await?;
+        )
+        .await?;
+    crate::procedure::record_revocation(kernel.barrier(), &data_path, reason, true, caller).await?;
     let mut r = Response::data(json!({
         "drill": true,
         "path": data_path,

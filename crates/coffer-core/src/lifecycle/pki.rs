@@ -44,11 +44,10 @@ pub fn validate(settings: &Map<String, Value>) -> Result<()> {
 
 /// Runs one step for the declared rotator `decl`.
 pub async fn step(decl: &PkiRotator, input: &StepInput<'_>) -> Result<Option<Value>> {
-    let core = input
-        .core
-        .ok_or_else(|| Error::Internal("the pki rotator needs the core".into()))?;
-    let m = core
+    let router = input
         .router
+        .ok_or_else(|| Error::Internal("the pki rotator needs the mount table".into()))?;
+    let m = router
         .read()
         .get(&decl.mount)
         .cloned()

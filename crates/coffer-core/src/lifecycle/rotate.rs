@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use super::model::{InFlight, Lifecycle, RotationRecord};
 use super::rotators::{self, StepInput};
 use super::store;
+use super::Kernel;
 use crate::audit::events::names::SECRET_ROTATED;
-use crate::core::Core;
 use crate::engine::EngineCtx;
 use crate::engines::EngineExt;
 use crate::mounts::Mounted;
@@ -69,18 +69,18 @@ fn metadata_doc(lc: &Lifecycle) -> Value {
 /// step and the result are audit events naming the old and new versions.
 /// An audit failure stops the rotation like any failed step.
 pub async fn rotate(
-    core: &Core,
+    kernel: &dyn Kernel,
     actor: Option<&TokenEntry>,
     m: &Mounted,
     path: &str,
     reason: &str,
 ) -> Result<Outcome> {
-    rotate_with(core, actor, m, path, reason, ConsumerWait::AsConfigured).await
+    rotate_with(kernel, actor, m, path, reason, ConsumerWait::AsConfigured).await
 }
 
 /// [`rotate`], choosing whether the `set` step waits for consumers.
 pub async fn rotate_with(
-    core: &Core,
+    kernel: &dyn Kernel,
     actor: Option<&TokenEntry>,
     m: &Mounted,
     path: &str,
@@ -100,7 +100,7 @@ pub async fn rotate_with(
         code: 409,
         errors: vec![format!("a rotation of {path} is already in flight")],
     };
-    let registry = &core.config.rotators;
+    let registry = &kernel.rotators();
     let _guard = store::try_lock(&m.entry.uuid, path).ok_or_else(in_flight)?;
     let full = format!("{}{}", m.entry.path, path);
     let mut lc = store::load(&m.view, path)
@@ -134,7 +134,7 @@ pub async fn rotate_with(
         pending_version: None,
         started: Utc::now(),
     });
-    super::save(core, m, path, &mut lc).await?;
+    super::save(kernel, m, path, &mut lc).await?;
     let meta = metadata_doc(&lc);
     let mut pending = Value::Null;
     let mut pending_version = None;
@@ -146,7 +146,7 @@ pub async fn rotate_with(
             f.step = step.to_string();
             f.pending_version = pending_version;
         }
-        super::save(core, m, path, &mut lc).await?;
+        super::save(kernel, m, path, &mut lc).await?;
         let input = StepInput {
             step,
             path: &full_path,
@@ -154,8 +154,8 @@ pub async fn rotate_with(
             pending: &pending,
             metadata: &meta,
             settings: &rotation.settings,
-            passwords: &core.passwords,
-            core: Some(core),
+            passwords: kernel.passwords(),
+            router: Some(kernel.router()),
         };
         let result = if step == "set" {
             match rotators::run_step(registry, &rotation.rotator, &input).await {
@@ -166,14 +166,14 @@ pub async fn rotate_with(
                     }
                     (Some(wait), Some(v)) => {
                         announce(
-                            core,
+                            kernel,
                             m,
                             path,
                             crate::events::ROTATION_PENDING,
                             current_version,
                             v,
                         );
-                        wait_for_consumers(core, m, path, v, wait, &rotation)
+                        wait_for_consumers(kernel, m, path, v, wait, &rotation)
                             .await
                             .map(|()| out)
                     }
@@ -201,7 +201,7 @@ pub async fn rotate_with(
             "pending_version": pending_version,
             "reason": reason,
         });
-        let result = match core.audit_event(ROTATION_STEP, actor, step_event).await {
+        let result = match kernel.audit_event(ROTATION_STEP, actor, step_event).await {
             Ok(()) => result,
             Err(e) => Err(e),
         };
@@ -254,10 +254,10 @@ pub async fn rotate_with(
                 new_version,
                 rotator: rotation.rotator.clone(),
             });
-            super::save(core, m, path, &mut lc).await?;
+            super::save(kernel, m, path, &mut lc).await?;
             crate::telemetry::rotation_done(true);
             tracing::info!(path = %full_path, old_version = current_version, new_version, rotator = %rotation.rotator, "secret rotated");
-            core.audit_event(
+            kernel.audit_event(
                 SECRET_ROTATED,
                 actor,
                 json!({"path": full_path, "old_version": current_version, "new_version": new_version, "rotator": rotation.rotator, "result": "success", "reason": reason}),
@@ -273,7 +273,7 @@ pub async fn rotate_with(
                 ("rotator", rotation.rotator.clone()),
                 ("operation", "rotation-finish".to_string()),
             ]);
-            core.events.publish(
+            kernel.events().publish(
                 crate::events::ROTATION_FINISH,
                 Some(&*m.entry),
                 &data_path,
@@ -295,8 +295,8 @@ pub async fn rotate_with(
                     pending: &pending,
                     metadata: &meta,
                     settings: &rotation.settings,
-                    passwords: &core.passwords,
-                    core: Some(core),
+                    passwords: kernel.passwords(),
+                    router: Some(kernel.router()),
                 };
                 if let Err(e) = rotators::run_step(registry, &rotation.rotator, &input).await {
                     tracing::warn!(path = %full_path, error = %e, "rotation rollback step failed");
@@ -305,7 +305,7 @@ pub async fn rotate_with(
             kv.discard_pending(&ctx, path).await?;
             if let Some(v) = pending_version {
                 announce(
-                    core,
+                    kernel,
                     m,
                     path,
                     crate::events::ROTATION_ROLLBACK,
@@ -325,10 +325,10 @@ pub async fn rotate_with(
                 new_version: current_version,
                 rotator: rotation.rotator.clone(),
             });
-            super::save(core, m, path, &mut lc).await?;
+            super::save(kernel, m, path, &mut lc).await?;
             crate::telemetry::rotation_done(false);
             tracing::warn!(path = %full_path, step = %step, reason = %why, "rotation failed; current version kept");
-            core.audit_event(
+            kernel.audit_event(
                 ROTATION_FAILED,
                 actor,
                 json!({"path": full_path, "step": step, "why": why, "old_version": current_version, "new_version": current_version, "rotator": rotation.rotator, "result": "rolled back", "reason": reason}),
@@ -343,7 +343,7 @@ pub async fn rotate_with(
 
 /// Publishes a rotation event (`rotation-pending`, `rotation-rollback`)
 /// for `path`: versions only, never a value.
-fn announce(core: &Core, m: &Mounted, path: &str, kind: &str, current: u64, pending: u64) {
+fn announce(kernel: &dyn Kernel, m: &Mounted, path: &str, kind: &str, current: u64, pending: u64) {
     let data_path = format!("{}data/{path}", m.entry.path);
     let meta = crate::events::metadata([
         ("path", data_path.clone()),
@@ -353,7 +353,9 @@ fn announce(core: &Core, m: &Mounted, path: &str, kind: &str, current: u64, pend
         ("pending_version", pending.to_string()),
         ("operation", kind.trim_start_matches("coffer/").to_string()),
     ]);
-    core.events.publish(kind, Some(&*m.entry), &data_path, meta);
+    kernel
+        .events()
+        .publish(kind, Some(&*m.entry), &data_path, meta);
 }
 
 /// How often the wait for consumers looks at their reports.
@@ -367,7 +369,7 @@ const CONSUMER_POLL: std::time::Duration = std::time::Duration::from_millis(100)
 /// gives up when the core is sealed. A process death here leaves the
 /// rotation in flight at step `set`, which [`recover`] rolls back.
 async fn wait_for_consumers(
-    core: &Core,
+    kernel: &dyn Kernel,
     m: &Mounted,
     path: &str,
     version: u64,
@@ -376,7 +378,7 @@ async fn wait_for_consumers(
 ) -> Result<()> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     loop {
-        if core.is_sealed() {
+        if kernel.is_sealed() {
             return Err(Error::bad(
                 "the server was sealed while waiting for consumers",
             ));
@@ -419,7 +421,7 @@ async fn behind(
 
 /// Rolls back a rotation that was interrupted (the server stopped midway):
 /// the pending version is destroyed, the failure recorded, a retry scheduled.
-pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
+pub async fn recover(kernel: &dyn Kernel, m: &Mounted, path: &str) -> Result<bool> {
     let Some(kv) = m.engine.as_kv2() else {
         return Ok(false);
     };
@@ -456,11 +458,10 @@ pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
                 pending: &pending,
                 metadata: &meta,
                 settings: &rotation.settings,
-                passwords: &core.passwords,
-                core: Some(core),
+                passwords: kernel.passwords(),
+                router: Some(kernel.router()),
             };
-            if let Err(e) =
-                rotators::run_step(&core.config.rotators, &rotation.rotator, &input).await
+            if let Err(e) = rotators::run_step(&kernel.rotators(), &rotation.rotator, &input).await
             {
                 tracing::warn!(path = %full_path, error = %e, "rollback of an interrupted rotation failed");
             }
@@ -488,7 +489,7 @@ pub async fn recover(core: &Core, m: &Mounted, path: &str) -> Result<bool> {
         new_version: flight.current_version,
         rotator,
     });
-    super::save(core, m, path, &mut lc).await?;
+    super::save(kernel, m, path, &mut lc).await?;
     Ok(true)
 }
 

@@ -44,8 +44,8 @@ pub struct StepInput<'a> {
     pub settings: &'a Map<String, Value>,
     /// The stored password policies `settings.password_policy` may name.
     pub passwords: &'a PasswordPolicies,
-    /// The core, for rotators that act on another mount (`pki`).
-    pub core: Option<&'a crate::core::Core>,
+    /// The mount table, for rotators that act on another mount (`pki`).
+    pub router: Option<&'a parking_lot::RwLock<crate::mounts::Router>>,
 }
 
 /// Settings a `postgres` lifecycle record may carry besides the password policy.
@@ -715,7 +715,7 @@ mod tests {
             metadata: &md,
             settings: &settings,
             passwords: &pw,
-            core: None,
+            router: None,
         };
         let created = run_step(&r, "command", &mk("create"))
             .await
@@ -760,7 +760,7 @@ mod tests {
             metadata: &md,
             settings: &settings,
             passwords: &pw,
-            core: None,
+            router: None,
         };
         // create: the value it printed on stdout is redacted from stderr.
         let err = run_step(&r, "command", &mk("create", &Value::Null))
@@ -797,7 +797,7 @@ mod tests {
             metadata: &md,
             settings: &s,
             passwords: &pw,
-            core: None,
+            router: None,
         };
         assert!(step_document(&input, false).get("current").is_none());
         assert_eq!(step_document(&input, true)["current"], cur);

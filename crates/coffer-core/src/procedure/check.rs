@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::dur as format_duration;
 use super::org_policy::OrgPolicy;
 use super::state::{self, State};
-use crate::core::Core;
+use super::Ctx;
 use crate::lifecycle::model::Status;
 use crate::token::TokenEntry;
 use crate::util::{now, rfc3339, Params};
@@ -148,7 +148,7 @@ fn age_text(secs: i64) -> String {
 
 /// Evaluates every criterion.
 pub(crate) async fn evaluate(
-    core: &Core,
+    cx: &Ctx<'_>,
     policy: &OrgPolicy,
     policy_applied: Option<u64>,
     st: &State,
@@ -159,16 +159,16 @@ pub(crate) async fn evaluate(
 
     // Storage defined.
     let mut c = Criterion::new("storage", "Storage defined");
-    let seal = core.seal_status().await?;
+    let seal = cx.seal_status().await?;
     c.evidence.push(format!(
         "initialised, unsealed; Shamir seal with {} shares, threshold {}",
         seal["n"], seal["t"]
     ));
-    let durable = !core.config.dev_mode && core.config.storage_type != "inmem";
+    let durable = !cx.deployment.dev_mode && cx.deployment.storage_type != "inmem";
     c.evidence.push(format!(
         "storage backend: {}{}",
-        core.config.storage_type,
-        if core.config.dev_mode {
+        cx.deployment.storage_type,
+        if cx.deployment.dev_mode {
             " (dev server)"
         } else {
             ""
@@ -183,20 +183,20 @@ pub(crate) async fn evaluate(
     }
     c.evidence.push(format!(
         "listener TLS: {}",
-        if core.config.listener_tls {
+        if cx.deployment.listener_tls {
             "on"
         } else {
             "off"
         }
     ));
-    if policy.require_tls && !core.config.listener_tls {
+    if policy.require_tls && !cx.deployment.listener_tls {
         c.block(
             "listener",
             "the listener serves plain HTTP: tokens and values cross the network in clear",
             "set tls_cert_file and tls_key_file in [listener.tcp] of the server configuration",
         );
     }
-    let keyring = core.barrier.keyring()?;
+    let keyring = cx.barrier.keyring()?;
     let active = keyring.active();
     let key_age = at.timestamp() - active.install_time;
     c.evidence.push(format!(
@@ -226,7 +226,7 @@ pub(crate) async fn evaluate(
             "coffer org-policy init && coffer org-policy apply org-policy.toml",
         ),
     }
-    let methods: Vec<String> = core
+    let methods: Vec<String> = cx
         .router
         .read()
         .entries()
@@ -288,8 +288,8 @@ pub(crate) async fn evaluate(
         }
     }
     let mut roots = 0;
-    for accessor in core.tokens.accessors().await? {
-        let Some(t) = core.tokens.lookup_accessor(&accessor).await? else {
+    for accessor in cx.tokens.accessors().await? {
+        let Some(t) = cx.tokens.lookup_accessor(&accessor).await? else {
             continue;
         };
         if !t.is_root() {
@@ -492,8 +492,8 @@ pub(crate) async fn evaluate(
     // Revocation in place and used.
     let mut c = Criterion::new("revocation", "Revocation in place and used");
     let mut long_lived = 0;
-    for accessor in core.tokens.accessors().await? {
-        let Some(t) = core.tokens.lookup_accessor(&accessor).await? else {
+    for accessor in cx.tokens.accessors().await? {
+        let Some(t) = cx.tokens.lookup_accessor(&accessor).await? else {
             continue;
         };
         if t.is_root() {
@@ -526,9 +526,9 @@ pub(crate) async fn evaluate(
     }
     c.evidence.push(format!(
         "{} lease(s) of dynamic credentials, each with a TTL; {long_lived} token(s) beyond the TTL policy",
-        core.leases.len()
+        cx.leases.len()
     ));
-    let (drill, used_rec) = super::revocation_records(core).await?;
+    let (drill, used_rec) = super::revocation_records(cx).await?;
     let last = [drill.as_ref(), used_rec.as_ref()]
         .into_iter()
         .flatten()
@@ -559,7 +559,7 @@ pub(crate) async fn evaluate(
 
     // Audit.
     let mut c = Criterion::new("audit", "Audit");
-    let devices = core.audit.verify_devices().await;
+    let devices = cx.audit.verify_devices().await;
     if devices.is_empty() && policy.require_audit_device {
         c.block(
             "audit device",
@@ -598,10 +598,10 @@ pub(crate) async fn evaluate(
 
     // Approvals.
     let mut c = Criterion::new("approvals", "Approvals");
-    let plan = super::plan::build(core, policy, policy_applied, st, at).await?;
+    let plan = super::plan::build(cx, policy, policy_applied, st, at).await?;
     let hash = super::plan::hash(&plan);
     c.evidence.push(format!("current plan sha256:{hash}"));
-    let approvals = super::plan::approvals(core, &hash).await?;
+    let approvals = super::plan::approvals(cx, &hash).await?;
     for role in &policy.required_approvals {
         match approvals.iter().find(|a| a["role"] == json!(role)) {
             Some(a) => c.evidence.push(format!(
@@ -641,7 +641,7 @@ fn answer(criteria: &[Criterion], plan_hash: &str) -> Value {
 
 /// `GET|POST sys/coffer/check`, `POST sys/coffer/check/abort`.
 pub(crate) async fn handle(
-    core: &Core,
+    cx: &Ctx<'_>,
     req: &Request,
     rest: &str,
     token: &TokenEntry,
@@ -650,7 +650,7 @@ pub(crate) async fn handle(
         if !matches!(req.operation, Operation::Create | Operation::Update) {
             return Err(Error::UnsupportedOperation);
         }
-        return abort(core, req, token).await;
+        return abort(cx, req, token).await;
     }
     if rest != "coffer/check" {
         return Err(Error::UnsupportedPath(format!(
@@ -664,10 +664,10 @@ pub(crate) async fn handle(
     };
     let scan = parse_scan(&req.data)?;
     let at = now();
-    let (policy, applied) = super::effective_policy(core).await?;
-    let st = state::gather(core, &policy.admin_policies, at).await?;
+    let (policy, applied) = super::effective_policy(cx).await?;
+    let st = state::gather(cx, &policy.admin_policies, at).await?;
     let criteria = evaluate(
-        core,
+        cx,
         &policy,
         applied.as_ref().map(|a| a.version),
         &st,
@@ -676,7 +676,7 @@ pub(crate) async fn handle(
     )
     .await?;
     let plan =
-        super::plan::build(core, &policy, applied.as_ref().map(|a| a.version), &st, at).await?;
+        super::plan::build(cx, &policy, applied.as_ref().map(|a| a.version), &st, at).await?;
     let hash = super::plan::hash(&plan);
     let mut body = answer(&criteria, &hash);
     body["checked_at"] = json!(rfc3339(&at));
@@ -691,7 +691,7 @@ pub(crate) async fn handle(
         } else {
             "secrets_management_blocked"
         };
-        core.audit_event(
+        cx.audit_event(
             name,
             Some(token),
             json!({
@@ -710,7 +710,7 @@ pub(crate) async fn handle(
 /// `POST sys/coffer/check/abort {reason, secure}`: the work is cancelled;
 /// the note lists the credentials to secure (read in the last 30 days,
 /// third-party, overdue) and, with `secure`, rotates those with a rotator.
-async fn abort(core: &Core, req: &Request, token: &TokenEntry) -> Result<Response> {
+async fn abort(cx: &Ctx<'_>, req: &Request, token: &TokenEntry) -> Result<Response> {
     let p = Params(&req.data);
     let reason = p
         .str("reason")?
@@ -723,7 +723,7 @@ async fn abort(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respons
     }
     let secure = p.bool("secure")?.unwrap_or(false);
     let at = now();
-    let st = state::gather(core, &[], at).await?;
+    let st = state::gather(cx, &[], at).await?;
     let recent = at.timestamp() - 30 * 86_400;
     let mut creds = Vec::new();
     for s in &st.secrets {
@@ -766,7 +766,7 @@ async fn abort(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respons
             ),
         };
         if secure && rotator.is_some() {
-            action = match rotate_secret(core, token, &s.name, &reason).await {
+            action = match rotate_secret(cx, token, &s.name, &reason).await {
                 Ok(v) => format!("rotated to version {v}"),
                 Err(e) => format!("rotation failed: {}", e.messages().join("; ")),
             };
@@ -783,10 +783,10 @@ async fn abort(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respons
         "secured": secure,
         "credentials": creds,
     });
-    super::view(core)
+    super::view(cx.barrier)
         .put_json(&format!("aborts/{id}"), &note)
         .await?;
-    core.audit_event(
+    cx.audit_event(
         "secrets_management_aborted",
         Some(token),
         json!({"id": id, "reason": reason, "secured": secure,
@@ -797,21 +797,15 @@ async fn abort(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respons
 }
 
 /// Rotates the secret `<mount>/<path>` now; returns the new version.
-async fn rotate_secret(core: &Core, token: &TokenEntry, name: &str, reason: &str) -> Result<u64> {
+async fn rotate_secret(cx: &Ctx<'_>, token: &TokenEntry, name: &str, reason: &str) -> Result<u64> {
     let (m, rel) = {
-        let router = core.router.read();
+        let router = cx.router.read();
         let (m, rel) = router
             .route(name)
             .ok_or_else(|| Error::bad(format!("no mount at {name}")))?;
         (m, rel.to_string())
     };
-    let out = crate::lifecycle::rotate::rotate(
-        core,
-        Some(token),
-        &m,
-        &rel,
-        &format!("aborted: {reason}"),
-    )
-    .await?;
-    Ok(out.new_version)
+    cx.actions
+        .rotate(Some(token), &m, &rel, &format!("aborted: {reason}"))
+        .await
 }

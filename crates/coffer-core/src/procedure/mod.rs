@@ -27,11 +27,87 @@ pub mod state;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::barrier::View;
-use crate::core::Core;
-use crate::token::TokenEntry;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::audit::AuditBroker;
+use crate::barrier::{Barrier, View};
+use crate::expiration::Expiration;
+use crate::identity::store::IdentityStore;
+use crate::mounts::{Mounted, Router};
+use crate::policy_store::PolicyStore;
+use crate::token::{TokenEntry, TokenStore};
 use crate::util::{now, rfc3339, Params};
 use crate::{Error, Operation, Request, Response, Result};
+
+/// What the procedure reads: the kernel's stores, borrowed for one
+/// request, and the two actions it takes beyond its own records
+/// ([`Actions`]). The procedure never sees the core itself.
+pub struct Ctx<'a> {
+    /// The barrier; the procedure's records live under `sys/procedure/`.
+    pub barrier: &'a Arc<Barrier>,
+    /// Storage, dev mode and TLS, as the check and the plan report them.
+    pub deployment: Deployment<'a>,
+    /// The token store (accessors, roles).
+    pub tokens: &'a TokenStore,
+    /// ACL policies (read; a review's apply writes deny policies).
+    pub policies: &'a PolicyStore,
+    /// The mount table.
+    pub router: &'a RwLock<Router>,
+    /// Entities and groups.
+    pub identity: &'a IdentityStore,
+    /// Audit devices, access records and procedure events.
+    pub audit: &'a AuditBroker,
+    /// Live leases (counted).
+    pub leases: &'a Expiration,
+    /// Seal status and rotation, which need the whole kernel.
+    pub actions: &'a dyn Actions,
+}
+
+/// How this server is deployed, as the check and the plan report it.
+#[derive(Debug, Clone, Copy)]
+pub struct Deployment<'a> {
+    /// The storage backend's type (`sqlite`, `postgresql`, `inmem`).
+    pub storage_type: &'a str,
+    /// Whether this is a dev server.
+    pub dev_mode: bool,
+    /// Whether the listener serves TLS.
+    pub listener_tls: bool,
+}
+
+/// The kernel services the procedure calls that are more than a store.
+#[async_trait::async_trait]
+pub trait Actions: Send + Sync {
+    /// `sys/seal-status` as JSON.
+    async fn seal_status(&self) -> Result<Value>;
+    /// Rotates the KV v2 secret at `rel` in mount `m` now (staged rotation,
+    /// audited as `actor`); returns the new version.
+    async fn rotate(
+        &self,
+        actor: Option<&TokenEntry>,
+        m: &Mounted,
+        rel: &str,
+        reason: &str,
+    ) -> Result<u64>;
+}
+
+impl Ctx<'_> {
+    /// `sys/seal-status` as JSON.
+    pub async fn seal_status(&self) -> Result<Value> {
+        self.actions.seal_status().await
+    }
+
+    /// Records a procedure event (`name`, by `actor`) in the audit trail.
+    pub async fn audit_event(
+        &self,
+        name: &str,
+        actor: Option<&TokenEntry>,
+        details: Value,
+    ) -> Result<()> {
+        self.audit.event(name, actor, details).await
+    }
+}
 
 /// A duration as the plan and the check print it: whole days as `90d`,
 /// else Go's short form (`24h`, `1h30m`).
@@ -66,8 +142,8 @@ pub fn requires_sudo(rest: &str, op: Operation) -> bool {
 }
 
 /// The storage view of the procedure's records.
-pub(crate) fn view(core: &Core) -> View {
-    View::new(core.barrier.clone(), "sys/procedure/")
+pub(crate) fn view(barrier: &Arc<Barrier>) -> View {
+    View::new(barrier.clone(), "sys/procedure/")
 }
 
 /// One applied version of the org policy.
@@ -86,8 +162,8 @@ pub struct PolicyVersion {
 }
 
 /// The current org policy version, if any.
-pub async fn current_policy(core: &Core) -> Result<Option<PolicyVersion>> {
-    let v = view(core);
+pub async fn current_policy(cx: &Ctx<'_>) -> Result<Option<PolicyVersion>> {
+    let v = view(cx.barrier);
     let Some(n) = v.get_json::<u64>("org-policy/current").await? else {
         return Ok(None);
     };
@@ -96,9 +172,9 @@ pub async fn current_policy(core: &Core) -> Result<Option<PolicyVersion>> {
 
 /// The policy in force: the applied one, else the defaults (and whether it was applied).
 pub async fn effective_policy(
-    core: &Core,
+    cx: &Ctx<'_>,
 ) -> Result<(org_policy::OrgPolicy, Option<PolicyVersion>)> {
-    let current = current_policy(core).await?;
+    let current = current_policy(cx).await?;
     let text = current
         .as_ref()
         .map(|c| c.text.as_str())
@@ -110,18 +186,18 @@ pub async fn effective_policy(
 static POLICY_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn org_policy(
-    core: &Core,
+    cx: &Ctx<'_>,
     req: &Request,
     rest: &str,
     token: &TokenEntry,
 ) -> Result<Response> {
-    let v = view(core);
+    let v = view(cx.barrier);
     match (rest, req.operation) {
         ("coffer/org-policy", Operation::Read) => {
             let p = Params(&req.data);
             let rec: Option<PolicyVersion> = match p.u64("version")? {
                 Some(n) => v.get_json(&format!("org-policy/history/{n:020}")).await?,
-                None => current_policy(core).await?,
+                None => current_policy(cx).await?,
             };
             let rec = rec.ok_or(Error::NotFound)?;
             let parsed = org_policy::parse(&rec.text)?;
@@ -146,7 +222,7 @@ async fn org_policy(
             let parsed = org_policy::parse(text)?;
             let _guard = POLICY_LOCK.lock().await;
             let sha = coffer_crypto::hash::sha256_hex(text.as_bytes());
-            let current = current_policy(core).await?;
+            let current = current_policy(cx).await?;
             if current.as_ref().is_some_and(|c| c.sha256 == sha) {
                 let mut r = Response::data(
                     json!({"version": current.map(|c| c.version), "changed": false}),
@@ -166,7 +242,7 @@ async fn org_policy(
             v.put_json(&format!("org-policy/history/{version:020}"), &rec)
                 .await?;
             v.put_json("org-policy/current", &version).await?;
-            core.audit_event(
+            cx.audit_event(
                 "org_policy_applied",
                 Some(token),
                 json!({"version": version, "sha256": sha, "required_approvals": parsed.required_approvals}),
@@ -204,25 +280,25 @@ async fn org_policy(
 
 /// Handles `sys/coffer/{org-policy,check,plan,review}...`.
 pub(crate) async fn handle(
-    core: &Core,
+    cx: &Ctx<'_>,
     req: &Request,
     rest: &str,
     token: &TokenEntry,
 ) -> Result<Response> {
     if rest.starts_with("coffer/org-policy") {
-        return org_policy(core, req, rest, token).await;
+        return org_policy(cx, req, rest, token).await;
     }
     if rest.starts_with("coffer/check") {
-        return check::handle(core, req, rest, token).await;
+        return check::handle(cx, req, rest, token).await;
     }
     if rest.starts_with("coffer/plan") {
-        return plan::handle(core, req, rest, token).await;
+        return plan::handle(cx, req, rest, token).await;
     }
     if rest.starts_with("coffer/review") {
-        return review::handle(core, req, rest, token).await;
+        return review::handle(cx, req, rest, token).await;
     }
     if rest.starts_with("coffer/apps") {
-        return apps(core, req, rest, token).await;
+        return apps(cx, req, rest, token).await;
     }
     Err(Error::UnsupportedPath(format!(
         "unsupported path sys/{rest}"
@@ -232,8 +308,8 @@ pub(crate) async fn handle(
 /// `sys/coffer/apps[/<name>]`: the systems onboarded with `coffer apply`
 /// (name, source file, identity, secrets), listed by the plan. LIST, GET,
 /// POST (the record as JSON), DELETE.
-async fn apps(core: &Core, req: &Request, rest: &str, token: &TokenEntry) -> Result<Response> {
-    let v = view(core);
+async fn apps(cx: &Ctx<'_>, req: &Request, rest: &str, token: &TokenEntry) -> Result<Response> {
+    let v = view(cx.barrier);
     let name = rest
         .strip_prefix("coffer/apps")
         .unwrap_or("")
@@ -272,7 +348,7 @@ async fn apps(core: &Core, req: &Request, rest: &str, token: &TokenEntry) -> Res
                 "secrets": p.str_list("secrets")?.unwrap_or_default(),
             });
             v.put_json(&key, &rec).await?;
-            core.audit_event("app_onboarded", Some(token), rec.clone())
+            cx.audit_event("app_onboarded", Some(token), rec.clone())
                 .await?;
             Ok(Response::data(rec))
         }
@@ -287,7 +363,7 @@ async fn apps(core: &Core, req: &Request, rest: &str, token: &TokenEntry) -> Res
 /// Records that the emergency revocation ran (`drill` false) or was
 /// drilled on `path`, for the check and the plan.
 pub(crate) async fn record_revocation(
-    core: &Core,
+    barrier: &Arc<Barrier>,
     path: &str,
     reason: &str,
     drill: bool,
@@ -298,7 +374,7 @@ pub(crate) async fn record_revocation(
     } else {
         "revocation/last-used"
     };
-    view(core)
+    view(barrier)
         .put_json(
             key,
             &json!({"at": rfc3339(&now()), "path": path, "reason": reason, "by": by.display_name}),
@@ -307,8 +383,8 @@ pub(crate) async fn record_revocation(
 }
 
 /// The last drill and the last real use of the emergency revocation.
-pub async fn revocation_records(core: &Core) -> Result<(Option<Value>, Option<Value>)> {
-    let v = view(core);
+pub async fn revocation_records(cx: &Ctx<'_>) -> Result<(Option<Value>, Option<Value>)> {
+    let v = view(cx.barrier);
     Ok((
         v.get_json("revocation/last-drill").await?,
         v.get_json("revocation/last-used").await?,

@@ -17,8 +17,8 @@ use serde_json::{json, Map, Value};
 
 use super::org_policy::OrgPolicy;
 use super::state::{self, State};
+use super::Ctx;
 use super::{dur, view};
-use crate::core::Core;
 use crate::lifecycle::model::Status;
 use crate::token::TokenEntry;
 use crate::util::{now, rfc3339, Params};
@@ -93,13 +93,13 @@ fn count_by<'a>(items: impl Iterator<Item = &'a str>) -> Value {
 
 /// Builds the plan (without `generated_at` and the sign-off block).
 pub async fn build(
-    core: &Core,
+    cx: &Ctx<'_>,
     policy: &OrgPolicy,
     policy_version: Option<u64>,
     st: &State,
     at: DateTime<Utc>,
 ) -> Result<Value> {
-    let applied = super::current_policy(core).await?;
+    let applied = super::current_policy(cx).await?;
     let lc = |s: &state::Secret, f: fn(&crate::lifecycle::model::Lifecycle) -> String| {
         s.lifecycle.as_ref().map(f).unwrap_or_default()
     };
@@ -129,11 +129,11 @@ pub async fn build(
     let origins: Vec<String> = secrets.iter().map(|s| str_of(s, "origin")).collect();
 
     // Storage.
-    let seal = core.seal_status().await?;
-    let keyring = core.barrier.keyring()?;
+    let seal = cx.seal_status().await?;
+    let keyring = cx.barrier.keyring()?;
     let active = keyring.active();
-    let threshold = core.barrier.rotation_threshold();
-    let encryptions = core.barrier.encryptions()?;
+    let threshold = cx.barrier.rotation_threshold();
+    let encryptions = cx.barrier.encryptions()?;
     let percent = if threshold > 0 {
         (u128::from(encryptions) * 100 / u128::from(threshold)) as u64
     } else {
@@ -141,7 +141,7 @@ pub async fn build(
     };
 
     // Access.
-    let mut methods: Vec<Value> = core
+    let mut methods: Vec<Value> = cx
         .router
         .read()
         .entries()
@@ -248,7 +248,7 @@ pub async fn build(
         .collect();
 
     // Revocation.
-    let mut mounts: Vec<Value> = core
+    let mut mounts: Vec<Value> = cx
         .router
         .read()
         .entries()
@@ -257,10 +257,10 @@ pub async fn build(
                         "max_lease_ttl": dur(if m.entry.config.max_lease_ttl == 0 { coffer_engine::mounts::SYSTEM_MAX_TTL } else { m.entry.config.max_lease_ttl })}))
         .collect();
     mounts.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    let (drill, used) = super::revocation_records(core).await?;
+    let (drill, used) = super::revocation_records(cx).await?;
 
     // Logging.
-    let devices: Vec<Value> = core
+    let devices: Vec<Value> = cx
         .audit
         .verify_devices()
         .await
@@ -281,7 +281,7 @@ pub async fn build(
         .collect();
 
     // Onboarded systems.
-    let v = view(core);
+    let v = view(cx.barrier);
     let mut apps = Vec::new();
     let mut names = v.list("apps/").await?;
     names.sort();
@@ -334,7 +334,7 @@ pub async fn build(
     let mut owner_list: Vec<String> = owners.iter().filter(|o| !o.is_empty()).cloned().collect();
     owner_list.sort();
     owner_list.dedup();
-    let review = super::review::last_completed(core).await?;
+    let review = super::review::last_completed(cx).await?;
     let _ = at;
 
     Ok(json!({
@@ -356,9 +356,9 @@ pub async fn build(
             "third_party": third,
         },
         "storage": {
-            "backend": core.config.storage_type,
-            "dev_mode": core.config.dev_mode,
-            "listener_tls": core.config.listener_tls,
+            "backend": cx.deployment.storage_type,
+            "dev_mode": cx.deployment.dev_mode,
+            "listener_tls": cx.deployment.listener_tls,
             "seal": {"type": seal["type"], "shares": seal["n"], "threshold": seal["t"],
                      "trade_off": "Shamir: unsealing needs a quorum of key holders after every restart; no cloud KMS is trusted with the root key"},
             "key_term": {"term": active.term, "installed_at": time_of(active.install_time), "policy_max_age": dur(policy.max_key_age)},
@@ -387,7 +387,7 @@ pub async fn build(
         "revocation": {
             "token_max_ttl": dur(policy.max_token_ttl),
             "mount_ttls": mounts,
-            "leases": core.leases.len(),
+            "leases": cx.leases.len(),
             "token_trees": "a token's children and leases are revoked with it; leases never outlive their token",
             "emergency_procedure": "`coffer revoke --compromised SECRET --reason \"...\"` rotates the secret, revokes its leases and every token that read it",
             "drill": "`coffer revoke --compromised --drill SECRET --reason \"drill\"` computes the same without changing anything, and records it",
@@ -456,8 +456,8 @@ pub fn hash(plan: &Value) -> String {
 }
 
 /// The approvals recorded for plan `hash`, sorted by role.
-pub async fn approvals(core: &Core, hash: &str) -> Result<Vec<Value>> {
-    let v = view(core);
+pub async fn approvals(cx: &Ctx<'_>, hash: &str) -> Result<Vec<Value>> {
+    let v = view(cx.barrier);
     let mut roles = v.list(&format!("approvals/{hash}/")).await?;
     roles.sort();
     let mut out = Vec::new();
@@ -473,13 +473,13 @@ pub async fn approvals(core: &Core, hash: &str) -> Result<Vec<Value>> {
 }
 
 /// The plan with `generated_at` and its sign-off block.
-pub async fn current(core: &Core) -> Result<Value> {
+pub async fn current(cx: &Ctx<'_>) -> Result<Value> {
     let at = now();
-    let (policy, applied) = super::effective_policy(core).await?;
-    let st = state::gather(core, &policy.admin_policies, at).await?;
-    let mut plan = build(core, &policy, applied.as_ref().map(|a| a.version), &st, at).await?;
+    let (policy, applied) = super::effective_policy(cx).await?;
+    let st = state::gather(cx, &policy.admin_policies, at).await?;
+    let mut plan = build(cx, &policy, applied.as_ref().map(|a| a.version), &st, at).await?;
     let h = hash(&plan);
-    let approvals = approvals(core, &h).await?;
+    let approvals = approvals(cx, &h).await?;
     plan["generated_at"] = json!(rfc3339(&at));
     plan["sign_off"] = json!({
         "plan_sha256": h,
@@ -492,15 +492,15 @@ pub async fn current(core: &Core) -> Result<Value> {
 
 /// `GET sys/coffer/plan`, `POST sys/coffer/plan/approve`.
 pub(crate) async fn handle(
-    core: &Core,
+    cx: &Ctx<'_>,
     req: &Request,
     rest: &str,
     token: &TokenEntry,
 ) -> Result<Response> {
     match (rest, req.operation) {
-        ("coffer/plan", Operation::Read) => Ok(Response::data(current(core).await?)),
+        ("coffer/plan", Operation::Read) => Ok(Response::data(current(cx).await?)),
         ("coffer/plan/approve", Operation::Create | Operation::Update) => {
-            approve(core, req, token).await
+            approve(cx, req, token).await
         }
         ("coffer/plan" | "coffer/plan/approve", _) => Err(Error::UnsupportedOperation),
         _ => Err(Error::UnsupportedPath(format!(
@@ -512,7 +512,7 @@ pub(crate) async fn handle(
 /// Serialises approvals.
 static APPROVE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn approve(core: &Core, req: &Request, token: &TokenEntry) -> Result<Response> {
+async fn approve(cx: &Ctx<'_>, req: &Request, token: &TokenEntry) -> Result<Response> {
     let p = Params(&req.data);
     let role = p
         .str("role")?
@@ -529,7 +529,7 @@ async fn approve(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respo
     if comment.len() > 4096 {
         return Err(Error::bad("comment: at most 4096 characters"));
     }
-    let (policy, applied) = super::effective_policy(core).await?;
+    let (policy, applied) = super::effective_policy(cx).await?;
     if applied.is_none() {
         return Err(Error::bad(
             "no org policy is applied: apply one first (coffer org-policy apply)",
@@ -558,7 +558,7 @@ async fn approve(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respo
         )));
     }
     let _guard = APPROVE_LOCK.lock().await;
-    let plan = current(core).await?;
+    let plan = current(cx).await?;
     let h = plan["sign_off"]["plan_sha256"]
         .as_str()
         .unwrap_or("")
@@ -583,13 +583,13 @@ async fn approve(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respo
         "policies": token.policies,
         "comment": comment,
     });
-    core.audit_event(
+    cx.audit_event(
         "plan_approved",
         Some(token),
         json!({"role": role, "plan_sha256": h, "comment": comment}),
     )
     .await?;
-    view(core)
+    view(cx.barrier)
         .put_json(&format!("approvals/{h}/{role}"), &rec)
         .await?;
     Ok(Response::data(rec))

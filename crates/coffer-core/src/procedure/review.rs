@@ -23,16 +23,16 @@
 use serde_json::{json, Value};
 
 use super::state::{self, Identity};
+use super::Ctx;
 use super::{dur, view};
-use crate::core::Core;
 use crate::engine::EngineCtx;
 use crate::token::TokenEntry;
 use crate::util::{now, parse_duration, rfc3339, Params};
 use crate::{Error, Operation, Request, Response, Result};
 
 /// The most recent completed (applied) review: id and time.
-pub async fn last_completed(core: &Core) -> Result<Option<Value>> {
-    view(core).get_json("reviews-last-applied").await
+pub async fn last_completed(cx: &Ctx<'_>) -> Result<Option<Value>> {
+    view(cx.barrier).get_json("reviews-last-applied").await
 }
 
 /// Serialises changes to reviews.
@@ -47,12 +47,12 @@ fn key(id: &str) -> Result<String> {
 
 /// `sys/coffer/review...`.
 pub(crate) async fn handle(
-    core: &Core,
+    cx: &Ctx<'_>,
     req: &Request,
     rest: &str,
     token: &TokenEntry,
 ) -> Result<Response> {
-    let v = view(core);
+    let v = view(cx.barrier);
     let sub = rest
         .strip_prefix("coffer/review")
         .unwrap_or("")
@@ -65,7 +65,7 @@ pub(crate) async fn handle(
                 keys.sort();
                 Response::list(keys)
             }
-            Operation::Create | Operation::Update => start(core, req, token).await,
+            Operation::Create | Operation::Update => start(cx, req, token).await,
             _ => Err(Error::UnsupportedOperation),
         };
     }
@@ -79,8 +79,8 @@ pub(crate) async fn handle(
             let r: Value = v.get_json(&k).await?.ok_or(Error::NotFound)?;
             Ok(Response::data(r))
         }
-        ("decide", _) if write => decide(core, req, token, &k).await,
-        ("apply", _) if write => apply(core, token, &k).await,
+        ("decide", _) if write => decide(cx, req, token, &k).await,
+        ("apply", _) if write => apply(cx, token, &k).await,
         ("" | "decide" | "apply", _) => Err(Error::UnsupportedOperation),
         _ => Err(Error::UnsupportedPath(format!(
             "unsupported path sys/{rest}"
@@ -88,9 +88,9 @@ pub(crate) async fn handle(
     }
 }
 
-async fn start(core: &Core, req: &Request, token: &TokenEntry) -> Result<Response> {
+async fn start(cx: &Ctx<'_>, req: &Request, token: &TokenEntry) -> Result<Response> {
     let p = Params(&req.data);
-    let (policy, _) = super::effective_policy(core).await?;
+    let (policy, _) = super::effective_policy(cx).await?;
     let scope = p.str("scope")?.unwrap_or("").trim_matches('/').to_string();
     let stale_after = match p.str("stale_after")?.filter(|s| !s.is_empty()) {
         Some(s) => {
@@ -100,7 +100,7 @@ async fn start(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respons
     };
     let max_readers = p.u64("max_readers")?.unwrap_or(policy.max_readers);
     let at = now();
-    let st = state::gather(core, &policy.admin_policies, at).await?;
+    let st = state::gather(cx, &policy.admin_policies, at).await?;
     let in_scope =
         |name: &str| scope.is_empty() || name == scope || name.starts_with(&format!("{scope}/"));
     let cutoff = at.timestamp() - stale_after as i64;
@@ -200,18 +200,18 @@ async fn start(core: &Core, req: &Request, token: &TokenEntry) -> Result<Respons
         "applied": Value::Null,
     });
     let _g = LOCK.lock().await;
-    core.audit_event(
+    cx.audit_event(
         "access_review_started",
         Some(token),
         json!({"id": id, "scope": scope, "items": review["items"].as_array().map(Vec::len),
                "stale": stale.len(), "over_shared": over_shared.len()}),
     )
     .await?;
-    view(core).put_json(&key(&id)?, &review).await?;
+    view(cx.barrier).put_json(&key(&id)?, &review).await?;
     Ok(Response::data(review))
 }
 
-async fn decide(core: &Core, req: &Request, token: &TokenEntry, k: &str) -> Result<Response> {
+async fn decide(cx: &Ctx<'_>, req: &Request, token: &TokenEntry, k: &str) -> Result<Response> {
     let p = Params(&req.data);
     let item = p
         .str("item")?
@@ -232,7 +232,7 @@ async fn decide(core: &Core, req: &Request, token: &TokenEntry, k: &str) -> Resu
         return Err(Error::bad("rationale: at most 4096 characters"));
     }
     let _g = LOCK.lock().await;
-    let v = view(core);
+    let v = view(cx.barrier);
     let mut r: Value = v.get_json(k).await?.ok_or(Error::NotFound)?;
     if !r["applied"].is_null() {
         return Err(Error::bad("this review was applied; start a new one"));
@@ -257,7 +257,7 @@ async fn decide(core: &Core, req: &Request, token: &TokenEntry, k: &str) -> Resu
     if let Some(d) = r["decisions"].as_array_mut() {
         d.push(rec.clone());
     }
-    core.audit_event(
+    cx.audit_event(
         "access_review_decision",
         Some(token),
         json!({"review": r["id"], "item": item, "identity": identity, "secret": secret,
@@ -277,9 +277,9 @@ fn role_path(kind: &str, name: &str) -> Option<String> {
     }
 }
 
-async fn apply(core: &Core, token: &TokenEntry, k: &str) -> Result<Response> {
+async fn apply(cx: &Ctx<'_>, token: &TokenEntry, k: &str) -> Result<Response> {
     let _g = LOCK.lock().await;
-    let v = view(core);
+    let v = view(cx.barrier);
     let mut r: Value = v.get_json(k).await?.ok_or(Error::NotFound)?;
     if !r["applied"].is_null() {
         return Err(Error::bad("this review was applied already"));
@@ -310,8 +310,8 @@ async fn apply(core: &Core, token: &TokenEntry, k: &str) -> Result<Response> {
             _ => {}
         }
     }
-    let identities = state::identities(core).await?;
-    let secrets = state::secrets(core, now()).await?;
+    let identities = state::identities(cx).await?;
+    let secrets = state::secrets(cx, now()).await?;
     let mut done = Vec::new();
     let mut skipped = Vec::new();
     for (id, names) in deny {
@@ -350,7 +350,7 @@ async fn apply(core: &Core, token: &TokenEntry, k: &str) -> Result<Response> {
             .filter_map(|n| secrets.iter().find(|s| &s.name == n))
             .map(|s| s.data_path.clone())
             .collect();
-        let existing = core.policies.read_raw(&slug).await?.unwrap_or_default();
+        let existing = cx.policies.read_raw(&slug).await?.unwrap_or_default();
         for line in existing.lines() {
             if let Some(p) = line
                 .strip_prefix("path \"")
@@ -365,9 +365,9 @@ async fn apply(core: &Core, token: &TokenEntry, k: &str) -> Result<Response> {
             .iter()
             .map(|p| format!("path \"{p}\" {{ capabilities = [\"deny\"] }}\n"))
             .collect();
-        core.policies.write(&slug, &text).await?;
+        cx.policies.write(&slug, &text).await?;
         let m = {
-            let router = core.router.read();
+            let router = cx.router.read();
             router.get(&identity.mount).cloned()
         };
         let Some(m) = m else {
@@ -396,7 +396,7 @@ async fn apply(core: &Core, token: &TokenEntry, k: &str) -> Result<Response> {
     let at = rfc3339(&now());
     r["applied"] = json!({"at": at, "by": token.display_name, "changes": done, "skipped": skipped,
         "note": "tokens issued before this keep their policies until they expire; revoke them to take effect at once"});
-    core.audit_event(
+    cx.audit_event(
         "access_review_applied",
         Some(token),
         json!({"review": r["id"], "changes": r["applied"]["changes"], "skipped": r["applied"]["skipped"]}),

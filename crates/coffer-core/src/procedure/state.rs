@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::core::Core;
+use super::Ctx;
 use crate::engine::EngineCtx;
 use crate::engines::EngineExt;
 use crate::lifecycle::model::{Lifecycle, Status};
@@ -115,8 +115,8 @@ pub struct State {
 }
 
 /// KV v2 mounts, sorted by path.
-fn kv2_mounts(core: &Core) -> Vec<crate::mounts::Mounted> {
-    let mut v: Vec<_> = core
+fn kv2_mounts(cx: &Ctx<'_>) -> Vec<crate::mounts::Mounted> {
+    let mut v: Vec<_> = cx
         .router
         .read()
         .entries()
@@ -128,9 +128,9 @@ fn kv2_mounts(core: &Core) -> Vec<crate::mounts::Mounted> {
 }
 
 /// Every KV v2 secret with its lifecycle status at `at`.
-pub async fn secrets(core: &Core, at: DateTime<Utc>) -> Result<Vec<Secret>> {
+pub async fn secrets(cx: &Ctx<'_>, at: DateTime<Utc>) -> Result<Vec<Secret>> {
     let mut out = Vec::new();
-    for m in kv2_mounts(core) {
+    for m in kv2_mounts(cx) {
         let mut paths: Vec<String> = m
             .view
             .keys_with_prefix("metadata/")
@@ -212,10 +212,10 @@ async fn engine_call(m: &crate::mounts::Mounted, op: Operation, rel: &str) -> Op
 }
 
 /// Every identity: token roles and the roles/users of each auth method.
-pub async fn identities(core: &Core) -> Result<Vec<Identity>> {
+pub async fn identities(cx: &Ctx<'_>) -> Result<Vec<Identity>> {
     let mut out = Vec::new();
-    for name in core.tokens.list_roles().await? {
-        if let Some(role) = core.tokens.get_role(&name).await? {
+    for name in cx.tokens.list_roles().await? {
+        if let Some(role) = cx.tokens.get_role(&name).await? {
             let mut policies = policies_of(&role, &["allowed_policies"]);
             if !role
                 .get("token_no_default_policy")
@@ -232,7 +232,7 @@ pub async fn identities(core: &Core) -> Result<Vec<Identity>> {
             });
         }
     }
-    let mounts: Vec<_> = core
+    let mounts: Vec<_> = cx
         .router
         .read()
         .entries()
@@ -272,7 +272,7 @@ pub async fn identities(core: &Core) -> Result<Vec<Identity>> {
             });
         }
     }
-    out.extend(identity_groups(core));
+    out.extend(identity_groups(cx));
     for i in &mut out {
         i.policies.sort();
         i.policies.dedup();
@@ -284,8 +284,8 @@ pub async fn identities(core: &Core) -> Result<Vec<Identity>> {
 /// Identity groups as identities: a member's tokens gain the group's
 /// policies and those of every group that contains it (so the access
 /// matrix can say "the billing team can read X").
-fn identity_groups(core: &Core) -> Vec<Identity> {
-    core.identity.read(|s| {
+fn identity_groups(cx: &Ctx<'_>) -> Vec<Identity> {
+    cx.identity.read(|s| {
         let parents = s.parent_index();
         s.groups
             .values()
@@ -309,19 +309,19 @@ fn identity_groups(core: &Core) -> Vec<Identity> {
 
 /// Rules of non-admin policies granting read or list on `*` or a whole
 /// KV mount (`secret/*`, `secret/data/*`, `secret/+/*`, `s*`, ...).
-pub async fn broad_grants(core: &Core, admin: &[String]) -> Result<Vec<BroadGrant>> {
-    let mounts: Vec<String> = kv2_mounts(core)
+pub async fn broad_grants(cx: &Ctx<'_>, admin: &[String]) -> Result<Vec<BroadGrant>> {
+    let mounts: Vec<String> = kv2_mounts(cx)
         .iter()
         .map(|m| m.entry.path.clone())
         .collect();
     let mut out = Vec::new();
-    let mut names = core.policies.list().await?;
+    let mut names = cx.policies.list().await?;
     names.sort();
     for name in names {
         if name == "root" || admin.contains(&name) {
             continue;
         }
-        let Some(text) = core.policies.read_raw(&name).await? else {
+        let Some(text) = cx.policies.read_raw(&name).await? else {
             continue;
         };
         let Ok(policy) = Policy::parse(&name, &text) else {
@@ -366,13 +366,13 @@ pub fn covered_mounts(pattern: &str, mounts: &[String]) -> Vec<String> {
 }
 
 /// Gathers everything.
-pub async fn gather(core: &Core, admin: &[String], at: DateTime<Utc>) -> Result<State> {
-    let secrets = secrets(core, at).await?;
-    let identities = identities(core).await?;
+pub async fn gather(cx: &Ctx<'_>, admin: &[String], at: DateTime<Utc>) -> Result<State> {
+    let secrets = secrets(cx, at).await?;
+    let identities = identities(cx).await?;
     let mut access = BTreeMap::new();
     let mut acls = Vec::new();
     for i in &identities {
-        acls.push(core.policies.acl(&i.policies).await?);
+        acls.push(cx.policies.acl(&i.policies).await?);
     }
     for s in &secrets {
         let mut a = Access::default();
@@ -397,10 +397,10 @@ pub async fn gather(core: &Core, admin: &[String], at: DateTime<Utc>) -> Result<
         }
         access.insert(s.name.clone(), a);
     }
-    let broad = broad_grants(core, admin).await?;
+    let broad = broad_grants(cx, admin).await?;
     let mut readers = BTreeMap::new();
     for s in &secrets {
-        let rec = core.audit.access_record(&s.data_path).await?;
+        let rec = cx.audit.access_record(&s.data_path).await?;
         let mut obs: Vec<Observed> = rec
             .map(|r| {
                 r.readers
@@ -417,7 +417,7 @@ pub async fn gather(core: &Core, admin: &[String], at: DateTime<Utc>) -> Result<
         obs.sort_by(|a, b| a.display_name.cmp(&b.display_name));
         readers.insert(s.name.clone(), obs);
     }
-    let mut policies = core.policies.list().await?;
+    let mut policies = cx.policies.list().await?;
     policies.sort();
     Ok(State {
         secrets,
