@@ -95,6 +95,9 @@ pub struct CoreConfig {
     /// The node's log levels (`sys/loggers`), changed through the binary's
     /// log filter.
     pub loggers: Arc<crate::sys_loggers::Loggers>,
+    /// The node's log fan-out for `sys/monitor`, fed by the binary's
+    /// tracing layer.
+    pub log_monitor: Arc<crate::sys_monitor::LogMonitor>,
 }
 
 impl Default for CoreConfig {
@@ -112,6 +115,7 @@ impl Default for CoreConfig {
             leader_lease_ttl: crate::leader::DEFAULT_LEASE_TTL,
             sanitized_config: serde_json::json!({}),
             loggers: Arc::default(),
+            log_monitor: Arc::default(),
         }
     }
 }
@@ -910,6 +914,11 @@ impl Core {
     /// The table of requests in flight, which the transport fills.
     pub fn in_flight(&self) -> &Arc<crate::in_flight::InFlight> {
         &self.in_flight
+    }
+
+    /// The node's log fan-out (`sys/monitor` streams it).
+    pub fn log_monitor(&self) -> &Arc<crate::sys_monitor::LogMonitor> {
+        &self.config.log_monitor
     }
 
     /// The change-event channel (`sys/events/subscribe` streams it).

@@ -35,6 +35,7 @@ mod sys_internal;
 mod sys_leases;
 pub mod sys_loggers;
 mod sys_metrics;
+pub mod sys_monitor;
 mod sys_password;
 mod sys_plugins;
 mod sys_policy;

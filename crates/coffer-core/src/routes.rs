@@ -154,6 +154,7 @@ pub const CATALOG: &[Route] = &[
     r("POST", "sys/quotas/rate-limit/{new}", "update"),
     r("DELETE", "sys/quotas/rate-limit/matrix-none", "delete"),
     r("GET", "sys/in-flight-req", "read"),
+    r("GET", "sys/monitor", "read"),
     s("GET", "sys/config/state/sanitized", "read"),
     r("GET", "sys/loggers", "read"),
     r("POST", "sys/loggers", "update"),

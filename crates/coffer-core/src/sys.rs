@@ -217,6 +217,8 @@ pub(crate) async fn handle(
             }
             Ok(Response::data(json!({ "event_type": pattern })))
         }
+        ("monitor", Read) => crate::sys_monitor::handle(core, req),
+        ("monitor", _) => Err(Error::UnsupportedOperation),
         ("host-info", Read) => crate::sys_host::handle(),
         // Vault's raw map, no envelope: request id to what is known of it.
         ("in-flight-req", Read) => Ok(Response::raw(core.in_flight.snapshot())),

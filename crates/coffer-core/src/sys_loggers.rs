@@ -101,6 +101,21 @@ pub const LOGGERS: &[(&str, &[&str])] = &[
     ("ui", &["coffer_ui"]),
 ];
 
+/// The logger (Vault's name) whose targets cover the tracing `target`:
+/// the one with the longest matching target, if any.
+pub fn logger_of(target: &str) -> Option<&'static str> {
+    LOGGERS
+        .iter()
+        .flat_map(|(name, targets)| targets.iter().map(move |t| (*name, *t)))
+        .filter(|(_, t)| {
+            target
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+        .max_by_key(|(_, t)| t.len())
+        .map(|(name, _)| name)
+}
+
 /// Directives always appended: the HTTP and TLS libraries stay quiet below warn.
 const LIBRARIES: &str = "hyper=warn,h2=warn,rustls=warn";
 

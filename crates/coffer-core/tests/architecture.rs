@@ -85,6 +85,7 @@ const EDGES_ALLOWED: &[(&str, &str, &str)] = &[
     ("sys_leases", "core", "part of the system backend"),
     ("sys_loggers", "core", "part of the system backend"),
     ("sys_metrics", "core", "part of the system backend"),
+    ("sys_monitor", "core", "part of the system backend"),
     ("sys_password", "core", "part of the system backend"),
     ("sys_policy", "core", "part of the system backend"),
     ("sys_rekey", "core", "part of the system backend"),

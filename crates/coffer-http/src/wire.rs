@@ -749,11 +749,18 @@ fn render(r: Response, request_id: String) -> HttpResponse {
         let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
         });
+        // A file (a snapshot) is an attachment; lines of text (sys/monitor)
+        // are shown as they come.
+        let disposition = if content_type.starts_with("text/") {
+            "inline"
+        } else {
+            "attachment"
+        };
         return (
             status(StatusCode::OK),
             [
                 (header::CONTENT_TYPE, *content_type),
-                (header::CONTENT_DISPOSITION, "attachment"),
+                (header::CONTENT_DISPOSITION, disposition),
             ],
             Body::from_stream(chunks),
         )

@@ -38,6 +38,16 @@ fn call(
     }
     let resp = req.send().unwrap();
     let status = resp.status().as_u16();
+    let streamed = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if streamed {
+        // sys/monitor streams until the client leaves: dropping the
+        // response leaves.
+        return (status, Value::Null);
+    }
     (status, resp.json().unwrap_or(Value::Null))
 }
 

@@ -1275,3 +1275,51 @@ fn lease_commands_and_moving_the_mount_revoke_real_credentials() {
         .ok();
     assert!(!role_exists(&a, "", &u4));
 }
+
+/// The PostgreSQL driver logs each statement it runs at debug, and a
+/// creation statement holds the new password: a monitor at trace (or a
+/// server at `--log-level trace`) must never see those lines.
+#[test]
+fn no_log_line_carries_a_generated_password() {
+    let Some(url) = pg_url() else { return };
+    let server = Server::start_with(&["--log-level", "trace"]);
+    let api = Api::new(&server);
+    let (status, _, lines) = cli_support::monitor(&server, &server.token, "log_level=trace");
+    assert_eq!(status, 200);
+    let a = setup_shared(&api, &url);
+    create_dynamic_role(&api, &a.db, "logged", "1h");
+    let creds = api.ok("GET", "database/creds/logged", None);
+    let pw = creds["data"]["password"].as_str().unwrap().to_string();
+    let lease = creds["lease_id"].as_str().unwrap().to_string();
+    api.ok(
+        "PUT",
+        "sys/leases/revoke",
+        Some(json!({ "lease_id": lease })),
+    );
+    // A marker after the credential's creation and revocation: every line
+    // logged before it has arrived once it has.
+    let marker = unique("marker").to_lowercase();
+    api.ok(
+        "POST",
+        &format!("sys/mounts/{marker}"),
+        Some(json!({"type": "kv"})),
+    );
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(line) = lines.recv_timeout(left) else {
+            break;
+        };
+        let done = line.contains(&marker);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains(&marker)), "no marker line");
+    let leaked: Vec<_> = seen.iter().filter(|l| l.contains(&pw)).collect();
+    assert!(
+        leaked.is_empty(),
+        "log lines carry the password: {leaked:?}"
+    );
+}

@@ -204,7 +204,7 @@ pub async fn handle(
             })?;
             let mut lc = store::load(&m.view, path).await?.unwrap_or_default();
             let before = rotator_of(&lc);
-            apply(&mut lc, &req.data, &kernel.rotators())?;
+            apply(&mut lc, &req.data, kernel.rotators())?;
             let after = rotator_of(&lc);
             // `manual` runs nothing: choosing it (like removing the policy) needs no sudo.
             if after.as_ref().is_some_and(|(r, _)| r != "manual") && after != before {
@@ -903,7 +903,7 @@ async fn drill(
     let data_path = format!("{}data/{rel}", m.entry.path);
     let mut warnings = Vec::new();
     let rotation = match lc.rotation.as_ref().filter(|r| r.rotator != "manual") {
-        Some(r) => match rotators::validate(&kernel.rotators(), &r.rotator, &r.settings) {
+        Some(r) => match rotators::validate(kernel.rotators(), &r.rotator, &r.settings) {
             Ok(()) => json!({"rotator": r.rotator, "ready": true}),
             Err(e) => {
                 warnings.push(format!(

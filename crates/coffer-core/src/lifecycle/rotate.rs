@@ -100,7 +100,7 @@ pub async fn rotate_with(
         code: 409,
         errors: vec![format!("a rotation of {path} is already in flight")],
     };
-    let registry = &kernel.rotators();
+    let registry = kernel.rotators();
     let _guard = store::try_lock(&m.entry.uuid, path).ok_or_else(in_flight)?;
     let full = format!("{}{}", m.entry.path, path);
     let mut lc = store::load(&m.view, path)
@@ -461,8 +461,7 @@ pub async fn recover(kernel: &dyn Kernel, m: &Mounted, path: &str) -> Result<boo
                 passwords: kernel.passwords(),
                 router: Some(kernel.router()),
             };
-            if let Err(e) = rotators::run_step(&kernel.rotators(), &rotation.rotator, &input).await
-            {
+            if let Err(e) = rotators::run_step(kernel.rotators(), &rotation.rotator, &input).await {
                 tracing::warn!(path = %full_path, error = %e, "rollback of an interrupted rotation failed");
             }
         }

@@ -41,7 +41,7 @@ pub struct Args {
 
 /// Runs the agent; its exit code (the child's, in exec mode).
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let _ = crate::cmd::server::init_logging(&args.log_level);
+    let _ = crate::cmd::server::init_logging(&args.log_level, None);
     let config = Arc::new(config::load(&args.config)?);
     for (i, t) in config.templates.iter().enumerate() {
         template::check(&t.contents)

@@ -9,6 +9,7 @@ pub mod generic;
 pub mod inject;
 pub mod kv;
 pub mod lease;
+mod log_monitor;
 pub mod login;
 pub mod migrate;
 pub mod operator;

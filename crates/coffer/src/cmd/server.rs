@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use base64::Engine as _;
 use coffer_core::lifecycle::registry::{RotatorRegistry, RotatorSpec};
 use coffer_core::sys_loggers::{Level, LogReload, Loggers};
+use coffer_core::sys_monitor::LogMonitor;
 use coffer_core::{Core, CoreConfig};
 use coffer_http::ListenerConfig;
 use coffer_storage::{Backend, MemoryBackend, PostgresBackend, PostgresConfig, SqliteBackend};
@@ -334,9 +335,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let reload = init_logging(&args.log_level);
+    let monitor = Arc::new(LogMonitor::default());
+    let reload = init_logging(&args.log_level, Some(monitor.clone()));
     let configured = Level::parse(&args.log_level).unwrap_or(Level::Info);
-    let loggers = Arc::new(Loggers::new(configured, reload));
+    let logs = Logs {
+        loggers: Arc::new(Loggers::new(configured, reload)),
+        monitor,
+    };
     harden_memory();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -344,9 +349,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .context("starting the async runtime")?;
     let result = runtime.block_on(async move {
         if args.dev {
-            run_dev(args, loggers).await
+            run_dev(args, logs).await
         } else if let Some(path) = args.config.clone() {
-            run_config(&path, loggers, &args.log_level).await
+            run_config(&path, logs, &args.log_level).await
         } else {
             bail!("either --dev or --config FILE is required (see coffer server --help)")
         }
@@ -377,10 +382,14 @@ fn harden_memory() {
 /// becomes one directive per logger of `sys/loggers`; anything else is
 /// taken as an `EnvFilter` directive string, as before. Returns the handle
 /// that replaces the filter at run time (`None` if a subscriber was already
-/// installed).
-pub(crate) fn init_logging(level: &str) -> Option<Arc<dyn LogReload>> {
+/// installed). With `monitor`, a second layer with a filter of its own
+/// feeds `sys/monitor` ([`super::log_monitor`]).
+pub(crate) fn init_logging(
+    level: &str,
+    monitor: Option<Arc<LogMonitor>>,
+) -> Option<Arc<dyn LogReload>> {
     use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let directives = match Level::parse(level) {
         Ok(l) => Loggers::new(l, None).directives(),
         Err(_) => format!("{level},hyper=warn,h2=warn,rustls=warn"),
@@ -393,13 +402,32 @@ pub(crate) fn init_logging(level: &str) -> Option<Arc<dyn LogReload>> {
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR"),
         ))
-        .with_writer(std::io::stderr);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .try_init()
-        .ok()
-        .map(|()| Arc::new(FilterReload(handle)) as Arc<dyn LogReload>)
+        .with_writer(std::io::stderr)
+        .with_filter(filter);
+    let monitor = monitor.map(|m| {
+        super::log_monitor::MonitorLayer(m.clone())
+            .with_filter(super::log_monitor::MonitorFilter(m))
+    });
+    let subscriber = tracing_subscriber::registry().with(fmt).with(monitor);
+    tracing::subscriber::set_global_default(subscriber).ok()?;
+    // Libraries that log through `log` reach the same layers, except the
+    // SQL drivers: they log each statement they run, and a database
+    // engine's creation statement holds the password it sets.
+    let _ = tracing_log::LogTracer::builder()
+        .ignore_all(NEVER_LOGGED)
+        .init();
+    Some(Arc::new(FilterReload(handle)) as Arc<dyn LogReload>)
+}
+
+/// Crates whose `log` records are dropped at any level: the PostgreSQL
+/// driver writes statements (with inline passwords) and their parameters
+/// at debug.
+const NEVER_LOGGED: [&str; 2] = ["tokio_postgres", "postgres"];
+
+/// The node's log levels (`sys/loggers`) and log fan-out (`sys/monitor`).
+struct Logs {
+    loggers: Arc<Loggers>,
+    monitor: Arc<LogMonitor>,
 }
 
 /// The server's log filter, replaced by `sys/loggers`.
@@ -488,7 +516,7 @@ fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
     })
 }
 
-async fn run_dev(args: Args, loggers: Arc<Loggers>) -> anyhow::Result<()> {
+async fn run_dev(args: Args, logs: Logs) -> anyhow::Result<()> {
     let address = parse_addr(&args.dev_listen_address)?;
     let (backend, storage_type): (Arc<dyn Backend>, &str) = match &args.dev_storage {
         Some(p) => (open_sqlite(p)?, "sqlite"),
@@ -542,7 +570,8 @@ async fn run_dev(args: Args, loggers: Arc<Loggers>) -> anyhow::Result<()> {
                 "seals": [{"type": "shamir", "disabled": false}],
                 "raw_storage_endpoint": false,
             }),
-            loggers,
+            loggers: logs.loggers,
+            log_monitor: logs.monitor,
             ..Default::default()
         },
     );
@@ -609,7 +638,7 @@ pub(crate) fn open_sqlite(path: &Path) -> anyhow::Result<Arc<dyn Backend>> {
     Ok(Arc::new(backend))
 }
 
-async fn run_config(path: &Path, loggers: Arc<Loggers>, log_level: &str) -> anyhow::Result<()> {
+async fn run_config(path: &Path, logs: Logs, log_level: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading configuration {}", path.display()))?;
     let config: ConfigFile = toml::from_str(&text)
@@ -656,7 +685,8 @@ async fn run_config(path: &Path, loggers: Arc<Loggers>, log_level: &str) -> anyh
     let sanitized = sanitized_config(&config, storage_type, log_level);
     let mut core_config = CoreConfig {
         sanitized_config: sanitized,
-        loggers,
+        loggers: logs.loggers,
+        log_monitor: logs.monitor,
         storage_type: storage_type.into(),
         rotators: rotators(config.rotator, path)?,
         unauthenticated_metrics_access: config.telemetry.unauthenticated_metrics_access,

@@ -471,3 +471,55 @@ pub fn token_with(api: &Api<'_>, policy: &str, default: bool) -> String {
 pub fn token_for(api: &Api<'_>, policy: &str) -> String {
     token_with(api, policy, false)
 }
+
+/// Opens a monitor stream; its lines arrive on the receiver (and the
+/// receiver disconnects when the server ends the stream).
+pub fn monitor(
+    s: &Server,
+    token: &str,
+    query: &str,
+) -> (u16, String, std::sync::mpsc::Receiver<String>) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(None::<Duration>)
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("{}/v1/sys/monitor?{query}", s.addr))
+        .header("X-Vault-Token", token)
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(resp)) {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (status, content_type, rx)
+}
+
+/// Waits up to 15 s for a line matching `want`; the lines seen meanwhile.
+pub fn wait_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    want: impl Fn(&str) -> bool,
+) -> Result<String, Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if want(&line) => return Ok(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    Err(seen)
+}
