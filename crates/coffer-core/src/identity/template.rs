@@ -180,6 +180,185 @@ pub fn render(
     Ok(Some(out))
 }
 
+/// Why a JSON template (an identity token role's) could not be rendered;
+/// the messages are OpenBao's and name no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonTemplateError {
+    /// A `{{` without its `}}`, or the reverse.
+    Unbalanced,
+    /// An `identity.groups.*` template for an entity in no group.
+    NoGroups,
+    /// A template that names nothing known.
+    NotFound,
+    /// A malformed selector (the message says which).
+    Invalid(String),
+}
+
+impl std::fmt::Display for JsonTemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JsonTemplateError::Unbalanced => f.write_str("unbalanced templating characters"),
+            JsonTemplateError::NoGroups => f.write_str(
+                "string contains groups template directives but no groups were provided",
+            ),
+            JsonTemplateError::NotFound => {
+                f.write_str("no value could be found for one of the template directives")
+            }
+            JsonTemplateError::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A JSON string literal.
+fn quote(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// A map as a JSON object (`{}` when empty).
+fn object(m: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+/// A list as a JSON array, `null` when empty (as OpenBao renders an
+/// entity in no group).
+fn array<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    if items.is_empty() {
+        return "null".into();
+    }
+    serde_json::to_string(&items).unwrap_or_else(|_| "null".into())
+}
+
+/// One expression of a JSON template, rendered as JSON text.
+fn json_value(expr: &str, data: &TemplateData, now: i64) -> Result<String, JsonTemplateError> {
+    use JsonTemplateError::*;
+    if let Some(rest) = expr.strip_prefix("identity.entity.") {
+        return Ok(match rest {
+            "id" => quote(&data.entity_id),
+            "name" => quote(&data.entity_name),
+            "metadata" => object(&data.metadata),
+            "groups.names" => array(data.groups.iter().map(|g| g.name.as_str())),
+            "groups.ids" => array(data.groups.iter().map(|g| g.id.as_str())),
+            _ => {
+                if let Some(key) = rest.strip_prefix("metadata.") {
+                    return Ok(quote(data.metadata.get(key).map_or("", String::as_str)));
+                }
+                let Some(sel) = rest.strip_prefix("aliases.") else {
+                    return Err(NotFound);
+                };
+                let (accessor, field) = sel
+                    .split_once('.')
+                    .ok_or_else(|| Invalid("invalid alias selector".into()))?;
+                // No alias on that mount: empty values, as OpenBao renders.
+                let alias = data.aliases.get(accessor);
+                let empty = BTreeMap::new();
+                let metadata = alias.map_or(&empty, |a| &a.metadata);
+                let custom = alias
+                    .and_then(|a| a.custom_metadata.as_ref())
+                    .unwrap_or(&empty);
+                match field {
+                    "id" => quote(alias.map_or("", |a| a.id.as_str())),
+                    "name" => quote(alias.map_or("", |a| a.name.as_str())),
+                    "metadata" => object(metadata),
+                    "custom_metadata" => object(custom),
+                    f => {
+                        if let Some(key) = f.strip_prefix("metadata.") {
+                            quote(metadata.get(key).map_or("", String::as_str))
+                        } else if let Some(key) = f.strip_prefix("custom_metadata.") {
+                            quote(custom.get(key).map_or("", String::as_str))
+                        } else {
+                            return Err(NotFound);
+                        }
+                    }
+                }
+            }
+        });
+    }
+    if let Some(rest) = expr.strip_prefix("identity.groups.") {
+        if data.groups.is_empty() {
+            return Err(NoGroups);
+        }
+        let (by, rest) = rest
+            .split_once('.')
+            .filter(|(by, _)| matches!(*by, "ids" | "names"))
+            .ok_or_else(|| Invalid("invalid groups selector".into()))?;
+        let (key, field) = rest
+            .split_once('.')
+            .ok_or_else(|| Invalid("invalid groups accessor".into()))?;
+        let g = data
+            .groups
+            .iter()
+            .find(|g| {
+                if by == "ids" {
+                    g.id == key
+                } else {
+                    g.name == key
+                }
+            })
+            .ok_or_else(|| Invalid(format!("entity is not a member of group {key:?}")))?;
+        return match field {
+            "id" => Ok(quote(&g.id)),
+            "name" if !g.name.is_empty() => Ok(quote(&g.name)),
+            f => f
+                .strip_prefix("metadata.")
+                .and_then(|k| g.metadata.get(k))
+                .map(|v| quote(v))
+                .ok_or(NotFound),
+        };
+    }
+    if let Some(rest) = expr.strip_prefix("time.") {
+        let mut parts = rest.splitn(3, '.');
+        let head = parts.next().unwrap_or_default();
+        if head != "now" {
+            return Err(Invalid(format!("invalid time selector {head:?}")));
+        }
+        return match (parts.next(), parts.next()) {
+            (None, _) => Ok(now.to_string()),
+            (Some(_), None) => Err(Invalid("missing time operand".into())),
+            (Some(op), Some(d)) => {
+                let secs = crate::util::parse_duration(d)
+                    .and_then(|s| i64::try_from(s).ok())
+                    .ok_or_else(|| Invalid("invalid duration".into()))?;
+                match op {
+                    "plus" => Ok(now.saturating_add(secs).to_string()),
+                    "minus" => Ok(now.saturating_sub(secs).to_string()),
+                    _ => Err(Invalid(format!("invalid time operator {op:?}"))),
+                }
+            }
+        };
+    }
+    Err(NotFound)
+}
+
+/// Renders a JSON template (an identity token role's `template`) for
+/// `data` at `now` (Unix seconds), as OpenBao's JSON templating does:
+/// strings become JSON string literals (so an entity's metadata can never
+/// break out of its value), metadata maps objects, group lists arrays,
+/// `time.now[.plus|.minus.<duration>]` integers. Substituted text is never
+/// scanned again for templates. The result is text; the caller parses it.
+pub fn render_json(
+    template: &str,
+    data: &TemplateData,
+    now: i64,
+) -> Result<String, JsonTemplateError> {
+    let mut pieces = template.split("{{");
+    let first = pieces.next().unwrap_or_default();
+    if first.contains("}}") {
+        return Err(JsonTemplateError::Unbalanced);
+    }
+    let mut out = String::with_capacity(template.len() * 2);
+    out.push_str(first);
+    for piece in pieces {
+        let mut halves = piece.split("}}");
+        let (Some(expr), Some(after), None) = (halves.next(), halves.next(), halves.next()) else {
+            return Err(JsonTemplateError::Unbalanced);
+        };
+        out.push_str(&json_value(expr.trim(), data, now)?);
+        out.push_str(after);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +465,71 @@ mod tests {
                 .unwrap()
                 .unwrap(),
             "u/{{identity.entity.id}}"
+        );
+    }
+
+    /// JSON templates: strings quoted (a value cannot break out), maps as
+    /// objects, groups as arrays (null without groups), a missing alias as
+    /// empty values, time as integers; what names nothing is refused.
+    #[test]
+    fn json_templates_render_as_openbao_renders_them() {
+        let mut d = data();
+        d.entity_name = "al\"ice".into();
+        let out = render_json(
+            r#"{"n": {{identity.entity.name}}, "m": {{identity.entity.metadata}}, "t": {{ identity.entity.metadata.team }}, "x": {{identity.entity.metadata.none}}, "g": {{identity.entity.groups.names}}, "gi": {{identity.entity.groups.ids}}, "a": {{identity.entity.aliases.auth_userpass_1.name}}, "am": {{identity.entity.aliases.nope.metadata}}, "an": {{identity.entity.aliases.nope.name}}, "now": {{time.now}}, "later": {{time.now.plus.1h}}, "before": {{time.now.minus.60}}, "gn": {{identity.groups.names.billing.eu.id}} }"#,
+            &d,
+            1000,
+        );
+        // A group name with a dot cannot be selected by name (as in OpenBao).
+        assert_eq!(
+            out,
+            Err(JsonTemplateError::Invalid(
+                "entity is not a member of group \"billing\"".into()
+            ))
+        );
+        let out = render_json(
+            r#"{"n": {{identity.entity.name}}, "m": {{identity.entity.metadata}}, "t": {{ identity.entity.metadata.team }}, "x": {{identity.entity.metadata.none}}, "g": {{identity.entity.groups.names}}, "gi": {{identity.entity.groups.ids}}, "a": {{identity.entity.aliases.auth_userpass_1.name}}, "am": {{identity.entity.aliases.nope.metadata}}, "an": {{identity.entity.aliases.nope.name}}, "now": {{time.now}}, "later": {{time.now.plus.1h}}, "before": {{time.now.minus.60}}, "gn": {{identity.groups.ids.g-1.name}} }"#,
+            &d,
+            1000,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"n": "al\"ice", "m": {"team": "billing"}, "t": "billing", "x": "",
+                "g": ["billing.eu"], "gi": ["g-1"], "a": "alice", "am": {}, "an": "",
+                "now": 1000, "later": 4600, "before": 940, "gn": "billing.eu"})
+        );
+        let none = TemplateData::default();
+        assert_eq!(
+            render_json("{\"g\": {{identity.entity.groups.names}}}", &none, 0).unwrap(),
+            "{\"g\": null}"
+        );
+        for (t, e) in [
+            (
+                "{{identity.groups.names.x.id}}",
+                JsonTemplateError::NoGroups,
+            ),
+            ("{{identity.entity.bogus}}", JsonTemplateError::NotFound),
+            ("{{nothing}}", JsonTemplateError::NotFound),
+            ("{{identity.entity.name", JsonTemplateError::Unbalanced),
+            ("}}{{identity.entity.name}}", JsonTemplateError::Unbalanced),
+            (
+                "{{time.now.plus}}",
+                JsonTemplateError::Invalid("missing time operand".into()),
+            ),
+            (
+                "{{time.later}}",
+                JsonTemplateError::Invalid("invalid time selector \"later\"".into()),
+            ),
+        ] {
+            assert_eq!(render_json(t, &none, 0), Err(e), "{t}");
+        }
+        // Substituted text is not expanded again.
+        d.entity_name = "{{identity.entity.id}}".into();
+        assert_eq!(
+            render_json("{{identity.entity.name}}", &d, 0).unwrap(),
+            "\"{{identity.entity.id}}\""
         );
     }
 }
