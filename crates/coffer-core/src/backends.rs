@@ -107,9 +107,12 @@ impl Engine for LifecycleBackend {
 }
 
 /// The identity API (`identity/`): entities, aliases and groups, kept in
-/// the core's identity store because every ACL reads it.
+/// the core's identity store because every ACL reads it, and the identity
+/// tokens (`oidc/...`), kept in the mount's own view.
 pub(crate) struct IdentityBackend {
     pub(crate) core: Weak<Core>,
+    /// The identity tokens' write lock and background schedule.
+    pub(crate) oidc: crate::identity::oidc::Oidc,
 }
 
 #[async_trait]
@@ -118,8 +121,39 @@ impl Engine for IdentityBackend {
         self
     }
 
-    async fn handle(&self, _ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
+    /// The OIDC discovery document and key set answer without a token (and
+    /// are audited), as Vault's unauthenticated identity paths.
+    fn is_unauthenticated(&self, path: &str) -> bool {
+        crate::identity::oidc::is_unauthenticated(path)
+    }
+
+    async fn exists(
+        &self,
+        ctx: &EngineCtx<'_>,
+        _req: &Request,
+        path: &str,
+    ) -> Result<Option<bool>> {
+        crate::identity::oidc::exists(ctx.view, path).await
+    }
+
+    async fn periodic(&self, ctx: &EngineCtx<'_>) -> Result<()> {
+        let now = crate::util::now().timestamp();
+        self.oidc.periodic(ctx.view, now).await
+    }
+
+    async fn handle(&self, ctx: &EngineCtx<'_>, req: &Request, path: &str) -> Result<Response> {
         let core = upgrade(&self.core)?;
+        if path.starts_with("oidc/") {
+            let api_addr = core.api_addr();
+            let env = crate::identity::oidc::Env {
+                view: ctx.view,
+                identity: &core.identity,
+                api_addr: &api_addr,
+                entity_id: ctx.token.map(|t| t.entity_id.as_str()),
+                now: crate::util::now().timestamp(),
+            };
+            return self.oidc.handle(&env, req, path).await;
+        }
         let mounts = |accessor: &str| core.auth_mount_by_accessor(accessor);
         crate::identity::api::handle(&core.identity, &mounts, req, path).await
     }

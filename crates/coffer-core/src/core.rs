@@ -429,6 +429,7 @@ impl Core {
         let engine: Arc<dyn crate::engine::Engine> = if entry.kind == crate::identity::KIND {
             Arc::new(crate::backends::IdentityBackend {
                 core: self.this.clone(),
+                oidc: Default::default(),
             })
         } else if entry.path.starts_with("auth/") {
             crate::auth::for_mount(&entry, &self.config.jwt_key_urls)?

@@ -92,7 +92,8 @@ impl Core {
         *self.leadership.api_addr.lock() = addr;
     }
 
-    fn api_addr(&self) -> String {
+    /// This node's `api_addr` (configured, or the bound listener's).
+    pub(crate) fn api_addr(&self) -> String {
         self.leadership.api_addr.lock().clone()
     }
 

@@ -297,7 +297,7 @@ pub const PKI: BackendDoc = BackendDoc {
 
 /// The identity store.
 pub const IDENTITY: BackendDoc = BackendDoc {
-    description: "The identity store: entities, their aliases on auth methods, internal and external groups, and lookups. Entity and group policies are added to their tokens at each request.",
+    description: "The identity store: entities, their aliases on auth methods, internal and external groups, and lookups. Entity and group policies are added to their tokens at each request. Identity tokens: signed OIDC ID tokens of the caller's entity, minted against roles and named keys.",
     routes: &[
         route("entity", W, "Create or update an entity.", &[NAME, ("id", "string", "ID of the entity to update."), ("policies", "slice", "Policies of the entity."), ("metadata", "map", "Metadata of the entity."), ("disabled", "bool", "Refuse the entity's tokens.")]),
         route("entity/id", L, "List entities by id.", &[]),
@@ -319,6 +319,16 @@ pub const IDENTITY: BackendDoc = BackendDoc {
         route("group-alias/id/{id}", CRUD, "Manage a group alias.", &[("id", "string", "ID of the alias.")]),
         route("lookup/entity", W, "Find an entity by id, name or alias.", &[]),
         route("lookup/group", W, "Find a group by id, name or alias.", &[]),
+        route("oidc/config", RW, "The issuer of identity tokens.", &[("issuer", "string", "Issuer URL (scheme, host and port); empty: the server's api_addr.")]),
+        route("oidc/key", L, "List the named keys of identity tokens.", &[]),
+        route("oidc/key/{name}", CRUD, "Manage a named key that signs identity tokens.", &[NAME, ("rotation_period", "duration", "How often a new signing key is made (24h)."), ("verification_ttl", "duration", "How long a replaced public key stays published (24h)."), ("allowed_client_ids", "slice", "Client ids of the roles that may use the key; * for all."), ("algorithm", "string", "RS256, RS384, RS512, ES256, ES384, ES512 or EdDSA.")]),
+        route("oidc/key/{name}/rotate", W, "Rotate a named key now.", &[NAME, ("verification_ttl", "duration", "How long the replaced public key stays published.")]),
+        route("oidc/role", L, "List the roles of identity tokens.", &[]),
+        route("oidc/role/{name}", CRUD, "Manage a role identity tokens are minted against.", &[NAME, ("key", "string", "The named key that signs its tokens."), ("template", "string", "JSON template of extra claims (or base64 of it)."), ("client_id", "string", "The tokens' audience; generated if unset."), ("ttl", "duration", "Lifetime of its tokens (24h).")]),
+        route("oidc/token/{name}", R, "Mint an identity token of the caller's entity.", &[NAME]),
+        route("oidc/introspect", W, "Check an identity token's signature, claims and entity.", &[("token", "string", "The token."), ("client_id", "string", "The audience it must have.")]),
+        route("oidc/.well-known/openid-configuration", R, "The OIDC discovery document (no token needed).", &[]),
+        route("oidc/.well-known/keys", R, "The public keys of identity tokens (no token needed).", &[]),
     ],
 };
 

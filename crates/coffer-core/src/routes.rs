@@ -320,6 +320,21 @@ pub const CATALOG: &[Route] = &[
     r("DELETE", "identity/group-alias/id/matrix-none", "delete"),
     r("POST", "identity/lookup/entity", "update"),
     r("POST", "identity/lookup/group", "update"),
+    // identity tokens (keys and roles have an existence check: a new one is a create)
+    r("GET", "identity/oidc/config", "read"),
+    r("POST", "identity/oidc/config", "update"),
+    r("LIST", "identity/oidc/key", "list"),
+    r("POST", "identity/oidc/key/{new}", "create"),
+    r("POST", "identity/oidc/key/default", "update"),
+    r("GET", "identity/oidc/key/default", "read"),
+    r("DELETE", "identity/oidc/key/matrix-gone", "delete"),
+    r("POST", "identity/oidc/key/default/rotate", "update"),
+    r("LIST", "identity/oidc/role", "list"),
+    r("POST", "identity/oidc/role/{new}", "create"),
+    r("GET", "identity/oidc/role/matrix-none", "read"),
+    r("DELETE", "identity/oidc/role/matrix-gone", "delete"),
+    r("GET", "identity/oidc/token/matrix-none", "read"),
+    r("POST", "identity/oidc/introspect", "update"),
     // database engine
     r("LIST", "database/config", "list"),
     r("GET", "database/config/matrix-none", "read"),
@@ -413,8 +428,8 @@ pub const NOT_IN_MATRIX: &[(&str, &str, &str)] = &[
 ];
 
 /// The routes that take no token (method, sample path): Vault's status and
-/// quorum endpoints, logins and the PKI engine's public certificates and
-/// CRLs. The matrix proves each answers a request without a token with
+/// quorum endpoints, logins, the PKI engine's public certificates and
+/// CRLs, and the identity tokens' discovery document and key set. The matrix proves each answers a request without a token with
 /// something other than 403, so none of them is guarded by accident; that
 /// they do no more than they should is each endpoint's own test.
 pub const OPEN: &[(&str, &str)] = &[
@@ -434,6 +449,8 @@ pub const OPEN: &[(&str, &str)] = &[
     ("GET", "pki/crl"),
     ("GET", "pki/crl/pem"),
     ("LIST", "pki/issuers"),
+    ("GET", "identity/oidc/.well-known/openid-configuration"),
+    ("GET", "identity/oidc/.well-known/keys"),
 ];
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 //! applies at once to existing tokens. The API ([`api`]) is mounted at
 //! `identity/` on every store (it cannot be disabled, moved or mounted
 //! again) and reached through the one request path, ACL and audit
-//! included.
+//! included. Vault's identity tokens (signed OIDC ID tokens of an entity,
+//! their keys, roles and public key set) are [`oidc`].
 
 pub mod api;
 pub mod model;
+pub mod oidc;
 pub mod store;
 pub mod template;
 

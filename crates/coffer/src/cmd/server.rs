@@ -598,6 +598,9 @@ async fn run_dev(args: Args, logs: Logs) -> anyhow::Result<()> {
         server.await.context("server task failed")??;
         bail!("the server stopped before it listened on {address}");
     };
+    // As Vault's dev server: the bound address is the api_addr (the
+    // default issuer of identity tokens, `sys/ha-status`).
+    core.set_api_addr(format!("http://{bound}"));
     println!("==> Coffer server started (dev mode)! Log data will stream in below:\n");
     println!("    Api Address: http://{bound}");
     println!("    Storage: {storage_type}");
