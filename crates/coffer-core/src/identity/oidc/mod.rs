@@ -137,6 +137,14 @@ pub struct NamedKey {
     published: Vec<Published>,
 }
 
+/// The public part of a named key's entry: what the key set and
+/// introspection read, leaving the private keys unparsed.
+#[derive(Deserialize)]
+struct PublicPart {
+    #[serde(default)]
+    published: Vec<Published>,
+}
+
 /// A role (`identity/oidc/role/<name>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Role {
@@ -235,14 +243,6 @@ impl NamedKey {
         self.published
             .retain(|p| p.expire_at.is_none_or(|t| t > now));
         self.published.len() != before
-    }
-
-    /// The public keys valid at `now`.
-    fn valid(&self, now: i64) -> impl Iterator<Item = &Jwk> {
-        self.published
-            .iter()
-            .filter(move |p| p.expire_at.is_none_or(|t| t > now))
-            .map(|p| &p.jwk)
     }
 }
 
@@ -483,9 +483,15 @@ impl Oidc {
                 continue;
             }
             let name = name.as_str();
-            self.write(view, move |tx| rotate_if_due(tx, name, now))
-                .await?;
-            tracing::debug!(key = name, "identity token key rotated or tidied");
+            // One key failing (storage, a corrupt entry) leaves the others
+            // rotating; it is tried again at the next look.
+            match self
+                .write(view, move |tx| rotate_if_due(tx, name, now))
+                .await
+            {
+                Ok(()) => tracing::debug!(key = name, "identity token key rotated or tidied"),
+                Err(e) => tracing::warn!(key = name, error = %e, "identity token key not rotated"),
+            }
         }
         Ok(())
     }
@@ -871,11 +877,16 @@ async fn jwks(view: &View, now: i64) -> Result<Vec<Jwk>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for name in used {
-        if let Some(key) = load_key(view, &name, now).await? {
-            for jwk in key.valid(now) {
-                if seen.insert(jwk.kid.clone()) {
-                    out.push(jwk.clone());
-                }
+        // The built-in default key publishes nothing before it has keys.
+        let Some(key) = view
+            .get_json::<PublicPart>(&format!("{KEYS}{name}"))
+            .await?
+        else {
+            continue;
+        };
+        for p in key.published {
+            if p.expire_at.is_none_or(|t| t > now) && seen.insert(p.jwk.kid.clone()) {
+                out.push(p.jwk);
             }
         }
     }
